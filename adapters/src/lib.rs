@@ -1,0 +1,30 @@
+//! # lendkit-adapters
+//!
+//! Embedded adapters for the [ports](lendkit_core::ports) of `lendkit-core`: everything a library
+//! needs to run in one process, without a database or a network.
+//!
+//! | adapter | port | promise |
+//! |---|---|---|
+//! | [`InMemoryEventStore`] | [`EventStore`](lendkit_core::ports::EventStore) | every append is one transaction under one lock: version checks for every stream, gap-free positions from 1 in commit order, command-id records; all or nothing. Not durable. |
+//! | [`InMemoryEventBus`] | [`EventBus`](lendkit_core::ports::EventBus) | every event to exactly one worker of every joined group, chosen by a stable hash of its stream, so one stream's events reach one worker in order; redelivered until acknowledged |
+//! | [`SystemClock`] | [`Clock`](lendkit_core::ports::Clock) | wall-clock time in ms since the epoch; real timers |
+//! | [`ManualClock`] | [`Clock`](lendkit_core::ports::Clock) | time that only moves when a test moves it; its sleeps end when the time is moved past them |
+//! | [`RecordingNotifier`] | [`Notifier`](lendkit_core::ports::Notifier) | keeps every notice sent; can be told to fail the next sends |
+//! | [`NullNotifier`] | [`Notifier`](lendkit_core::ports::Notifier) | accepts and drops every notice |
+//!
+//! With the `contract` feature, the `contract` module holds the conformance suite every
+//! [`EventStore`](lendkit_core::ports::EventStore) adapter must pass; `InMemoryEventStore` passes it.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod clock;
+#[cfg(feature = "contract")]
+pub mod contract;
+pub mod memory_bus;
+pub mod memory_store;
+pub mod notifier;
+
+pub use clock::{ManualClock, SystemClock};
+pub use memory_bus::InMemoryEventBus;
+pub use memory_store::InMemoryEventStore;
+pub use notifier::{NullNotifier, RecordingNotifier};

@@ -1,0 +1,323 @@
+//! [`InMemoryEventStore`]: the event log kept in process memory.
+
+use async_trait::async_trait;
+use lendkit_core::error::StoreError;
+use lendkit_core::event::Envelope;
+use lendkit_core::ids::{CommandId, StreamId};
+use lendkit_core::ports::{DeadLetter, EventStore, StreamAppend};
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// An [`EventStore`] held in memory, for tests, examples and embedded use without durability.
+///
+/// One mutex guards the whole state, so every [`append`](EventStore::append) is a single
+/// transaction: all version checks, the position assignment and the command-id records happen
+/// under that one lock. Positions are gap-free from 1 in commit order. Everything is lost when
+/// the store is dropped.
+#[derive(Debug, Default)]
+pub struct InMemoryEventStore {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// The global log; the event at position `p` is `log[p - 1]`.
+    log: Vec<Envelope>,
+    /// Each stream's positions, in version order (so a stream's version is its length).
+    streams: HashMap<StreamId, Vec<u64>>,
+    /// The positions each command stored in each stream.
+    commands: HashMap<(StreamId, CommandId), Vec<u64>>,
+    /// The last position saved per consumer.
+    checkpoints: HashMap<String, u64>,
+    /// Dead letters, oldest first.
+    dead_letters: Vec<DeadLetter>,
+}
+
+impl State {
+    fn version(&self, stream: &StreamId) -> u64 {
+        self.streams
+            .get(stream)
+            .map_or(0, |positions| positions.len() as u64)
+    }
+
+    fn head(&self) -> u64 {
+        self.log.len() as u64
+    }
+
+    fn events_at(&self, positions: &[u64]) -> Vec<Envelope> {
+        positions
+            .iter()
+            .filter_map(|&p| self.log.get(index_of(p)?))
+            .cloned()
+            .collect()
+    }
+}
+
+/// The log index of position `p` (positions start at 1).
+fn index_of(position: u64) -> Option<usize> {
+    usize::try_from(position.checked_sub(1)?).ok()
+}
+
+/// Checks that an append's envelopes belong to its stream and carry the next versions.
+fn check_shape(append: &StreamAppend) -> Result<(), StoreError> {
+    let mut want = append.expected_version;
+    for envelope in &append.events {
+        want = want.saturating_add(1);
+        if envelope.stream != append.stream {
+            return Err(StoreError::Backend(format!(
+                "append to stream {} contains event {} of stream {}; every event must belong to the stream it is appended to",
+                append.stream, envelope.event_id, envelope.stream
+            )));
+        }
+        if envelope.version != want {
+            return Err(StoreError::Backend(format!(
+                "append to stream {} at expected version {} contains event {} with version {}, not {want}; \
+                 versions must run from expected_version + 1 without gaps",
+                append.stream, append.expected_version, envelope.event_id, envelope.version
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl InMemoryEventStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl EventStore for InMemoryEventStore {
+    async fn append(&self, appends: Vec<StreamAppend>) -> Result<Vec<Envelope>, StoreError> {
+        for append in &appends {
+            check_shape(append)?;
+        }
+        let mut state = self.lock();
+        {
+            // Versions as they would be after the appends checked so far, so that a stream named
+            // twice in one call is checked against its own earlier part.
+            let mut working: HashMap<&StreamId, u64> = HashMap::new();
+            for append in &appends {
+                let actual = working
+                    .get(&append.stream)
+                    .copied()
+                    .unwrap_or_else(|| state.version(&append.stream));
+                if actual != append.expected_version {
+                    return Err(StoreError::Conflict {
+                        stream: append.stream.to_string(),
+                        expected: append.expected_version,
+                        actual,
+                    });
+                }
+                working.insert(
+                    &append.stream,
+                    append.expected_version + append.events.len() as u64,
+                );
+            }
+        }
+        let mut stored = Vec::new();
+        for append in appends {
+            if append.events.is_empty() {
+                continue;
+            }
+            let mut positions = Vec::with_capacity(append.events.len());
+            for mut envelope in append.events {
+                let position = state.head() + 1;
+                envelope.position = position;
+                state.log.push(envelope.clone());
+                stored.push(envelope);
+                positions.push(position);
+            }
+            state
+                .streams
+                .entry(append.stream.clone())
+                .or_default()
+                .extend_from_slice(&positions);
+            state
+                .commands
+                .entry((append.stream, append.command_id))
+                .or_default()
+                .extend(positions);
+        }
+        Ok(stored)
+    }
+
+    async fn read_stream(&self, stream: &StreamId) -> Result<Vec<Envelope>, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .streams
+            .get(stream)
+            .map(|positions| state.events_at(positions))
+            .unwrap_or_default())
+    }
+
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
+        let state = self.lock();
+        let start = usize::try_from(after)
+            .unwrap_or(usize::MAX)
+            .min(state.log.len());
+        Ok(state.log[start..].iter().take(limit).cloned().collect())
+    }
+
+    async fn head(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().head())
+    }
+
+    async fn command_events(
+        &self,
+        stream: &StreamId,
+        command: &CommandId,
+    ) -> Result<Option<Vec<Envelope>>, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .commands
+            .get(&(stream.clone(), command.clone()))
+            .map(|positions| state.events_at(positions)))
+    }
+
+    async fn checkpoint(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.lock().checkpoints.get(consumer).copied())
+    }
+
+    async fn save_checkpoint(&self, consumer: &str, position: u64) -> Result<(), StoreError> {
+        self.lock()
+            .checkpoints
+            .insert(consumer.to_owned(), position);
+        Ok(())
+    }
+
+    async fn add_dead_letter(&self, letter: DeadLetter) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        match state.dead_letters.iter_mut().find(|l| l.id == letter.id) {
+            Some(existing) => *existing = letter,
+            None => state.dead_letters.push(letter),
+        }
+        Ok(())
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+        Ok(self.lock().dead_letters.clone())
+    }
+
+    async fn remove_dead_letter(&self, id: &str) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let before = state.dead_letters.len();
+        state.dead_letters.retain(|l| l.id != id);
+        Ok(state.dead_letters.len() != before)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
+mod tests {
+    use super::*;
+    use futures::executor::block_on;
+    use lendkit_core::ids::{Actor, MemberId, StreamKind, Timestamp};
+    use lendkit_core::members::MemberEvent;
+
+    fn stream(id: &str) -> StreamId {
+        StreamId::new(StreamKind::Member, id)
+    }
+
+    fn envelope(stream: &StreamId, version: u64) -> Envelope {
+        Envelope {
+            event_id: Envelope::id_for(stream, version),
+            stream: stream.clone(),
+            version,
+            position: 0,
+            occurred_at: Timestamp(0),
+            correlation_id: stream.id.clone(),
+            causation_id: "c".into(),
+            command_id: CommandId::new("c"),
+            actor: Actor::System,
+            event: MemberEvent::MemberJoined {
+                member: MemberId::new(stream.id.clone()),
+                name: "n".into(),
+                contact: None,
+            }
+            .into(),
+        }
+    }
+
+    fn append(stream: &StreamId, expected: u64, events: Vec<Envelope>) -> StreamAppend {
+        StreamAppend {
+            stream: stream.clone(),
+            expected_version: expected,
+            command_id: CommandId::new("c"),
+            events,
+        }
+    }
+
+    #[test]
+    fn rejects_events_of_another_stream() {
+        let store = InMemoryEventStore::new();
+        let (a, b) = (stream("a"), stream("b"));
+        let err = block_on(store.append(vec![append(&a, 0, vec![envelope(&b, 1)])])).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Backend(m) if m.contains("member:a") && m.contains("member:b")),
+            "{err:?}"
+        );
+        assert_eq!(block_on(store.head()).unwrap(), 0);
+    }
+
+    #[test]
+    fn rejects_versions_that_do_not_follow_the_expected_one() {
+        let store = InMemoryEventStore::new();
+        let a = stream("a");
+        for versions in [vec![2], vec![1, 3], vec![0]] {
+            let events = versions.iter().map(|&v| envelope(&a, v)).collect();
+            let err = block_on(store.append(vec![append(&a, 0, events)])).unwrap_err();
+            assert!(
+                matches!(&err, StoreError::Backend(m) if m.contains("version")),
+                "{versions:?}: {err:?}"
+            );
+        }
+        assert_eq!(block_on(store.head()).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_stream_named_twice_is_checked_against_its_own_first_part() {
+        let store = InMemoryEventStore::new();
+        let a = stream("a");
+        let stored = block_on(store.append(vec![
+            append(&a, 0, vec![envelope(&a, 1)]),
+            append(&a, 1, vec![envelope(&a, 2)]),
+        ]))
+        .unwrap();
+        assert_eq!(
+            stored.iter().map(|e| e.position).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        let err = block_on(store.append(vec![
+            append(&a, 2, vec![envelope(&a, 3)]),
+            append(&a, 2, vec![envelope(&a, 3)]),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            err,
+            StoreError::Conflict {
+                stream: "member:a".into(),
+                expected: 2,
+                actual: 3
+            }
+        );
+        assert_eq!(block_on(store.head()).unwrap(), 2);
+    }
+
+    #[test]
+    fn positions_given_by_the_caller_are_overwritten() {
+        let store = InMemoryEventStore::new();
+        let a = stream("a");
+        let mut e = envelope(&a, 1);
+        e.position = 42;
+        let stored = block_on(store.append(vec![append(&a, 0, vec![e])])).unwrap();
+        assert_eq!(stored[0].position, 1);
+        assert_eq!(block_on(store.read_all(0, 10)).unwrap(), stored);
+        assert!(block_on(store.read_all(u64::MAX, 10)).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,354 @@
+//! The error catalogue: one [`Error`] for the library's callers, one stable [`ErrorCode`] per kind of failure.
+//!
+//! Codes are API shared by Rust, Python and Node: add new ones, never rename or reuse one.
+//! `docs/errors.md` lists them with their meaning; a test keeps the two in step.
+
+use crate::catalog::BookError;
+use crate::deliveries::DeliveryError;
+use crate::members::MemberError;
+use crate::points::PointsError;
+use crate::rentals::RentalError;
+use std::time::Duration;
+
+macro_rules! codes {
+    ($( $(#[$doc:meta])* $variant:ident = $text:literal, $family:ident, $retry:literal; )*) => {
+        /// A stable, language-neutral name for each kind of failure (`"INSUFFICIENT_POINTS"`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ErrorCode {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl ErrorCode {
+            /// Every code, in catalogue order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant),*];
+
+            /// The code as it appears in every language: `"BOOK_UNAVAILABLE"`.
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $text,)* }
+            }
+
+            /// The family the code belongs to; bindings raise one exception class per family.
+            pub fn family(self) -> ErrorFamily {
+                match self { $(ErrorCode::$variant => ErrorFamily::$family,)* }
+            }
+
+            /// True when the same call may succeed if simply tried again later.
+            pub fn is_retryable(self) -> bool {
+                match self { $(ErrorCode::$variant => $retry,)* }
+            }
+
+            /// The code named by `text`, if there is one.
+            pub fn parse(text: &str) -> Option<ErrorCode> {
+                match text { $($text => Some(ErrorCode::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+codes! {
+    /// A command's input is malformed: an empty id, a zero amount, an over-long text.
+    InvalidInput = "INVALID_INPUT", InvalidInput, false;
+    /// The actor may not do this at all (a member registering a book).
+    Unauthorized = "UNAUTHORIZED", Unauthorized, false;
+    /// A member acted on a rental that is not theirs.
+    NotRentalOwner = "NOT_RENTAL_OWNER", Unauthorized, false;
+    /// No book with that id is registered.
+    BookNotFound = "BOOK_NOT_FOUND", NotFound, false;
+    /// No member with that id has joined.
+    MemberNotFound = "MEMBER_NOT_FOUND", NotFound, false;
+    /// No rental with that id exists.
+    RentalNotFound = "RENTAL_NOT_FOUND", NotFound, false;
+    /// The rental has no delivery.
+    DeliveryNotFound = "DELIVERY_NOT_FOUND", NotFound, false;
+    /// A dead letter with that id does not exist (or was already replayed).
+    DeadLetterNotFound = "DEAD_LETTER_NOT_FOUND", NotFound, false;
+    /// A book with that id is already registered.
+    BookExists = "BOOK_EXISTS", Conflict, false;
+    /// A member with that id has already joined.
+    MemberExists = "MEMBER_EXISTS", Conflict, false;
+    /// A rental with that id already exists.
+    RentalExists = "RENTAL_EXISTS", Conflict, false;
+    /// The book has no free copy right now.
+    BookUnavailable = "BOOK_UNAVAILABLE", RuleViolation, true;
+    /// The rental (or delivery) is not in a state that allows this step.
+    InvalidTransition = "INVALID_TRANSITION", RuleViolation, false;
+    /// The book was already delivered, so the rental can no longer be cancelled.
+    AlreadyDelivered = "ALREADY_DELIVERED", RuleViolation, false;
+    /// The loan was already renewed as often as the rules allow.
+    RenewalLimit = "RENEWAL_LIMIT", RuleViolation, false;
+    /// The member's balance is lower than the fee.
+    InsufficientPoints = "INSUFFICIENT_POINTS", Payment, false;
+    /// The payment gateway refused the charge.
+    PaymentDeclined = "PAYMENT_DECLINED", Payment, false;
+    /// The payment gateway is failing or overloaded; the circuit breaker is open. Retry later.
+    PaymentUnavailable = "PAYMENT_UNAVAILABLE", Payment, true;
+    /// Another writer changed the same stream at the same time. Retry.
+    Conflict = "CONFLICT", Conflict, true;
+    /// The event store failed. Nothing was stored.
+    Storage = "STORAGE", Storage, true;
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The families of errors. Python raises one exception class per family (`lendkit.NotFoundError`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorFamily {
+    /// Malformed input.
+    InvalidInput,
+    /// The actor may not do this.
+    Unauthorized,
+    /// Something named does not exist.
+    NotFound,
+    /// Something already exists, or a concurrent change won.
+    Conflict,
+    /// A business rule forbids it in the current state.
+    RuleViolation,
+    /// Payment failed.
+    Payment,
+    /// Storage failed.
+    Storage,
+}
+
+impl ErrorFamily {
+    /// The family's name as used for exception classes: `"NotFound"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorFamily::InvalidInput => "InvalidInput",
+            ErrorFamily::Unauthorized => "Unauthorized",
+            ErrorFamily::NotFound => "NotFound",
+            ErrorFamily::Conflict => "Conflict",
+            ErrorFamily::RuleViolation => "RuleViolation",
+            ErrorFamily::Payment => "Payment",
+            ErrorFamily::Storage => "Storage",
+        }
+    }
+}
+
+/// Failures of an [`EventStore`](crate::ports::EventStore) adapter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The stream's version was not the expected one: another writer appended first. Nothing was written.
+    #[error("stream {stream} is at version {actual}, not {expected}; reload and retry")]
+    Conflict {
+        /// The stream whose version differed.
+        stream: String,
+        /// The version the writer expected.
+        expected: u64,
+        /// The version found inside the transaction.
+        actual: u64,
+    },
+    /// A stored event could not be decoded.
+    #[error("stored event at position {position} cannot be decoded: {reason}")]
+    Corrupt {
+        /// Global position of the bad entry.
+        position: u64,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// The backing storage failed (I/O, full disk, closed database).
+    #[error("storage failed: {0}")]
+    Backend(String),
+}
+
+/// Failures of a [`PaymentGateway`](crate::ports::PaymentGateway).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PaymentError {
+    /// The member cannot afford the fee.
+    #[error("member {member} has {balance} points but the fee is {needed}; top up first")]
+    InsufficientPoints {
+        /// Who was charged.
+        member: String,
+        /// Their balance.
+        balance: u64,
+        /// The fee.
+        needed: u64,
+    },
+    /// The member has no point account.
+    #[error("member {member} has no point account")]
+    NoAccount {
+        /// Who was charged.
+        member: String,
+    },
+    /// The gateway refused the charge for a business reason.
+    #[error("payment declined: {0}")]
+    Declined(String),
+    /// The gateway failed, timed out or is overloaded. Counts towards opening the circuit breaker.
+    #[error("payment gateway unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl PaymentError {
+    /// True for failures of the gateway itself (as opposed to a declined charge); only these trip the circuit breaker.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, PaymentError::Unavailable(_))
+    }
+}
+
+/// Failures of a [`Notifier`](crate::ports::Notifier).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("notice could not be sent: {0}")]
+pub struct NotifyError(pub String);
+
+/// Failures of an [`EventBus`](crate::ports::EventBus).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("event bus failed: {0}")]
+pub struct BusError(pub String);
+
+/// Every error a [`Library`](crate::library::Library) call can return. Each has a stable [`code`](Error::code).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A book rule was broken.
+    #[error(transparent)]
+    Book(#[from] BookError),
+    /// A member rule was broken.
+    #[error(transparent)]
+    Member(#[from] MemberError),
+    /// A point account rule was broken.
+    #[error(transparent)]
+    Points(#[from] PointsError),
+    /// A rental rule was broken.
+    #[error(transparent)]
+    Rental(#[from] RentalError),
+    /// A delivery rule was broken.
+    #[error(transparent)]
+    Delivery(#[from] DeliveryError),
+    /// Malformed input; nothing was stored.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// Something the command names does not exist.
+    #[error("{what} {id} not found")]
+    NotFound {
+        /// The code: `BOOK_NOT_FOUND`, `MEMBER_NOT_FOUND`, …
+        code: ErrorCode,
+        /// What kind of thing (`book`, `member`, …).
+        what: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// A concurrent writer won; nothing was stored. Retry the command.
+    #[error(
+        "stream {stream} changed concurrently (expected version {expected}, found {actual}); retry"
+    )]
+    Conflict {
+        /// The contested stream.
+        stream: String,
+        /// The version the command was decided on.
+        expected: u64,
+        /// The version found when storing.
+        actual: u64,
+    },
+    /// The payment was refused or failed.
+    #[error(transparent)]
+    Payment(#[from] PaymentError),
+    /// The circuit breaker around the payment gateway is open: the call was not attempted.
+    #[error("payments are unavailable right now; retry in {} ms", retry_after.as_millis())]
+    PaymentUnavailable {
+        /// How long until the breaker lets a trial call through.
+        retry_after: Duration,
+    },
+    /// The event store failed; nothing was stored.
+    #[error("storage failed: {0}")]
+    Storage(StoreError),
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict {
+                stream,
+                expected,
+                actual,
+            } => Error::Conflict {
+                stream,
+                expected,
+                actual,
+            },
+            other => Error::Storage(other),
+        }
+    }
+}
+
+impl Error {
+    /// The stable code of this error, the same in Rust, Python and JavaScript.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::Book(e) => e.code(),
+            Error::Member(e) => e.code(),
+            Error::Points(e) => e.code(),
+            Error::Rental(e) => e.code(),
+            Error::Delivery(e) => e.code(),
+            Error::InvalidInput(_) => ErrorCode::InvalidInput,
+            Error::NotFound { code, .. } => *code,
+            Error::Conflict { .. } => ErrorCode::Conflict,
+            Error::Payment(PaymentError::InsufficientPoints { .. }) => {
+                ErrorCode::InsufficientPoints
+            }
+            Error::Payment(PaymentError::NoAccount { .. }) => ErrorCode::MemberNotFound,
+            Error::Payment(PaymentError::Declined(_)) => ErrorCode::PaymentDeclined,
+            Error::Payment(PaymentError::Unavailable(_)) => ErrorCode::PaymentUnavailable,
+            Error::PaymentUnavailable { .. } => ErrorCode::PaymentUnavailable,
+            Error::Storage(_) => ErrorCode::Storage,
+        }
+    }
+
+    /// True for domain-rule rejections: deterministic answers that retrying the same command cannot change.
+    pub fn is_rejection(&self) -> bool {
+        matches!(
+            self,
+            Error::Book(_)
+                | Error::Member(_)
+                | Error::Points(_)
+                | Error::Rental(_)
+                | Error::Delivery(_)
+                | Error::InvalidInput(_)
+                | Error::NotFound { .. }
+        )
+    }
+
+    pub(crate) fn not_found(code: ErrorCode, what: &'static str, id: impl Into<String>) -> Self {
+        Error::NotFound {
+            code,
+            what,
+            id: id.into(),
+        }
+    }
+}
+
+/// The result type of every library call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_parse_back() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.as_str()), "duplicate code {code}");
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(*code));
+            assert!(code
+                .as_str()
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c == '_'));
+        }
+    }
+
+    #[test]
+    fn the_error_catalogue_in_docs_lists_every_code() {
+        let doc = include_str!("../../docs/errors.md");
+        let missing: Vec<_> = ErrorCode::ALL
+            .iter()
+            .filter(|c| !doc.contains(&format!("`{}`", c.as_str())))
+            .collect();
+        assert!(missing.is_empty(), "docs/errors.md lacks rows for {missing:?}: add a row `| `CODE` | meaning | retryable | family |` for each");
+    }
+}

@@ -1,0 +1,235 @@
+//! Stored events: the [`Event`] union of every aggregate's events, the [`Envelope`] around each
+//! stored one (DESIGN §7), and the versioned JSON form they take on the wire and on disk.
+
+use crate::catalog::BookEvent;
+use crate::deliveries::DeliveryEvent;
+use crate::ids::{Actor, CommandId, StreamId, StreamKind, Timestamp};
+use crate::members::MemberEvent;
+use crate::points::PointsEvent;
+use crate::rentals::RentalEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The payload schema version lendkit writes today. Older payloads are upcast on read;
+/// newer ones are refused with a clear error instead of being misread.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Any domain event, tagged by the aggregate it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// An event of a [`Book`](crate::catalog::Book).
+    Book(BookEvent),
+    /// An event of a [`Member`](crate::members::Member).
+    Member(MemberEvent),
+    /// An event of a [`PointAccount`](crate::points::PointAccount).
+    Account(PointsEvent),
+    /// An event of a [`Rental`](crate::rentals::Rental).
+    Rental(RentalEvent),
+    /// An event of a [`Delivery`](crate::deliveries::Delivery).
+    Delivery(DeliveryEvent),
+}
+
+impl Event {
+    /// The kind of stream this event lives in.
+    pub fn kind(&self) -> StreamKind {
+        match self {
+            Event::Book(_) => StreamKind::Book,
+            Event::Member(_) => StreamKind::Member,
+            Event::Account(_) => StreamKind::Account,
+            Event::Rental(_) => StreamKind::Rental,
+            Event::Delivery(_) => StreamKind::Delivery,
+        }
+    }
+
+    /// The event's type name, past tense: `"RentalReserved"`. Stable API.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Event::Book(e) => e.type_name(),
+            Event::Member(e) => e.type_name(),
+            Event::Account(e) => e.type_name(),
+            Event::Rental(e) => e.type_name(),
+            Event::Delivery(e) => e.type_name(),
+        }
+    }
+
+    /// The payload fields as a JSON object (without the type name).
+    pub fn payload(&self) -> Value {
+        let tagged = match self {
+            Event::Book(e) => serde_json::to_value(e),
+            Event::Member(e) => serde_json::to_value(e),
+            Event::Account(e) => serde_json::to_value(e),
+            Event::Rental(e) => serde_json::to_value(e),
+            Event::Delivery(e) => serde_json::to_value(e),
+        };
+        // Serializing plain data structs into a Value cannot fail: no maps with non-string keys, no custom errors.
+        let mut value = tagged.unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut value {
+            map.remove("type");
+        }
+        value
+    }
+
+    /// Rebuilds an event of `kind` from its type name and current-schema payload.
+    pub fn from_payload(
+        kind: StreamKind,
+        type_name: &str,
+        payload: Value,
+    ) -> Result<Event, String> {
+        let mut payload = payload;
+        match &mut payload {
+            Value::Object(map) => {
+                map.insert("type".into(), Value::String(type_name.to_owned()));
+            }
+            other => return Err(format!("payload of {type_name} is not an object: {other}")),
+        }
+        let res = match kind {
+            StreamKind::Book => serde_json::from_value(payload).map(Event::Book),
+            StreamKind::Member => serde_json::from_value(payload).map(Event::Member),
+            StreamKind::Account => serde_json::from_value(payload).map(Event::Account),
+            StreamKind::Rental => serde_json::from_value(payload).map(Event::Rental),
+            StreamKind::Delivery => serde_json::from_value(payload).map(Event::Delivery),
+        };
+        res.map_err(|e| format!("{} event {type_name}: {e}", kind.as_str()))
+    }
+}
+
+/// A stored event with everything known about it (DESIGN §7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// Unique id of the event: `stream#version`.
+    pub event_id: String,
+    /// The stream (aggregate kind and id) it belongs to.
+    pub stream: StreamId,
+    /// Its version within the stream, from 1, without gaps.
+    pub version: u64,
+    /// Its position in the global log, from 1, without gaps, in commit order. Zero until stored.
+    pub position: u64,
+    /// When it was decided, by the library's clock.
+    pub occurred_at: Timestamp,
+    /// The business case it belongs to: the rental id for everything about a rental, else the member or book id.
+    pub correlation_id: String,
+    /// What caused it: the command id for a caller's command, the causing event's id for a policy's.
+    pub causation_id: String,
+    /// The id of the command that produced it.
+    pub command_id: CommandId,
+    /// Who issued that command.
+    pub actor: Actor,
+    /// The domain event itself.
+    pub event: Event,
+}
+
+impl Envelope {
+    /// The event's type name.
+    pub fn type_name(&self) -> &'static str {
+        self.event.type_name()
+    }
+
+    /// The id an event of `stream` at `version` gets.
+    pub fn id_for(stream: &StreamId, version: u64) -> String {
+        format!("{stream}#{version}")
+    }
+
+    /// The wire form: a JSON object with every envelope field, `type`, `schema` and `payload`.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "event_id": self.event_id,
+            "stream": self.stream.to_string(),
+            "version": self.version,
+            "position": self.position,
+            "occurred_at": self.occurred_at.0,
+            "correlation_id": self.correlation_id,
+            "causation_id": self.causation_id,
+            "command_id": self.command_id.0,
+            "actor": self.actor.to_string(),
+            "type": self.type_name(),
+            "schema": SCHEMA_VERSION,
+            "payload": self.event.payload(),
+        })
+    }
+
+    /// Encodes the envelope for storage (compact JSON of [`to_json`](Envelope::to_json)).
+    pub fn encode(&self) -> Vec<u8> {
+        self.to_json().to_string().into_bytes()
+    }
+
+    /// Decodes a stored envelope, upcasting payloads written by older schemas.
+    pub fn decode(bytes: &[u8]) -> Result<Envelope, String> {
+        let wire: Wire =
+            serde_json::from_slice(bytes).map_err(|e| format!("not a lendkit event: {e}"))?;
+        Envelope::from_wire(wire)
+    }
+
+    /// Rebuilds an envelope from its [`to_json`](Envelope::to_json) form.
+    pub fn from_json(value: Value) -> Result<Envelope, String> {
+        let wire: Wire =
+            serde_json::from_value(value).map_err(|e| format!("not a lendkit event: {e}"))?;
+        Envelope::from_wire(wire)
+    }
+
+    fn from_wire(w: Wire) -> Result<Envelope, String> {
+        if w.schema > SCHEMA_VERSION {
+            return Err(format!(
+                "event {} was written with schema {} but this lendkit reads up to {SCHEMA_VERSION}; upgrade lendkit",
+                w.event_id, w.schema
+            ));
+        }
+        let stream = StreamId::parse(&w.stream)?;
+        let actor = Actor::parse(&w.actor)?;
+        let payload = upcast(stream.kind, &w.type_name, w.schema, w.payload)?;
+        let event = Event::from_payload(stream.kind, &w.type_name, payload)?;
+        Ok(Envelope {
+            event_id: w.event_id,
+            stream,
+            version: w.version,
+            position: w.position,
+            occurred_at: Timestamp(w.occurred_at),
+            correlation_id: w.correlation_id,
+            causation_id: w.causation_id,
+            command_id: CommandId(w.command_id),
+            actor,
+            event,
+        })
+    }
+}
+
+#[derive(Deserialize, Serialize)]
+struct Wire {
+    event_id: String,
+    stream: String,
+    version: u64,
+    position: u64,
+    occurred_at: i64,
+    correlation_id: String,
+    causation_id: String,
+    command_id: String,
+    actor: String,
+    #[serde(rename = "type")]
+    type_name: String,
+    schema: u32,
+    payload: Value,
+}
+
+/// One step of the upcaster chain: turns a payload of `from_schema` into `from_schema + 1`.
+type Upcaster = fn(StreamKind, &str, Value) -> Result<Value, String>;
+
+/// Upcasters, indexed by the schema they read (entry 0 reads schema 0). Schema 1 is the first
+/// released one, so the chain is empty today; a payload change adds an entry here and bumps
+/// [`SCHEMA_VERSION`], and old logs keep loading.
+const UPCASTERS: &[Upcaster] = &[];
+
+fn upcast(
+    kind: StreamKind,
+    type_name: &str,
+    schema: u32,
+    mut payload: Value,
+) -> Result<Value, String> {
+    let mut s = schema;
+    while s < SCHEMA_VERSION {
+        let step = UPCASTERS
+            .get(s as usize)
+            .ok_or_else(|| format!("no upcaster from schema {s} for {type_name}"))?;
+        payload = step(kind, type_name, payload)?;
+        s += 1;
+    }
+    Ok(payload)
+}

@@ -1,0 +1,397 @@
+//! Identifiers, amounts, time and actors: the small value types every other module speaks in.
+//!
+//! Ids are plain strings chosen by the host (an ISBN, a member number, a rental
+//! number); [`validate_id`] is the single rule for what an acceptable id looks like.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The longest id lendkit accepts, in bytes.
+pub const MAX_ID_LEN: usize = 200;
+/// The longest free text (title, name, address, reason) lendkit accepts, in bytes.
+pub const MAX_TEXT_LEN: usize = 2_000;
+
+/// Checks an id: non-empty, at most [`MAX_ID_LEN`] bytes, no whitespace at either end, no control characters.
+/// Returns a reason fit for an `INVALID_INPUT` message.
+pub fn validate_id(field: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err(format!("{field} must not be empty"));
+    }
+    if value.len() > MAX_ID_LEN {
+        return Err(format!(
+            "{field} is {} bytes long; the limit is {MAX_ID_LEN}",
+            value.len()
+        ));
+    }
+    if value.trim() != value {
+        return Err(format!(
+            "{field} {value:?} has leading or trailing whitespace"
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(format!("{field} {value:?} contains a control character"));
+    }
+    Ok(())
+}
+
+/// Checks free text: non-empty after trimming (when `required`), at most [`MAX_TEXT_LEN`] bytes, no NUL.
+pub fn validate_text(field: &str, value: &str, required: bool) -> Result<(), String> {
+    if required && value.trim().is_empty() {
+        return Err(format!("{field} must not be empty"));
+    }
+    if value.len() > MAX_TEXT_LEN {
+        return Err(format!(
+            "{field} is {} bytes long; the limit is {MAX_TEXT_LEN}",
+            value.len()
+        ));
+    }
+    if value.contains('\0') {
+        return Err(format!("{field} contains a NUL character"));
+    }
+    Ok(())
+}
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl $name {
+            /// Wraps a string without checking it; commands are checked by the library before they run.
+            pub fn new(id: impl Into<String>) -> Self {
+                Self(id.into())
+            }
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_owned())
+            }
+        }
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                Self(s)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// A book title's id, usually its ISBN. Several copies share one book id.
+    BookId
+);
+string_id!(
+    /// A member's id; the member's point account has the same id.
+    MemberId
+);
+string_id!(
+    /// A rental's id: the correlation key of everything that happens to one reservation, from payment to return.
+    RentalId
+);
+string_id!(
+    /// The id of a command, given by the caller or generated. Re-sending a command with an id the
+    /// target stream has already applied returns the original events instead of acting twice.
+    CommandId
+);
+
+impl CommandId {
+    /// A fresh random command id.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().simple().to_string())
+    }
+}
+
+impl RentalId {
+    /// A fresh random rental id (`r-` followed by 12 hex digits).
+    pub fn generate() -> Self {
+        let u = uuid::Uuid::new_v4().simple().to_string();
+        Self(format!("r-{}", &u[..12]))
+    }
+}
+
+/// An amount of points. Points are whole numbers: fees, balances and refunds never use floating point.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Points(pub u64);
+
+impl fmt::Display for Points {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} points", self.0)
+    }
+}
+
+/// Milliseconds since the Unix epoch, UTC. The only notion of time in the core; it comes from the [`Clock`](crate::ports::Clock) port.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Timestamp(pub i64);
+
+/// One day in milliseconds.
+pub const DAY_MS: i64 = 86_400_000;
+
+impl Timestamp {
+    /// This instant plus `days` whole days.
+    pub fn plus_days(self, days: u32) -> Self {
+        Timestamp(
+            self.0
+                .saturating_add(i64::from(days).saturating_mul(DAY_MS)),
+        )
+    }
+
+    /// This instant plus `ms` milliseconds.
+    pub fn plus_ms(self, ms: i64) -> Self {
+        Timestamp(self.0.saturating_add(ms))
+    }
+
+    /// Whole days (rounded up) from `self` until `later`; zero when `later` is not after `self`.
+    pub fn days_until(self, later: Timestamp) -> u32 {
+        let ms = later.0.saturating_sub(self.0);
+        if ms <= 0 {
+            0
+        } else {
+            u32::try_from((ms + DAY_MS - 1) / DAY_MS).unwrap_or(u32::MAX)
+        }
+    }
+
+    /// The calendar date (UTC) as `YYYY-MM-DD`.
+    pub fn date(self) -> String {
+        let days = self.0.div_euclid(DAY_MS);
+        let (y, m, d) = civil_from_days(days);
+        format!("{y:04}-{m:02}-{d:02}")
+    }
+
+    /// The instant as RFC 3339 text in UTC with milliseconds, e.g. `2026-11-26T10:00:00.000Z`.
+    pub fn to_rfc3339(self) -> String {
+        let ms_of_day = self.0.rem_euclid(DAY_MS);
+        let (h, rest) = (ms_of_day / 3_600_000, ms_of_day % 3_600_000);
+        let (mi, rest) = (rest / 60_000, rest % 60_000);
+        let (s, ms) = (rest / 1000, rest % 1000);
+        format!("{}T{h:02}:{mi:02}:{s:02}.{ms:03}Z", self.date())
+    }
+}
+
+/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian, UTC).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Who issues a command. Rules in the aggregates decide what each actor may do.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Actor {
+    /// Library staff: registers books, adds copies, registers members, tops up points, marks deliveries, and may act on any rental.
+    Librarian(String),
+    /// A member: reserves for themselves and acts on their own rentals only.
+    Member(MemberId),
+    /// lendkit itself, acting for a policy (allocating copies, refunding, confirming).
+    System,
+}
+
+impl Actor {
+    /// A librarian with this staff id.
+    pub fn librarian(id: impl Into<String>) -> Self {
+        Actor::Librarian(id.into())
+    }
+    /// A member with this member id.
+    pub fn member(id: impl Into<String>) -> Self {
+        Actor::Member(MemberId(id.into()))
+    }
+    /// True for a librarian.
+    pub fn is_librarian(&self) -> bool {
+        matches!(self, Actor::Librarian(_))
+    }
+    /// True for lendkit's own policies.
+    pub fn is_system(&self) -> bool {
+        matches!(self, Actor::System)
+    }
+    /// True when this actor is the given member.
+    pub fn is_member(&self, member: &MemberId) -> bool {
+        matches!(self, Actor::Member(m) if m == member)
+    }
+    /// Parses `librarian:ID`, `member:ID` or `system`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.split_once(':') {
+            Some(("librarian", id)) => {
+                validate_id("librarian id", id).map(|()| Actor::librarian(id))
+            }
+            Some(("member", id)) => validate_id("member id", id).map(|()| Actor::member(id)),
+            None if text == "system" => Ok(Actor::System),
+            _ => Err(format!(
+                "actor {text:?} is not of the form librarian:ID or member:ID"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::Librarian(id) => write!(f, "librarian:{id}"),
+            Actor::Member(id) => write!(f, "member:{id}"),
+            Actor::System => f.write_str("system"),
+        }
+    }
+}
+
+impl Serialize for Actor {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Actor {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Actor::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The kinds of event streams: one per aggregate type. Renaming a kind orphans stored streams, so these names are API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamKind {
+    /// A [`Book`](crate::catalog::Book) and its copies.
+    Book,
+    /// A [`Member`](crate::members::Member).
+    Member,
+    /// A member's [`PointAccount`](crate::points::PointAccount).
+    Account,
+    /// A [`Rental`](crate::rentals::Rental).
+    Rental,
+    /// A rental's [`Delivery`](crate::deliveries::Delivery).
+    Delivery,
+}
+
+impl StreamKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [StreamKind; 5] = [
+        StreamKind::Book,
+        StreamKind::Member,
+        StreamKind::Account,
+        StreamKind::Rental,
+        StreamKind::Delivery,
+    ];
+    /// The kind's stable name, used in stream ids (`rental:r-1`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamKind::Book => "book",
+            StreamKind::Member => "member",
+            StreamKind::Account => "account",
+            StreamKind::Rental => "rental",
+            StreamKind::Delivery => "delivery",
+        }
+    }
+}
+
+/// One aggregate instance's stream: its kind and id, written `kind:id`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamId {
+    /// The aggregate type.
+    pub kind: StreamKind,
+    /// The aggregate's id within its kind.
+    pub id: String,
+}
+
+impl StreamId {
+    /// The stream of aggregate `id` of `kind`.
+    pub fn new(kind: StreamKind, id: impl Into<String>) -> Self {
+        Self {
+            kind,
+            id: id.into(),
+        }
+    }
+    /// Parses `kind:id`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (kind, id) = text
+            .split_once(':')
+            .ok_or_else(|| format!("stream {text:?} is not of the form kind:id"))?;
+        let kind = StreamKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == kind)
+            .ok_or_else(|| format!("stream {text:?} has an unknown kind {kind:?}"))?;
+        Ok(StreamId::new(kind, id))
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind.as_str(), self.id)
+    }
+}
+
+impl Serialize for StreamId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for StreamId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        StreamId::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_civil_utc() {
+        assert_eq!(Timestamp(0).to_rfc3339(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(Timestamp(1_795_651_200_000).date(), "2026-11-26");
+        assert_eq!(Timestamp(951_782_400_000).date(), "2000-02-29");
+    }
+
+    #[test]
+    fn days_until_rounds_up_and_never_negative() {
+        let t = Timestamp(0);
+        assert_eq!(t.days_until(Timestamp(1)), 1);
+        assert_eq!(t.days_until(Timestamp(DAY_MS)), 1);
+        assert_eq!(t.days_until(Timestamp(DAY_MS + 1)), 2);
+        assert_eq!(Timestamp(5).days_until(t), 0);
+    }
+
+    #[test]
+    fn actors_round_trip_through_text() {
+        for a in [
+            Actor::librarian("lib-1"),
+            Actor::member("m-1"),
+            Actor::System,
+        ] {
+            assert_eq!(Actor::parse(&a.to_string()), Ok(a));
+        }
+        assert!(Actor::parse("member:").is_err());
+        assert!(Actor::parse("boss:1").is_err());
+    }
+
+    #[test]
+    fn ids_are_checked() {
+        assert!(validate_id("book id", "isbn-1").is_ok());
+        assert!(validate_id("book id", "").is_err());
+        assert!(validate_id("book id", " x").is_err());
+        assert!(validate_id("book id", "a\nb").is_err());
+        assert!(validate_id("book id", &"x".repeat(MAX_ID_LEN + 1)).is_err());
+    }
+}

@@ -1,0 +1,192 @@
+//! The Member aggregate: someone who may borrow.
+//!
+//! Invariants: a member id joins once; the name is not empty. A librarian registers members,
+//! or a person registers themselves (acting as the member id they join with).
+
+use crate::aggregate::{Aggregate, Context};
+use crate::error::ErrorCode;
+use crate::event::Event;
+use crate::ids::{MemberId, StreamKind};
+use serde::{Deserialize, Serialize};
+
+/// Commands on a member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberCommand {
+    /// Register a member. Their point account opens with the welcome points in the same step.
+    JoinMember {
+        /// The new member's id.
+        member: MemberId,
+        /// Their name.
+        name: String,
+        /// How to reach them (phone or e-mail), for notices.
+        contact: Option<String>,
+    },
+}
+
+/// Events of a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum MemberEvent {
+    /// A member was registered.
+    MemberJoined {
+        /// Member id.
+        member: MemberId,
+        /// Name.
+        name: String,
+        /// Contact for notices.
+        #[serde(default)]
+        contact: Option<String>,
+    },
+}
+
+impl MemberEvent {
+    /// The event's type name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            MemberEvent::MemberJoined { .. } => "MemberJoined",
+        }
+    }
+}
+
+impl From<MemberEvent> for Event {
+    fn from(e: MemberEvent) -> Self {
+        Event::Member(e)
+    }
+}
+
+/// Why a member command is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MemberError {
+    /// Someone other than a librarian or the person themselves tried to register a member.
+    #[error("only a librarian, or the person themselves, may register member {0}")]
+    Unauthorized(MemberId),
+    /// The id is taken.
+    #[error("member {0} has already joined")]
+    AlreadyJoined(MemberId),
+    /// The name is empty.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+}
+
+impl MemberError {
+    /// Stable code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            MemberError::Unauthorized(_) => ErrorCode::Unauthorized,
+            MemberError::AlreadyJoined(_) => ErrorCode::MemberExists,
+            MemberError::InvalidInput(_) => ErrorCode::InvalidInput,
+        }
+    }
+}
+
+/// A member. State is the fold of its [`MemberEvent`]s.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Member {
+    /// Id, once joined.
+    pub id: Option<MemberId>,
+    /// Name.
+    pub name: String,
+    /// Contact.
+    pub contact: Option<String>,
+}
+
+impl Aggregate for Member {
+    type Command = MemberCommand;
+    type Event = MemberEvent;
+    type Error = MemberError;
+    const KIND: StreamKind = StreamKind::Member;
+
+    fn decide(
+        &self,
+        command: &MemberCommand,
+        ctx: &Context,
+    ) -> Result<Vec<MemberEvent>, MemberError> {
+        match command {
+            MemberCommand::JoinMember {
+                member,
+                name,
+                contact,
+            } => {
+                if !(ctx.actor.is_librarian() || ctx.actor.is_member(member)) {
+                    return Err(MemberError::Unauthorized(member.clone()));
+                }
+                if self.id.is_some() {
+                    return Err(MemberError::AlreadyJoined(member.clone()));
+                }
+                if name.trim().is_empty() {
+                    return Err(MemberError::InvalidInput("name must not be empty".into()));
+                }
+                Ok(vec![MemberEvent::MemberJoined {
+                    member: member.clone(),
+                    name: name.trim().to_owned(),
+                    contact: contact.clone(),
+                }])
+            }
+        }
+    }
+
+    fn apply(&mut self, event: &MemberEvent) {
+        match event {
+            MemberEvent::MemberJoined {
+                member,
+                name,
+                contact,
+            } => {
+                self.id = Some(member.clone());
+                self.name = name.clone();
+                self.contact = contact.clone();
+            }
+        }
+    }
+
+    fn own_event(event: &Event) -> Option<&MemberEvent> {
+        match event {
+            Event::Member(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::*;
+
+    fn join(name: &str) -> MemberCommand {
+        MemberCommand::JoinMember {
+            member: MemberId::new("m1"),
+            name: name.into(),
+            contact: None,
+        }
+    }
+
+    #[test]
+    fn a_person_may_register_themselves_but_not_others() {
+        given::<Member>([])
+            .when(join("Kim"), member("m1"))
+            .then_events([MemberEvent::MemberJoined {
+                member: MemberId::new("m1"),
+                name: "Kim".into(),
+                contact: None,
+            }]);
+        given::<Member>([])
+            .when(join("Kim"), member("m2"))
+            .then_err(MemberError::Unauthorized(MemberId::new("m1")));
+    }
+
+    #[test]
+    fn a_member_joins_once_with_a_name() {
+        let joined = MemberEvent::MemberJoined {
+            member: MemberId::new("m1"),
+            name: "Kim".into(),
+            contact: None,
+        };
+        given::<Member>([joined])
+            .when(join("Kim"), librarian())
+            .then_code(ErrorCode::MemberExists);
+        given::<Member>([])
+            .when(join("  "), librarian())
+            .then_code(ErrorCode::InvalidInput);
+    }
+}

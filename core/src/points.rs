@@ -1,0 +1,414 @@
+//! The PointAccount aggregate: a member's points, the currency rentals are paid in.
+//!
+//! Invariants: the balance never goes below zero; a rental is charged at most once; a refund
+//! returns exactly what that rental was charged, at most once. Charges and refunds are made by
+//! lendkit (the default payment gateway); top-ups by a librarian.
+
+use crate::aggregate::{Aggregate, Context};
+use crate::error::ErrorCode;
+use crate::event::Event;
+use crate::ids::{MemberId, Points, RentalId, StreamKind};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Commands on a point account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PointsCommand {
+    /// Open the account with welcome points (done together with joining).
+    OpenAccount {
+        /// Owner.
+        member: MemberId,
+        /// Starting balance.
+        welcome: Points,
+    },
+    /// Add points (a librarian sells or grants them).
+    TopUp {
+        /// Owner.
+        member: MemberId,
+        /// How many (at least one).
+        points: Points,
+    },
+    /// Take a rental's fee (the default payment gateway).
+    ChargePoints {
+        /// Owner.
+        member: MemberId,
+        /// The rental paid for; a second charge for it changes nothing.
+        rental: RentalId,
+        /// The fee.
+        points: Points,
+    },
+    /// Give a rental's fee back (after a cancellation).
+    RefundPoints {
+        /// Owner.
+        member: MemberId,
+        /// The rental whose charge is returned; a second refund changes nothing.
+        rental: RentalId,
+    },
+}
+
+/// Events of a point account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum PointsEvent {
+    /// The account was opened.
+    AccountOpened {
+        /// Owner.
+        member: MemberId,
+        /// Welcome points.
+        welcome: Points,
+    },
+    /// Points were added.
+    PointsToppedUp {
+        /// Owner.
+        member: MemberId,
+        /// How many.
+        points: Points,
+    },
+    /// A rental's fee was taken (포인트 사용).
+    PointsCharged {
+        /// Owner.
+        member: MemberId,
+        /// The rental.
+        rental: RentalId,
+        /// The fee.
+        points: Points,
+    },
+    /// A rental's fee was given back (포인트 반납).
+    PointsRefunded {
+        /// Owner.
+        member: MemberId,
+        /// The rental.
+        rental: RentalId,
+        /// The amount returned.
+        points: Points,
+    },
+}
+
+impl PointsEvent {
+    /// The event's type name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            PointsEvent::AccountOpened { .. } => "AccountOpened",
+            PointsEvent::PointsToppedUp { .. } => "PointsToppedUp",
+            PointsEvent::PointsCharged { .. } => "PointsCharged",
+            PointsEvent::PointsRefunded { .. } => "PointsRefunded",
+        }
+    }
+}
+
+impl From<PointsEvent> for Event {
+    fn from(e: PointsEvent) -> Self {
+        Event::Account(e)
+    }
+}
+
+/// Why a point account command is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PointsError {
+    /// The balance does not cover the charge.
+    #[error("member {member} has {balance} points but the fee is {needed}; top up first")]
+    InsufficientPoints {
+        /// Owner.
+        member: MemberId,
+        /// Balance now.
+        balance: u64,
+        /// Needed.
+        needed: u64,
+    },
+    /// No account for that member.
+    #[error("member {0} has no point account; join the member first")]
+    NoAccount(MemberId),
+    /// Only librarians top up.
+    #[error("only a librarian may top up points")]
+    LibrarianOnly,
+    /// Charges, refunds and opening are lendkit's own.
+    #[error("point charges and refunds are made by lendkit's payment gateway, not by callers")]
+    SystemOnly,
+    /// Bad amount.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+}
+
+impl PointsError {
+    /// Stable code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            PointsError::InsufficientPoints { .. } => ErrorCode::InsufficientPoints,
+            PointsError::NoAccount(_) => ErrorCode::MemberNotFound,
+            PointsError::LibrarianOnly | PointsError::SystemOnly => ErrorCode::Unauthorized,
+            PointsError::InvalidInput(_) => ErrorCode::InvalidInput,
+        }
+    }
+}
+
+/// One rental's charge on an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Charge {
+    /// Points taken.
+    pub points: Points,
+    /// Whether they were given back.
+    pub refunded: bool,
+}
+
+/// A member's points. State is the fold of its [`PointsEvent`]s.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PointAccount {
+    /// True once opened.
+    pub open: bool,
+    /// Balance.
+    pub balance: u64,
+    /// Every charge by rental.
+    pub charges: BTreeMap<RentalId, Charge>,
+}
+
+impl Aggregate for PointAccount {
+    type Command = PointsCommand;
+    type Event = PointsEvent;
+    type Error = PointsError;
+    const KIND: StreamKind = StreamKind::Account;
+
+    fn decide(
+        &self,
+        command: &PointsCommand,
+        ctx: &Context,
+    ) -> Result<Vec<PointsEvent>, PointsError> {
+        match command {
+            PointsCommand::OpenAccount { member, welcome } => {
+                if !(ctx.actor.is_system()
+                    || ctx.actor.is_librarian()
+                    || ctx.actor.is_member(member))
+                {
+                    return Err(PointsError::SystemOnly);
+                }
+                if self.open {
+                    return Ok(vec![]);
+                }
+                Ok(vec![PointsEvent::AccountOpened {
+                    member: member.clone(),
+                    welcome: *welcome,
+                }])
+            }
+            PointsCommand::TopUp { member, points } => {
+                if !ctx.actor.is_librarian() {
+                    return Err(PointsError::LibrarianOnly);
+                }
+                if !self.open {
+                    return Err(PointsError::NoAccount(member.clone()));
+                }
+                if points.0 == 0 {
+                    return Err(PointsError::InvalidInput(
+                        "points to top up must be at least 1".into(),
+                    ));
+                }
+                if self.balance.checked_add(points.0).is_none() {
+                    return Err(PointsError::InvalidInput(format!(
+                        "the balance of {member} would overflow"
+                    )));
+                }
+                Ok(vec![PointsEvent::PointsToppedUp {
+                    member: member.clone(),
+                    points: *points,
+                }])
+            }
+            PointsCommand::ChargePoints {
+                member,
+                rental,
+                points,
+            } => {
+                if !ctx.actor.is_system() {
+                    return Err(PointsError::SystemOnly);
+                }
+                if !self.open {
+                    return Err(PointsError::NoAccount(member.clone()));
+                }
+                if self.charges.contains_key(rental) {
+                    return Ok(vec![]);
+                }
+                if self.balance < points.0 {
+                    return Err(PointsError::InsufficientPoints {
+                        member: member.clone(),
+                        balance: self.balance,
+                        needed: points.0,
+                    });
+                }
+                Ok(vec![PointsEvent::PointsCharged {
+                    member: member.clone(),
+                    rental: rental.clone(),
+                    points: *points,
+                }])
+            }
+            PointsCommand::RefundPoints { member, rental } => {
+                if !ctx.actor.is_system() {
+                    return Err(PointsError::SystemOnly);
+                }
+                match self.charges.get(rental) {
+                    Some(charge) if !charge.refunded => Ok(vec![PointsEvent::PointsRefunded {
+                        member: member.clone(),
+                        rental: rental.clone(),
+                        points: charge.points,
+                    }]),
+                    _ => Ok(vec![]),
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, event: &PointsEvent) {
+        match event {
+            PointsEvent::AccountOpened { welcome, .. } => {
+                self.open = true;
+                self.balance = welcome.0;
+            }
+            PointsEvent::PointsToppedUp { points, .. } => {
+                self.balance = self.balance.saturating_add(points.0)
+            }
+            PointsEvent::PointsCharged { rental, points, .. } => {
+                self.balance = self.balance.saturating_sub(points.0);
+                self.charges.insert(
+                    rental.clone(),
+                    Charge {
+                        points: *points,
+                        refunded: false,
+                    },
+                );
+            }
+            PointsEvent::PointsRefunded { rental, points, .. } => {
+                self.balance = self.balance.saturating_add(points.0);
+                if let Some(c) = self.charges.get_mut(rental) {
+                    c.refunded = true;
+                }
+            }
+        }
+    }
+
+    fn own_event(event: &Event) -> Option<&PointsEvent> {
+        match event {
+            Event::Account(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::*;
+
+    fn m() -> MemberId {
+        MemberId::new("m1")
+    }
+    fn r() -> RentalId {
+        RentalId::new("r1")
+    }
+    fn opened(n: u64) -> PointsEvent {
+        PointsEvent::AccountOpened {
+            member: m(),
+            welcome: Points(n),
+        }
+    }
+    fn charged(n: u64) -> PointsEvent {
+        PointsEvent::PointsCharged {
+            member: m(),
+            rental: r(),
+            points: Points(n),
+        }
+    }
+
+    #[test]
+    fn a_charge_beyond_the_balance_is_refused() {
+        given::<PointAccount>([opened(20)])
+            .when(
+                PointsCommand::ChargePoints {
+                    member: m(),
+                    rental: r(),
+                    points: Points(30),
+                },
+                system(),
+            )
+            .then_err(PointsError::InsufficientPoints {
+                member: m(),
+                balance: 20,
+                needed: 30,
+            });
+    }
+
+    #[test]
+    fn a_rental_is_charged_once() {
+        given::<PointAccount>([opened(100), charged(30)])
+            .when(
+                PointsCommand::ChargePoints {
+                    member: m(),
+                    rental: r(),
+                    points: Points(30),
+                },
+                system(),
+            )
+            .then_events([]);
+    }
+
+    #[test]
+    fn a_refund_returns_the_charge_once() {
+        given::<PointAccount>([opened(100), charged(30)])
+            .when(
+                PointsCommand::RefundPoints {
+                    member: m(),
+                    rental: r(),
+                },
+                system(),
+            )
+            .then_events([PointsEvent::PointsRefunded {
+                member: m(),
+                rental: r(),
+                points: Points(30),
+            }]);
+        given::<PointAccount>([
+            opened(100),
+            charged(30),
+            PointsEvent::PointsRefunded {
+                member: m(),
+                rental: r(),
+                points: Points(30),
+            },
+        ])
+        .when(
+            PointsCommand::RefundPoints {
+                member: m(),
+                rental: r(),
+            },
+            system(),
+        )
+        .then_events([]);
+        given::<PointAccount>([opened(100)])
+            .when(
+                PointsCommand::RefundPoints {
+                    member: m(),
+                    rental: r(),
+                },
+                system(),
+            )
+            .then_events([]);
+    }
+
+    #[test]
+    fn members_cannot_charge_or_top_up_themselves() {
+        given::<PointAccount>([opened(100)])
+            .when(
+                PointsCommand::TopUp {
+                    member: m(),
+                    points: Points(5),
+                },
+                member("m1"),
+            )
+            .then_err(PointsError::LibrarianOnly);
+        given::<PointAccount>([opened(100)])
+            .when(
+                PointsCommand::RefundPoints {
+                    member: m(),
+                    rental: r(),
+                },
+                member("m1"),
+            )
+            .then_err(PointsError::SystemOnly);
+    }
+}

@@ -1,0 +1,522 @@
+//! The saga: policies that react to stored events with new commands (DESIGN §5).
+//!
+//! Each [`Policy`] is a consumer group of the event log with its own checkpoint, so one can be
+//! paused, fail or lag without stopping the others — reservations keep working while the
+//! catalogue side is down. Reactions are pure functions of an event; the library runs them
+//! under a command id derived from the causing event's id, so delivering an event twice
+//! changes nothing the second time.
+//!
+//! | policy | when | then |
+//! |---|---|---|
+//! | catalog | RentalReserved | AllocateCopy |
+//! | catalog | RentalCanceled, BookReturned | ReleaseCopy |
+//! | rentals | CopyAllocated | ConfirmRental |
+//! | rentals | CopyAllocationFailed | CancelRental (unavailable) |
+//! | rentals | Delivered | StartLoan |
+//! | payments | RentalCanceled | refund through the gateway, then RecordRefund |
+//! | deliveries | RentalConfirmed with an address | StartDelivery |
+//! | deliveries | RentalCanceled | CancelDelivery |
+//! | notices | every rental or delivery status change | Notifier.send |
+//!
+//! (Opening a member's point account is not a policy here: `join_member` stores MemberJoined
+//! and AccountOpened in one atomic append, so a member can pay the moment they exist.)
+
+use crate::catalog::{BookCommand, BookEvent};
+use crate::deliveries::{DeliveryCommand, DeliveryEvent};
+use crate::event::{Envelope, Event};
+use crate::ports::{ChargeRef, Notice};
+use crate::rentals::{RentalCommand, RentalEvent};
+
+/// What a policy asks the library to do about an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reaction {
+    /// Run a command on a book.
+    Book(BookCommand),
+    /// Run a command on a rental.
+    Rental(RentalCommand),
+    /// Run a command on a delivery.
+    Delivery(DeliveryCommand),
+    /// Refund a charge through the payment gateway, then record it on the rental.
+    Refund(ChargeRef),
+    /// Send a notice to a member.
+    Notify(Notice),
+}
+
+/// One line of a policy: when an event of type `when` is stored, `then` happens.
+#[derive(Debug)]
+pub struct Rule {
+    /// The event type reacted to.
+    pub when: &'static str,
+    /// What is done, in words (the command's name).
+    pub then: &'static str,
+    /// The reaction, a pure function of the event.
+    pub react: fn(&Envelope) -> Vec<Reaction>,
+}
+
+/// A named consumer group of rules.
+#[derive(Debug)]
+pub struct Policy {
+    /// The consumer's name, used to pause, resume and checkpoint it.
+    pub name: &'static str,
+    /// Why it exists.
+    pub why: &'static str,
+    /// Its rules.
+    pub rules: &'static [Rule],
+}
+
+impl Policy {
+    /// Every reaction of this policy to `event`, in rule order.
+    pub fn react(&self, event: &Envelope) -> Vec<Reaction> {
+        let ty = event.type_name();
+        self.rules
+            .iter()
+            .filter(|r| r.when == ty)
+            .flat_map(|r| (r.react)(event))
+            .collect()
+    }
+
+    /// The policy named `name`.
+    pub fn named(name: &str) -> Option<&'static Policy> {
+        POLICIES.iter().find(|p| p.name == name)
+    }
+}
+
+/// Every policy lendkit runs.
+pub const POLICIES: &[Policy] = &[CATALOG, RENTALS, PAYMENTS, DELIVERIES, NOTICES];
+
+/// The catalogue side: holds and frees copies.
+pub const CATALOG: Policy = Policy {
+    name: "catalog",
+    why: "copies are allocated asynchronously, so reservations keep working while the catalogue side is down",
+    rules: &[
+        Rule { when: "RentalReserved", then: "AllocateCopy", react: allocate },
+        Rule { when: "RentalCanceled", then: "ReleaseCopy", react: release },
+        Rule { when: "BookReturned", then: "ReleaseCopy", react: release },
+    ],
+};
+
+/// The rental side: confirms, compensates and starts delivered loans.
+pub const RENTALS: Policy = Policy {
+    name: "rentals",
+    why: "a rental follows its copy: confirmed when one is held, cancelled (and refunded) when none is free",
+    rules: &[
+        Rule { when: "CopyAllocated", then: "ConfirmRental", react: confirm },
+        Rule { when: "CopyAllocationFailed", then: "CancelRental", react: cancel_unavailable },
+        Rule { when: "Delivered", then: "StartLoan", react: start_delivered_loan },
+    ],
+};
+
+/// The payment side: refunds cancelled rentals exactly once.
+pub const PAYMENTS: Policy = Policy {
+    name: "payments",
+    why: "a cancelled rental's fee goes back to the member, exactly once",
+    rules: &[Rule {
+        when: "RentalCanceled",
+        then: "RefundPayment",
+        react: refund,
+    }],
+};
+
+/// The delivery side.
+pub const DELIVERIES: Policy = Policy {
+    name: "deliveries",
+    why: "confirmed rentals with an address are delivered; cancelled ones are called back",
+    rules: &[
+        Rule {
+            when: "RentalConfirmed",
+            then: "StartDelivery",
+            react: start_delivery,
+        },
+        Rule {
+            when: "RentalCanceled",
+            then: "CancelDelivery",
+            react: cancel_delivery,
+        },
+    ],
+};
+
+/// Notices to members.
+pub const NOTICES: Policy = Policy {
+    name: "notices",
+    why: "the member hears of every change to their rental or delivery",
+    rules: &[
+        Rule {
+            when: "RentalReserved",
+            then: "SendNotice",
+            react: notify,
+        },
+        Rule {
+            when: "RentalConfirmed",
+            then: "SendNotice",
+            react: notify,
+        },
+        Rule {
+            when: "LoanStarted",
+            then: "SendNotice",
+            react: notify,
+        },
+        Rule {
+            when: "LoanRenewed",
+            then: "SendNotice",
+            react: notify,
+        },
+        Rule {
+            when: "BookReturned",
+            then: "SendNotice",
+            react: notify,
+        },
+        Rule {
+            when: "RentalCanceled",
+            then: "SendNotice",
+            react: notify,
+        },
+        Rule {
+            when: "PaymentRefunded",
+            then: "SendNotice",
+            react: notify,
+        },
+        Rule {
+            when: "DeliveryStarted",
+            then: "SendNotice",
+            react: notify,
+        },
+        Rule {
+            when: "Delivered",
+            then: "SendNotice",
+            react: notify,
+        },
+        Rule {
+            when: "DeliveryCanceled",
+            then: "SendNotice",
+            react: notify,
+        },
+    ],
+};
+
+fn allocate(e: &Envelope) -> Vec<Reaction> {
+    match &e.event {
+        Event::Rental(RentalEvent::RentalReserved { rental, book, .. }) => {
+            vec![Reaction::Book(BookCommand::AllocateCopy {
+                book: book.clone(),
+                rental: rental.clone(),
+            })]
+        }
+        _ => vec![],
+    }
+}
+
+fn release(e: &Envelope) -> Vec<Reaction> {
+    match &e.event {
+        Event::Rental(
+            RentalEvent::RentalCanceled { rental, book, .. }
+            | RentalEvent::BookReturned { rental, book, .. },
+        ) => {
+            vec![Reaction::Book(BookCommand::ReleaseCopy {
+                book: book.clone(),
+                rental: rental.clone(),
+            })]
+        }
+        _ => vec![],
+    }
+}
+
+fn confirm(e: &Envelope) -> Vec<Reaction> {
+    match &e.event {
+        Event::Book(BookEvent::CopyAllocated { rental, .. }) => {
+            vec![Reaction::Rental(RentalCommand::ConfirmRental {
+                rental: rental.clone(),
+            })]
+        }
+        _ => vec![],
+    }
+}
+
+fn cancel_unavailable(e: &Envelope) -> Vec<Reaction> {
+    match &e.event {
+        Event::Book(BookEvent::CopyAllocationFailed { rental, reason, .. }) => {
+            vec![Reaction::Rental(RentalCommand::CancelRental {
+                rental: rental.clone(),
+                reason: reason.clone(),
+                delivered: false,
+            })]
+        }
+        _ => vec![],
+    }
+}
+
+fn start_delivered_loan(e: &Envelope) -> Vec<Reaction> {
+    match &e.event {
+        Event::Delivery(DeliveryEvent::Delivered { rental, .. }) => {
+            vec![Reaction::Rental(RentalCommand::StartLoan {
+                rental: rental.clone(),
+            })]
+        }
+        _ => vec![],
+    }
+}
+
+fn refund(e: &Envelope) -> Vec<Reaction> {
+    match &e.event {
+        Event::Rental(RentalEvent::RentalCanceled {
+            rental,
+            member,
+            fee,
+            ..
+        }) => {
+            vec![Reaction::Refund(ChargeRef {
+                key: rental.clone(),
+                member: member.clone(),
+                amount: *fee,
+            })]
+        }
+        _ => vec![],
+    }
+}
+
+fn start_delivery(e: &Envelope) -> Vec<Reaction> {
+    match &e.event {
+        Event::Rental(RentalEvent::RentalConfirmed {
+            rental,
+            member,
+            delivery_address: Some(address),
+            ..
+        }) => {
+            vec![Reaction::Delivery(DeliveryCommand::StartDelivery {
+                rental: rental.clone(),
+                member: member.clone(),
+                address: address.clone(),
+            })]
+        }
+        _ => vec![],
+    }
+}
+
+fn cancel_delivery(e: &Envelope) -> Vec<Reaction> {
+    match &e.event {
+        Event::Rental(RentalEvent::RentalCanceled { rental, .. }) => {
+            vec![Reaction::Delivery(DeliveryCommand::CancelDelivery {
+                rental: rental.clone(),
+            })]
+        }
+        _ => vec![],
+    }
+}
+
+fn notify(e: &Envelope) -> Vec<Reaction> {
+    let (member, rental, message) = match &e.event {
+        Event::Rental(r) => match r {
+            RentalEvent::RentalReserved {
+                rental,
+                member,
+                book,
+                fee,
+                ..
+            } => (
+                member,
+                rental,
+                format!("Your reservation of {book} is paid ({fee}); we are holding a copy."),
+            ),
+            RentalEvent::RentalConfirmed {
+                rental,
+                member,
+                book,
+                ..
+            } => (member, rental, format!("A copy of {book} is held for you.")),
+            RentalEvent::LoanStarted {
+                rental,
+                member,
+                book,
+                due,
+            } => (
+                member,
+                rental,
+                format!("You have {book} until {}.", due.date()),
+            ),
+            RentalEvent::LoanRenewed {
+                rental,
+                member,
+                due,
+            } => (
+                member,
+                rental,
+                format!("Your loan is renewed until {}.", due.date()),
+            ),
+            RentalEvent::BookReturned {
+                rental,
+                member,
+                book,
+                late_days,
+            } => {
+                let late = if *late_days == 0 {
+                    String::from("on time")
+                } else {
+                    format!("{late_days} days late")
+                };
+                (
+                    member,
+                    rental,
+                    format!("Thank you for returning {book} ({late})."),
+                )
+            }
+            RentalEvent::RentalCanceled {
+                rental,
+                member,
+                book,
+                reason,
+                ..
+            } => (
+                member,
+                rental,
+                format!("Your rental of {book} was cancelled ({reason})."),
+            ),
+            RentalEvent::PaymentRefunded {
+                rental,
+                member,
+                amount,
+            } => (member, rental, format!("{amount} were refunded.")),
+        },
+        Event::Delivery(d) => match d {
+            DeliveryEvent::DeliveryStarted {
+                rental,
+                member,
+                address,
+            } => (
+                member,
+                rental,
+                format!("Your book is on its way to {address}."),
+            ),
+            DeliveryEvent::Delivered { rental, member } => {
+                (member, rental, String::from("Your book was delivered."))
+            }
+            DeliveryEvent::DeliveryCanceled { rental, member } => (
+                member,
+                rental,
+                String::from("Your delivery was called off."),
+            ),
+        },
+        _ => return vec![],
+    };
+    vec![Reaction::Notify(Notice {
+        member_id: member.to_string(),
+        rental_id: rental.to_string(),
+        kind: e.type_name().to_owned(),
+        message,
+        event_id: e.event_id.clone(),
+    })]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{BookId, MemberId, Points, RentalId};
+    use crate::testing::stored;
+
+    fn reserved() -> Envelope {
+        stored(
+            1,
+            RentalEvent::RentalReserved {
+                rental: RentalId::new("r1"),
+                member: MemberId::new("m1"),
+                book: BookId::new("b1"),
+                fee: Points(30),
+                payment_id: "p".into(),
+                delivery_address: None,
+            },
+            "r1",
+        )
+    }
+
+    #[test]
+    fn a_reservation_asks_the_catalog_for_a_copy() {
+        assert_eq!(
+            CATALOG.react(&reserved()),
+            vec![Reaction::Book(BookCommand::AllocateCopy {
+                book: BookId::new("b1"),
+                rental: RentalId::new("r1")
+            })]
+        );
+        assert!(RENTALS.react(&reserved()).is_empty());
+    }
+
+    #[test]
+    fn a_cancellation_refunds_releases_and_recalls() {
+        let canceled = stored(
+            2,
+            RentalEvent::RentalCanceled {
+                rental: RentalId::new("r1"),
+                member: MemberId::new("m1"),
+                book: BookId::new("b1"),
+                reason: "x".into(),
+                fee: Points(30),
+            },
+            "r1",
+        );
+        assert_eq!(
+            PAYMENTS.react(&canceled),
+            vec![Reaction::Refund(ChargeRef {
+                key: RentalId::new("r1"),
+                member: MemberId::new("m1"),
+                amount: Points(30)
+            })]
+        );
+        assert_eq!(CATALOG.react(&canceled).len(), 1);
+        assert_eq!(
+            DELIVERIES.react(&canceled),
+            vec![Reaction::Delivery(DeliveryCommand::CancelDelivery {
+                rental: RentalId::new("r1")
+            })]
+        );
+        assert!(
+            matches!(NOTICES.react(&canceled).as_slice(), [Reaction::Notify(n)] if n.member_id == "m1" && n.kind == "RentalCanceled")
+        );
+    }
+
+    #[test]
+    fn no_copy_means_cancel() {
+        let failed = stored(
+            3,
+            BookEvent::CopyAllocationFailed {
+                book: BookId::new("b1"),
+                rental: RentalId::new("r1"),
+                reason: "unavailable".into(),
+            },
+            "r1",
+        );
+        assert_eq!(
+            RENTALS.react(&failed),
+            vec![Reaction::Rental(RentalCommand::CancelRental {
+                rental: RentalId::new("r1"),
+                reason: "unavailable".into(),
+                delivered: false
+            })]
+        );
+    }
+
+    #[test]
+    fn every_rule_names_a_real_event_type() {
+        let known = [
+            "RentalReserved",
+            "RentalConfirmed",
+            "LoanStarted",
+            "LoanRenewed",
+            "BookReturned",
+            "RentalCanceled",
+            "PaymentRefunded",
+            "CopyAllocated",
+            "CopyAllocationFailed",
+            "DeliveryStarted",
+            "Delivered",
+            "DeliveryCanceled",
+        ];
+        for p in POLICIES {
+            for r in p.rules {
+                assert!(
+                    known.contains(&r.when),
+                    "{} reacts to unknown event {}",
+                    p.name,
+                    r.when
+                );
+            }
+        }
+    }
+}

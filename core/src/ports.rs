@@ -1,0 +1,184 @@
+//! The ports: every way the core touches the world. Adapters implement them; the core never does I/O itself.
+//!
+//! | port | promise |
+//! |---|---|
+//! | [`EventStore`] | atomic, version-checked appends (several streams at once); a gap-free global log; durable checkpoints and command-id records |
+//! | [`EventBus`] | hands committed events to consumer groups: each event to exactly one worker of each group, in order per stream |
+//! | [`PaymentGateway`] | charges and refunds, idempotent per key |
+//! | [`Notifier`] | sends a notice to a member; may fail, is retried |
+//! | [`Clock`] | the time |
+
+use crate::error::{BusError, NotifyError, PaymentError, StoreError};
+use crate::event::Envelope;
+use crate::ids::{CommandId, MemberId, Points, RentalId, StreamId, Timestamp};
+use async_trait::async_trait;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Events for one stream in an [`EventStore::append`], with the version the writer decided on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamAppend {
+    /// The stream.
+    pub stream: StreamId,
+    /// The stream's version the decision was made on (0 for a new stream). Checked inside the store's transaction.
+    pub expected_version: u64,
+    /// The command that decided these events; recorded so a re-sent command is recognised.
+    pub command_id: CommandId,
+    /// Envelopes with `version` filled in (`expected_version + 1…`) and `position` 0; the store assigns positions.
+    /// Empty means: only check the version (a guard on a stream the decision read).
+    pub events: Vec<Envelope>,
+}
+
+/// The event log. Implementations must pass `lendkit_adapters::contract`.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Appends to one or more streams atomically: either every stream's version matches and every
+    /// event is stored with the next global positions, or nothing is stored and
+    /// `StoreError::Conflict` names the first stale stream. The version check, the position
+    /// assignment and the command-id records happen inside one transaction. Returns the stored
+    /// envelopes in position order.
+    async fn append(&self, appends: Vec<StreamAppend>) -> Result<Vec<Envelope>, StoreError>;
+
+    /// Every event of one stream, in version order (empty for an unknown stream).
+    async fn read_stream(&self, stream: &StreamId) -> Result<Vec<Envelope>, StoreError>;
+
+    /// Up to `limit` events with `position > after`, in position order.
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError>;
+
+    /// The highest position stored (0 for an empty log).
+    async fn head(&self) -> Result<u64, StoreError>;
+
+    /// The events a command stored in `stream`, if that command id was applied to it.
+    async fn command_events(
+        &self,
+        stream: &StreamId,
+        command: &CommandId,
+    ) -> Result<Option<Vec<Envelope>>, StoreError>;
+
+    /// The last position `consumer` has handled, if it ever saved one.
+    async fn checkpoint(&self, consumer: &str) -> Result<Option<u64>, StoreError>;
+
+    /// Records that `consumer` has handled everything it should up to `position`.
+    async fn save_checkpoint(&self, consumer: &str, position: u64) -> Result<(), StoreError>;
+
+    /// Stores a dead letter (an event a consumer gave up on).
+    async fn add_dead_letter(&self, letter: DeadLetter) -> Result<(), StoreError>;
+
+    /// Every dead letter not yet replayed, oldest first.
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError>;
+
+    /// Removes a dead letter (after a successful replay); false when there was none with that id.
+    async fn remove_dead_letter(&self, id: &str) -> Result<bool, StoreError>;
+}
+
+/// An event a consumer could not handle after every retry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// `consumer@position`.
+    pub id: String,
+    /// The consumer group that gave up.
+    pub consumer: String,
+    /// Global position of the event.
+    pub position: u64,
+    /// The event's id.
+    pub event_id: String,
+    /// The event's type.
+    pub event_type: String,
+    /// The last error.
+    pub error: String,
+    /// How many times it was tried.
+    pub attempts: u32,
+}
+
+/// Hands committed events to consumer groups.
+///
+/// Each registered group has a number of workers; every published event goes to exactly one
+/// worker of every group, chosen by its stream, so one stream's events reach one worker in
+/// order. Delivery is at-least-once: an event stays pending for its worker until acknowledged.
+#[async_trait]
+pub trait EventBus: Send + Sync {
+    /// Registers a consumer group with `workers` workers (at least one). Events published before a group joins are not delivered to it.
+    async fn join(&self, group: &str, workers: u32) -> Result<(), BusError>;
+
+    /// Publishes committed events, in position order.
+    async fn publish(&self, events: &[Envelope]) -> Result<(), BusError>;
+
+    /// Up to `max` pending events for one worker of a group, oldest first, without removing them.
+    async fn receive(
+        &self,
+        group: &str,
+        worker: u32,
+        max: usize,
+    ) -> Result<Vec<Envelope>, BusError>;
+
+    /// Removes the worker's pending events with `position <= upto`.
+    async fn ack(&self, group: &str, worker: u32, upto: u64) -> Result<(), BusError>;
+}
+
+/// What a successful charge returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentReceipt {
+    /// The gateway's id for the payment.
+    pub payment_id: String,
+}
+
+/// A charge to refund.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargeRef {
+    /// The idempotency key the charge was made with (the rental id).
+    pub key: RentalId,
+    /// Who was charged.
+    pub member: MemberId,
+    /// How much.
+    pub amount: Points,
+}
+
+/// Takes payment for rentals. Both calls are idempotent per key: a repeated charge or refund
+/// with the same key must not move money twice.
+#[async_trait]
+pub trait PaymentGateway: Send + Sync {
+    /// Charges `member` `amount` points for the rental `key`.
+    async fn charge(
+        &self,
+        member: &MemberId,
+        amount: Points,
+        key: &RentalId,
+    ) -> Result<PaymentReceipt, PaymentError>;
+    /// Refunds the charge made with `charge.key`.
+    async fn refund(&self, charge: &ChargeRef) -> Result<(), PaymentError>;
+}
+
+/// A message to a member about their rental or delivery (문자 알림).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// Who hears of it.
+    pub member_id: String,
+    /// The rental it is about.
+    pub rental_id: String,
+    /// The event that caused it (`RentalConfirmed`, `DeliveryStarted`, …).
+    pub kind: String,
+    /// A readable sentence.
+    pub message: String,
+    /// The id of the event, so a notifier can drop duplicates.
+    pub event_id: String,
+}
+
+/// Sends notices. Failures are retried by the notices consumer and never block rentals.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Sends one notice.
+    async fn send(&self, notice: &Notice) -> Result<(), NotifyError>;
+}
+
+/// The time, and a way to wait.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> Timestamp;
+    /// A future that completes after `duration`. Used to time out payment calls; a clock that
+    /// cannot wait returns a future that never completes, which disables call timeouts.
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        let _ = duration;
+        Box::pin(futures::future::pending())
+    }
+}

@@ -1,0 +1,186 @@
+//! The member page (마이페이지): a member's points and every rental with its payment and delivery status.
+
+use super::View;
+use crate::deliveries::{DeliveryEvent, DeliveryStatus};
+use crate::event::{Envelope, Event};
+use crate::ids::{MemberId, RentalId};
+use crate::members::MemberEvent;
+use crate::points::PointsEvent;
+use crate::rentals::{RentalEvent, RentalStatus};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+/// One rental on a member page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RentalRow {
+    /// Rental id.
+    pub rental_id: String,
+    /// Book id.
+    pub book_id: String,
+    /// `reserved`, `confirmed`, `on_loan`, `returned` or `canceled`.
+    pub status: String,
+    /// `charged` or `refunded`.
+    pub payment_status: String,
+    /// `none`, `started`, `delivered` or `canceled`.
+    pub delivery_status: String,
+    /// Fee paid, in points.
+    pub fee: u64,
+    /// Due date (`YYYY-MM-DD`, UTC) while on loan or after.
+    pub due_date: Option<String>,
+    /// Days late at return.
+    pub late_days: Option<u32>,
+}
+
+/// One member's page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemberPage {
+    /// Member id.
+    pub member_id: String,
+    /// Name.
+    pub name: String,
+    /// Point balance.
+    pub points: u64,
+    /// Rentals, oldest first.
+    pub rentals: Vec<RentalRow>,
+}
+
+/// The member pages view: one [`MemberPage`] per member.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberPages {
+    pages: BTreeMap<MemberId, MemberPage>,
+    /// Where each rental sits: its member and index in that member's list.
+    index: HashMap<RentalId, (MemberId, usize)>,
+    position: u64,
+}
+
+impl MemberPages {
+    /// The page of `member`, if they have joined.
+    pub fn page(&self, member: &str) -> Option<&MemberPage> {
+        self.pages.get(&MemberId::new(member))
+    }
+
+    /// Every page, ordered by member id.
+    pub fn pages(&self) -> impl Iterator<Item = &MemberPage> {
+        self.pages.values()
+    }
+
+    fn rental(&mut self, rental: &RentalId) -> Option<&mut RentalRow> {
+        let (member, i) = self.index.get(rental)?;
+        self.pages.get_mut(member)?.rentals.get_mut(*i)
+    }
+
+    fn points(&mut self, member: &MemberId, change: impl FnOnce(&mut u64)) {
+        if let Some(p) = self.pages.get_mut(member) {
+            change(&mut p.points);
+        }
+    }
+}
+
+impl View for MemberPages {
+    const NAME: &'static str = "member_page";
+
+    fn apply(&mut self, e: &Envelope) {
+        if e.position <= self.position {
+            return;
+        }
+        self.position = e.position;
+        let status = |s: RentalStatus| s.as_str().to_owned();
+        match &e.event {
+            Event::Member(MemberEvent::MemberJoined { member, name, .. }) => {
+                self.pages
+                    .entry(member.clone())
+                    .or_insert_with(|| MemberPage {
+                        member_id: member.to_string(),
+                        name: name.clone(),
+                        points: 0,
+                        rentals: vec![],
+                    });
+            }
+            Event::Account(a) => match a {
+                PointsEvent::AccountOpened { member, welcome } => {
+                    self.points(member, |p| *p = welcome.0)
+                }
+                PointsEvent::PointsToppedUp { member, points }
+                | PointsEvent::PointsRefunded { member, points, .. } => {
+                    self.points(member, |p| *p = p.saturating_add(points.0))
+                }
+                PointsEvent::PointsCharged { member, points, .. } => {
+                    self.points(member, |p| *p = p.saturating_sub(points.0))
+                }
+            },
+            Event::Rental(r) => match r {
+                RentalEvent::RentalReserved {
+                    rental,
+                    member,
+                    book,
+                    fee,
+                    ..
+                } => {
+                    if let Some(page) = self.pages.get_mut(member) {
+                        self.index
+                            .insert(rental.clone(), (member.clone(), page.rentals.len()));
+                        page.rentals.push(RentalRow {
+                            rental_id: rental.to_string(),
+                            book_id: book.to_string(),
+                            status: status(RentalStatus::Reserved),
+                            payment_status: "charged".into(),
+                            delivery_status: DeliveryStatus::None.as_str().into(),
+                            fee: fee.0,
+                            due_date: None,
+                            late_days: None,
+                        });
+                    }
+                }
+                RentalEvent::RentalConfirmed { rental, .. } => {
+                    if let Some(row) = self.rental(rental) {
+                        row.status = status(RentalStatus::Confirmed);
+                    }
+                }
+                RentalEvent::LoanStarted { rental, due, .. }
+                | RentalEvent::LoanRenewed { rental, due, .. } => {
+                    if let Some(row) = self.rental(rental) {
+                        row.status = status(RentalStatus::OnLoan);
+                        row.due_date = Some(due.date());
+                    }
+                }
+                RentalEvent::BookReturned {
+                    rental, late_days, ..
+                } => {
+                    if let Some(row) = self.rental(rental) {
+                        row.status = status(RentalStatus::Returned);
+                        row.late_days = Some(*late_days);
+                    }
+                }
+                RentalEvent::RentalCanceled { rental, .. } => {
+                    if let Some(row) = self.rental(rental) {
+                        row.status = status(RentalStatus::Canceled);
+                    }
+                }
+                RentalEvent::PaymentRefunded { rental, .. } => {
+                    if let Some(row) = self.rental(rental) {
+                        row.payment_status = "refunded".into();
+                    }
+                }
+            },
+            Event::Delivery(d) => {
+                let (rental, s) = match d {
+                    DeliveryEvent::DeliveryStarted { rental, .. } => {
+                        (rental, DeliveryStatus::Started)
+                    }
+                    DeliveryEvent::Delivered { rental, .. } => (rental, DeliveryStatus::Delivered),
+                    DeliveryEvent::DeliveryCanceled { rental, .. } => {
+                        (rental, DeliveryStatus::Canceled)
+                    }
+                };
+                if let Some(row) = self.rental(rental) {
+                    row.delivery_status = s.as_str().into();
+                }
+            }
+            Event::Book(_) => {}
+        }
+    }
+
+    fn position(&self) -> u64 {
+        self.position
+    }
+}

@@ -1,0 +1,31 @@
+//! Read models (CQRS): answers for screens, built only from stored events — never by reading
+//! aggregates — so they can be dropped and rebuilt from the log with the same result.
+//!
+//! Each view folds events in global log order (one worker), tracks the last position it
+//! applied, and ignores anything at or before it, so a redelivered event changes nothing.
+
+mod book_list;
+mod member_page;
+
+pub use book_list::{BookList, BookRow, BookStatus};
+pub use member_page::{MemberPage, MemberPages, RentalRow};
+
+use crate::event::Envelope;
+
+/// A read model fed by events.
+pub trait View: Default + Send + Sync + 'static {
+    /// The consumer name of this view.
+    const NAME: &'static str;
+    /// Folds one event (in position order); events at or before the last applied position are ignored.
+    fn apply(&mut self, event: &Envelope);
+    /// The last position applied.
+    fn position(&self) -> u64;
+    /// A fresh view built from `events`.
+    fn rebuild<'a>(events: impl IntoIterator<Item = &'a Envelope>) -> Self {
+        let mut v = Self::default();
+        for e in events {
+            v.apply(e);
+        }
+        v
+    }
+}
