@@ -1,0 +1,238 @@
+//! Helpers shared by the integration tests: a library on in-memory adapters with a manual clock
+//! and a recording notifier, and invariant checks over the whole log.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use lendkit::adapters::{InMemoryEventBus, InMemoryEventStore, ManualClock, RecordingNotifier};
+use lendkit::catalog::BookEvent;
+use lendkit::event::{Envelope, Event};
+use lendkit::points::PointsEvent;
+use lendkit::rentals::RentalEvent;
+use lendkit::{block_on, Actor, Command, Library, LibraryBuilder, Outcome, Timestamp};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// 2026-01-01T00:00:00Z.
+pub const START: Timestamp = Timestamp(1_767_225_600_000);
+
+pub struct Harness {
+    pub store: Arc<InMemoryEventStore>,
+    pub clock: ManualClock,
+    pub notices: Arc<RecordingNotifier>,
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        Harness {
+            store: Arc::new(InMemoryEventStore::new()),
+            clock: ManualClock::new(START),
+            notices: Arc::new(RecordingNotifier::new()),
+        }
+    }
+
+    pub fn builder(&self) -> LibraryBuilder {
+        LibraryBuilder::new(
+            self.store.clone(),
+            Arc::new(InMemoryEventBus::new()),
+            Arc::new(self.clock.clone()),
+        )
+        .notifier(self.notices.clone())
+    }
+
+    pub fn library(&self) -> Library {
+        block_on(self.builder().build()).unwrap()
+    }
+}
+
+pub fn librarian() -> Actor {
+    Actor::librarian("lib-1")
+}
+
+pub fn run(lib: &Library, command: Command, actor: &Actor) -> lendkit::Result<Outcome> {
+    block_on(lib.execute(command, actor))
+}
+
+pub fn register(lib: &Library, book: &str, copies: u32, fee: u64) {
+    run(
+        lib,
+        Command::RegisterBook {
+            book_id: book.into(),
+            title: format!("Title of {book}"),
+            author: None,
+            copies,
+            fee,
+        },
+        &librarian(),
+    )
+    .unwrap();
+}
+
+pub fn join(lib: &Library, member: &str) {
+    run(
+        lib,
+        Command::JoinMember {
+            member_id: member.into(),
+            name: format!("Member {member}"),
+            contact: None,
+        },
+        &librarian(),
+    )
+    .unwrap();
+}
+
+pub fn reserve(lib: &Library, book: &str, member: &str, rental: &str) -> lendkit::Result<Outcome> {
+    run(
+        lib,
+        Command::ReserveBook {
+            book_id: book.into(),
+            member_id: member.into(),
+            rental_id: Some(rental.into()),
+            delivery_address: None,
+        },
+        &Actor::member(member),
+    )
+}
+
+pub fn settle(lib: &Library) {
+    block_on(lib.settle()).unwrap();
+}
+
+pub fn all_events(lib: &Library) -> Vec<Envelope> {
+    block_on(lib.events(1, usize::MAX)).unwrap()
+}
+
+pub fn count(events: &[Envelope], type_name: &str) -> usize {
+    events.iter().filter(|e| e.type_name() == type_name).count()
+}
+
+/// Checks the invariants of DESIGN §4 over the whole log, after settle. Panics with a reason.
+pub fn check_invariants(lib: &Library) {
+    let events = all_events(lib);
+    // The log is gap-free and ordered; versions are gap-free per stream.
+    let mut versions: HashMap<String, u64> = HashMap::new();
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e.position, i as u64 + 1, "positions have a gap at {i}");
+        let v = versions.entry(e.stream.to_string()).or_insert(0);
+        assert_eq!(e.version, *v + 1, "stream {} skips a version", e.stream);
+        *v = e.version;
+    }
+    // Points: balance never negative, at most one charge and one refund per rental, refund = charge.
+    let mut balance: BTreeMap<String, i128> = BTreeMap::new();
+    let mut charged: HashMap<String, u64> = HashMap::new();
+    let mut refunded: HashMap<String, u64> = HashMap::new();
+    // Copies: allocated <= copies, a rental holds at most one copy.
+    let mut copies: HashMap<String, i64> = HashMap::new();
+    let mut held: HashMap<String, String> = HashMap::new();
+    let mut canceled_paid: Vec<String> = Vec::new();
+    let mut payment_refunded: HashMap<String, u32> = HashMap::new();
+    for e in &events {
+        match &e.event {
+            Event::Account(PointsEvent::AccountOpened { member, welcome }) => {
+                balance.insert(member.to_string(), i128::from(welcome.0));
+            }
+            Event::Account(PointsEvent::PointsToppedUp { member, points }) => {
+                *balance.get_mut(member.as_str()).unwrap() += i128::from(points.0)
+            }
+            Event::Account(PointsEvent::PointsCharged {
+                member,
+                rental,
+                points,
+            }) => {
+                let b = balance.get_mut(member.as_str()).unwrap();
+                *b -= i128::from(points.0);
+                assert!(
+                    *b >= 0,
+                    "balance of {member} went negative at {}",
+                    e.position
+                );
+                assert!(
+                    charged.insert(rental.to_string(), points.0).is_none(),
+                    "rental {rental} charged twice"
+                );
+            }
+            Event::Account(PointsEvent::PointsRefunded {
+                member,
+                rental,
+                points,
+            }) => {
+                *balance.get_mut(member.as_str()).unwrap() += i128::from(points.0);
+                assert_eq!(
+                    charged.get(rental.as_str()),
+                    Some(&points.0),
+                    "refund of {rental} differs from its charge"
+                );
+                assert!(
+                    refunded.insert(rental.to_string(), points.0).is_none(),
+                    "rental {rental} refunded twice"
+                );
+            }
+            Event::Book(BookEvent::BookRegistered {
+                book, copies: n, ..
+            }) => {
+                copies.insert(book.to_string(), i64::from(*n));
+            }
+            Event::Book(BookEvent::CopiesAdded { book, copies: n }) => {
+                *copies.get_mut(book.as_str()).unwrap() += i64::from(*n)
+            }
+            Event::Book(BookEvent::CopyAllocated { book, rental }) => {
+                assert!(
+                    held.insert(rental.to_string(), book.to_string()).is_none(),
+                    "rental {rental} holds two copies"
+                );
+                let out = held.values().filter(|b| *b == book.as_str()).count() as i64;
+                assert!(
+                    out <= copies[book.as_str()],
+                    "book {book} has more copies out than it owns"
+                );
+            }
+            Event::Book(BookEvent::CopyReleased { rental, .. }) => {
+                assert!(
+                    held.remove(rental.as_str()).is_some(),
+                    "rental {rental} released a copy it did not hold"
+                );
+            }
+            Event::Rental(RentalEvent::RentalCanceled { rental, .. }) => {
+                canceled_paid.push(rental.to_string())
+            }
+            Event::Rental(RentalEvent::PaymentRefunded { rental, .. }) => {
+                *payment_refunded.entry(rental.to_string()).or_default() += 1
+            }
+            _ => {}
+        }
+    }
+    for rental in &canceled_paid {
+        assert!(
+            refunded.contains_key(rental),
+            "canceled rental {rental} was not refunded"
+        );
+        assert_eq!(
+            payment_refunded.get(rental),
+            Some(&1),
+            "canceled rental {rental} recorded its refund {:?} times",
+            payment_refunded.get(rental)
+        );
+    }
+    // The views agree with the log: points, availability.
+    let (book_list, pages) = lib.views();
+    for row in book_list.rows() {
+        let out = held.values().filter(|b| **b == row.book_id).count() as i64;
+        assert_eq!(
+            i64::from(row.available),
+            copies[&row.book_id] - out,
+            "available of {}",
+            row.book_id
+        );
+        assert_eq!(i64::from(row.copies), copies[&row.book_id]);
+    }
+    for page in pages.pages() {
+        assert_eq!(
+            i128::from(page.points),
+            balance[&page.member_id],
+            "points of {}",
+            page.member_id
+        );
+    }
+    // Every view equals a fresh rebuild from the log.
+    let rebuilt = block_on(lib.rebuild_views()).unwrap();
+    assert_eq!(rebuilt.0, book_list, "book list differs from a rebuild");
+    assert_eq!(rebuilt.1, pages, "member pages differ from a rebuild");
+}

@@ -1,0 +1,458 @@
+//! The saga end to end on in-memory adapters: idempotent commands and policies, concurrency on
+//! the last copy, fault isolation, consumer groups, dead letters, payment timeouts and the
+//! refund when storing a paid rental fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use async_trait::async_trait;
+use common::*;
+use lendkit::adapters::{InMemoryEventBus, InMemoryEventStore, SystemClock};
+use lendkit::error::{PaymentError, StoreError};
+use lendkit::event::Envelope;
+use lendkit::ids::{CommandId, MemberId, Points, RentalId, StreamId};
+use lendkit::ports::{
+    ChargeRef, DeadLetter, EventStore, PaymentGateway, PaymentReceipt, StreamAppend,
+};
+use lendkit::{block_on, Actor, BreakerConfig, Command, ErrorCode, LibraryBuilder};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[test]
+fn a_retried_reservation_is_charged_once() {
+    let h = Harness::new();
+    let lib = h.library();
+    register(&lib, "b-1", 2, 30);
+    join(&lib, "m-1");
+    let cmd = Command::ReserveBook {
+        book_id: "b-1".into(),
+        member_id: "m-1".into(),
+        rental_id: Some("r-1".into()),
+        delivery_address: None,
+    };
+    let id = Some(CommandId::new("client-retry-1"));
+    let first =
+        block_on(lib.execute_with_id(cmd.clone(), &Actor::member("m-1"), id.clone())).unwrap();
+    let again = block_on(lib.execute_with_id(cmd, &Actor::member("m-1"), id)).unwrap();
+    assert_eq!(
+        first.events, again.events,
+        "a retry returns the original events"
+    );
+    settle(&lib);
+    let events = all_events(&lib);
+    assert_eq!(count(&events, "PointsCharged"), 1);
+    assert_eq!(count(&events, "RentalReserved"), 1);
+    assert_eq!(lib.member_page("m-1").unwrap().points, 70);
+    check_invariants(&lib);
+}
+
+#[test]
+fn a_retried_cancellation_is_refunded_once() {
+    let h = Harness::new();
+    let lib = h.library();
+    register(&lib, "b-1", 1, 30);
+    join(&lib, "m-1");
+    reserve(&lib, "b-1", "m-1", "r-1").unwrap();
+    settle(&lib);
+    let cancel = Command::CancelRental {
+        rental_id: "r-1".into(),
+        reason: None,
+    };
+    let id = Some(CommandId::new("cancel-once"));
+    let first =
+        block_on(lib.execute_with_id(cancel.clone(), &Actor::member("m-1"), id.clone())).unwrap();
+    settle(&lib);
+    let again = block_on(lib.execute_with_id(cancel.clone(), &Actor::member("m-1"), id)).unwrap();
+    assert_eq!(first.events, again.events);
+    // A different command id is a new request, and the rules refuse it.
+    let err = block_on(lib.execute(cancel, &Actor::member("m-1"))).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidTransition);
+    settle(&lib);
+    let events = all_events(&lib);
+    assert_eq!(count(&events, "PointsRefunded"), 1);
+    assert_eq!(count(&events, "PaymentRefunded"), 1);
+    assert_eq!(lib.member_page("m-1").unwrap().points, 100);
+    check_invariants(&lib);
+}
+
+#[test]
+fn delivering_every_event_twice_to_every_policy_changes_nothing() {
+    let h = Harness::new();
+    let lib = h.library();
+    register(&lib, "b-1", 1, 30);
+    join(&lib, "m-1");
+    join(&lib, "m-2");
+    reserve(&lib, "b-1", "m-1", "r-1").unwrap();
+    reserve(&lib, "b-1", "m-2", "r-2").unwrap();
+    settle(&lib);
+    run(
+        &lib,
+        Command::CancelRental {
+            rental_id: "r-1".into(),
+            reason: None,
+        },
+        &Actor::member("m-1"),
+    )
+    .unwrap();
+    settle(&lib);
+    let before = all_events(&lib);
+    let notices_before = h.notices.notices().len();
+    for e in &before {
+        for consumer in ["catalog", "rentals", "payments", "deliveries"] {
+            block_on(lib.redeliver(consumer, e.position)).unwrap();
+        }
+    }
+    settle(&lib);
+    assert_eq!(all_events(&lib), before, "redelivery stored nothing new");
+    assert_eq!(h.notices.notices().len(), notices_before);
+    check_invariants(&lib);
+}
+
+#[test]
+fn many_threads_reserving_the_last_copies_get_exactly_that_many_loans() {
+    const COPIES: u32 = 3;
+    const MEMBERS: usize = 16;
+    let h = Harness::new();
+    let lib = Arc::new(h.library());
+    register(&lib, "b-1", COPIES, 10);
+    for m in 0..MEMBERS {
+        join(&lib, &format!("m-{m}"));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    // One thread keeps the consumers running while the reservations race.
+    let driver = {
+        let (lib, stop) = (lib.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                block_on(lib.settle()).unwrap();
+            }
+        })
+    };
+    let threads: Vec<_> = (0..MEMBERS)
+        .map(|m| {
+            let lib = lib.clone();
+            std::thread::spawn(move || reserve(&lib, "b-1", &format!("m-{m}"), &format!("r-{m}")))
+        })
+        .collect();
+    let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    stop.store(true, Ordering::SeqCst);
+    driver.join().unwrap();
+    settle(&lib);
+    for r in &results {
+        if let Err(e) = r {
+            assert_eq!(
+                e.code(),
+                ErrorCode::BookUnavailable,
+                "a reservation may only be refused for want of a copy: {e}"
+            );
+        }
+    }
+    let accepted = results.iter().filter(|r| r.is_ok()).count();
+    assert!(accepted >= COPIES as usize);
+    let events = all_events(&lib);
+    assert_eq!(
+        count(&events, "RentalConfirmed"),
+        COPIES as usize,
+        "exactly as many confirmed as copies"
+    );
+    assert_eq!(count(&events, "RentalCanceled"), accepted - COPIES as usize);
+    assert_eq!(
+        count(&events, "PointsRefunded"),
+        accepted - COPIES as usize,
+        "every loser refunded"
+    );
+    assert_eq!(lib.book_list()[0].available, 0);
+    check_invariants(&lib);
+}
+
+#[test]
+fn reservations_go_on_while_the_catalog_is_paused_and_are_settled_once_on_resume() {
+    let h = Harness::new();
+    let lib = h.library();
+    register(&lib, "b-1", 2, 10);
+    for m in 0..5 {
+        join(&lib, &format!("m-{m}"));
+    }
+    lib.pause("catalog").unwrap();
+    for m in 0..5 {
+        reserve(&lib, "b-1", &format!("m-{m}"), &format!("r-{m}")).unwrap();
+    }
+    settle(&lib);
+    let events = all_events(&lib);
+    assert_eq!(
+        count(&events, "RentalReserved"),
+        5,
+        "all reservations accepted while the catalog is down"
+    );
+    assert_eq!(count(&events, "CopyAllocated"), 0);
+    assert_eq!(lib.book_list()[0].available, 2, "nothing allocated yet");
+    lib.resume("catalog").unwrap();
+    settle(&lib);
+    let events = all_events(&lib);
+    assert_eq!(count(&events, "CopyAllocated"), 2);
+    assert_eq!(count(&events, "CopyAllocationFailed"), 3);
+    assert_eq!(count(&events, "RentalCanceled"), 3);
+    assert_eq!(count(&events, "PointsRefunded"), 3);
+    check_invariants(&lib);
+}
+
+#[test]
+fn a_consumer_group_shares_events_without_duplicates_and_keeps_stream_order() {
+    let h = Harness::new();
+    let lib = block_on(
+        h.builder()
+            .workers("catalog", 3)
+            .workers("notices", 4)
+            .workers("payments", 2)
+            .build(),
+    )
+    .unwrap();
+    register(&lib, "b-1", 4, 5);
+    register(&lib, "b-2", 1, 5);
+    for m in 0..8 {
+        join(&lib, &format!("m-{m}"));
+        let book = if m % 2 == 0 { "b-1" } else { "b-2" };
+        reserve(&lib, book, &format!("m-{m}"), &format!("r-{m}")).unwrap();
+    }
+    settle(&lib);
+    for m in [0, 2] {
+        run(
+            &lib,
+            Command::CancelRental {
+                rental_id: format!("r-{m}"),
+                reason: None,
+            },
+            &Actor::member(format!("m-{m}")),
+        )
+        .unwrap();
+    }
+    settle(&lib);
+    let notices = h.notices.notices();
+    let mut seen = HashMap::new();
+    for n in &notices {
+        assert!(
+            seen.insert(n.event_id.clone(), ()).is_none(),
+            "event {} notified twice",
+            n.event_id
+        );
+    }
+    let events = all_events(&lib);
+    let notifiable = [
+        "RentalReserved",
+        "RentalConfirmed",
+        "RentalCanceled",
+        "PaymentRefunded",
+    ];
+    assert_eq!(
+        notices.len(),
+        events
+            .iter()
+            .filter(|e| notifiable.contains(&e.type_name()))
+            .count(),
+        "every status change notified once"
+    );
+    // Per stream, notices arrive in version order.
+    let mut last: HashMap<String, u64> = HashMap::new();
+    let position: HashMap<&str, &Envelope> =
+        events.iter().map(|e| (e.event_id.as_str(), e)).collect();
+    for n in &notices {
+        let e = position[n.event_id.as_str()];
+        let prev = last.insert(e.stream.to_string(), e.version).unwrap_or(0);
+        assert!(
+            e.version > prev,
+            "stream {} notified out of order",
+            e.stream
+        );
+    }
+    let statuses: Vec<_> = lib.consumers_blocking();
+    assert!(statuses
+        .iter()
+        .any(|c| c.name == "catalog" && c.workers == 3));
+    check_invariants(&lib);
+}
+
+trait ConsumersBlocking {
+    fn consumers_blocking(&self) -> Vec<lendkit::library::ConsumerStatus>;
+}
+impl ConsumersBlocking for lendkit::Library {
+    fn consumers_blocking(&self) -> Vec<lendkit::library::ConsumerStatus> {
+        block_on(self.consumers())
+    }
+}
+
+#[test]
+fn a_notice_that_keeps_failing_becomes_a_dead_letter_and_can_be_replayed() {
+    let h = Harness::new();
+    let lib = block_on(h.builder().max_attempts(3).build()).unwrap();
+    register(&lib, "b-1", 1, 5);
+    join(&lib, "m-1");
+    h.notices.fail_next(3);
+    reserve(&lib, "b-1", "m-1", "r-1").unwrap();
+    settle(&lib);
+    let letters = block_on(lib.dead_letters()).unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(
+        (
+            letters[0].consumer.as_str(),
+            letters[0].event_type.as_str(),
+            letters[0].attempts
+        ),
+        ("notices", "RentalReserved", 3)
+    );
+    // The rental itself went on: the failing notifier blocked nothing.
+    assert_eq!(
+        lib.member_page("m-1").unwrap().rentals[0].status,
+        "confirmed"
+    );
+    assert_eq!(
+        h.notices
+            .notices()
+            .iter()
+            .map(|n| n.kind.as_str())
+            .collect::<Vec<_>>(),
+        ["RentalConfirmed"]
+    );
+    block_on(lib.replay_dead_letter(&letters[0].id)).unwrap();
+    assert!(block_on(lib.dead_letters()).unwrap().is_empty());
+    assert_eq!(h.notices.notices().last().unwrap().kind, "RentalReserved");
+    let missing = block_on(lib.replay_dead_letter("notices@999")).unwrap_err();
+    assert_eq!(missing.code(), ErrorCode::DeadLetterNotFound);
+}
+
+/// A gateway that never answers in time.
+struct Slow;
+
+#[async_trait]
+impl PaymentGateway for Slow {
+    async fn charge(
+        &self,
+        _: &MemberId,
+        _: Points,
+        _: &RentalId,
+    ) -> Result<PaymentReceipt, PaymentError> {
+        futures_timer::Delay::new(Duration::from_secs(5)).await;
+        Ok(PaymentReceipt {
+            payment_id: "late".into(),
+        })
+    }
+    async fn refund(&self, _: &ChargeRef) -> Result<(), PaymentError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn slow_payments_time_out_and_open_the_circuit() {
+    let lib = block_on(
+        LibraryBuilder::new(
+            Arc::new(InMemoryEventStore::new()),
+            Arc::new(InMemoryEventBus::new()),
+            Arc::new(SystemClock::new()),
+        )
+        .payment(Arc::new(Slow))
+        .breaker(BreakerConfig {
+            failure_threshold: 2,
+            cool_down: Duration::from_secs(60),
+            call_timeout: Some(Duration::from_millis(50)),
+        })
+        .build(),
+    )
+    .unwrap();
+    register(&lib, "b-1", 1, 5);
+    join(&lib, "m-1");
+    for i in 0..2 {
+        let err = reserve(&lib, "b-1", "m-1", &format!("r-{i}")).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::PaymentUnavailable, "{err}");
+    }
+    assert_eq!(lib.payment_circuit().as_str(), "open");
+    let started = std::time::Instant::now();
+    let err = reserve(&lib, "b-1", "m-1", "r-9").unwrap_err();
+    assert!(
+        matches!(err, lendkit::Error::PaymentUnavailable { retry_after } if retry_after > Duration::from_secs(50)),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(50),
+        "an open circuit fails without calling the gateway"
+    );
+    assert_eq!(
+        count(&all_events(&lib), "RentalReserved"),
+        0,
+        "no payment, no rental"
+    );
+}
+
+/// A store that refuses to store rentals, to show the refund after a charge whose rental could not be stored.
+struct NoRentals(InMemoryEventStore);
+
+#[async_trait]
+impl EventStore for NoRentals {
+    async fn append(&self, appends: Vec<StreamAppend>) -> Result<Vec<Envelope>, StoreError> {
+        if appends
+            .iter()
+            .any(|a| a.stream.kind == lendkit::ids::StreamKind::Rental)
+        {
+            return Err(StoreError::Backend("disk full".into()));
+        }
+        self.0.append(appends).await
+    }
+    async fn read_stream(&self, s: &StreamId) -> Result<Vec<Envelope>, StoreError> {
+        self.0.read_stream(s).await
+    }
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
+        self.0.read_all(after, limit).await
+    }
+    async fn head(&self) -> Result<u64, StoreError> {
+        self.0.head().await
+    }
+    async fn command_events(
+        &self,
+        s: &StreamId,
+        c: &CommandId,
+    ) -> Result<Option<Vec<Envelope>>, StoreError> {
+        self.0.command_events(s, c).await
+    }
+    async fn checkpoint(&self, c: &str) -> Result<Option<u64>, StoreError> {
+        self.0.checkpoint(c).await
+    }
+    async fn save_checkpoint(&self, c: &str, p: u64) -> Result<(), StoreError> {
+        self.0.save_checkpoint(c, p).await
+    }
+    async fn add_dead_letter(&self, l: DeadLetter) -> Result<(), StoreError> {
+        self.0.add_dead_letter(l).await
+    }
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+        self.0.dead_letters().await
+    }
+    async fn remove_dead_letter(&self, id: &str) -> Result<bool, StoreError> {
+        self.0.remove_dead_letter(id).await
+    }
+}
+
+#[test]
+fn a_charge_whose_rental_cannot_be_stored_is_refunded_before_the_error_returns() {
+    let lib = block_on(
+        LibraryBuilder::new(
+            Arc::new(NoRentals(InMemoryEventStore::new())),
+            Arc::new(InMemoryEventBus::new()),
+            Arc::new(SystemClock::new()),
+        )
+        .build(),
+    )
+    .unwrap();
+    register(&lib, "b-1", 1, 30);
+    join(&lib, "m-1");
+    let err = reserve(&lib, "b-1", "m-1", "r-1").unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Storage);
+    let events = all_events(&lib);
+    assert_eq!(count(&events, "PointsCharged"), 1);
+    assert_eq!(
+        count(&events, "PointsRefunded"),
+        1,
+        "the charge was given back"
+    );
+    settle(&lib);
+    assert_eq!(lib.member_page("m-1").unwrap().points, 100);
+    assert!(lib.member_page("m-1").unwrap().rentals.is_empty());
+}
