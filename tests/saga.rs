@@ -291,6 +291,23 @@ fn a_notice_that_keeps_failing_becomes_a_dead_letter_and_can_be_replayed() {
     h.notices.fail_next(3);
     reserve(&lib, "b-1", "m-1", "r-1").unwrap();
     settle(&lib);
+    assert!(
+        block_on(lib.dead_letters()).unwrap().is_empty(),
+        "a failure first waits for a retry"
+    );
+    assert!(
+        h.notices.notices().is_empty(),
+        "notices wait behind the failing one, in order"
+    );
+    assert_eq!(
+        lib.member_page("m-1").unwrap().rentals[0].status,
+        "confirmed",
+        "the failing notifier blocked nothing else"
+    );
+    for _ in 0..2 {
+        h.clock.advance(Duration::from_secs(60));
+        settle(&lib);
+    }
     let letters = block_on(lib.dead_letters()).unwrap();
     assert_eq!(letters.len(), 1, "{letters:?}");
     assert_eq!(
@@ -339,6 +356,87 @@ impl PaymentGateway for Slow {
     }
     async fn refund(&self, _: &ChargeRef) -> Result<(), PaymentError> {
         Ok(())
+    }
+}
+
+#[test]
+fn a_refund_during_a_payment_outage_waits_and_is_paid_once_payment_is_back() {
+    let h = Harness::new();
+    let down = Arc::new(AtomicBool::new(false));
+    let flag = down.clone();
+    let lib = block_on(
+        h.builder()
+            .breaker(BreakerConfig {
+                failure_threshold: 2,
+                cool_down: Duration::from_secs(30),
+                call_timeout: None,
+            })
+            .max_attempts(3)
+            .wrap_payment(move |inner| Arc::new(Switch { inner, down: flag }))
+            .build(),
+    )
+    .unwrap();
+    register(&lib, "b-1", 1, 30);
+    join(&lib, "m-1");
+    reserve(&lib, "b-1", "m-1", "r-1").unwrap();
+    settle(&lib);
+    down.store(true, Ordering::SeqCst);
+    run(
+        &lib,
+        Command::CancelRental {
+            rental_id: "r-1".into(),
+            reason: None,
+        },
+        &Actor::member("m-1"),
+    )
+    .unwrap();
+    // Many minutes of outage: the refund keeps waiting (the open circuit is not held against it) and is never dead-lettered.
+    for _ in 0..20 {
+        settle(&lib);
+        h.clock.advance(Duration::from_secs(31));
+    }
+    assert_eq!(
+        lib.member_page("m-1").unwrap().points,
+        70,
+        "no refund while payments are down"
+    );
+    assert!(block_on(lib.dead_letters()).unwrap().is_empty());
+    down.store(false, Ordering::SeqCst);
+    h.clock.advance(Duration::from_secs(300));
+    settle(&lib);
+    assert_eq!(lib.member_page("m-1").unwrap().points, 100);
+    assert_eq!(
+        lib.member_page("m-1").unwrap().rentals[0].payment_status,
+        "refunded"
+    );
+    assert_eq!(count(&all_events(&lib), "PointsRefunded"), 1);
+    check_invariants(&lib);
+}
+
+/// Delegates to the real gateway unless switched off.
+struct Switch {
+    inner: Arc<dyn PaymentGateway>,
+    down: Arc<AtomicBool>,
+}
+
+#[async_trait]
+impl PaymentGateway for Switch {
+    async fn charge(
+        &self,
+        m: &MemberId,
+        a: Points,
+        k: &RentalId,
+    ) -> Result<PaymentReceipt, PaymentError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(PaymentError::Unavailable("switched off".into()));
+        }
+        self.inner.charge(m, a, k).await
+    }
+    async fn refund(&self, c: &ChargeRef) -> Result<(), PaymentError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(PaymentError::Unavailable("switched off".into()));
+        }
+        self.inner.refund(c).await
     }
 }
 
@@ -455,4 +553,67 @@ fn a_charge_whose_rental_cannot_be_stored_is_refunded_before_the_error_returns()
     settle(&lib);
     assert_eq!(lib.member_page("m-1").unwrap().points, 100);
     assert!(lib.member_page("m-1").unwrap().rentals.is_empty());
+}
+
+/// Holds every charge until `n` charges are in flight, so reservations race past payment together.
+struct Rendezvous {
+    inner: Arc<dyn PaymentGateway>,
+    barrier: Arc<std::sync::Barrier>,
+}
+
+#[async_trait]
+impl PaymentGateway for Rendezvous {
+    async fn charge(
+        &self,
+        m: &MemberId,
+        a: Points,
+        k: &RentalId,
+    ) -> Result<PaymentReceipt, PaymentError> {
+        let receipt = self.inner.charge(m, a, k).await;
+        self.barrier.wait();
+        receipt
+    }
+    async fn refund(&self, c: &ChargeRef) -> Result<(), PaymentError> {
+        self.inner.refund(c).await
+    }
+}
+
+#[test]
+fn two_members_racing_for_one_rental_id_pay_once_between_them() {
+    let h = Harness::new();
+    let barrier = Arc::new(std::sync::Barrier::new(2));
+    let b = barrier.clone();
+    let lib = Arc::new(
+        block_on(
+            h.builder()
+                .wrap_payment(move |inner| Arc::new(Rendezvous { inner, barrier: b }))
+                .build(),
+        )
+        .unwrap(),
+    );
+    register(&lib, "b-1", 2, 30);
+    join(&lib, "m-1");
+    join(&lib, "m-2");
+    let racers: Vec<_> = ["m-1", "m-2"]
+        .into_iter()
+        .map(|m| {
+            let lib = lib.clone();
+            std::thread::spawn(move || reserve(&lib, "b-1", m, "r-1"))
+        })
+        .collect();
+    let results: Vec<_> = racers.into_iter().map(|t| t.join().unwrap()).collect();
+    let lost: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert_eq!(lost.len(), 1, "exactly one reservation wins: {results:?}");
+    assert_eq!(lost[0].code(), ErrorCode::RentalExists);
+    settle(&lib);
+    let points: Vec<u64> = ["m-1", "m-2"]
+        .iter()
+        .map(|m| lib.member_page(m).unwrap().points)
+        .collect();
+    assert_eq!(
+        points.iter().sum::<u64>(),
+        170,
+        "one fee taken between them, the loser refunded: {points:?}"
+    );
+    check_invariants(&lib);
 }

@@ -314,7 +314,7 @@ fn notify(e: &Envelope) -> Vec<Reaction> {
             } => (
                 member,
                 rental,
-                format!("Your reservation of {book} is paid ({fee}); we are holding a copy."),
+                format!("Your reservation of {book} is paid ({fee}); we will tell you when a copy is held for you."),
             ),
             RentalEvent::RentalConfirmed {
                 rental,

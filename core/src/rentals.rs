@@ -302,6 +302,8 @@ pub struct Rental {
     pub book: Option<BookId>,
     /// Fee charged.
     pub fee: Points,
+    /// The gateway's id for the charge.
+    pub payment_id: Option<String>,
     /// Delivery address, if any.
     pub delivery_address: Option<String>,
     /// Due date while on loan.
@@ -433,7 +435,7 @@ impl Aggregate for Rental {
             } => {
                 let (member, book) = self.check_actor(&rental, &ctx.actor)?;
                 match self.status {
-                    S::Reserved | S::Confirmed if *delivered => {
+                    S::Reserved | S::Confirmed | S::OnLoan if *delivered => {
                         Err(RentalError::AlreadyDelivered(rental))
                     }
                     S::Reserved | S::Confirmed => Ok(vec![RentalEvent::RentalCanceled {
@@ -488,9 +490,11 @@ impl Aggregate for Rental {
                 member,
                 book,
                 fee,
+                payment_id,
                 delivery_address,
                 ..
             } => {
+                self.payment_id = Some(payment_id.clone());
                 self.status = RentalStatus::Reserved;
                 self.member = Some(member.clone());
                 self.book = Some(book.clone());

@@ -117,12 +117,12 @@ pub fn check_invariants(lib: &Library) {
     }
     // Points: balance never negative, at most one charge and one refund per rental, refund = charge.
     let mut balance: BTreeMap<String, i128> = BTreeMap::new();
-    let mut charged: HashMap<String, u64> = HashMap::new();
-    let mut refunded: HashMap<String, u64> = HashMap::new();
+    let mut charged: HashMap<(String, String), u64> = HashMap::new();
+    let mut refunded: HashMap<(String, String), u64> = HashMap::new();
     // Copies: allocated <= copies, a rental holds at most one copy.
     let mut copies: HashMap<String, i64> = HashMap::new();
     let mut held: HashMap<String, String> = HashMap::new();
-    let mut canceled_paid: Vec<String> = Vec::new();
+    let mut canceled_paid: Vec<(String, String)> = Vec::new();
     let mut payment_refunded: HashMap<String, u32> = HashMap::new();
     for e in &events {
         match &e.event {
@@ -145,8 +145,10 @@ pub fn check_invariants(lib: &Library) {
                     e.position
                 );
                 assert!(
-                    charged.insert(rental.to_string(), points.0).is_none(),
-                    "rental {rental} charged twice"
+                    charged
+                        .insert((member.to_string(), rental.to_string()), points.0)
+                        .is_none(),
+                    "rental {rental} charged twice to {member}"
                 );
             }
             Event::Account(PointsEvent::PointsRefunded {
@@ -155,14 +157,15 @@ pub fn check_invariants(lib: &Library) {
                 points,
             }) => {
                 *balance.get_mut(member.as_str()).unwrap() += i128::from(points.0);
+                let key = (member.to_string(), rental.to_string());
                 assert_eq!(
-                    charged.get(rental.as_str()),
+                    charged.get(&key),
                     Some(&points.0),
                     "refund of {rental} differs from its charge"
                 );
                 assert!(
-                    refunded.insert(rental.to_string(), points.0).is_none(),
-                    "rental {rental} refunded twice"
+                    refunded.insert(key, points.0).is_none(),
+                    "rental {rental} refunded twice to {member}"
                 );
             }
             Event::Book(BookEvent::BookRegistered {
@@ -190,8 +193,8 @@ pub fn check_invariants(lib: &Library) {
                     "rental {rental} released a copy it did not hold"
                 );
             }
-            Event::Rental(RentalEvent::RentalCanceled { rental, .. }) => {
-                canceled_paid.push(rental.to_string())
+            Event::Rental(RentalEvent::RentalCanceled { rental, member, .. }) => {
+                canceled_paid.push((member.to_string(), rental.to_string()))
             }
             Event::Rental(RentalEvent::PaymentRefunded { rental, .. }) => {
                 *payment_refunded.entry(rental.to_string()).or_default() += 1
@@ -199,9 +202,10 @@ pub fn check_invariants(lib: &Library) {
             _ => {}
         }
     }
-    for rental in &canceled_paid {
+    for key in &canceled_paid {
+        let rental = &key.1;
         assert!(
-            refunded.contains_key(rental),
+            refunded.contains_key(key),
             "canceled rental {rental} was not refunded"
         );
         assert_eq!(

@@ -52,7 +52,9 @@ pub struct BookRow {
     pub on_loan: u32,
     /// Summary status.
     pub status: BookStatus,
-    /// The type of the last event that concerned this book (`RentalCanceled`, `BookReturned`, …).
+    /// The last business step that concerned this book: `BookRegistered`, `CopiesAdded`,
+    /// `RentalReserved`, `LoanStarted`, `RentalCanceled` or `BookReturned`. (The catalog's own
+    /// copy bookkeeping that follows a step does not replace it.)
     pub last_activity: String,
 }
 
@@ -76,10 +78,12 @@ impl BookList {
         self.books.get(&BookId::new(book))
     }
 
-    fn touch(&mut self, book: &BookId, activity: &str, change: impl FnOnce(&mut BookRow)) {
+    fn touch(&mut self, book: &BookId, activity: Option<&str>, change: impl FnOnce(&mut BookRow)) {
         if let Some(row) = self.books.get_mut(book) {
             change(row);
-            row.last_activity = activity.to_owned();
+            if let Some(activity) = activity {
+                row.last_activity = activity.to_owned();
+            }
             row.status = if row.available > 0 {
                 BookStatus::Available
             } else if row.reserved == 0 && row.on_loan > 0 {
@@ -99,7 +103,7 @@ impl View for BookList {
             return;
         }
         self.position = e.position;
-        let activity = e.type_name();
+        let step = Some(e.type_name());
         match &e.event {
             Event::Book(BookEvent::BookRegistered {
                 book,
@@ -120,29 +124,24 @@ impl View for BookList {
                         reserved: 0,
                         on_loan: 0,
                         status: BookStatus::Available,
-                        last_activity: activity.to_owned(),
+                        last_activity: e.type_name().to_owned(),
                     },
                 );
             }
-            Event::Book(BookEvent::CopiesAdded { book, copies }) => {
-                self.touch(book, activity, |r| {
-                    r.copies = r.copies.saturating_add(*copies);
-                    r.available = r.available.saturating_add(*copies);
-                })
-            }
+            Event::Book(BookEvent::CopiesAdded { book, copies }) => self.touch(book, step, |r| {
+                r.copies = r.copies.saturating_add(*copies);
+                r.available = r.available.saturating_add(*copies);
+            }),
             Event::Book(BookEvent::CopyAllocated { book, rental }) => {
                 self.held.insert(rental.clone(), (book.clone(), false));
-                self.touch(book, activity, |r| {
+                self.touch(book, None, |r| {
                     r.available = r.available.saturating_sub(1);
                     r.reserved += 1;
                 });
             }
-            Event::Book(BookEvent::CopyAllocationFailed { book, .. }) => {
-                self.touch(book, activity, |_| {})
-            }
             Event::Book(BookEvent::CopyReleased { book, rental }) => {
                 let on_loan = self.held.remove(rental).is_some_and(|(_, l)| l);
-                self.touch(book, activity, |r| {
+                self.touch(book, None, |r| {
                     r.available += 1;
                     if on_loan {
                         r.on_loan = r.on_loan.saturating_sub(1);
@@ -159,7 +158,7 @@ impl View for BookList {
                     }
                     _ => false,
                 };
-                self.touch(book, activity, |r| {
+                self.touch(book, step, |r| {
                     if moved {
                         r.reserved = r.reserved.saturating_sub(1);
                         r.on_loan += 1;
@@ -170,7 +169,7 @@ impl View for BookList {
                 RentalEvent::RentalReserved { book, .. }
                 | RentalEvent::RentalCanceled { book, .. }
                 | RentalEvent::BookReturned { book, .. },
-            ) => self.touch(book, activity, |_| {}),
+            ) => self.touch(book, step, |_| {}),
             _ => {}
         }
     }
