@@ -87,6 +87,12 @@ codes! {
     Conflict = "CONFLICT", Conflict, true;
     /// The event store failed. Nothing was stored.
     Storage = "STORAGE", Storage, true;
+    /// The path is not a lendkit database (a plain file, or another program's data). Nothing was changed.
+    NotALibrary = "NOT_A_LIBRARY", Storage, false;
+    /// The database was written by a newer lendkit. Nothing was changed; upgrade lendkit.
+    SchemaTooNew = "SCHEMA_TOO_NEW", Storage, false;
+    /// The database is open in another process.
+    LibraryLocked = "LIBRARY_LOCKED", Storage, true;
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -154,6 +160,20 @@ pub enum StoreError {
     /// The backing storage failed (I/O, full disk, closed database).
     #[error("storage failed: {0}")]
     Backend(String),
+    /// The path holds something that is not a lendkit database.
+    #[error("{0} is not a lendkit database; choose a new path or an existing lendkit database")]
+    NotALibrary(String),
+    /// The database was written by a newer schema than this build reads.
+    #[error("the database was written with schema {found}, this lendkit reads up to {supported}; upgrade lendkit to open it")]
+    SchemaTooNew {
+        /// Schema found on disk.
+        found: u32,
+        /// Newest schema this build reads.
+        supported: u32,
+    },
+    /// Another process holds the database open.
+    #[error("{0} is open in another process; close it there first")]
+    Locked(String),
 }
 
 /// Failures of a [`PaymentGateway`](crate::ports::PaymentGateway).
@@ -255,7 +275,7 @@ pub enum Error {
         retry_after: Duration,
     },
     /// The event store failed; nothing was stored.
-    #[error("storage failed: {0}")]
+    #[error(transparent)]
     Storage(StoreError),
 }
 
@@ -295,6 +315,9 @@ impl Error {
             Error::Payment(PaymentError::Declined(_)) => ErrorCode::PaymentDeclined,
             Error::Payment(PaymentError::Unavailable(_)) => ErrorCode::PaymentUnavailable,
             Error::PaymentUnavailable { .. } => ErrorCode::PaymentUnavailable,
+            Error::Storage(StoreError::NotALibrary(_)) => ErrorCode::NotALibrary,
+            Error::Storage(StoreError::SchemaTooNew { .. }) => ErrorCode::SchemaTooNew,
+            Error::Storage(StoreError::Locked(_)) => ErrorCode::LibraryLocked,
             Error::Storage(_) => ErrorCode::Storage,
         }
     }

@@ -42,6 +42,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 const MAX_CONFLICT_RETRIES: u32 = 16;
 /// How many events a consumer takes from the bus at a time.
 const BATCH: usize = 256;
+/// The longest wait between two tries of a failing event.
+const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Who, under which id, about which case, because of what.
 #[derive(Debug, Clone)]
@@ -60,7 +62,12 @@ pub(crate) struct Engine {
     rules: Rules,
     /// The last position handed to the bus.
     relayed: futures::lock::Mutex<u64>,
+    /// Called after new events were handed to the bus (a background runner wakes up on it).
+    on_commit: Option<CommitHook>,
 }
+
+/// A function called after newly committed events were handed to the bus.
+pub type CommitHook = Arc<dyn Fn() + Send + Sync>;
 
 impl Engine {
     async fn load<A: Aggregate>(&self, stream: &StreamId) -> Result<(A, u64)> {
@@ -175,6 +182,9 @@ impl Engine {
                 .await
                 .map_err(|e| Error::Storage(StoreError::Backend(e.to_string())))?;
             *relayed = last;
+            if let Some(hook) = &self.on_commit {
+                hook();
+            }
         }
     }
 
@@ -277,7 +287,21 @@ enum Kind {
 
 struct Worker {
     checkpoint: u64,
+    /// Failed tries of the event after the checkpoint.
     attempts: u32,
+    /// Tries of that event that met a payment outage (these wait, but never dead-letter it).
+    outages: u32,
+    /// Not before this time is that event tried again.
+    retry_at: Option<crate::ids::Timestamp>,
+}
+
+/// Why a consumer could not handle an event.
+struct Failure {
+    message: String,
+    /// Set when the call was refused without being made (the breaker is open): wait this long, and do not count it as an attempt.
+    wait: Option<std::time::Duration>,
+    /// A payment outage: wait and retry, but never give up on it (money is owed).
+    outage: bool,
 }
 
 struct Consumer {
@@ -330,6 +354,8 @@ pub struct LibraryBuilder {
     breaker: BreakerConfig,
     workers: HashMap<String, u32>,
     max_attempts: u32,
+    retry_backoff: std::time::Duration,
+    on_commit: Option<CommitHook>,
 }
 
 impl LibraryBuilder {
@@ -345,7 +371,22 @@ impl LibraryBuilder {
             breaker: BreakerConfig::default(),
             workers: HashMap::new(),
             max_attempts: 5,
+            retry_backoff: std::time::Duration::from_secs(1),
+            on_commit: None,
         }
+    }
+
+    /// The wait before a failing event is tried again; it doubles with each failure (default 1 s, at most 5 min).
+    pub fn retry_backoff(mut self, backoff: std::time::Duration) -> Self {
+        self.retry_backoff = backoff;
+        self
+    }
+
+    /// Calls `hook` whenever newly committed events have been handed to the bus, so a
+    /// background runner can wake up and [`settle`](Library::settle). Keep it quick.
+    pub fn on_commit(mut self, hook: CommitHook) -> Self {
+        self.on_commit = Some(hook);
+        self
     }
 
     /// Sends notices through `notifier`.
@@ -410,6 +451,7 @@ impl LibraryBuilder {
             clock: self.clock,
             rules: self.rules,
             relayed: futures::lock::Mutex::new(0),
+            on_commit: self.on_commit,
         });
         let gateway: Arc<dyn PaymentGateway> = match self.payment {
             PaymentChoice::Points => Arc::new(PointsGateway {
@@ -460,6 +502,8 @@ impl LibraryBuilder {
                 c.workers.push(futures::lock::Mutex::new(Worker {
                     checkpoint,
                     attempts: 0,
+                    outages: 0,
+                    retry_at: None,
                 }));
             }
             consumers.push(c);
@@ -475,6 +519,7 @@ impl LibraryBuilder {
             book_list: Mutex::new(BookList::default()),
             member_pages: Mutex::new(MemberPages::default()),
             max_attempts: self.max_attempts,
+            retry_backoff: self.retry_backoff,
         })
     }
 }
@@ -501,6 +546,7 @@ pub struct Library {
     book_list: Mutex<BookList>,
     member_pages: Mutex<MemberPages>,
     max_attempts: u32,
+    retry_backoff: std::time::Duration,
 }
 
 impl Library {
@@ -838,8 +884,9 @@ impl Library {
         let receipt = self
             .call_gateway(self.gateway.charge(&member, b.fee, &rental))
             .await?;
-        if let RentalCommand::ReserveBook { payment_id, .. } = &mut cmd {
-            *payment_id = receipt.payment_id;
+        let payment_id = receipt.payment_id;
+        if let RentalCommand::ReserveBook { payment_id: id, .. } = &mut cmd {
+            id.clone_from(&payment_id);
         }
         let events = state
             .decide(&cmd, &ctx)?
@@ -858,8 +905,7 @@ impl Library {
                 Ok(stored)
             }
             Err(StoreError::Conflict { .. }) => {
-                // Someone stored this rental id first. Its charge used the same idempotency key,
-                // so the money taken is theirs: no refund. A concurrent retry of this very command wins too.
+                // Someone stored this rental id first. A concurrent retry of this very command wins too.
                 if let Some(done) = self
                     .engine
                     .store
@@ -867,6 +913,22 @@ impl Library {
                     .await?
                 {
                     return Ok(done);
+                }
+                // If the winner's payment is this very charge (a gateway keyed by rental id
+                // returned the same payment twice), the money is theirs: no refund. Otherwise our
+                // charge paid for nothing and goes back.
+                let (winner, _) = self.engine.load::<Rental>(&stream).await?;
+                if winner.payment_id.as_deref() != Some(payment_id.as_str()) {
+                    let charge = ChargeRef {
+                        key: rental.clone(),
+                        member,
+                        amount: b.fee,
+                    };
+                    if let Err(refund) = self.call_gateway(self.gateway.refund(&charge)).await {
+                        return Err(Error::Storage(StoreError::Backend(format!(
+                            "rental {rental} was taken concurrently and the charge for it could not be refunded: {refund}"
+                        ))));
+                    }
                 }
                 Err(RentalError::AlreadyExists(rental).into())
             }
@@ -992,8 +1054,12 @@ impl Library {
         out
     }
 
-    /// Runs every consumer that is not paused until none has anything left: policies react,
-    /// views catch up, failing events are retried and, after `max_attempts`, dead-lettered.
+    /// Runs every consumer that is not paused until none has anything left that it can do
+    /// now: policies react, views catch up. An event whose handling fails waits — the retry
+    /// delay doubles from `retry_backoff`, or lasts until the payment circuit lets calls through
+    /// again — and after `max_attempts` real failures it moves to the dead letters. So `settle`
+    /// always returns; a later call (or the background runner) picks the waiting events up
+    /// once their time has come.
     pub async fn settle(&self) -> Result<()> {
         loop {
             self.engine.relay().await?;
@@ -1020,6 +1086,10 @@ impl Library {
     async fn run_worker(&self, c: &Consumer, w: usize, state: &mut Worker) -> Result<bool> {
         let bus_err =
             |e: crate::error::BusError| Error::Storage(StoreError::Backend(e.to_string()));
+        let now = self.engine.clock.now();
+        if state.retry_at.is_some_and(|at| now < at) {
+            return Ok(false);
+        }
         let worker = u32::try_from(w).unwrap_or(u32::MAX);
         let batch = self
             .engine
@@ -1027,22 +1097,45 @@ impl Library {
             .receive(c.name, worker, BATCH)
             .await
             .map_err(bus_err)?;
-        if batch.is_empty() {
-            return Ok(false);
-        }
         let start = state.checkpoint;
+        // Events the checkpoint already covers (redelivered after a restart) are only acknowledged.
+        let mut progressed = batch.iter().any(|e| e.position <= start);
         for e in batch.iter().filter(|e| e.position > start) {
-            if e.position <= state.checkpoint {
-                continue;
-            }
             match self.handle(c.kind, e).await {
                 Ok(()) => {
                     state.checkpoint = e.position;
                     state.attempts = 0;
+                    state.outages = 0;
+                    state.retry_at = None;
+                    progressed = true;
                 }
-                Err(error) => {
+                Err(Failure {
+                    wait: Some(wait), ..
+                }) => {
+                    state.retry_at =
+                        Some(now.plus_ms(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX)));
+                    break;
+                }
+                Err(Failure { outage: true, .. }) => {
+                    state.outages += 1;
+                    let backoff = self
+                        .retry_backoff
+                        .saturating_mul(1 << (state.outages - 1).min(16))
+                        .min(MAX_BACKOFF);
+                    state.retry_at =
+                        Some(now.plus_ms(i64::try_from(backoff.as_millis()).unwrap_or(i64::MAX)));
+                    break;
+                }
+                Err(Failure { message, .. }) => {
                     state.attempts += 1;
                     if state.attempts < self.max_attempts {
+                        let backoff = self
+                            .retry_backoff
+                            .saturating_mul(1 << (state.attempts - 1).min(16))
+                            .min(MAX_BACKOFF);
+                        state.retry_at = Some(
+                            now.plus_ms(i64::try_from(backoff.as_millis()).unwrap_or(i64::MAX)),
+                        );
                         break;
                     }
                     self.engine
@@ -1053,12 +1146,15 @@ impl Library {
                             position: e.position,
                             event_id: e.event_id.clone(),
                             event_type: e.type_name().to_owned(),
-                            error,
+                            error: message,
                             attempts: state.attempts,
                         })
                         .await?;
                     state.checkpoint = e.position;
                     state.attempts = 0;
+                    state.outages = 0;
+                    state.retry_at = None;
+                    progressed = true;
                 }
             }
         }
@@ -1073,12 +1169,12 @@ impl Library {
             .ack(c.name, worker, state.checkpoint)
             .await
             .map_err(bus_err)?;
-        Ok(true)
+        Ok(progressed)
     }
 
     /// Hands one event to one consumer. Rejections by the rules are expected outcomes of races
     /// the saga already resolved (a confirmation arriving after a cancellation) and count as handled.
-    async fn handle(&self, kind: Kind, e: &Envelope) -> std::result::Result<(), String> {
+    async fn handle(&self, kind: Kind, e: &Envelope) -> std::result::Result<(), Failure> {
         match kind {
             Kind::BookList => {
                 self.book_list
@@ -1105,7 +1201,25 @@ impl Library {
                     match self.react(reaction, &meta).await {
                         Ok(()) => {}
                         Err(err) if err.is_rejection() => {}
-                        Err(err) => return Err(format!("{}: {err}", err.code())),
+                        Err(Error::PaymentUnavailable { retry_after }) => {
+                            return Err(Failure {
+                                message: format!(
+                                    "{}: payments unavailable",
+                                    ErrorCode::PaymentUnavailable
+                                ),
+                                wait: Some(retry_after),
+                                outage: true,
+                            })
+                        }
+                        Err(err) => {
+                            let outage =
+                                matches!(err, Error::Payment(PaymentError::Unavailable(_)));
+                            return Err(Failure {
+                                message: format!("{}: {err}", err.code()),
+                                wait: None,
+                                outage,
+                            });
+                        }
                     }
                 }
                 Ok(())
@@ -1171,7 +1285,7 @@ impl Library {
         let e = self.event_at(position).await?;
         self.handle(c.kind, &e)
             .await
-            .map_err(|msg| Error::Storage(StoreError::Backend(msg)))
+            .map_err(|f| Error::Storage(StoreError::Backend(f.message)))
     }
 
     async fn event_at(&self, position: u64) -> Result<Envelope> {
