@@ -39,6 +39,11 @@ pub use lendkit_core::{
     payment::BreakerConfig,
 };
 
+mod open;
+
+pub use lendkit_adapters::Durability;
+pub use open::{open, Config, OpenLibrary, Subscriber};
+
 use lendkit_adapters::{InMemoryEventBus, InMemoryEventStore, SystemClock};
 use std::sync::Arc;
 
@@ -51,3 +56,8 @@ pub fn in_memory() -> LibraryBuilder {
         Arc::new(SystemClock::new()),
     )
 }
+
+/// The README's examples, compiled and run as doctests so they cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

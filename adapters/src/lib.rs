@@ -10,6 +10,7 @@
 //! | [`SystemClock`] | [`Clock`](lendkit_core::ports::Clock) | wall-clock time in ms since the epoch; real timers |
 //! | [`ManualClock`] | [`Clock`](lendkit_core::ports::Clock) | time that only moves when a test moves it; its sleeps end when the time is moved past them |
 //! | [`RecordingNotifier`] | [`Notifier`](lendkit_core::ports::Notifier) | keeps every notice sent; can be told to fail the next sends |
+//! | `SledEventStore` (feature `sled`) | [`EventStore`](lendkit_core::ports::EventStore) | durable: one sled transaction per append; flush before returning by default (group commit), or periodic flushes |
 //! | [`NullNotifier`] | [`Notifier`](lendkit_core::ports::Notifier) | accepts and drops every notice |
 //!
 //! With the `contract` feature, the `contract` module holds the conformance suite every
@@ -23,8 +24,12 @@ pub mod contract;
 pub mod memory_bus;
 pub mod memory_store;
 pub mod notifier;
+#[cfg(feature = "sled")]
+pub mod sled_store;
 
 pub use clock::{ManualClock, SystemClock};
 pub use memory_bus::InMemoryEventBus;
 pub use memory_store::InMemoryEventStore;
 pub use notifier::{NullNotifier, RecordingNotifier};
+#[cfg(feature = "sled")]
+pub use sled_store::{Durability, SledEventStore};

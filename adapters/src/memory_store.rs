@@ -59,7 +59,7 @@ fn index_of(position: u64) -> Option<usize> {
 }
 
 /// Checks that an append's envelopes belong to its stream and carry the next versions.
-fn check_shape(append: &StreamAppend) -> Result<(), StoreError> {
+pub(crate) fn check_shape(append: &StreamAppend) -> Result<(), StoreError> {
     let mut want = append.expected_version;
     for envelope in &append.events {
         want = want.saturating_add(1);

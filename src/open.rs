@@ -1,0 +1,296 @@
+//! [`OpenLibrary`]: a [`Library`] on its embedded adapters, with a background runner.
+//!
+//! `lendkit::open("library.db")` opens (or creates) a sled database, wires the in-memory bus
+//! and the system clock, and starts one background thread that runs the consumers whenever
+//! events are committed — so copies are allocated, rentals confirmed, refunds paid and views
+//! updated without anyone calling [`Library::settle`]. Call `settle` to *wait* for that (tests,
+//! scripts). Closing (or dropping) stops the thread and flushes the database.
+
+use crate::{Library, LibraryBuilder, Rules};
+use lendkit_adapters::{
+    Durability, InMemoryEventBus, InMemoryEventStore, SledEventStore, SystemClock,
+};
+use lendkit_core::event::Envelope;
+use lendkit_core::payment::BreakerConfig;
+use lendkit_core::ports::{Clock, EventStore, Notifier, PaymentGateway};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How to open a library. `Config::default()` is the embedded default.
+#[derive(Clone)]
+pub struct Config {
+    /// When appends reach the disk (sled only). Default: flush before every command returns.
+    pub durability: Durability,
+    /// Welcome points, loan length, renewals.
+    pub rules: Rules,
+    /// The circuit breaker around the payment gateway.
+    pub breaker: BreakerConfig,
+    /// Workers per policy (`{"catalog": 4}`); default one each.
+    pub workers: BTreeMap<String, u32>,
+    /// Attempts before an event is dead-lettered.
+    pub max_attempts: u32,
+    /// Run consumers on a background thread (default). Off: only `settle()` runs them.
+    pub background: bool,
+    /// The payment gateway; default: the members' point accounts.
+    pub payment: Option<Arc<dyn PaymentGateway>>,
+    /// Where notices go; default: nowhere.
+    pub notifier: Option<Arc<dyn Notifier>>,
+    /// The clock; default: the system clock.
+    pub clock: Option<Arc<dyn Clock>>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            durability: Durability::EveryCommit,
+            rules: Rules::default(),
+            breaker: BreakerConfig::default(),
+            workers: BTreeMap::new(),
+            max_attempts: 5,
+            background: true,
+            payment: None,
+            notifier: None,
+            clock: None,
+        }
+    }
+}
+
+/// Opens the library at `path` with the default configuration.
+pub fn open(path: impl AsRef<Path>) -> crate::Result<OpenLibrary> {
+    OpenLibrary::open(path, Config::default())
+}
+
+/// A callback that receives every committed event, in position order, on the background thread.
+pub type Subscriber = Box<dyn Fn(&Envelope) + Send + Sync>;
+
+struct Shared {
+    wake: Mutex<bool>,
+    signal: Condvar,
+    stop: AtomicBool,
+    subscribers: Mutex<BTreeMap<u64, Arc<Subscriber>>>,
+    next_subscription: AtomicU64,
+    /// Last position handed to subscribers.
+    delivered: AtomicU64,
+}
+
+impl Shared {
+    fn poke(&self) {
+        *self.wake.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.signal.notify_all();
+    }
+}
+
+/// A library on its embedded adapters. Dereferences to [`Library`] for commands and queries.
+pub struct OpenLibrary {
+    library: Arc<Library>,
+    sled: Option<SledEventStore>,
+    shared: Arc<Shared>,
+    runner: Option<JoinHandle<()>>,
+}
+
+impl std::ops::Deref for OpenLibrary {
+    type Target = Library;
+    fn deref(&self) -> &Library {
+        &self.library
+    }
+}
+
+impl OpenLibrary {
+    /// Opens (or creates) the sled database at `path`. Fails with `NOT_A_LIBRARY`,
+    /// `SCHEMA_TOO_NEW` or `LIBRARY_LOCKED` without changing anything.
+    ///
+    /// Blocks; inside an async runtime use [`open_async`](OpenLibrary::open_async).
+    pub fn open(path: impl AsRef<Path>, config: Config) -> crate::Result<Self> {
+        futures::executor::block_on(Self::open_async(path, config))
+    }
+
+    /// [`open`](OpenLibrary::open) for async callers.
+    pub async fn open_async(path: impl AsRef<Path>, config: Config) -> crate::Result<Self> {
+        let store = SledEventStore::open(path, config.durability)?;
+        Self::start(Arc::new(store.clone()), Some(store), config).await
+    }
+
+    /// A library kept in memory only: nothing survives the process. Blocks; inside an async
+    /// runtime use [`in_memory_async`](OpenLibrary::in_memory_async).
+    pub fn in_memory(config: Config) -> crate::Result<Self> {
+        futures::executor::block_on(Self::in_memory_async(config))
+    }
+
+    /// [`in_memory`](OpenLibrary::in_memory) for async callers.
+    pub async fn in_memory_async(config: Config) -> crate::Result<Self> {
+        Self::start(Arc::new(InMemoryEventStore::new()), None, config).await
+    }
+
+    async fn start(
+        store: Arc<dyn EventStore>,
+        sled: Option<SledEventStore>,
+        config: Config,
+    ) -> crate::Result<Self> {
+        let shared = Arc::new(Shared {
+            wake: Mutex::new(true),
+            signal: Condvar::new(),
+            stop: AtomicBool::new(false),
+            subscribers: Mutex::new(BTreeMap::new()),
+            next_subscription: AtomicU64::new(1),
+            delivered: AtomicU64::new(0),
+        });
+        let clock = config
+            .clock
+            .clone()
+            .unwrap_or_else(|| Arc::new(SystemClock::new()));
+        let mut builder = LibraryBuilder::new(store, Arc::new(InMemoryEventBus::new()), clock)
+            .rules(config.rules.clone())
+            .breaker(config.breaker.clone())
+            .max_attempts(config.max_attempts);
+        for (name, n) in &config.workers {
+            builder = builder.workers(name, *n);
+        }
+        if let Some(p) = config.payment.clone() {
+            builder = builder.payment(p);
+        }
+        if let Some(n) = config.notifier.clone() {
+            builder = builder.notifier(n);
+        }
+        if config.background {
+            let s = Arc::clone(&shared);
+            builder = builder.on_commit(Arc::new(move || s.poke()));
+        }
+        let library = Arc::new(builder.build().await?);
+        let head = library.head().await?;
+        shared.delivered.store(head, Ordering::SeqCst);
+        let runner = if config.background {
+            let (lib, s) = (Arc::clone(&library), Arc::clone(&shared));
+            Some(
+                std::thread::Builder::new()
+                    .name("lendkit-consumers".into())
+                    .spawn(move || run(&lib, &s))
+                    .map_err(|e| {
+                        crate::Error::Storage(crate::error::StoreError::Backend(format!(
+                            "cannot start the consumer thread: {e}"
+                        )))
+                    })?,
+            )
+        } else {
+            None
+        };
+        Ok(OpenLibrary {
+            library,
+            sled,
+            shared,
+            runner,
+        })
+    }
+
+    /// The core library (to share with other threads).
+    pub fn library(&self) -> &Arc<Library> {
+        &self.library
+    }
+
+    /// Calls `callback` with every event committed from now on, in position order, on the
+    /// background thread. Returns an id for [`unsubscribe`](OpenLibrary::unsubscribe).
+    /// Without a background runner, callbacks run during [`deliver`](OpenLibrary::deliver).
+    pub fn subscribe(&self, callback: Subscriber) -> u64 {
+        let id = self.shared.next_subscription.fetch_add(1, Ordering::SeqCst);
+        self.shared
+            .subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, Arc::new(callback));
+        id
+    }
+
+    /// Stops a subscription; true if it existed.
+    pub fn unsubscribe(&self, id: u64) -> bool {
+        self.shared
+            .subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id)
+            .is_some()
+    }
+
+    /// Hands every committed event not yet seen by subscribers to them (the background runner does this by itself).
+    pub async fn deliver(&self) -> crate::Result<()> {
+        deliver(&self.library, &self.shared).await
+    }
+
+    /// Flushes the database to disk (a no-op in memory).
+    pub fn flush(&self) -> crate::Result<()> {
+        if let Some(s) = &self.sled {
+            s.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Stops the background runner and flushes. Dropping does the same.
+    pub fn close(mut self) -> crate::Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> crate::Result<()> {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.poke();
+        if let Some(r) = self.runner.take() {
+            let _ = r.join();
+        }
+        self.flush()
+    }
+}
+
+impl Drop for OpenLibrary {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+async fn deliver(lib: &Library, shared: &Shared) -> crate::Result<()> {
+    loop {
+        let subscribers: Vec<Arc<Subscriber>> = shared
+            .subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        let from = shared.delivered.load(Ordering::SeqCst);
+        let batch = lib.events(from + 1, 512).await?;
+        let Some(last) = batch.last().map(|e| e.position) else {
+            return Ok(());
+        };
+        for e in &batch {
+            for s in &subscribers {
+                // A panicking subscriber must not take the runner down with it.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s(e)));
+            }
+        }
+        shared.delivered.store(last, Ordering::SeqCst);
+    }
+}
+
+/// The background runner: waits for a commit (or a short tick, for retries), then settles.
+fn run(lib: &Library, shared: &Shared) {
+    const TICK: Duration = Duration::from_millis(200);
+    loop {
+        {
+            let mut woke = shared.wake.lock().unwrap_or_else(PoisonError::into_inner);
+            if !*woke && !shared.stop.load(Ordering::SeqCst) {
+                woke = shared
+                    .signal
+                    .wait_timeout(woke, TICK)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|p| p.into_inner().0);
+            }
+            *woke = false;
+        }
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        // Errors are retried on the next tick; the consumers keep their checkpoints.
+        let _ = futures::executor::block_on(lib.settle());
+        let _ = futures::executor::block_on(deliver(lib, shared));
+    }
+}
