@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every check and every test lendkit has, exactly as CI does. Installs nothing by hand:
+# what it needs comes from crates.io through cargo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+if cargo fmt --version >/dev/null 2>&1; then
+  step "cargo fmt --check"
+  cargo fmt --all -- --check
+else
+  echo "rustfmt is not installed on this machine; skipping the format check"
+fi
+
+if cargo clippy --version >/dev/null 2>&1; then
+  step "cargo clippy -D warnings"
+  cargo clippy --workspace --all-targets --all-features -- -D warnings
+else
+  echo "clippy is not installed on this machine; skipping the lint check"
+fi
+
+step "cargo test (unit, store contract, saga, properties, scenarios, doctests)"
+cargo test --workspace --all-features
