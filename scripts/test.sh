@@ -21,4 +21,4 @@ else
 fi
 
 step "cargo test (unit, store contract, saga, properties, scenarios, doctests)"
-cargo test --workspace --all-features
+cargo test --all-features

@@ -41,6 +41,11 @@ pub struct Config {
     pub notifier: Option<Arc<dyn Notifier>>,
     /// The clock; default: the system clock.
     pub clock: Option<Arc<dyn Clock>>,
+    /// The first wait before a failing event is retried (it doubles per failure).
+    pub retry_backoff: Duration,
+    /// Lets [`OpenLibrary::set_payment_outage`] make the payment gateway fail on purpose, to
+    /// rehearse an outage (circuit breaker, fallbacks, delayed refunds). Off by default.
+    pub fault_injection: bool,
 }
 
 impl Default for Config {
@@ -55,6 +60,8 @@ impl Default for Config {
             payment: None,
             notifier: None,
             clock: None,
+            retry_backoff: Duration::from_secs(1),
+            fault_injection: false,
         }
     }
 }
@@ -90,6 +97,7 @@ pub struct OpenLibrary {
     sled: Option<SledEventStore>,
     shared: Arc<Shared>,
     runner: Option<JoinHandle<()>>,
+    outage: Option<Arc<AtomicBool>>,
 }
 
 impl std::ops::Deref for OpenLibrary {
@@ -145,13 +153,22 @@ impl OpenLibrary {
         let mut builder = LibraryBuilder::new(store, Arc::new(InMemoryEventBus::new()), clock)
             .rules(config.rules.clone())
             .breaker(config.breaker.clone())
-            .max_attempts(config.max_attempts);
+            .max_attempts(config.max_attempts)
+            .retry_backoff(config.retry_backoff);
         for (name, n) in &config.workers {
             builder = builder.workers(name, *n);
         }
-        if let Some(p) = config.payment.clone() {
-            builder = builder.payment(p);
-        }
+        let outage = config
+            .fault_injection
+            .then(|| Arc::new(AtomicBool::new(false)));
+        builder = match (config.payment.clone(), outage.clone()) {
+            (Some(p), None) => builder.payment(p),
+            (Some(p), Some(down)) => builder.payment(Arc::new(Switchable { inner: p, down })),
+            (None, Some(down)) => {
+                builder.wrap_payment(move |inner| Arc::new(Switchable { inner, down }))
+            }
+            (None, None) => builder,
+        };
         if let Some(n) = config.notifier.clone() {
             builder = builder.notifier(n);
         }
@@ -182,7 +199,20 @@ impl OpenLibrary {
             sled,
             shared,
             runner,
+            outage,
         })
+    }
+
+    /// Makes the payment gateway fail as unavailable (`true`) or work again (`false`).
+    /// Needs `Config::fault_injection`; otherwise `INVALID_INPUT`.
+    pub fn set_payment_outage(&self, down: bool) -> crate::Result<()> {
+        match &self.outage {
+            Some(flag) => {
+                flag.store(down, Ordering::SeqCst);
+                Ok(())
+            }
+            None => Err(crate::Error::InvalidInput("payment outages can only be simulated when the library was opened with fault_injection".into())),
+        }
     }
 
     /// The core library (to share with other threads).
@@ -292,5 +322,40 @@ fn run(lib: &Library, shared: &Shared) {
         // Errors are retried on the next tick; the consumers keep their checkpoints.
         let _ = futures::executor::block_on(lib.settle());
         let _ = futures::executor::block_on(deliver(lib, shared));
+    }
+}
+
+/// A payment gateway that fails as unavailable while its switch is on (fault injection).
+struct Switchable {
+    inner: Arc<dyn PaymentGateway>,
+    down: Arc<AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl PaymentGateway for Switchable {
+    async fn charge(
+        &self,
+        member: &lendkit_core::ids::MemberId,
+        amount: lendkit_core::ids::Points,
+        key: &lendkit_core::ids::RentalId,
+    ) -> Result<lendkit_core::ports::PaymentReceipt, lendkit_core::error::PaymentError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(lendkit_core::error::PaymentError::Unavailable(
+                "simulated outage".into(),
+            ));
+        }
+        self.inner.charge(member, amount, key).await
+    }
+
+    async fn refund(
+        &self,
+        charge: &lendkit_core::ports::ChargeRef,
+    ) -> Result<(), lendkit_core::error::PaymentError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(lendkit_core::error::PaymentError::Unavailable(
+                "simulated outage".into(),
+            ));
+        }
+        self.inner.refund(charge).await
     }
 }

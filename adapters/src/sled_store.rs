@@ -35,6 +35,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 /// The value of `meta/format` in every lendkit database.
 const FORMAT: &[u8] = b"lendkit-events";
+/// How long `open` waits for a lock held elsewhere before reporting `Locked`.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
 
 /// When appends reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -125,18 +127,33 @@ impl SledEventStore {
                 Durability::EveryCommit => None,
                 Durability::Periodic(ms) => Some(ms.max(1)),
             });
-        let db = config.open().map_err(|e| match e {
-            sled::Error::Io(io)
-                if io.kind() == std::io::ErrorKind::WouldBlock
-                    || io.to_string().contains("lock") =>
-            {
-                StoreError::Locked(shown.clone())
+        // A database closed a moment ago may still be held by sled's own background work for a
+        // few milliseconds; a lock held by another process is reported after a short wait.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(io))
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("lock") =>
+                {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StoreError::Locked(shown));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e @ (sled::Error::Corruption { .. } | sled::Error::Unsupported(_)))
+                    if !path.join("conf").is_file() =>
+                {
+                    return Err(StoreError::NotALibrary(format!("{shown} ({e})")))
+                }
+                Err(e) => {
+                    return Err(StoreError::Backend(format!(
+                        "{shown} cannot be opened: {e}"
+                    )))
+                }
             }
-            sled::Error::Corruption { .. } | sled::Error::Unsupported(_) => {
-                StoreError::NotALibrary(format!("{shown} ({e})"))
-            }
-            other => StoreError::Backend(format!("{shown}: {other}")),
-        })?;
+        };
         let meta = db.open_tree("meta").map_err(backend)?;
         match meta.get("format").map_err(backend)? {
             Some(format) if format.as_ref() == FORMAT => {

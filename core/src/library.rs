@@ -308,6 +308,8 @@ struct Consumer {
     name: &'static str,
     kind: Kind,
     workers: Vec<futures::lock::Mutex<Worker>>,
+    /// How many workers the consumer runs with.
+    count: usize,
     paused: AtomicBool,
 }
 
@@ -316,8 +318,10 @@ impl Consumer {
     fn durable(&self) -> bool {
         matches!(self.kind, Kind::Policy(_))
     }
+    /// The durable name of one worker's checkpoint: `catalog/3#1` is worker 1 of 3. (The
+    /// count is part of the name: with another count, streams fall to other workers.)
     fn checkpoint_key(&self, worker: usize) -> String {
-        format!("{}/{}#{worker}", self.name, self.workers.len())
+        format!("{}/{}#{worker}", self.name, self.count)
     }
 }
 
@@ -485,7 +489,8 @@ impl LibraryBuilder {
             let mut c = Consumer {
                 name,
                 kind,
-                workers: Vec::new(),
+                workers: Vec::with_capacity(n as usize),
+                count: n as usize,
                 paused: AtomicBool::new(false),
             };
             for w in 0..n as usize {

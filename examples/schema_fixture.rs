@@ -1,0 +1,135 @@
+//! Prints one stored event of every type, in today's wire format, one JSON object per line.
+//! `tests/fixtures/events-schema-1.jsonl` was made with it; `tests/schema.rs` checks that
+//! lendkit keeps loading that file, so a payload change that would strand stored logs fails CI.
+//!
+//! Run: `cargo run --example schema_fixture > tests/fixtures/events-schema-N.jsonl`
+
+use lendkit::adapters::{InMemoryEventBus, InMemoryEventStore, ManualClock};
+use lendkit::{block_on, Actor, Command, CommandId, LibraryBuilder, Timestamp};
+use std::sync::Arc;
+
+fn main() -> Result<(), lendkit::Error> {
+    block_on(async {
+        let lib = LibraryBuilder::new(
+            Arc::new(InMemoryEventStore::new()),
+            Arc::new(InMemoryEventBus::new()),
+            Arc::new(ManualClock::new(Timestamp(1_767_225_600_000))),
+        )
+        .build()
+        .await?;
+        let (lib_1, kim, lee) = (
+            Actor::librarian("lib-1"),
+            Actor::member("m-1"),
+            Actor::member("m-2"),
+        );
+        let mut n = 0;
+        let mut run = |cmd: Command, actor: &Actor| {
+            n += 1;
+            let id = CommandId::new(format!("fixture-{n}"));
+            let lib = &lib;
+            let actor = actor.clone();
+            async move { lib.execute_with_id(cmd, &actor, Some(id)).await }
+        };
+        let reserve = |rental: &str, member: &str, address: Option<&str>| Command::ReserveBook {
+            book_id: "b-1".into(),
+            member_id: member.into(),
+            rental_id: Some(rental.into()),
+            delivery_address: address.map(str::to_owned),
+        };
+        run(
+            Command::RegisterBook {
+                book_id: "b-1".into(),
+                title: "Refactoring".into(),
+                author: Some("Martin Fowler".into()),
+                copies: 1,
+                fee: 20,
+            },
+            &lib_1,
+        )
+        .await?;
+        run(
+            Command::AddCopies {
+                book_id: "b-1".into(),
+                copies: 1,
+            },
+            &lib_1,
+        )
+        .await?;
+        run(
+            Command::JoinMember {
+                member_id: "m-1".into(),
+                name: "Kim".into(),
+                contact: Some("kim@example.org".into()),
+            },
+            &lib_1,
+        )
+        .await?;
+        run(
+            Command::JoinMember {
+                member_id: "m-2".into(),
+                name: "Lee".into(),
+                contact: None,
+            },
+            &lib_1,
+        )
+        .await?;
+        run(
+            Command::TopUp {
+                member_id: "m-1".into(),
+                points: 50,
+            },
+            &lib_1,
+        )
+        .await?;
+        run(reserve("r-1", "m-1", None), &kim).await?;
+        lib.settle().await?;
+        run(
+            Command::StartLoan {
+                rental_id: "r-1".into(),
+            },
+            &kim,
+        )
+        .await?;
+        run(
+            Command::RenewLoan {
+                rental_id: "r-1".into(),
+            },
+            &kim,
+        )
+        .await?;
+        run(
+            Command::ReturnBook {
+                rental_id: "r-1".into(),
+            },
+            &kim,
+        )
+        .await?;
+        run(reserve("r-2", "m-2", Some("1 Sejong-daero, Seoul")), &lee).await?;
+        lib.settle().await?;
+        run(
+            Command::CancelRental {
+                rental_id: "r-2".into(),
+                reason: None,
+            },
+            &lee,
+        )
+        .await?;
+        lib.settle().await?;
+        run(reserve("r-3", "m-2", Some("1 Sejong-daero, Seoul")), &lee).await?;
+        run(reserve("r-4", "m-1", None), &kim).await?;
+        run(reserve("r-5", "m-1", None), &kim).await?;
+        lib.settle().await?;
+        run(
+            Command::MarkDelivered {
+                rental_id: "r-3".into(),
+            },
+            &lib_1,
+        )
+        .await?;
+        lib.settle().await?;
+        for e in lib.events(1, usize::MAX).await? {
+            println!("{}", e.to_json());
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,233 @@
+//! The embedded default on a real sled file: restarts keep everything, consumers resume from
+//! their durable checkpoints, views are rebuilt on open, the background runner works the saga
+//! without being asked, and subscriptions see every committed event.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use lendkit::adapters::{ManualClock, RecordingNotifier};
+use lendkit::{block_on, Actor, Command, Config, OpenLibrary};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn manual(notices: &Arc<RecordingNotifier>) -> Config {
+    Config {
+        background: false,
+        clock: Some(Arc::new(ManualClock::new(START))),
+        notifier: Some(notices.clone()),
+        ..Config::default()
+    }
+}
+
+#[test]
+fn reservations_taken_while_the_catalog_is_paused_are_settled_once_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.db");
+    let notices = Arc::new(RecordingNotifier::new());
+    {
+        let lib = OpenLibrary::open(&db, manual(&notices)).unwrap();
+        register(&lib, "b-1", 2, 10);
+        for m in 0..5 {
+            join(&lib, &format!("m-{m}"));
+        }
+        lib.pause("catalog").unwrap();
+        for m in 0..5 {
+            reserve(&lib, "b-1", &format!("m-{m}"), &format!("r-{m}")).unwrap();
+        }
+        settle(&lib);
+        assert_eq!(count(&all_events(&lib), "CopyAllocated"), 0);
+        lib.close().unwrap();
+    }
+    // A new process: the catalog consumer starts from its durable checkpoint, before the reservations.
+    let lib = OpenLibrary::open(&db, manual(&notices)).unwrap();
+    settle(&lib);
+    let events = all_events(&lib);
+    assert_eq!(count(&events, "CopyAllocated"), 2);
+    assert_eq!(count(&events, "CopyAllocationFailed"), 3);
+    assert_eq!(count(&events, "PointsRefunded"), 3);
+    check_invariants(&lib);
+    // Once more: nothing is applied twice after another restart.
+    lib.close().unwrap();
+    let lib = OpenLibrary::open(&db, manual(&notices)).unwrap();
+    settle(&lib);
+    assert_eq!(all_events(&lib).len(), events.len());
+    check_invariants(&lib);
+}
+
+#[test]
+fn a_consumer_group_split_across_a_restart_handles_each_event_once_in_stream_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.db");
+    let notices = Arc::new(RecordingNotifier::new());
+    let config = || {
+        let mut c = manual(&notices);
+        c.workers = [
+            ("catalog".to_owned(), 3),
+            ("notices".to_owned(), 3),
+            ("payments".to_owned(), 2),
+        ]
+        .into_iter()
+        .collect();
+        c
+    };
+    {
+        let lib = OpenLibrary::open(&db, config()).unwrap();
+        register(&lib, "b-1", 3, 10);
+        register(&lib, "b-2", 1, 10);
+        for m in 0..8 {
+            join(&lib, &format!("m-{m}"));
+            reserve(
+                &lib,
+                if m % 2 == 0 { "b-1" } else { "b-2" },
+                &format!("m-{m}"),
+                &format!("r-{m}"),
+            )
+            .unwrap();
+        }
+        // Only part of the work before the "crash": one pass, then close.
+        block_on(lib.run_pending()).unwrap();
+        lib.close().unwrap();
+    }
+    let lib = OpenLibrary::open(&db, config()).unwrap();
+    settle(&lib);
+    run(
+        &lib,
+        Command::CancelRental {
+            rental_id: "r-0".into(),
+            reason: None,
+        },
+        &Actor::member("m-0"),
+    )
+    .unwrap();
+    settle(&lib);
+    let events = all_events(&lib);
+    let by_id: HashMap<&str, _> = events.iter().map(|e| (e.event_id.as_str(), e)).collect();
+    let mut seen = HashSet::new();
+    let mut last: HashMap<String, u64> = HashMap::new();
+    for n in notices.notices() {
+        assert!(
+            seen.insert(n.event_id.clone()),
+            "{} notified twice",
+            n.event_id
+        );
+        let e = by_id[n.event_id.as_str()];
+        let prev = last.insert(e.stream.to_string(), e.version).unwrap_or(0);
+        assert!(e.version > prev, "{} notified out of order", e.stream);
+    }
+    let notifiable = [
+        "RentalReserved",
+        "RentalConfirmed",
+        "RentalCanceled",
+        "PaymentRefunded",
+    ];
+    assert_eq!(
+        seen.len(),
+        events
+            .iter()
+            .filter(|e| notifiable.contains(&e.type_name()))
+            .count()
+    );
+    check_invariants(&lib);
+}
+
+#[test]
+fn views_rebuilt_on_open_equal_the_views_before_closing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.db");
+    let notices = Arc::new(RecordingNotifier::new());
+    let before = {
+        let lib = OpenLibrary::open(&db, manual(&notices)).unwrap();
+        register(&lib, "b-1", 2, 10);
+        join(&lib, "m-1");
+        reserve(&lib, "b-1", "m-1", "r-1").unwrap();
+        settle(&lib);
+        run(
+            &lib,
+            Command::StartLoan {
+                rental_id: "r-1".into(),
+            },
+            &Actor::member("m-1"),
+        )
+        .unwrap();
+        settle(&lib);
+        lib.views()
+    };
+    let lib = OpenLibrary::open(&db, manual(&notices)).unwrap();
+    settle(&lib);
+    assert_eq!(lib.views(), before);
+    assert_eq!(lib.member_page("m-1").unwrap().rentals[0].status, "on_loan");
+}
+
+#[test]
+fn the_background_runner_works_the_saga_and_subscribers_see_every_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = OpenLibrary::open(dir.path().join("lib.db"), Config::default()).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let id = lib.subscribe(Box::new(move |e| sink.lock().unwrap().push(e.position)));
+    register(&lib, "b-1", 1, 10);
+    join(&lib, "m-1");
+    reserve(&lib, "b-1", "m-1", "r-1").unwrap();
+    // Nobody calls settle: the runner confirms the rental by itself.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lib
+        .member_page("m-1")
+        .map(|p| p.rentals.first().map(|r| r.status.clone()))
+        .ok()
+        .flatten()
+        .as_deref()
+        != Some("confirmed")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the background runner did not confirm the rental"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    while seen.lock().unwrap().len() < block_on(lib.head()).unwrap() as usize {
+        assert!(Instant::now() < deadline, "the subscriber missed events");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let positions = seen.lock().unwrap().clone();
+    assert_eq!(
+        positions,
+        (1..=positions.len() as u64).collect::<Vec<_>>(),
+        "every event once, in order"
+    );
+    assert!(lib.unsubscribe(id));
+    assert!(!lib.unsubscribe(id));
+    lib.close().unwrap();
+}
+
+#[test]
+fn dead_letters_survive_a_restart_and_can_be_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.db");
+    let notices = Arc::new(RecordingNotifier::new());
+    let clock = ManualClock::new(START);
+    let config = || Config {
+        max_attempts: 2,
+        clock: Some(Arc::new(clock.clone())),
+        ..manual(&notices)
+    };
+    {
+        let lib = OpenLibrary::open(&db, config()).unwrap();
+        register(&lib, "b-1", 1, 10);
+        join(&lib, "m-1");
+        notices.fail_next(2);
+        reserve(&lib, "b-1", "m-1", "r-1").unwrap();
+        settle(&lib);
+        clock.advance(Duration::from_secs(10));
+        settle(&lib);
+        assert_eq!(block_on(lib.dead_letters()).unwrap().len(), 1);
+        lib.close().unwrap();
+    }
+    let lib = OpenLibrary::open(&db, config()).unwrap();
+    let letters = block_on(lib.dead_letters()).unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    block_on(lib.replay_dead_letter(&letters[0].id)).unwrap();
+    assert!(block_on(lib.dead_letters()).unwrap().is_empty());
+    assert!(notices.notices().iter().any(|n| n.kind == "RentalReserved"));
+}
