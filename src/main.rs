@@ -208,19 +208,28 @@ fn execute(cli: Cli) -> lendkit::Result<()> {
             ..Config::default()
         },
     )?;
+    let head = lendkit::block_on(lib.head())?;
     let outcome = lendkit::block_on(lib.execute_with_id(
         command,
         &actor,
         cli.command_id.map(lendkit::CommandId),
     ))?;
-    let before = outcome.events.last().map_or(0, |e| e.position);
+    // What the command stored (a reservation's charge is stored just before the rental), then
+    // what the policies did about it.
+    let done = outcome.events.last().map_or(head, |e| e.position.max(head));
+    let replayed = !outcome.events.is_empty() && outcome.events.iter().all(|e| e.position <= head);
+    let stored = if replayed {
+        outcome.events.clone()
+    } else {
+        lendkit::block_on(lib.events(head + 1, usize::try_from(done - head).unwrap_or(usize::MAX)))?
+    };
     lendkit::block_on(lib.settle())?;
-    let followed = lendkit::block_on(lib.events(before + 1, usize::MAX))?;
+    let followed = lendkit::block_on(lib.events(done + 1, usize::MAX))?;
     if cli.json {
         let json = serde_json::json!({
             "command_id": outcome.command_id.as_str(),
             "rental_id": outcome.rental_id.as_ref().map(|r| r.as_str()),
-            "events": outcome.events.iter().map(Envelope::to_json).collect::<Vec<_>>(),
+            "events": stored.iter().map(Envelope::to_json).collect::<Vec<_>>(),
             "followed_by": followed.iter().map(Envelope::to_json).collect::<Vec<_>>(),
         });
         println!("{json:#}");
@@ -228,7 +237,10 @@ fn execute(cli: Cli) -> lendkit::Result<()> {
         if let Some(r) = &outcome.rental_id {
             println!("rental {r}");
         }
-        print_events("stored", &outcome.events);
+        if replayed {
+            println!("command {} was already applied; its events:", outcome.command_id);
+        }
+        print_events("stored", &stored);
         print_events("then", &followed);
     }
     lib.close()
