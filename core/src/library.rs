@@ -479,6 +479,10 @@ impl LibraryBuilder {
         kinds.push((BookList::NAME, Kind::BookList, 1));
         kinds.push((MemberPages::NAME, Kind::MemberPages, 1));
         let mut consumers = Vec::new();
+        // The views are rebuilt straight from the log (not through the bus), so opening a long
+        // log does not queue every event for every consumer.
+        let (book_list, member_pages) = fold_views(engine.store.as_ref()).await?;
+        let views_at = book_list.position();
         let mut oldest = u64::MAX;
         for (name, kind, n) in kinds {
             engine
@@ -501,7 +505,7 @@ impl LibraryBuilder {
                         .await?
                         .unwrap_or(0)
                 } else {
-                    0
+                    views_at
                 };
                 oldest = oldest.min(checkpoint);
                 c.workers.push(futures::lock::Mutex::new(Worker {
@@ -521,12 +525,29 @@ impl LibraryBuilder {
             breaker: CircuitBreaker::new(self.breaker),
             notifier: self.notifier,
             consumers,
-            book_list: Mutex::new(BookList::default()),
-            member_pages: Mutex::new(MemberPages::default()),
+            book_list: Mutex::new(book_list),
+            member_pages: Mutex::new(member_pages),
             max_attempts: self.max_attempts,
             retry_backoff: self.retry_backoff,
         })
     }
+}
+
+/// Both views folded from the whole log, read in batches.
+async fn fold_views(store: &dyn EventStore) -> Result<(BookList, MemberPages)> {
+    let mut book_list = BookList::default();
+    let mut pages = MemberPages::default();
+    let mut after = 0;
+    loop {
+        let batch = store.read_all(after, 4096).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.position;
+        for e in &batch {
+            book_list.apply(e);
+            pages.apply(e);
+        }
+    }
+    Ok((book_list, pages))
 }
 
 fn policy_names() -> String {
@@ -1358,19 +1379,7 @@ impl Library {
 
     /// Both views built afresh from the whole log (for checks: after `settle`, they equal [`views`](Library::views)).
     pub async fn rebuild_views(&self) -> Result<(BookList, MemberPages)> {
-        let mut book_list = BookList::default();
-        let mut pages = MemberPages::default();
-        let mut after = 0;
-        loop {
-            let batch = self.engine.store.read_all(after, 4096).await?;
-            let Some(last) = batch.last() else { break };
-            after = last.position;
-            for e in &batch {
-                book_list.apply(e);
-                pages.apply(e);
-            }
-        }
-        Ok((book_list, pages))
+        fold_views(self.engine.store.as_ref()).await
     }
 
     /// Stored events with `position >= from_position`, in order (at most `limit`).
