@@ -3,6 +3,13 @@
 //! stories on a fresh temporary database; `lendkit model` prints the domain model as a Mermaid
 //! event-storming flowchart generated from the policy table.
 
+mod bench;
+
+/// mimalloc instead of the system allocator: lendkit allocates many small strings, and glibc's
+/// malloc spent about 40% of the saga benchmark's time (see docs/PERFORMANCE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use lendkit::event::Envelope;
 use lendkit::policies::POLICIES;
@@ -103,6 +110,18 @@ enum Cmd {
     Demo,
     /// Print the domain model as a Mermaid flowchart.
     Model,
+    /// Measure throughput, latency, replay, queries and memory against same-run baselines (use a release build).
+    Bench {
+        /// Small sizes, for a smoke run.
+        #[arg(long)]
+        quick: bool,
+        /// Only the in-memory saga throughput (the figure the Python and Node benches compare with).
+        #[arg(long)]
+        saga_only: bool,
+        /// Internal: measure replay, queries and memory on this database in this process.
+        #[arg(long, hide = true)]
+        replay_part: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -157,6 +176,25 @@ fn execute(cli: Cli) -> lendkit::Result<()> {
         Cmd::Demo => return lendkit::block_on(demo()),
         Cmd::Model => {
             print!("{}", model());
+            return Ok(());
+        }
+        Cmd::Bench {
+            quick,
+            saga_only,
+            replay_part,
+        } => {
+            match replay_part {
+                Some(db) => println!("{}", bench::replay_part(&db)),
+                None => bench::run(
+                    &if quick {
+                        bench::Plan::quick()
+                    } else {
+                        bench::Plan::full()
+                    },
+                    cli.json,
+                    saga_only,
+                ),
+            }
             return Ok(());
         }
         Cmd::RegisterBook {
@@ -238,7 +276,10 @@ fn execute(cli: Cli) -> lendkit::Result<()> {
             println!("rental {r}");
         }
         if replayed {
-            println!("command {} was already applied; its events:", outcome.command_id);
+            println!(
+                "command {} was already applied; its events:",
+                outcome.command_id
+            );
         }
         print_events("stored", &stored);
         print_events("then", &followed);

@@ -6,6 +6,7 @@ use lendkit_core::event::Envelope;
 use lendkit_core::ids::StreamId;
 use lendkit_core::ports::EventBus;
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// An [`EventBus`] held in memory.
@@ -17,7 +18,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 /// removing them, and they are delivered again until [`ack`](EventBus::ack)ed.
 #[derive(Debug, Default)]
 pub struct InMemoryEventBus {
-    groups: Mutex<BTreeMap<String, Vec<VecDeque<Envelope>>>>,
+    groups: Mutex<BTreeMap<String, Vec<VecDeque<Arc<Envelope>>>>>,
 }
 
 /// 64-bit FNV-1a: a stable hash, unlike `std`'s randomly seeded one.
@@ -54,17 +55,17 @@ impl InMemoryEventBus {
             .map_or(0, |queues| queues.iter().map(VecDeque::len).sum())
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Vec<VecDeque<Envelope>>>> {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Vec<VecDeque<Arc<Envelope>>>>> {
         self.groups.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 /// The queue of `worker` in `group`, or a [`BusError`] naming what is unknown.
 fn queue_of<'a>(
-    groups: &'a mut BTreeMap<String, Vec<VecDeque<Envelope>>>,
+    groups: &'a mut BTreeMap<String, Vec<VecDeque<Arc<Envelope>>>>,
     group: &str,
     worker: u32,
-) -> Result<&'a mut VecDeque<Envelope>, BusError> {
+) -> Result<&'a mut VecDeque<Arc<Envelope>>, BusError> {
     let queues = groups
         .get_mut(group)
         .ok_or_else(|| BusError(format!("consumer group {group:?} has not joined the bus")))?;
@@ -106,14 +107,14 @@ impl EventBus for InMemoryEventBus {
         }
     }
 
-    async fn publish(&self, events: &[Envelope]) -> Result<(), BusError> {
+    async fn publish(&self, events: &[Arc<Envelope>]) -> Result<(), BusError> {
         let mut groups = self.lock();
         for queues in groups.values_mut() {
             let workers = u32::try_from(queues.len()).unwrap_or(u32::MAX);
             for envelope in events {
                 let worker = Self::worker_for(&envelope.stream, workers);
                 if let Some(queue) = usize::try_from(worker).ok().and_then(|w| queues.get_mut(w)) {
-                    queue.push_back(envelope.clone());
+                    queue.push_back(Arc::clone(envelope));
                 }
             }
         }
@@ -125,7 +126,7 @@ impl EventBus for InMemoryEventBus {
         group: &str,
         worker: u32,
         max: usize,
-    ) -> Result<Vec<Envelope>, BusError> {
+    ) -> Result<Vec<Arc<Envelope>>, BusError> {
         let mut groups = self.lock();
         let queue = queue_of(&mut groups, group, worker)?;
         Ok(queue.iter().take(max).cloned().collect())
@@ -147,11 +148,11 @@ mod tests {
     use lendkit_core::testing::stored;
 
     /// Events 1..=n over `streams` correlation ids, round robin, with positions 1..=n.
-    fn events(n: u64, streams: &[&str]) -> Vec<Envelope> {
+    fn events(n: u64, streams: &[&str]) -> Vec<Arc<Envelope>> {
         (1..=n)
             .map(|p| {
                 let member = streams[(p as usize - 1) % streams.len()];
-                stored(
+                Arc::new(stored(
                     p,
                     lendkit_core::members::MemberEvent::MemberJoined {
                         member: member.into(),
@@ -159,7 +160,7 @@ mod tests {
                         contact: None,
                     },
                     member,
-                )
+                ))
             })
             .collect()
     }

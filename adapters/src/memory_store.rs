@@ -26,7 +26,7 @@ struct State {
     /// Each stream's positions, in version order (so a stream's version is its length).
     streams: HashMap<StreamId, Vec<u64>>,
     /// The positions each command stored in each stream.
-    commands: HashMap<(StreamId, CommandId), Vec<u64>>,
+    commands: HashMap<CommandId, HashMap<StreamId, Vec<u64>>>,
     /// The last position saved per consumer.
     checkpoints: HashMap<String, u64>,
     /// Dead letters, oldest first.
@@ -140,7 +140,9 @@ impl EventStore for InMemoryEventStore {
                 .extend_from_slice(&positions);
             state
                 .commands
-                .entry((append.stream, append.command_id))
+                .entry(append.command_id)
+                .or_default()
+                .entry(append.stream)
                 .or_default()
                 .extend(positions);
         }
@@ -153,6 +155,20 @@ impl EventStore for InMemoryEventStore {
             .streams
             .get(stream)
             .map(|positions| state.events_at(positions))
+            .unwrap_or_default())
+    }
+
+    async fn read_stream_from(
+        &self,
+        stream: &StreamId,
+        after_version: u64,
+    ) -> Result<Vec<Envelope>, StoreError> {
+        let state = self.lock();
+        let skip = usize::try_from(after_version).unwrap_or(usize::MAX);
+        Ok(state
+            .streams
+            .get(stream)
+            .map(|positions| state.events_at(positions.get(skip..).unwrap_or_default()))
             .unwrap_or_default())
     }
 
@@ -176,7 +192,8 @@ impl EventStore for InMemoryEventStore {
         let state = self.lock();
         Ok(state
             .commands
-            .get(&(stream.clone(), command.clone()))
+            .get(command)
+            .and_then(|streams| streams.get(stream))
             .map(|positions| state.events_at(positions)))
     }
 

@@ -356,6 +356,23 @@ impl EventStore for SledEventStore {
         self.events_at(positions?)
     }
 
+    async fn read_stream_from(
+        &self,
+        stream: &StreamId,
+        after_version: u64,
+    ) -> Result<Vec<Envelope>, StoreError> {
+        let from = stream_key(stream, &after_version.saturating_add(1).to_be_bytes());
+        let prefix = stream_key(stream, &[]);
+        let positions: Result<Vec<u64>, StoreError> = self
+            .inner
+            .streams
+            .range(from..)
+            .take_while(|kv| kv.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
+            .map(|kv| kv.map(|(_, v)| u64_of(&v)).map_err(backend))
+            .collect();
+        self.events_at(positions?)
+    }
+
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
         let from = after.saturating_add(1).to_be_bytes();
         self.inner

@@ -64,16 +64,51 @@ pub(crate) struct Engine {
     relayed: futures::lock::Mutex<u64>,
     /// Called after new events were handed to the bus (a background runner wakes up on it).
     on_commit: Option<CommitHook>,
+    /// Folded aggregates by stream, with the version they are folded to. Loading reads only
+    /// the newer events, so a long stream costs no more to load than a short one.
+    states: Mutex<StateCache>,
 }
+
+/// Folded aggregates by stream: (version, state).
+type StateCache = HashMap<StreamId, (u64, Box<dyn std::any::Any + Send + Sync>)>;
+
+/// Streams whose folded state is kept in memory at most; past it the cache starts over.
+const STATE_CACHE: usize = 200_000;
 
 /// A function called after newly committed events were handed to the bus.
 pub type CommitHook = Arc<dyn Fn() + Send + Sync>;
 
 impl Engine {
+    /// The aggregate in `stream`, folded to its newest version. The folded state is taken out of
+    /// the cache (so no copy is made) and only events newer than it are read; give it back with
+    /// [`keep`](Engine::keep) once done. (A concurrent loader of the same stream meanwhile folds
+    /// from the start: slower, equally correct.)
     async fn load<A: Aggregate>(&self, stream: &StreamId) -> Result<(A, u64)> {
-        let events = self.store.read_stream(stream).await?;
-        let version = events.last().map_or(0, |e| e.version);
-        Ok((A::fold(events.iter().map(|e| &e.event)), version))
+        let cached = self
+            .states
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(stream)
+            .and_then(|(v, any)| any.downcast::<A>().ok().map(|a| (*a, v)));
+        let (mut state, mut version) = cached.unwrap_or_default();
+        for e in self.store.read_stream_from(stream, version).await? {
+            if let Some(own) = A::own_event(&e.event) {
+                state.apply(own);
+            }
+            version = e.version;
+        }
+        Ok((state, version))
+    }
+
+    /// Puts a folded aggregate back in the cache, unless a newer fold is already there.
+    fn keep<A: Aggregate>(&self, stream: &StreamId, state: A, version: u64) {
+        let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        if states.len() >= STATE_CACHE {
+            states.clear();
+        }
+        if !matches!(states.get(stream), Some((v, _)) if *v >= version) {
+            states.insert(stream.clone(), (version, Box::new(state)));
+        }
     }
 
     fn context(&self, meta: &Meta) -> Context {
@@ -125,7 +160,7 @@ impl Engine {
             if let Some(done) = self.store.command_events(stream, &meta.command_id).await? {
                 return Ok(done);
             }
-            let (state, version) = self.load::<A>(stream).await?;
+            let (mut state, version) = self.load::<A>(stream).await?;
             let (guard_events, guard_version) = match guard {
                 Some(g) => {
                     let events = self.store.read_stream(g).await?;
@@ -135,12 +170,21 @@ impl Engine {
                 None => (Vec::new(), 0),
             };
             let ctx = self.context(meta);
-            let decided = state
-                .decide(&command(&guard_events), &ctx)
-                .map_err(Into::into)?;
+            let decided = match state.decide(&command(&guard_events), &ctx) {
+                Ok(decided) => decided,
+                Err(e) => {
+                    self.keep(stream, state, version);
+                    return Err(e.into());
+                }
+            };
             if decided.is_empty() {
+                self.keep(stream, state, version);
                 return Ok(Vec::new());
             }
+            for e in &decided {
+                state.apply(e);
+            }
+            let new_version = version + decided.len() as u64;
             let events = decided.into_iter().map(Into::into).collect();
             let mut appends = vec![StreamAppend {
                 stream: stream.clone(),
@@ -158,6 +202,7 @@ impl Engine {
             }
             match self.store.append(appends).await {
                 Ok(stored) => {
+                    self.keep(stream, state, new_version);
                     self.relay_quietly().await;
                     return Ok(stored);
                 }
@@ -173,7 +218,13 @@ impl Engine {
     async fn relay(&self) -> Result<()> {
         let mut relayed = self.relayed.lock().await;
         loop {
-            let batch = self.store.read_all(*relayed, BATCH).await?;
+            let batch: Vec<Arc<Envelope>> = self
+                .store
+                .read_all(*relayed, BATCH)
+                .await?
+                .into_iter()
+                .map(Arc::new)
+                .collect();
             let Some(last) = batch.last().map(|e| e.position) else {
                 return Ok(());
             };
@@ -456,6 +507,7 @@ impl LibraryBuilder {
             rules: self.rules,
             relayed: futures::lock::Mutex::new(0),
             on_commit: self.on_commit,
+            states: Mutex::new(HashMap::new()),
         });
         let gateway: Arc<dyn PaymentGateway> = match self.payment {
             PaymentChoice::Points => Arc::new(PointsGateway {
@@ -872,11 +924,11 @@ impl Library {
         {
             return Ok(done);
         }
-        let (b, _) = self
-            .engine
-            .load::<Book>(&StreamId::new(StreamKind::Book, book.as_str()))
-            .await?;
-        if !b.exists() {
+        let book_stream = StreamId::new(StreamKind::Book, book.as_str());
+        let (b, book_version) = self.engine.load::<Book>(&book_stream).await?;
+        let (exists, fee, availability) = (b.exists(), b.fee, b.check_available(&book));
+        self.engine.keep(&book_stream, b, book_version);
+        if !exists {
             return Err(Error::not_found(
                 ErrorCode::BookNotFound,
                 "book",
@@ -900,15 +952,15 @@ impl Library {
             rental: rental.clone(),
             member: member.clone(),
             book: book.clone(),
-            fee: b.fee,
+            fee,
             payment_id: String::new(),
             delivery_address,
         };
         // Decide once before charging: who may reserve, and whether the rental id is free.
         state.decide(&cmd, &ctx)?;
-        b.check_available(&book)?;
+        availability?;
         let receipt = self
-            .call_gateway(self.gateway.charge(&member, b.fee, &rental))
+            .call_gateway(self.gateway.charge(&member, fee, &rental))
             .await?;
         let payment_id = receipt.payment_id;
         if let RentalCommand::ReserveBook { payment_id: id, .. } = &mut cmd {
@@ -948,7 +1000,7 @@ impl Library {
                     let charge = ChargeRef {
                         key: rental.clone(),
                         member,
-                        amount: b.fee,
+                        amount: fee,
                     };
                     if let Err(refund) = self.call_gateway(self.gateway.refund(&charge)).await {
                         return Err(Error::Storage(StoreError::Backend(format!(
@@ -962,7 +1014,7 @@ impl Library {
                 let charge = ChargeRef {
                     key: rental.clone(),
                     member,
-                    amount: b.fee,
+                    amount: fee,
                 };
                 match self.call_gateway(self.gateway.refund(&charge)).await {
                     Ok(()) => Err(e.into()),

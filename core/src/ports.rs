@@ -14,6 +14,7 @@ use crate::ids::{CommandId, MemberId, Points, RentalId, StreamId, Timestamp};
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Events for one stream in an [`EventStore::append`], with the version the writer decided on.
@@ -42,6 +43,19 @@ pub trait EventStore: Send + Sync {
 
     /// Every event of one stream, in version order (empty for an unknown stream).
     async fn read_stream(&self, stream: &StreamId) -> Result<Vec<Envelope>, StoreError>;
+
+    /// The events of one stream with `version > after_version`, in version order. The library
+    /// keeps folded aggregates in memory and reads only what is newer; adapters should answer
+    /// this without reading the older events.
+    async fn read_stream_from(
+        &self,
+        stream: &StreamId,
+        after_version: u64,
+    ) -> Result<Vec<Envelope>, StoreError> {
+        let mut events = self.read_stream(stream).await?;
+        events.retain(|e| e.version > after_version);
+        Ok(events)
+    }
 
     /// Up to `limit` events with `position > after`, in position order.
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError>;
@@ -102,7 +116,7 @@ pub trait EventBus: Send + Sync {
     async fn join(&self, group: &str, workers: u32) -> Result<(), BusError>;
 
     /// Publishes committed events, in position order.
-    async fn publish(&self, events: &[Envelope]) -> Result<(), BusError>;
+    async fn publish(&self, events: &[Arc<Envelope>]) -> Result<(), BusError>;
 
     /// Up to `max` pending events for one worker of a group, oldest first, without removing them.
     async fn receive(
@@ -110,7 +124,7 @@ pub trait EventBus: Send + Sync {
         group: &str,
         worker: u32,
         max: usize,
-    ) -> Result<Vec<Envelope>, BusError>;
+    ) -> Result<Vec<Arc<Envelope>>, BusError>;
 
     /// Removes the worker's pending events with `position <= upto`.
     async fn ack(&self, group: &str, worker: u32, upto: u64) -> Result<(), BusError>;
