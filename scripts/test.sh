@@ -22,3 +22,6 @@ fi
 
 step "cargo test (unit, store contract, saga, properties, scenarios, doctests)"
 cargo test --all-features
+
+step "Node package: build the addon with napi, run node --test (scenarios and Node-only tests)"
+bash bindings/node/test.sh

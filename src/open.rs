@@ -78,7 +78,8 @@ struct Shared {
     wake: Mutex<bool>,
     signal: Condvar,
     stop: AtomicBool,
-    subscribers: Mutex<BTreeMap<u64, Arc<Subscriber>>>,
+    /// Subscribers by id, with the position they subscribed at (they see only later events).
+    subscribers: Mutex<BTreeMap<u64, (u64, Arc<Subscriber>)>>,
     next_subscription: AtomicU64,
     /// Last position handed to subscribers.
     delivered: AtomicU64,
@@ -220,7 +221,7 @@ impl OpenLibrary {
         &self.library
     }
 
-    /// Calls `callback` with every event committed from now on, in position order, on the
+    /// Calls `callback` with every event committed after this call, in position order, on the
     /// background thread. Returns an id for [`unsubscribe`](OpenLibrary::unsubscribe).
     /// Without a background runner, callbacks run during [`deliver`](OpenLibrary::deliver).
     pub fn subscribe(&self, callback: Subscriber) -> u64 {
@@ -229,7 +230,7 @@ impl OpenLibrary {
             .subscribers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, Arc::new(callback));
+            .insert(id, (self.library.committed_position(), Arc::new(callback)));
         id
     }
 
@@ -279,7 +280,7 @@ impl Drop for OpenLibrary {
 
 async fn deliver(lib: &Library, shared: &Shared) -> crate::Result<()> {
     loop {
-        let subscribers: Vec<Arc<Subscriber>> = shared
+        let subscribers: Vec<(u64, Arc<Subscriber>)> = shared
             .subscribers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -292,7 +293,7 @@ async fn deliver(lib: &Library, shared: &Shared) -> crate::Result<()> {
             return Ok(());
         };
         for e in &batch {
-            for s in &subscribers {
+            for (_, s) in subscribers.iter().filter(|(start, _)| e.position > *start) {
                 // A panicking subscriber must not take the runner down with it.
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s(e)));
             }

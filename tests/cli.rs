@@ -6,12 +6,21 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn lendkit(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lendkit")).arg("--db").arg(db).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_lendkit"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn ok(db: &Path, args: &[&str]) -> String {
     let out = lendkit(db, args);
-    assert!(out.status.success(), "lendkit {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "lendkit {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -19,10 +28,37 @@ fn ok(db: &Path, args: &[&str]) -> String {
 fn a_session_from_the_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("library.db");
-    ok(&db, &["register-book", "isbn-1", "Domain-Driven Design", "--copies", "1", "--fee", "30"]);
+    ok(
+        &db,
+        &[
+            "register-book",
+            "isbn-1",
+            "Domain-Driven Design",
+            "--copies",
+            "1",
+            "--fee",
+            "30",
+        ],
+    );
     ok(&db, &["join", "m-1", "Kim"]);
-    let reserved = ok(&db, &["reserve", "isbn-1", "m-1", "--rental-id", "r-1", "--as", "member:m-1"]);
-    assert!(reserved.contains("PointsCharged") && reserved.contains("RentalReserved") && reserved.contains("RentalConfirmed"), "{reserved}");
+    let reserved = ok(
+        &db,
+        &[
+            "reserve",
+            "isbn-1",
+            "m-1",
+            "--rental-id",
+            "r-1",
+            "--as",
+            "member:m-1",
+        ],
+    );
+    assert!(
+        reserved.contains("PointsCharged")
+            && reserved.contains("RentalReserved")
+            && reserved.contains("RentalConfirmed"),
+        "{reserved}"
+    );
 
     let refused = lendkit(&db, &["cancel", "r-1", "--as", "member:m-2"]);
     assert_eq!(refused.status.code(), Some(1));
@@ -30,18 +66,30 @@ fn a_session_from_the_terminal() {
     assert!(stderr.starts_with("error NOT_RENTAL_OWNER:"), "{stderr}");
     assert!(stderr.contains("hint:"), "{stderr}");
 
-    let page: serde_json::Value = serde_json::from_str(&ok(&db, &["member", "m-1", "--json"])).unwrap();
+    let page: serde_json::Value =
+        serde_json::from_str(&ok(&db, &["member", "m-1", "--json"])).unwrap();
     assert_eq!(page["points"], 70);
     assert_eq!(page["rentals"][0]["status"], "confirmed");
 
-    let canceled: serde_json::Value = serde_json::from_str(&ok(&db, &["cancel", "r-1", "--as", "member:m-1", "--json"])).unwrap();
-    let followed: Vec<_> = canceled["followed_by"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_owned()).collect();
-    assert!(followed.contains(&"PointsRefunded".to_owned()) && followed.contains(&"CopyReleased".to_owned()), "{followed:?}");
+    let canceled: serde_json::Value =
+        serde_json::from_str(&ok(&db, &["cancel", "r-1", "--as", "member:m-1", "--json"])).unwrap();
+    let followed: Vec<_> = canceled["followed_by"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        followed.contains(&"PointsRefunded".to_owned())
+            && followed.contains(&"CopyReleased".to_owned()),
+        "{followed:?}"
+    );
 
     let books: serde_json::Value = serde_json::from_str(&ok(&db, &["books", "--json"])).unwrap();
     assert_eq!(books[0]["available"], 1);
     assert_eq!(books[0]["last_activity"], "RentalCanceled");
-    let events: serde_json::Value = serde_json::from_str(&ok(&db, &["events", "--from", "1", "--json"])).unwrap();
+    let events: serde_json::Value =
+        serde_json::from_str(&ok(&db, &["events", "--from", "1", "--json"])).unwrap();
     assert_eq!(events.as_array().unwrap().len(), 11);
     assert_eq!(ok(&db, &["dead-letters"]).trim(), "no dead letters");
 }
@@ -54,7 +102,8 @@ fn a_retry_with_the_same_command_id_is_applied_once() {
     ok(&db, &["top-up", "m-1", "5", "--command-id", "t-1"]);
     let again = ok(&db, &["top-up", "m-1", "5", "--command-id", "t-1"]);
     assert!(again.contains("already applied"), "{again}");
-    let page: serde_json::Value = serde_json::from_str(&ok(&db, &["member", "m-1", "--json"])).unwrap();
+    let page: serde_json::Value =
+        serde_json::from_str(&ok(&db, &["member", "m-1", "--json"])).unwrap();
     assert_eq!(page["points"], 105);
 }
 
@@ -65,17 +114,24 @@ fn a_path_that_is_not_a_library_is_refused_and_left_alone() {
     std::fs::write(&file, "keep me").unwrap();
     let out = lendkit(&file, &["books"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8(out.stderr).unwrap().starts_with("error NOT_A_LIBRARY:"));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .starts_with("error NOT_A_LIBRARY:"));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
     let bad_actor = lendkit(&dir.path().join("x.db"), &["books", "--as", "boss:1"]);
-    assert!(String::from_utf8(bad_actor.stderr).unwrap().starts_with("error INVALID_INPUT:"));
+    assert!(String::from_utf8(bad_actor.stderr)
+        .unwrap()
+        .starts_with("error INVALID_INPUT:"));
 }
 
 #[test]
 fn the_demo_and_the_model_run() {
     let dir = tempfile::tempdir().unwrap();
     let demo = ok(&dir.path().join("unused.db"), &["demo"]);
-    assert!(demo.contains("NOT_RENTAL_OWNER"), "the demo shows a refused cancellation");
+    assert!(
+        demo.contains("NOT_RENTAL_OWNER"),
+        "the demo shows a refused cancellation"
+    );
     assert!(demo.contains("payment refunded"), "the demo shows a refund");
     let model = ok(&dir.path().join("unused.db"), &["model"]);
     assert!(model.starts_with("flowchart LR"));

@@ -231,3 +231,23 @@ fn dead_letters_survive_a_restart_and_can_be_replayed() {
     assert!(block_on(lib.dead_letters()).unwrap().is_empty());
     assert!(notices.notices().iter().any(|n| n.kind == "RentalReserved"));
 }
+
+#[test]
+fn a_subscriber_sees_only_what_is_committed_after_it_subscribed() {
+    let notices = Arc::new(RecordingNotifier::new());
+    let lib = OpenLibrary::in_memory(manual(&notices)).unwrap();
+    register(&lib, "b-1", 1, 10);
+    join(&lib, "m-1");
+    let head = block_on(lib.head()).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    lib.subscribe(Box::new(move |e| sink.lock().unwrap().push(e.position)));
+    reserve(&lib, "b-1", "m-1", "r-1").unwrap();
+    settle(&lib);
+    block_on(lib.deliver()).unwrap();
+    let positions = seen.lock().unwrap().clone();
+    assert_eq!(
+        positions,
+        (head + 1..=block_on(lib.head()).unwrap()).collect::<Vec<_>>()
+    );
+}

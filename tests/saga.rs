@@ -617,3 +617,21 @@ fn two_members_racing_for_one_rental_id_pay_once_between_them() {
     );
     check_invariants(&lib);
 }
+
+#[test]
+fn library_futures_are_send_so_any_multithreaded_runtime_can_run_them() {
+    fn send<T: Send>(future: T) -> T {
+        future
+    }
+    let h = Harness::new();
+    let lib = h.library();
+    let join = Command::JoinMember {
+        member_id: "m-1".into(),
+        name: "Kim".into(),
+        contact: None,
+    };
+    block_on(send(lib.execute_with_id(join, &librarian(), None))).unwrap();
+    block_on(send(lib.settle())).unwrap();
+    assert_eq!(block_on(send(lib.events(1, 10))).unwrap().len(), 2);
+    block_on(send(lib.dead_letters())).unwrap();
+}

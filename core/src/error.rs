@@ -93,6 +93,10 @@ codes! {
     SchemaTooNew = "SCHEMA_TOO_NEW", Storage, false;
     /// The database is open in another process.
     LibraryLocked = "LIBRARY_LOCKED", Storage, true;
+    /// The library was closed; open it again to go on.
+    LibraryClosed = "LIBRARY_CLOSED", Storage, false;
+    /// A bug in lendkit (a panic caught at a language boundary). Nothing was stored by the failed call.
+    Internal = "INTERNAL", Storage, false;
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -277,6 +281,12 @@ pub enum Error {
     /// The event store failed; nothing was stored.
     #[error(transparent)]
     Storage(StoreError),
+    /// The library was closed.
+    #[error("the library is closed; open it again")]
+    Closed,
+    /// A bug in lendkit, caught at a language boundary instead of crashing the host.
+    #[error("internal error (a bug in lendkit, please report it): {0}")]
+    Internal(String),
 }
 
 impl From<StoreError> for Error {
@@ -319,6 +329,8 @@ impl Error {
             Error::Storage(StoreError::SchemaTooNew { .. }) => ErrorCode::SchemaTooNew,
             Error::Storage(StoreError::Locked(_)) => ErrorCode::LibraryLocked,
             Error::Storage(_) => ErrorCode::Storage,
+            Error::Closed => ErrorCode::LibraryClosed,
+            Error::Internal(_) => ErrorCode::Internal,
         }
     }
 

@@ -62,6 +62,8 @@ pub(crate) struct Engine {
     rules: Rules,
     /// The last position handed to the bus.
     relayed: futures::lock::Mutex<u64>,
+    /// The same, readable without waiting.
+    relayed_at: std::sync::atomic::AtomicU64,
     /// Called after new events were handed to the bus (a background runner wakes up on it).
     on_commit: Option<CommitHook>,
     /// Folded aggregates by stream, with the version they are folded to. Loading reads only
@@ -233,6 +235,7 @@ impl Engine {
                 .await
                 .map_err(|e| Error::Storage(StoreError::Backend(e.to_string())))?;
             *relayed = last;
+            self.relayed_at.store(last, Ordering::SeqCst);
             if let Some(hook) = &self.on_commit {
                 hook();
             }
@@ -506,6 +509,7 @@ impl LibraryBuilder {
             clock: self.clock,
             rules: self.rules,
             relayed: futures::lock::Mutex::new(0),
+            relayed_at: std::sync::atomic::AtomicU64::new(0),
             on_commit: self.on_commit,
             states: Mutex::new(HashMap::new()),
         });
@@ -569,7 +573,9 @@ impl LibraryBuilder {
             }
             consumers.push(c);
         }
-        *engine.relayed.lock().await = if oldest == u64::MAX { 0 } else { oldest };
+        let start = if oldest == u64::MAX { 0 } else { oldest };
+        *engine.relayed.lock().await = start;
+        engine.relayed_at.store(start, Ordering::SeqCst);
         engine.relay().await?;
         Ok(Library {
             engine,
@@ -816,8 +822,8 @@ impl Library {
         &self,
         rental: RentalId,
         make: impl Fn(RentalId) -> RentalCommand,
-        meta: &dyn Fn(&str) -> Meta,
-        outcome: &dyn Fn(Option<RentalId>, Vec<Envelope>) -> Outcome,
+        meta: &(dyn Fn(&str) -> Meta + Sync),
+        outcome: &(dyn Fn(Option<RentalId>, Vec<Envelope>) -> Outcome + Sync),
     ) -> Result<Outcome> {
         let stream = StreamId::new(StreamKind::Rental, rental.as_str());
         let cmd = make(rental.clone());
@@ -1441,6 +1447,12 @@ impl Library {
             .store
             .read_all(from_position.saturating_sub(1), limit)
             .await?)
+    }
+
+    /// The position of the newest event handed to the consumers: every committed event up to
+    /// here is on its way to the policies and views. Readable without waiting.
+    pub fn committed_position(&self) -> u64 {
+        self.engine.relayed_at.load(Ordering::SeqCst)
     }
 
     /// The position of the newest stored event.

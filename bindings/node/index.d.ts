@@ -1,0 +1,369 @@
+// Types of the `lendkit` package: what `require('lendkit')` / `import … from 'lendkit'` gives.
+// Written by hand for the wrapper (index.js); the native half's generated types are in
+// native.d.ts, and test/types-check.ts fails when the two drift apart.
+
+// ---- errors ------------------------------------------------------------------------------------
+
+/** Every stable error code (docs/errors.md). Codes are API: new ones may be added, none is renamed. */
+export type ErrorCodeName =
+  | 'INVALID_INPUT'
+  | 'UNAUTHORIZED'
+  | 'NOT_RENTAL_OWNER'
+  | 'BOOK_NOT_FOUND'
+  | 'MEMBER_NOT_FOUND'
+  | 'RENTAL_NOT_FOUND'
+  | 'DELIVERY_NOT_FOUND'
+  | 'DEAD_LETTER_NOT_FOUND'
+  | 'BOOK_EXISTS'
+  | 'MEMBER_EXISTS'
+  | 'RENTAL_EXISTS'
+  | 'BOOK_UNAVAILABLE'
+  | 'INVALID_TRANSITION'
+  | 'ALREADY_DELIVERED'
+  | 'RENEWAL_LIMIT'
+  | 'INSUFFICIENT_POINTS'
+  | 'PAYMENT_DECLINED'
+  | 'PAYMENT_UNAVAILABLE'
+  | 'CONFLICT'
+  | 'STORAGE'
+  | 'NOT_A_LIBRARY'
+  | 'SCHEMA_TOO_NEW'
+  | 'LIBRARY_LOCKED'
+
+/** Every code, frozen: `ErrorCode.INSUFFICIENT_POINTS === 'INSUFFICIENT_POINTS'`. */
+export declare const ErrorCode: Readonly<{ [K in ErrorCodeName]: K }>
+
+/**
+ * Every failure lendkit reports, from sync and async methods alike. Compare `code`, never the
+ * message. Wrong argument types give `code === 'INVALID_INPUT'`.
+ */
+export declare class LendkitError extends Error {
+  readonly name: 'LendkitError'
+  /** The stable code. */
+  readonly code: ErrorCodeName
+  /** True when the same call may succeed if simply tried again later. */
+  readonly retryable: boolean
+}
+
+// ---- actors ------------------------------------------------------------------------------------
+
+/** Who issues a command. */
+export interface Actor {
+  readonly role: 'librarian' | 'member'
+  readonly id: string
+}
+
+/** A librarian: registers books, adds copies, registers members, tops up points, marks deliveries. */
+export declare function Librarian(id: string): Actor
+/** A member: reserves for themselves and acts on their own rentals only. */
+export declare function Member(id: string): Actor
+
+// ---- the clock ---------------------------------------------------------------------------------
+
+/** A clock that stands still until moved, for tests and simulations. */
+export declare class ManualClock {
+  /** A clock showing `startMs` (ms since the Unix epoch; default 2026-01-01T00:00:00.000Z). */
+  constructor(startMs?: number)
+  /** The time shown, in ms since the Unix epoch. */
+  now(): number
+  /** Sets the time (it may go backwards). */
+  set(ms: number): void
+  /** Moves the time forward by `ms` milliseconds. */
+  advance(ms: number): void
+  /** Moves the time forward by whole days. */
+  advanceDays(days: number): void
+}
+
+// ---- host ports --------------------------------------------------------------------------------
+
+/** What a host `charge` may return (or resolve to): a payment id, `{ paymentId }`, or nothing. */
+export type ChargeResult = string | { paymentId: string } | void | undefined
+
+/**
+ * A payment gateway written in JavaScript. Both functions may be sync or async. A thrown error or
+ * a rejected promise is a gateway failure (`PAYMENT_UNAVAILABLE`; it counts towards opening the
+ * circuit breaker) — unless the error's `code` is `'PAYMENT_DECLINED'`, which is a refusal
+ * (`PAYMENT_DECLINED`, not an outage). Both must be idempotent per `key` (the rental id).
+ */
+export interface PaymentGateway {
+  charge(memberId: string, amount: number, key: string): ChargeResult | Promise<ChargeResult>
+  refund(key: string, memberId: string, amount: number): unknown
+}
+
+/** A message to a member about their rental or delivery. */
+export interface Notice {
+  memberId: string
+  rentalId: string
+  /** The event that caused it: `RentalConfirmed`, `DeliveryStarted`, … */
+  kind: string
+  /** A readable sentence. */
+  message: string
+  /** The causing event's id, so a notifier can drop duplicates. */
+  eventId: string
+}
+
+/** Sends a notice (sync or async). A thrown error or rejected promise is retried later; rentals never wait for it. */
+export type Notifier = (notice: Notice) => unknown
+
+// ---- options -----------------------------------------------------------------------------------
+
+/** The circuit breaker around the payment gateway. */
+export interface BreakerOptions {
+  /** Consecutive gateway failures that open the circuit (default 5). */
+  failureThreshold?: number
+  /** How long the circuit stays open before one trial call, in ms (default 30000). */
+  coolDownMs?: number
+  /** A slower payment call counts as a failure, in ms (default 5000); `null`: no limit. */
+  callTimeoutMs?: number | null
+}
+
+/**
+ * When commands reach the disk. `'everyCommit'` (default): a command that returned survives a
+ * crash. `{ periodicMs }`: flushed every `periodicMs` ms — faster, but a crash may lose the last
+ * interval's commands.
+ */
+export type Durability = 'everyCommit' | { periodicMs: number }
+
+export interface LibraryOptions {
+  /** Points every new member's account opens with (default 100). */
+  welcomePoints?: number
+  /** Loan (and renewal) length in days (default 14). */
+  loanDays?: number
+  /** How often one loan may be renewed (default 2). */
+  maxRenewals?: number
+  /** When commands reach the disk (sled only). */
+  durability?: Durability
+  /** Take payment through the host instead of the members' point accounts. */
+  payment?: PaymentGateway
+  /** Where notices go (default: nowhere). */
+  notifier?: Notifier
+  /** The clock (default: the system clock). */
+  clock?: ManualClock
+  /** Run the saga and views on a background thread (default true). Off: only `settle()` runs them. */
+  background?: boolean
+  /** Attempts before an event is moved to the dead letters (default 5). */
+  maxAttempts?: number
+  /** The first wait before a failing event is retried, in ms (default 1000; doubles per failure). */
+  retryBackoffMs?: number
+  /** The payment circuit breaker. */
+  breaker?: BreakerOptions
+  /** Workers per policy, e.g. `{ catalog: 4 }` (default one each). */
+  workers?: Record<string, number>
+  /** Allow `setPaymentOutage()` to rehearse a payment outage (default false). */
+  faultInjection?: boolean
+}
+
+// ---- commands ----------------------------------------------------------------------------------
+
+/** Every command takes an optional command id: re-sending the same id returns the first result and changes nothing. */
+export interface CommandInput {
+  commandId?: string
+}
+
+export interface RegisterBookInput extends CommandInput {
+  bookId: string
+  title: string
+  /** Copies on the shelf, at least 1. */
+  copies: number
+  /** Rental fee in points, at least 1. */
+  fee: number
+  author?: string
+}
+
+export interface AddCopiesInput extends CommandInput {
+  bookId: string
+  /** At least 1. */
+  copies: number
+}
+
+export interface JoinMemberInput extends CommandInput {
+  memberId: string
+  name: string
+  /** Phone or e-mail for notices. */
+  contact?: string
+}
+
+export interface TopUpInput extends CommandInput {
+  memberId: string
+  /** At least 1. */
+  points: number
+}
+
+export interface ReserveBookInput extends CommandInput {
+  bookId: string
+  memberId: string
+  /** The rental's id; generated when absent. */
+  rentalId?: string
+  /** Deliver to this address; pick up in person when absent. */
+  deliveryAddress?: string
+}
+
+export interface RentalInput extends CommandInput {
+  rentalId: string
+}
+
+export interface CancelRentalInput extends RentalInput {
+  /** Why; defaults to `canceled by member` / `canceled by librarian`. */
+  reason?: string
+}
+
+// ---- answers -----------------------------------------------------------------------------------
+
+/**
+ * A stored event. The envelope's keys are camelCase; the `payload` keeps the stored snake_case
+ * field names (`payment_id`, `delivery_address`, …), because it is the wire format every
+ * language reads.
+ */
+export interface LendkitEvent {
+  /** `stream#version`. */
+  eventId: string
+  /** `rental:r-1`, `book:isbn-1`, `member:m-1`, `account:m-1`, `delivery:r-1`. */
+  stream: string
+  /** Version within the stream, from 1. */
+  version: number
+  /** Position in the global log, from 1, without gaps. */
+  position: number
+  /** When it was decided, in ms since the Unix epoch. */
+  occurredAt: number
+  /** The business case: the rental id for everything about a rental, else the member or book id. */
+  correlationId: string
+  /** The command id or event id that caused it. */
+  causationId: string
+  commandId: string
+  /** `librarian:ID`, `member:ID` or `system`. */
+  actor: string
+  /** `BookRegistered`, `RentalReserved`, `CopyAllocated`, `RentalConfirmed`, … */
+  type: string
+  /** The payload's schema version. */
+  schema: number
+  /** The event's fields, snake_case as stored. */
+  payload: Record<string, unknown>
+}
+export type { LendkitEvent as Event }
+
+/** What a command returns: the events it stored (none when it changed nothing). */
+export interface Outcome {
+  /** Send it again to retry safely. */
+  commandId: string
+  /** The rental the command was about. */
+  rentalId?: string
+  events: LendkitEvent[]
+}
+
+/** `reserveBook` always names its rental. */
+export interface ReserveOutcome extends Outcome {
+  rentalId: string
+}
+
+export interface BookRow {
+  bookId: string
+  title: string
+  author?: string
+  fee: number
+  copies: number
+  /** On the shelf. */
+  available: number
+  /** Held for reservations not yet picked up. */
+  reserved: number
+  onLoan: number
+  status: 'available' | 'reserved' | 'on_loan'
+  /** The last business step about this book (`BookRegistered`, `RentalReserved`, …). */
+  lastActivity: string
+}
+
+export interface RentalRow {
+  rentalId: string
+  bookId: string
+  status: 'reserved' | 'confirmed' | 'on_loan' | 'returned' | 'canceled'
+  paymentStatus: 'charged' | 'refunded'
+  deliveryStatus: 'none' | 'started' | 'delivered' | 'canceled'
+  fee: number
+  /** `YYYY-MM-DD` (UTC), once on loan. */
+  dueDate?: string
+  /** Days late, once returned. */
+  lateDays?: number
+}
+
+export interface MemberPage {
+  memberId: string
+  name: string
+  points: number
+  /** Oldest first. */
+  rentals: RentalRow[]
+}
+
+export interface DeadLetter {
+  /** `consumer@position`. */
+  id: string
+  consumer: string
+  position: number
+  eventId: string
+  eventType: string
+  /** The last error. */
+  error: string
+  attempts: number
+}
+
+/** The consumers that can be paused, resumed and redelivered to. */
+export type ConsumerName = 'catalog' | 'rentals' | 'payments' | 'deliveries' | 'notices' | 'book_list' | 'member_page'
+
+export interface Subscription {
+  /** Ends the subscription; false if it had already ended. */
+  unsubscribe(): boolean
+}
+
+// ---- the library -------------------------------------------------------------------------------
+
+/**
+ * A lending library. Every method that touches storage returns a Promise and does its work off
+ * the JS thread; failures are `LendkitError`s.
+ */
+export declare class Library {
+  private constructor()
+  /** Opens (or creates) the sled database at `path`. */
+  static open(path: string, options?: LibraryOptions): Promise<Library>
+  /** A library kept in memory only. */
+  static inMemory(options?: LibraryOptions): Promise<Library>
+
+  registerBook(input: RegisterBookInput, actor: Actor): Promise<Outcome>
+  addCopies(input: AddCopiesInput, actor: Actor): Promise<Outcome>
+  joinMember(input: JoinMemberInput, actor: Actor): Promise<Outcome>
+  topUp(input: TopUpInput, actor: Actor): Promise<Outcome>
+  /** Pays the fee now; the copy is allocated and the rental confirmed by the saga (see `settle`). */
+  reserveBook(input: ReserveBookInput, actor: Actor): Promise<ReserveOutcome>
+  startLoan(input: RentalInput, actor: Actor): Promise<Outcome>
+  returnBook(input: RentalInput, actor: Actor): Promise<Outcome>
+  /** Refund, copy release and delivery cancellation follow as events. */
+  cancelRental(input: CancelRentalInput, actor: Actor): Promise<Outcome>
+  renewLoan(input: RentalInput, actor: Actor): Promise<Outcome>
+  markDelivered(input: RentalInput, actor: Actor): Promise<Outcome>
+
+  /** Waits until the saga and the views have caught up. */
+  settle(): Promise<void>
+  bookList(): Promise<BookRow[]>
+  memberPage(memberId: string): Promise<MemberPage>
+  /** Stored events with `position >= fromPosition` (default 1), at most `limit`. */
+  events(fromPosition?: number, limit?: number): Promise<LendkitEvent[]>
+  /** The newest event's position (0 when the log is empty). */
+  head(): Promise<number>
+  deadLetters(): Promise<DeadLetter[]>
+  replayDeadLetter(id: string): Promise<void>
+  /** Hands a stored event to a consumer once more (at-least-once delivery); nothing changes twice. */
+  redeliver(consumer: ConsumerName, position: number): Promise<void>
+  flush(): Promise<void>
+  /** Stops the background work, waits for calls in flight and flushes. Idempotent. */
+  close(): Promise<void>
+  readonly closed: boolean
+
+  pause(consumer: ConsumerName): void
+  resume(consumer: ConsumerName): void
+  paymentCircuit(): 'closed' | 'open' | 'half_open'
+  /** Needs `faultInjection: true`. */
+  setPaymentOutage(down: boolean): void
+  /**
+   * Every event committed from now on, in position order. Never keeps the process alive. Without
+   * the background runner (`background: false`) events are handed over during `settle()`, and the
+   * first settle after subscribing also hands over events committed since the previous settle.
+   */
+  subscribe(callback: (event: LendkitEvent) => unknown): Subscription
+}

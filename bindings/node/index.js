@@ -1,0 +1,486 @@
+'use strict'
+// The public face of the `lendkit` package: a thin wrapper over the napi-generated loader
+// (`native.js`). It holds no rule of the library. It only
+//   - turns native failures into `LendkitError`s whose `code` is the catalogue's stable code
+//     (napi's async functions can reject only with their own status, so the native side sends
+//     `[CODE] message` and this file decodes it, for sync and async calls alike);
+//   - accepts actors as `Librarian(id)`, `Member(id)` or `{ role, id }`;
+//   - normalises the host's ports (sync or async functions, thrown errors, rejected promises)
+//     into the one reply shape the native side awaits, so a failing host is an answer, never a
+//     crash;
+//   - flattens the options object, and makes every storage call return a Promise.
+
+const native = require('./native.js')
+
+/** Every stable error code, as `ErrorCode.INSUFFICIENT_POINTS === 'INSUFFICIENT_POINTS'`. */
+const ErrorCode = Object.freeze(Object.fromEntries(native.errorCodes().map((c) => [c, c])))
+
+/** Every failure lendkit reports: `err.code` is a stable `ErrorCode`, `err.message` says what happened. */
+class LendkitError extends Error {
+  constructor(code, message, options) {
+    super(message, options)
+    this.name = 'LendkitError'
+    this.code = code
+  }
+
+  /** True when the same call may succeed if simply tried again later. */
+  get retryable() {
+    return RETRYABLE.has(this.code)
+  }
+}
+
+const RETRYABLE = new Set(['BOOK_UNAVAILABLE', 'PAYMENT_UNAVAILABLE', 'CONFLICT', 'STORAGE', 'LIBRARY_LOCKED'])
+
+const CODED = /^\[([A-Z_]+)\] ([\s\S]*)$/
+
+function describe(e) {
+  try {
+    if (e instanceof Error) return String(e.message)
+    return String(e)
+  } catch {
+    return 'an unprintable value was thrown'
+  }
+}
+
+function invalid(message) {
+  return new LendkitError(ErrorCode.INVALID_INPUT, `invalid input: ${message}`)
+}
+
+/** Any failure of a native call as a `LendkitError`. */
+function translate(e) {
+  if (e instanceof LendkitError) return e
+  const message = describe(e)
+  const coded = CODED.exec(message)
+  if (coded && Object.hasOwn(ErrorCode, coded[1])) {
+    return new LendkitError(coded[1], coded[2], { cause: e })
+  }
+  // Every failure of the core arrives coded. What does not is napi refusing an argument (a
+  // wrong type, a throwing getter): the caller's input.
+  return new LendkitError(ErrorCode.INVALID_INPUT, `invalid input: ${message}`, { cause: e })
+}
+
+function sync(fn) {
+  try {
+    return fn()
+  } catch (e) {
+    throw translate(e)
+  }
+}
+
+async function later(fn) {
+  try {
+    return await fn()
+  } catch (e) {
+    throw translate(e)
+  }
+}
+
+// ---- actors ------------------------------------------------------------------------------------
+
+function actor(role, id) {
+  if (typeof id !== 'string') throw invalid(`a ${role} id must be a string, not ${typeof id}`)
+  return Object.freeze({ role, id })
+}
+
+/** A librarian: registers books, adds copies, registers members, tops up points, marks deliveries. */
+function Librarian(id) {
+  return actor('librarian', id)
+}
+
+/** A member: reserves for themselves and acts on their own rentals only. */
+function Member(id) {
+  return actor('member', id)
+}
+
+/** `librarian:ID` / `member:ID`, the native form of an actor. */
+function actorText(a) {
+  if (a === null || typeof a !== 'object') {
+    throw invalid('actor must be Librarian(id), Member(id) or { role, id }')
+  }
+  const { role, id } = a
+  if (role !== 'librarian' && role !== 'member') {
+    throw invalid(`actor role must be 'librarian' or 'member', not ${describe(role)}`)
+  }
+  if (typeof id !== 'string') throw invalid(`actor id must be a string, not ${typeof id}`)
+  return `${role}:${id}`
+}
+
+function inputObject(input, method) {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    throw invalid(`${method} takes an object of named fields`)
+  }
+  return input
+}
+
+// ---- the manual clock --------------------------------------------------------------------------
+
+const nativeClock = new WeakMap()
+
+/** A clock that stands still until moved (for tests and simulations). Default start: 2026-01-01T00:00:00Z. */
+class ManualClock {
+  constructor(startMs) {
+    nativeClock.set(
+      this,
+      sync(() => new native.ManualClock(startMs)),
+    )
+  }
+
+  /** The time shown, in milliseconds since the Unix epoch. */
+  now() {
+    return nativeClock.get(this).now()
+  }
+
+  /** Sets the time (it may go backwards). */
+  set(ms) {
+    sync(() => nativeClock.get(this).set(ms))
+  }
+
+  /** Moves the time forward by `ms` milliseconds. */
+  advance(ms) {
+    sync(() => nativeClock.get(this).advance(ms))
+  }
+
+  /** Moves the time forward by whole days. */
+  advanceDays(days) {
+    sync(() => nativeClock.get(this).advanceDays(days))
+  }
+}
+
+// ---- host ports --------------------------------------------------------------------------------
+
+function failed(e) {
+  const declined = e !== null && typeof e === 'object' && e.code === ErrorCode.PAYMENT_DECLINED
+  return { ok: false, declined, message: describe(e) }
+}
+
+function chargePort(charge) {
+  return async (request) => {
+    try {
+      const result = await charge(request.memberId, request.amount, request.key)
+      if (typeof result === 'string') return { ok: true, paymentId: result }
+      if (result !== null && typeof result === 'object' && typeof result.paymentId === 'string') {
+        return { ok: true, paymentId: result.paymentId }
+      }
+      return { ok: true }
+    } catch (e) {
+      return failed(e)
+    }
+  }
+}
+
+function refundPort(refund) {
+  return async (request) => {
+    try {
+      await refund(request.key, request.memberId, request.amount)
+      return { ok: true }
+    } catch (e) {
+      return failed(e)
+    }
+  }
+}
+
+function notifierPort(notifier) {
+  return async (notice) => {
+    try {
+      await notifier(notice)
+      return { ok: true }
+    } catch (e) {
+      return { ok: false, message: describe(e) }
+    }
+  }
+}
+
+// ---- options -----------------------------------------------------------------------------------
+
+const OPTIONS = new Set([
+  'welcomePoints',
+  'loanDays',
+  'maxRenewals',
+  'durability',
+  'payment',
+  'notifier',
+  'clock',
+  'background',
+  'maxAttempts',
+  'retryBackoffMs',
+  'breaker',
+  'workers',
+  'faultInjection',
+])
+const BREAKER = new Set(['failureThreshold', 'coolDownMs', 'callTimeoutMs'])
+
+function plainObject(value, what) {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw invalid(`${what} must be an object`)
+  }
+  return value
+}
+
+function checkKeys(value, allowed, what) {
+  for (const key of Object.keys(value)) {
+    if (!allowed.has(key)) throw invalid(`${what} has no option ${JSON.stringify(key)} (options: ${[...allowed].join(', ')})`)
+  }
+}
+
+/** The public options as the native side takes them: `[nativeOptions, nativeClock]`. */
+function nativeOptions(options) {
+  if (options === undefined) return [{}, undefined]
+  plainObject(options, 'options')
+  checkKeys(options, OPTIONS, 'options')
+  const o = {}
+  for (const key of ['welcomePoints', 'loanDays', 'maxRenewals', 'maxAttempts', 'retryBackoffMs']) {
+    if (options[key] !== undefined) {
+      if (typeof options[key] !== 'number') throw invalid(`options.${key} must be a number`)
+      o[key] = options[key]
+    }
+  }
+  for (const key of ['background', 'faultInjection']) {
+    if (options[key] !== undefined) {
+      if (typeof options[key] !== 'boolean') throw invalid(`options.${key} must be true or false`)
+      o[key] = options[key]
+    }
+  }
+  const { durability, breaker, workers, payment, notifier, clock } = options
+  if (durability !== undefined && durability !== 'everyCommit') {
+    if (durability === null || typeof durability !== 'object' || typeof durability.periodicMs !== 'number') {
+      throw invalid("options.durability must be 'everyCommit' or { periodicMs: number }")
+    }
+    o.periodicFlushMs = durability.periodicMs
+  }
+  if (breaker !== undefined) {
+    plainObject(breaker, 'options.breaker')
+    checkKeys(breaker, BREAKER, 'options.breaker')
+    o.breaker = {}
+    for (const key of BREAKER) {
+      const v = breaker[key]
+      if (v === undefined) continue
+      if (key === 'callTimeoutMs' && v === null) {
+        o.breaker.noCallTimeout = true
+      } else if (typeof v !== 'number') {
+        throw invalid(`options.breaker.${key} must be a number${key === 'callTimeoutMs' ? ' or null' : ''}`)
+      } else {
+        o.breaker[key] = v
+      }
+    }
+  }
+  if (workers !== undefined) {
+    plainObject(workers, 'options.workers')
+    o.workers = {}
+    for (const [name, n] of Object.entries(workers)) {
+      if (typeof n !== 'number') throw invalid(`options.workers.${name} must be a number`)
+      o.workers[name] = n
+    }
+  }
+  if (payment !== undefined) {
+    plainObject(payment, 'options.payment')
+    if (typeof payment.charge !== 'function' || typeof payment.refund !== 'function') {
+      throw invalid('options.payment must have charge(memberId, amount, key) and refund(key, memberId, amount) functions')
+    }
+    const charge = payment.charge.bind(payment)
+    const refund = payment.refund.bind(payment)
+    o.charge = chargePort(charge)
+    o.refund = refundPort(refund)
+  }
+  if (notifier !== undefined) {
+    if (typeof notifier !== 'function') throw invalid('options.notifier must be a function (notice) => …')
+    o.notify = notifierPort(notifier)
+  }
+  let nclock
+  if (clock !== undefined) {
+    nclock = nativeClock.get(clock)
+    if (nclock === undefined) throw invalid('options.clock must be a ManualClock')
+  }
+  return [o, nclock]
+}
+
+// ---- the library -------------------------------------------------------------------------------
+
+const CONSTRUCT = Symbol('lendkit.construct')
+
+function warnSubscriber(e) {
+  process.emitWarning(`a lendkit subscriber failed: ${describe(e)}`, { code: 'LENDKIT_SUBSCRIBER' })
+}
+
+/**
+ * A lending library. Open one with `await Library.open(path, options)` (a sled database file)
+ * or `await Library.inMemory(options)`; close it with `await lib.close()`.
+ */
+class Library {
+  #native
+
+  constructor(handle, token) {
+    if (token !== CONSTRUCT) throw invalid('use `await Library.open(path)` or `await Library.inMemory()`')
+    this.#native = handle
+  }
+
+  /** Opens (or creates) the library stored at `path`. */
+  static async open(path, options) {
+    if (typeof path !== 'string' || path.length === 0) {
+      throw invalid('Library.open takes the path of the database as a non-empty string')
+    }
+    const handle = await later(() => native.open(path, ...nativeOptions(options)))
+    return new Library(handle, CONSTRUCT)
+  }
+
+  /** A library kept in memory only: nothing survives the process. */
+  static async inMemory(options) {
+    const handle = await later(() => native.open(null, ...nativeOptions(options)))
+    return new Library(handle, CONSTRUCT)
+  }
+
+  async #command(method, input, as) {
+    return later(() => this.#native[method](inputObject(input, method), actorText(as)))
+  }
+
+  /** Puts a title in the catalogue (librarian). */
+  async registerBook(input, actor) {
+    return this.#command('registerBook', input, actor)
+  }
+
+  /** Stocks more copies (librarian). */
+  async addCopies(input, actor) {
+    return this.#command('addCopies', input, actor)
+  }
+
+  /** Registers a member; their point account opens with the welcome points. */
+  async joinMember(input, actor) {
+    return this.#command('joinMember', input, actor)
+  }
+
+  /** Adds points to a member's account (librarian). */
+  async topUp(input, actor) {
+    return this.#command('topUp', input, actor)
+  }
+
+  /** Reserves a book, paying its fee now; the copy is allocated and the rental confirmed by the saga. */
+  async reserveBook(input, actor) {
+    return this.#command('reserveBook', input, actor)
+  }
+
+  /** Picks up a confirmed rental. */
+  async startLoan(input, actor) {
+    return this.#command('startLoan', input, actor)
+  }
+
+  /** Brings a loan back. */
+  async returnBook(input, actor) {
+    return this.#command('returnBook', input, actor)
+  }
+
+  /** Cancels a reservation; refund, copy release and delivery cancellation follow. */
+  async cancelRental(input, actor) {
+    return this.#command('cancelRental', input, actor)
+  }
+
+  /** Extends a loan. */
+  async renewLoan(input, actor) {
+    return this.#command('renewLoan', input, actor)
+  }
+
+  /** Records that a delivery arrived (librarian); the loan starts. */
+  async markDelivered(input, actor) {
+    return this.#command('markDelivered', input, actor)
+  }
+
+  /** Waits until policies and views have caught up. */
+  async settle() {
+    return later(() => this.#native.settle())
+  }
+
+  /** Every book with its stock and status. */
+  async bookList() {
+    return later(() => this.#native.bookList())
+  }
+
+  /** A member's points and rentals. */
+  async memberPage(memberId) {
+    return later(() => this.#native.memberPage(memberId))
+  }
+
+  /** Stored events with `position >= fromPosition` (default 1), at most `limit`, in order. */
+  async events(fromPosition, limit) {
+    return later(() => this.#native.events(fromPosition, limit))
+  }
+
+  /** The position of the newest stored event (0 when the log is empty). */
+  async head() {
+    return later(() => this.#native.head())
+  }
+
+  /** Events consumers gave up on, oldest first. */
+  async deadLetters() {
+    return later(() => this.#native.deadLetters())
+  }
+
+  /** Hands a dead letter's event to its consumer again; on success it leaves the list. */
+  async replayDeadLetter(id) {
+    return later(() => this.#native.replayDeadLetter(id))
+  }
+
+  /** Hands the stored event at `position` to `consumer` once more; nothing changes twice. */
+  async redeliver(consumer, position) {
+    return later(() => this.#native.redeliver(consumer, position))
+  }
+
+  /** Writes everything to disk (a no-op in memory). */
+  async flush() {
+    return later(() => this.#native.flush())
+  }
+
+  /** Stops the background work, waits for calls in flight and flushes. Calling it again does nothing. */
+  async close() {
+    return later(() => this.#native.close())
+  }
+
+  /** True once `close()` was called. */
+  get closed() {
+    return this.#native.closed
+  }
+
+  /** Stops a consumer (`catalog`, `rentals`, `payments`, `deliveries`, `notices`, `book_list`, `member_page`). */
+  pause(consumer) {
+    sync(() => this.#native.pause(consumer))
+  }
+
+  /** Lets a paused consumer go on; it catches up at the next settle. */
+  resume(consumer) {
+    sync(() => this.#native.resume(consumer))
+  }
+
+  /** The payment circuit breaker's state: `'closed'`, `'open'` or `'half_open'`. */
+  paymentCircuit() {
+    return sync(() => this.#native.paymentCircuit())
+  }
+
+  /** Makes the payment gateway fail as unavailable (`true`) or work again (`false`). Needs `faultInjection: true`. */
+  setPaymentOutage(down) {
+    sync(() => this.#native.setPaymentOutage(down))
+  }
+
+  /**
+   * Calls `callback(event)` with every event committed from now on, in position order. Returns a
+   * handle whose `unsubscribe()` ends it. A subscription never keeps the process alive.
+   */
+  subscribe(callback) {
+    if (typeof callback !== 'function') throw invalid('subscribe takes a function (event) => …')
+    const listener = (event) => {
+      try {
+        const r = callback(event)
+        if (r !== null && typeof r === 'object' && typeof r.then === 'function') r.then(undefined, warnSubscriber)
+      } catch (e) {
+        warnSubscriber(e)
+      }
+    }
+    const id = sync(() => this.#native.subscribe(listener))
+    let active = true
+    return Object.freeze({
+      unsubscribe: () => {
+        if (!active) return false
+        active = false
+        return sync(() => this.#native.unsubscribe(id))
+      },
+    })
+  }
+}
+
+module.exports = { Library, Librarian, Member, ManualClock, ErrorCode, LendkitError }

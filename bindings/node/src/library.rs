@@ -1,0 +1,387 @@
+//! `NativeLibrary`: one open library, wrapped by `Library` in `index.js`.
+//!
+//! Every method that touches storage is an `async fn`: JS gets a Promise at once and the core
+//! runs on a thread of the blocking pool (see [`guarded`]), so the JS thread never waits for the
+//! disk, the saga or a host port — and a host port called from the core can always reach it.
+//! Sync methods only flip flags or read the breaker. Each method converts its input, calls the
+//! core once and maps the result; errors go through `errors.rs` only. Every entry point is
+//! `catch_unwind`: a panic becomes an error, never an abort of Node.
+//!
+//! Do not await `close()` inside a host port callback: closing waits for the background
+//! runner, which waits for that callback.
+
+use crate::clock::ManualClock;
+use crate::errors;
+use crate::input::{
+    amount, AddCopiesInput, CancelRentalInput, JoinMemberInput, RegisterBookInput, RentalInput,
+    Request, ReserveBookInput, TopUpInput,
+};
+use crate::options::NativeOptions;
+use crate::output::{BookRow, DeadLetter, Event, MemberPage, Outcome};
+use crate::ports::{subscriber, Listener};
+use futures::executor::block_on;
+use lendkit::{Actor, Command, CommandId, OpenLibrary};
+use napi::bindgen_prelude::PromiseRaw;
+use napi::{Env, Result};
+use napi_derive::napi;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+/// How long `close()` waits for calls still running before it lets the last one close the library.
+const CLOSE_WAIT: Duration = Duration::from_secs(30);
+
+/// Runs a call into the core on a thread of the blocking pool, never on the JS thread: the
+/// core's futures block on the disk (sled) and wait for host ports, which need the JS thread
+/// free. A panic becomes an error instead of a stranded Promise.
+async fn guarded<T, F, Fut>(work: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = lendkit::Result<T>>,
+{
+    let run = move || catch_unwind(AssertUnwindSafe(move || block_on(work())));
+    match napi::tokio::task::spawn_blocking(run).await {
+        Ok(Ok(result)) => result.map_err(errors::to_js),
+        Ok(Err(panic)) => Err(errors::panicked(panic.as_ref())),
+        Err(e) => Err(errors::panicked(&e.to_string())),
+    }
+}
+
+/// Parses `librarian:ID` or `member:ID`.
+fn actor(text: &str) -> Result<Actor> {
+    match Actor::parse(text) {
+        Ok(Actor::System) => Err(errors::invalid(
+            "actor must be librarian:ID or member:ID; the system actor is lendkit's own",
+        )),
+        Ok(a) => Ok(a),
+        Err(e) => Err(errors::invalid(e)),
+    }
+}
+
+/// The open library, shared by every call in flight; `None` once closed.
+struct Handle {
+    library: Mutex<Option<Arc<OpenLibrary>>>,
+    /// Whether a background runner delivers events to subscribers (else `settle` does).
+    background: bool,
+}
+
+/// One open library. Made by `open` (never by `new`); closed by `close()`.
+#[napi]
+pub struct NativeLibrary {
+    handle: Arc<Handle>,
+}
+
+/// Opens the sled database at `path` (or, without a path, a library in memory) with `options`
+/// and, if given, a manual `clock`. Resolves to the open library.
+#[napi(catch_unwind)]
+pub fn open<'env>(
+    env: &'env Env,
+    path: Option<String>,
+    options: NativeOptions,
+    clock: Option<&ManualClock>,
+) -> Result<PromiseRaw<'env, NativeLibrary>> {
+    let mut config = options.into_config()?;
+    if let Some(c) = clock {
+        config.clock = Some(Arc::new(c.shared()));
+    }
+    let background = config.background;
+    env.spawn_future(async move {
+        let library = guarded(move || async move {
+            match path {
+                Some(p) => OpenLibrary::open_async(p, config).await,
+                None => OpenLibrary::in_memory_async(config).await,
+            }
+        })
+        .await?;
+        Ok(NativeLibrary {
+            handle: Arc::new(Handle {
+                library: Mutex::new(Some(Arc::new(library))),
+                background,
+            }),
+        })
+    })
+}
+
+impl NativeLibrary {
+    fn library(&self) -> Result<Arc<OpenLibrary>> {
+        self.handle
+            .library
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(errors::closed)
+    }
+
+    async fn execute(&self, request: Result<Request>, as_actor: String) -> Result<Outcome> {
+        let (command, command_id) = request?;
+        let actor = actor(&as_actor)?;
+        let library = self.library()?;
+        guarded(move || async move {
+            library
+                .execute_with_id(command, &actor, command_id.map(CommandId))
+                .await
+        })
+        .await
+        .map(Outcome::from)
+    }
+}
+
+impl Drop for NativeLibrary {
+    fn drop(&mut self) {
+        // Garbage-collected without close(): shut down on another thread, because closing joins
+        // the runner, which may be waiting for a JS callback on this very thread.
+        let taken = self
+            .handle
+            .library
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(library) = taken {
+            let _ = std::thread::Builder::new()
+                .name("lendkit-close".into())
+                .spawn(move || drop(library));
+        }
+    }
+}
+
+#[napi]
+impl NativeLibrary {
+    /// Puts a title in the catalogue (librarian).
+    #[napi(catch_unwind)]
+    pub async fn register_book(&self, input: RegisterBookInput, actor: String) -> Result<Outcome> {
+        self.execute(input.into_request(), actor).await
+    }
+
+    /// Stocks more copies (librarian).
+    #[napi(catch_unwind)]
+    pub async fn add_copies(&self, input: AddCopiesInput, actor: String) -> Result<Outcome> {
+        self.execute(input.into_request(), actor).await
+    }
+
+    /// Registers a member; their point account opens with the welcome points.
+    #[napi(catch_unwind)]
+    pub async fn join_member(&self, input: JoinMemberInput, actor: String) -> Result<Outcome> {
+        self.execute(Ok(input.into_request()), actor).await
+    }
+
+    /// Adds points to a member's account (librarian).
+    #[napi(catch_unwind)]
+    pub async fn top_up(&self, input: TopUpInput, actor: String) -> Result<Outcome> {
+        self.execute(input.into_request(), actor).await
+    }
+
+    /// Reserves a book, paying its fee through the payment gateway now.
+    #[napi(catch_unwind)]
+    pub async fn reserve_book(&self, input: ReserveBookInput, actor: String) -> Result<Outcome> {
+        self.execute(Ok(input.into_request()), actor).await
+    }
+
+    /// Picks up a confirmed rental (대여).
+    #[napi(catch_unwind)]
+    pub async fn start_loan(&self, input: RentalInput, actor: String) -> Result<Outcome> {
+        let request = input.into_request(|rental_id| Command::StartLoan { rental_id });
+        self.execute(Ok(request), actor).await
+    }
+
+    /// Brings a loan back (반납).
+    #[napi(catch_unwind)]
+    pub async fn return_book(&self, input: RentalInput, actor: String) -> Result<Outcome> {
+        let request = input.into_request(|rental_id| Command::ReturnBook { rental_id });
+        self.execute(Ok(request), actor).await
+    }
+
+    /// Cancels a reservation (예약 취소).
+    #[napi(catch_unwind)]
+    pub async fn cancel_rental(&self, input: CancelRentalInput, actor: String) -> Result<Outcome> {
+        self.execute(Ok(input.into_request()), actor).await
+    }
+
+    /// Extends a loan.
+    #[napi(catch_unwind)]
+    pub async fn renew_loan(&self, input: RentalInput, actor: String) -> Result<Outcome> {
+        let request = input.into_request(|rental_id| Command::RenewLoan { rental_id });
+        self.execute(Ok(request), actor).await
+    }
+
+    /// Records that a delivery arrived (librarian).
+    #[napi(catch_unwind)]
+    pub async fn mark_delivered(&self, input: RentalInput, actor: String) -> Result<Outcome> {
+        let request = input.into_request(|rental_id| Command::MarkDelivered { rental_id });
+        self.execute(Ok(request), actor).await
+    }
+
+    /// Waits until the policies and views have caught up (and, without a background runner,
+    /// hands new events to subscribers).
+    #[napi(catch_unwind)]
+    pub async fn settle(&self) -> Result<()> {
+        let library = self.library()?;
+        let deliver = !self.handle.background;
+        guarded(move || async move {
+            library.settle().await?;
+            if deliver {
+                library.deliver().await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Every book with its stock and status, as of the last settle.
+    #[napi(catch_unwind)]
+    pub async fn book_list(&self) -> Result<Vec<BookRow>> {
+        let library = self.library()?;
+        guarded(move || async move { Ok(library.book_list()) })
+            .await
+            .map(|rows| rows.into_iter().map(BookRow::from).collect())
+    }
+
+    /// A member's page: points and rentals, as of the last settle.
+    #[napi(catch_unwind)]
+    pub async fn member_page(&self, member_id: String) -> Result<MemberPage> {
+        let library = self.library()?;
+        guarded(move || async move { library.member_page(&member_id) })
+            .await
+            .map(MemberPage::from)
+    }
+
+    /// Stored events with `position >= fromPosition` (default 1), at most `limit`, in order.
+    #[napi(catch_unwind)]
+    pub async fn events(
+        &self,
+        from_position: Option<f64>,
+        limit: Option<f64>,
+    ) -> Result<Vec<Event>> {
+        let from = from_position.map_or(Ok(1), |n| amount("fromPosition", n))?;
+        let limit = match limit {
+            Some(n) => usize::try_from(amount("limit", n)?).unwrap_or(usize::MAX),
+            None => usize::MAX,
+        };
+        let library = self.library()?;
+        guarded(move || async move { library.events(from, limit).await })
+            .await
+            .map(|events| events.iter().map(Event::from).collect())
+    }
+
+    /// The position of the newest stored event (0 when empty).
+    #[napi(catch_unwind)]
+    pub async fn head(&self) -> Result<f64> {
+        let library = self.library()?;
+        #[expect(clippy::cast_precision_loss, reason = "positions stay far below 2^53")]
+        guarded(move || async move { library.head().await })
+            .await
+            .map(|h| h as f64)
+    }
+
+    /// Events consumers gave up on, oldest first.
+    #[napi(catch_unwind)]
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
+        let library = self.library()?;
+        guarded(move || async move { library.dead_letters().await })
+            .await
+            .map(|letters| letters.into_iter().map(DeadLetter::from).collect())
+    }
+
+    /// Hands a dead letter's event to its consumer again; on success it leaves the list.
+    #[napi(catch_unwind)]
+    pub async fn replay_dead_letter(&self, id: String) -> Result<()> {
+        let library = self.library()?;
+        guarded(move || async move { library.replay_dead_letter(&id).await }).await
+    }
+
+    /// Hands the stored event at `position` to `consumer` once more (it must change nothing).
+    #[napi(catch_unwind)]
+    pub async fn redeliver(&self, consumer: String, position: f64) -> Result<()> {
+        let position = amount("position", position)?;
+        let library = self.library()?;
+        guarded(move || async move { library.redeliver(&consumer, position).await }).await
+    }
+
+    /// Writes everything to disk (a no-op in memory).
+    #[napi(catch_unwind)]
+    pub async fn flush(&self) -> Result<()> {
+        let library = self.library()?;
+        guarded(move || async move { library.flush() }).await
+    }
+
+    /// Stops the background runner, waits for calls in flight and flushes. Idempotent.
+    #[napi(catch_unwind)]
+    pub async fn close(&self) -> Result<()> {
+        let taken = self
+            .handle
+            .library
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(mut shared) = taken else {
+            return Ok(());
+        };
+        let started = std::time::Instant::now();
+        loop {
+            match Arc::try_unwrap(shared) {
+                Ok(library) => return guarded(move || async move { library.close() }).await,
+                Err(still_used) if started.elapsed() < CLOSE_WAIT => {
+                    shared = still_used;
+                    futures_timer::Delay::new(Duration::from_millis(5)).await;
+                }
+                // A call is stuck: the last one to finish closes the library.
+                Err(_) => return Ok(()),
+            }
+        }
+    }
+
+    /// True once `close()` was called.
+    #[napi(getter, catch_unwind)]
+    pub fn closed(&self) -> bool {
+        self.library().is_err()
+    }
+
+    /// Stops a consumer (`catalog`, `rentals`, `payments`, `deliveries`, `notices`, `book_list`, `member_page`).
+    #[napi(catch_unwind)]
+    pub fn pause(&self, consumer: String) -> Result<()> {
+        self.library()?.pause(&consumer).map_err(errors::to_js)
+    }
+
+    /// Lets a paused consumer go on.
+    #[napi(catch_unwind)]
+    pub fn resume(&self, consumer: String) -> Result<()> {
+        self.library()?.resume(&consumer).map_err(errors::to_js)
+    }
+
+    /// The payment circuit breaker's state: `closed`, `open` or `half_open`.
+    #[napi(catch_unwind)]
+    pub fn payment_circuit(&self) -> Result<String> {
+        Ok(self.library()?.payment_circuit().as_str().to_owned())
+    }
+
+    /// Makes the payment gateway fail as unavailable (true) or work again (false). Needs `faultInjection`.
+    #[napi(catch_unwind)]
+    pub fn set_payment_outage(&self, down: bool) -> Result<()> {
+        self.library()?
+            .set_payment_outage(down)
+            .map_err(errors::to_js)
+    }
+
+    /// Calls `listener` with every event committed from now on; returns the subscription's id.
+    /// The listener never keeps Node running.
+    #[napi(catch_unwind, ts_args_type = "listener: (event: Event) => void")]
+    pub fn subscribe(&self, listener: Listener) -> Result<f64> {
+        let id = self.library()?.subscribe(subscriber(listener));
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "subscription ids stay far below 2^53"
+        )]
+        Ok(id as f64)
+    }
+
+    /// Ends a subscription; true if it was active.
+    #[napi(catch_unwind)]
+    pub fn unsubscribe(&self, id: f64) -> Result<bool> {
+        let id = amount("id", id)?;
+        match self.library() {
+            Ok(library) => Ok(library.unsubscribe(id)),
+            Err(_) => Ok(false),
+        }
+    }
+}

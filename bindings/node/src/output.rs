@@ -1,0 +1,224 @@
+//! What the library answers, as plain JS objects with camelCase keys.
+//!
+//! Event payloads keep their snake_case field names: they are the stored wire format
+//! (DESIGN §7), the same bytes Rust and Python read.
+
+use lendkit::event::Envelope;
+use napi_derive::napi;
+use serde_json::Value;
+
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "positions, versions and points stay far below 2^53"
+)]
+fn number(n: u64) -> f64 {
+    n as f64
+}
+
+/// A stored event with everything known about it.
+#[napi(object, object_from_js = false)]
+pub struct Event {
+    /// Unique id: `stream#version`.
+    pub event_id: String,
+    /// The stream it belongs to: `rental:r-1`, `book:isbn-1`, …
+    pub stream: String,
+    /// Its version within the stream, from 1.
+    pub version: f64,
+    /// Its position in the global log, from 1, without gaps.
+    pub position: f64,
+    /// When it was decided (milliseconds since the Unix epoch).
+    pub occurred_at: f64,
+    /// The business case: the rental id for everything about a rental, else the member or book id.
+    pub correlation_id: String,
+    /// The command id or event id that caused it.
+    pub causation_id: String,
+    /// The id of the command that produced it.
+    pub command_id: String,
+    /// `librarian:ID`, `member:ID` or `system`.
+    pub actor: String,
+    /// The event type: `RentalReserved`, `CopyAllocated`, …
+    #[napi(js_name = "type")]
+    pub kind: String,
+    /// The payload's schema version.
+    pub schema: u32,
+    /// The event's fields, with their stored snake_case names.
+    pub payload: Value,
+}
+
+impl From<&Envelope> for Event {
+    fn from(e: &Envelope) -> Self {
+        let wire = e.to_json();
+        Event {
+            event_id: e.event_id.clone(),
+            stream: e.stream.to_string(),
+            version: number(e.version),
+            position: number(e.position),
+            #[expect(clippy::cast_precision_loss, reason = "times stay far below 2^53 ms")]
+            occurred_at: e.occurred_at.0 as f64,
+            correlation_id: e.correlation_id.clone(),
+            causation_id: e.causation_id.clone(),
+            command_id: e.command_id.to_string(),
+            actor: e.actor.to_string(),
+            kind: e.type_name().to_owned(),
+            schema: wire["schema"]
+                .as_u64()
+                .and_then(|s| u32::try_from(s).ok())
+                .unwrap_or(0),
+            payload: wire["payload"].clone(),
+        }
+    }
+}
+
+/// What a successful command returns.
+#[napi(object, object_from_js = false)]
+pub struct Outcome {
+    /// The command's id (given or generated): send it again to retry safely.
+    pub command_id: String,
+    /// The rental the command was about (for `reserveBook`: the new rental's id).
+    pub rental_id: Option<String>,
+    /// The events the command stored, in position order (for a re-sent command id: the first time's).
+    pub events: Vec<Event>,
+}
+
+impl From<lendkit::Outcome> for Outcome {
+    fn from(o: lendkit::Outcome) -> Self {
+        Outcome {
+            command_id: o.command_id.to_string(),
+            rental_id: o.rental_id.map(|r| r.to_string()),
+            events: o.events.iter().map(Event::from).collect(),
+        }
+    }
+}
+
+/// One row of the book list.
+#[napi(object, object_from_js = false)]
+pub struct BookRow {
+    /// Book id.
+    pub book_id: String,
+    /// Title.
+    pub title: String,
+    /// Author.
+    pub author: Option<String>,
+    /// Rental fee in points.
+    pub fee: f64,
+    /// Copies owned.
+    pub copies: u32,
+    /// Copies on the shelf.
+    pub available: u32,
+    /// Copies held for reservations not yet picked up.
+    pub reserved: u32,
+    /// Copies out on loan.
+    pub on_loan: u32,
+    /// `available`, `reserved` or `on_loan`.
+    pub status: String,
+    /// The last business step about this book (`BookRegistered`, `RentalReserved`, …).
+    pub last_activity: String,
+}
+
+impl From<lendkit::views::BookRow> for BookRow {
+    fn from(r: lendkit::views::BookRow) -> Self {
+        BookRow {
+            book_id: r.book_id,
+            title: r.title,
+            author: r.author,
+            fee: number(r.fee),
+            copies: r.copies,
+            available: r.available,
+            reserved: r.reserved,
+            on_loan: r.on_loan,
+            status: r.status.as_str().to_owned(),
+            last_activity: r.last_activity,
+        }
+    }
+}
+
+/// One rental on a member page.
+#[napi(object, object_from_js = false)]
+pub struct RentalRow {
+    /// Rental id.
+    pub rental_id: String,
+    /// Book id.
+    pub book_id: String,
+    /// `reserved`, `confirmed`, `on_loan`, `returned` or `canceled`.
+    pub status: String,
+    /// `charged` or `refunded`.
+    pub payment_status: String,
+    /// `none`, `started`, `delivered` or `canceled`.
+    pub delivery_status: String,
+    /// Fee paid, in points.
+    pub fee: f64,
+    /// Due date (`YYYY-MM-DD`, UTC) while on loan or after; else null.
+    pub due_date: Option<String>,
+    /// Days late at return; else null.
+    pub late_days: Option<u32>,
+}
+
+/// A member's page (마이페이지).
+#[napi(object, object_from_js = false)]
+pub struct MemberPage {
+    /// Member id.
+    pub member_id: String,
+    /// Name.
+    pub name: String,
+    /// Point balance.
+    pub points: f64,
+    /// Rentals, oldest first.
+    pub rentals: Vec<RentalRow>,
+}
+
+impl From<lendkit::views::MemberPage> for MemberPage {
+    fn from(p: lendkit::views::MemberPage) -> Self {
+        MemberPage {
+            member_id: p.member_id,
+            name: p.name,
+            points: number(p.points),
+            rentals: p
+                .rentals
+                .into_iter()
+                .map(|r| RentalRow {
+                    rental_id: r.rental_id,
+                    book_id: r.book_id,
+                    status: r.status,
+                    payment_status: r.payment_status,
+                    delivery_status: r.delivery_status,
+                    fee: number(r.fee),
+                    due_date: r.due_date,
+                    late_days: r.late_days,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// An event a consumer gave up on after every retry.
+#[napi(object, object_from_js = false)]
+pub struct DeadLetter {
+    /// `consumer@position`.
+    pub id: String,
+    /// The consumer that gave up.
+    pub consumer: String,
+    /// Global position of the event.
+    pub position: f64,
+    /// The event's id.
+    pub event_id: String,
+    /// The event's type.
+    pub event_type: String,
+    /// The last error.
+    pub error: String,
+    /// How many times it was tried.
+    pub attempts: u32,
+}
+
+impl From<lendkit::ports::DeadLetter> for DeadLetter {
+    fn from(d: lendkit::ports::DeadLetter) -> Self {
+        DeadLetter {
+            id: d.id,
+            consumer: d.consumer,
+            position: number(d.position),
+            event_id: d.event_id,
+            event_type: d.event_type,
+            error: d.error,
+            attempts: d.attempts,
+        }
+    }
+}

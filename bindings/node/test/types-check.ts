@@ -1,0 +1,108 @@
+// A small typed program against the package's public types; `tsc --noEmit` must accept it.
+// It is type-checked, never run. The last part fails to compile when the hand-written
+// index.d.ts and the generated native.d.ts drift apart.
+
+import {
+  ErrorCode,
+  Librarian,
+  LendkitError,
+  Library,
+  ManualClock,
+  Member,
+  type BookRow,
+  type CancelRentalInput,
+  type DeadLetter,
+  type ErrorCodeName,
+  type Event,
+  type JoinMemberInput,
+  type LendkitEvent,
+  type LibraryOptions,
+  type MemberPage,
+  type Notice,
+  type Outcome,
+  type RegisterBookInput,
+  type RentalInput,
+  type RentalRow,
+  type ReserveBookInput,
+  type Subscription,
+  type TopUpInput,
+  type AddCopiesInput,
+} from '../index.js'
+import type * as native from '../native.js'
+
+declare function log(...values: unknown[]): void
+
+async function example(): Promise<number> {
+  const clock = new ManualClock()
+  const options: LibraryOptions = {
+    welcomePoints: 100,
+    durability: { periodicMs: 50 },
+    clock,
+    background: false,
+    breaker: { failureThreshold: 3, coolDownMs: 60_000, callTimeoutMs: null },
+    workers: { catalog: 2 },
+    payment: {
+      charge: async (memberId: string, amount: number, key: string) => ({ paymentId: `${memberId}:${amount}:${key}` }),
+      refund: (key: string) => undefined,
+    },
+    notifier: (notice: Notice) => log(notice.kind, notice.message),
+  }
+  const lib: Library = await Library.inMemory(options)
+  const librarian = Librarian('lib-1')
+  await lib.registerBook({ bookId: 'isbn-1', title: 'Domain-Driven Design', copies: 2, fee: 30 }, librarian)
+  await lib.joinMember({ memberId: 'm-1', name: 'Kim', commandId: 'join-m-1' }, { role: 'librarian', id: 'lib-1' })
+  const reserved = await lib.reserveBook({ bookId: 'isbn-1', memberId: 'm-1' }, Member('m-1'))
+  const rentalId: string = reserved.rentalId
+  const first: LendkitEvent | undefined = reserved.events[0]
+  const fee: unknown = first?.payload['fee']
+  await lib.settle()
+  const books: BookRow[] = await lib.bookList()
+  const page: MemberPage = await lib.memberPage('m-1')
+  const due: string | undefined = page.rentals[0]?.dueDate
+  const sub: Subscription = lib.subscribe((e: Event) => log(e.type, e.position))
+  sub.unsubscribe()
+  lib.pause('catalog')
+  lib.resume('catalog')
+  const state: 'closed' | 'open' | 'half_open' = lib.paymentCircuit()
+  const letters: DeadLetter[] = await lib.deadLetters()
+  try {
+    await lib.cancelRental({ rentalId, reason: 'changed my mind' }, Member('m-2'))
+  } catch (e) {
+    if (e instanceof LendkitError && e.code === ErrorCode.NOT_RENTAL_OWNER) {
+      const code: ErrorCodeName = e.code
+      log(code, e.retryable)
+    }
+  }
+  clock.advanceDays(3)
+  await lib.close()
+  return books.length + letters.length + String(fee).length + (due ?? state).length
+}
+
+void example
+
+// ---- the hand-written types name the same fields as the native ones ----------------------------
+
+type Equal<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
+type Assert<T extends true> = T
+
+export type Drift = [
+  Assert<Equal<keyof native.Outcome, keyof Outcome>>,
+  Assert<Equal<keyof native.Event, keyof LendkitEvent>>,
+  Assert<Equal<keyof native.BookRow, keyof BookRow>>,
+  Assert<Equal<keyof native.RentalRow, keyof RentalRow>>,
+  Assert<Equal<keyof native.MemberPage, keyof MemberPage>>,
+  Assert<Equal<keyof native.DeadLetter, keyof DeadLetter>>,
+  Assert<Equal<keyof native.Notice, keyof Notice>>,
+  Assert<Equal<keyof native.RegisterBookInput, keyof RegisterBookInput>>,
+  Assert<Equal<keyof native.AddCopiesInput, keyof AddCopiesInput>>,
+  Assert<Equal<keyof native.JoinMemberInput, keyof JoinMemberInput>>,
+  Assert<Equal<keyof native.TopUpInput, keyof TopUpInput>>,
+  Assert<Equal<keyof native.ReserveBookInput, keyof ReserveBookInput>>,
+  Assert<Equal<keyof native.RentalInput, keyof RentalInput>>,
+  Assert<Equal<keyof native.CancelRentalInput, keyof CancelRentalInput>>,
+  Assert<Equal<Exclude<keyof native.NativeLibrary, 'subscribe' | 'unsubscribe'>, Exclude<keyof Library, 'subscribe'>>>,
+]
+
+// A wrong call must not type-check.
+// @ts-expect-error copies is a number
+void Library.inMemory().then((l) => l.registerBook({ bookId: 'b', title: 't', copies: '1', fee: 1 }, Librarian('x')))
