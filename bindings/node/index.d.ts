@@ -29,6 +29,8 @@ export type ErrorCodeName =
   | 'NOT_A_LIBRARY'
   | 'SCHEMA_TOO_NEW'
   | 'LIBRARY_LOCKED'
+  | 'LIBRARY_CLOSED'
+  | 'INTERNAL'
 
 /** Every code, frozen: `ErrorCode.INSUFFICIENT_POINTS === 'INSUFFICIENT_POINTS'`. */
 export declare const ErrorCode: Readonly<{ [K in ErrorCodeName]: K }>
@@ -331,6 +333,11 @@ export declare class Library {
   topUp(input: TopUpInput, actor: Actor): Promise<Outcome>
   /** Pays the fee now; the copy is allocated and the rental confirmed by the saga (see `settle`). */
   reserveBook(input: ReserveBookInput, actor: Actor): Promise<ReserveOutcome>
+  /**
+   * Runs many commands in order in one call (one crossing into Rust for the whole batch). One
+   * answer per item, `{ outcome }` or `{ error }`; a refusal does not stop the rest.
+   */
+  executeBatch(items: BatchItem[], options?: { events?: boolean }): Promise<BatchAnswer[]>
   startLoan(input: RentalInput, actor: Actor): Promise<Outcome>
   returnBook(input: RentalInput, actor: Actor): Promise<Outcome>
   /** Refund, copy release and delivery cancellation follow as events. */
@@ -367,3 +374,16 @@ export declare class Library {
    */
   subscribe(callback: (event: LendkitEvent) => unknown): Subscription
 }
+
+/** One command of `executeBatch`: the method's name, what that method takes, and who issues it. */
+export type BatchItem =
+  | { command: 'registerBook'; input: RegisterBookInput; actor: Actor }
+  | { command: 'addCopies'; input: AddCopiesInput; actor: Actor }
+  | { command: 'joinMember'; input: JoinMemberInput; actor: Actor }
+  | { command: 'topUp'; input: TopUpInput; actor: Actor }
+  | { command: 'reserveBook'; input: ReserveBookInput; actor: Actor }
+  | { command: 'startLoan' | 'returnBook' | 'renewLoan' | 'markDelivered'; input: RentalInput; actor: Actor }
+  | { command: 'cancelRental'; input: CancelRentalInput; actor: Actor }
+
+/** One answer of `executeBatch`. */
+export type BatchAnswer = { outcome: Outcome; error?: undefined } | { outcome?: undefined; error: LendkitError }

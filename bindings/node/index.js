@@ -29,7 +29,7 @@ class LendkitError extends Error {
   }
 }
 
-const RETRYABLE = new Set(['BOOK_UNAVAILABLE', 'PAYMENT_UNAVAILABLE', 'CONFLICT', 'STORAGE', 'LIBRARY_LOCKED'])
+const RETRYABLE = new Set(native.retryableCodes())
 
 const CODED = /^\[([A-Z_]+)\] ([\s\S]*)$/
 
@@ -297,6 +297,20 @@ function nativeOptions(options) {
 
 const CONSTRUCT = Symbol('lendkit.construct')
 
+/** The commands `executeBatch` runs: method name → the core's command name. */
+const BATCH_COMMANDS = Object.freeze({
+  registerBook: 'register_book',
+  addCopies: 'add_copies',
+  joinMember: 'join_member',
+  topUp: 'top_up',
+  reserveBook: 'reserve_book',
+  startLoan: 'start_loan',
+  returnBook: 'return_book',
+  cancelRental: 'cancel_rental',
+  renewLoan: 'renew_loan',
+  markDelivered: 'mark_delivered',
+})
+
 function warnSubscriber(e) {
   process.emitWarning(`a lendkit subscriber failed: ${describe(e)}`, { code: 'LENDKIT_SUBSCRIBER' })
 }
@@ -330,6 +344,35 @@ class Library {
 
   async #command(method, input, as) {
     return later(() => this.#native[method](inputObject(input, method), actorText(as)))
+  }
+
+  /**
+   * Runs many commands in order in one call — one crossing into Rust for the whole batch, which
+   * is what makes bulk work fast. Each item is `{ command, input, actor }` with `command` the
+   * method's name (`'reserveBook'`, …) and `input` what that method takes (with an optional
+   * `commandId`). Resolves to one answer per item, `{ outcome }` or `{ error }` (a
+   * `LendkitError`); a refusal does not stop the rest. With `{ events: false }` the outcomes
+   * carry their ids but no events (faster when only success matters).
+   */
+  async executeBatch(items, options) {
+    const withEvents = plainObject(options ?? {}, 'executeBatch options').events ?? true
+    if (typeof withEvents !== 'boolean') throw invalid('executeBatch option events must be a boolean')
+    if (!Array.isArray(items)) throw invalid('executeBatch takes an array of { command, input, actor }')
+    const commands = items.map((item, i) => {
+      if (item === null || typeof item !== 'object') throw invalid(`batch item ${i} is not an object`)
+      const name = BATCH_COMMANDS[item.command]
+      if (name === undefined) throw invalid(`batch item ${i}: unknown command ${String(item.command)}`)
+      const input = plainObject(item.input ?? {}, `batch item ${i} input`)
+      const command = { command: name }
+      let commandId
+      for (const [key, value] of Object.entries(input)) {
+        if (key === 'commandId') commandId = value
+        else command[key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)] = value
+      }
+      return { command, actor: actorText(item.actor), commandId }
+    })
+    const answers = await later(() => this.#native.executeBatch(commands, withEvents))
+    return answers.map((a) => (a.outcome ? { outcome: a.outcome } : { error: new LendkitError(a.errorCode, a.errorMessage) }))
   }
 
   /** Puts a title in the catalogue (librarian). */

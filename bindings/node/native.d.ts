@@ -29,6 +29,11 @@ export declare class ManualClock {
 
 /** One open library. Made by `open` (never by `new`); closed by `close()`. */
 export declare class NativeLibrary {
+  /**
+   * Runs many commands in order in one call (one crossing into Rust for the whole batch);
+   * each gets its own answer, and a refusal does not stop the rest.
+   */
+  executeBatch(commands: Array<BatchCommand>, withEvents?: boolean | undefined | null): Promise<Array<BatchAnswer>>
   /** Puts a title in the catalogue (librarian). */
   registerBook(input: RegisterBookInput, actor: string): Promise<Outcome>
   /** Stocks more copies (librarian). */
@@ -98,6 +103,30 @@ export interface AddCopiesInput {
   /** How many, at least 1. */
   copies: number
   /** Command id, to retry safely. */
+  commandId?: string
+}
+
+/** One answer of a batch: the outcome, or the error's code and message. */
+export interface BatchAnswer {
+  /** The outcome, when the command succeeded. */
+  outcome?: Outcome
+  /** The stable error code, when it failed. */
+  errorCode?: string
+  /** The error's message, when it failed. */
+  errorMessage?: string
+}
+
+/**
+ * One command of a batch: the core's JSON form of the command (`{"command": "reserve_book",
+ * "book_id": …}`), who issues it, and optionally its command id. The wrapper builds these from
+ * camelCase inputs.
+ */
+export interface BatchCommand {
+  /** The command in the core's JSON form. */
+  command: any
+  /** `librarian:ID` or `member:ID`. */
+  actor: string
+  /** A command id, to make a retry safe. */
   commandId?: string
 }
 
@@ -369,6 +398,9 @@ export interface ReserveBookInput {
   /** Command id, to retry safely. */
   commandId?: string
 }
+
+/** The error codes whose calls may succeed if simply tried again later. */
+export declare function retryableCodes(): Array<string>
 
 /** `topUp`: add points to a member's account (librarian). */
 export interface TopUpInput {

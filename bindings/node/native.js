@@ -839,3 +839,4 @@ module.exports.ManualClock = nativeBinding.ManualClock
 module.exports.NativeLibrary = nativeBinding.NativeLibrary
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.open = nativeBinding.open
+module.exports.retryableCodes = nativeBinding.retryableCodes

@@ -818,6 +818,20 @@ impl Library {
         }
     }
 
+    /// Runs many commands, one after another, in order; each gets its own outcome or error, and
+    /// one refusal does not stop the rest. The same as calling [`execute_with_id`](Library::execute_with_id)
+    /// for each — but a binding crosses the language boundary once for the whole batch.
+    pub async fn execute_batch(
+        &self,
+        commands: Vec<(Command, Actor, Option<CommandId>)>,
+    ) -> Vec<Result<Outcome>> {
+        let mut results = Vec::with_capacity(commands.len());
+        for (command, actor, command_id) in commands {
+            results.push(self.execute_with_id(command, &actor, command_id).await);
+        }
+        results
+    }
+
     async fn rental_step(
         &self,
         rental: RentalId,

@@ -29,10 +29,7 @@ pub fn invalid(message: impl std::fmt::Display) -> Error {
 
 /// A call on a library that was closed.
 pub fn closed() -> Error {
-    coded(
-        ErrorCode::Storage,
-        "the library is closed; open it again with Library.open",
-    )
+    to_js(lendkit::Error::Closed)
 }
 
 /// A panic inside the core, caught before it reached Node. Always a bug in lendkit.
@@ -42,10 +39,16 @@ pub fn panicked(payload: &(dyn std::any::Any + Send)) -> Error {
         .map(|s| (*s).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".to_owned());
-    coded(
-        ErrorCode::Storage,
-        format!("lendkit failed internally ({what}); this is a bug, please report it"),
-    )
+    to_js(lendkit::Error::Internal(what))
+}
+
+/// The codes whose calls may succeed if simply tried again later (the wrapper's `err.retryable`).
+pub fn retryable_codes() -> Vec<String> {
+    ErrorCode::ALL
+        .iter()
+        .filter(|c| c.is_retryable())
+        .map(|c| c.as_str().to_owned())
+        .collect()
 }
 
 /// Every code of the catalogue, in catalogue order (the wrapper's frozen `ErrorCode`).

@@ -36,3 +36,14 @@ use napi_derive::napi;
 pub fn error_codes() -> Vec<String> {
     errors::all_codes()
 }
+
+/// The error codes whose calls may succeed if simply tried again later.
+#[napi(catch_unwind)]
+pub fn retryable_codes() -> Vec<String> {
+    errors::retryable_codes()
+}
+
+/// mimalloc for the Rust side of the addon, as in the `lendkit` binary: the core allocates many
+/// small strings, and the system allocator costs it about a third of its time (docs/PERFORMANCE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -146,8 +146,100 @@ impl Drop for NativeLibrary {
     }
 }
 
+/// One command of a batch: the core's JSON form of the command (`{"command": "reserve_book",
+/// "book_id": …}`), who issues it, and optionally its command id. The wrapper builds these from
+/// camelCase inputs.
+#[napi(object)]
+pub struct BatchCommand {
+    /// The command in the core's JSON form.
+    pub command: serde_json::Value,
+    /// `librarian:ID` or `member:ID`.
+    pub actor: String,
+    /// A command id, to make a retry safe.
+    pub command_id: Option<String>,
+}
+
+/// One answer of a batch: the outcome, or the error's code and message.
+#[napi(object, object_from_js = false)]
+pub struct BatchAnswer {
+    /// The outcome, when the command succeeded.
+    pub outcome: Option<Outcome>,
+    /// The stable error code, when it failed.
+    pub error_code: Option<String>,
+    /// The error's message, when it failed.
+    pub error_message: Option<String>,
+}
+
+impl BatchAnswer {
+    fn failed(e: &lendkit::Error) -> Self {
+        BatchAnswer {
+            outcome: None,
+            error_code: Some(e.code().as_str().to_owned()),
+            error_message: Some(e.to_string()),
+        }
+    }
+}
+
 #[napi]
 impl NativeLibrary {
+    /// Runs many commands in order in one call (one crossing into Rust for the whole batch);
+    /// each gets its own answer, and a refusal does not stop the rest.
+    #[napi(catch_unwind)]
+    pub async fn execute_batch(
+        &self,
+        commands: Vec<BatchCommand>,
+        with_events: Option<bool>,
+    ) -> Result<Vec<BatchAnswer>> {
+        let with_events = with_events.unwrap_or(true);
+        let library = self.library()?;
+        let mut answers: Vec<Option<BatchAnswer>> = Vec::with_capacity(commands.len());
+        let mut runnable = Vec::with_capacity(commands.len());
+        for c in commands {
+            let parsed = serde_json::from_value::<Command>(c.command)
+                .map_err(|e| lendkit::Error::InvalidInput(format!("not a command: {e}")))
+                .and_then(|command| {
+                    let actor = Actor::parse(&c.actor).map_err(lendkit::Error::InvalidInput)?;
+                    if actor.is_system() {
+                        return Err(lendkit::Error::InvalidInput(
+                            "actor must be librarian:ID or member:ID".into(),
+                        ));
+                    }
+                    Ok((command, actor, c.command_id.map(CommandId)))
+                });
+            match parsed {
+                Ok(run) => {
+                    answers.push(None);
+                    runnable.push(run);
+                }
+                Err(e) => answers.push(Some(BatchAnswer::failed(&e))),
+            }
+        }
+        let results =
+            guarded(move || async move { Ok(library.execute_batch(runnable).await) }).await?;
+        let mut results = results.into_iter();
+        Ok(answers
+            .into_iter()
+            .map(|a| {
+                a.unwrap_or_else(|| match results.next() {
+                    Some(Ok(mut outcome)) => {
+                        if !with_events {
+                            outcome.events.clear();
+                        }
+                        BatchAnswer {
+                            outcome: Some(Outcome::from(outcome)),
+                            error_code: None,
+                            error_message: None,
+                        }
+                    }
+                    Some(Err(e)) => BatchAnswer::failed(&e),
+                    None => BatchAnswer::failed(&lendkit::Error::Internal(
+                        "batch answer missing".into(),
+                    )),
+                })
+            })
+            .collect())
+    }
+
     /// Puts a title in the catalogue (librarian).
     #[napi(catch_unwind)]
     pub async fn register_book(&self, input: RegisterBookInput, actor: String) -> Result<Outcome> {

@@ -46,7 +46,7 @@ test('err.code from a sync call', async () => {
   } finally {
     await lib.close()
   }
-  assert.equal(thrown(() => lib.pause('catalog')).code, 'STORAGE', 'closed')
+  assert.equal(thrown(() => lib.pause('catalog')).code, 'LIBRARY_CLOSED', 'closed')
 })
 
 test('another member cannot cancel your rental: NOT_RENTAL_OWNER', async () => {

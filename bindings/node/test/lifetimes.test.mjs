@@ -170,7 +170,7 @@ test('a real sled file survives close and reopen', async () => {
     assert.equal(lib.closed, true)
     await lib.close() // idempotent
     const closed = await rejection(lib.bookList())
-    assert.equal(closed.code, 'STORAGE')
+    assert.equal(closed.code, 'LIBRARY_CLOSED')
     assert.match(closed.message, /closed/)
 
     const again = await Library.open(path, { durability: 'everyCommit' })

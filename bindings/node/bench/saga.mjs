@@ -1,0 +1,72 @@
+// The saga workload of `lendkit bench`, driven through the Node package, next to the Rust
+// rate measured in the same run: reserve → (allocate, confirm) → loan → return → (release),
+// in batches of 500 with settle() after each step, every policy and both views current.
+//
+//   node bench/saga.mjs [lifecycles] [members] [books]     (after `npm run build`)
+//
+// Prints the Node rate, the Rust rate, and Node ÷ Rust, for three ways of calling: one awaited
+// call per command (the Rust bench's shape), all of a step's calls in flight together, and one
+// executeBatch per step (one crossing into Rust for 500 commands).
+import { createRequire } from 'node:module'
+import { execFileSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { dirname, join } from 'node:path'
+
+const require = createRequire(import.meta.url)
+const { Library, Librarian, Member } = require('../index.js')
+const here = dirname(fileURLToPath(import.meta.url))
+const args = process.argv.slice(2).filter((a) => !a.startsWith('--'))
+const [lifecycles, members, books] = [Number(args[0] ?? 20000), Number(args[1] ?? 200), Number(args[2] ?? 100)]
+
+async function saga(mode) {
+  const lib = await Library.inMemory({ background: false })
+  const librarian = Librarian('bench')
+  const copies = Math.floor(lifecycles / books) + 2
+  for (let b = 0; b < books; b++) await lib.registerBook({ bookId: `b-${b}`, title: `Book ${b}`, copies, fee: 1 }, librarian)
+  for (let m = 0; m < members; m++) {
+    await lib.joinMember({ memberId: `m-${m}`, name: `Member ${m}` }, librarian)
+    await lib.topUp({ memberId: `m-${m}`, points: Math.floor(lifecycles / members) + 2 }, librarian)
+  }
+  await lib.settle()
+  const head = await lib.head()
+  const run = async (items) => {
+    if (mode === 'batch') {
+      for (const a of await lib.executeBatch(items, { events: false })) if (a.error) throw a.error
+    } else if (mode === 'concurrent') {
+      await Promise.all(items.map((i) => lib[i.command](i.input, i.actor)))
+    } else {
+      for (const i of items) await lib[i.command](i.input, i.actor)
+    }
+  }
+  const started = process.hrtime.bigint()
+  for (let done = 0; done < lifecycles; done += 500) {
+    const n = Math.min(500, lifecycles - done)
+    const ids = Array.from({ length: n }, (_, i) => [`node-${done + i}`, `m-${(done + i) % members}`, `b-${(done + i) % books}`])
+    await run(ids.map(([rentalId, memberId, bookId]) => ({ command: 'reserveBook', input: { bookId, memberId, rentalId: `${mode}-${rentalId}` }, actor: Member(memberId) })))
+    await lib.settle()
+    await run(ids.map(([rentalId, memberId]) => ({ command: 'startLoan', input: { rentalId: `${mode}-${rentalId}` }, actor: Member(memberId) })))
+    await run(ids.map(([rentalId, memberId]) => ({ command: 'returnBook', input: { rentalId: `${mode}-${rentalId}` }, actor: Member(memberId) })))
+    await lib.settle()
+  }
+  const secs = Number(process.hrtime.bigint() - started) / 1e9
+  const events = (await lib.head()) - head
+  await lib.close()
+  return { lifecyclesPerS: lifecycles / secs, eventsPerS: events / secs }
+}
+
+function rust() {
+  const bin = process.env.LENDKIT_BIN ?? join(here, '..', '..', '..', 'target', 'release', 'lendkit')
+  const out = execFileSync(bin, ['bench', '--saga-only', '--json', '--lifecycles', String(lifecycles), '--members', String(members), '--books', String(books)])
+  return JSON.parse(out.toString()).saga_memory.lifecycles_per_s
+}
+
+const rustRate = rust()
+console.log(`saga in Rust, same run:            ${rustRate.toFixed(0).padStart(8)} lifecycles/s`)
+const report = { rust_lifecycles_per_s: rustRate }
+for (const mode of ['one call at a time', 'concurrent', 'batch']) {
+  const key = mode === 'one call at a time' ? 'sequential' : mode
+  const r = await saga(key)
+  report[key] = { lifecycles_per_s: r.lifecyclesPerS, events_per_s: r.eventsPerS, ratio: r.lifecyclesPerS / rustRate }
+  console.log(`saga through Node, ${mode.padEnd(18)} ${r.lifecyclesPerS.toFixed(0).padStart(8)} lifecycles/s  Node ÷ Rust ${(r.lifecyclesPerS / rustRate).toFixed(2)}`)
+}
+if (process.argv.includes('--json')) console.log(JSON.stringify(report))

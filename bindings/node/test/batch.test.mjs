@@ -1,0 +1,50 @@
+// executeBatch: many commands in one crossing, each with its own answer.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createRequire } from 'node:module'
+
+const require = createRequire(import.meta.url)
+const { Library, Librarian, Member, LendkitError } = require('../index.js')
+
+test('a batch runs in order, answers each command, and a refusal does not stop the rest', async () => {
+  const lib = await Library.inMemory({ background: false })
+  const librarian = Librarian('lib-1')
+  const answers = await lib.executeBatch([
+    { command: 'registerBook', input: { bookId: 'b-1', title: 'Refactoring', copies: 1, fee: 30 }, actor: librarian },
+    { command: 'joinMember', input: { memberId: 'm-1', name: 'Kim' }, actor: librarian },
+    { command: 'reserveBook', input: { bookId: 'b-1', memberId: 'm-1', rentalId: 'r-1', commandId: 'c-1' }, actor: Member('m-1') },
+    { command: 'cancelRental', input: { rentalId: 'r-1' }, actor: Member('m-2') },
+    { command: 'topUp', input: { memberId: 'm-1', points: 0 }, actor: librarian },
+    { command: 'reserveBook', input: { bookId: 'b-1', memberId: 'm-1', rentalId: 'r-1', commandId: 'c-1' }, actor: Member('m-1') },
+  ])
+  assert.equal(answers.length, 6)
+  assert.deepEqual(answers[0].outcome.events.map((e) => e.type), ['BookRegistered'])
+  assert.deepEqual(answers[1].outcome.events.map((e) => e.type), ['MemberJoined', 'AccountOpened'])
+  assert.equal(answers[2].outcome.rentalId, 'r-1')
+  assert.ok(answers[3].error instanceof LendkitError)
+  assert.equal(answers[3].error.code, 'NOT_RENTAL_OWNER')
+  assert.equal(answers[4].error.code, 'INVALID_INPUT')
+  assert.deepEqual(answers[5].outcome.events, answers[2].outcome.events, 'the same command id is applied once')
+  await lib.settle()
+  assert.equal((await lib.memberPage('m-1')).points, 70)
+  await lib.close()
+})
+
+test('a batch can leave the events out of its answers', async () => {
+  const lib = await Library.inMemory({ background: false })
+  const [a] = await lib.executeBatch([{ command: 'joinMember', input: { memberId: 'm-1', name: 'Kim', commandId: 'j-1' }, actor: Librarian('x') }], { events: false })
+  assert.equal(a.outcome.commandId, 'j-1')
+  assert.deepEqual(a.outcome.events, [])
+  assert.equal((await lib.events()).length, 2, 'the events were stored all the same')
+  await assert.rejects(lib.executeBatch([], { events: 'no' }), { code: 'INVALID_INPUT' })
+  await lib.close()
+})
+
+test('a malformed batch is refused with INVALID_INPUT', async () => {
+  const lib = await Library.inMemory({ background: false })
+  await assert.rejects(lib.executeBatch('nope'), { code: 'INVALID_INPUT' })
+  await assert.rejects(lib.executeBatch([{ command: 'burnBook', input: {}, actor: Librarian('x') }]), { code: 'INVALID_INPUT' })
+  const [answer] = await lib.executeBatch([{ command: 'registerBook', input: { bookId: 'b-1', title: 't', copies: 'many', fee: 1 }, actor: Librarian('x') }])
+  assert.equal(answer.error.code, 'INVALID_INPUT')
+  await lib.close()
+})
