@@ -23,5 +23,8 @@ fi
 step "cargo test (unit, store contract, saga, properties, scenarios, doctests)"
 cargo test --all-features
 
+step "Python package: build the wheel with maturin into a venv, run pytest (scenarios and Python-only tests)"
+bash bindings/python/test.sh
+
 step "Node package: build the addon with napi, run node --test (scenarios and Node-only tests)"
 bash bindings/node/test.sh

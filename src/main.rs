@@ -121,6 +121,15 @@ enum Cmd {
         /// Internal: measure replay, queries and memory on this database in this process.
         #[arg(long, hide = true)]
         replay_part: Option<PathBuf>,
+        /// Lifecycles per saga run (default 20,000; 2,000 with --quick).
+        #[arg(long)]
+        lifecycles: Option<usize>,
+        /// Members in the saga runs.
+        #[arg(long)]
+        members: Option<usize>,
+        /// Books in the saga runs.
+        #[arg(long)]
+        books: Option<usize>,
     },
 }
 
@@ -182,18 +191,23 @@ fn execute(cli: Cli) -> lendkit::Result<()> {
             quick,
             saga_only,
             replay_part,
+            lifecycles,
+            members,
+            books,
         } => {
             match replay_part {
                 Some(db) => println!("{}", bench::replay_part(&db)),
-                None => bench::run(
-                    &if quick {
+                None => {
+                    let mut plan = if quick {
                         bench::Plan::quick()
                     } else {
                         bench::Plan::full()
-                    },
-                    cli.json,
-                    saga_only,
-                ),
+                    };
+                    plan.lifecycles = lifecycles.unwrap_or(plan.lifecycles).max(1);
+                    plan.members = members.unwrap_or(plan.members).max(1);
+                    plan.books = books.unwrap_or(plan.books).max(1);
+                    bench::run(&plan, cli.json, saga_only)
+                }
             }
             return Ok(());
         }

@@ -83,6 +83,8 @@ struct Shared {
     next_subscription: AtomicU64,
     /// Last position handed to subscribers.
     delivered: AtomicU64,
+    /// One delivery at a time, so no batch reaches a subscriber twice.
+    delivering: futures::lock::Mutex<()>,
 }
 
 impl Shared {
@@ -146,6 +148,7 @@ impl OpenLibrary {
             subscribers: Mutex::new(BTreeMap::new()),
             next_subscription: AtomicU64::new(1),
             delivered: AtomicU64::new(0),
+            delivering: futures::lock::Mutex::new(()),
         });
         let clock = config
             .clock
@@ -249,6 +252,11 @@ impl OpenLibrary {
         deliver(&self.library, &self.shared).await
     }
 
+    /// The position up to which events have been handed to subscribers.
+    pub fn delivered(&self) -> u64 {
+        self.shared.delivered.load(Ordering::SeqCst)
+    }
+
     /// Flushes the database to disk (a no-op in memory).
     pub fn flush(&self) -> crate::Result<()> {
         if let Some(s) = &self.sled {
@@ -279,6 +287,7 @@ impl Drop for OpenLibrary {
 }
 
 async fn deliver(lib: &Library, shared: &Shared) -> crate::Result<()> {
+    let _one_at_a_time = shared.delivering.lock().await;
     loop {
         let subscribers: Vec<(u64, Arc<Subscriber>)> = shared
             .subscribers
@@ -320,9 +329,12 @@ fn run(lib: &Library, shared: &Shared) {
         if shared.stop.load(Ordering::SeqCst) {
             return;
         }
-        // Errors are retried on the next tick; the consumers keep their checkpoints.
-        let _ = futures::executor::block_on(lib.settle());
-        let _ = futures::executor::block_on(deliver(lib, shared));
+        // Errors are retried on the next tick; the consumers keep their checkpoints. A panic (a
+        // bug) must not silently stop the runner: it is caught, and the next tick tries again.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = futures::executor::block_on(lib.settle());
+            let _ = futures::executor::block_on(deliver(lib, shared));
+        }));
     }
 }
 

@@ -176,7 +176,7 @@ pub enum StoreError {
         supported: u32,
     },
     /// Another process holds the database open.
-    #[error("{0} is open in another process; close it there first")]
+    #[error("{0} is already open (in another process, or through another handle in this one); close it there first")]
     Locked(String),
 }
 

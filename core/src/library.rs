@@ -42,6 +42,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 const MAX_CONFLICT_RETRIES: u32 = 16;
 /// How many events a consumer takes from the bus at a time.
 const BATCH: usize = 256;
+/// The most workers one policy may run with.
+const MAX_WORKERS: u32 = 64;
 /// The longest wait between two tries of a failing event.
 const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(300);
 
@@ -480,9 +482,9 @@ impl LibraryBuilder {
         self
     }
 
-    /// Runs the policy `consumer` with `workers` workers sharing its events (by stream). Views always run with one.
+    /// Runs the policy `consumer` with `workers` workers (1 to 64) sharing its events (by stream). Views always run with one.
     pub fn workers(mut self, consumer: &str, workers: u32) -> Self {
-        self.workers.insert(consumer.to_owned(), workers.max(1));
+        self.workers.insert(consumer.to_owned(), workers);
         self
     }
 
@@ -495,7 +497,10 @@ impl LibraryBuilder {
     /// Opens the library: registers every consumer with the bus, loads the policies' checkpoints,
     /// and relays the log from the oldest checkpoint so consumers that were behind catch up.
     pub async fn build(self) -> Result<Library> {
-        for name in self.workers.keys() {
+        for (name, n) in &self.workers {
+            if !(1..=MAX_WORKERS).contains(n) {
+                return Err(Error::InvalidInput(format!("policy {name:?} asks for {n} workers; between 1 and {MAX_WORKERS} are allowed")));
+            }
             if Policy::named(name).is_none() {
                 return Err(Error::InvalidInput(format!(
                     "no policy named {name:?}; policies are {}",

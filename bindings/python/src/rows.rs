@@ -1,0 +1,401 @@
+//! The frozen value objects the library returns: rows of the views, stored events, command
+//! outcomes, dead letters, notices and consumer states. Each is immutable, compares and hashes
+//! by value, and has a `__repr__` and a `to_dict()` whose keys are the core's JSON field names.
+
+use crate::json;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use serde::Serialize;
+use serde_json::Value;
+use std::hash::{Hash, Hasher};
+
+/// `Class(field=repr, …)` for the named attributes of `obj`.
+fn repr(obj: &Bound<'_, PyAny>, class: &str, fields: &[&str]) -> PyResult<String> {
+    let parts = fields
+        .iter()
+        .map(|f| Ok(format!("{f}={}", obj.getattr(*f)?.repr()?)))
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok(format!("{class}({})", parts.join(", ")))
+}
+
+/// `value` serialized as a Python dict.
+fn to_dict<'py>(py: Python<'py>, value: &impl Serialize) -> PyResult<Bound<'py, PyDict>> {
+    let value = serde_json::to_value(value).map_err(|e| crate::errors::not_serializable(&e))?;
+    Ok(json::to_py(py, &value)?.cast_into::<PyDict>()?)
+}
+
+/// Implements `__repr__` and `to_dict` for a serializable row class.
+macro_rules! row_methods {
+    ($class:ident, [$($field:literal),* $(,)?]) => {
+        #[pymethods]
+        impl $class {
+            /// The row as a plain dict (JSON field names).
+            fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+                to_dict(py, self)
+            }
+
+            fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+                repr(slf.as_any(), stringify!($class), &[$($field),*])
+            }
+        }
+    };
+}
+
+/// One book of the book list: its stock and status.
+#[pyclass(module = "lendkit", frozen, eq, hash, get_all)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct BookRow {
+    book_id: String,
+    title: String,
+    author: Option<String>,
+    fee: u64,
+    copies: u32,
+    available: u32,
+    reserved: u32,
+    on_loan: u32,
+    status: String,
+    last_activity: String,
+}
+
+row_methods!(
+    BookRow,
+    [
+        "book_id",
+        "title",
+        "author",
+        "fee",
+        "copies",
+        "available",
+        "reserved",
+        "on_loan",
+        "status",
+        "last_activity"
+    ]
+);
+
+impl From<lendkit::views::BookRow> for BookRow {
+    fn from(r: lendkit::views::BookRow) -> Self {
+        BookRow {
+            book_id: r.book_id,
+            title: r.title,
+            author: r.author,
+            fee: r.fee,
+            copies: r.copies,
+            available: r.available,
+            reserved: r.reserved,
+            on_loan: r.on_loan,
+            status: r.status.as_str().to_owned(),
+            last_activity: r.last_activity,
+        }
+    }
+}
+
+/// One rental on a member page.
+#[pyclass(module = "lendkit", frozen, eq, hash, get_all)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct RentalRow {
+    rental_id: String,
+    book_id: String,
+    status: String,
+    payment_status: String,
+    delivery_status: String,
+    fee: u64,
+    due_date: Option<String>,
+    late_days: Option<u32>,
+}
+
+row_methods!(
+    RentalRow,
+    [
+        "rental_id",
+        "book_id",
+        "status",
+        "payment_status",
+        "delivery_status",
+        "fee",
+        "due_date",
+        "late_days"
+    ]
+);
+
+impl From<lendkit::views::RentalRow> for RentalRow {
+    fn from(r: lendkit::views::RentalRow) -> Self {
+        RentalRow {
+            rental_id: r.rental_id,
+            book_id: r.book_id,
+            status: r.status,
+            payment_status: r.payment_status,
+            delivery_status: r.delivery_status,
+            fee: r.fee,
+            due_date: r.due_date,
+            late_days: r.late_days,
+        }
+    }
+}
+
+/// A member's page: their points and every rental.
+#[pyclass(module = "lendkit", frozen, eq, hash, get_all)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct MemberPage {
+    member_id: String,
+    name: String,
+    points: u64,
+    rentals: Vec<RentalRow>,
+}
+
+row_methods!(MemberPage, ["member_id", "name", "points", "rentals"]);
+
+impl From<lendkit::views::MemberPage> for MemberPage {
+    fn from(p: lendkit::views::MemberPage) -> Self {
+        MemberPage {
+            member_id: p.member_id,
+            name: p.name,
+            points: p.points,
+            rentals: p.rentals.into_iter().map(RentalRow::from).collect(),
+        }
+    }
+}
+
+/// An event a consumer gave up on.
+#[pyclass(module = "lendkit", frozen, eq, hash, get_all)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct DeadLetter {
+    id: String,
+    consumer: String,
+    position: u64,
+    event_id: String,
+    event_type: String,
+    error: String,
+    attempts: u32,
+}
+
+row_methods!(
+    DeadLetter,
+    [
+        "id",
+        "consumer",
+        "position",
+        "event_id",
+        "event_type",
+        "error",
+        "attempts"
+    ]
+);
+
+impl From<lendkit::ports::DeadLetter> for DeadLetter {
+    fn from(d: lendkit::ports::DeadLetter) -> Self {
+        DeadLetter {
+            id: d.id,
+            consumer: d.consumer,
+            position: d.position,
+            event_id: d.event_id,
+            event_type: d.event_type,
+            error: d.error,
+            attempts: d.attempts,
+        }
+    }
+}
+
+/// A message to a member about their rental or delivery, as handed to a notifier.
+#[pyclass(module = "lendkit", frozen, eq, hash, get_all)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Notice {
+    member_id: String,
+    rental_id: String,
+    kind: String,
+    message: String,
+    event_id: String,
+}
+
+row_methods!(
+    Notice,
+    ["member_id", "rental_id", "kind", "message", "event_id"]
+);
+
+impl From<&lendkit::ports::Notice> for Notice {
+    fn from(n: &lendkit::ports::Notice) -> Self {
+        Notice {
+            member_id: n.member_id.clone(),
+            rental_id: n.rental_id.clone(),
+            kind: n.kind.clone(),
+            message: n.message.clone(),
+            event_id: n.event_id.clone(),
+        }
+    }
+}
+
+/// A consumer's progress (a policy or a view).
+#[pyclass(module = "lendkit", frozen, eq, hash, get_all)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct ConsumerStatus {
+    name: String,
+    paused: bool,
+    workers: u32,
+    checkpoint: u64,
+}
+
+row_methods!(ConsumerStatus, ["name", "paused", "workers", "checkpoint"]);
+
+impl From<lendkit::library::ConsumerStatus> for ConsumerStatus {
+    fn from(c: lendkit::library::ConsumerStatus) -> Self {
+        ConsumerStatus {
+            name: c.name,
+            paused: c.paused,
+            workers: c.workers,
+            checkpoint: c.checkpoint,
+        }
+    }
+}
+
+/// A stored event: the envelope fields and the payload.
+#[pyclass(module = "lendkit", frozen, eq, hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Position in the global log, from 1, without gaps.
+    #[pyo3(get)]
+    position: u64,
+    /// `stream#version`.
+    #[pyo3(get)]
+    event_id: String,
+    /// The event type, past tense: `RentalReserved`.
+    #[pyo3(get, name = "type")]
+    type_name: String,
+    /// `kind:id`, e.g. `rental:r-1`.
+    #[pyo3(get)]
+    stream: String,
+    /// Version within the stream, from 1.
+    #[pyo3(get)]
+    version: u64,
+    /// The business case (rental, member or book id) the whole chain is about.
+    #[pyo3(get)]
+    correlation_id: String,
+    /// The command id or event id that caused it.
+    #[pyo3(get)]
+    causation_id: String,
+    /// The id of the command that stored it.
+    #[pyo3(get)]
+    command_id: String,
+    /// `librarian:ID`, `member:ID` or `system`.
+    #[pyo3(get)]
+    actor: String,
+    /// When it happened, in milliseconds since the Unix epoch (the library's clock).
+    #[pyo3(get)]
+    occurred_at: i64,
+    /// The payload schema version.
+    #[pyo3(get)]
+    schema: u64,
+    /// The wire form (`Envelope::to_json`), payload included.
+    wire: Value,
+}
+
+impl Hash for Event {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.event_id.hash(state);
+        self.position.hash(state);
+    }
+}
+
+impl From<&lendkit::event::Envelope> for Event {
+    fn from(e: &lendkit::event::Envelope) -> Self {
+        let wire = e.to_json();
+        Event {
+            position: e.position,
+            event_id: e.event_id.clone(),
+            type_name: e.type_name().to_owned(),
+            stream: e.stream.to_string(),
+            version: e.version,
+            correlation_id: e.correlation_id.clone(),
+            causation_id: e.causation_id.clone(),
+            command_id: e.command_id.to_string(),
+            actor: e.actor.to_string(),
+            occurred_at: e.occurred_at.0,
+            schema: wire["schema"].as_u64().unwrap_or_default(),
+            wire,
+        }
+    }
+}
+
+#[pymethods]
+impl Event {
+    /// The event's own fields (a fresh dict each time).
+    #[getter]
+    fn payload<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json::to_py(py, &self.wire["payload"])
+    }
+
+    /// The wire form: every envelope field, `type`, `schema` and `payload`.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json::to_py(py, &self.wire)
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        repr(
+            slf.as_any(),
+            "Event",
+            &["position", "type", "stream", "version", "payload"],
+        )
+    }
+}
+
+/// What a command returns: its command id, the rental it concerned, and the events it stored.
+#[pyclass(module = "lendkit", frozen, eq, hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The command's id (given or generated); send it again to retry safely.
+    #[pyo3(get)]
+    command_id: String,
+    /// The rental the command was about (for `reserve_book`: the new rental's id), else None.
+    #[pyo3(get)]
+    rental_id: Option<String>,
+    /// The stored events in position order; empty when the command changed nothing.
+    #[pyo3(get)]
+    events: Vec<Event>,
+}
+
+impl Hash for Outcome {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.command_id.hash(state);
+        self.rental_id.hash(state);
+    }
+}
+
+impl From<lendkit::Outcome> for Outcome {
+    fn from(o: lendkit::Outcome) -> Self {
+        Outcome {
+            command_id: o.command_id.to_string(),
+            rental_id: o.rental_id.map(|r| r.to_string()),
+            events: o.events.iter().map(Event::from).collect(),
+        }
+    }
+}
+
+#[pymethods]
+impl Outcome {
+    /// The stored events' types, in order.
+    #[getter]
+    fn types(&self) -> Vec<String> {
+        self.events.iter().map(|e| e.type_name.clone()).collect()
+    }
+
+    /// `command_id`, `rental_id` and `events` (each as its wire dict).
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        dict.set_item("command_id", &self.command_id)?;
+        dict.set_item("rental_id", &self.rental_id)?;
+        let events = self
+            .events
+            .iter()
+            .map(|e| e.to_dict(py))
+            .collect::<PyResult<Vec<_>>>()?;
+        dict.set_item("events", events)?;
+        Ok(dict)
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        repr(
+            slf.as_any(),
+            "Outcome",
+            &["command_id", "rental_id", "types"],
+        )
+    }
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Builds the lendkit wheel exactly as `pip install ./bindings/python` does, installs it into a
+# virtual environment and runs the Python suite. Needs Python >= 3.9 with pip, a Rust toolchain,
+# and PyPI (for maturin, pytest, hypothesis and mypy).
+#
+#   bash bindings/python/test.sh            # venv in bindings/python/.venv (reused if present)
+#   LENDKIT_VENV=/tmp/v bash bindings/python/test.sh
+#   LENDKIT_FRESH_VENV=1 bash bindings/python/test.sh   # start from an empty venv
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+venv="${LENDKIT_VENV:-$here/.venv}"
+python="${PYTHON:-python3}"
+
+step() { printf '\n== %s\n' "$*"; }
+
+if [ "${LENDKIT_FRESH_VENV:-0}" = 1 ]; then
+  rm -rf "$venv"
+fi
+if [ ! -x "$venv/bin/python" ]; then
+  step "python venv in $venv"
+  if ! "$python" -m venv "$venv"; then
+    echo "'$python -m venv' failed (Debian and Ubuntu need the python3-venv package); trying virtualenv"
+    rm -rf "$venv"
+    "$python" -m pip install --user --quiet virtualenv
+    "$python" -m virtualenv --quiet "$venv"
+  fi
+fi
+py="$venv/bin/python"
+
+step "test tools"
+"$py" -m pip install --quiet --disable-pip-version-check 'maturin==1.16.*' pytest hypothesis mypy
+
+step "pip install ./bindings/python (maturin builds the abi3 wheel)"
+# A leftover in-place build (maturin develop) must not shadow the installed wheel.
+rm -f "$here"/python/lendkit/_native*.so "$here"/python/lendkit/_native*.pyd
+"$py" -m pip uninstall --quiet --yes lendkit >/dev/null 2>&1 || true
+"$py" -m pip install --disable-pip-version-check --no-deps "$here"
+"$py" -c 'import lendkit, sys; print("lendkit", lendkit.__version__, "from", lendkit._native.__file__)'
+
+step "pytest bindings/python/tests"
+cd "$root"
+export HYPOTHESIS_STORAGE_DIRECTORY="${HYPOTHESIS_STORAGE_DIRECTORY:-$venv/.hypothesis}"
+"$py" -m pytest -q -p no:cacheprovider bindings/python/tests

@@ -1,0 +1,102 @@
+"""subscribe(): every committed event, in order, on the background thread."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any, List
+
+import pytest
+
+import lendkit
+
+from conftest import member, stock
+
+
+def test_a_subscriber_gets_every_committed_event_in_order_on_the_background_thread() -> None:
+    seen: List[lendkit.Event] = []
+    threads = set()
+
+    def on_event(e: lendkit.Event) -> None:
+        threads.add(threading.get_ident())
+        seen.append(e)
+
+    with lendkit.Library.in_memory() as lib:
+        stock(lib)
+        lib.settle()
+        head = lib.head()
+        with lib.subscribe(on_event) as sub:
+            assert sub.active and "active" in repr(sub)
+            lib.reserve_book("b-1", "m-1", actor=member("m-1"), rental_id="r-1")
+            lib.settle(timeout=20)
+            assert seen == lib.events(from_position=head + 1), "exactly the events since subscribing"
+            assert [e.type for e in seen][:2] == ["PointsCharged", "RentalReserved"]
+            assert "RentalConfirmed" in [e.type for e in seen]
+            assert threads and threading.get_ident() not in threads
+        assert not sub.active and "closed" in repr(sub)
+        count = len(seen)
+        lib.top_up("m-1", 5, actor=lendkit.Librarian("lib-1"))
+        lib.settle(timeout=20)
+        assert len(seen) == count, "a closed subscription gets nothing more"
+
+
+def test_a_raising_subscriber_is_reported_and_never_crashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    reported: List[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", reported.append)
+    good: List[str] = []
+
+    def bad(e: lendkit.Event) -> None:
+        raise ValueError(f"cannot handle {e.type}")
+
+    with lendkit.Library.in_memory() as lib:
+        bad_sub = lib.subscribe(bad)
+        lib.subscribe(lambda e: good.append(e.type))
+        stock(lib)
+        lib.reserve_book("b-1", "m-1", actor=member("m-1"))
+        lib.settle(timeout=20)
+        assert "RentalConfirmed" in good, "other subscribers go on"
+        assert reported and isinstance(reported[0].exc_value, ValueError)
+        assert lib.member_page("m-1").rentals[0].status == "confirmed"
+        bad_sub.close()
+        bad_sub.close()
+
+
+def test_without_a_background_runner_subscribers_run_during_settle() -> None:
+    seen: List[int] = []
+    with lendkit.Library.in_memory(background=False) as lib:
+        lib.subscribe(lambda e: seen.append(threading.get_ident()))
+        stock(lib)
+        assert seen and set(seen) == {threading.get_ident()}
+        n = len(seen)
+        lib.top_up("m-1", 1, actor=lendkit.Librarian("lib-1"))
+        assert len(seen) == n, "nothing is delivered before settle"
+        lib.settle()
+        assert len(seen) == n + 1
+
+
+def test_subscribe_checks_its_argument() -> None:
+    lib = lendkit.Library.in_memory()
+    with pytest.raises(TypeError, match="callable"):
+        lib.subscribe(42)  # type: ignore[arg-type]
+    lib.close()
+    with pytest.raises(lendkit.StorageError):
+        lib.subscribe(print)
+
+
+def test_closing_frees_subscribers_that_refer_to_the_library() -> None:
+    import gc
+    import weakref
+
+    lib = lendkit.Library.in_memory()
+
+    def on_event(e: lendkit.Event) -> None:
+        lib.book_list()
+
+    sub = lib.subscribe(on_event)
+    watch = weakref.ref(on_event)
+    del on_event
+    lib.close()
+    assert not sub.active
+    del lib
+    gc.collect()
+    assert watch() is None
