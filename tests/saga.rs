@@ -640,10 +640,14 @@ fn library_futures_are_send_so_any_multithreaded_runtime_can_run_them() {
 fn worker_counts_are_bounded() {
     let h = Harness::new();
     for n in [0, 65, u32::MAX] {
-        let err = block_on(h.builder().workers("catalog", n).build()).err().expect("refused");
+        let err = block_on(h.builder().workers("catalog", n).build())
+            .err()
+            .expect("refused");
         assert_eq!(err.code(), ErrorCode::InvalidInput, "{n} workers: {err}");
     }
-    let err = block_on(h.builder().workers("accounting", 2).build()).err().expect("refused");
+    let err = block_on(h.builder().workers("accounting", 2).build())
+        .err()
+        .expect("refused");
     assert_eq!(err.code(), ErrorCode::InvalidInput);
     assert!(block_on(h.builder().workers("catalog", 64).build()).is_ok());
 }

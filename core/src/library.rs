@@ -499,7 +499,9 @@ impl LibraryBuilder {
     pub async fn build(self) -> Result<Library> {
         for (name, n) in &self.workers {
             if !(1..=MAX_WORKERS).contains(n) {
-                return Err(Error::InvalidInput(format!("policy {name:?} asks for {n} workers; between 1 and {MAX_WORKERS} are allowed")));
+                return Err(Error::InvalidInput(format!(
+                    "policy {name:?} asks for {n} workers; between 1 and {MAX_WORKERS} are allowed"
+                )));
             }
             if Policy::named(name).is_none() {
                 return Err(Error::InvalidInput(format!(
