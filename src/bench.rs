@@ -3,13 +3,10 @@
 //! Every figure is measured here and now; ratios compare lendkit with a baseline measured in
 //! the same process on the same machine. Nothing is asserted: the numbers are printed.
 
-use lendkit::adapters::SledEventStore;
 use lendkit::event::Envelope;
-use lendkit::ports::EventStore;
 use lendkit::{block_on, Actor, Command, Config, Durability, OpenLibrary, Rules};
 use serde_json::{json, Value};
 use sled::transaction::Transactional;
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -282,20 +279,23 @@ fn rss_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Builds a log of at least `events` events through the real saga in memory, then writes it to
-/// a sled database at `db` (one transaction per command, periodic flushing).
+/// Builds a log of at least `events` events through the real saga, on a sled database at `db`
+/// with periodic flushing; the policies' checkpoints end at the head, as in a library in use.
 fn build_replay_log(db: &Path, events: usize) -> u64 {
-    let lib = must(OpenLibrary::in_memory(Config {
-        background: false,
-        rules: Rules {
-            welcome_points: 1_000_000,
-            ..Rules::default()
+    let lib = must(OpenLibrary::open(
+        db,
+        Config {
+            background: false,
+            durability: Durability::Periodic(200),
+            rules: Rules {
+                welcome_points: 1_000_000,
+                ..Rules::default()
+            },
+            ..Config::default()
         },
-        ..Config::default()
-    }));
-    // About 7.5 events per lifecycle.
-    let lifecycles = events * 2 / 15 + 1;
-    saga(&lib, 1_000, 10_000, lifecycles, "replay");
+    ));
+    // Seven events per lifecycle, plus a margin so the log passes `events`.
+    saga(&lib, 1_000, 10_000, events / 7 + 2_000, "replay");
     // One member with 1,000 rentals, for the member page query.
     must(block_on(lib.execute(
         Command::JoinMember {
@@ -315,37 +315,9 @@ fn build_replay_log(db: &Path, events: usize) -> u64 {
         must(block_on(lib.execute(cmd, &Actor::member("busy"))));
     }
     must(block_on(lib.settle()));
-    let all = must(block_on(lib.events(1, usize::MAX)));
-    let store =
-        must(SledEventStore::open(db, Durability::Periodic(200)).map_err(lendkit::Error::from));
-    let mut batch: Vec<lendkit::ports::StreamAppend> = Vec::new();
-    let mut versions: BTreeMap<String, u64> = BTreeMap::new();
-    let flush = |batch: &mut Vec<lendkit::ports::StreamAppend>| {
-        if !batch.is_empty() {
-            must(block_on(store.append(std::mem::take(batch))).map_err(lendkit::Error::from));
-        }
-    };
-    for e in &all {
-        let v = versions.entry(e.stream.to_string()).or_insert(0);
-        let expected = *v;
-        *v += 1;
-        // One append per event keeps the per-stream expected versions simple; grouped 500 to a call.
-        batch.push(lendkit::ports::StreamAppend {
-            stream: e.stream.clone(),
-            expected_version: expected,
-            command_id: e.command_id.clone(),
-            events: vec![e.clone()],
-        });
-        if batch.len() >= 500 || batch.iter().filter(|a| a.stream == e.stream).count() > 1 {
-            // A stream may appear only once per call with its expected version; split there.
-            let last = batch.pop();
-            flush(&mut batch);
-            batch.extend(last);
-        }
-    }
-    flush(&mut batch);
-    must(store.flush().map_err(lendkit::Error::from));
-    all.len() as u64
+    let head = must(block_on(lib.head()));
+    must(lib.close());
+    head
 }
 
 /// The replay, query and memory figures, measured in a fresh process so peak RSS is the library's own.

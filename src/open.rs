@@ -25,6 +25,8 @@ use std::time::Duration;
 pub struct Config {
     /// When appends reach the disk (sled only). Default: flush before every command returns.
     pub durability: Durability,
+    /// The most memory sled may use to cache pages, in bytes (sled only; default 128 MiB).
+    pub cache_bytes: u64,
     /// Welcome points, loan length, renewals.
     pub rules: Rules,
     /// The circuit breaker around the payment gateway.
@@ -52,6 +54,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             durability: Durability::EveryCommit,
+            cache_bytes: lendkit_adapters::sled_store::DEFAULT_CACHE_BYTES,
             rules: Rules::default(),
             breaker: BreakerConfig::default(),
             workers: BTreeMap::new(),
@@ -121,7 +124,7 @@ impl OpenLibrary {
 
     /// [`open`](OpenLibrary::open) for async callers.
     pub async fn open_async(path: impl AsRef<Path>, config: Config) -> crate::Result<Self> {
-        let store = SledEventStore::open(path, config.durability)?;
+        let store = SledEventStore::open_with_cache(path, config.durability, config.cache_bytes)?;
         Self::start(Arc::new(store.clone()), Some(store), config).await
     }
 

@@ -35,6 +35,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 /// The value of `meta/format` in every lendkit database.
 const FORMAT: &[u8] = b"lendkit-events";
+/// sled's page cache unless told otherwise.
+pub const DEFAULT_CACHE_BYTES: u64 = 128 << 20;
 /// How long `open` waits for a lock held elsewhere before reporting `Locked`.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
 
@@ -106,6 +108,17 @@ impl SledEventStore {
     /// something else, [`StoreError::SchemaTooNew`] when a newer lendkit wrote it, and
     /// [`StoreError::Locked`] when another process has it open; in each case nothing is changed.
     pub fn open(path: impl AsRef<Path>, durability: Durability) -> Result<Self, StoreError> {
+        Self::open_with_cache(path, durability, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`open`](SledEventStore::open) with sled's page cache limited to `cache_bytes` (the
+    /// default is 128 MiB; sled's own default of 1 GiB made a library with a million events
+    /// take about a gigabyte of memory).
+    pub fn open_with_cache(
+        path: impl AsRef<Path>,
+        durability: Durability,
+        cache_bytes: u64,
+    ) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         let shown = path.display().to_string();
         if path.is_file() {
@@ -123,6 +136,7 @@ impl SledEventStore {
         }
         let config = sled::Config::new()
             .path(&path)
+            .cache_capacity(cache_bytes.max(1 << 20))
             .flush_every_ms(match durability {
                 Durability::EveryCommit => None,
                 Durability::Periodic(ms) => Some(ms.max(1)),

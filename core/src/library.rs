@@ -66,6 +66,8 @@ pub(crate) struct Engine {
     relayed: futures::lock::Mutex<u64>,
     /// The same, readable without waiting.
     relayed_at: std::sync::atomic::AtomicU64,
+    /// Events this process stored and has not relayed yet, by position.
+    recent: Mutex<std::collections::BTreeMap<u64, Arc<Envelope>>>,
     /// Called after new events were handed to the bus (a background runner wakes up on it).
     on_commit: Option<CommitHook>,
     /// Folded aggregates by stream, with the version they are folded to. Loading reads only
@@ -207,7 +209,7 @@ impl Engine {
             match self.store.append(appends).await {
                 Ok(stored) => {
                     self.keep(stream, state, new_version);
-                    self.relay_quietly().await;
+                    self.relay_stored(&stored).await;
                     return Ok(stored);
                 }
                 Err(StoreError::Conflict { .. }) if attempt + 1 < MAX_CONFLICT_RETRIES => {
@@ -222,13 +224,36 @@ impl Engine {
     async fn relay(&self) -> Result<()> {
         let mut relayed = self.relayed.lock().await;
         loop {
-            let batch: Vec<Arc<Envelope>> = self
-                .store
-                .read_all(*relayed, BATCH)
-                .await?
-                .into_iter()
-                .map(Arc::new)
-                .collect();
+            // What this process just appended is relayed from memory; anything else (a gap left
+            // by a writer that has not noted its events yet, or what was stored before this
+            // library opened) is read back from the store.
+            let remembered = {
+                let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+                while let Some(entry) = recent.first_entry() {
+                    if *entry.key() > *relayed {
+                        break;
+                    }
+                    entry.remove();
+                }
+                let mut batch = Vec::new();
+                while let Some(e) = recent.remove(&(*relayed + 1 + batch.len() as u64)) {
+                    batch.push(e);
+                    if batch.len() >= BATCH {
+                        break;
+                    }
+                }
+                batch
+            };
+            let batch: Vec<Arc<Envelope>> = if remembered.is_empty() {
+                self.store
+                    .read_all(*relayed, BATCH)
+                    .await?
+                    .into_iter()
+                    .map(Arc::new)
+                    .collect()
+            } else {
+                remembered
+            };
             let Some(last) = batch.last().map(|e| e.position) else {
                 return Ok(());
             };
@@ -244,9 +269,15 @@ impl Engine {
         }
     }
 
-    /// Relays after a successful append. The events are stored either way, so a failing bus
-    /// must not turn the command into an error; the next [`Library::settle`] relays again.
-    async fn relay_quietly(&self) {
+    /// Notes freshly stored events and relays. The events are stored either way, so a failing
+    /// bus must not turn the command into an error; the next [`Library::settle`] relays again.
+    async fn relay_stored(&self, stored: &[Envelope]) {
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+            for e in stored {
+                recent.insert(e.position, Arc::new(e.clone()));
+            }
+        }
         let _ = self.relay().await;
     }
 }
@@ -517,6 +548,7 @@ impl LibraryBuilder {
             rules: self.rules,
             relayed: futures::lock::Mutex::new(0),
             relayed_at: std::sync::atomic::AtomicU64::new(0),
+            recent: Mutex::new(std::collections::BTreeMap::new()),
             on_commit: self.on_commit,
             states: Mutex::new(HashMap::new()),
         });
@@ -922,7 +954,7 @@ impl Library {
             ];
             match self.engine.store.append(appends).await {
                 Ok(stored) => {
-                    self.engine.relay_quietly().await;
+                    self.engine.relay_stored(&stored).await;
                     return Ok(stored);
                 }
                 Err(StoreError::Conflict { .. }) if attempt + 1 < MAX_CONFLICT_RETRIES => {
@@ -1006,7 +1038,7 @@ impl Library {
         };
         match self.engine.store.append(vec![append]).await {
             Ok(stored) => {
-                self.engine.relay_quietly().await;
+                self.engine.relay_stored(&stored).await;
                 Ok(stored)
             }
             Err(StoreError::Conflict { .. }) => {

@@ -137,6 +137,7 @@ impl NativeOptions {
                 .retry_backoff_ms
                 .map_or(Ok(d.retry_backoff), |n| ms("retryBackoffMs", n))?,
             fault_injection: self.fault_injection.unwrap_or(d.fault_injection),
+            ..Config::default()
         })
     }
 }

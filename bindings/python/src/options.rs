@@ -78,6 +78,7 @@ impl Options<'_, '_> {
             clock,
             retry_backoff: Duration::from_millis(self.retry_backoff_ms),
             fault_injection: self.fault_injection,
+            ..Config::default()
         })
     }
 }
