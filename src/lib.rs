@@ -39,8 +39,10 @@ pub use lendkit_core::{
     payment::BreakerConfig,
 };
 
+pub mod drills;
 mod open;
 
+pub use drills::PaymentSwitch;
 pub use lendkit_adapters::Durability;
 pub use open::{open, Config, OpenLibrary, Subscriber};
 

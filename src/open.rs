@@ -6,6 +6,7 @@
 //! updated without anyone calling [`Library::settle`]. Call `settle` to *wait* for that (tests,
 //! scripts). Closing (or dropping) stops the thread and flushes the database.
 
+use crate::drills::PaymentSwitch;
 use crate::{Library, LibraryBuilder, Rules};
 use lendkit_adapters::{
     Durability, InMemoryEventBus, InMemoryEventStore, SledEventStore, SystemClock,
@@ -170,9 +171,9 @@ impl OpenLibrary {
             .then(|| Arc::new(AtomicBool::new(false)));
         builder = match (config.payment.clone(), outage.clone()) {
             (Some(p), None) => builder.payment(p),
-            (Some(p), Some(down)) => builder.payment(Arc::new(Switchable { inner: p, down })),
+            (Some(p), Some(down)) => builder.payment(Arc::new(PaymentSwitch::new(p, down))),
             (None, Some(down)) => {
-                builder.wrap_payment(move |inner| Arc::new(Switchable { inner, down }))
+                builder.wrap_payment(move |inner| Arc::new(PaymentSwitch::new(inner, down)))
             }
             (None, None) => builder,
         };
@@ -338,40 +339,5 @@ fn run(lib: &Library, shared: &Shared) {
             let _ = futures::executor::block_on(lib.settle());
             let _ = futures::executor::block_on(deliver(lib, shared));
         }));
-    }
-}
-
-/// A payment gateway that fails as unavailable while its switch is on (fault injection).
-struct Switchable {
-    inner: Arc<dyn PaymentGateway>,
-    down: Arc<AtomicBool>,
-}
-
-#[async_trait::async_trait]
-impl PaymentGateway for Switchable {
-    async fn charge(
-        &self,
-        member: &lendkit_core::ids::MemberId,
-        amount: lendkit_core::ids::Points,
-        key: &lendkit_core::ids::RentalId,
-    ) -> Result<lendkit_core::ports::PaymentReceipt, lendkit_core::error::PaymentError> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(lendkit_core::error::PaymentError::Unavailable(
-                "simulated outage".into(),
-            ));
-        }
-        self.inner.charge(member, amount, key).await
-    }
-
-    async fn refund(
-        &self,
-        charge: &lendkit_core::ports::ChargeRef,
-    ) -> Result<(), lendkit_core::error::PaymentError> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(lendkit_core::error::PaymentError::Unavailable(
-                "simulated outage".into(),
-            ));
-        }
-        self.inner.refund(charge).await
     }
 }

@@ -3,12 +3,8 @@
 //! only loads a file, drives the library and compares. Files under `_pending/` show known
 //! bugs in the core and are reported as ignored.
 
-use async_trait::async_trait;
 use lendkit::adapters::{InMemoryEventBus, InMemoryEventStore, ManualClock, RecordingNotifier};
-use lendkit::error::PaymentError;
 use lendkit::event::Envelope;
-use lendkit::ids::{MemberId, Points, RentalId};
-use lendkit::ports::{ChargeRef, PaymentGateway, PaymentReceipt};
 use lendkit::{block_on, Actor, BreakerConfig, Command, CommandId, Library, LibraryBuilder};
 use lendkit::{Outcome, Rules, Timestamp};
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -99,41 +95,6 @@ struct Expect {
     dead_letters: Option<usize>,
 }
 
-/// The points gateway behind a switch: while `down` is set, every call fails as unavailable.
-struct Switchable {
-    inner: Arc<dyn PaymentGateway>,
-    down: Arc<AtomicBool>,
-}
-
-impl Switchable {
-    fn check(&self) -> Result<(), PaymentError> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(PaymentError::Unavailable(
-                "the scenario switched payment off".into(),
-            ));
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl PaymentGateway for Switchable {
-    async fn charge(
-        &self,
-        member: &MemberId,
-        amount: Points,
-        key: &RentalId,
-    ) -> Result<PaymentReceipt, PaymentError> {
-        self.check()?;
-        self.inner.charge(member, amount, key).await
-    }
-
-    async fn refund(&self, charge: &ChargeRef) -> Result<(), PaymentError> {
-        self.check()?;
-        self.inner.refund(charge).await
-    }
-}
-
 /// One scenario's library and the handles the runner keeps on it.
 struct World {
     lib: Library,
@@ -164,7 +125,7 @@ fn build(o: &Options) -> Result<World, String> {
     let (store, bus) = (InMemoryEventStore::new(), InMemoryEventBus::new());
     let mut builder = LibraryBuilder::new(Arc::new(store), Arc::new(bus), Arc::new(clock.clone()))
         .notifier(notices.clone())
-        .wrap_payment(move |inner| Arc::new(Switchable { inner, down }))
+        .wrap_payment(move |inner| Arc::new(lendkit::PaymentSwitch::new(inner, down)))
         .rules(rules)
         .breaker(breaker);
     for (consumer, n) in &o.workers {

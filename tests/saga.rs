@@ -372,7 +372,7 @@ fn a_refund_during_a_payment_outage_waits_and_is_paid_once_payment_is_back() {
                 call_timeout: None,
             })
             .max_attempts(3)
-            .wrap_payment(move |inner| Arc::new(Switch { inner, down: flag }))
+            .wrap_payment(move |inner| Arc::new(lendkit::PaymentSwitch::new(inner, flag)))
             .build(),
     )
     .unwrap();
@@ -411,33 +411,6 @@ fn a_refund_during_a_payment_outage_waits_and_is_paid_once_payment_is_back() {
     );
     assert_eq!(count(&all_events(&lib), "PointsRefunded"), 1);
     check_invariants(&lib);
-}
-
-/// Delegates to the real gateway unless switched off.
-struct Switch {
-    inner: Arc<dyn PaymentGateway>,
-    down: Arc<AtomicBool>,
-}
-
-#[async_trait]
-impl PaymentGateway for Switch {
-    async fn charge(
-        &self,
-        m: &MemberId,
-        a: Points,
-        k: &RentalId,
-    ) -> Result<PaymentReceipt, PaymentError> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(PaymentError::Unavailable("switched off".into()));
-        }
-        self.inner.charge(m, a, k).await
-    }
-    async fn refund(&self, c: &ChargeRef) -> Result<(), PaymentError> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(PaymentError::Unavailable("switched off".into()));
-        }
-        self.inner.refund(c).await
-    }
 }
 
 #[test]
