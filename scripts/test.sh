@@ -20,8 +20,11 @@ else
   echo "clippy is not installed on this machine; skipping the lint check"
 fi
 
-step "cargo test (unit, store contract, saga, properties, scenarios, doctests)"
+step "cargo test (unit, store contract, saga, properties, crash, CLI, scenarios, doctests)"
 cargo test --all-features
+
+step "cargo doc: the manual builds without a broken link"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p lendkit-core -p lendkit-adapters -p lendkit
 
 step "Python package: build the wheel with maturin into a venv, run pytest (scenarios and Python-only tests)"
 bash bindings/python/test.sh

@@ -1,4 +1,4 @@
-//! The synchronous payment step: the circuit breaker around the [`PaymentGateway`] port, and
+//! The synchronous payment step: the circuit breaker around the [`PaymentGateway`](crate::ports::PaymentGateway) port, and
 //! the default gateway that pays with the member's [`PointAccount`](crate::points::PointAccount).
 //!
 //! The breaker is closed while the gateway works. After `failure_threshold` consecutive

@@ -60,6 +60,7 @@ test('npm pack yields a package an empty project installs from the tarball, then
       "import { Library, Librarian, ErrorCode } from 'lendkit'\n" +
         'const lib = await Library.inMemory()\n' +
         "await lib.registerBook({ bookId: 'b', title: 'T', copies: 1, fee: 1 }, Librarian('l'))\n" +
+        'await lib.settle()\n' +
         "console.log((await lib.bookList()).length, ErrorCode.STORAGE)\n" +
         'await lib.close()\n',
     )
