@@ -1,0 +1,243 @@
+//! Configuring and opening a library.
+
+use super::*;
+
+/// A notifier that drops every notice (the default when the host gives none).
+pub(super) struct NoNotices;
+
+#[async_trait]
+impl Notifier for NoNotices {
+    async fn send(&self, _: &Notice) -> Result<(), crate::error::NotifyError> {
+        Ok(())
+    }
+}
+
+/// A function that wraps the default gateway in another.
+type GatewayWrapper = Box<dyn FnOnce(Arc<dyn PaymentGateway>) -> Arc<dyn PaymentGateway> + Send>;
+
+enum PaymentChoice {
+    Points,
+    Custom(Arc<dyn PaymentGateway>),
+    Wrapped(GatewayWrapper),
+}
+
+/// Configures and opens a [`Library`] on a store, a bus and a clock.
+pub struct LibraryBuilder {
+    store: Arc<dyn EventStore>,
+    bus: Arc<dyn EventBus>,
+    clock: Arc<dyn Clock>,
+    notifier: Arc<dyn Notifier>,
+    payment: PaymentChoice,
+    rules: Rules,
+    breaker: BreakerConfig,
+    workers: HashMap<String, u32>,
+    max_attempts: u32,
+    retry_backoff: std::time::Duration,
+    on_commit: Option<CommitHook>,
+}
+
+impl LibraryBuilder {
+    /// A builder with the default rules, the points gateway, no notices and a default breaker.
+    pub fn new(store: Arc<dyn EventStore>, bus: Arc<dyn EventBus>, clock: Arc<dyn Clock>) -> Self {
+        LibraryBuilder {
+            store,
+            bus,
+            clock,
+            notifier: Arc::new(NoNotices),
+            payment: PaymentChoice::Points,
+            rules: Rules::default(),
+            breaker: BreakerConfig::default(),
+            workers: HashMap::new(),
+            max_attempts: 5,
+            retry_backoff: std::time::Duration::from_secs(1),
+            on_commit: None,
+        }
+    }
+
+    /// The wait before a failing event is tried again; it doubles with each failure (default 1 s, at most 5 min).
+    pub fn retry_backoff(mut self, backoff: std::time::Duration) -> Self {
+        self.retry_backoff = backoff;
+        self
+    }
+
+    /// Calls `hook` whenever newly committed events have been handed to the bus, so a
+    /// background runner can wake up and [`settle`](Library::settle). Keep it quick.
+    pub fn on_commit(mut self, hook: CommitHook) -> Self {
+        self.on_commit = Some(hook);
+        self
+    }
+
+    /// Sends notices through `notifier`.
+    pub fn notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    /// Takes payment through `gateway` instead of the members' point accounts.
+    pub fn payment(mut self, gateway: Arc<dyn PaymentGateway>) -> Self {
+        self.payment = PaymentChoice::Custom(gateway);
+        self
+    }
+
+    /// Wraps the default points gateway (to add logging, or to simulate outages in tests).
+    pub fn wrap_payment(
+        mut self,
+        wrap: impl FnOnce(Arc<dyn PaymentGateway>) -> Arc<dyn PaymentGateway> + Send + 'static,
+    ) -> Self {
+        self.payment = PaymentChoice::Wrapped(Box::new(wrap));
+        self
+    }
+
+    /// The library's rules (welcome points, loan length, renewals).
+    pub fn rules(mut self, rules: Rules) -> Self {
+        self.rules = rules;
+        self
+    }
+
+    /// The circuit breaker's thresholds.
+    pub fn breaker(mut self, config: BreakerConfig) -> Self {
+        self.breaker = config;
+        self
+    }
+
+    /// Runs the policy `consumer` with `workers` workers (1 to 64) sharing its events (by stream). Views always run with one.
+    pub fn workers(mut self, consumer: &str, workers: u32) -> Self {
+        self.workers.insert(consumer.to_owned(), workers);
+        self
+    }
+
+    /// How many times a consumer tries an event before moving it to the dead letters (at least 1).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Opens the library: registers every consumer with the bus, loads the policies' checkpoints,
+    /// and relays the log from the oldest checkpoint so consumers that were behind catch up.
+    pub async fn build(self) -> Result<Library> {
+        for (name, n) in &self.workers {
+            if !(1..=MAX_WORKERS).contains(n) {
+                return Err(Error::InvalidInput(format!(
+                    "policy {name:?} asks for {n} workers; between 1 and {MAX_WORKERS} are allowed"
+                )));
+            }
+            if Policy::named(name).is_none() {
+                return Err(Error::InvalidInput(format!(
+                    "no policy named {name:?}; policies are {}",
+                    policy_names()
+                )));
+            }
+        }
+        let engine = Arc::new(Engine {
+            store: self.store,
+            bus: self.bus,
+            clock: self.clock,
+            rules: self.rules,
+            relayed: futures::lock::Mutex::new(0),
+            relayed_at: std::sync::atomic::AtomicU64::new(0),
+            recent: Mutex::new(std::collections::BTreeMap::new()),
+            on_commit: self.on_commit,
+            states: Mutex::new(HashMap::new()),
+        });
+        let gateway: Arc<dyn PaymentGateway> = match self.payment {
+            PaymentChoice::Points => Arc::new(PointsGateway {
+                engine: Arc::clone(&engine),
+            }),
+            PaymentChoice::Custom(g) => g,
+            PaymentChoice::Wrapped(wrap) => wrap(Arc::new(PointsGateway {
+                engine: Arc::clone(&engine),
+            })),
+        };
+        let mut kinds: Vec<(&'static str, Kind, u32)> = POLICIES
+            .iter()
+            .map(|p| {
+                (
+                    p.name,
+                    Kind::Policy(p),
+                    self.workers.get(p.name).copied().unwrap_or(1),
+                )
+            })
+            .collect();
+        kinds.push((BookList::NAME, Kind::BookList, 1));
+        kinds.push((MemberPages::NAME, Kind::MemberPages, 1));
+        let mut consumers = Vec::new();
+        // The views are rebuilt straight from the log (not through the bus), so opening a long
+        // log does not queue every event for every consumer.
+        let (book_list, member_pages) = fold_views(engine.store.as_ref()).await?;
+        let views_at = book_list.position();
+        let mut oldest = u64::MAX;
+        for (name, kind, n) in kinds {
+            engine
+                .bus
+                .join(name, n)
+                .await
+                .map_err(|e| Error::Storage(StoreError::Backend(e.to_string())))?;
+            let mut c = Consumer {
+                name,
+                kind,
+                workers: Vec::with_capacity(n as usize),
+                count: n as usize,
+                paused: AtomicBool::new(false),
+            };
+            for w in 0..n as usize {
+                let checkpoint = if c.durable() {
+                    engine
+                        .store
+                        .checkpoint(&c.checkpoint_key(w))
+                        .await?
+                        .unwrap_or(0)
+                } else {
+                    views_at
+                };
+                oldest = oldest.min(checkpoint);
+                c.workers.push(futures::lock::Mutex::new(Worker {
+                    checkpoint,
+                    attempts: 0,
+                    outages: 0,
+                    retry_at: None,
+                }));
+            }
+            consumers.push(c);
+        }
+        let start = if oldest == u64::MAX { 0 } else { oldest };
+        *engine.relayed.lock().await = start;
+        engine.relayed_at.store(start, Ordering::SeqCst);
+        engine.relay().await?;
+        Ok(Library {
+            engine,
+            gateway,
+            breaker: CircuitBreaker::new(self.breaker),
+            notifier: self.notifier,
+            consumers,
+            book_list: Mutex::new(book_list),
+            member_pages: Mutex::new(member_pages),
+            max_attempts: self.max_attempts,
+            retry_backoff: self.retry_backoff,
+        })
+    }
+}
+
+/// Both views folded from the whole log, read in batches.
+pub(super) async fn fold_views(store: &dyn EventStore) -> Result<(BookList, MemberPages)> {
+    let mut book_list = BookList::default();
+    let mut pages = MemberPages::default();
+    let mut after = 0;
+    loop {
+        let batch = store.read_all(after, 4096).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.position;
+        for e in &batch {
+            book_list.apply(e);
+            pages.apply(e);
+        }
+    }
+    Ok((book_list, pages))
+}
+
+fn policy_names() -> String {
+    POLICIES
+        .iter()
+        .map(|p| p.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,381 @@
+//! The consumers: policies and views reading the bus, with checkpoints, retries, back-off and dead letters.
+
+use super::*;
+
+/// What a consumer is.
+#[derive(Clone, Copy)]
+pub(super) enum Kind {
+    Policy(&'static Policy),
+    BookList,
+    MemberPages,
+}
+
+pub(super) struct Worker {
+    pub(super) checkpoint: u64,
+    /// Failed tries of the event after the checkpoint.
+    pub(super) attempts: u32,
+    /// Tries of that event that met a payment outage (these wait, but never dead-letter it).
+    pub(super) outages: u32,
+    /// Not before this time is that event tried again.
+    pub(super) retry_at: Option<crate::ids::Timestamp>,
+}
+
+/// Why a consumer could not handle an event.
+pub(super) struct Failure {
+    pub(super) message: String,
+    /// Set when the call was refused without being made (the breaker is open): wait this long, and do not count it as an attempt.
+    pub(super) wait: Option<std::time::Duration>,
+    /// A payment outage: wait and retry, but never give up on it (money is owed).
+    pub(super) outage: bool,
+}
+
+pub(super) struct Consumer {
+    pub(super) name: &'static str,
+    pub(super) kind: Kind,
+    pub(super) workers: Vec<futures::lock::Mutex<Worker>>,
+    /// How many workers the consumer runs with.
+    pub(super) count: usize,
+    pub(super) paused: AtomicBool,
+}
+
+impl Consumer {
+    /// Policies keep durable checkpoints; views are rebuilt from the log when a library opens.
+    pub(super) fn durable(&self) -> bool {
+        matches!(self.kind, Kind::Policy(_))
+    }
+    /// The durable name of one worker's checkpoint: `catalog/3#1` is worker 1 of 3. (The
+    /// count is part of the name: with another count, streams fall to other workers.)
+    pub(super) fn checkpoint_key(&self, worker: usize) -> String {
+        format!("{}/{}#{worker}", self.name, self.count)
+    }
+}
+
+/// A consumer's progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerStatus {
+    /// Its name (`catalog`, `book_list`, …).
+    pub name: String,
+    /// Whether it is paused.
+    pub paused: bool,
+    /// How many workers share its events.
+    pub workers: u32,
+    /// The lowest position all its workers have handled up to.
+    pub checkpoint: u64,
+}
+
+impl Library {
+    pub(super) fn consumer(&self, name: &str) -> Result<&Consumer> {
+        self.consumers
+            .iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| {
+                let names: Vec<_> = self.consumers.iter().map(|c| c.name).collect();
+                Error::InvalidInput(format!(
+                    "no consumer named {name:?}; consumers are {}",
+                    names.join(", ")
+                ))
+            })
+    }
+
+    /// Stops a consumer (`catalog`, `rentals`, `payments`, `deliveries`, `notices`, `book_list`,
+    /// `member_page`): its events wait, everything else goes on. Used to show fault isolation.
+    pub fn pause(&self, consumer: &str) -> Result<()> {
+        self.consumer(consumer)?
+            .paused
+            .store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Lets a paused consumer go on; it catches up at the next [`settle`](Library::settle).
+    pub fn resume(&self, consumer: &str) -> Result<()> {
+        self.consumer(consumer)?
+            .paused
+            .store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Every consumer's progress.
+    pub async fn consumers(&self) -> Vec<ConsumerStatus> {
+        let mut out = Vec::new();
+        for c in &self.consumers {
+            let mut checkpoint = u64::MAX;
+            for w in &c.workers {
+                checkpoint = checkpoint.min(w.lock().await.checkpoint);
+            }
+            out.push(ConsumerStatus {
+                name: c.name.to_owned(),
+                paused: c.paused.load(Ordering::SeqCst),
+                workers: u32::try_from(c.workers.len()).unwrap_or(u32::MAX),
+                checkpoint: if checkpoint == u64::MAX {
+                    0
+                } else {
+                    checkpoint
+                },
+            });
+        }
+        out
+    }
+
+    /// Runs every consumer that is not paused until none has anything left that it can do
+    /// now: policies react, views catch up. An event whose handling fails waits — the retry
+    /// delay doubles from `retry_backoff`, or lasts until the payment circuit lets calls through
+    /// again — and after `max_attempts` real failures it moves to the dead letters. So `settle`
+    /// always returns; a later call (or the background runner) picks the waiting events up
+    /// once their time has come.
+    pub async fn settle(&self) -> Result<()> {
+        loop {
+            self.engine.relay().await?;
+            if !self.run_pending().await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// One pass over every unpaused consumer's pending events. True if anything was handled or tried.
+    pub async fn run_pending(&self) -> Result<bool> {
+        let mut worked = false;
+        for c in &self.consumers {
+            if c.paused.load(Ordering::SeqCst) {
+                continue;
+            }
+            for (w, worker) in c.workers.iter().enumerate() {
+                worked |= self.run_worker(c, w, &mut *worker.lock().await).await?;
+            }
+        }
+        Ok(worked)
+    }
+
+    async fn run_worker(&self, c: &Consumer, w: usize, state: &mut Worker) -> Result<bool> {
+        let bus_err =
+            |e: crate::error::BusError| Error::Storage(StoreError::Backend(e.to_string()));
+        let now = self.engine.clock.now();
+        if state.retry_at.is_some_and(|at| now < at) {
+            return Ok(false);
+        }
+        let worker = u32::try_from(w).unwrap_or(u32::MAX);
+        let batch = self
+            .engine
+            .bus
+            .receive(c.name, worker, BATCH)
+            .await
+            .map_err(bus_err)?;
+        let start = state.checkpoint;
+        // Events the checkpoint already covers (redelivered after a restart) are only acknowledged.
+        let mut progressed = batch.iter().any(|e| e.position <= start);
+        for e in batch.iter().filter(|e| e.position > start) {
+            match self.handle(c.kind, e).await {
+                Ok(()) => {
+                    state.checkpoint = e.position;
+                    state.attempts = 0;
+                    state.outages = 0;
+                    state.retry_at = None;
+                    progressed = true;
+                }
+                Err(Failure {
+                    wait: Some(wait), ..
+                }) => {
+                    state.retry_at =
+                        Some(now.plus_ms(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX)));
+                    break;
+                }
+                Err(Failure { outage: true, .. }) => {
+                    state.outages += 1;
+                    let backoff = self
+                        .retry_backoff
+                        .saturating_mul(1 << (state.outages - 1).min(16))
+                        .min(MAX_BACKOFF);
+                    state.retry_at =
+                        Some(now.plus_ms(i64::try_from(backoff.as_millis()).unwrap_or(i64::MAX)));
+                    break;
+                }
+                Err(Failure { message, .. }) => {
+                    state.attempts += 1;
+                    if state.attempts < self.max_attempts {
+                        let backoff = self
+                            .retry_backoff
+                            .saturating_mul(1 << (state.attempts - 1).min(16))
+                            .min(MAX_BACKOFF);
+                        state.retry_at = Some(
+                            now.plus_ms(i64::try_from(backoff.as_millis()).unwrap_or(i64::MAX)),
+                        );
+                        break;
+                    }
+                    self.engine
+                        .store
+                        .add_dead_letter(DeadLetter {
+                            id: format!("{}@{}", c.name, e.position),
+                            consumer: c.name.to_owned(),
+                            position: e.position,
+                            event_id: e.event_id.clone(),
+                            event_type: e.type_name().to_owned(),
+                            error: message,
+                            attempts: state.attempts,
+                        })
+                        .await?;
+                    state.checkpoint = e.position;
+                    state.attempts = 0;
+                    state.outages = 0;
+                    state.retry_at = None;
+                    progressed = true;
+                }
+            }
+        }
+        if state.checkpoint != start && c.durable() {
+            self.engine
+                .store
+                .save_checkpoint(&c.checkpoint_key(w), state.checkpoint)
+                .await?;
+        }
+        self.engine
+            .bus
+            .ack(c.name, worker, state.checkpoint)
+            .await
+            .map_err(bus_err)?;
+        Ok(progressed)
+    }
+
+    /// Hands one event to one consumer. Rejections by the rules are expected outcomes of races
+    /// the saga already resolved (a confirmation arriving after a cancellation) and count as handled.
+    async fn handle(&self, kind: Kind, e: &Envelope) -> std::result::Result<(), Failure> {
+        match kind {
+            Kind::BookList => {
+                self.book_list
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .apply(e);
+                Ok(())
+            }
+            Kind::MemberPages => {
+                self.member_pages
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .apply(e);
+                Ok(())
+            }
+            Kind::Policy(policy) => {
+                for (i, reaction) in policy.react(e).into_iter().enumerate() {
+                    let meta = Meta {
+                        actor: Actor::System,
+                        command_id: CommandId(format!("{}:{i}:{}", policy.name, e.event_id)),
+                        correlation_id: e.correlation_id.clone(),
+                        causation_id: e.event_id.clone(),
+                    };
+                    match self.react(reaction, &meta).await {
+                        Ok(()) => {}
+                        Err(err) if err.is_rejection() => {}
+                        Err(Error::PaymentUnavailable { retry_after }) => {
+                            return Err(Failure {
+                                message: format!(
+                                    "{}: payments unavailable",
+                                    ErrorCode::PaymentUnavailable
+                                ),
+                                wait: Some(retry_after),
+                                outage: true,
+                            })
+                        }
+                        Err(err) => {
+                            let outage =
+                                matches!(err, Error::Payment(PaymentError::Unavailable(_)));
+                            return Err(Failure {
+                                message: format!("{}: {err}", err.code()),
+                                wait: None,
+                                outage,
+                            });
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn react(&self, reaction: Reaction, meta: &Meta) -> Result<()> {
+        let engine = &self.engine;
+        match reaction {
+            Reaction::Book(cmd) => {
+                let stream = StreamId::new(StreamKind::Book, cmd.book().as_str());
+                engine
+                    .execute::<Book>(&stream, meta, None, |_| cmd.clone())
+                    .await
+                    .map(drop)
+            }
+            Reaction::Rental(RentalCommand::CancelRental { rental, reason, .. }) => {
+                self.cancel_rental(&rental, reason, meta).await.map(drop)
+            }
+            Reaction::Rental(cmd) => {
+                let stream = StreamId::new(StreamKind::Rental, cmd.rental().as_str());
+                engine
+                    .execute::<Rental>(&stream, meta, None, |_| cmd.clone())
+                    .await
+                    .map(drop)
+            }
+            Reaction::Delivery(cmd) => {
+                let rental = match &cmd {
+                    DeliveryCommand::StartDelivery { rental, .. }
+                    | DeliveryCommand::MarkDelivered { rental, .. }
+                    | DeliveryCommand::CancelDelivery { rental } => rental,
+                };
+                let stream = StreamId::new(StreamKind::Delivery, rental.as_str());
+                engine
+                    .execute::<Delivery>(&stream, meta, None, |_| cmd.clone())
+                    .await
+                    .map(drop)
+            }
+            Reaction::Refund(charge) => {
+                self.call_gateway(self.gateway.refund(&charge)).await?;
+                let stream = StreamId::new(StreamKind::Rental, charge.key.as_str());
+                let cmd = RentalCommand::RecordRefund {
+                    rental: charge.key.clone(),
+                };
+                engine
+                    .execute::<Rental>(&stream, meta, None, |_| cmd.clone())
+                    .await
+                    .map(drop)
+            }
+            Reaction::Notify(notice) => self
+                .notifier
+                .send(&notice)
+                .await
+                .map_err(|e| Error::Storage(StoreError::Backend(e.to_string()))),
+        }
+    }
+
+    /// Hands the stored event at `position` to `consumer` once more, as an at-least-once bus may
+    /// do. Policies are idempotent and views ignore what they have seen, so nothing changes twice.
+    pub async fn redeliver(&self, consumer: &str, position: u64) -> Result<()> {
+        let c = self.consumer(consumer)?;
+        let e = self.event_at(position).await?;
+        self.handle(c.kind, &e)
+            .await
+            .map_err(|f| Error::Storage(StoreError::Backend(f.message)))
+    }
+
+    async fn event_at(&self, position: u64) -> Result<Envelope> {
+        let found = self
+            .engine
+            .store
+            .read_all(position.saturating_sub(1), 1)
+            .await?;
+        found
+            .into_iter()
+            .find(|e| e.position == position)
+            .ok_or_else(|| Error::InvalidInput(format!("no event at position {position}")))
+    }
+
+    /// Events consumers gave up on, oldest first.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
+        Ok(self.engine.store.dead_letters().await?)
+    }
+
+    /// Hands a dead letter's event to its consumer again; on success it leaves the list.
+    pub async fn replay_dead_letter(&self, id: &str) -> Result<()> {
+        let letters = self.engine.store.dead_letters().await?;
+        let letter = letters
+            .into_iter()
+            .find(|l| l.id == id)
+            .ok_or_else(|| Error::not_found(ErrorCode::DeadLetterNotFound, "dead letter", id))?;
+        self.redeliver(&letter.consumer, letter.position).await?;
+        self.engine.store.remove_dead_letter(id).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,229 @@
+//! The engine: loads aggregates (kept folded in memory), decides, appends, and relays what was committed to the bus.
+
+use super::*;
+
+/// The store, the clock and the relay to the bus: what the library and the default gateway share.
+pub(crate) struct Engine {
+    pub(super) store: Arc<dyn EventStore>,
+    pub(super) bus: Arc<dyn EventBus>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) rules: Rules,
+    /// The last position handed to the bus.
+    pub(super) relayed: futures::lock::Mutex<u64>,
+    /// The same, readable without waiting.
+    pub(super) relayed_at: std::sync::atomic::AtomicU64,
+    /// Events this process stored and has not relayed yet, by position.
+    pub(super) recent: Mutex<std::collections::BTreeMap<u64, Arc<Envelope>>>,
+    /// Called after new events were handed to the bus (a background runner wakes up on it).
+    pub(super) on_commit: Option<CommitHook>,
+    /// Folded aggregates by stream, with the version they are folded to. Loading reads only
+    /// the newer events, so a long stream costs no more to load than a short one.
+    pub(super) states: Mutex<StateCache>,
+}
+
+/// Folded aggregates by stream: (version, state).
+type StateCache = HashMap<StreamId, (u64, Box<dyn std::any::Any + Send + Sync>)>;
+
+/// Streams whose folded state is kept in memory at most; past it the cache starts over.
+const STATE_CACHE: usize = 200_000;
+
+/// A function called after newly committed events were handed to the bus.
+pub type CommitHook = Arc<dyn Fn() + Send + Sync>;
+
+impl Engine {
+    /// The aggregate in `stream`, folded to its newest version. The folded state is taken out of
+    /// the cache (so no copy is made) and only events newer than it are read; give it back with
+    /// [`keep`](Engine::keep) once done. (A concurrent loader of the same stream meanwhile folds
+    /// from the start: slower, equally correct.)
+    pub(super) async fn load<A: Aggregate>(&self, stream: &StreamId) -> Result<(A, u64)> {
+        let cached = self
+            .states
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(stream)
+            .and_then(|(v, any)| any.downcast::<A>().ok().map(|a| (*a, v)));
+        let (mut state, mut version) = cached.unwrap_or_default();
+        for e in self.store.read_stream_from(stream, version).await? {
+            if let Some(own) = A::own_event(&e.event) {
+                state.apply(own);
+            }
+            version = e.version;
+        }
+        Ok((state, version))
+    }
+
+    /// Puts a folded aggregate back in the cache, unless a newer fold is already there.
+    pub(super) fn keep<A: Aggregate>(&self, stream: &StreamId, state: A, version: u64) {
+        let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        if states.len() >= STATE_CACHE {
+            states.clear();
+        }
+        if !matches!(states.get(stream), Some((v, _)) if *v >= version) {
+            states.insert(stream.clone(), (version, Box::new(state)));
+        }
+    }
+
+    pub(super) fn context(&self, meta: &Meta) -> Context {
+        Context {
+            actor: meta.actor.clone(),
+            now: self.clock.now(),
+            command_id: meta.command_id.clone(),
+            rules: self.rules.clone(),
+        }
+    }
+
+    pub(super) fn envelopes(
+        stream: &StreamId,
+        version: u64,
+        meta: &Meta,
+        ctx: &Context,
+        events: Vec<Event>,
+    ) -> Vec<Envelope> {
+        events
+            .into_iter()
+            .zip(version + 1..)
+            .map(|(event, v)| Envelope {
+                event_id: Envelope::id_for(stream, v),
+                stream: stream.clone(),
+                version: v,
+                position: 0,
+                occurred_at: ctx.now,
+                correlation_id: meta.correlation_id.clone(),
+                causation_id: meta.causation_id.clone(),
+                command_id: meta.command_id.clone(),
+                actor: meta.actor.clone(),
+                event,
+            })
+            .collect()
+    }
+
+    /// Decides `command` on the aggregate in `stream` and stores the result. `guard` names another
+    /// stream the decision reads (its events are passed to `command`); its version is checked in
+    /// the same append. Re-sent command ids return the original events.
+    pub(super) async fn execute<A: Aggregate>(
+        &self,
+        stream: &StreamId,
+        meta: &Meta,
+        guard: Option<&StreamId>,
+        command: impl Fn(&[Envelope]) -> A::Command,
+    ) -> Result<Vec<Envelope>> {
+        let mut attempt = 0;
+        loop {
+            if let Some(done) = self.store.command_events(stream, &meta.command_id).await? {
+                return Ok(done);
+            }
+            let (mut state, version) = self.load::<A>(stream).await?;
+            let (guard_events, guard_version) = match guard {
+                Some(g) => {
+                    let events = self.store.read_stream(g).await?;
+                    let v = events.last().map_or(0, |e| e.version);
+                    (events, v)
+                }
+                None => (Vec::new(), 0),
+            };
+            let ctx = self.context(meta);
+            let decided = match state.decide(&command(&guard_events), &ctx) {
+                Ok(decided) => decided,
+                Err(e) => {
+                    self.keep(stream, state, version);
+                    return Err(e.into());
+                }
+            };
+            if decided.is_empty() {
+                self.keep(stream, state, version);
+                return Ok(Vec::new());
+            }
+            for e in &decided {
+                state.apply(e);
+            }
+            let new_version = version + decided.len() as u64;
+            let events = decided.into_iter().map(Into::into).collect();
+            let mut appends = vec![StreamAppend {
+                stream: stream.clone(),
+                expected_version: version,
+                command_id: meta.command_id.clone(),
+                events: Self::envelopes(stream, version, meta, &ctx, events),
+            }];
+            if let Some(g) = guard {
+                appends.push(StreamAppend {
+                    stream: g.clone(),
+                    expected_version: guard_version,
+                    command_id: meta.command_id.clone(),
+                    events: vec![],
+                });
+            }
+            match self.store.append(appends).await {
+                Ok(stored) => {
+                    self.keep(stream, state, new_version);
+                    self.relay_stored(&stored).await;
+                    return Ok(stored);
+                }
+                Err(StoreError::Conflict { .. }) if attempt + 1 < MAX_CONFLICT_RETRIES => {
+                    attempt += 1
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Hands every committed event not yet relayed to the bus, in position order.
+    pub(super) async fn relay(&self) -> Result<()> {
+        let mut relayed = self.relayed.lock().await;
+        loop {
+            // What this process just appended is relayed from memory; anything else (a gap left
+            // by a writer that has not noted its events yet, or what was stored before this
+            // library opened) is read back from the store.
+            let remembered = {
+                let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+                while let Some(entry) = recent.first_entry() {
+                    if *entry.key() > *relayed {
+                        break;
+                    }
+                    entry.remove();
+                }
+                let mut batch = Vec::new();
+                while let Some(e) = recent.remove(&(*relayed + 1 + batch.len() as u64)) {
+                    batch.push(e);
+                    if batch.len() >= BATCH {
+                        break;
+                    }
+                }
+                batch
+            };
+            let batch: Vec<Arc<Envelope>> = if remembered.is_empty() {
+                self.store
+                    .read_all(*relayed, BATCH)
+                    .await?
+                    .into_iter()
+                    .map(Arc::new)
+                    .collect()
+            } else {
+                remembered
+            };
+            let Some(last) = batch.last().map(|e| e.position) else {
+                return Ok(());
+            };
+            self.bus
+                .publish(&batch)
+                .await
+                .map_err(|e| Error::Storage(StoreError::Backend(e.to_string())))?;
+            *relayed = last;
+            self.relayed_at.store(last, Ordering::SeqCst);
+            if let Some(hook) = &self.on_commit {
+                hook();
+            }
+        }
+    }
+
+    /// Notes freshly stored events and relays. The events are stored either way, so a failing
+    /// bus must not turn the command into an error; the next [`Library::settle`] relays again.
+    pub(super) async fn relay_stored(&self, stored: &[Envelope]) {
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+            for e in stored {
+                recent.insert(e.position, Arc::new(e.clone()));
+            }
+        }
+        let _ = self.relay().await;
+    }
+}

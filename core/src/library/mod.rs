@@ -1,0 +1,403 @@
+//! The application service: runs commands, takes payment, and drives the consumers (policies and views).
+//!
+//! ## The flow of a command
+//! 1. [`Command::validate`] checks the input.
+//! 2. If the target stream already applied this command id, the original events are returned.
+//! 3. The target aggregate (and, for a cancellation or a delivery, the other side's stream) is
+//!    loaded from the store and the aggregate decides, purely.
+//! 4. For `reserve_book` only: the fee is charged through the [`PaymentGateway`], behind the
+//!    [`CircuitBreaker`]; no payment, no rental. If storing then fails, the charge is refunded.
+//! 5. The events are appended with the version the decision was made on (and a version guard
+//!    on any other stream it read); on a conflict the command is decided again on fresh state.
+//! 6. Committed events are relayed, in position order, to the [`EventBus`].
+//!
+//! Consumers — the [`policies`](crate::policies) and the [`views`](crate::views) — run when
+//! [`Library::settle`] (or [`Library::run_pending`]) is called: the core has no threads. The
+//! `lendkit` facade crate can drive them in the background.
+
+use crate::aggregate::{Aggregate, Context, Rules};
+use crate::catalog::Book;
+use crate::command::{Command, Outcome};
+use crate::deliveries::{Delivery, DeliveryCommand, DeliveryStatus};
+use crate::error::{Error, ErrorCode, PaymentError, Result, StoreError};
+use crate::event::{Envelope, Event};
+use crate::ids::{Actor, BookId, CommandId, MemberId, Points, RentalId, StreamId, StreamKind};
+use crate::members::{Member, MemberCommand};
+use crate::payment::{BreakerConfig, BreakerState, CircuitBreaker};
+use crate::points::{PointAccount, PointsCommand};
+use crate::policies::{Policy, Reaction, POLICIES};
+use crate::ports::{
+    ChargeRef, Clock, DeadLetter, EventBus, EventStore, Notice, Notifier, PaymentGateway,
+    PaymentReceipt, StreamAppend,
+};
+use crate::rentals::{Rental, RentalCommand, RentalError, RentalStatus};
+use crate::views::{BookList, BookRow, MemberPage, MemberPages, View};
+use async_trait::async_trait;
+use futures::future::{select, Either};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// How many times a command is re-decided after losing a version race before `CONFLICT` is returned.
+const MAX_CONFLICT_RETRIES: u32 = 16;
+/// How many events a consumer takes from the bus at a time.
+const BATCH: usize = 256;
+/// The most workers one policy may run with.
+const MAX_WORKERS: u32 = 64;
+/// The longest wait between two tries of a failing event.
+const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Who, under which id, about which case, because of what.
+#[derive(Debug, Clone)]
+struct Meta {
+    actor: Actor,
+    command_id: CommandId,
+    correlation_id: String,
+    causation_id: String,
+}
+
+mod builder;
+mod consumers;
+mod engine;
+mod payment;
+mod queries;
+
+use builder::fold_views;
+pub use builder::LibraryBuilder;
+pub use consumers::ConsumerStatus;
+use consumers::{Consumer, Kind, Worker};
+pub use engine::CommitHook;
+use engine::Engine;
+use payment::PointsGateway;
+
+/// A lending library: the rules, running on the ports it was built with.
+///
+/// Every command returns the events it stored or a typed [`Error`]; nothing partial is ever
+/// stored. Reactions (copy allocation, confirmation, refunds, deliveries, notices) and the
+/// views follow when [`settle`](Library::settle) runs the consumers.
+pub struct Library {
+    engine: Arc<Engine>,
+    gateway: Arc<dyn PaymentGateway>,
+    breaker: CircuitBreaker,
+    notifier: Arc<dyn Notifier>,
+    consumers: Vec<Consumer>,
+    book_list: Mutex<BookList>,
+    member_pages: Mutex<MemberPages>,
+    max_attempts: u32,
+    retry_backoff: std::time::Duration,
+}
+
+impl Library {
+    /// Starts configuring a library.
+    pub fn builder(
+        store: Arc<dyn EventStore>,
+        bus: Arc<dyn EventBus>,
+        clock: Arc<dyn Clock>,
+    ) -> LibraryBuilder {
+        LibraryBuilder::new(store, bus, clock)
+    }
+
+    /// The rules this library runs with.
+    pub fn rules(&self) -> &Rules {
+        &self.engine.rules
+    }
+
+    /// Runs a command as `actor` under a fresh command id.
+    pub async fn execute(&self, command: Command, actor: &Actor) -> Result<Outcome> {
+        self.execute_with_id(command, actor, None).await
+    }
+
+    /// Runs a command as `actor`. A `command_id` that the target stream already applied returns
+    /// the original events and changes nothing: that is what makes a retry after a timeout safe.
+    pub async fn execute_with_id(
+        &self,
+        command: Command,
+        actor: &Actor,
+        command_id: Option<CommandId>,
+    ) -> Result<Outcome> {
+        command.validate()?;
+        if let Some(id) = &command_id {
+            crate::ids::validate_id("command_id", id.as_str()).map_err(Error::InvalidInput)?;
+        }
+        let command_id = command_id.unwrap_or_else(CommandId::generate);
+        let meta = |correlation: &str| Meta {
+            actor: actor.clone(),
+            command_id: command_id.clone(),
+            correlation_id: correlation.to_owned(),
+            causation_id: command_id.to_string(),
+        };
+        let outcome = |rental_id: Option<RentalId>, events: Vec<Envelope>| Outcome {
+            command_id: command_id.clone(),
+            rental_id,
+            events,
+        };
+        match command {
+            Command::RegisterBook {
+                book_id,
+                title,
+                author,
+                copies,
+                fee,
+            } => {
+                let stream = StreamId::new(StreamKind::Book, &book_id);
+                let cmd = crate::catalog::BookCommand::RegisterBook {
+                    book: BookId(book_id.clone()),
+                    title,
+                    author,
+                    copies,
+                    fee: Points(fee),
+                };
+                let events = self
+                    .engine
+                    .execute::<Book>(&stream, &meta(&book_id), None, |_| cmd.clone())
+                    .await?;
+                Ok(outcome(None, events))
+            }
+            Command::AddCopies { book_id, copies } => {
+                let stream = StreamId::new(StreamKind::Book, &book_id);
+                let cmd = crate::catalog::BookCommand::AddCopies {
+                    book: BookId(book_id.clone()),
+                    copies,
+                };
+                let events = self
+                    .engine
+                    .execute::<Book>(&stream, &meta(&book_id), None, |_| cmd.clone())
+                    .await?;
+                Ok(outcome(None, events))
+            }
+            Command::JoinMember {
+                member_id,
+                name,
+                contact,
+            } => {
+                let events = self
+                    .join_member(
+                        MemberId(member_id.clone()),
+                        name,
+                        contact,
+                        &meta(&member_id),
+                    )
+                    .await?;
+                Ok(outcome(None, events))
+            }
+            Command::TopUp { member_id, points } => {
+                let stream = StreamId::new(StreamKind::Account, &member_id);
+                let cmd = PointsCommand::TopUp {
+                    member: MemberId(member_id.clone()),
+                    points: Points(points),
+                };
+                let events = self
+                    .engine
+                    .execute::<PointAccount>(&stream, &meta(&member_id), None, |_| cmd.clone())
+                    .await?;
+                Ok(outcome(None, events))
+            }
+            Command::ReserveBook {
+                book_id,
+                member_id,
+                rental_id,
+                delivery_address,
+            } => {
+                let rental = rental_id.map(RentalId).unwrap_or_else(RentalId::generate);
+                let events = self
+                    .reserve_book(
+                        BookId(book_id),
+                        MemberId(member_id),
+                        rental.clone(),
+                        delivery_address,
+                        &meta(rental.as_str()),
+                    )
+                    .await?;
+                Ok(outcome(Some(rental), events))
+            }
+            Command::CancelRental { rental_id, reason } => {
+                let reason = reason.unwrap_or_else(|| match actor {
+                    Actor::Member(_) => "canceled by member".into(),
+                    Actor::Librarian(_) => "canceled by librarian".into(),
+                    Actor::System => "canceled".into(),
+                });
+                let rental = RentalId(rental_id);
+                let events = self
+                    .cancel_rental(&rental, reason, &meta(rental.as_str()))
+                    .await?;
+                Ok(outcome(Some(rental), events))
+            }
+            Command::MarkDelivered { rental_id } => {
+                let rental = RentalId(rental_id);
+                let stream = StreamId::new(StreamKind::Delivery, rental.as_str());
+                let rental_stream = StreamId::new(StreamKind::Rental, rental.as_str());
+                let events = self
+                    .engine
+                    .execute::<Delivery>(
+                        &stream,
+                        &meta(rental.as_str()),
+                        Some(&rental_stream),
+                        |rental_events| DeliveryCommand::MarkDelivered {
+                            rental: rental.clone(),
+                            rental_canceled: Rental::fold(rental_events.iter().map(|e| &e.event))
+                                .status
+                                == RentalStatus::Canceled,
+                        },
+                    )
+                    .await?;
+                Ok(outcome(Some(rental), events))
+            }
+            Command::StartLoan { rental_id } => {
+                self.rental_step(
+                    RentalId(rental_id),
+                    |rental| RentalCommand::StartLoan { rental },
+                    &meta,
+                    &outcome,
+                )
+                .await
+            }
+            Command::ReturnBook { rental_id } => {
+                self.rental_step(
+                    RentalId(rental_id),
+                    |rental| RentalCommand::ReturnBook { rental },
+                    &meta,
+                    &outcome,
+                )
+                .await
+            }
+            Command::RenewLoan { rental_id } => {
+                self.rental_step(
+                    RentalId(rental_id),
+                    |rental| RentalCommand::RenewLoan { rental },
+                    &meta,
+                    &outcome,
+                )
+                .await
+            }
+        }
+    }
+
+    /// Runs many commands, one after another, in order; each gets its own outcome or error, and
+    /// one refusal does not stop the rest. The same as calling [`execute_with_id`](Library::execute_with_id)
+    /// for each — but a binding crosses the language boundary once for the whole batch.
+    pub async fn execute_batch(
+        &self,
+        commands: Vec<(Command, Actor, Option<CommandId>)>,
+    ) -> Vec<Result<Outcome>> {
+        let mut results = Vec::with_capacity(commands.len());
+        for (command, actor, command_id) in commands {
+            results.push(self.execute_with_id(command, &actor, command_id).await);
+        }
+        results
+    }
+
+    async fn rental_step(
+        &self,
+        rental: RentalId,
+        make: impl Fn(RentalId) -> RentalCommand,
+        meta: &(dyn Fn(&str) -> Meta + Sync),
+        outcome: &(dyn Fn(Option<RentalId>, Vec<Envelope>) -> Outcome + Sync),
+    ) -> Result<Outcome> {
+        let stream = StreamId::new(StreamKind::Rental, rental.as_str());
+        let cmd = make(rental.clone());
+        let events = self
+            .engine
+            .execute::<Rental>(&stream, &meta(rental.as_str()), None, |_| cmd.clone())
+            .await?;
+        Ok(outcome(Some(rental), events))
+    }
+
+    /// Joins a member and opens their point account in one atomic append.
+    async fn join_member(
+        &self,
+        member: MemberId,
+        name: String,
+        contact: Option<String>,
+        meta: &Meta,
+    ) -> Result<Vec<Envelope>> {
+        let member_stream = StreamId::new(StreamKind::Member, member.as_str());
+        let account_stream = StreamId::new(StreamKind::Account, member.as_str());
+        let join = MemberCommand::JoinMember {
+            member: member.clone(),
+            name,
+            contact,
+        };
+        let open = PointsCommand::OpenAccount {
+            member: member.clone(),
+            welcome: Points(self.engine.rules.welcome_points),
+        };
+        let mut attempt = 0;
+        loop {
+            if let Some(done) = self
+                .engine
+                .store
+                .command_events(&member_stream, &meta.command_id)
+                .await?
+            {
+                let mut all = done;
+                all.extend(
+                    self.engine
+                        .store
+                        .command_events(&account_stream, &meta.command_id)
+                        .await?
+                        .unwrap_or_default(),
+                );
+                all.sort_by_key(|e| e.position);
+                return Ok(all);
+            }
+            let (m, mv) = self.engine.load::<Member>(&member_stream).await?;
+            let (a, av) = self.engine.load::<PointAccount>(&account_stream).await?;
+            let ctx = self.engine.context(meta);
+            let joined = m
+                .decide(&join, &ctx)?
+                .into_iter()
+                .map(Event::from)
+                .collect();
+            let opened = a
+                .decide(&open, &ctx)?
+                .into_iter()
+                .map(Event::from)
+                .collect();
+            let appends = vec![
+                StreamAppend {
+                    stream: member_stream.clone(),
+                    expected_version: mv,
+                    command_id: meta.command_id.clone(),
+                    events: Engine::envelopes(&member_stream, mv, meta, &ctx, joined),
+                },
+                StreamAppend {
+                    stream: account_stream.clone(),
+                    expected_version: av,
+                    command_id: meta.command_id.clone(),
+                    events: Engine::envelopes(&account_stream, av, meta, &ctx, opened),
+                },
+            ];
+            match self.engine.store.append(appends).await {
+                Ok(stored) => {
+                    self.engine.relay_stored(&stored).await;
+                    return Ok(stored);
+                }
+                Err(StoreError::Conflict { .. }) if attempt + 1 < MAX_CONFLICT_RETRIES => {
+                    attempt += 1
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Cancels a rental, reading its delivery in the same decision (a delivered book cannot be cancelled).
+    async fn cancel_rental(
+        &self,
+        rental: &RentalId,
+        reason: String,
+        meta: &Meta,
+    ) -> Result<Vec<Envelope>> {
+        let stream = StreamId::new(StreamKind::Rental, rental.as_str());
+        let delivery = StreamId::new(StreamKind::Delivery, rental.as_str());
+        self.engine
+            .execute::<Rental>(&stream, meta, Some(&delivery), |delivery_events| {
+                RentalCommand::CancelRental {
+                    rental: rental.clone(),
+                    reason: reason.clone(),
+                    delivered: Delivery::fold(delivery_events.iter().map(|e| &e.event)).status
+                        == DeliveryStatus::Delivered,
+                }
+            })
+            .await
+    }
+}

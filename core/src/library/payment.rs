@@ -1,0 +1,228 @@
+//! The synchronous payment step: the default points gateway, the call behind the circuit breaker, and `reserve_book`.
+
+use super::*;
+
+/// The default payment gateway: charges and refunds the member's [`PointAccount`] in the same store.
+pub(super) struct PointsGateway {
+    pub(super) engine: Arc<Engine>,
+}
+
+impl PointsGateway {
+    fn meta(key: &RentalId, what: &str) -> Meta {
+        Meta {
+            actor: Actor::System,
+            command_id: CommandId(format!("{what}:{key}")),
+            correlation_id: key.to_string(),
+            causation_id: format!("{what}:{key}"),
+        }
+    }
+}
+
+#[async_trait]
+impl PaymentGateway for PointsGateway {
+    async fn charge(
+        &self,
+        member: &MemberId,
+        amount: Points,
+        key: &RentalId,
+    ) -> Result<PaymentReceipt, PaymentError> {
+        let stream = StreamId::new(StreamKind::Account, member.as_str());
+        let cmd = PointsCommand::ChargePoints {
+            member: member.clone(),
+            rental: key.clone(),
+            points: amount,
+        };
+        match self
+            .engine
+            .execute::<PointAccount>(&stream, &Self::meta(key, "charge"), None, |_| cmd.clone())
+            .await
+        {
+            Ok(_) => Ok(PaymentReceipt {
+                payment_id: format!("points:{member}:{key}"),
+            }),
+            Err(Error::Points(crate::points::PointsError::InsufficientPoints {
+                member,
+                balance,
+                needed,
+            })) => Err(PaymentError::InsufficientPoints {
+                member: member.to_string(),
+                balance,
+                needed,
+            }),
+            Err(Error::Points(crate::points::PointsError::NoAccount(member))) => {
+                Err(PaymentError::NoAccount {
+                    member: member.to_string(),
+                })
+            }
+            Err(e) => Err(PaymentError::Unavailable(e.to_string())),
+        }
+    }
+
+    async fn refund(&self, charge: &ChargeRef) -> Result<(), PaymentError> {
+        let stream = StreamId::new(StreamKind::Account, charge.member.as_str());
+        let cmd = PointsCommand::RefundPoints {
+            member: charge.member.clone(),
+            rental: charge.key.clone(),
+        };
+        self.engine
+            .execute::<PointAccount>(&stream, &Self::meta(&charge.key, "refund"), None, |_| {
+                cmd.clone()
+            })
+            .await
+            .map(drop)
+            .map_err(|e| PaymentError::Unavailable(e.to_string()))
+    }
+}
+
+impl Library {
+    /// The synchronous step: check, charge, then store the rental; refund if storing fails.
+    pub(super) async fn reserve_book(
+        &self,
+        book: BookId,
+        member: MemberId,
+        rental: RentalId,
+        delivery_address: Option<String>,
+        meta: &Meta,
+    ) -> Result<Vec<Envelope>> {
+        let stream = StreamId::new(StreamKind::Rental, rental.as_str());
+        if let Some(done) = self
+            .engine
+            .store
+            .command_events(&stream, &meta.command_id)
+            .await?
+        {
+            return Ok(done);
+        }
+        let book_stream = StreamId::new(StreamKind::Book, book.as_str());
+        let (b, book_version) = self.engine.load::<Book>(&book_stream).await?;
+        let (exists, fee, availability) = (b.exists(), b.fee, b.check_available(&book));
+        self.engine.keep(&book_stream, b, book_version);
+        if !exists {
+            return Err(Error::not_found(
+                ErrorCode::BookNotFound,
+                "book",
+                book.as_str(),
+            ));
+        }
+        let (m, _) = self
+            .engine
+            .load::<Member>(&StreamId::new(StreamKind::Member, member.as_str()))
+            .await?;
+        if m.id.is_none() {
+            return Err(Error::not_found(
+                ErrorCode::MemberNotFound,
+                "member",
+                member.as_str(),
+            ));
+        }
+        let (state, version) = self.engine.load::<Rental>(&stream).await?;
+        let ctx = self.engine.context(meta);
+        let mut cmd = RentalCommand::ReserveBook {
+            rental: rental.clone(),
+            member: member.clone(),
+            book: book.clone(),
+            fee,
+            payment_id: String::new(),
+            delivery_address,
+        };
+        // Decide once before charging: who may reserve, and whether the rental id is free.
+        state.decide(&cmd, &ctx)?;
+        availability?;
+        let receipt = self
+            .call_gateway(self.gateway.charge(&member, fee, &rental))
+            .await?;
+        let payment_id = receipt.payment_id;
+        if let RentalCommand::ReserveBook { payment_id: id, .. } = &mut cmd {
+            id.clone_from(&payment_id);
+        }
+        let events = state
+            .decide(&cmd, &ctx)?
+            .into_iter()
+            .map(Event::from)
+            .collect();
+        let append = StreamAppend {
+            stream: stream.clone(),
+            expected_version: version,
+            command_id: meta.command_id.clone(),
+            events: Engine::envelopes(&stream, version, meta, &ctx, events),
+        };
+        match self.engine.store.append(vec![append]).await {
+            Ok(stored) => {
+                self.engine.relay_stored(&stored).await;
+                Ok(stored)
+            }
+            Err(StoreError::Conflict { .. }) => {
+                // Someone stored this rental id first. A concurrent retry of this very command wins too.
+                if let Some(done) = self
+                    .engine
+                    .store
+                    .command_events(&stream, &meta.command_id)
+                    .await?
+                {
+                    return Ok(done);
+                }
+                // If the winner's payment is this very charge (a gateway keyed by rental id
+                // returned the same payment twice), the money is theirs: no refund. Otherwise our
+                // charge paid for nothing and goes back.
+                let (winner, _) = self.engine.load::<Rental>(&stream).await?;
+                if winner.payment_id.as_deref() != Some(payment_id.as_str()) {
+                    let charge = ChargeRef {
+                        key: rental.clone(),
+                        member,
+                        amount: fee,
+                    };
+                    if let Err(refund) = self.call_gateway(self.gateway.refund(&charge)).await {
+                        return Err(Error::Storage(StoreError::Backend(format!(
+                            "rental {rental} was taken concurrently and the charge for it could not be refunded: {refund}"
+                        ))));
+                    }
+                }
+                Err(RentalError::AlreadyExists(rental).into())
+            }
+            Err(e) => {
+                let charge = ChargeRef {
+                    key: rental.clone(),
+                    member,
+                    amount: fee,
+                };
+                match self.call_gateway(self.gateway.refund(&charge)).await {
+                    Ok(()) => Err(e.into()),
+                    Err(refund) => Err(Error::Storage(StoreError::Backend(format!("{e}; the charge for rental {rental} could not be refunded either: {refund}")))),
+                }
+            }
+        }
+    }
+
+    /// Calls the payment gateway behind the circuit breaker, with the configured timeout.
+    pub(super) async fn call_gateway<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, PaymentError>> + Send,
+    ) -> Result<T> {
+        let clock = &self.engine.clock;
+        let permit = self
+            .breaker
+            .acquire(clock.now())
+            .map_err(|retry_after| Error::PaymentUnavailable { retry_after })?;
+        let result = match self.breaker.config().call_timeout {
+            Some(limit) => match select(Box::pin(call), clock.sleep(limit)).await {
+                Either::Left((r, _)) => r,
+                Either::Right(((), _)) => Err(PaymentError::Unavailable(format!(
+                    "no answer within {} ms",
+                    limit.as_millis()
+                ))),
+            },
+            None => call.await,
+        };
+        self.breaker.record(
+            permit,
+            clock.now(),
+            matches!(&result, Err(e) if e.is_outage()),
+        );
+        result.map_err(Error::Payment)
+    }
+
+    /// The circuit breaker's state now.
+    pub fn payment_circuit(&self) -> BreakerState {
+        self.breaker.state(self.engine.clock.now())
+    }
+}
