@@ -7,7 +7,7 @@
 //! | `log` | position (u64, big-endian) | the envelope's JSON wire form (with its schema version) |
 //! | `streams` | `stream\0version` | position |
 //! | `versions` | `stream` | the stream's version |
-//! | `commands` | `stream\0command id` | the positions that command stored |
+//! | `commands` | `stream\0command id\0first position` | the positions one append of that command stored |
 //! | `meta` | `format`, `schema`, `head` | `lendkit-events`, the schema written, the last position |
 //! | `checkpoints` | consumer | position |
 //! | `dead_letters` | id | JSON |
@@ -98,6 +98,14 @@ fn stream_key(stream: &StreamId, suffix: &[u8]) -> Vec<u8> {
     let mut key = stream.to_string().into_bytes();
     key.push(0);
     key.extend_from_slice(suffix);
+    key
+}
+
+/// `stream\0command\0`: the prefix of a command's records in the `commands` tree (ids hold no
+/// control characters, so the separators cannot be confused).
+fn command_prefix(stream: &StreamId, command: &CommandId) -> Vec<u8> {
+    let mut key = stream_key(stream, command.as_str().as_bytes());
+    key.push(0);
     key
 }
 
@@ -337,10 +345,11 @@ impl EventStore for SledEventStore {
                     }
                     let version = a.expected_version + a.events.len() as u64;
                     versions.insert(a.stream.to_string().as_bytes(), &version.to_be_bytes())?;
-                    let key = stream_key(&a.stream, a.command_id.as_str().as_bytes());
-                    let mut recorded = commands.get(&key)?.map(|v| v.to_vec()).unwrap_or_default();
-                    recorded.extend_from_slice(&positions);
-                    commands.insert(key, recorded)?;
+                    // One record per append (keyed by its first position), so recording needs no
+                    // read inside the transaction; a command's records are found by prefix.
+                    let mut key = command_prefix(&a.stream, &a.command_id);
+                    key.extend_from_slice(&positions[..8]);
+                    commands.insert(key, positions)?;
                 }
                 meta.insert("head", &head.to_be_bytes())?;
                 Ok(stored)
@@ -414,11 +423,19 @@ impl EventStore for SledEventStore {
         stream: &StreamId,
         command: &CommandId,
     ) -> Result<Option<Vec<Envelope>>, StoreError> {
-        let key = stream_key(stream, command.as_str().as_bytes());
-        match self.inner.commands.get(key).map_err(backend)? {
-            None => Ok(None),
-            Some(v) => Ok(Some(self.events_at(v.chunks(8).map(u64_of))?)),
+        let mut positions = Vec::new();
+        for kv in self
+            .inner
+            .commands
+            .scan_prefix(command_prefix(stream, command))
+        {
+            let (_, v) = kv.map_err(backend)?;
+            positions.extend(v.chunks(8).map(u64_of));
         }
+        if positions.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(self.events_at(positions)?))
     }
 
     async fn checkpoint(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
