@@ -12,7 +12,7 @@ use lendkit::error::{PaymentError, StoreError};
 use lendkit::event::Envelope;
 use lendkit::ids::{CommandId, MemberId, Points, RentalId, StreamId};
 use lendkit::ports::{
-    ChargeRef, DeadLetter, EventStore, PaymentGateway, PaymentReceipt, StreamAppend,
+    ChargeRef, CommandRecord, Commit, DeadLetter, EventStore, PaymentGateway, PaymentReceipt,
 };
 use lendkit::{block_on, Actor, BreakerConfig, Command, ErrorCode, LibraryBuilder};
 use std::collections::HashMap;
@@ -459,14 +459,15 @@ struct NoRentals(InMemoryEventStore);
 
 #[async_trait]
 impl EventStore for NoRentals {
-    async fn append(&self, appends: Vec<StreamAppend>) -> Result<Vec<Envelope>, StoreError> {
-        if appends
+    async fn append(&self, commit: Commit) -> Result<Vec<Envelope>, StoreError> {
+        if commit
+            .appends
             .iter()
             .any(|a| a.stream.kind == lendkit::ids::StreamKind::Rental)
         {
             return Err(StoreError::Backend("disk full".into()));
         }
-        self.0.append(appends).await
+        self.0.append(commit).await
     }
     async fn read_stream(&self, s: &StreamId) -> Result<Vec<Envelope>, StoreError> {
         self.0.read_stream(s).await
@@ -477,12 +478,8 @@ impl EventStore for NoRentals {
     async fn head(&self) -> Result<u64, StoreError> {
         self.0.head().await
     }
-    async fn command_events(
-        &self,
-        s: &StreamId,
-        c: &CommandId,
-    ) -> Result<Option<Vec<Envelope>>, StoreError> {
-        self.0.command_events(s, c).await
+    async fn command(&self, c: &CommandId) -> Result<Option<CommandRecord>, StoreError> {
+        self.0.command(c).await
     }
     async fn checkpoint(&self, c: &str) -> Result<Option<u64>, StoreError> {
         self.0.checkpoint(c).await

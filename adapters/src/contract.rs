@@ -23,7 +23,7 @@ use lendkit_core::error::StoreError;
 use lendkit_core::event::{Envelope, Event};
 use lendkit_core::ids::{Actor, CommandId, MemberId, StreamId, StreamKind, Timestamp};
 use lendkit_core::members::MemberEvent;
-use lendkit_core::ports::{DeadLetter, EventStore, StreamAppend};
+use lendkit_core::ports::{CommandRecord, Commit, DeadLetter, EventStore, StreamAppend};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Barrier};
 use std::thread;
@@ -63,7 +63,22 @@ pub fn batch(stream: &StreamId, expected: u64, count: u64, command: &str) -> Str
         events: (expected + 1..=expected + count)
             .map(|v| envelope(stream, v, &command_id))
             .collect(),
+    }
+}
+
+/// The commit of `appends` under the command id their envelopes carry (`guard` when they
+/// carry none), with the fingerprint `fp:` and that id.
+pub fn commit(appends: Vec<StreamAppend>) -> Commit {
+    let command_id = appends
+        .iter()
+        .flat_map(|a| a.events.first())
+        .map(|e| e.command_id.clone())
+        .next()
+        .unwrap_or_else(|| CommandId::new("guard"));
+    Commit {
+        fingerprint: format!("fp:{command_id}"),
         command_id,
+        appends,
     }
 }
 
@@ -90,21 +105,17 @@ async fn append_ok<S: EventStore>(
     appends: Vec<StreamAppend>,
     what: &str,
 ) -> Vec<Envelope> {
-    match store.append(appends).await {
+    match store.append(commit(appends)).await {
         Ok(stored) => stored,
         Err(e) => panic!("{what}: append must succeed, failed with {e:?}"),
     }
 }
 
-async fn command_events<S: EventStore>(
-    store: &S,
-    stream: &StreamId,
-    command: &str,
-) -> Option<Vec<Envelope>> {
+async fn command_record<S: EventStore>(store: &S, command: &str) -> Option<CommandRecord> {
     store
-        .command_events(stream, &CommandId::new(command))
+        .command(&CommandId::new(command))
         .await
-        .expect("command_events failed")
+        .expect("command failed")
 }
 
 async fn everything<S: EventStore>(store: &S) -> Vec<Envelope> {
@@ -123,6 +134,7 @@ pub async fn run_all<S: EventStore + 'static>(make: impl Fn() -> S) {
     multi_stream_all_or_nothing(&make).await;
     read_all_returns_suffixes(&make).await;
     command_ids_are_recorded(&make).await;
+    concurrent_commits_of_one_command_id(&make).await;
     version_guards(&make).await;
     checkpoints(&make).await;
     dead_letters(&make).await;
@@ -202,7 +214,9 @@ pub async fn stale_version_conflicts<S: EventStore>(make: impl Fn() -> S) {
     let before = everything(&store).await;
 
     for expected in [0, 1, 3, 7] {
-        let result = store.append(vec![batch(&s, expected, 1, "c-stale")]).await;
+        let result = store
+            .append(commit(vec![batch(&s, expected, 1, "c-stale")]))
+            .await;
         assert_eq!(
             result,
             Err(StoreError::Conflict {
@@ -224,10 +238,7 @@ pub async fn stale_version_conflicts<S: EventStore>(make: impl Fn() -> S) {
         "a conflicting append must store nothing"
     );
     assert_eq!(
-        store
-            .command_events(&s, &CommandId::new("c-stale"))
-            .await
-            .unwrap(),
+        command_record(&store, "c-stale").await,
         None,
         "a conflicting append must not record its command id"
     );
@@ -246,7 +257,7 @@ pub async fn concurrent_appends_one_wins<S: EventStore + 'static>(make: impl Fn(
             thread::spawn(move || {
                 let append = batch(&s, 0, 2, &format!("writer-{i}"));
                 barrier.wait();
-                (i, block_on(store.append(vec![append])))
+                (i, block_on(store.append(commit(vec![append]))))
             })
         })
         .collect();
@@ -313,8 +324,12 @@ pub async fn positions_gap_free_across_threads<S: EventStore + 'static>(make: im
                     let s = stream(&format!("t{t}-s{}", i % STREAMS_PER_THREAD));
                     let v = version.entry(s.clone()).or_insert(0);
                     let count = 1 + i % 3;
-                    let result =
-                        block_on(store.append(vec![batch(&s, *v, count, &format!("t{t}-c{i}"))]));
+                    let result = block_on(store.append(commit(vec![batch(
+                        &s,
+                        *v,
+                        count,
+                        &format!("t{t}-c{i}"),
+                    )])));
                     let events = result
                         .unwrap_or_else(|e| panic!("thread {t} append {i} to {s} at {v}: {e:?}"));
                     *v += count;
@@ -392,7 +407,7 @@ pub async fn multi_stream_all_or_nothing<S: EventStore>(make: impl Fn() -> S) {
     let before = everything(&store).await;
 
     let stale_second = store
-        .append(vec![batch(&a, 1, 2, "c-x"), batch(&b, 3, 1, "c-x")])
+        .append(commit(vec![batch(&a, 1, 2, "c-x"), batch(&b, 3, 1, "c-x")]))
         .await;
     assert_eq!(
         stale_second,
@@ -404,7 +419,7 @@ pub async fn multi_stream_all_or_nothing<S: EventStore>(make: impl Fn() -> S) {
         "an append whose second stream is stale"
     );
     let stale_first = store
-        .append(vec![batch(&a, 0, 2, "c-y"), batch(&b, 0, 1, "c-y")])
+        .append(commit(vec![batch(&a, 0, 2, "c-y"), batch(&b, 0, 1, "c-y")]))
         .await;
     assert_eq!(
         stale_first,
@@ -494,11 +509,13 @@ pub async fn read_all_returns_suffixes<S: EventStore>(make: impl Fn() -> S) {
     }
 }
 
-/// (g) `command_events` returns the events a command stored in a stream, and `None` for a
-/// command id that stream never applied.
+/// (g) A command id names one effect in the whole store: `command` returns the fingerprint and
+/// every event a command stored (in every stream, in position order), `None` for an id never
+/// applied; a second commit under an applied id fails with `CommandApplied` and stores nothing,
+/// whatever stream it writes.
 pub async fn command_ids_are_recorded<S: EventStore>(make: impl Fn() -> S) {
     let store = make();
-    let (a, b) = (stream("g-a"), stream("g-b"));
+    let (a, b, c) = (stream("g-a"), stream("g-b"), stream("g-c"));
     let first = append_ok(&store, vec![batch(&a, 0, 2, "c-1")], "first command").await;
     let both = append_ok(
         &store,
@@ -508,36 +525,87 @@ pub async fn command_ids_are_recorded<S: EventStore>(make: impl Fn() -> S) {
     .await;
 
     assert_eq!(
-        command_events(&store, &a, "c-1").await,
-        Some(first),
-        "the events command c-1 stored in {a}"
-    );
-    let (in_a, in_b): (Vec<_>, Vec<_>) = both.into_iter().partition(|e| e.stream == a);
-    assert_eq!(
-        command_events(&store, &a, "c-2").await,
-        Some(in_a),
-        "the events command c-2 stored in {a}"
+        command_record(&store, "c-1").await,
+        Some(CommandRecord {
+            fingerprint: "fp:c-1".into(),
+            events: first
+        }),
+        "the record of command c-1"
     );
     assert_eq!(
-        command_events(&store, &b, "c-2").await,
-        Some(in_b),
-        "the events command c-2 stored in {b}"
+        command_record(&store, "c-2").await,
+        Some(CommandRecord {
+            fingerprint: "fp:c-2".into(),
+            events: both
+        }),
+        "the record of command c-2, across both streams"
     );
     assert_eq!(
-        command_events(&store, &b, "c-1").await,
-        None,
-        "command c-1 never touched {b}"
-    );
-    assert_eq!(
-        command_events(&store, &a, "c-unknown").await,
+        command_record(&store, "c-unknown").await,
         None,
         "an unknown command id"
     );
+
+    let before = everything(&store).await;
+    for (what, appends) in [
+        ("the same stream", vec![batch(&a, 3, 1, "c-1")]),
+        ("another stream", vec![batch(&c, 0, 1, "c-1")]),
+        (
+            "several streams",
+            vec![batch(&b, 2, 1, "c-2"), batch(&c, 0, 1, "c-2")],
+        ),
+    ] {
+        let id = appends[0].events[0].command_id.to_string();
+        assert_eq!(
+            store.append(commit(appends)).await,
+            Err(StoreError::CommandApplied(id.clone())),
+            "a second commit of {id} to {what}"
+        );
+    }
     assert_eq!(
-        command_events(&store, &stream("g-none"), "c-1").await,
-        None,
-        "an unknown stream"
+        everything(&store).await,
+        before,
+        "a commit under an applied command id must store nothing"
     );
+    assert_eq!(
+        store.read_stream(&c).await.unwrap(),
+        vec![],
+        "nothing reached {c}"
+    );
+}
+
+/// (g2) Writers racing with one command id on different streams (no version can clash): exactly
+/// one commit is stored, every other fails with `CommandApplied`.
+pub async fn concurrent_commits_of_one_command_id<S: EventStore + 'static>(make: impl Fn() -> S) {
+    const WRITERS: usize = 16;
+    let store = Arc::new(make());
+    let barrier = Arc::new(Barrier::new(WRITERS));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|i| {
+            let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+            thread::spawn(move || {
+                let append = batch(&stream(&format!("g2-{i}")), 0, 1, "one-id");
+                barrier.wait();
+                block_on(store.append(commit(vec![append])))
+            })
+        })
+        .collect();
+    let results: Vec<_> = writers
+        .into_iter()
+        .map(|w| w.join().expect("writer thread panicked"))
+        .collect();
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(won, 1, "exactly one commit of command one-id: {results:?}");
+    for r in &results {
+        if let Err(e) = r {
+            assert_eq!(
+                e,
+                &StoreError::CommandApplied("one-id".into()),
+                "the losers of a command-id race"
+            );
+        }
+    }
+    assert_eq!(store.head().await.unwrap(), 1, "one event stored in all");
 }
 
 /// (h) An append with no events is a version guard: it passes when the version matches and
@@ -579,20 +647,25 @@ pub async fn version_guards<S: EventStore>(make: impl Fn() -> S) {
         [1, 2],
         "a guard must not write to its stream"
     );
-    for c in ["c-guard", "c-1"] {
-        assert_eq!(
-            store
-                .command_events(&read, &CommandId::new(c))
-                .await
-                .unwrap(),
-            None,
-            "a guard must not record command {c} on its stream"
-        );
-    }
+    assert_eq!(
+        command_record(&store, "guard").await,
+        None,
+        "a guard alone must not record its command"
+    );
+    assert_eq!(
+        command_record(&store, "c-1")
+            .await
+            .map(|r| positions(&r.events)),
+        Some(vec![3]),
+        "a guarded commit records only the events it stored"
+    );
 
     let before = everything(&store).await;
     let stale = store
-        .append(vec![guard(&read, 1, "c-2"), batch(&written, 1, 1, "c-2")])
+        .append(commit(vec![
+            guard(&read, 1, "c-2"),
+            batch(&written, 1, 1, "c-2"),
+        ]))
         .await;
     assert_eq!(
         stale,
@@ -604,7 +677,7 @@ pub async fn version_guards<S: EventStore>(make: impl Fn() -> S) {
         "a stale guard"
     );
     assert_eq!(
-        store.append(vec![guard(&read, 3, "c-3")]).await,
+        store.append(commit(vec![guard(&read, 3, "c-3")])).await,
         Err(StoreError::Conflict {
             stream: read.to_string(),
             expected: 3,

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use lendkit_core::error::StoreError;
 use lendkit_core::event::Envelope;
 use lendkit_core::ids::{CommandId, StreamId};
-use lendkit_core::ports::{DeadLetter, EventStore, StreamAppend};
+use lendkit_core::ports::{CommandRecord, Commit, DeadLetter, EventStore, StreamAppend};
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -30,8 +30,8 @@ struct State {
     log: Vec<Box<Envelope>>,
     /// Each stream's positions, in version order (so a stream's version is its length).
     streams: HashMap<StreamId, Vec<u64>>,
-    /// The positions each command stored in each stream.
-    commands: HashMap<CommandId, Vec<(StreamId, Vec<u64>)>>,
+    /// Each applied command id: its fingerprint and the positions it stored.
+    commands: HashMap<CommandId, (String, Vec<u64>)>,
     /// The last position saved per consumer.
     checkpoints: HashMap<String, u64>,
     /// Dead letters, oldest first.
@@ -98,10 +98,12 @@ impl InMemoryEventStore {
 
 #[async_trait]
 impl EventStore for InMemoryEventStore {
-    async fn append(&self, appends: Vec<StreamAppend>) -> Result<Vec<Envelope>, StoreError> {
+    async fn append(&self, commit: Commit) -> Result<Vec<Envelope>, StoreError> {
+        let appends = commit.appends;
         for append in &appends {
             check_shape(append)?;
         }
+        let writes = appends.iter().any(|a| !a.events.is_empty());
         let mut state = self.lock();
         {
             // Versions as they would be after the appends checked so far, so that a stream named
@@ -125,7 +127,11 @@ impl EventStore for InMemoryEventStore {
                 );
             }
         }
+        if writes && state.commands.contains_key(&commit.command_id) {
+            return Err(StoreError::CommandApplied(commit.command_id.to_string()));
+        }
         let mut stored = Vec::new();
+        let mut recorded = Vec::new();
         for append in appends {
             if append.events.is_empty() {
                 continue;
@@ -138,16 +144,17 @@ impl EventStore for InMemoryEventStore {
                 stored.push(envelope);
                 positions.push(position);
             }
+            recorded.extend_from_slice(&positions);
             state
                 .streams
-                .entry(append.stream.clone())
+                .entry(append.stream)
                 .or_default()
-                .extend_from_slice(&positions);
-            let recorded = state.commands.entry(append.command_id).or_default();
-            match recorded.iter_mut().find(|(s, _)| *s == append.stream) {
-                Some((_, p)) => p.extend(positions),
-                None => recorded.push((append.stream, positions)),
-            }
+                .extend(positions);
+        }
+        if writes {
+            state
+                .commands
+                .insert(commit.command_id, (commit.fingerprint, recorded));
         }
         Ok(stored)
     }
@@ -191,17 +198,15 @@ impl EventStore for InMemoryEventStore {
         Ok(self.lock().head())
     }
 
-    async fn command_events(
-        &self,
-        stream: &StreamId,
-        command: &CommandId,
-    ) -> Result<Option<Vec<Envelope>>, StoreError> {
+    async fn command(&self, command: &CommandId) -> Result<Option<CommandRecord>, StoreError> {
         let state = self.lock();
         Ok(state
             .commands
             .get(command)
-            .and_then(|streams| streams.iter().find(|(s, _)| s == stream))
-            .map(|(_, positions)| state.events_at(positions)))
+            .map(|(fingerprint, positions)| CommandRecord {
+                fingerprint: fingerprint.clone(),
+                events: state.events_at(positions),
+            }))
     }
 
     async fn checkpoint(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
@@ -268,11 +273,18 @@ mod tests {
         }
     }
 
+    fn commit(appends: Vec<StreamAppend>) -> Commit {
+        Commit {
+            command_id: CommandId::generate(),
+            fingerprint: String::new(),
+            appends,
+        }
+    }
+
     fn append(stream: &StreamId, expected: u64, events: Vec<Envelope>) -> StreamAppend {
         StreamAppend {
             stream: stream.clone(),
             expected_version: expected,
-            command_id: CommandId::new("c"),
             events,
         }
     }
@@ -281,7 +293,8 @@ mod tests {
     fn rejects_events_of_another_stream() {
         let store = InMemoryEventStore::new();
         let (a, b) = (stream("a"), stream("b"));
-        let err = block_on(store.append(vec![append(&a, 0, vec![envelope(&b, 1)])])).unwrap_err();
+        let err =
+            block_on(store.append(commit(vec![append(&a, 0, vec![envelope(&b, 1)])]))).unwrap_err();
         assert!(
             matches!(&err, StoreError::Backend(m) if m.contains("member:a") && m.contains("member:b")),
             "{err:?}"
@@ -295,7 +308,7 @@ mod tests {
         let a = stream("a");
         for versions in [vec![2], vec![1, 3], vec![0]] {
             let events = versions.iter().map(|&v| envelope(&a, v)).collect();
-            let err = block_on(store.append(vec![append(&a, 0, events)])).unwrap_err();
+            let err = block_on(store.append(commit(vec![append(&a, 0, events)]))).unwrap_err();
             assert!(
                 matches!(&err, StoreError::Backend(m) if m.contains("version")),
                 "{versions:?}: {err:?}"
@@ -308,19 +321,19 @@ mod tests {
     fn a_stream_named_twice_is_checked_against_its_own_first_part() {
         let store = InMemoryEventStore::new();
         let a = stream("a");
-        let stored = block_on(store.append(vec![
+        let stored = block_on(store.append(commit(vec![
             append(&a, 0, vec![envelope(&a, 1)]),
             append(&a, 1, vec![envelope(&a, 2)]),
-        ]))
+        ])))
         .unwrap();
         assert_eq!(
             stored.iter().map(|e| e.position).collect::<Vec<_>>(),
             [1, 2]
         );
-        let err = block_on(store.append(vec![
+        let err = block_on(store.append(commit(vec![
             append(&a, 2, vec![envelope(&a, 3)]),
             append(&a, 2, vec![envelope(&a, 3)]),
-        ]))
+        ])))
         .unwrap_err();
         assert_eq!(
             err,
@@ -339,7 +352,7 @@ mod tests {
         let a = stream("a");
         let mut e = envelope(&a, 1);
         e.position = 42;
-        let stored = block_on(store.append(vec![append(&a, 0, vec![e])])).unwrap();
+        let stored = block_on(store.append(commit(vec![append(&a, 0, vec![e])]))).unwrap();
         assert_eq!(stored[0].position, 1);
         assert_eq!(block_on(store.read_all(0, 10)).unwrap(), stored);
         assert!(block_on(store.read_all(u64::MAX, 10)).unwrap().is_empty());

@@ -7,14 +7,16 @@
 //! | `log` | position (u64, big-endian) | the envelope's JSON wire form (with its schema version) |
 //! | `streams` | `stream\0version` | position |
 //! | `versions` | `stream` | the stream's version |
-//! | `commands` | `stream\0command id\0first position` | the positions one append of that command stored |
-//! | `meta` | `format`, `schema`, `head` | `lendkit-events`, the schema written, the last position |
+//! | `command_ids` | command id | the fingerprint's length (u16), the fingerprint, then the positions the command stored (u64 each) |
+//! | `meta` | `format`, `schema`, `head`, `command_ids` | `lendkit-events`, the schema written, the last position, whether `command_ids` covers the log |
 //! | `checkpoints` | consumer | position |
 //! | `dead_letters` | id | JSON |
 //!
-//! One sled transaction per [`append`](EventStore::append) checks every stream's version,
-//! reads and advances the head, and writes the log entries, stream entries, versions and
-//! command records: a crash leaves all of an append or none of it.
+//! One sled transaction per [`append`](EventStore::append) checks every stream's version and
+//! that the command id was never applied, reads and advances the head, and writes the log
+//! entries, stream entries, versions and the command record: a crash leaves all of an append
+//! or none of it. (Databases written before command ids were library-wide kept per-stream
+//! records in a `commands` tree; opening one builds `command_ids` from the log once.)
 //!
 //! **Durability.** With [`Durability::EveryCommit`] (the default) an append returns only after
 //! its data is flushed to disk; concurrent appends share one flush (group commit), so a command
@@ -27,7 +29,7 @@ use async_trait::async_trait;
 use lendkit_core::error::StoreError;
 use lendkit_core::event::{Envelope, SCHEMA_VERSION};
 use lendkit_core::ids::{CommandId, StreamId};
-use lendkit_core::ports::{DeadLetter, EventStore, StreamAppend};
+use lendkit_core::ports::{CommandRecord, Commit, DeadLetter, EventStore};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,7 +66,7 @@ struct Inner {
     log: sled::Tree,
     streams: sled::Tree,
     versions: sled::Tree,
-    commands: sled::Tree,
+    command_ids: sled::Tree,
     meta: sled::Tree,
     checkpoints: sled::Tree,
     dead_letters: sled::Tree,
@@ -101,12 +103,27 @@ fn stream_key(stream: &StreamId, suffix: &[u8]) -> Vec<u8> {
     key
 }
 
-/// `stream\0command\0`: the prefix of a command's records in the `commands` tree (ids hold no
-/// control characters, so the separators cannot be confused).
-fn command_prefix(stream: &StreamId, command: &CommandId) -> Vec<u8> {
-    let mut key = stream_key(stream, command.as_str().as_bytes());
-    key.push(0);
-    key
+/// A `command_ids` value: the fingerprint's length (u16), the fingerprint, the positions.
+fn command_value(fingerprint: &str, positions: &[u8]) -> Vec<u8> {
+    let fingerprint = &fingerprint.as_bytes()[..fingerprint.len().min(usize::from(u16::MAX))];
+    let mut value = Vec::with_capacity(2 + fingerprint.len() + positions.len());
+    value.extend_from_slice(&(fingerprint.len() as u16).to_be_bytes());
+    value.extend_from_slice(fingerprint);
+    value.extend_from_slice(positions);
+    value
+}
+
+/// The fingerprint and positions of a `command_ids` value.
+fn parse_command_value(value: &[u8]) -> (String, Vec<u64>) {
+    let len = value
+        .get(..2)
+        .map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+    let fingerprint = value.get(2..2 + len).unwrap_or_default();
+    let positions = value.get(2 + len..).unwrap_or_default();
+    (
+        String::from_utf8_lossy(fingerprint).into_owned(),
+        positions.chunks(8).map(u64_of).collect(),
+    )
 }
 
 impl SledEventStore {
@@ -213,12 +230,12 @@ impl SledEventStore {
             }
         }
         let tree = |name: &str| db.open_tree(name).map_err(backend);
-        Ok(SledEventStore {
+        let store = SledEventStore {
             inner: Arc::new(Inner {
                 log: tree("log")?,
                 streams: tree("streams")?,
                 versions: tree("versions")?,
-                commands: tree("commands")?,
+                command_ids: tree("command_ids")?,
                 checkpoints: tree("checkpoints")?,
                 dead_letters: tree("dead_letters")?,
                 meta,
@@ -228,7 +245,37 @@ impl SledEventStore {
                 committed: AtomicU64::new(0),
                 flushed: Mutex::new(0),
             }),
-        })
+        };
+        store.index_command_ids()?;
+        Ok(store)
+    }
+
+    /// Makes sure `command_ids` covers the whole log: a database written before command ids
+    /// were library-wide gets its records built from the log's envelopes (each carries its
+    /// command id; the fingerprints are unknown and left empty), once.
+    fn index_command_ids(&self) -> Result<(), StoreError> {
+        let i = &self.inner;
+        if i.meta.get("command_ids").map_err(backend)?.is_some() {
+            return Ok(());
+        }
+        let mut records: std::collections::HashMap<CommandId, Vec<u8>> =
+            std::collections::HashMap::new();
+        for kv in i.log.iter() {
+            let (k, v) = kv.map_err(backend)?;
+            let e = Self::decode(u64_of(&k), &v)?;
+            records
+                .entry(e.command_id)
+                .or_default()
+                .extend_from_slice(&k);
+        }
+        let mut batch = sled::Batch::default();
+        for (id, positions) in records {
+            batch.insert(id.as_str().as_bytes(), command_value("", &positions));
+        }
+        i.command_ids.apply_batch(batch).map_err(backend)?;
+        i.meta.insert("command_ids", &[1u8]).map_err(backend)?;
+        i.db.flush().map_err(backend)?;
+        Ok(())
     }
 
     /// Where the database lives.
@@ -299,16 +346,19 @@ impl SledEventStore {
 
 #[async_trait]
 impl EventStore for SledEventStore {
-    async fn append(&self, appends: Vec<StreamAppend>) -> Result<Vec<Envelope>, StoreError> {
-        for a in &appends {
+    async fn append(&self, commit: Commit) -> Result<Vec<Envelope>, StoreError> {
+        let appends = &commit.appends;
+        for a in appends {
             check_shape(a)?;
         }
+        let writes = appends.iter().any(|a| !a.events.is_empty());
+        let command_key = commit.command_id.as_str().as_bytes();
         let i = &self.inner;
-        let result = (&i.log, &i.streams, &i.versions, &i.commands, &i.meta).transaction(
-            |(log, streams, versions, commands, meta)| {
+        let result = (&i.log, &i.streams, &i.versions, &i.command_ids, &i.meta).transaction(
+            |(log, streams, versions, command_ids, meta)| {
                 // Versions first, all of them, inside the transaction: a stale stream aborts the whole append.
                 let mut seen: Vec<(&StreamId, u64)> = Vec::new();
-                for a in &appends {
+                for a in appends {
                     let actual = match seen.iter().rev().find(|(s, _)| *s == &a.stream) {
                         Some((_, v)) => *v,
                         None => versions
@@ -324,13 +374,21 @@ impl EventStore for SledEventStore {
                     }
                     seen.push((&a.stream, a.expected_version + a.events.len() as u64));
                 }
+                if !writes {
+                    return Ok(Vec::new());
+                }
+                if command_ids.get(command_key)?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(
+                        StoreError::CommandApplied(commit.command_id.to_string()),
+                    ));
+                }
                 let mut head = meta.get("head")?.map_or(0, |v| u64_of(&v));
                 let mut stored = Vec::new();
-                for a in &appends {
+                let mut positions = Vec::new();
+                for a in appends {
                     if a.events.is_empty() {
                         continue;
                     }
-                    let mut positions = Vec::with_capacity(a.events.len() * 8);
                     for e in &a.events {
                         head += 1;
                         let mut e = e.clone();
@@ -345,12 +403,8 @@ impl EventStore for SledEventStore {
                     }
                     let version = a.expected_version + a.events.len() as u64;
                     versions.insert(a.stream.to_string().as_bytes(), &version.to_be_bytes())?;
-                    // One record per append (keyed by its first position), so recording needs no
-                    // read inside the transaction; a command's records are found by prefix.
-                    let mut key = command_prefix(&a.stream, &a.command_id);
-                    key.extend_from_slice(&positions[..8]);
-                    commands.insert(key, positions)?;
                 }
+                command_ids.insert(command_key, command_value(&commit.fingerprint, &positions))?;
                 meta.insert("head", &head.to_be_bytes())?;
                 Ok(stored)
             },
@@ -418,24 +472,20 @@ impl EventStore for SledEventStore {
             .map_or(0, |v| u64_of(&v)))
     }
 
-    async fn command_events(
-        &self,
-        stream: &StreamId,
-        command: &CommandId,
-    ) -> Result<Option<Vec<Envelope>>, StoreError> {
-        let mut positions = Vec::new();
-        for kv in self
+    async fn command(&self, command: &CommandId) -> Result<Option<CommandRecord>, StoreError> {
+        let Some(value) = self
             .inner
-            .commands
-            .scan_prefix(command_prefix(stream, command))
-        {
-            let (_, v) = kv.map_err(backend)?;
-            positions.extend(v.chunks(8).map(u64_of));
-        }
-        if positions.is_empty() {
+            .command_ids
+            .get(command.as_str().as_bytes())
+            .map_err(backend)?
+        else {
             return Ok(None);
-        }
-        Ok(Some(self.events_at(positions)?))
+        };
+        let (fingerprint, positions) = parse_command_value(&value);
+        Ok(Some(CommandRecord {
+            fingerprint,
+            events: self.events_at(positions)?,
+        }))
     }
 
     async fn checkpoint(&self, consumer: &str) -> Result<Option<u64>, StoreError> {

@@ -46,6 +46,13 @@ fn command_ids_are_recorded() {
 }
 
 #[test]
+fn concurrent_commits_of_one_command_id() {
+    block_on(contract::concurrent_commits_of_one_command_id(
+        InMemoryEventStore::new,
+    ));
+}
+
+#[test]
 fn version_guards() {
     block_on(contract::version_guards(InMemoryEventStore::new));
 }

@@ -44,10 +44,45 @@ contract_tests!(
     multi_stream_all_or_nothing,
     read_all_returns_suffixes,
     command_ids_are_recorded,
+    concurrent_commits_of_one_command_id,
     version_guards,
     checkpoints,
     dead_letters,
 );
+
+/// A database written before command ids were library-wide (no `command_ids` tree) gets its
+/// records built from the log when opened, so a retry after the upgrade is still recognised.
+#[test]
+fn command_records_are_built_for_an_older_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lib.db");
+    let (a, b) = (contract::stream("m-1"), contract::stream("m-2"));
+    {
+        let store = SledEventStore::open(&path, Durability::EveryCommit).unwrap();
+        block_on(store.append(contract::commit(vec![
+            contract::batch(&a, 0, 2, "c-1"),
+            contract::batch(&b, 0, 1, "c-1"),
+        ])))
+        .unwrap();
+        block_on(store.append(contract::commit(vec![contract::batch(&a, 2, 1, "c-2")]))).unwrap();
+    }
+    {
+        // What an older lendkit left behind: the log, and no library-wide command records.
+        let db = sled::open(&path).unwrap();
+        db.drop_tree("command_ids").unwrap();
+        db.open_tree("meta").unwrap().remove("command_ids").unwrap();
+        db.flush().unwrap();
+    }
+    let store = SledEventStore::open(&path, Durability::EveryCommit).unwrap();
+    let c1 = block_on(store.command(&"c-1".into())).unwrap().expect("c-1 is recorded");
+    assert_eq!(c1.fingerprint, "", "the fingerprint of an old record is unknown");
+    assert_eq!(
+        c1.events.iter().map(|e| e.position).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    let again = block_on(store.append(contract::commit(vec![contract::batch(&b, 1, 1, "c-2")])));
+    assert_eq!(again, Err(StoreError::CommandApplied("c-2".into())));
+}
 
 #[test]
 fn events_and_checkpoints_survive_reopening() {
@@ -56,7 +91,7 @@ fn events_and_checkpoints_survive_reopening() {
     let s = contract::stream("m-1");
     {
         let store = SledEventStore::open(&path, Durability::EveryCommit).unwrap();
-        block_on(store.append(vec![contract::batch(&s, 0, 3, "c-1")])).unwrap();
+        block_on(store.append(contract::commit(vec![contract::batch(&s, 0, 3, "c-1")]))).unwrap();
         block_on(store.save_checkpoint("catalog/1#0", 2)).unwrap();
     }
     let store = SledEventStore::open(&path, Durability::EveryCommit).unwrap();
@@ -70,7 +105,8 @@ fn events_and_checkpoints_survive_reopening() {
     );
     assert_eq!(block_on(store.head()).unwrap(), 3);
     assert_eq!(block_on(store.checkpoint("catalog/1#0")).unwrap(), Some(2));
-    let again = block_on(store.append(vec![contract::batch(&s, 0, 1, "c-2")])).unwrap_err();
+    let again = block_on(store.append(contract::commit(vec![contract::batch(&s, 0, 1, "c-2")])))
+        .unwrap_err();
     assert_eq!(
         again,
         StoreError::Conflict {
@@ -132,8 +168,13 @@ fn a_database_written_by_a_newer_schema_is_refused_and_left_as_it_was() {
     let path = dir.path().join("future.db");
     {
         let store = SledEventStore::open(&path, Durability::EveryCommit).unwrap();
-        block_on(store.append(vec![contract::batch(&contract::stream("m-1"), 0, 1, "c-1")]))
-            .unwrap();
+        block_on(store.append(contract::commit(vec![contract::batch(
+            &contract::stream("m-1"),
+            0,
+            1,
+            "c-1",
+        )])))
+        .unwrap();
     }
     {
         let db = sled::open(&path).unwrap();

@@ -5,7 +5,7 @@
 
 use crate::error::Error;
 use crate::event::Envelope;
-use crate::ids::{validate_id, validate_text, CommandId, RentalId};
+use crate::ids::{validate_amount, validate_id, validate_text, Actor, CommandId, RentalId};
 use serde::{Deserialize, Serialize};
 
 /// A caller's command. The JSON form is `{"command": "reserve_book", "book_id": …}`.
@@ -110,16 +110,22 @@ impl Command {
         }
     }
 
-    /// Checks the input rules every command shares: ids well formed, texts bounded, amounts positive.
+    /// What this command, sent by `actor`, is: a stable digest of its JSON form and the actor.
+    /// A command id is recorded with the fingerprint of the command that first used it, so a
+    /// retry (same fingerprint) returns the first outcome and a different command under the
+    /// same id is refused with `COMMAND_ID_REUSED`.
+    pub fn fingerprint(&self, actor: &Actor) -> String {
+        // Serializing a plain enum of strings and integers cannot fail; an empty text would
+        // only make every such command share one fingerprint, never panic.
+        let json = serde_json::to_string(self).unwrap_or_default();
+        crate::ids::digest(&["command", &actor.to_string(), &json])
+    }
+
+    /// Checks the input rules every command shares: ids well formed, texts bounded, amounts in
+    /// `1..=`[`MAX_AMOUNT`](crate::ids::MAX_AMOUNT).
     pub fn validate(&self) -> Result<(), Error> {
         let bad = Error::InvalidInput;
-        let positive = |field: &str, n: u64| {
-            if n == 0 {
-                Err(format!("{field} must be at least 1"))
-            } else {
-                Ok(())
-            }
-        };
+        let positive = validate_amount;
         let r = match self {
             Command::RegisterBook {
                 book_id,

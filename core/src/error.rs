@@ -85,6 +85,9 @@ codes! {
     PaymentUnavailable = "PAYMENT_UNAVAILABLE", Payment, true;
     /// Another writer changed the same stream at the same time. Retry.
     Conflict = "CONFLICT", Conflict, true;
+    /// The command id was already used for a different command (other arguments, another
+    /// command or another actor). Nothing was stored; choose a new command id.
+    CommandIdReused = "COMMAND_ID_REUSED", Conflict, false;
     /// The event store failed. Nothing was stored.
     Storage = "STORAGE", Storage, true;
     /// The path is not a lendkit database (a plain file, or another program's data). Nothing was changed.
@@ -175,6 +178,9 @@ pub enum StoreError {
         /// Newest schema this build reads.
         supported: u32,
     },
+    /// The commit's command id was already applied (by an earlier commit). Nothing was written.
+    #[error("command id {0} was already applied")]
+    CommandApplied(String),
     /// Another process holds the database open.
     #[error("{0} is already open (in another process, or through another handle in this one); close it there first")]
     Locked(String),
@@ -247,6 +253,9 @@ pub enum Error {
     /// Malformed input; nothing was stored.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// The actor may not do or see this (the message says who may); nothing was stored.
+    #[error("{0}")]
+    Unauthorized(String),
     /// Something the command names does not exist.
     #[error("{what} {id} not found")]
     NotFound {
@@ -268,6 +277,14 @@ pub enum Error {
         expected: u64,
         /// The version found when storing.
         actual: u64,
+    },
+    /// The command id was already used for a different command; nothing was stored.
+    #[error("command id {command_id} was already used for a different command ({previous}); send a new command id for a new command")]
+    CommandIdReused {
+        /// The re-used id.
+        command_id: String,
+        /// What the id was first used for (the first event type it stored, or `an earlier command`).
+        previous: String,
     },
     /// The payment was refused or failed.
     #[error(transparent)]
@@ -316,8 +333,10 @@ impl Error {
             Error::Rental(e) => e.code(),
             Error::Delivery(e) => e.code(),
             Error::InvalidInput(_) => ErrorCode::InvalidInput,
+            Error::Unauthorized(_) => ErrorCode::Unauthorized,
             Error::NotFound { code, .. } => *code,
             Error::Conflict { .. } => ErrorCode::Conflict,
+            Error::CommandIdReused { .. } => ErrorCode::CommandIdReused,
             Error::Payment(PaymentError::InsufficientPoints { .. }) => {
                 ErrorCode::InsufficientPoints
             }
@@ -344,6 +363,7 @@ impl Error {
                 | Error::Rental(_)
                 | Error::Delivery(_)
                 | Error::InvalidInput(_)
+                | Error::Unauthorized(_)
                 | Error::NotFound { .. }
         )
     }

@@ -11,8 +11,65 @@ pub const MAX_ID_LEN: usize = 200;
 /// The longest free text (title, name, address, reason) lendkit accepts, in bytes.
 pub const MAX_TEXT_LEN: usize = 2_000;
 
-/// Checks an id: non-empty, at most [`MAX_ID_LEN`] bytes, no whitespace at either end, no control characters.
-/// Returns a reason fit for an `INVALID_INPUT` message.
+/// The largest amount (fee, points, balance) lendkit holds: 2^53 − 1, the largest whole number
+/// that Rust, Python and JavaScript all represent exactly. Every amount lies in `1..=MAX_AMOUNT`
+/// and arithmetic on amounts is checked against it, never saturated.
+pub const MAX_AMOUNT: u64 = (1 << 53) - 1;
+
+/// Checks an amount: a whole number in `1..=`[`MAX_AMOUNT`]. Returns a reason fit for an
+/// `INVALID_INPUT` message.
+pub fn validate_amount(field: &str, value: u64) -> Result<(), String> {
+    if value == 0 {
+        Err(format!("{field} must be at least 1"))
+    } else if value > MAX_AMOUNT {
+        Err(format!(
+            "{field} is {value}; the largest amount lendkit holds is {MAX_AMOUNT} (2^53 - 1)"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// The prefix of lendkit's own command ids (policies, the points gateway). A caller's command
+/// id may not start with it, so no caller can pre-empt or replay an internal command.
+pub const SYSTEM_COMMAND_PREFIX: &str = "system:";
+
+/// Unicode format characters (general category Cf, Unicode 15.1): invisible characters such as
+/// zero-width spaces and joiners, bidirectional controls and the byte order mark. An id holding
+/// one looks like another id that does not, so ids refuse them.
+const FORMAT_CHARS: &[(char, char)] = &[
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{0600}', '\u{0605}'),
+    ('\u{061C}', '\u{061C}'),
+    ('\u{06DD}', '\u{06DD}'),
+    ('\u{070F}', '\u{070F}'),
+    ('\u{0890}', '\u{0891}'),
+    ('\u{08E2}', '\u{08E2}'),
+    ('\u{180E}', '\u{180E}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2060}', '\u{2064}'),
+    ('\u{2066}', '\u{206F}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFF9}', '\u{FFFB}'),
+    ('\u{110BD}', '\u{110BD}'),
+    ('\u{110CD}', '\u{110CD}'),
+    ('\u{13430}', '\u{1343F}'),
+    ('\u{1BCA0}', '\u{1BCA3}'),
+    ('\u{1D173}', '\u{1D17A}'),
+    ('\u{E0001}', '\u{E0001}'),
+    ('\u{E0020}', '\u{E007F}'),
+];
+
+/// True for a Unicode format character (category Cf).
+pub fn is_format_char(c: char) -> bool {
+    FORMAT_CHARS.iter().any(|&(lo, hi)| (lo..=hi).contains(&c))
+}
+
+/// Checks an id: non-empty, at most [`MAX_ID_LEN`] bytes, no whitespace at either end, no
+/// control or format (invisible) characters, and no U+FFFD — the replacement character a
+/// malformed string (a lone UTF-16 surrogate from JavaScript) turns into, so two different
+/// malformed ids never become one. Returns a reason fit for an `INVALID_INPUT` message.
 pub fn validate_id(field: &str, value: &str) -> Result<(), String> {
     if value.is_empty() {
         return Err(format!("{field} must not be empty"));
@@ -30,6 +87,30 @@ pub fn validate_id(field: &str, value: &str) -> Result<(), String> {
     }
     if value.chars().any(char::is_control) {
         return Err(format!("{field} {value:?} contains a control character"));
+    }
+    if let Some(c) = value.chars().find(|&c| is_format_char(c)) {
+        return Err(format!(
+            "{field} {value:?} contains the invisible format character U+{:04X}",
+            u32::from(c)
+        ));
+    }
+    if value.contains('\u{FFFD}') {
+        return Err(format!(
+            "{field} {value:?} contains U+FFFD, the replacement character (a malformed string, \
+             such as a lone UTF-16 surrogate, becomes it)"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a caller's command id: a valid id that does not start with
+/// [`SYSTEM_COMMAND_PREFIX`] (reserved for lendkit's own commands).
+pub fn validate_command_id(value: &str) -> Result<(), String> {
+    validate_id("command_id", value)?;
+    if value.starts_with(SYSTEM_COMMAND_PREFIX) {
+        return Err(format!(
+            "command_id {value:?} starts with {SYSTEM_COMMAND_PREFIX:?}, which is reserved for lendkit's own commands"
+        ));
     }
     Ok(())
 }
@@ -111,11 +192,33 @@ impl CommandId {
     }
 }
 
+impl CommandId {
+    /// A command id of lendkit's own (a policy's reaction, the points gateway): `system:` and `what`.
+    pub fn system(what: impl fmt::Display) -> Self {
+        Self(format!("{SYSTEM_COMMAND_PREFIX}{what}"))
+    }
+}
+
+/// A stable 128-bit digest of `parts` (a name-based UUID, SHA-1), as 32 hex digits. The same
+/// input gives the same digest in every version and on every machine.
+pub(crate) fn digest(parts: &[&str]) -> String {
+    let mut bytes = Vec::new();
+    for p in parts {
+        bytes.extend_from_slice(&(p.len() as u64).to_be_bytes());
+        bytes.extend_from_slice(p.as_bytes());
+    }
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, &bytes)
+        .simple()
+        .to_string()
+}
+
 impl RentalId {
-    /// A fresh random rental id (`r-` followed by 12 hex digits).
-    pub fn generate() -> Self {
-        let u = uuid::Uuid::new_v4().simple().to_string();
-        Self(format!("r-{}", &u[..12]))
+    /// The rental id a `reserve_book` without an explicit rental id gets: `r-` and 16 hex digits
+    /// derived from its command id, so a retry under the same command id (even 16 at once)
+    /// names the same rental, is charged under the same key, and stores one rental.
+    pub fn for_command(command: &CommandId) -> Self {
+        let d = digest(&["rental", command.as_str()]);
+        Self(format!("r-{}", &d[..16]))
     }
 }
 
@@ -393,5 +496,53 @@ mod tests {
         assert!(validate_id("book id", " x").is_err());
         assert!(validate_id("book id", "a\nb").is_err());
         assert!(validate_id("book id", &"x".repeat(MAX_ID_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn ids_that_look_alike_are_refused() {
+        for bad in [
+            "m\u{200B}1",  // zero-width space
+            "m\u{200D}1",  // zero-width joiner
+            "m\u{202E}1",  // right-to-left override
+            "\u{FEFF}m1",  // byte order mark
+            "m\u{FFFD}",   // a lone surrogate from JavaScript, replaced
+            "m\u{E0041}1", // a tag character
+            "m1\u{00A0}",  // trailing no-break space
+        ] {
+            assert!(
+                validate_id("member_id", bad).is_err(),
+                "{bad:?} must be refused"
+            );
+        }
+        assert!(validate_id("member_id", "김민지-1").is_ok());
+        assert!(validate_id("member_id", "m 1").is_ok());
+    }
+
+    #[test]
+    fn amounts_stay_exact_in_every_language() {
+        assert!(validate_amount("fee", 1).is_ok());
+        assert!(validate_amount("fee", MAX_AMOUNT).is_ok());
+        assert!(validate_amount("fee", MAX_AMOUNT + 1).is_err());
+        assert!(validate_amount("fee", u64::MAX).is_err());
+        assert!(validate_amount("fee", 0).is_err());
+    }
+
+    #[test]
+    fn caller_command_ids_cannot_take_lendkits_own_prefix() {
+        assert!(validate_command_id("c-77").is_ok());
+        assert!(validate_command_id("system:charge:r-1").is_err());
+        assert_eq!(
+            CommandId::system("charge:r-1").as_str(),
+            "system:charge:r-1"
+        );
+    }
+
+    #[test]
+    fn derived_rental_ids_are_stable_and_distinct() {
+        let a = RentalId::for_command(&CommandId::new("c-77"));
+        assert_eq!(a, RentalId::for_command(&CommandId::new("c-77")));
+        assert_ne!(a, RentalId::for_command(&CommandId::new("c-78")));
+        assert_eq!(a.as_str().len(), 18);
+        assert!(validate_id("rental_id", a.as_str()).is_ok());
     }
 }

@@ -7,7 +7,7 @@
 use crate::aggregate::{Aggregate, Context};
 use crate::error::ErrorCode;
 use crate::event::Event;
-use crate::ids::{MemberId, Points, RentalId, StreamKind};
+use crate::ids::{MemberId, Points, RentalId, StreamKind, MAX_AMOUNT};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -162,6 +162,16 @@ pub struct PointAccount {
     pub charges: BTreeMap<RentalId, Charge>,
 }
 
+impl PointAccount {
+    /// Points charged and not refunded: what refunds could still give back.
+    pub fn refundable(&self) -> u64 {
+        self.charges
+            .values()
+            .filter(|c| !c.refunded)
+            .fold(0u64, |sum, c| sum.saturating_add(c.points.0))
+    }
+}
+
 impl Aggregate for PointAccount {
     type Command = PointsCommand;
     type Event = PointsEvent;
@@ -201,9 +211,17 @@ impl Aggregate for PointAccount {
                         "points to top up must be at least 1".into(),
                     ));
                 }
-                if self.balance.checked_add(points.0).is_none() {
+                // Every point charged and not yet refunded may come back: keep room for it, so a
+                // refund can never take the balance past the largest amount.
+                let total = self
+                    .balance
+                    .checked_add(self.refundable())
+                    .and_then(|b| b.checked_add(points.0))
+                    .filter(|&b| b <= MAX_AMOUNT);
+                if total.is_none() {
                     return Err(PointsError::InvalidInput(format!(
-                        "the balance of {member} would overflow"
+                        "topping up {} points would take the balance of {member} ({} points, {} more refundable) past {MAX_AMOUNT}, the largest amount lendkit holds",
+                        points.0, self.balance, self.refundable()
                     )));
                 }
                 Ok(vec![PointsEvent::PointsToppedUp {
@@ -243,11 +261,23 @@ impl Aggregate for PointAccount {
                     return Err(PointsError::SystemOnly);
                 }
                 match self.charges.get(rental) {
-                    Some(charge) if !charge.refunded => Ok(vec![PointsEvent::PointsRefunded {
-                        member: member.clone(),
-                        rental: rental.clone(),
-                        points: charge.points,
-                    }]),
+                    Some(charge) if !charge.refunded => {
+                        // Unreachable for accounts kept by this version (top-ups keep room for
+                        // every refund); an older log could hold more, and a refund is refused
+                        // loudly rather than lost in a saturating sum.
+                        let after = self.balance.checked_add(charge.points.0);
+                        if !matches!(after, Some(b) if b <= MAX_AMOUNT) {
+                            return Err(PointsError::InvalidInput(format!(
+                                "refunding {} points would take the balance of {member} past {MAX_AMOUNT}, the largest amount lendkit holds",
+                                charge.points.0
+                            )));
+                        }
+                        Ok(vec![PointsEvent::PointsRefunded {
+                            member: member.clone(),
+                            rental: rental.clone(),
+                            points: charge.points,
+                        }])
+                    }
                     _ => Ok(vec![]),
                 }
             }

@@ -17,29 +17,53 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Events for one stream in an [`EventStore::append`], with the version the writer decided on.
+/// Events for one stream in a [`Commit`], with the version the writer decided on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamAppend {
     /// The stream.
     pub stream: StreamId,
     /// The stream's version the decision was made on (0 for a new stream). Checked inside the store's transaction.
     pub expected_version: u64,
-    /// The command that decided these events; recorded so a re-sent command is recognised.
-    pub command_id: CommandId,
     /// Envelopes with `version` filled in (`expected_version + 1…`) and `position` 0; the store assigns positions.
     /// Empty means: only check the version (a guard on a stream the decision read).
+    pub events: Vec<Envelope>,
+}
+
+/// One command's write: its events in one or more streams, stored atomically under the
+/// command's id. A command id names one effect in the whole library.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit {
+    /// The command that decided these events. Recorded with the events, once per library: a
+    /// second commit under the same id fails with [`StoreError::CommandApplied`].
+    pub command_id: CommandId,
+    /// What the command was ([`Command::fingerprint`](crate::Command::fingerprint)), so a
+    /// re-sent id with other arguments can be told from a retry; empty for lendkit's own
+    /// commands (policies, the points gateway).
+    pub fingerprint: String,
+    /// The streams written (and guarded), each checked against its expected version.
+    pub appends: Vec<StreamAppend>,
+}
+
+/// What the store recorded for an applied command id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandRecord {
+    /// The [`Commit::fingerprint`] it was stored with (empty when unknown or lendkit's own).
+    pub fingerprint: String,
+    /// The events it stored, in position order.
     pub events: Vec<Envelope>,
 }
 
 /// The event log. Implementations must pass `lendkit_adapters::contract`.
 #[async_trait]
 pub trait EventStore: Send + Sync {
-    /// Appends to one or more streams atomically: either every stream's version matches and every
-    /// event is stored with the next global positions, or nothing is stored and
-    /// `StoreError::Conflict` names the first stale stream. The version check, the position
-    /// assignment and the command-id records happen inside one transaction. Returns the stored
-    /// envelopes in position order.
-    async fn append(&self, appends: Vec<StreamAppend>) -> Result<Vec<Envelope>, StoreError>;
+    /// Stores a commit atomically: either every stream's version matches, the command id was
+    /// never applied, and every event is stored with the next global positions under one
+    /// command record; or nothing is stored and the error says why —
+    /// [`StoreError::Conflict`] names the first stale stream, [`StoreError::CommandApplied`] the
+    /// command id that already has a record. The version checks, the command-id check, the
+    /// position assignment and the record happen inside one transaction. A commit that stores
+    /// no event (only version guards) records nothing. Returns the stored envelopes in position order.
+    async fn append(&self, commit: Commit) -> Result<Vec<Envelope>, StoreError>;
 
     /// Every event of one stream, in version order (empty for an unknown stream).
     async fn read_stream(&self, stream: &StreamId) -> Result<Vec<Envelope>, StoreError>;
@@ -63,12 +87,9 @@ pub trait EventStore: Send + Sync {
     /// The highest position stored (0 for an empty log).
     async fn head(&self) -> Result<u64, StoreError>;
 
-    /// The events a command stored in `stream`, if that command id was applied to it.
-    async fn command_events(
-        &self,
-        stream: &StreamId,
-        command: &CommandId,
-    ) -> Result<Option<Vec<Envelope>>, StoreError>;
+    /// The record of an applied command id (its fingerprint and the events it stored), or
+    /// `None` when no commit under that id stored anything.
+    async fn command(&self, command: &CommandId) -> Result<Option<CommandRecord>, StoreError>;
 
     /// The last position `consumer` has handled, if it ever saved one.
     async fn checkpoint(&self, consumer: &str) -> Result<Option<u64>, StoreError>;

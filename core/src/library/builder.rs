@@ -115,6 +115,13 @@ impl LibraryBuilder {
     /// Opens the library: registers every consumer with the bus, loads the policies' checkpoints,
     /// and relays the log from the oldest checkpoint so consumers that were behind catch up.
     pub async fn build(self) -> Result<Library> {
+        if self.rules.welcome_points > crate::ids::MAX_AMOUNT {
+            return Err(Error::InvalidInput(format!(
+                "welcome_points is {}; the largest amount lendkit holds is {} (2^53 - 1)",
+                self.rules.welcome_points,
+                crate::ids::MAX_AMOUNT
+            )));
+        }
         for (name, n) in &self.workers {
             if !(1..=MAX_WORKERS).contains(n) {
                 return Err(Error::InvalidInput(format!(

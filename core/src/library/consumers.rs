@@ -256,7 +256,11 @@ impl Library {
                 for (i, reaction) in policy.react(e).into_iter().enumerate() {
                     let meta = Meta {
                         actor: Actor::System,
-                        command_id: CommandId(format!("{}:{i}:{}", policy.name, e.event_id)),
+                        command_id: CommandId::system(format_args!(
+                            "{}:{i}:{}",
+                            policy.name, e.event_id
+                        )),
+                        fingerprint: String::new(),
                         correlation_id: e.correlation_id.clone(),
                         causation_id: e.event_id.clone(),
                     };

@@ -63,6 +63,43 @@ impl Engine {
         }
     }
 
+    /// The events a command id already stored, if it was applied: a retry of the same command
+    /// (or a command id whose fingerprint is unknown) gets them back; the id applied to a
+    /// different command is `COMMAND_ID_REUSED`.
+    pub(super) async fn recorded(&self, meta: &Meta) -> Result<Option<Vec<Envelope>>> {
+        let Some(record) = self.store.command(&meta.command_id).await? else {
+            return Ok(None);
+        };
+        if record.fingerprint.is_empty() || record.fingerprint == meta.fingerprint {
+            return Ok(Some(record.events));
+        }
+        Err(Error::CommandIdReused {
+            command_id: meta.command_id.to_string(),
+            previous: record.events.first().map_or_else(
+                || "an earlier command".to_owned(),
+                |e| format!("{} in {}", e.type_name(), e.stream),
+            ),
+        })
+    }
+
+    /// The commit of `appends` under `meta`'s command id and fingerprint.
+    pub(super) fn commit(meta: &Meta, appends: Vec<StreamAppend>) -> Commit {
+        Commit {
+            command_id: meta.command_id.clone(),
+            fingerprint: meta.fingerprint.clone(),
+            appends,
+        }
+    }
+
+    /// Whether a failed commit is worth deciding again: a stream moved on (decide on fresh
+    /// state), or the command id was applied meanwhile (the next try returns that outcome).
+    pub(super) fn retry(e: &StoreError, attempt: u32) -> bool {
+        matches!(
+            e,
+            StoreError::Conflict { .. } | StoreError::CommandApplied(_)
+        ) && attempt + 1 < MAX_CONFLICT_RETRIES
+    }
+
     pub(super) fn context(&self, meta: &Meta) -> Context {
         Context {
             actor: meta.actor.clone(),
@@ -109,7 +146,7 @@ impl Engine {
     ) -> Result<Vec<Envelope>> {
         let mut attempt = 0;
         loop {
-            if let Some(done) = self.store.command_events(stream, &meta.command_id).await? {
+            if let Some(done) = self.recorded(meta).await? {
                 return Ok(done);
             }
             let (mut state, version) = self.load::<A>(stream).await?;
@@ -141,26 +178,22 @@ impl Engine {
             let mut appends = vec![StreamAppend {
                 stream: stream.clone(),
                 expected_version: version,
-                command_id: meta.command_id.clone(),
                 events: Self::envelopes(stream, version, meta, &ctx, events),
             }];
             if let Some(g) = guard {
                 appends.push(StreamAppend {
                     stream: g.clone(),
                     expected_version: guard_version,
-                    command_id: meta.command_id.clone(),
                     events: vec![],
                 });
             }
-            match self.store.append(appends).await {
+            match self.store.append(Self::commit(meta, appends)).await {
                 Ok(stored) => {
                     self.keep(stream, state, new_version);
                     self.relay_stored(&stored).await;
                     return Ok(stored);
                 }
-                Err(StoreError::Conflict { .. }) if attempt + 1 < MAX_CONFLICT_RETRIES => {
-                    attempt += 1
-                }
+                Err(e) if Self::retry(&e, attempt) => attempt += 1,
                 Err(e) => return Err(e.into()),
             }
         }

@@ -27,7 +27,7 @@ use crate::payment::{BreakerConfig, BreakerState, CircuitBreaker};
 use crate::points::{PointAccount, PointsCommand};
 use crate::policies::{Policy, Reaction, POLICIES};
 use crate::ports::{
-    ChargeRef, Clock, DeadLetter, EventBus, EventStore, Notice, Notifier, PaymentGateway,
+    ChargeRef, Clock, Commit, DeadLetter, EventBus, EventStore, Notice, Notifier, PaymentGateway,
     PaymentReceipt, StreamAppend,
 };
 use crate::rentals::{Rental, RentalCommand, RentalError, RentalStatus};
@@ -52,6 +52,8 @@ const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(300);
 struct Meta {
     actor: Actor,
     command_id: CommandId,
+    /// The caller's command's [`Command::fingerprint`]; empty for lendkit's own commands.
+    fingerprint: String,
     correlation_id: String,
     causation_id: String,
 }
@@ -107,8 +109,16 @@ impl Library {
         self.execute_with_id(command, actor, None).await
     }
 
-    /// Runs a command as `actor`. A `command_id` that the target stream already applied returns
-    /// the original events and changes nothing: that is what makes a retry after a timeout safe.
+    /// Runs a command as `actor`.
+    ///
+    /// A command id names one effect in the whole library: sending a command again under an
+    /// id that was already applied returns the first outcome (the same rental id, the same
+    /// events) and changes nothing — that is what makes a retry after a timeout safe, after a
+    /// restart too and with many retries at once. The same id with a different command, other
+    /// arguments or another actor is refused with `COMMAND_ID_REUSED`. A `reserve_book`
+    /// without a rental id gets one derived from the command id, so its retries name the same
+    /// rental. Ids starting with `system:` are lendkit's own and refused (`INVALID_INPUT`), as
+    /// is the [`Actor::System`] actor (`UNAUTHORIZED`): only lendkit's policies act as it.
     pub async fn execute_with_id(
         &self,
         command: Command,
@@ -116,13 +126,16 @@ impl Library {
         command_id: Option<CommandId>,
     ) -> Result<Outcome> {
         command.validate()?;
+        Self::caller(actor)?;
         if let Some(id) = &command_id {
-            crate::ids::validate_id("command_id", id.as_str()).map_err(Error::InvalidInput)?;
+            crate::ids::validate_command_id(id.as_str()).map_err(Error::InvalidInput)?;
         }
         let command_id = command_id.unwrap_or_else(CommandId::generate);
+        let fingerprint = command.fingerprint(actor);
         let meta = |correlation: &str| Meta {
             actor: actor.clone(),
             command_id: command_id.clone(),
+            fingerprint: fingerprint.clone(),
             correlation_id: correlation.to_owned(),
             causation_id: command_id.to_string(),
         };
@@ -198,7 +211,9 @@ impl Library {
                 rental_id,
                 delivery_address,
             } => {
-                let rental = rental_id.map(RentalId).unwrap_or_else(RentalId::generate);
+                let rental = rental_id
+                    .map(RentalId)
+                    .unwrap_or_else(|| RentalId::for_command(&command_id));
                 let events = self
                     .reserve_book(
                         BookId(book_id),
@@ -214,7 +229,7 @@ impl Library {
                 let reason = reason.unwrap_or_else(|| match actor {
                     Actor::Member(_) => "canceled by member".into(),
                     Actor::Librarian(_) => "canceled by librarian".into(),
-                    Actor::System => "canceled".into(),
+                    Actor::System => "canceled".into(), // refused above; kept for completeness
                 });
                 let rental = RentalId(rental_id);
                 let events = self
@@ -286,6 +301,16 @@ impl Library {
         results
     }
 
+    /// Refuses [`Actor::System`]: it is lendkit's own actor, used only by its policies.
+    fn caller(actor: &Actor) -> Result<()> {
+        if actor.is_system() {
+            return Err(Error::Unauthorized(
+                "the system actor is lendkit's own, used only by its policies; act as a librarian or a member".into(),
+            ));
+        }
+        Ok(())
+    }
+
     async fn rental_step(
         &self,
         rental: RentalId,
@@ -323,22 +348,8 @@ impl Library {
         };
         let mut attempt = 0;
         loop {
-            if let Some(done) = self
-                .engine
-                .store
-                .command_events(&member_stream, &meta.command_id)
-                .await?
-            {
-                let mut all = done;
-                all.extend(
-                    self.engine
-                        .store
-                        .command_events(&account_stream, &meta.command_id)
-                        .await?
-                        .unwrap_or_default(),
-                );
-                all.sort_by_key(|e| e.position);
-                return Ok(all);
+            if let Some(done) = self.engine.recorded(meta).await? {
+                return Ok(done);
             }
             let (m, mv) = self.engine.load::<Member>(&member_stream).await?;
             let (a, av) = self.engine.load::<PointAccount>(&account_stream).await?;
@@ -357,24 +368,25 @@ impl Library {
                 StreamAppend {
                     stream: member_stream.clone(),
                     expected_version: mv,
-                    command_id: meta.command_id.clone(),
                     events: Engine::envelopes(&member_stream, mv, meta, &ctx, joined),
                 },
                 StreamAppend {
                     stream: account_stream.clone(),
                     expected_version: av,
-                    command_id: meta.command_id.clone(),
                     events: Engine::envelopes(&account_stream, av, meta, &ctx, opened),
                 },
             ];
-            match self.engine.store.append(appends).await {
+            match self
+                .engine
+                .store
+                .append(Engine::commit(meta, appends))
+                .await
+            {
                 Ok(stored) => {
                     self.engine.relay_stored(&stored).await;
                     return Ok(stored);
                 }
-                Err(StoreError::Conflict { .. }) if attempt + 1 < MAX_CONFLICT_RETRIES => {
-                    attempt += 1
-                }
+                Err(e) if Engine::retry(&e, attempt) => attempt += 1,
                 Err(e) => return Err(e.into()),
             }
         }

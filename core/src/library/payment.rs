@@ -8,12 +8,17 @@ pub(super) struct PointsGateway {
 }
 
 impl PointsGateway {
-    fn meta(key: &RentalId, what: &str) -> Meta {
+    /// The meta of a charge or refund: `system:charge:MEMBER:RENTAL`. The member is part of the
+    /// id because command ids are library-wide: two members racing for one rental id make two
+    /// charges, one of which is refunded — never one charge that counts for both.
+    fn meta(member: &MemberId, key: &RentalId, what: &str) -> Meta {
+        let command_id = CommandId::system(format_args!("{what}:{member}:{key}"));
         Meta {
             actor: Actor::System,
-            command_id: CommandId(format!("{what}:{key}")),
+            causation_id: command_id.to_string(),
+            command_id,
+            fingerprint: String::new(),
             correlation_id: key.to_string(),
-            causation_id: format!("{what}:{key}"),
         }
     }
 }
@@ -34,7 +39,9 @@ impl PaymentGateway for PointsGateway {
         };
         match self
             .engine
-            .execute::<PointAccount>(&stream, &Self::meta(key, "charge"), None, |_| cmd.clone())
+            .execute::<PointAccount>(&stream, &Self::meta(member, key, "charge"), None, |_| {
+                cmd.clone()
+            })
             .await
         {
             Ok(_) => Ok(PaymentReceipt {
@@ -65,9 +72,12 @@ impl PaymentGateway for PointsGateway {
             rental: charge.key.clone(),
         };
         self.engine
-            .execute::<PointAccount>(&stream, &Self::meta(&charge.key, "refund"), None, |_| {
-                cmd.clone()
-            })
+            .execute::<PointAccount>(
+                &stream,
+                &Self::meta(&charge.member, &charge.key, "refund"),
+                None,
+                |_| cmd.clone(),
+            )
             .await
             .map(drop)
             .map_err(|e| PaymentError::Unavailable(e.to_string()))
@@ -85,12 +95,7 @@ impl Library {
         meta: &Meta,
     ) -> Result<Vec<Envelope>> {
         let stream = StreamId::new(StreamKind::Rental, rental.as_str());
-        if let Some(done) = self
-            .engine
-            .store
-            .command_events(&stream, &meta.command_id)
-            .await?
-        {
+        if let Some(done) = self.engine.recorded(meta).await? {
             return Ok(done);
         }
         let book_stream = StreamId::new(StreamKind::Book, book.as_str());
@@ -143,22 +148,23 @@ impl Library {
         let append = StreamAppend {
             stream: stream.clone(),
             expected_version: version,
-            command_id: meta.command_id.clone(),
             events: Engine::envelopes(&stream, version, meta, &ctx, events),
         };
-        match self.engine.store.append(vec![append]).await {
+        match self
+            .engine
+            .store
+            .append(Engine::commit(meta, vec![append]))
+            .await
+        {
             Ok(stored) => {
                 self.engine.relay_stored(&stored).await;
                 Ok(stored)
             }
-            Err(StoreError::Conflict { .. }) => {
-                // Someone stored this rental id first. A concurrent retry of this very command wins too.
-                if let Some(done) = self
-                    .engine
-                    .store
-                    .command_events(&stream, &meta.command_id)
-                    .await?
-                {
+            Err(StoreError::Conflict { .. } | StoreError::CommandApplied(_)) => {
+                // Someone stored this rental id (or used this command id) first. When that was
+                // a concurrent retry of this very command, its outcome is ours.
+                let recorded = self.engine.recorded(meta).await;
+                if let Ok(Some(done)) = recorded {
                     return Ok(done);
                 }
                 // If the winner's payment is this very charge (a gateway keyed by rental id
@@ -177,6 +183,9 @@ impl Library {
                         ))));
                     }
                 }
+                // The command id went to a different command (COMMAND_ID_REUSED), or the rental
+                // id to another reservation.
+                recorded?;
                 Err(RentalError::AlreadyExists(rental).into())
             }
             Err(e) => {
