@@ -57,6 +57,43 @@ fn reservations_taken_while_the_catalog_is_paused_are_settled_once_after_a_resta
 }
 
 #[test]
+fn a_retry_after_a_restart_returns_the_first_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.db");
+    let notices = Arc::new(RecordingNotifier::new());
+    let reserve = || Command::ReserveBook {
+        book_id: "b-1".into(),
+        member_id: "m-1".into(),
+        rental_id: None,
+        delivery_address: None,
+    };
+    let id = || Some(lendkit::CommandId::new("c-77"));
+    let first = {
+        let lib = OpenLibrary::open(&db, manual(&notices)).unwrap();
+        register(&lib, "b-1", 2, 10);
+        join(&lib, "m-1");
+        let first = block_on(lib.execute_with_id(reserve(), &Actor::member("m-1"), id())).unwrap();
+        settle(&lib);
+        lib.close().unwrap();
+        first
+    };
+    let lib = OpenLibrary::open(&db, manual(&notices)).unwrap();
+    let head = all_events(&lib).len();
+    let again = block_on(lib.execute_with_id(reserve(), &Actor::member("m-1"), id())).unwrap();
+    assert_eq!(again.rental_id, first.rental_id);
+    assert_eq!(again.events, first.events);
+    let other = Command::TopUp {
+        member_id: "m-1".into(),
+        points: 5,
+    };
+    let err = block_on(lib.execute_with_id(other, &Actor::librarian("lib-1"), id())).unwrap_err();
+    assert_eq!(err.code(), lendkit::ErrorCode::CommandIdReused);
+    settle(&lib);
+    assert_eq!(all_events(&lib).len(), head, "the retry stored nothing");
+    assert_eq!(lib.member_page("m-1").unwrap().points, 90);
+}
+
+#[test]
 fn a_consumer_group_split_across_a_restart_handles_each_event_once_in_stream_order() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("lib.db");

@@ -621,3 +621,196 @@ fn worker_counts_are_bounded() {
     assert_eq!(err.code(), ErrorCode::InvalidInput);
     assert!(block_on(h.builder().workers("catalog", 64).build()).is_ok());
 }
+
+fn reserve_without_rental_id(book: &str, member: &str) -> Command {
+    Command::ReserveBook {
+        book_id: book.into(),
+        member_id: member.into(),
+        rental_id: None,
+        delivery_address: None,
+    }
+}
+
+#[test]
+fn sixteen_concurrent_retries_of_one_command_id_make_one_rental_and_one_charge() {
+    let h = Harness::new();
+    let lib = Arc::new(h.library());
+    register(&lib, "b-1", 20, 5);
+    join(&lib, "m-1");
+    let barrier = Arc::new(std::sync::Barrier::new(16));
+    let callers: Vec<_> = (0..16)
+        .map(|_| {
+            let (lib, barrier) = (lib.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                block_on(lib.execute_with_id(
+                    reserve_without_rental_id("b-1", "m-1"),
+                    &Actor::member("m-1"),
+                    Some(CommandId::new("c-77")),
+                ))
+            })
+        })
+        .collect();
+    let outcomes: Vec<_> = callers
+        .into_iter()
+        .map(|t| t.join().unwrap().expect("every retry succeeds"))
+        .collect();
+    let first = &outcomes[0];
+    for o in &outcomes {
+        assert_eq!(
+            o.rental_id, first.rental_id,
+            "one rental id for every caller"
+        );
+        assert_eq!(
+            o.events, first.events,
+            "every caller gets the first outcome"
+        );
+    }
+    settle(&lib);
+    let events = all_events(&lib);
+    assert_eq!(count(&events, "RentalReserved"), 1);
+    assert_eq!(count(&events, "PointsCharged"), 1);
+    assert_eq!(count(&events, "PointsRefunded"), 0);
+    assert_eq!(lib.member_page("m-1").unwrap().points, 95);
+    check_invariants(&lib);
+}
+
+#[test]
+fn the_system_actor_and_system_command_ids_are_lendkits_own() {
+    let h = Harness::new();
+    let lib = h.library();
+    register(&lib, "b-1", 1, 5);
+    join(&lib, "m-1");
+    reserve(&lib, "b-1", "m-1", "r-1").unwrap();
+    settle(&lib);
+    let head = all_events(&lib).len();
+    for command in [
+        Command::StartLoan {
+            rental_id: "r-1".into(),
+        },
+        Command::CancelRental {
+            rental_id: "r-1".into(),
+            reason: None,
+        },
+        Command::TopUp {
+            member_id: "m-1".into(),
+            points: 5,
+        },
+        reserve_without_rental_id("b-1", "m-1"),
+    ] {
+        let err = run(&lib, command, &Actor::System).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Unauthorized, "{err}");
+    }
+    let err = block_on(lib.execute_with_id(
+        Command::StartLoan {
+            rental_id: "r-1".into(),
+        },
+        &Actor::member("m-1"),
+        Some(CommandId::new("system:charge:m-1:r-1")),
+    ))
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidInput, "{err}");
+    assert_eq!(all_events(&lib).len(), head, "nothing was stored");
+}
+
+#[test]
+fn amounts_past_2_pow_53_are_refused_and_a_refund_is_never_lost() {
+    let h = Harness::new();
+    let lib = h.library();
+    let max = lendkit::ids::MAX_AMOUNT;
+    for fee in [max + 1, u64::MAX, 1 << 63] {
+        let err = run(
+            &lib,
+            Command::RegisterBook {
+                book_id: "b-x".into(),
+                title: "x".into(),
+                author: None,
+                copies: 1,
+                fee,
+            },
+            &librarian(),
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidInput, "fee {fee}: {err}");
+    }
+    register(&lib, "b-1", 1, 10);
+    join(&lib, "m-1");
+    reserve(&lib, "b-1", "m-1", "r-1").unwrap();
+    settle(&lib);
+    // 90 points left, 10 refundable: a top-up may take the balance to max - 10 and no further.
+    let top_up = |points| {
+        run(
+            &lib,
+            Command::TopUp {
+                member_id: "m-1".into(),
+                points,
+            },
+            &librarian(),
+        )
+    };
+    let err = top_up(max - 99).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidInput, "{err}");
+    top_up(max - 100).unwrap();
+    run(
+        &lib,
+        Command::CancelRental {
+            rental_id: "r-1".into(),
+            reason: None,
+        },
+        &Actor::member("m-1"),
+    )
+    .unwrap();
+    settle(&lib);
+    assert_eq!(
+        lib.member_page("m-1").unwrap().points,
+        max,
+        "the refund arrived"
+    );
+    assert_eq!(count(&all_events(&lib), "PointsRefunded"), 1);
+    assert!(block_on(lib.dead_letters()).unwrap().is_empty());
+    let err = top_up(1).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidInput, "{err}");
+    check_invariants(&lib);
+}
+
+#[test]
+fn reads_are_authorized_like_commands_when_an_actor_is_given() {
+    let h = Harness::new();
+    let lib = h.library();
+    register(&lib, "b-1", 1, 5);
+    join(&lib, "m-1");
+    join(&lib, "m-2");
+    reserve(&lib, "b-1", "m-1", "r-1").unwrap();
+    settle(&lib);
+    let (kim, lee, staff) = (Actor::member("m-1"), Actor::member("m-2"), librarian());
+    let unauthorized = |r: lendkit::Result<()>| {
+        assert_eq!(r.unwrap_err().code(), ErrorCode::Unauthorized);
+    };
+    assert_eq!(lib.reader(&kim).member_page("m-1").unwrap().points, 95);
+    unauthorized(lib.reader(&lee).member_page("m-1").map(drop));
+    assert_eq!(lib.reader(&staff).member_page("m-1").unwrap().points, 95);
+    assert_eq!(lib.reader(&lee).book_list().unwrap().len(), 1);
+    assert!(block_on(lib.reader(&kim).rental("r-1")).is_ok());
+    unauthorized(block_on(lib.reader(&lee).rental("r-1")).map(drop));
+    unauthorized(block_on(lib.reader(&lee).rental("r-unknown")).map(drop));
+    for member in [&kim, &lee] {
+        unauthorized(block_on(lib.reader(member).events(1, 10)).map(drop));
+        unauthorized(block_on(lib.reader(member).head()).map(drop));
+        unauthorized(block_on(lib.reader(member).dead_letters()).map(drop));
+        unauthorized(block_on(lib.reader(member).replay_dead_letter("x")));
+        unauthorized(block_on(lib.reader(member).consumers()).map(drop));
+    }
+    unauthorized(lib.reader(&Actor::System).book_list().map(drop));
+    assert!(!block_on(lib.reader(&staff).events(1, 10))
+        .unwrap()
+        .is_empty());
+    assert!(block_on(lib.reader(&staff).dead_letters())
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        block_on(lib.reader(&staff).replay_dead_letter("x"))
+            .unwrap_err()
+            .code(),
+        ErrorCode::DeadLetterNotFound
+    );
+}

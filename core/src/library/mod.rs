@@ -71,6 +71,7 @@ use consumers::{Consumer, Kind, Worker};
 pub use engine::CommitHook;
 use engine::Engine;
 use payment::PointsGateway;
+pub use queries::Reader;
 
 /// A lending library: the rules, running on the ports it was built with.
 ///

@@ -1,6 +1,121 @@
-//! Queries: the views, the log and the state of one rental.
+//! Queries: the views, the log and the state of one rental — for the host, and through a
+//! [`Reader`] for a caller whose reads are authorized like commands.
 
 use super::*;
+
+/// The queries a caller may make as an actor, authorized like commands: anyone reads the book
+/// list; a member reads only their own page and rentals; the log, the dead letters (and their
+/// replay) and the consumers' status are for librarians. The [`Actor::System`] actor is
+/// lendkit's own and reads nothing through a reader.
+///
+/// The [`Library`]'s own query methods trust their caller (the host application, which decides
+/// itself what to show to whom); a host that passes its users' identities through uses a reader.
+///
+/// ```
+/// # use lendkit_core::{Actor, ErrorCode};
+/// # fn demo(lib: &lendkit_core::Library) {
+/// let kim = Actor::member("m-1");
+/// let err = lib.reader(&kim).member_page("m-2").unwrap_err();
+/// assert_eq!(err.code(), ErrorCode::Unauthorized);
+/// # }
+/// ```
+pub struct Reader<'a> {
+    library: &'a Library,
+    actor: &'a Actor,
+}
+
+impl Library {
+    /// The queries `actor` may make, each checked before it runs (see [`Reader`]).
+    pub fn reader<'a>(&'a self, actor: &'a Actor) -> Reader<'a> {
+        Reader {
+            library: self,
+            actor,
+        }
+    }
+}
+
+impl Reader<'_> {
+    fn refuse(&self, what: &str, who: &str) -> Error {
+        Error::Unauthorized(format!("{} may not read {what}; {who}", self.actor))
+    }
+
+    fn librarian(&self, what: &str) -> Result<()> {
+        Library::caller(self.actor)?;
+        if self.actor.is_librarian() {
+            Ok(())
+        } else {
+            Err(self.refuse(what, "only librarians may"))
+        }
+    }
+
+    fn member_or_librarian(&self, member_id: &str, what: &str) -> Result<()> {
+        Library::caller(self.actor)?;
+        match self.actor {
+            Actor::Librarian(_) => Ok(()),
+            Actor::Member(m) if m.as_str() == member_id => Ok(()),
+            _ => Err(self.refuse(what, "a member may read only their own")),
+        }
+    }
+
+    /// Every book with its stock and status: anyone may read it.
+    pub fn book_list(&self) -> Result<Vec<BookRow>> {
+        Library::caller(self.actor)?;
+        Ok(self.library.book_list())
+    }
+
+    /// A member's page: that member or a librarian.
+    pub fn member_page(&self, member_id: &str) -> Result<MemberPage> {
+        self.member_or_librarian(member_id, &format!("the page of member {member_id}"))?;
+        self.library.member_page(member_id)
+    }
+
+    /// One rental's state: its member or a librarian (another member gets `UNAUTHORIZED`,
+    /// whether or not the rental exists).
+    pub async fn rental(&self, rental_id: &str) -> Result<Rental> {
+        Library::caller(self.actor)?;
+        let rental = self.library.rental(rental_id).await;
+        if self.actor.is_librarian() {
+            return rental;
+        }
+        match (&rental, self.actor) {
+            (Ok(r), Actor::Member(m)) if r.member.as_ref() == Some(m) => rental,
+            _ => Err(self.refuse(
+                &format!("rental {rental_id}"),
+                "a member may read only their own",
+            )),
+        }
+    }
+
+    /// The stored events: librarians.
+    pub async fn events(&self, from_position: u64, limit: usize) -> Result<Vec<Envelope>> {
+        self.librarian("the event log")?;
+        self.library.events(from_position, limit).await
+    }
+
+    /// The position of the newest stored event: librarians.
+    pub async fn head(&self) -> Result<u64> {
+        self.librarian("the event log")?;
+        self.library.head().await
+    }
+
+    /// The dead letters: librarians.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
+        self.librarian("the dead letters")?;
+        self.library.dead_letters().await
+    }
+
+    /// Replays a dead letter: librarians.
+    pub async fn replay_dead_letter(&self, id: &str) -> Result<()> {
+        self.librarian("the dead letters")?;
+        self.library.replay_dead_letter(id).await
+    }
+
+    /// The consumers' progress: librarians.
+    pub async fn consumers(&self) -> Result<Vec<ConsumerStatus>> {
+        self.librarian("the consumers' status")?;
+        Ok(self.library.consumers().await)
+    }
+}
 
 impl Library {
     /// Every book with its stock and status, as of the last [`settle`](Library::settle).
