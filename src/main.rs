@@ -251,7 +251,7 @@ fn execute(cli: Cli) -> lendkit::Result<()> {
         Cmd::Cancel { rental_id, reason } => Command::CancelRental { rental_id, reason },
         Cmd::Renew { rental_id } => Command::RenewLoan { rental_id },
         Cmd::Deliver { rental_id } => Command::MarkDelivered { rental_id },
-        query => return run_query(&cli.db, query, cli.json),
+        query => return run_query(&cli.db, query, cli.json, &actor),
     };
     let lib = OpenLibrary::open(
         &cli.db,
@@ -301,7 +301,9 @@ fn execute(cli: Cli) -> lendkit::Result<()> {
     lib.close()
 }
 
-fn run_query(db: &std::path::Path, query: Cmd, json: bool) -> lendkit::Result<()> {
+/// Runs a query as `actor`: reads are authorized like commands (a member sees only their own
+/// page; the log and the dead letters are for librarians).
+fn run_query(db: &std::path::Path, query: Cmd, json: bool, actor: &Actor) -> lendkit::Result<()> {
     let lib = OpenLibrary::open(
         db,
         Config {
@@ -310,9 +312,10 @@ fn run_query(db: &std::path::Path, query: Cmd, json: bool) -> lendkit::Result<()
         },
     )?;
     lendkit::block_on(lib.settle())?;
+    let reader = lib.reader(actor);
     match query {
         Cmd::Books => {
-            let rows = lib.book_list();
+            let rows = reader.book_list()?;
             if json {
                 println!(
                     "{}",
@@ -323,7 +326,7 @@ fn run_query(db: &std::path::Path, query: Cmd, json: bool) -> lendkit::Result<()
             }
         }
         Cmd::Member { member_id } => {
-            let page = lib.member_page(&member_id)?;
+            let page = reader.member_page(&member_id)?;
             if json {
                 println!(
                     "{}",
@@ -334,7 +337,7 @@ fn run_query(db: &std::path::Path, query: Cmd, json: bool) -> lendkit::Result<()
             }
         }
         Cmd::Events { from, limit } => {
-            let events = lendkit::block_on(lib.events(from, limit))?;
+            let events = lendkit::block_on(reader.events(from, limit))?;
             if json {
                 println!(
                     "{:#}",
@@ -345,7 +348,7 @@ fn run_query(db: &std::path::Path, query: Cmd, json: bool) -> lendkit::Result<()
             }
         }
         Cmd::DeadLetters => {
-            let letters = lendkit::block_on(lib.dead_letters())?;
+            let letters = lendkit::block_on(reader.dead_letters())?;
             if json {
                 println!(
                     "{}",
@@ -363,7 +366,7 @@ fn run_query(db: &std::path::Path, query: Cmd, json: bool) -> lendkit::Result<()
             }
         }
         Cmd::Replay { id } => {
-            lendkit::block_on(lib.replay_dead_letter(&id))?;
+            lendkit::block_on(reader.replay_dead_letter(&id))?;
             lendkit::block_on(lib.settle())?;
             println!("replayed {id}");
         }

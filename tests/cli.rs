@@ -137,3 +137,61 @@ fn the_demo_and_the_model_run() {
     assert!(model.starts_with("flowchart LR"));
     assert!(model.contains("evt_RentalReserved(RentalReserved):::event --> pol_catalog[/catalog policy/]:::policy --> cmd_AllocateCopy[AllocateCopy]:::command"), "{model}");
 }
+
+fn refused(db: &Path, args: &[&str]) -> String {
+    let out = lendkit(db, args);
+    assert!(!out.status.success(), "lendkit {args:?} must fail");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn the_system_actor_is_refused_and_reads_follow_the_actor() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("library.db");
+    ok(
+        &db,
+        &[
+            "register-book",
+            "isbn-1",
+            "DDD",
+            "--copies",
+            "1",
+            "--fee",
+            "30",
+        ],
+    );
+    ok(&db, &["join", "m-1", "Kim"]);
+    ok(&db, &["join", "m-2", "Lee"]);
+    ok(
+        &db,
+        &[
+            "reserve",
+            "isbn-1",
+            "m-1",
+            "--rental-id",
+            "r-1",
+            "--as",
+            "member:m-1",
+        ],
+    );
+    for args in [
+        &["loan", "r-1", "--as", "system"][..],
+        &["cancel", "r-1", "--as", "system"],
+        &["renew", "r-1", "--as", "system"],
+        &["return", "r-1", "--as", "system"],
+    ] {
+        let err = refused(&db, args);
+        assert!(err.contains("UNAUTHORIZED"), "{args:?}: {err}");
+    }
+    assert!(ok(&db, &["member", "m-1", "--as", "member:m-1"]).contains("70 points"));
+    let err = refused(&db, &["member", "m-1", "--as", "member:m-2"]);
+    assert!(err.contains("UNAUTHORIZED"), "{err}");
+    for args in [&["events"][..], &["dead-letters"]] {
+        let mut args = args.to_vec();
+        args.extend(["--as", "member:m-1"]);
+        let err = refused(&db, &args);
+        assert!(err.contains("UNAUTHORIZED"), "{args:?}: {err}");
+    }
+    assert!(ok(&db, &["events"]).contains("RentalReserved"));
+    assert!(ok(&db, &["books", "--as", "member:m-2"]).contains("isbn-1"));
+}
