@@ -74,8 +74,13 @@ fn command_records_are_built_for_an_older_database() {
         db.flush().unwrap();
     }
     let store = SledEventStore::open(&path, Durability::EveryCommit).unwrap();
-    let c1 = block_on(store.command(&"c-1".into())).unwrap().expect("c-1 is recorded");
-    assert_eq!(c1.fingerprint, "", "the fingerprint of an old record is unknown");
+    let c1 = block_on(store.command(&"c-1".into()))
+        .unwrap()
+        .expect("c-1 is recorded");
+    assert_eq!(
+        c1.fingerprint, "",
+        "the fingerprint of an old record is unknown"
+    );
     assert_eq!(
         c1.events.iter().map(|e| e.position).collect::<Vec<_>>(),
         [1, 2, 3]

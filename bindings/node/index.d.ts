@@ -25,6 +25,7 @@ export type ErrorCodeName =
   | 'PAYMENT_DECLINED'
   | 'PAYMENT_UNAVAILABLE'
   | 'CONFLICT'
+  | 'COMMAND_ID_REUSED'
   | 'STORAGE'
   | 'NOT_A_LIBRARY'
   | 'SCHEMA_TOO_NEW'
@@ -347,14 +348,17 @@ export declare class Library {
 
   /** Waits until the saga and the views have caught up. */
   settle(): Promise<void>
-  bookList(): Promise<BookRow[]>
-  memberPage(memberId: string): Promise<MemberPage>
+  // Queries take an optional actor last: without one the host is trusted; with one, reads are
+  // authorized like commands (a member reads only their own page; the log and the dead
+  // letters are for librarians) and a refusal rejects with code UNAUTHORIZED.
+  bookList(actor?: Actor): Promise<BookRow[]>
+  memberPage(memberId: string, actor?: Actor): Promise<MemberPage>
   /** Stored events with `position >= fromPosition` (default 1), at most `limit`. */
-  events(fromPosition?: number, limit?: number): Promise<LendkitEvent[]>
+  events(fromPosition?: number, limit?: number, actor?: Actor): Promise<LendkitEvent[]>
   /** The newest event's position (0 when the log is empty). */
-  head(): Promise<number>
-  deadLetters(): Promise<DeadLetter[]>
-  replayDeadLetter(id: string): Promise<void>
+  head(actor?: Actor): Promise<number>
+  deadLetters(actor?: Actor): Promise<DeadLetter[]>
+  replayDeadLetter(id: string, actor?: Actor): Promise<void>
   /** Hands a stored event to a consumer once more (at-least-once delivery); nothing changes twice. */
   redeliver(consumer: ConsumerName, position: number): Promise<void>
   flush(): Promise<void>

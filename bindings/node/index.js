@@ -105,6 +105,11 @@ function actorText(a) {
   return `${role}:${id}`
 }
 
+/** The native form of a query's optional actor (`undefined` when none is given). */
+function readerText(a) {
+  return a === undefined || a === null ? undefined : actorText(a)
+}
+
 function inputObject(input, method) {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     throw invalid(`${method} takes an object of named fields`)
@@ -430,34 +435,38 @@ class Library {
     return later(() => this.#native.settle())
   }
 
+  // Queries take an optional actor last. Without one the host is trusted; with one, reads are
+  // authorized like commands (a member reads only their own page; the log and the dead letters
+  // are for librarians) and a refusal rejects with code UNAUTHORIZED.
+
   /** Every book with its stock and status. */
-  async bookList() {
-    return later(() => this.#native.bookList())
+  async bookList(actor) {
+    return later(() => this.#native.bookList(readerText(actor)))
   }
 
   /** A member's points and rentals. */
-  async memberPage(memberId) {
-    return later(() => this.#native.memberPage(memberId))
+  async memberPage(memberId, actor) {
+    return later(() => this.#native.memberPage(memberId, readerText(actor)))
   }
 
   /** Stored events with `position >= fromPosition` (default 1), at most `limit`, in order. */
-  async events(fromPosition, limit) {
-    return later(() => this.#native.events(fromPosition, limit))
+  async events(fromPosition, limit, actor) {
+    return later(() => this.#native.events(fromPosition, limit, readerText(actor)))
   }
 
   /** The position of the newest stored event (0 when the log is empty). */
-  async head() {
-    return later(() => this.#native.head())
+  async head(actor) {
+    return later(() => this.#native.head(readerText(actor)))
   }
 
   /** Events consumers gave up on, oldest first. */
-  async deadLetters() {
-    return later(() => this.#native.deadLetters())
+  async deadLetters(actor) {
+    return later(() => this.#native.deadLetters(readerText(actor)))
   }
 
   /** Hands a dead letter's event to its consumer again; on success it leaves the list. */
-  async replayDeadLetter(id) {
-    return later(() => this.#native.replayDeadLetter(id))
+  async replayDeadLetter(id, actor) {
+    return later(() => this.#native.replayDeadLetter(id, readerText(actor)))
   }
 
   /** Hands the stored event at `position` to `consumer` once more; nothing changes twice. */

@@ -59,18 +59,30 @@ export declare class NativeLibrary {
    * hands new events to subscribers).
    */
   settle(): Promise<void>
-  /** Every book with its stock and status, as of the last settle. */
-  bookList(): Promise<Array<BookRow>>
-  /** A member's page: points and rentals, as of the last settle. */
-  memberPage(memberId: string): Promise<MemberPage>
-  /** Stored events with `position >= fromPosition` (default 1), at most `limit`, in order. */
-  events(fromPosition?: number | undefined | null, limit?: number | undefined | null): Promise<Array<Event>>
-  /** The position of the newest stored event (0 when empty). */
-  head(): Promise<number>
-  /** Events consumers gave up on, oldest first. */
-  deadLetters(): Promise<Array<DeadLetter>>
-  /** Hands a dead letter's event to its consumer again; on success it leaves the list. */
-  replayDeadLetter(id: string): Promise<void>
+  /**
+   * Every book with its stock and status, as of the last settle. With an actor, checked
+   * like a command (anyone may read it).
+   */
+  bookList(actor?: string | undefined | null): Promise<Array<BookRow>>
+  /**
+   * A member's page: points and rentals, as of the last settle. With an actor, only that
+   * member or a librarian may read it.
+   */
+  memberPage(memberId: string, actor?: string | undefined | null): Promise<MemberPage>
+  /**
+   * Stored events with `position >= fromPosition` (default 1), at most `limit`, in order.
+   * With an actor, librarians only.
+   */
+  events(fromPosition?: number | undefined | null, limit?: number | undefined | null, actor?: string | undefined | null): Promise<Array<Event>>
+  /** The position of the newest stored event (0 when empty). With an actor, librarians only. */
+  head(actor?: string | undefined | null): Promise<number>
+  /** Events consumers gave up on, oldest first. With an actor, librarians only. */
+  deadLetters(actor?: string | undefined | null): Promise<Array<DeadLetter>>
+  /**
+   * Hands a dead letter's event to its consumer again; on success it leaves the list. With
+   * an actor, librarians only.
+   */
+  replayDeadLetter(id: string, actor?: string | undefined | null): Promise<void>
   /** Hands the stored event at `position` to `consumer` once more (it must change nothing). */
   redeliver(consumer: string, position: number): Promise<void>
   /** Writes everything to disk (a no-op in memory). */

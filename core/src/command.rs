@@ -110,6 +110,23 @@ impl Command {
         }
     }
 
+    /// A command from its JSON form (`{"command": "reserve_book", "book_id": …}`), as bindings
+    /// and files send it: a malformed one (an unknown command or field, a boolean where a number
+    /// belongs, a number past `u64`, a lone surrogate) is `INVALID_INPUT`, and the command is
+    /// [validated](Command::validate).
+    pub fn from_json(text: &str) -> Result<Command, Error> {
+        let command: Command = serde_json::from_str(text).map_err(not_a_command)?;
+        command.validate()?;
+        Ok(command)
+    }
+
+    /// [`from_json`](Command::from_json) for an already parsed JSON value.
+    pub fn from_json_value(value: serde_json::Value) -> Result<Command, Error> {
+        let command: Command = serde_json::from_value(value).map_err(not_a_command)?;
+        command.validate()?;
+        Ok(command)
+    }
+
     /// What this command, sent by `actor`, is: a stable digest of its JSON form and the actor.
     /// A command id is recorded with the fingerprint of the command that first used it, so a
     /// retry (same fingerprint) returns the first outcome and a different command under the
@@ -188,6 +205,10 @@ impl Command {
         };
         r.map_err(bad)
     }
+}
+
+fn not_a_command(e: serde_json::Error) -> Error {
+    Error::InvalidInput(format!("not a command: {e}"))
 }
 
 /// What a successful command returns: the events it stored (or, for a re-sent command id, the events it stored the first time).

@@ -195,17 +195,15 @@ impl NativeLibrary {
         let mut answers: Vec<Option<BatchAnswer>> = Vec::with_capacity(commands.len());
         let mut runnable = Vec::with_capacity(commands.len());
         for c in commands {
-            let parsed = serde_json::from_value::<Command>(c.command)
-                .map_err(|e| lendkit::Error::InvalidInput(format!("not a command: {e}")))
-                .and_then(|command| {
-                    let actor = Actor::parse(&c.actor).map_err(lendkit::Error::InvalidInput)?;
-                    if actor.is_system() {
-                        return Err(lendkit::Error::InvalidInput(
-                            "actor must be librarian:ID or member:ID".into(),
-                        ));
-                    }
-                    Ok((command, actor, c.command_id.map(CommandId)))
-                });
+            let parsed = Command::from_json_value(c.command).and_then(|command| {
+                let actor = Actor::parse(&c.actor).map_err(lendkit::Error::InvalidInput)?;
+                if actor.is_system() {
+                    return Err(lendkit::Error::InvalidInput(
+                        "actor must be librarian:ID or member:ID".into(),
+                    ));
+                }
+                Ok((command, actor, c.command_id.map(CommandId)))
+            });
             match parsed {
                 Ok(run) => {
                     answers.push(None);
@@ -320,66 +318,106 @@ impl NativeLibrary {
         .await
     }
 
-    /// Every book with its stock and status, as of the last settle.
+    /// Every book with its stock and status, as of the last settle. With an actor, checked
+    /// like a command (anyone may read it).
     #[napi(catch_unwind)]
-    pub async fn book_list(&self) -> Result<Vec<BookRow>> {
-        let library = self.library()?;
-        guarded(move || async move { Ok(library.book_list()) })
-            .await
-            .map(|rows| rows.into_iter().map(BookRow::from).collect())
+    pub async fn book_list(&self, actor: Option<String>) -> Result<Vec<BookRow>> {
+        let (library, actor) = (self.library()?, reader_actor(actor)?);
+        guarded(move || async move {
+            match &actor {
+                Some(a) => library.reader(a).book_list(),
+                None => Ok(library.book_list()),
+            }
+        })
+        .await
+        .map(|rows| rows.into_iter().map(BookRow::from).collect())
     }
 
-    /// A member's page: points and rentals, as of the last settle.
+    /// A member's page: points and rentals, as of the last settle. With an actor, only that
+    /// member or a librarian may read it.
     #[napi(catch_unwind)]
-    pub async fn member_page(&self, member_id: String) -> Result<MemberPage> {
-        let library = self.library()?;
-        guarded(move || async move { library.member_page(&member_id) })
-            .await
-            .map(MemberPage::from)
+    pub async fn member_page(
+        &self,
+        member_id: String,
+        actor: Option<String>,
+    ) -> Result<MemberPage> {
+        let (library, actor) = (self.library()?, reader_actor(actor)?);
+        guarded(move || async move {
+            match &actor {
+                Some(a) => library.reader(a).member_page(&member_id),
+                None => library.member_page(&member_id),
+            }
+        })
+        .await
+        .map(MemberPage::from)
     }
 
     /// Stored events with `position >= fromPosition` (default 1), at most `limit`, in order.
+    /// With an actor, librarians only.
     #[napi(catch_unwind)]
     pub async fn events(
         &self,
         from_position: Option<f64>,
         limit: Option<f64>,
+        actor: Option<String>,
     ) -> Result<Vec<Event>> {
         let from = from_position.map_or(Ok(1), |n| amount("fromPosition", n))?;
         let limit = match limit {
             Some(n) => usize::try_from(amount("limit", n)?).unwrap_or(usize::MAX),
             None => usize::MAX,
         };
-        let library = self.library()?;
-        guarded(move || async move { library.events(from, limit).await })
-            .await
-            .map(|events| events.iter().map(Event::from).collect())
+        let (library, actor) = (self.library()?, reader_actor(actor)?);
+        guarded(move || async move {
+            match &actor {
+                Some(a) => library.reader(a).events(from, limit).await,
+                None => library.events(from, limit).await,
+            }
+        })
+        .await
+        .map(|events| events.iter().map(Event::from).collect())
     }
 
-    /// The position of the newest stored event (0 when empty).
+    /// The position of the newest stored event (0 when empty). With an actor, librarians only.
     #[napi(catch_unwind)]
-    pub async fn head(&self) -> Result<f64> {
-        let library = self.library()?;
+    pub async fn head(&self, actor: Option<String>) -> Result<f64> {
+        let (library, actor) = (self.library()?, reader_actor(actor)?);
         #[expect(clippy::cast_precision_loss, reason = "positions stay far below 2^53")]
-        guarded(move || async move { library.head().await })
-            .await
-            .map(|h| h as f64)
+        guarded(move || async move {
+            match &actor {
+                Some(a) => library.reader(a).head().await,
+                None => library.head().await,
+            }
+        })
+        .await
+        .map(|h| h as f64)
     }
 
-    /// Events consumers gave up on, oldest first.
+    /// Events consumers gave up on, oldest first. With an actor, librarians only.
     #[napi(catch_unwind)]
-    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
-        let library = self.library()?;
-        guarded(move || async move { library.dead_letters().await })
-            .await
-            .map(|letters| letters.into_iter().map(DeadLetter::from).collect())
+    pub async fn dead_letters(&self, actor: Option<String>) -> Result<Vec<DeadLetter>> {
+        let (library, actor) = (self.library()?, reader_actor(actor)?);
+        guarded(move || async move {
+            match &actor {
+                Some(a) => library.reader(a).dead_letters().await,
+                None => library.dead_letters().await,
+            }
+        })
+        .await
+        .map(|letters| letters.into_iter().map(DeadLetter::from).collect())
     }
 
-    /// Hands a dead letter's event to its consumer again; on success it leaves the list.
+    /// Hands a dead letter's event to its consumer again; on success it leaves the list. With
+    /// an actor, librarians only.
     #[napi(catch_unwind)]
-    pub async fn replay_dead_letter(&self, id: String) -> Result<()> {
-        let library = self.library()?;
-        guarded(move || async move { library.replay_dead_letter(&id).await }).await
+    pub async fn replay_dead_letter(&self, id: String, actor: Option<String>) -> Result<()> {
+        let (library, actor) = (self.library()?, reader_actor(actor)?);
+        guarded(move || async move {
+            match &actor {
+                Some(a) => library.reader(a).replay_dead_letter(&id).await,
+                None => library.replay_dead_letter(&id).await,
+            }
+        })
+        .await
     }
 
     /// Hands the stored event at `position` to `consumer` once more (it must change nothing).
@@ -476,4 +514,11 @@ impl NativeLibrary {
             Err(_) => Ok(false),
         }
     }
+}
+
+/// The actor of a query (`librarian:ID` / `member:ID`), or `None` when the host reads for itself.
+fn reader_actor(actor: Option<String>) -> Result<Option<Actor>> {
+    actor
+        .map(|a| Actor::parse(&a).map_err(|e| errors::to_js(lendkit::Error::InvalidInput(e))))
+        .transpose()
 }

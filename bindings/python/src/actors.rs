@@ -1,6 +1,7 @@
 //! `lendkit.Librarian` and `lendkit.Member`: who issues a command. The core decides what each
 //! may do; the binding only names them.
 
+use crate::args::Text;
 use crate::errors;
 use lendkit::Actor;
 use pyo3::prelude::*;
@@ -17,9 +18,9 @@ pub struct Librarian {
 impl Librarian {
     /// A librarian with this staff id (non-empty, at most 200 bytes, no surrounding spaces).
     #[new]
-    fn new(py: Python<'_>, id: String) -> PyResult<Self> {
-        check(py, "librarian", &id)?;
-        Ok(Librarian { id })
+    fn new(py: Python<'_>, id: Text) -> PyResult<Self> {
+        check(py, "librarian", &id.0)?;
+        Ok(Librarian { id: id.0 })
     }
 
     /// The staff id.
@@ -48,9 +49,9 @@ pub struct Member {
 impl Member {
     /// The member with this member id.
     #[new]
-    fn new(py: Python<'_>, id: String) -> PyResult<Self> {
-        check(py, "member", &id)?;
-        Ok(Member { id })
+    fn new(py: Python<'_>, id: Text) -> PyResult<Self> {
+        check(py, "member", &id.0)?;
+        Ok(Member { id: id.0 })
     }
 
     /// The member id.
@@ -78,6 +79,11 @@ fn check(py: Python<'_>, kind: &str, id: &str) -> PyResult<()> {
 fn repr(py: Python<'_>, class: &str, id: &str) -> PyResult<String> {
     let id = id.into_pyobject(py)?.repr()?;
     Ok(format!("{class}({id})"))
+}
+
+/// The core actor for an optional `actor=` argument of a query (`None`: the host is trusted).
+pub(crate) fn optional(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Actor>> {
+    obj.filter(|o| !o.is_none()).map(actor).transpose()
 }
 
 /// The core actor for an `actor=` argument: a `Librarian` or a `Member`, nothing else.

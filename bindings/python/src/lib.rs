@@ -13,6 +13,7 @@
 use pyo3::prelude::*;
 
 mod actors;
+mod args;
 mod call;
 mod clock;
 mod errors;

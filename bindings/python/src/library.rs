@@ -3,6 +3,7 @@
 //! call and converts the answer; the rules are all in the core.
 
 use crate::actors;
+use crate::args::{self, Text};
 use crate::call::{self, detached, Callback};
 use crate::errors;
 use crate::options::Options;
@@ -139,11 +140,11 @@ impl Library {
         py: Python<'_>,
         command: Command,
         actor: &Bound<'_, PyAny>,
-        command_id: Option<String>,
+        command_id: Option<Text>,
     ) -> PyResult<Outcome> {
         let actor = actors::actor(actor)?;
         let lib = self.lib(py)?;
-        let id = command_id.map(CommandId);
+        let id = command_id.map(|t| CommandId(t.0));
         detached(py, move || {
             call::wait(lib.execute_with_id(command, &actor, id)).map(Outcome::from)
         })
@@ -359,20 +360,20 @@ impl Library {
     fn register_book(
         &self,
         py: Python<'_>,
-        book_id: String,
-        title: String,
-        copies: u32,
-        fee: u64,
-        author: Option<String>,
+        book_id: Text,
+        title: Text,
+        copies: &Bound<'_, PyAny>,
+        fee: &Bound<'_, PyAny>,
+        author: Option<Text>,
         actor: &Bound<'_, PyAny>,
-        command_id: Option<String>,
+        command_id: Option<Text>,
     ) -> PyResult<Outcome> {
         let command = Command::RegisterBook {
-            book_id,
-            title,
-            author,
-            copies,
-            fee,
+            book_id: book_id.0,
+            title: title.0,
+            author: args::text(author),
+            copies: args::count(copies, "copies")?,
+            fee: args::amount(fee, "fee")?,
         };
         self.execute(py, command, actor, command_id)
     }
@@ -382,12 +383,15 @@ impl Library {
     fn add_copies(
         &self,
         py: Python<'_>,
-        book_id: String,
-        n: u32,
+        book_id: Text,
+        n: &Bound<'_, PyAny>,
         actor: &Bound<'_, PyAny>,
-        command_id: Option<String>,
+        command_id: Option<Text>,
     ) -> PyResult<Outcome> {
-        let command = Command::AddCopies { book_id, copies: n };
+        let command = Command::AddCopies {
+            book_id: book_id.0,
+            copies: args::count(n, "n")?,
+        };
         self.execute(py, command, actor, command_id)
     }
 
@@ -397,16 +401,16 @@ impl Library {
     fn join_member(
         &self,
         py: Python<'_>,
-        member_id: String,
-        name: String,
-        contact: Option<String>,
+        member_id: Text,
+        name: Text,
+        contact: Option<Text>,
         actor: &Bound<'_, PyAny>,
-        command_id: Option<String>,
+        command_id: Option<Text>,
     ) -> PyResult<Outcome> {
         let command = Command::JoinMember {
-            member_id,
-            name,
-            contact,
+            member_id: member_id.0,
+            name: name.0,
+            contact: args::text(contact),
         };
         self.execute(py, command, actor, command_id)
     }
@@ -416,12 +420,15 @@ impl Library {
     fn top_up(
         &self,
         py: Python<'_>,
-        member_id: String,
-        points: u64,
+        member_id: Text,
+        points: &Bound<'_, PyAny>,
         actor: &Bound<'_, PyAny>,
-        command_id: Option<String>,
+        command_id: Option<Text>,
     ) -> PyResult<Outcome> {
-        let command = Command::TopUp { member_id, points };
+        let command = Command::TopUp {
+            member_id: member_id.0,
+            points: args::amount(points, "points")?,
+        };
         self.execute(py, command, actor, command_id)
     }
 
@@ -454,26 +461,19 @@ impl Library {
             };
             dict.del_item("actor")?;
             let command_id = match dict.get_item("command_id")? {
-                Some(id) if !id.is_none() => Some(CommandId(id.extract::<String>()?)),
+                Some(id) if !id.is_none() => Some(CommandId(id.extract::<Text>()?.0)),
                 _ => None,
             };
             if dict.contains("command_id")? {
                 dict.del_item("command_id")?;
             }
             let text: String = dumps.call1((dict,))?.extract()?;
-            match serde_json::from_str::<Command>(&text) {
+            match Command::from_json(&text) {
                 Ok(command) => {
                     answers.push(None);
                     runnable.push((command, actor, command_id));
                 }
-                Err(e) => answers.push(Some(
-                    errors::to_py(
-                        py,
-                        lendkit::Error::InvalidInput(format!("not a command: {e}")),
-                    )
-                    .into_value(py)
-                    .into_any(),
-                )),
+                Err(e) => answers.push(Some(errors::to_py(py, e).into_value(py).into_any())),
             }
         }
         let lib = self.lib(py)?;
@@ -512,18 +512,18 @@ impl Library {
     fn reserve_book(
         &self,
         py: Python<'_>,
-        book_id: String,
-        member_id: String,
+        book_id: Text,
+        member_id: Text,
         actor: &Bound<'_, PyAny>,
-        rental_id: Option<String>,
-        delivery_address: Option<String>,
-        command_id: Option<String>,
+        rental_id: Option<Text>,
+        delivery_address: Option<Text>,
+        command_id: Option<Text>,
     ) -> PyResult<Outcome> {
         let command = Command::ReserveBook {
-            book_id,
-            member_id,
-            rental_id,
-            delivery_address,
+            book_id: book_id.0,
+            member_id: member_id.0,
+            rental_id: args::text(rental_id),
+            delivery_address: args::text(delivery_address),
         };
         self.execute(py, command, actor, command_id)
     }
@@ -533,11 +533,18 @@ impl Library {
     fn start_loan(
         &self,
         py: Python<'_>,
-        rental_id: String,
+        rental_id: Text,
         actor: &Bound<'_, PyAny>,
-        command_id: Option<String>,
+        command_id: Option<Text>,
     ) -> PyResult<Outcome> {
-        self.execute(py, Command::StartLoan { rental_id }, actor, command_id)
+        self.execute(
+            py,
+            Command::StartLoan {
+                rental_id: rental_id.0,
+            },
+            actor,
+            command_id,
+        )
     }
 
     /// Brings a loan back.
@@ -545,11 +552,18 @@ impl Library {
     fn return_book(
         &self,
         py: Python<'_>,
-        rental_id: String,
+        rental_id: Text,
         actor: &Bound<'_, PyAny>,
-        command_id: Option<String>,
+        command_id: Option<Text>,
     ) -> PyResult<Outcome> {
-        self.execute(py, Command::ReturnBook { rental_id }, actor, command_id)
+        self.execute(
+            py,
+            Command::ReturnBook {
+                rental_id: rental_id.0,
+            },
+            actor,
+            command_id,
+        )
     }
 
     /// Cancels a reservation; the refund, the copy's release and the delivery's cancellation
@@ -558,12 +572,15 @@ impl Library {
     fn cancel_rental(
         &self,
         py: Python<'_>,
-        rental_id: String,
+        rental_id: Text,
         actor: &Bound<'_, PyAny>,
-        reason: Option<String>,
-        command_id: Option<String>,
+        reason: Option<Text>,
+        command_id: Option<Text>,
     ) -> PyResult<Outcome> {
-        let command = Command::CancelRental { rental_id, reason };
+        let command = Command::CancelRental {
+            rental_id: rental_id.0,
+            reason: args::text(reason),
+        };
         self.execute(py, command, actor, command_id)
     }
 
@@ -572,11 +589,18 @@ impl Library {
     fn renew_loan(
         &self,
         py: Python<'_>,
-        rental_id: String,
+        rental_id: Text,
         actor: &Bound<'_, PyAny>,
-        command_id: Option<String>,
+        command_id: Option<Text>,
     ) -> PyResult<Outcome> {
-        self.execute(py, Command::RenewLoan { rental_id }, actor, command_id)
+        self.execute(
+            py,
+            Command::RenewLoan {
+                rental_id: rental_id.0,
+            },
+            actor,
+            command_id,
+        )
     }
 
     /// Records that a delivery arrived (librarian); the loan starts.
@@ -584,72 +608,136 @@ impl Library {
     fn mark_delivered(
         &self,
         py: Python<'_>,
-        rental_id: String,
+        rental_id: Text,
         actor: &Bound<'_, PyAny>,
-        command_id: Option<String>,
+        command_id: Option<Text>,
     ) -> PyResult<Outcome> {
-        self.execute(py, Command::MarkDelivered { rental_id }, actor, command_id)
+        self.execute(
+            py,
+            Command::MarkDelivered {
+                rental_id: rental_id.0,
+            },
+            actor,
+            command_id,
+        )
     }
 
     // ---- queries -----------------------------------------------------------------------
 
-    /// Every book with its stock and status, as of the consumers' last run.
-    fn book_list(&self, py: Python<'_>) -> PyResult<Vec<BookRow>> {
-        let lib = self.lib(py)?;
+    /// Every book with its stock and status, as of the consumers' last run. Anyone may read it;
+    /// `actor` (a `Librarian` or `Member`) is checked like a command's.
+    #[pyo3(signature = (*, actor = None))]
+    fn book_list(
+        &self,
+        py: Python<'_>,
+        actor: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<BookRow>> {
+        let (lib, actor) = (self.lib(py)?, actors::optional(actor)?);
         detached(py, move || {
-            Ok(lib.book_list().into_iter().map(BookRow::from).collect())
+            let rows = match &actor {
+                Some(a) => lib.reader(a).book_list()?,
+                None => lib.book_list(),
+            };
+            Ok(rows.into_iter().map(BookRow::from).collect())
         })
     }
 
-    /// A member's points and rentals, as of the consumers' last run.
-    fn member_page(&self, py: Python<'_>, member_id: String) -> PyResult<MemberPage> {
-        let lib = self.lib(py)?;
+    /// A member's points and rentals, as of the consumers' last run. With `actor`, only that
+    /// member or a librarian may read it (`UnauthorizedError`); without, the host is trusted.
+    #[pyo3(signature = (member_id, *, actor = None))]
+    fn member_page(
+        &self,
+        py: Python<'_>,
+        member_id: Text,
+        actor: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<MemberPage> {
+        let (lib, actor) = (self.lib(py)?, actors::optional(actor)?);
         detached(py, move || {
-            lib.member_page(&member_id).map(MemberPage::from)
+            match &actor {
+                Some(a) => lib.reader(a).member_page(&member_id.0),
+                None => lib.member_page(&member_id.0),
+            }
+            .map(MemberPage::from)
         })
     }
 
-    /// Stored events with `position >= from_position`, in order (at most `limit`).
-    #[pyo3(signature = (from_position = 0, limit = None))]
+    /// Stored events with `position >= from_position`, in order (at most `limit`). With
+    /// `actor`, librarians only.
+    #[pyo3(signature = (from_position = 0, limit = None, *, actor = None))]
     fn events(
         &self,
         py: Python<'_>,
         from_position: u64,
         limit: Option<usize>,
+        actor: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<Event>> {
-        let lib = self.lib(py)?;
+        let (lib, actor) = (self.lib(py)?, actors::optional(actor)?);
         detached(py, move || {
-            let events = call::wait(lib.events(from_position, limit.unwrap_or(usize::MAX)))?;
+            let limit = limit.unwrap_or(usize::MAX);
+            let events = match &actor {
+                Some(a) => call::wait(lib.reader(a).events(from_position, limit))?,
+                None => call::wait(lib.events(from_position, limit))?,
+            };
             Ok(events.iter().map(Event::from).collect())
         })
     }
 
-    /// The position of the newest stored event (0 for an empty log).
-    fn head(&self, py: Python<'_>) -> PyResult<u64> {
-        let lib = self.lib(py)?;
-        detached(py, move || call::wait(lib.head()))
+    /// The position of the newest stored event (0 for an empty log). With `actor`, librarians only.
+    #[pyo3(signature = (*, actor = None))]
+    fn head(&self, py: Python<'_>, actor: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
+        let (lib, actor) = (self.lib(py)?, actors::optional(actor)?);
+        detached(py, move || match &actor {
+            Some(a) => call::wait(lib.reader(a).head()),
+            None => call::wait(lib.head()),
+        })
     }
 
-    /// Events the consumers gave up on, oldest first.
-    fn dead_letters(&self, py: Python<'_>) -> PyResult<Vec<DeadLetter>> {
-        let lib = self.lib(py)?;
+    /// Events the consumers gave up on, oldest first. With `actor`, librarians only.
+    #[pyo3(signature = (*, actor = None))]
+    fn dead_letters(
+        &self,
+        py: Python<'_>,
+        actor: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<DeadLetter>> {
+        let (lib, actor) = (self.lib(py)?, actors::optional(actor)?);
         detached(py, move || {
-            let letters = call::wait(lib.dead_letters())?;
+            let letters = match &actor {
+                Some(a) => call::wait(lib.reader(a).dead_letters())?,
+                None => call::wait(lib.dead_letters())?,
+            };
             Ok(letters.into_iter().map(DeadLetter::from).collect())
         })
     }
 
-    /// Hands a dead letter's event to its consumer again; on success it leaves the list.
-    fn replay_dead_letter(&self, py: Python<'_>, id: String) -> PyResult<()> {
-        let lib = self.lib(py)?;
-        detached(py, move || call::wait(lib.replay_dead_letter(&id)))
+    /// Hands a dead letter's event to its consumer again; on success it leaves the list. With
+    /// `actor`, librarians only.
+    #[pyo3(signature = (id, *, actor = None))]
+    fn replay_dead_letter(
+        &self,
+        py: Python<'_>,
+        id: Text,
+        actor: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let (lib, actor) = (self.lib(py)?, actors::optional(actor)?);
+        detached(py, move || match &actor {
+            Some(a) => call::wait(lib.reader(a).replay_dead_letter(&id.0)),
+            None => call::wait(lib.replay_dead_letter(&id.0)),
+        })
     }
 
-    /// Every consumer's progress.
-    fn consumers(&self, py: Python<'_>) -> PyResult<Vec<ConsumerStatus>> {
-        let lib = self.lib(py)?;
+    /// Every consumer's progress. With `actor`, librarians only.
+    #[pyo3(signature = (*, actor = None))]
+    fn consumers(
+        &self,
+        py: Python<'_>,
+        actor: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<ConsumerStatus>> {
+        let (lib, actor) = (self.lib(py)?, actors::optional(actor)?);
         detached(py, move || {
-            let all = call::wait(lib.consumers());
+            let all = match &actor {
+                Some(a) => call::wait(lib.reader(a).consumers())?,
+                None => call::wait(lib.consumers()),
+            };
             Ok(all.into_iter().map(ConsumerStatus::from).collect())
         })
     }

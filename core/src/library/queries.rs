@@ -12,7 +12,7 @@ use super::*;
 /// itself what to show to whom); a host that passes its users' identities through uses a reader.
 ///
 /// ```
-/// # use lendkit_core::{Actor, ErrorCode};
+/// # use lendkit_core::{ids::Actor, ErrorCode};
 /// # fn demo(lib: &lendkit_core::Library) {
 /// let kim = Actor::member("m-1");
 /// let err = lib.reader(&kim).member_page("m-2").unwrap_err();

@@ -168,6 +168,7 @@ CATALOGUE: Dict[str, Tuple[Type[LendkitError], bool]] = {
     "PAYMENT_DECLINED": (PaymentDeclinedError, False),
     "PAYMENT_UNAVAILABLE": (PaymentError, True),
     "CONFLICT": (ConflictError, True),
+    "COMMAND_ID_REUSED": (ConflictError, False),
     "STORAGE": (StorageError, True),
     "NOT_A_LIBRARY": (StorageError, False),
     "SCHEMA_TOO_NEW": (StorageError, False),
