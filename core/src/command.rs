@@ -5,126 +5,239 @@
 
 use crate::error::Error;
 use crate::event::Envelope;
-use crate::ids::{validate_amount, validate_id, validate_text, Actor, CommandId, RentalId};
+use crate::ids::{
+    validate_amount, validate_id, validate_text, Actor, CommandId, RentalId, MAX_AMOUNT,
+};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-/// A caller's command. The JSON form is `{"command": "reserve_book", "book_id": …}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Command {
+/// What a command field holds, and so the rule it is checked by. The bindings' methods and
+/// types are generated from these kinds (see [`Command::SPECS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldKind {
+    /// An id ([`validate_id`]): non-empty, bounded, no invisible characters.
+    Id,
+    /// Free text that must not be empty: a title, a name, an address.
+    Text,
+    /// Free text that may be empty: an author, a contact, a reason.
+    Note,
+    /// An amount of points: a whole number in `1..=`[`MAX_AMOUNT`].
+    Amount,
+    /// A count of copies: a whole number in `1..=`[`u32::MAX`].
+    Count,
+}
+
+/// One field of a command.
+#[derive(Debug, Serialize)]
+pub struct FieldSpec {
+    /// Its name in snake_case, as in JSON (`book_id`).
+    pub name: &'static str,
+    /// What it holds.
+    pub kind: FieldKind,
+    /// Whether it may be left out.
+    pub optional: bool,
+    /// What it means.
+    pub doc: &'static str,
+}
+
+/// One command, as data: what the bindings' generated methods and types are made from.
+#[derive(Debug, Serialize)]
+pub struct CommandSpec {
+    /// Its name in snake_case, as in JSON (`reserve_book`).
+    pub name: &'static str,
+    /// What it does and who may send it.
+    pub doc: &'static str,
+    /// Its fields, required ones first, in the order the bindings take them.
+    pub fields: &'static [FieldSpec],
+}
+
+/// Left out of the JSON form: an absent optional field (so adding one to a command changes no
+/// existing command's fingerprint), or an empty required one (which `validate` refuses anyway).
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+/// The Rust type of a field kind.
+macro_rules! field_type {
+    (Id) => { String };
+    (Text) => { String };
+    (Note) => { String };
+    (Amount) => { u64 };
+    (Count) => { u32 };
+    (Option<$kind:ident>) => { Option<field_type!($kind)> };
+}
+
+/// The kind and optionality of a field type.
+macro_rules! field_spec {
+    ($kind:ident) => {
+        (FieldKind::$kind, false)
+    };
+    (Option<$kind:ident>) => {
+        (FieldKind::$kind, true)
+    };
+}
+
+/// Defines [`Command`] and [`Command::SPECS`] from one table: adding a command here (and its
+/// route in the library) is all the bindings need.
+macro_rules! commands {
+    ($(
+        #[doc = $doc:literal]
+        $variant:ident = $name:literal {
+            $( #[doc = $fdoc:literal] $field:ident : $ty:ident $(< $inner:ident >)? ),* $(,)?
+        }
+    )*) => {
+        /// A caller's command. The JSON form is `{"command": "reserve_book", "book_id": …}`.
+        ///
+        /// Every field may be left out of the JSON form: an optional one is then `None`, a
+        /// required one empty or zero, which [`validate`](Command::validate) refuses. Absent
+        /// optional fields are left out when it is written.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(tag = "command", deny_unknown_fields)]
+        pub enum Command {
+            $(
+                #[doc = $doc]
+                #[serde(rename = $name)]
+                $variant {
+                    $(
+                        #[doc = $fdoc]
+                        #[serde(default, skip_serializing_if = "is_default")]
+                        $field: field_type!($ty $(< $inner >)?),
+                    )*
+                },
+            )*
+        }
+
+        impl Command {
+            /// Every command as data, in catalogue order.
+            pub const SPECS: &'static [CommandSpec] = &[
+                $( CommandSpec {
+                    name: $name,
+                    doc: $doc,
+                    fields: &[ $( {
+                        let (kind, optional) = field_spec!($ty $(< $inner >)?);
+                        FieldSpec { name: stringify!($field), kind, optional, doc: $fdoc }
+                    }, )* ],
+                }, )*
+            ];
+
+            /// This command's spec.
+            pub fn spec(&self) -> &'static CommandSpec {
+                let name = match self { $( Command::$variant { .. } => $name, )* };
+                // Every variant has its spec: both come from the same table.
+                Self::SPECS.iter().find(|s| s.name == name).unwrap_or(&Self::SPECS[0])
+            }
+
+            /// The command's name in snake_case, as in JSON.
+            pub fn name(&self) -> &'static str {
+                match self { $( Command::$variant { .. } => $name, )* }
+            }
+        }
+    };
+}
+
+commands! {
     /// Put a title in the catalogue (librarian).
-    RegisterBook {
+    RegisterBook = "register_book" {
         /// New book id (e.g. an ISBN).
-        book_id: String,
+        book_id: Id,
         /// Title.
-        title: String,
-        /// Author.
-        #[serde(default)]
-        author: Option<String>,
+        title: Text,
         /// Copies on the shelf, at least 1.
-        copies: u32,
+        copies: Count,
         /// Rental fee in points, at least 1.
-        fee: u64,
-    },
+        fee: Amount,
+        /// Author.
+        author: Option<Note>,
+    }
     /// Stock more copies (librarian).
-    AddCopies {
+    AddCopies = "add_copies" {
         /// Book id.
-        book_id: String,
+        book_id: Id,
         /// How many, at least 1.
-        copies: u32,
-    },
+        copies: Count,
+    }
     /// Register a member (librarian, or the person themselves); opens their point account with the welcome points.
-    JoinMember {
+    JoinMember = "join_member" {
         /// New member id.
-        member_id: String,
+        member_id: Id,
         /// Name.
-        name: String,
+        name: Text,
         /// Phone or e-mail for notices.
-        #[serde(default)]
-        contact: Option<String>,
-    },
-    /// Add points to a member's account (librarian).
-    TopUp {
+        contact: Option<Note>,
+    }
+    /// Add points to a member's point account (librarian).
+    TopUp = "top_up" {
         /// Member id.
-        member_id: String,
+        member_id: Id,
         /// How many, at least 1.
-        points: u64,
-    },
+        points: Amount,
+    }
     /// Reserve a book, paying its fee now (the member, or a librarian for them).
-    ReserveBook {
+    ReserveBook = "reserve_book" {
         /// Book id.
-        book_id: String,
+        book_id: Id,
         /// Member id.
-        member_id: String,
-        /// Rental id to use; generated when absent.
-        #[serde(default)]
-        rental_id: Option<String>,
+        member_id: Id,
+        /// Rental id to use; derived from the command id when absent (so a retry names the same rental).
+        rental_id: Option<Id>,
         /// Deliver to this address; pick up in person when absent.
-        #[serde(default)]
-        delivery_address: Option<String>,
-    },
-    /// Pick up a confirmed rental (대여).
-    StartLoan {
+        delivery_address: Option<Text>,
+    }
+    /// Pick up a confirmed rental (the member, or a librarian for them).
+    StartLoan = "start_loan" {
         /// Rental id.
-        rental_id: String,
-    },
-    /// Bring a loan back (반납).
-    ReturnBook {
+        rental_id: Id,
+    }
+    /// Bring a loan back (the member, or a librarian for them).
+    ReturnBook = "return_book" {
         /// Rental id.
-        rental_id: String,
-    },
-    /// Cancel a reservation (예약 취소); refund, copy release and delivery cancellation follow.
-    CancelRental {
+        rental_id: Id,
+    }
+    /// Cancel a reservation; the refund, the copy's release and the delivery's cancellation follow.
+    CancelRental = "cancel_rental" {
         /// Rental id.
-        rental_id: String,
+        rental_id: Id,
         /// Why; defaults to `canceled by member` / `canceled by librarian`.
-        #[serde(default)]
-        reason: Option<String>,
-    },
-    /// Extend a loan.
-    RenewLoan {
+        reason: Option<Note>,
+    }
+    /// Extend a loan by the loan period.
+    RenewLoan = "renew_loan" {
         /// Rental id.
-        rental_id: String,
-    },
+        rental_id: Id,
+    }
     /// Record that a delivery arrived (librarian); the loan starts.
-    MarkDelivered {
+    MarkDelivered = "mark_delivered" {
         /// Rental id.
-        rental_id: String,
-    },
+        rental_id: Id,
+    }
 }
 
 impl Command {
-    /// The command's name in snake_case, as in JSON.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Command::RegisterBook { .. } => "register_book",
-            Command::AddCopies { .. } => "add_copies",
-            Command::JoinMember { .. } => "join_member",
-            Command::TopUp { .. } => "top_up",
-            Command::ReserveBook { .. } => "reserve_book",
-            Command::StartLoan { .. } => "start_loan",
-            Command::ReturnBook { .. } => "return_book",
-            Command::CancelRental { .. } => "cancel_rental",
-            Command::RenewLoan { .. } => "renew_loan",
-            Command::MarkDelivered { .. } => "mark_delivered",
-        }
-    }
-
     /// A command from its JSON form (`{"command": "reserve_book", "book_id": …}`), as bindings
     /// and files send it: a malformed one (an unknown command or field, a boolean where a number
     /// belongs, a number past `u64`, a lone surrogate) is `INVALID_INPUT`, and the command is
     /// [validated](Command::validate).
     pub fn from_json(text: &str) -> Result<Command, Error> {
-        let command: Command = serde_json::from_str(text).map_err(not_a_command)?;
-        command.validate()?;
-        Ok(command)
+        Self::from_json_value(serde_json::from_str(text).map_err(not_a_command)?)
     }
 
-    /// [`from_json`](Command::from_json) for an already parsed JSON value.
-    pub fn from_json_value(value: serde_json::Value) -> Result<Command, Error> {
-        let command: Command = serde_json::from_value(value).map_err(not_a_command)?;
-        command.validate()?;
-        Ok(command)
+    /// [`from_json`](Command::from_json) for an already parsed JSON value. Every field is
+    /// checked against the command's spec before it is converted, so the error names the field.
+    pub fn from_json_value(value: Value) -> Result<Command, Error> {
+        let name = value.get("command").and_then(Value::as_str);
+        let Some(spec) = Self::SPECS.iter().find(|s| Some(s.name) == name) else {
+            let names: Vec<_> = Self::SPECS.iter().map(|s| s.name).collect();
+            return Err(Error::InvalidInput(format!(
+                "not a command: {} is not one of {}",
+                value
+                    .get("command")
+                    .map_or("a missing \"command\"".into(), |c| c.to_string()),
+                names.join(", ")
+            )));
+        };
+        check_fields(spec, &value).map_err(Error::InvalidInput)?;
+        serde_json::from_value(value).map_err(not_a_command)
     }
 
     /// What this command, sent by `actor`, is: a stable digest of its JSON form and the actor.
@@ -138,72 +251,85 @@ impl Command {
         crate::ids::digest(&["command", &actor.to_string(), &json])
     }
 
-    /// Checks the input rules every command shares: ids well formed, texts bounded, amounts in
-    /// `1..=`[`MAX_AMOUNT`](crate::ids::MAX_AMOUNT).
+    /// Checks the input rules every command shares, field by field from [`Command::SPECS`]:
+    /// ids well formed, texts bounded, amounts in `1..=`[`MAX_AMOUNT`].
     pub fn validate(&self) -> Result<(), Error> {
-        let bad = Error::InvalidInput;
-        let positive = validate_amount;
-        let r = match self {
-            Command::RegisterBook {
-                book_id,
-                title,
-                author,
-                copies,
-                fee,
-            } => validate_id("book_id", book_id)
-                .and_then(|()| validate_text("title", title, true))
-                .and_then(|()| {
-                    author
-                        .as_deref()
-                        .map_or(Ok(()), |a| validate_text("author", a, false))
-                })
-                .and_then(|()| positive("copies", u64::from(*copies)))
-                .and_then(|()| positive("fee", *fee)),
-            Command::AddCopies { book_id, copies } => validate_id("book_id", book_id)
-                .and_then(|()| positive("copies", u64::from(*copies))),
-            Command::JoinMember {
-                member_id,
-                name,
-                contact,
-            } => validate_id("member_id", member_id)
-                .and_then(|()| validate_text("name", name, true))
-                .and_then(|()| {
-                    contact
-                        .as_deref()
-                        .map_or(Ok(()), |c| validate_text("contact", c, false))
-                }),
-            Command::TopUp { member_id, points } => {
-                validate_id("member_id", member_id).and_then(|()| positive("points", *points))
-            }
-            Command::ReserveBook {
-                book_id,
-                member_id,
-                rental_id,
-                delivery_address,
-            } => validate_id("book_id", book_id)
-                .and_then(|()| validate_id("member_id", member_id))
-                .and_then(|()| {
-                    rental_id
-                        .as_deref()
-                        .map_or(Ok(()), |r| validate_id("rental_id", r))
-                })
-                .and_then(|()| {
-                    delivery_address
-                        .as_deref()
-                        .map_or(Ok(()), |a| validate_text("delivery_address", a, true))
-                }),
-            Command::CancelRental { rental_id, reason } => validate_id("rental_id", rental_id)
-                .and_then(|()| {
-                    reason
-                        .as_deref()
-                        .map_or(Ok(()), |r| validate_text("reason", r, false))
-                }),
-            Command::StartLoan { rental_id }
-            | Command::ReturnBook { rental_id }
-            | Command::RenewLoan { rental_id }
-            | Command::MarkDelivered { rental_id } => validate_id("rental_id", rental_id),
+        let value = serde_json::to_value(self).map_err(not_a_command)?;
+        check_fields(self.spec(), &value).map_err(Error::InvalidInput)
+    }
+}
+
+/// Checks a command's JSON form against its spec, naming the field at fault: an unknown field,
+/// a missing required one, a value of the wrong type or out of range.
+fn check_fields(spec: &CommandSpec, value: &Value) -> Result<(), String> {
+    let Value::Object(fields) = value else {
+        return Err(format!("{} must be an object of named fields", spec.name));
+    };
+    for key in fields.keys() {
+        if key != "command" && !spec.fields.iter().any(|f| f.name == key) {
+            let names: Vec<_> = spec.fields.iter().map(|f| f.name).collect();
+            return Err(format!(
+                "{} has no field {key:?}; its fields are {}",
+                spec.name,
+                names.join(", ")
+            ));
+        }
+    }
+    for field in spec.fields {
+        let name = field.name;
+        let value = match fields.get(name) {
+            None | Some(Value::Null) if field.optional => continue,
+            None | Some(Value::Null) => return Err(format!("{} needs {name}", spec.name)),
+            Some(v) => v,
         };
-        r.map_err(bad)
+        match field.kind {
+            FieldKind::Id | FieldKind::Text | FieldKind::Note => {
+                let Value::String(text) = value else {
+                    return Err(format!("{name} must be a string, not {}", json_type(value)));
+                };
+                match field.kind {
+                    FieldKind::Id => validate_id(name, text)?,
+                    FieldKind::Text => validate_text(name, text, true)?,
+                    _ => validate_text(name, text, false)?,
+                }
+            }
+            FieldKind::Amount | FieldKind::Count => {
+                let max = if field.kind == FieldKind::Count {
+                    u64::from(u32::MAX)
+                } else {
+                    MAX_AMOUNT
+                };
+                match value.as_u64() {
+                    Some(n) if n <= max => validate_amount(name, n)?,
+                    Some(n) if field.kind == FieldKind::Amount => validate_amount(name, n)?,
+                    _ => {
+                        return Err(format!(
+                            "{name} must be a whole number from 1 to {max}, not {}",
+                            shown(value)
+                        ))
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn shown(value: &Value) -> String {
+    match value {
+        Value::Number(n) => n.to_string(),
+        other => json_type(other).to_owned(),
     }
 }
 
@@ -226,5 +352,80 @@ impl Outcome {
     /// The type names of the stored events.
     pub fn types(&self) -> Vec<&'static str> {
         self.events.iter().map(Envelope::type_name).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_spec_round_trips_through_the_enum() {
+        for spec in Command::SPECS {
+            let mut value = json!({ "command": spec.name });
+            for f in spec.fields {
+                value[f.name] = match f.kind {
+                    FieldKind::Amount | FieldKind::Count => json!(3),
+                    _ => json!(format!("{}-1", f.name)),
+                };
+            }
+            let command = Command::from_json_value(value.clone())
+                .unwrap_or_else(|e| panic!("{}: {e}", spec.name));
+            assert_eq!(command.name(), spec.name);
+            assert_eq!(command.spec().name, spec.name);
+            assert_eq!(
+                serde_json::to_value(&command).unwrap(),
+                value,
+                "{}",
+                spec.name
+            );
+            command.validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let cases = [
+            (
+                json!({"command": "top_up", "member_id": "m-1", "points": true}),
+                "points must be a whole number",
+            ),
+            (
+                json!({"command": "top_up", "member_id": "m-1", "points": 1.5}),
+                "points must be a whole number",
+            ),
+            (
+                json!({"command": "top_up", "member_id": "m-1", "points": -1}),
+                "points must be a whole number",
+            ),
+            (
+                json!({"command": "top_up", "member_id": "m-1", "points": 9_007_199_254_740_992_u64}),
+                "largest amount",
+            ),
+            (
+                json!({"command": "top_up", "member_id": "m-1"}),
+                "top_up needs points",
+            ),
+            (
+                json!({"command": "top_up", "member_id": 5, "points": 1}),
+                "member_id must be a string",
+            ),
+            (
+                json!({"command": "top_up", "member_id": "m-1", "points": 1, "x": 1}),
+                "no field \"x\"",
+            ),
+            (
+                json!({"command": "add_copies", "book_id": "b", "copies": 4_294_967_296_u64}),
+                "copies must be a whole number from 1 to 4294967295",
+            ),
+            (json!({"command": "nope"}), "is not one of"),
+            (json!({"book_id": "b"}), "a missing \"command\""),
+        ];
+        for (value, says) in cases {
+            let err = Command::from_json_value(value.clone()).unwrap_err();
+            assert_eq!(err.code(), crate::ErrorCode::InvalidInput);
+            assert!(err.to_string().contains(says), "{value}: {err}");
+        }
     }
 }
