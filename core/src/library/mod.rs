@@ -61,6 +61,7 @@ mod consumers;
 mod engine;
 mod payment;
 mod queries;
+mod shutdown;
 
 use builder::fold_views;
 pub use builder::LibraryBuilder;
@@ -69,6 +70,7 @@ use consumers::{Consumer, Kind, Worker};
 pub use engine::CommitHook;
 use engine::Engine;
 use payment::PointsGateway;
+use shutdown::Shutdown;
 
 /// A lending library: the rules, running on the ports it was built with.
 ///
@@ -85,6 +87,7 @@ pub struct Library {
     member_pages: Mutex<MemberPages>,
     max_attempts: u32,
     retry_backoff: std::time::Duration,
+    shutdown: Shutdown,
 }
 
 impl Library {
@@ -115,6 +118,7 @@ impl Library {
         actor: &Actor,
         command_id: Option<CommandId>,
     ) -> Result<Outcome> {
+        self.shutdown.check()?;
         command.validate()?;
         if let Some(id) = &command_id {
             crate::ids::validate_id("command_id", id.as_str()).map_err(Error::InvalidInput)?;
