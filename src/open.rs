@@ -4,7 +4,8 @@
 //! and the system clock, and starts one background thread that runs the consumers whenever
 //! events are committed — so copies are allocated, rentals confirmed, refunds paid and views
 //! updated without anyone calling [`Library::settle`]. Call `settle` to *wait* for that (tests,
-//! scripts). Closing (or dropping) stops the thread and flushes the database.
+//! scripts). Closing (or dropping) closes the core library — ending any call still waiting on a
+//! host port with `LIBRARY_CLOSED` — then stops the thread and flushes the database.
 
 use crate::drills::PaymentSwitch;
 use crate::{Library, LibraryBuilder, Rules};
@@ -269,12 +270,16 @@ impl OpenLibrary {
         Ok(())
     }
 
-    /// Stops the background runner and flushes. Dropping does the same.
+    /// Closes the core library (every call still waiting on a host port — a payment gateway or
+    /// notifier that has not answered — ends with `LIBRARY_CLOSED`, and later calls fail so),
+    /// then stops the background runner and flushes. Dropping does the same.
     pub fn close(mut self) -> crate::Result<()> {
         self.shutdown()
     }
 
     fn shutdown(&mut self) -> crate::Result<()> {
+        // First: the runner may be waiting on a host port, and joining it would wait for ever.
+        self.library.close();
         self.shared.stop.store(true, Ordering::SeqCst);
         self.shared.poke();
         if let Some(r) = self.runner.take() {

@@ -79,14 +79,21 @@ export declare class ManualClock {
 
 // ---- host ports --------------------------------------------------------------------------------
 
-/** What a host `charge` may return (or resolve to): a payment id, `{ paymentId }`, or nothing. */
+/**
+ * What a host `charge` may return (or resolve to): the payment id as a non-empty string,
+ * `{ paymentId }` with a non-empty string, or nothing (`undefined`: the id is made from the key).
+ * Any other answer (a number, `null`, an array, an empty or non-string `paymentId`, …) is a failed
+ * charge: `PAYMENT_UNAVAILABLE`, nothing is stored, and the circuit breaker counts an outage.
+ */
 export type ChargeResult = string | { paymentId: string } | void | undefined
 
 /**
- * A payment gateway written in JavaScript. Both functions may be sync or async. A thrown error or
+ * A payment gateway written in JavaScript. Both functions may be sync or async. A thrown value or
  * a rejected promise is a gateway failure (`PAYMENT_UNAVAILABLE`; it counts towards opening the
- * circuit breaker) — unless the error's `code` is `'PAYMENT_DECLINED'`, which is a refusal
- * (`PAYMENT_DECLINED`, not an outage). Both must be idempotent per `key` (the rental id).
+ * circuit breaker) — unless it is an object whose `code` is `'PAYMENT_DECLINED'`, which is a
+ * refusal (`PAYMENT_DECLINED`, not an outage). `charge` must answer with a {@link ChargeResult};
+ * whatever `refund` returns (or resolves to) is a success. Both must be idempotent per `key` (the
+ * rental id): a call cut short by the call timeout or by `close()` may still complete at the host.
  */
 export interface PaymentGateway {
   charge(memberId: string, amount: number, key: string): ChargeResult | Promise<ChargeResult>
@@ -105,7 +112,10 @@ export interface Notice {
   eventId: string
 }
 
-/** Sends a notice (sync or async). A thrown error or rejected promise is retried later; rentals never wait for it. */
+/**
+ * Sends a notice (sync or async). Whatever it returns (or resolves to) is a success; a thrown value
+ * or a rejected promise is retried later. Rentals never wait for it; `close()` does not either.
+ */
 export type Notifier = (notice: Notice) => unknown
 
 // ---- options -----------------------------------------------------------------------------------
@@ -116,7 +126,10 @@ export interface BreakerOptions {
   failureThreshold?: number
   /** How long the circuit stays open before one trial call, in ms (default 30000). */
   coolDownMs?: number
-  /** A slower payment call counts as a failure, in ms (default 5000); `null`: no limit. */
+  /**
+   * A slower payment call counts as a failure, in ms (default 5000); `null`: no limit — a charge
+   * that never settles then waits until `close()`, which ends it with `LIBRARY_CLOSED`.
+   */
   callTimeoutMs?: number | null
 }
 
@@ -362,7 +375,12 @@ export declare class Library {
   /** Hands a stored event to a consumer once more (at-least-once delivery); nothing changes twice. */
   redeliver(consumer: ConsumerName, position: number): Promise<void>
   flush(): Promise<void>
-  /** Stops the background work, waits for calls in flight and flushes. Idempotent. */
+  /**
+   * Stops the background work, waits for calls in flight and flushes. Idempotent. A call still
+   * waiting on a host port (a `charge` or notifier that has not settled) ends at once: its Promise
+   * rejects with `LIBRARY_CLOSED`, nothing is stored, and it no longer keeps the process alive.
+   * Every later call rejects with `LIBRARY_CLOSED`.
+   */
   close(): Promise<void>
   readonly closed: boolean
 

@@ -7,7 +7,7 @@
 //   - accepts actors as `Librarian(id)`, `Member(id)` or `{ role, id }`;
 //   - normalises the host's ports (sync or async functions, thrown errors, rejected promises)
 //     into the one reply shape the native side awaits, so a failing host is an answer, never a
-//     crash;
+//     crash — and a charge answer that is not a documented shape is a failure, never a payment;
 //   - flattens the options object, and makes every storage call return a Promise.
 
 const native = require('./native.js')
@@ -158,15 +158,39 @@ function failed(e) {
   return { ok: false, declined, message: describe(e) }
 }
 
+/** What a value is, for a message (never calls into the value). */
+function shape(v) {
+  if (v === null) return 'null'
+  if (Array.isArray(v)) return 'an array'
+  if (typeof v === 'string') return 'an empty string'
+  if (typeof v === 'object') return 'an object without a non-empty string paymentId'
+  return `a ${typeof v}`
+}
+
+/**
+ * A charge's answer as a reply. Only the documented shapes are a payment: a non-empty string
+ * (the payment id), `{ paymentId: non-empty string }`, or nothing (`undefined`). Anything else is
+ * a gateway that does not say what it did — a failed charge (`PAYMENT_UNAVAILABLE`), never a
+ * payment.
+ */
+function chargeReply(result) {
+  if (result === undefined) return { ok: true }
+  if (typeof result === 'string' && result.length > 0) return { ok: true, paymentId: result }
+  if (result !== null && typeof result === 'object' && !Array.isArray(result)) {
+    const id = result.paymentId
+    if (typeof id === 'string' && id.length > 0) return { ok: true, paymentId: id }
+  }
+  return {
+    ok: false,
+    declined: false,
+    message: `charge must return a payment id (a non-empty string), { paymentId: non-empty string } or nothing, not ${shape(result)}`,
+  }
+}
+
 function chargePort(charge) {
   return async (request) => {
     try {
-      const result = await charge(request.memberId, request.amount, request.key)
-      if (typeof result === 'string') return { ok: true, paymentId: result }
-      if (result !== null && typeof result === 'object' && typeof result.paymentId === 'string') {
-        return { ok: true, paymentId: result.paymentId }
-      }
-      return { ok: true }
+      return chargeReply(await charge(request.memberId, request.amount, request.key))
     } catch (e) {
       return failed(e)
     }

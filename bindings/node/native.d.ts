@@ -87,7 +87,10 @@ export declare class NativeLibrary {
   redeliver(consumer: string, position: number): Promise<void>
   /** Writes everything to disk (a no-op in memory). */
   flush(): Promise<void>
-  /** Stops the background runner, waits for calls in flight and flushes. Idempotent. */
+  /**
+   * Ends every call still waiting on a host port with `LIBRARY_CLOSED`, stops the
+   * background runner, waits for calls in flight and flushes. Idempotent.
+   */
   close(): Promise<void>
   /** True once `close()` was called. */
   get closed(): boolean

@@ -7,8 +7,8 @@
 //! core once and maps the result; errors go through `errors.rs` only. Every entry point is
 //! `catch_unwind`: a panic becomes an error, never an abort of Node.
 //!
-//! Do not await `close()` inside a host port callback: closing waits for the background
-//! runner, which waits for that callback.
+//! `close()` first ends every wait on a host port (`Library::close`), so a port that never
+//! answers cannot hang it, nor keep Node running through a Promise that never settles.
 
 use crate::clock::ManualClock;
 use crate::errors;
@@ -435,7 +435,8 @@ impl NativeLibrary {
         guarded(move || async move { library.flush() }).await
     }
 
-    /// Stops the background runner, waits for calls in flight and flushes. Idempotent.
+    /// Ends every call still waiting on a host port with `LIBRARY_CLOSED`, stops the
+    /// background runner, waits for calls in flight and flushes. Idempotent.
     #[napi(catch_unwind)]
     pub async fn close(&self) -> Result<()> {
         let taken = self
@@ -447,6 +448,9 @@ impl NativeLibrary {
         let Some(mut shared) = taken else {
             return Ok(());
         };
+        // First: a call waiting on a host port that never answers would otherwise never end,
+        // and its pending Promise would keep Node running.
+        shared.library().close();
         let started = std::time::Instant::now();
         loop {
             match Arc::try_unwrap(shared) {

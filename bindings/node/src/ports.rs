@@ -6,7 +6,9 @@
 //! the JS thread and their results awaited, and none of them keeps the process alive. The wrapper
 //! (`index.js`) hands in normalised functions that always return a Promise of a [`PortReply`]
 //! (sync returns, thrown errors and rejected promises alike), so a host failure is an answer
-//! here, never a crash. No rule lives here: a reply is only translated into the port's result.
+//! here, never a crash; a charge answer of an undocumented shape arrives as a failure. No rule
+//! lives here: a reply is only translated into the port's result. A call that never answers is
+//! ended by the breaker's call timeout or by closing the library (`Library::close`).
 
 use lendkit::error::{NotifyError, PaymentError};
 use lendkit::event::Envelope;
@@ -138,9 +140,16 @@ impl PaymentGateway for JsGateway {
         if !reply.ok {
             return Err(Self::failure(reply, "charge"));
         }
-        Ok(PaymentReceipt {
-            payment_id: reply.payment_id.unwrap_or_else(|| format!("host:{key}")),
-        })
+        // The wrapper already refuses every other answer; an empty id is no payment either.
+        match reply.payment_id {
+            None => Ok(PaymentReceipt {
+                payment_id: format!("host:{key}"),
+            }),
+            Some(id) if id.is_empty() => Err(PaymentError::Unavailable(
+                "charge answered with an empty payment id".into(),
+            )),
+            Some(payment_id) => Ok(PaymentReceipt { payment_id }),
+        }
     }
 
     async fn refund(&self, charge: &ChargeRef) -> Result<(), PaymentError> {

@@ -145,6 +145,24 @@ test('a child that closes with subscriptions still active exits by itself', asyn
   }
 })
 
+test('a child whose charge never settles exits by itself after close(); the reservation fails with LIBRARY_CLOSED', async () => {
+  const r = await child(`${PRELUDE}
+    ;(async () => {
+      let started
+      const charging = new Promise((r) => (started = r))
+      const payment = { charge: () => { started(); return new Promise(() => {}) }, refund: () => {} }
+      const lib = await Library.inMemory({ payment, breaker: { callTimeoutMs: null } })
+      await lib.registerBook({ bookId: 'b-1', title: 'T', copies: 1, fee: 1 }, L)
+      await lib.joinMember({ memberId: 'm-1', name: 'Kim' }, L)
+      const pending = lib.reserveBook({ bookId: 'b-1', memberId: 'm-1' }, Member('m-1')).then(() => 'reserved', (e) => e.code)
+      await charging
+      await lib.close()
+      console.log('reserveBook:', await pending)
+    })()`)
+  assert.equal(r.code, 0, r.out)
+  assert.match(r.out, /reserveBook: LIBRARY_CLOSED/)
+})
+
 test('a subscription alone does not keep a child alive, even without close()', async () => {
   const r = await child(`${PRELUDE}
     ;(async () => {

@@ -1,5 +1,5 @@
-// Host ports written in JavaScript: a payment gateway (sync, async, throwing, declining) behind
-// the circuit breaker, and a notifier.
+// Host ports written in JavaScript: a payment gateway (sync, async, throwing, declining, lying)
+// behind the circuit breaker, and a notifier; closing while a port never answers.
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -147,17 +147,124 @@ test('odd host answers never crash: thrown strings, symbols, null, hostile objec
       const e = await rejection(reserve(lib, `r-${n}`))
       assert.equal(e.code, 'PAYMENT_UNAVAILABLE')
     }
-    // Odd return values are accepted (the payment id is then made up from the key).
-    const odd = await withGateway({ charge: () => ({ paymentId: 7 }), refund: () => {} })
+  } finally {
+    await lib.close()
+  }
+})
+
+/** Charge answers that are not a payment: each must be a failed charge, never a rental. */
+const BAD_CHARGE_ANSWERS = {
+  'a number': () => 42,
+  'a numeric paymentId': () => ({ paymentId: 42 }),
+  'an empty paymentId': () => ({ paymentId: '' }),
+  'an object without paymentId': () => ({ id: 'pay-1' }),
+  'an empty string': () => '',
+  'null': () => null,
+  'true': () => true,
+  'an array': () => ['pay-1'],
+  'an array with a paymentId': () => Object.assign([], { paymentId: 'pay-1' }),
+  'a promise of a number': () => Promise.resolve(42),
+  'an async null': async () => null,
+  'a promise of a numeric paymentId': async () => ({ paymentId: 7 }),
+  'a thrown string': () => {
+    throw 'a thrown string'
+  },
+  'a thrown number': () => {
+    throw 42
+  },
+  'a paymentId getter that throws': () => ({
+    get paymentId() {
+      throw new Error('getter')
+    },
+  }),
+  'a promise rejected with a non-Error': () => Promise.reject('no'),
+  'a rejected promise': () => Promise.reject(new Error('bank down')),
+}
+
+test('a charge that does not answer with a payment id is a failed charge: nothing stored, no points moved, an outage', async () => {
+  for (const [what, charge] of Object.entries(BAD_CHARGE_ANSWERS)) {
+    const lib = await withGateway({ charge, refund() {} }, { breaker: { failureThreshold: 1, coolDownMs: 60_000 } })
     try {
-      const r = await reserve(odd, 'r-odd')
-      assert.equal(r.events[0].payload.payment_id, 'host:r-odd')
+      await lib.settle()
+      const head = await lib.head()
+      const points = (await lib.memberPage('m-1')).points
+      const e = await rejection(reserve(lib, 'r-1'))
+      assert.equal(e.code, 'PAYMENT_UNAVAILABLE', what)
+      await lib.settle()
+      assert.equal(await lib.head(), head, `${what}: nothing was stored`)
+      const page = await lib.memberPage('m-1')
+      assert.equal(page.points, points, `${what}: the points did not move`)
+      assert.deepEqual(page.rentals, [], what)
+      assert.equal(lib.paymentCircuit(), 'open', `${what}: the breaker counted an outage`)
     } finally {
-      await odd.close()
+      await lib.close()
+    }
+  }
+})
+
+test('a charge answers with a non-empty string, { paymentId } or nothing, sync or async', async () => {
+  const answers = [
+    ['pay-1', 'pay-1'],
+    [{ paymentId: 'pay-2' }, 'pay-2'],
+    [undefined, 'host:r-3'],
+    [Promise.resolve('pay-4'), 'pay-4'],
+    [Promise.resolve({ paymentId: 'pay-5' }), 'pay-5'],
+  ]
+  let i = 0
+  const lib = await withGateway({ charge: () => answers[i][0], refund() {} })
+  try {
+    for (; i < answers.length; i++) {
+      const r = await reserve(lib, `r-${i + 1}`)
+      assert.equal(r.events[0].payload.payment_id, answers[i][1])
     }
   } finally {
     await lib.close()
   }
+})
+
+/** Fails if `promise` has not settled within `ms`. */
+function within(promise, ms, what) {
+  let timer
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms)
+  })
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer))
+}
+
+test('close() ends a reserveBook waiting on a charge that never settles, with LIBRARY_CLOSED', async () => {
+  let started
+  const charging = new Promise((r) => (started = r))
+  const payment = {
+    charge() {
+      started()
+      return new Promise(() => {})
+    },
+    refund() {},
+  }
+  const lib = await withGateway(payment, { breaker: { callTimeoutMs: null } })
+  const pending = rejection(reserve(lib, 'r-1'))
+  await within(charging, 5000, 'the charge')
+  await within(lib.close(), 5000, 'close()')
+  const e = await within(pending, 5000, 'reserveBook')
+  assert.equal(e.code, 'LIBRARY_CLOSED')
+  assert.equal(e.retryable, false)
+  assert.equal((await rejection(reserve(lib, 'r-2'))).code, 'LIBRARY_CLOSED')
+})
+
+test('close() does not wait for a notifier that never settles', async () => {
+  let started
+  const notified = new Promise((r) => (started = r))
+  const notifier = () => {
+    started()
+    return new Promise(() => {})
+  }
+  const lib = await Library.inMemory({ notifier })
+  await lib.registerBook({ bookId: 'b-1', title: 'Refactoring', copies: 1, fee: 30 }, librarian)
+  await lib.joinMember({ memberId: 'm-1', name: 'Kim' }, librarian)
+  await lib.reserveBook({ bookId: 'b-1', memberId: 'm-1', rentalId: 'r-1' }, Member('m-1'))
+  await within(notified, 5000, 'the notifier')
+  await within(lib.close(), 5000, 'close()')
+  assert.equal(lib.closed, true)
 })
 
 test('payment options are checked', async () => {

@@ -44,8 +44,10 @@ impl State {
 /// interpreter shuts down under their background runners).
 static OPENED: Mutex<Vec<Weak<State>>> = Mutex::new(Vec::new());
 
-/// Closes an open library, or leaves the last in-flight call to close it when it ends.
+/// Closes an open library, or leaves the last in-flight call to close it when it ends. The
+/// core is closed first, so calls waiting on a host port end at once with `LIBRARY_CLOSED`.
 fn shut(open: Arc<OpenLibrary>) -> lendkit::Result<()> {
+    open.library().close();
     match Arc::try_unwrap(open) {
         Ok(open) => open.close(),
         Err(shared) => {
@@ -300,8 +302,10 @@ impl Library {
 
     // ---- lifetime ----------------------------------------------------------------------
 
-    /// Stops the background runner and flushes the database. Closing twice is harmless; any
-    /// other call on a closed library raises `StorageError`.
+    /// Stops the background runner and flushes the database. Calls still waiting on a host
+    /// port (a payment gateway or notifier that has not returned) end at once with
+    /// `StorageError` (`LIBRARY_CLOSED`). Closing twice is harmless; any other call on a closed
+    /// library raises `StorageError` (`LIBRARY_CLOSED`).
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let closed = match self.state.take() {
             Some(open) => detached(py, move || shut(open)),

@@ -1,11 +1,16 @@
 //! Host ports: a payment gateway and a notifier written in Python.
 //!
-//! The core calls them from whatever thread runs it (a caller's, or the background runner);
-//! each call re-acquires the GIL with `Python::try_attach` (which gives up, instead of
-//! panicking, once the interpreter is shutting down). A Python exception never crosses back
-//! as a panic: from `charge`/`refund` it becomes a gateway failure (`PaymentError::Unavailable`,
-//! which the circuit breaker counts) — or a decline, if it is a `lendkit.PaymentDeclinedError` —
-//! and from the notifier a `NotifyError`, which the notices consumer retries.
+//! Each call runs on a thread of its own that re-acquires the GIL with `Python::try_attach`
+//! (which gives up, instead of panicking, once the interpreter is shutting down), and the core
+//! waits for its answer without blocking: so the call timeout, and closing the library, can
+//! give up on a host that never returns. A Python exception never crosses back as a panic: from
+//! `charge`/`refund` it becomes a gateway failure (`PaymentError::Unavailable`, which the
+//! circuit breaker counts) — or a decline, if it is a `lendkit.PaymentDeclinedError` — and from
+//! the notifier a `NotifyError`, which the notices consumer retries.
+//!
+//! Answers are checked, not trusted: `charge` must return the payment id (a non-empty `str`) or
+//! `None`; anything else is a failed charge. Ports are called synchronously, so an awaitable
+//! answer (an `async def` port) means the work never ran: a failure for every port.
 
 use crate::call::{as_callback, Callback};
 use crate::errors;
@@ -24,7 +29,7 @@ use std::sync::Arc;
 static DECLINED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// A payment gateway object from Python: `charge(member_id, amount, key) -> str | None` (the
-/// payment id; None means the key) and `refund(key)`.
+/// payment id, non-empty; None means the key) and `refund(key)` (any answer but an awaitable).
 pub(crate) struct HostGateway {
     gateway: Arc<Py<PyAny>>,
 }
@@ -51,39 +56,76 @@ impl HostGateway {
     }
 }
 
-/// Runs `call` with the GIL on a thread of its own and waits for it without blocking the
-/// executor, so the circuit breaker's call timeout can give up on a gateway that hangs.
-async fn off_thread<T: Send + 'static>(
-    call: impl FnOnce(Python<'_>) -> Result<T, PaymentError> + Send + 'static,
-) -> Result<T, PaymentError> {
+/// Runs `call` with the GIL on a thread of its own (named `thread`) and waits for it without
+/// blocking the executor, so the circuit breaker's call timeout — and closing the library —
+/// can give up on a host port that hangs. `fail` makes the port's error from a reason.
+async fn off_thread<T: Send + 'static, E: Send + 'static>(
+    thread: &str,
+    fail: fn(String) -> E,
+    call: impl FnOnce(Python<'_>) -> Result<T, E> + Send + 'static,
+) -> Result<T, E> {
     let (tx, rx) = oneshot::channel();
     let spawned = std::thread::Builder::new()
-        .name("lendkit-host-payment".into())
+        .name(thread.into())
         .spawn(move || {
             let answer = catch_unwind(AssertUnwindSafe(|| {
-                as_callback(Callback::Port, || Python::try_attach(call)).unwrap_or_else(|| {
-                    Err(PaymentError::Unavailable(
-                        "the Python interpreter is shutting down".into(),
-                    ))
-                })
+                as_callback(Callback::Port, || Python::try_attach(call))
+                    .unwrap_or_else(|| Err(fail("the Python interpreter is shutting down".into())))
             }))
-            .unwrap_or_else(|_| {
-                Err(PaymentError::Unavailable(
-                    "the payment gateway call failed internally".into(),
-                ))
-            });
+            .unwrap_or_else(|_| Err(fail("the host port call failed internally".into())));
             let _ = tx.send(answer);
         });
     if let Err(e) = spawned {
-        return Err(PaymentError::Unavailable(format!(
-            "cannot start a thread for the payment gateway: {e}"
+        return Err(fail(format!(
+            "cannot start a thread for the host port: {e}"
         )));
     }
-    rx.await.unwrap_or_else(|_| {
-        Err(PaymentError::Unavailable(
-            "the payment gateway call ended without an answer".into(),
-        ))
-    })
+    rx.await
+        .unwrap_or_else(|_| Err(fail("the host port call ended without an answer".into())))
+}
+
+/// The name of `value`'s type, for messages.
+fn type_name(value: &Bound<'_, PyAny>) -> String {
+    value
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "object".into())
+}
+
+/// `Err(reason)` when a port answered with an awaitable: ports are called synchronously, so an
+/// `async def` port's body never ran. A coroutine is closed, so Python does not warn that it
+/// was never awaited.
+fn not_awaitable(port: &str, answer: &Bound<'_, PyAny>) -> Result<(), String> {
+    if !answer.hasattr("__await__").unwrap_or(false) {
+        return Ok(());
+    }
+    if answer.hasattr("cr_frame").unwrap_or(false) {
+        let _ = answer.call_method0("close");
+    }
+    Err(format!(
+        "{port} returned an awaitable ({}); lendkit calls ports synchronously, so an async port never runs: make it a plain function",
+        type_name(answer)
+    ))
+}
+
+/// The payment id in `charge`'s answer: a non-empty `str`, or `None` (the key is the id).
+/// Anything else is a gateway that does not say what it did: a failed charge.
+fn payment_id(answer: &Bound<'_, PyAny>, key: String) -> Result<String, String> {
+    not_awaitable("charge", answer)?;
+    if answer.is_none() {
+        return Ok(key);
+    }
+    match answer.extract::<String>() {
+        Ok(id) if !id.is_empty() => Ok(id),
+        Ok(_) => Err(
+            "charge must return the payment id (a non-empty str) or None, not an empty str".into(),
+        ),
+        Err(_) => Err(format!(
+            "charge must return the payment id (a non-empty str) or None, not {}",
+            type_name(answer)
+        )),
+    }
 }
 
 /// What a Python exception from the gateway means: a decline, or an outage.
@@ -129,39 +171,36 @@ impl PaymentGateway for HostGateway {
     ) -> Result<PaymentReceipt, PaymentError> {
         let gateway = Arc::clone(&self.gateway);
         let (member, key) = (member.to_string(), key.to_string());
-        off_thread(move |py| {
-            let answer = gateway
-                .bind(py)
-                .call_method1("charge", (member, amount.0, &key))
-                .map_err(|e| payment_error(py, "charge", &e))?;
-            if answer.is_none() {
-                return Ok(PaymentReceipt { payment_id: key });
-            }
-            match answer.extract::<String>() {
-                Ok(payment_id) => Ok(PaymentReceipt { payment_id }),
-                Err(_) => Err(PaymentError::Unavailable(format!(
-                    "charge must return the payment id (a str) or None, not {}",
-                    answer
-                        .get_type()
-                        .name()
-                        .map(|n| n.to_string())
-                        .unwrap_or_default()
-                ))),
-            }
-        })
+        off_thread(
+            "lendkit-host-payment",
+            PaymentError::Unavailable,
+            move |py| {
+                let answer = gateway
+                    .bind(py)
+                    .call_method1("charge", (member, amount.0, &key))
+                    .map_err(|e| payment_error(py, "charge", &e))?;
+                payment_id(&answer, key)
+                    .map(|payment_id| PaymentReceipt { payment_id })
+                    .map_err(PaymentError::Unavailable)
+            },
+        )
         .await
     }
 
     async fn refund(&self, charge: &ChargeRef) -> Result<(), PaymentError> {
         let gateway = Arc::clone(&self.gateway);
         let key = charge.key.to_string();
-        off_thread(move |py| {
-            gateway
-                .bind(py)
-                .call_method1("refund", (key,))
-                .map(drop)
-                .map_err(|e| payment_error(py, "refund", &e))
-        })
+        off_thread(
+            "lendkit-host-payment",
+            PaymentError::Unavailable,
+            move |py| {
+                let answer = gateway
+                    .bind(py)
+                    .call_method1("refund", (key,))
+                    .map_err(|e| payment_error(py, "refund", &e))?;
+                not_awaitable("refund", &answer).map_err(PaymentError::Unavailable)
+            },
+        )
         .await
     }
 }
@@ -192,19 +231,13 @@ impl Notifier for HostNotifier {
     async fn send(&self, notice: &Notice) -> Result<(), NotifyError> {
         let notice = rows::Notice::from(notice);
         let callback = Arc::clone(&self.callback);
-        let sent = catch_unwind(AssertUnwindSafe(move || {
-            let call =
-                |py: Python<'_>| {
-                    callback.bind(py).call1((notice,)).map(drop).map_err(|e| {
-                        NotifyError(format!("the notifier raised {}", describe(py, &e)))
-                    })
-                };
-            as_callback(Callback::Port, || Python::try_attach(call)).unwrap_or_else(|| {
-                Err(NotifyError(
-                    "the Python interpreter is shutting down".into(),
-                ))
-            })
-        }));
-        sent.unwrap_or_else(|_| Err(NotifyError("the notifier call failed internally".into())))
+        off_thread("lendkit-host-notifier", NotifyError, move |py| {
+            let answer = callback
+                .bind(py)
+                .call1((notice,))
+                .map_err(|e| NotifyError(format!("the notifier raised {}", describe(py, &e))))?;
+            not_awaitable("the notifier", &answer).map_err(NotifyError)
+        })
+        .await
     }
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Dict, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Set
 
 import pytest
 
@@ -120,18 +120,100 @@ def test_a_declined_charge_does_not_open_the_circuit() -> None:
         assert lib.events()[-1].type == "AccountOpened", "nothing was stored"
 
 
-def test_a_charge_must_return_a_payment_id() -> None:
-    class Odd:
-        def charge(self, member_id: str, amount: int, key: str) -> int:
-            return 42
+class NotAnError(BaseException):
+    """Raised by a gateway: not even an ``Exception``."""
+
+
+async def _pay_later() -> str:
+    return "pay-async"
+
+
+def _raise_not_an_error() -> object:
+    raise NotAnError("not an Exception")
+
+
+#: Answers a charge may not give: each is a failed charge (PAYMENT_UNAVAILABLE), not a payment.
+BAD_CHARGE_ANSWERS: Dict[str, Callable[[], object]] = {
+    "a number": lambda: 42,
+    "a float": lambda: 4.2,
+    "a bool": lambda: True,
+    "an empty str": lambda: "",
+    "bytes": lambda: b"pay-1",
+    "a list": lambda: ["pay-1"],
+    "a dict with a payment id": lambda: {"payment_id": "pay-1"},
+    "a dict with a numeric payment id": lambda: {"paymentId": 42},
+    "an object": object,
+    "a coroutine (async def charge)": _pay_later,
+    "a raised non-Exception": _raise_not_an_error,
+}
+
+
+@pytest.mark.parametrize("answer", list(BAD_CHARGE_ANSWERS.values()), ids=list(BAD_CHARGE_ANSWERS))
+def test_a_charge_that_does_not_answer_with_a_payment_id_is_a_failed_charge(answer: Callable[[], object]) -> None:
+    class Liar:
+        def charge(self, member_id: str, amount: int, key: str) -> Any:
+            return answer()
 
         def refund(self, key: str) -> None:
             pass
 
-    with lendkit.Library.in_memory(background=False, payment=Odd()) as lib:  # type: ignore[arg-type]
+    with lendkit.Library.in_memory(
+        background=False, payment=Liar(), breaker_failure_threshold=1, breaker_cool_down_ms=60_000
+    ) as lib:
         stock(lib)
-        with pytest.raises(lendkit.PaymentError, match="payment id"):
+        head, points = lib.head(), lib.member_page("m-1").points
+        with pytest.raises(lendkit.PaymentError) as failed:
             lib.reserve_book("b-1", "m-1", actor=member("m-1"))
+        assert failed.value.code == "PAYMENT_UNAVAILABLE" and failed.value.retryable
+        assert not isinstance(failed.value, lendkit.PaymentDeclinedError)
+        lib.settle()
+        assert lib.head() == head, "nothing was stored"
+        assert lib.member_page("m-1").points == points
+        assert lib.member_page("m-1").rentals == []
+        assert lib.payment_circuit() == "open", "the breaker counted it as an outage"
+
+
+def test_a_charge_answers_with_a_non_empty_str_or_none() -> None:
+    answers: List[Optional[str]] = ["pay-1", None]
+
+    class Honest:
+        def charge(self, member_id: str, amount: int, key: str) -> Optional[str]:
+            return answers.pop(0)
+
+        def refund(self, key: str) -> None:
+            pass
+
+    with lendkit.Library.in_memory(background=False, payment=Honest()) as lib:
+        stock(lib, copies=2)
+        first = lib.reserve_book("b-1", "m-1", actor=member("m-1"), rental_id="r-1")
+        second = lib.reserve_book("b-1", "m-1", actor=member("m-1"), rental_id="r-2")
+        assert first.events[0].payload["payment_id"] == "pay-1"
+        assert second.events[0].payload["payment_id"] == "r-2", "None: the key is the payment id"
+
+
+def test_an_async_refund_never_ran_so_it_is_a_failed_refund() -> None:
+    refunded: List[str] = []
+
+    class HalfAsync:
+        def charge(self, member_id: str, amount: int, key: str) -> str:
+            return f"pay-{key}"
+
+        async def refund(self, key: str) -> None:
+            refunded.append(key)
+
+    clock = lendkit.ManualClock(START_MS)
+    with lendkit.Library.in_memory(
+        background=False, payment=HalfAsync(), clock=clock, breaker_failure_threshold=1
+    ) as lib:
+        stock(lib)
+        lib.reserve_book("b-1", "m-1", actor=member("m-1"), rental_id="r-1")
+        lib.settle()
+        lib.cancel_rental("r-1", actor=member("m-1"))
+        lib.settle()
+        assert refunded == []
+        assert lib.member_page("m-1").rentals[0].payment_status == "charged", "not refunded"
+        assert lib.payment_circuit() == "open"
+        assert lib.dead_letters() == [], "money owed is never given up on"
 
 
 def test_a_hanging_gateway_times_out() -> None:
@@ -205,3 +287,65 @@ def test_a_raising_notifier_never_breaks_rentals() -> None:
         lib.settle(timeout=20)
         assert lib.member_page("m-1").points == 100
         assert lib.member_page("m-2").rentals[0].status == "confirmed"
+
+
+def test_close_ends_a_reservation_waiting_on_a_charge_that_never_returns() -> None:
+    started, release = threading.Event(), threading.Event()
+    outcome: List[BaseException] = []
+
+    class Stuck:
+        def charge(self, member_id: str, amount: int, key: str) -> str:
+            started.set()
+            release.wait(60)
+            return "too-late"
+
+        def refund(self, key: str) -> None:
+            pass
+
+    lib = lendkit.Library.in_memory(payment=Stuck(), payment_timeout_ms=None)
+    try:
+        stock(lib)
+
+        def reserve() -> None:
+            try:
+                lib.reserve_book("b-1", "m-1", actor=member("m-1"))
+            except BaseException as e:  # noqa: BLE001 - the test inspects it
+                outcome.append(e)
+
+        caller = threading.Thread(target=reserve, daemon=True)
+        caller.start()
+        assert started.wait(10), "the gateway was called"
+        began = time.monotonic()
+        lib.close()
+        assert time.monotonic() - began < 5, "close() does not wait for the gateway"
+        caller.join(10)
+        assert not caller.is_alive(), "reserve_book returned after close()"
+        assert len(outcome) == 1 and isinstance(outcome[0], lendkit.StorageError)
+        assert outcome[0].code == "LIBRARY_CLOSED" and not outcome[0].retryable
+        with pytest.raises(lendkit.StorageError) as after:
+            lib.reserve_book("b-1", "m-1", actor=member("m-1"))
+        assert after.value.code == "LIBRARY_CLOSED"
+    finally:
+        release.set()
+        lib.close()
+
+
+def test_close_does_not_wait_for_a_notifier_that_never_returns() -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def stuck(notice: lendkit.Notice) -> None:
+        started.set()
+        release.wait(60)
+
+    lib = lendkit.Library.in_memory(notifier=stuck)
+    try:
+        stock(lib)
+        lib.reserve_book("b-1", "m-1", actor=member("m-1"))
+        assert started.wait(10), "the background runner called the notifier"
+        closer = threading.Thread(target=lib.close, daemon=True)
+        closer.start()
+        closer.join(10)
+        assert not closer.is_alive(), "close() returned while the notifier was still busy"
+        assert lib.closed
+    finally:
+        release.set()

@@ -220,6 +220,7 @@ impl LibraryBuilder {
             member_pages: Mutex::new(member_pages),
             max_attempts: self.max_attempts,
             retry_backoff: self.retry_backoff,
+            shutdown: Shutdown::new(),
         })
     }
 }

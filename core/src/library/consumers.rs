@@ -121,9 +121,10 @@ impl Library {
     /// delay doubles from `retry_backoff`, or lasts until the payment circuit lets calls through
     /// again — and after `max_attempts` real failures it moves to the dead letters. So `settle`
     /// always returns; a later call (or the background runner) picks the waiting events up
-    /// once their time has come.
+    /// once their time has come. On a closed library it fails with `LIBRARY_CLOSED`.
     pub async fn settle(&self) -> Result<()> {
         loop {
+            self.shutdown.check()?;
             self.engine.relay().await?;
             if !self.run_pending().await? {
                 return Ok(());
@@ -133,6 +134,7 @@ impl Library {
 
     /// One pass over every unpaused consumer's pending events. True if anything was handled or tried.
     pub async fn run_pending(&self) -> Result<bool> {
+        self.shutdown.check()?;
         let mut worked = false;
         for c in &self.consumers {
             if c.paused.load(Ordering::SeqCst) {
@@ -162,8 +164,15 @@ impl Library {
         let start = state.checkpoint;
         // Events the checkpoint already covers (redelivered after a restart) are only acknowledged.
         let mut progressed = batch.iter().any(|e| e.position <= start);
+        let mut closed = false;
         for e in batch.iter().filter(|e| e.position > start) {
             match self.handle(c.kind, e).await {
+                // Closing ended the handling (a host port was still busy): not a failure of the
+                // event, so it is neither counted nor given up on; it is handled after reopening.
+                Err(_) if self.shutdown.is_closed() => {
+                    closed = true;
+                    break;
+                }
                 Ok(()) => {
                     state.checkpoint = e.position;
                     state.attempts = 0;
@@ -231,6 +240,9 @@ impl Library {
             .ack(c.name, worker, state.checkpoint)
             .await
             .map_err(bus_err)?;
+        if closed {
+            return Err(Error::Closed);
+        }
         Ok(progressed)
     }
 
@@ -336,10 +348,11 @@ impl Library {
                     .await
                     .map(drop)
             }
+            // The notifier has no time limit, so only closing ends a wait on it.
             Reaction::Notify(notice) => self
-                .notifier
-                .send(&notice)
-                .await
+                .shutdown
+                .race(self.notifier.send(&notice))
+                .await?
                 .map_err(|e| Error::Storage(StoreError::Backend(e.to_string()))),
         }
     }
@@ -347,11 +360,16 @@ impl Library {
     /// Hands the stored event at `position` to `consumer` once more, as an at-least-once bus may
     /// do. Policies are idempotent and views ignore what they have seen, so nothing changes twice.
     pub async fn redeliver(&self, consumer: &str, position: u64) -> Result<()> {
+        self.shutdown.check()?;
         let c = self.consumer(consumer)?;
         let e = self.event_at(position).await?;
-        self.handle(c.kind, &e)
-            .await
-            .map_err(|f| Error::Storage(StoreError::Backend(f.message)))
+        self.handle(c.kind, &e).await.map_err(|f| {
+            if self.shutdown.is_closed() {
+                Error::Closed
+            } else {
+                Error::Storage(StoreError::Backend(f.message))
+            }
+        })
     }
 
     async fn event_at(&self, position: u64) -> Result<Envelope> {

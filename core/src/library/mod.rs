@@ -63,6 +63,7 @@ mod consumers;
 mod engine;
 mod payment;
 mod queries;
+mod shutdown;
 
 use builder::fold_views;
 pub use builder::LibraryBuilder;
@@ -72,6 +73,7 @@ pub use engine::CommitHook;
 use engine::Engine;
 use payment::PointsGateway;
 pub use queries::Reader;
+use shutdown::Shutdown;
 
 /// A lending library: the rules, running on the ports it was built with.
 ///
@@ -88,6 +90,7 @@ pub struct Library {
     member_pages: Mutex<MemberPages>,
     max_attempts: u32,
     retry_backoff: std::time::Duration,
+    shutdown: Shutdown,
 }
 
 impl Library {
@@ -126,6 +129,7 @@ impl Library {
         actor: &Actor,
         command_id: Option<CommandId>,
     ) -> Result<Outcome> {
+        self.shutdown.check()?;
         command.validate()?;
         Self::caller(actor)?;
         if let Some(id) = &command_id {

@@ -203,25 +203,32 @@ impl Library {
     }
 
     /// Calls the payment gateway behind the circuit breaker, with the configured timeout.
+    /// Closing the library ends the wait with `LIBRARY_CLOSED` (timeout or not).
     pub(super) async fn call_gateway<T>(
         &self,
         call: impl std::future::Future<Output = Result<T, PaymentError>> + Send,
     ) -> Result<T> {
+        self.shutdown.check()?;
         let clock = &self.engine.clock;
         let permit = self
             .breaker
             .acquire(clock.now())
             .map_err(|retry_after| Error::PaymentUnavailable { retry_after })?;
-        let result = match self.breaker.config().call_timeout {
-            Some(limit) => match select(Box::pin(call), clock.sleep(limit)).await {
-                Either::Left((r, _)) => r,
-                Either::Right(((), _)) => Err(PaymentError::Unavailable(format!(
-                    "no answer within {} ms",
-                    limit.as_millis()
-                ))),
-            },
-            None => call.await,
+        let answer = async {
+            match self.breaker.config().call_timeout {
+                Some(limit) => match select(Box::pin(call), clock.sleep(limit)).await {
+                    Either::Left((r, _)) => r,
+                    Either::Right(((), _)) => Err(PaymentError::Unavailable(format!(
+                        "no answer within {} ms",
+                        limit.as_millis()
+                    ))),
+                },
+                None => call.await,
+            }
         };
+        // Closed while waiting: the gateway did not fail, so the breaker is not told (and a
+        // closed library makes no more calls).
+        let result = self.shutdown.race(answer).await?;
         self.breaker.record(
             permit,
             clock.now(),

@@ -268,7 +268,14 @@ class Outcome:
 
 @final
 class Library:
-    """A lending library: commands, queries, and the consumers that react to events."""
+    """A lending library: commands, queries, and the consumers that react to events.
+
+    ``payment`` answers: ``charge`` returns the payment id (a non-empty ``str``) or ``None`` (the
+    key is the id); any other answer (a number, ``""``, a dict, an awaitable, …) is a failed
+    charge: ``PaymentError`` ``PAYMENT_UNAVAILABLE``, nothing stored, an outage for the breaker.
+    ``refund`` and ``notifier`` may return anything but an awaitable. ``payment_timeout_ms=None``:
+    no limit; a charge that never returns then waits until ``close()``.
+    """
 
     @staticmethod
     def open(
@@ -311,7 +318,10 @@ class Library:
     ) -> Library: ...
 
     # lifetime
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Stops the background runner and flushes. A call still waiting on a payment gateway or
+        notifier that has not returned raises ``StorageError`` (``LIBRARY_CLOSED``) at once, storing
+        nothing; so does every later call. Closing twice is harmless."""
     @property
     def closed(self) -> bool: ...
     def __enter__(self) -> Library: ...
