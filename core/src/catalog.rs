@@ -8,7 +8,6 @@ use crate::aggregate::{Aggregate, Context};
 use crate::error::ErrorCode;
 use crate::event::Event;
 use crate::ids::{BookId, Points, RentalId, StreamKind};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 /// Commands on a book.
@@ -50,66 +49,53 @@ pub enum BookCommand {
     },
 }
 
-/// Events of a book.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type")]
-pub enum BookEvent {
-    /// The title entered the catalogue.
-    BookRegistered {
-        /// Book id.
-        book: BookId,
-        /// Title.
-        title: String,
-        /// Author.
-        #[serde(default)]
-        author: Option<String>,
-        /// Copies on the shelf.
-        copies: u32,
-        /// Rental fee.
-        fee: Points,
-    },
-    /// Copies were stocked.
-    CopiesAdded {
-        /// Book id.
-        book: BookId,
-        /// How many were added.
-        copies: u32,
-    },
-    /// A copy is now held for a rental; stock went down.
-    CopyAllocated {
-        /// Book id.
-        book: BookId,
-        /// The rental.
-        rental: RentalId,
-    },
-    /// No copy was free for the rental.
-    CopyAllocationFailed {
-        /// Book id.
-        book: BookId,
-        /// The rental.
-        rental: RentalId,
-        /// Why (today always `unavailable`).
-        reason: String,
-    },
-    /// The rental's copy is back; stock went up.
-    CopyReleased {
-        /// Book id.
-        book: BookId,
-        /// The rental.
-        rental: RentalId,
-    },
-}
-
-impl BookEvent {
-    /// The event's type name.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            BookEvent::BookRegistered { .. } => "BookRegistered",
-            BookEvent::CopiesAdded { .. } => "CopiesAdded",
-            BookEvent::CopyAllocated { .. } => "CopyAllocated",
-            BookEvent::CopyAllocationFailed { .. } => "CopyAllocationFailed",
-            BookEvent::CopyReleased { .. } => "CopyReleased",
-        }
+crate::event::event_enum! {
+    /// Events of a book.
+    pub enum BookEvent {
+        /// The title entered the catalogue.
+        BookRegistered {
+            /// Book id.
+            book: BookId,
+            /// Title.
+            title: String,
+            /// Author.
+            #[serde(default)]
+            author: Option<String>,
+            /// Copies on the shelf.
+            copies: u32,
+            /// Rental fee.
+            fee: Points,
+        },
+        /// Copies were stocked.
+        CopiesAdded {
+            /// Book id.
+            book: BookId,
+            /// How many were added.
+            copies: u32,
+        },
+        /// A copy is now held for a rental; stock went down.
+        CopyAllocated {
+            /// Book id.
+            book: BookId,
+            /// The rental.
+            rental: RentalId,
+        },
+        /// No copy was free for the rental.
+        CopyAllocationFailed {
+            /// Book id.
+            book: BookId,
+            /// The rental.
+            rental: RentalId,
+            /// Why (today always `unavailable`).
+            reason: String,
+        },
+        /// The rental's copy is back; stock went up.
+        CopyReleased {
+            /// Book id.
+            book: BookId,
+            /// The rental.
+            rental: RentalId,
+        },
     }
 }
 

@@ -38,7 +38,13 @@ pub struct FieldSpec {
     /// Whether it may be left out.
     pub optional: bool,
     /// What it means.
+    #[serde(serialize_with = "trimmed")]
     pub doc: &'static str,
+}
+
+/// Doc comments come with the space after `///`; the schema leaves it out.
+fn trimmed<S: serde::Serializer>(doc: &&'static str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(doc.trim())
 }
 
 /// One command, as data: what the bindings' generated methods and types are made from.
@@ -47,6 +53,7 @@ pub struct CommandSpec {
     /// Its name in snake_case, as in JSON (`reserve_book`).
     pub name: &'static str,
     /// What it does and who may send it.
+    #[serde(serialize_with = "trimmed")]
     pub doc: &'static str,
     /// Its fields, required ones first, in the order the bindings take them.
     pub fields: &'static [FieldSpec],

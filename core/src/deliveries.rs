@@ -63,43 +63,32 @@ pub enum DeliveryCommand {
     },
 }
 
-/// Events of a delivery.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type")]
-pub enum DeliveryEvent {
-    /// The book is on its way.
-    DeliveryStarted {
-        /// Rental.
-        rental: RentalId,
-        /// Recipient.
-        member: MemberId,
-        /// Address.
-        address: String,
-    },
-    /// The member has the book.
-    Delivered {
-        /// Rental.
-        rental: RentalId,
-        /// Recipient.
-        member: MemberId,
-    },
-    /// The delivery was called off.
-    DeliveryCanceled {
-        /// Rental.
-        rental: RentalId,
-        /// Recipient.
-        member: MemberId,
-    },
-}
-
-impl DeliveryEvent {
-    /// The event's type name.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            DeliveryEvent::DeliveryStarted { .. } => "DeliveryStarted",
-            DeliveryEvent::Delivered { .. } => "Delivered",
-            DeliveryEvent::DeliveryCanceled { .. } => "DeliveryCanceled",
-        }
+crate::event::event_enum! {
+    /// Events of a delivery.
+    pub enum DeliveryEvent {
+        /// The book is on its way.
+        DeliveryStarted {
+            /// Rental.
+            rental: RentalId,
+            /// Recipient.
+            member: MemberId,
+            /// Address.
+            address: String,
+        },
+        /// The member has the book.
+        Delivered {
+            /// Rental.
+            rental: RentalId,
+            /// Recipient.
+            member: MemberId,
+        },
+        /// The delivery was called off.
+        DeliveryCanceled {
+            /// Rental.
+            rental: RentalId,
+            /// Recipient.
+            member: MemberId,
+        },
     }
 }
 

@@ -10,6 +10,35 @@ use crate::rentals::RentalEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// Defines an aggregate's event enum (tagged by `type` in JSON) with its `TYPES` list and
+/// `type_name()`, from the variants alone: an event type is named once.
+macro_rules! event_enum {
+    (
+        $(#[doc = $doc:literal])*
+        pub enum $name:ident {
+            $( $(#[doc = $vdoc:literal])* $variant:ident { $($body:tt)* } ),* $(,)?
+        }
+    ) => {
+        $(#[doc = $doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        #[serde(tag = "type")]
+        pub enum $name {
+            $( $(#[doc = $vdoc])* $variant { $($body)* }, )*
+        }
+
+        impl $name {
+            /// Every event type name of this aggregate, in declaration order. Stable API.
+            pub const TYPES: &'static [&'static str] = &[$(stringify!($variant)),*];
+
+            /// The event's type name, past tense: `"RentalReserved"`. Stable API.
+            pub fn type_name(&self) -> &'static str {
+                match self { $( Self::$variant { .. } => stringify!($variant), )* }
+            }
+        }
+    };
+}
+pub(crate) use event_enum;
+
 /// The payload schema version lendkit writes today. Older payloads are upcast on read;
 /// newer ones are refused with a clear error instead of being misread.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -39,6 +68,19 @@ impl Event {
             Event::Rental(_) => StreamKind::Rental,
             Event::Delivery(_) => StreamKind::Delivery,
         }
+    }
+
+    /// Every event type with the kind of stream it lives in, aggregate by aggregate.
+    pub fn types() -> impl Iterator<Item = (StreamKind, &'static str)> {
+        [
+            (StreamKind::Book, BookEvent::TYPES),
+            (StreamKind::Member, MemberEvent::TYPES),
+            (StreamKind::Account, PointsEvent::TYPES),
+            (StreamKind::Rental, RentalEvent::TYPES),
+            (StreamKind::Delivery, DeliveryEvent::TYPES),
+        ]
+        .into_iter()
+        .flat_map(|(kind, types)| types.iter().map(move |t| (kind, *t)))
     }
 
     /// The event's type name, past tense: `"RentalReserved"`. Stable API.

@@ -14,6 +14,7 @@
 //! - [`library::Library`]: the application service that runs commands, the payment step and the consumers.
 //! - [`error`]: the error catalogue with stable codes shared by Rust, Python and JavaScript.
 //! - [`testing`]: a given/when/then harness.
+//! - [`schema`]: the commands, events, error codes and consumers as data, for the bindings' generators.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -34,6 +35,7 @@ pub mod command;
 pub mod library;
 pub mod payment;
 pub mod policies;
+pub mod schema;
 pub mod views;
 
 pub use command::{Command, Outcome};

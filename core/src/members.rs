@@ -7,7 +7,6 @@ use crate::aggregate::{Aggregate, Context};
 use crate::error::ErrorCode;
 use crate::event::Event;
 use crate::ids::{MemberId, StreamKind};
-use serde::{Deserialize, Serialize};
 
 /// Commands on a member.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,28 +22,19 @@ pub enum MemberCommand {
     },
 }
 
-/// Events of a member.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type")]
-pub enum MemberEvent {
-    /// A member was registered.
-    MemberJoined {
-        /// Member id.
-        member: MemberId,
-        /// Name.
-        name: String,
-        /// Contact for notices.
-        #[serde(default)]
-        contact: Option<String>,
-    },
-}
-
-impl MemberEvent {
-    /// The event's type name.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            MemberEvent::MemberJoined { .. } => "MemberJoined",
-        }
+crate::event::event_enum! {
+    /// Events of a member.
+    pub enum MemberEvent {
+        /// A member was registered.
+        MemberJoined {
+            /// Member id.
+            member: MemberId,
+            /// Name.
+            name: String,
+            /// Contact for notices.
+            #[serde(default)]
+            contact: Option<String>,
+        },
     }
 }
 

@@ -8,7 +8,6 @@ use crate::aggregate::{Aggregate, Context};
 use crate::error::ErrorCode;
 use crate::event::Event;
 use crate::ids::{MemberId, Points, RentalId, StreamKind, MAX_AMOUNT};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Commands on a point account.
@@ -46,53 +45,41 @@ pub enum PointsCommand {
     },
 }
 
-/// Events of a point account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type")]
-pub enum PointsEvent {
-    /// The account was opened.
-    AccountOpened {
-        /// Owner.
-        member: MemberId,
-        /// Welcome points.
-        welcome: Points,
-    },
-    /// Points were added.
-    PointsToppedUp {
-        /// Owner.
-        member: MemberId,
-        /// How many.
-        points: Points,
-    },
-    /// A rental's fee was taken (포인트 사용).
-    PointsCharged {
-        /// Owner.
-        member: MemberId,
-        /// The rental.
-        rental: RentalId,
-        /// The fee.
-        points: Points,
-    },
-    /// A rental's fee was given back (포인트 반납).
-    PointsRefunded {
-        /// Owner.
-        member: MemberId,
-        /// The rental.
-        rental: RentalId,
-        /// The amount returned.
-        points: Points,
-    },
-}
-
-impl PointsEvent {
-    /// The event's type name.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            PointsEvent::AccountOpened { .. } => "AccountOpened",
-            PointsEvent::PointsToppedUp { .. } => "PointsToppedUp",
-            PointsEvent::PointsCharged { .. } => "PointsCharged",
-            PointsEvent::PointsRefunded { .. } => "PointsRefunded",
-        }
+crate::event::event_enum! {
+    /// Events of a point account.
+    pub enum PointsEvent {
+        /// The account was opened.
+        AccountOpened {
+            /// Owner.
+            member: MemberId,
+            /// Welcome points.
+            welcome: Points,
+        },
+        /// Points were added.
+        PointsToppedUp {
+            /// Owner.
+            member: MemberId,
+            /// How many.
+            points: Points,
+        },
+        /// A rental's fee was taken (포인트 사용).
+        PointsCharged {
+            /// Owner.
+            member: MemberId,
+            /// The rental.
+            rental: RentalId,
+            /// The fee.
+            points: Points,
+        },
+        /// A rental's fee was given back (포인트 반납).
+        PointsRefunded {
+            /// Owner.
+            member: MemberId,
+            /// The rental.
+            rental: RentalId,
+            /// The amount returned.
+            points: Points,
+        },
     }
 }
 

@@ -411,6 +411,21 @@ mod tests {
     use crate::ids::{BookId, MemberId, Points, RentalId};
     use crate::testing::stored;
 
+    #[test]
+    fn every_rule_reacts_to_an_event_type_that_exists() {
+        let types: Vec<&str> = Event::types().map(|(_, t)| t).collect();
+        for policy in POLICIES {
+            for rule in policy.rules {
+                assert!(
+                    types.contains(&rule.when),
+                    "policy {} reacts to {:?}, which is no event type; event types are {types:?}",
+                    policy.name,
+                    rule.when
+                );
+            }
+        }
+    }
+
     fn reserved() -> Envelope {
         stored(
             1,

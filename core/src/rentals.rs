@@ -114,105 +114,90 @@ impl RentalCommand {
     }
 }
 
-/// Events of a rental.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type")]
-pub enum RentalEvent {
-    /// Paid and reserved (예약).
-    RentalReserved {
-        /// Rental.
-        rental: RentalId,
-        /// Borrower.
-        member: MemberId,
-        /// Book.
-        book: BookId,
-        /// Fee charged.
-        fee: Points,
-        /// Gateway's payment id.
-        payment_id: String,
-        /// Delivery address, if delivered.
-        #[serde(default)]
-        delivery_address: Option<String>,
-    },
-    /// A copy is held for the member.
-    RentalConfirmed {
-        /// Rental.
-        rental: RentalId,
-        /// Borrower.
-        member: MemberId,
-        /// Book.
-        book: BookId,
-        /// Delivery address, if delivered.
-        #[serde(default)]
-        delivery_address: Option<String>,
-    },
-    /// The member has the book until `due`.
-    LoanStarted {
-        /// Rental.
-        rental: RentalId,
-        /// Borrower.
-        member: MemberId,
-        /// Book.
-        book: BookId,
-        /// Due back.
-        due: Timestamp,
-    },
-    /// The loan was extended.
-    LoanRenewed {
-        /// Rental.
-        rental: RentalId,
-        /// Borrower.
-        member: MemberId,
-        /// New due date.
-        due: Timestamp,
-    },
-    /// The book is back.
-    BookReturned {
-        /// Rental.
-        rental: RentalId,
-        /// Borrower.
-        member: MemberId,
-        /// Book.
-        book: BookId,
-        /// Days past due (0 when on time).
-        late_days: u32,
-    },
-    /// The rental was cancelled; `fee` is owed back to the member.
-    RentalCanceled {
-        /// Rental.
-        rental: RentalId,
-        /// Borrower.
-        member: MemberId,
-        /// Book.
-        book: BookId,
-        /// Why.
-        reason: String,
-        /// The fee to refund.
-        fee: Points,
-    },
-    /// The fee went back to the member (결제 취소).
-    PaymentRefunded {
-        /// Rental.
-        rental: RentalId,
-        /// Borrower.
-        member: MemberId,
-        /// Amount refunded.
-        amount: Points,
-    },
-}
-
-impl RentalEvent {
-    /// The event's type name.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            RentalEvent::RentalReserved { .. } => "RentalReserved",
-            RentalEvent::RentalConfirmed { .. } => "RentalConfirmed",
-            RentalEvent::LoanStarted { .. } => "LoanStarted",
-            RentalEvent::LoanRenewed { .. } => "LoanRenewed",
-            RentalEvent::BookReturned { .. } => "BookReturned",
-            RentalEvent::RentalCanceled { .. } => "RentalCanceled",
-            RentalEvent::PaymentRefunded { .. } => "PaymentRefunded",
-        }
+crate::event::event_enum! {
+    /// Events of a rental.
+    pub enum RentalEvent {
+        /// Paid and reserved (예약).
+        RentalReserved {
+            /// Rental.
+            rental: RentalId,
+            /// Borrower.
+            member: MemberId,
+            /// Book.
+            book: BookId,
+            /// Fee charged.
+            fee: Points,
+            /// Gateway's payment id.
+            payment_id: String,
+            /// Delivery address, if delivered.
+            #[serde(default)]
+            delivery_address: Option<String>,
+        },
+        /// A copy is held for the member.
+        RentalConfirmed {
+            /// Rental.
+            rental: RentalId,
+            /// Borrower.
+            member: MemberId,
+            /// Book.
+            book: BookId,
+            /// Delivery address, if delivered.
+            #[serde(default)]
+            delivery_address: Option<String>,
+        },
+        /// The member has the book until `due`.
+        LoanStarted {
+            /// Rental.
+            rental: RentalId,
+            /// Borrower.
+            member: MemberId,
+            /// Book.
+            book: BookId,
+            /// Due back.
+            due: Timestamp,
+        },
+        /// The loan was extended.
+        LoanRenewed {
+            /// Rental.
+            rental: RentalId,
+            /// Borrower.
+            member: MemberId,
+            /// New due date.
+            due: Timestamp,
+        },
+        /// The book is back.
+        BookReturned {
+            /// Rental.
+            rental: RentalId,
+            /// Borrower.
+            member: MemberId,
+            /// Book.
+            book: BookId,
+            /// Days past due (0 when on time).
+            late_days: u32,
+        },
+        /// The rental was cancelled; `fee` is owed back to the member.
+        RentalCanceled {
+            /// Rental.
+            rental: RentalId,
+            /// Borrower.
+            member: MemberId,
+            /// Book.
+            book: BookId,
+            /// Why.
+            reason: String,
+            /// The fee to refund.
+            fee: Points,
+        },
+        /// The fee went back to the member (결제 취소).
+        PaymentRefunded {
+            /// Rental.
+            rental: RentalId,
+            /// Borrower.
+            member: MemberId,
+            /// Amount refunded.
+            amount: Points,
+        },
     }
 }
 
