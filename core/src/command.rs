@@ -221,6 +221,22 @@ commands! {
 }
 
 impl Command {
+    /// The rental the command names, if it names one (`reserve_book` only when given one).
+    pub fn rental_id(&self) -> Option<&str> {
+        match self {
+            Command::StartLoan { rental_id }
+            | Command::ReturnBook { rental_id }
+            | Command::RenewLoan { rental_id }
+            | Command::MarkDelivered { rental_id }
+            | Command::CancelRental { rental_id, .. } => Some(rental_id),
+            Command::ReserveBook { rental_id, .. } => rental_id.as_deref(),
+            Command::RegisterBook { .. }
+            | Command::AddCopies { .. }
+            | Command::JoinMember { .. }
+            | Command::TopUp { .. } => None,
+        }
+    }
+
     /// A command from its JSON form (`{"command": "reserve_book", "book_id": …}`), as bindings
     /// and files send it: a malformed one (an unknown command or field, a boolean where a number
     /// belongs, a number past `u64`, a lone surrogate) is `INVALID_INPUT`, and the command is

@@ -147,6 +147,17 @@ pub struct Delivery {
     pub member: Option<MemberId>,
 }
 
+impl DeliveryCommand {
+    /// The rental whose delivery the command is about.
+    pub fn rental(&self) -> &RentalId {
+        match self {
+            DeliveryCommand::StartDelivery { rental, .. }
+            | DeliveryCommand::MarkDelivered { rental, .. }
+            | DeliveryCommand::CancelDelivery { rental } => rental,
+        }
+    }
+}
+
 impl Aggregate for Delivery {
     type Command = DeliveryCommand;
     type Event = DeliveryEvent;

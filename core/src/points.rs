@@ -149,6 +149,18 @@ pub struct PointAccount {
     pub charges: BTreeMap<RentalId, Charge>,
 }
 
+impl PointsCommand {
+    /// The member whose account the command is about.
+    pub fn member(&self) -> &MemberId {
+        match self {
+            PointsCommand::OpenAccount { member, .. }
+            | PointsCommand::TopUp { member, .. }
+            | PointsCommand::ChargePoints { member, .. }
+            | PointsCommand::RefundPoints { member, .. } => member,
+        }
+    }
+}
+
 impl PointAccount {
     /// Points charged and not refunded: what refunds could still give back.
     pub fn refundable(&self) -> u64 {

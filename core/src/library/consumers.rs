@@ -1,5 +1,6 @@
 //! The consumers: policies and views reading the bus, with checkpoints, retries, back-off and dead letters.
 
+use super::route::{Plan, Step};
 use super::*;
 
 /// What a consumer is.
@@ -306,55 +307,24 @@ impl Library {
     }
 
     async fn react(&self, reaction: Reaction, meta: &Meta) -> Result<()> {
-        let engine = &self.engine;
-        match reaction {
-            Reaction::Book(cmd) => {
-                let stream = StreamId::new(StreamKind::Book, cmd.book().as_str());
-                engine
-                    .execute::<Book>(&stream, meta, None, |_| cmd.clone())
-                    .await
-                    .map(drop)
-            }
-            Reaction::Rental(RentalCommand::CancelRental { rental, reason, .. }) => {
-                self.cancel_rental(&rental, reason, meta).await.map(drop)
-            }
-            Reaction::Rental(cmd) => {
-                let stream = StreamId::new(StreamKind::Rental, cmd.rental().as_str());
-                engine
-                    .execute::<Rental>(&stream, meta, None, |_| cmd.clone())
-                    .await
-                    .map(drop)
-            }
-            Reaction::Delivery(cmd) => {
-                let rental = match &cmd {
-                    DeliveryCommand::StartDelivery { rental, .. }
-                    | DeliveryCommand::MarkDelivered { rental, .. }
-                    | DeliveryCommand::CancelDelivery { rental } => rental,
-                };
-                let stream = StreamId::new(StreamKind::Delivery, rental.as_str());
-                engine
-                    .execute::<Delivery>(&stream, meta, None, |_| cmd.clone())
-                    .await
-                    .map(drop)
-            }
+        let step = match reaction {
+            Reaction::Book(cmd) => Step::Book(cmd),
+            Reaction::Rental(cmd) => Step::Rental(cmd),
+            Reaction::Delivery(cmd) => Step::Delivery(cmd),
             Reaction::Refund(charge) => {
                 self.call_gateway(self.gateway.refund(&charge)).await?;
-                let stream = StreamId::new(StreamKind::Rental, charge.key.as_str());
-                let cmd = RentalCommand::RecordRefund {
-                    rental: charge.key.clone(),
-                };
-                engine
-                    .execute::<Rental>(&stream, meta, None, |_| cmd.clone())
-                    .await
-                    .map(drop)
+                Step::Rental(RentalCommand::RecordRefund { rental: charge.key })
             }
             // The notifier has no time limit, so only closing ends a wait on it.
-            Reaction::Notify(notice) => self
-                .shutdown
-                .race(self.notifier.send(&notice))
-                .await?
-                .map_err(|e| Error::Storage(StoreError::Backend(e.to_string()))),
-        }
+            Reaction::Notify(notice) => {
+                return self
+                    .shutdown
+                    .race(self.notifier.send(&notice))
+                    .await?
+                    .map_err(|e| Error::Storage(StoreError::Backend(e.to_string())))
+            }
+        };
+        self.engine.run(Plan::one(step), meta).await.map(drop)
     }
 
     /// Hands the stored event at `position` to `consumer` once more, as an at-least-once bus may

@@ -1,5 +1,6 @@
 //! The engine: loads aggregates (kept folded in memory), decides, appends, and relays what was committed to the bus.
 
+use super::route::{Plan, Step};
 use super::*;
 
 /// The store, the clock and the relay to the bus: what the library and the default gateway share.
@@ -19,6 +20,15 @@ pub(crate) struct Engine {
     /// Folded aggregates by stream, with the version they are folded to. Loading reads only
     /// the newer events, so a long stream costs no more to load than a short one.
     pub(super) states: Mutex<StateCache>,
+}
+
+/// One step decided: its stream, the version it was decided on, the new events and the state
+/// after them (kept in the cache once they are stored).
+pub(super) struct Decided {
+    pub(super) stream: StreamId,
+    pub(super) version: u64,
+    pub(super) events: Vec<Event>,
+    state: Box<dyn std::any::Any + Send + Sync>,
 }
 
 /// Folded aggregates by stream: (version, state).
@@ -54,12 +64,22 @@ impl Engine {
 
     /// Puts a folded aggregate back in the cache, unless a newer fold is already there.
     pub(super) fn keep<A: Aggregate>(&self, stream: &StreamId, state: A, version: u64) {
+        self.keep_boxed(stream.clone(), version, Box::new(state));
+    }
+
+    /// [`keep`](Engine::keep) for a state already boxed.
+    fn keep_boxed(
+        &self,
+        stream: StreamId,
+        version: u64,
+        state: Box<dyn std::any::Any + Send + Sync>,
+    ) {
         let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
         if states.len() >= STATE_CACHE {
             states.clear();
         }
-        if !matches!(states.get(stream), Some((v, _)) if *v >= version) {
-            states.insert(stream.clone(), (version, Box::new(state)));
+        if !matches!(states.get(&stream), Some((v, _)) if *v >= version) {
+            states.insert(stream, (version, state));
         }
     }
 
@@ -134,62 +154,96 @@ impl Engine {
             .collect()
     }
 
-    /// Decides `command` on the aggregate in `stream` and stores the result. `guard` names another
-    /// stream the decision reads (its events are passed to `command`); its version is checked in
-    /// the same append. Re-sent command ids return the original events.
-    pub(super) async fn execute<A: Aggregate>(
+    /// Decides `command` on the aggregate in `stream`: the events and the state after them.
+    /// A refusal puts the state back in the cache and is the error.
+    pub(super) async fn decide<A: Aggregate>(
         &self,
-        stream: &StreamId,
-        meta: &Meta,
-        guard: Option<&StreamId>,
-        command: impl Fn(&[Envelope]) -> A::Command,
-    ) -> Result<Vec<Envelope>> {
+        stream: StreamId,
+        command: &A::Command,
+        ctx: &Context,
+    ) -> Result<Decided> {
+        let (mut state, version) = self.load::<A>(&stream).await?;
+        let events = match state.decide(command, ctx) {
+            Ok(events) => events,
+            Err(e) => {
+                self.keep(&stream, state, version);
+                return Err(e.into());
+            }
+        };
+        for e in &events {
+            state.apply(e);
+        }
+        Ok(Decided {
+            stream,
+            version,
+            events: events.into_iter().map(Into::into).collect(),
+            state: Box::new(state),
+        })
+    }
+
+    /// [`decide`](Engine::decide) for a step, on the aggregate it names.
+    async fn decide_step(&self, step: &Step, ctx: &Context) -> Result<Decided> {
+        let stream = step.stream();
+        match step {
+            Step::Book(c) => self.decide::<Book>(stream, c, ctx).await,
+            Step::Member(c) => self.decide::<Member>(stream, c, ctx).await,
+            Step::Account(c) => self.decide::<PointAccount>(stream, c, ctx).await,
+            Step::Rental(c) => self.decide::<Rental>(stream, c, ctx).await,
+            Step::Delivery(c) => self.decide::<Delivery>(stream, c, ctx).await,
+        }
+    }
+
+    /// Runs a plan: decides its steps in order (each filled in from the stream it reads) and
+    /// stores them in one commit, with a version guard on every stream read. A command id
+    /// already applied returns its events; a stream that moved meanwhile means deciding again.
+    pub(super) async fn run(&self, mut plan: Plan, meta: &Meta) -> Result<Vec<Envelope>> {
         let mut attempt = 0;
         loop {
             if let Some(done) = self.recorded(meta).await? {
                 return Ok(done);
             }
-            let (mut state, version) = self.load::<A>(stream).await?;
-            let (guard_events, guard_version) = match guard {
-                Some(g) => {
-                    let events = self.store.read_stream(g).await?;
-                    let v = events.last().map_or(0, |e| e.version);
-                    (events, v)
-                }
-                None => (Vec::new(), 0),
-            };
             let ctx = self.context(meta);
-            let decided = match state.decide(&command(&guard_events), &ctx) {
-                Ok(decided) => decided,
-                Err(e) => {
-                    self.keep(stream, state, version);
-                    return Err(e.into());
+            let mut guards = Vec::new();
+            let mut decided = Vec::with_capacity(plan.steps.len());
+            for step in &mut plan.steps {
+                if let Some(read) = step.reads() {
+                    let events = self.store.read_stream(&read).await?;
+                    step.fill(&events);
+                    guards.push(StreamAppend {
+                        expected_version: events.last().map_or(0, |e| e.version),
+                        stream: read,
+                        events: vec![],
+                    });
                 }
-            };
-            if decided.is_empty() {
-                self.keep(stream, state, version);
+                decided.push(self.decide_step(step, &ctx).await?);
+            }
+            if decided.iter().all(|d| d.events.is_empty()) {
+                for d in decided {
+                    self.keep_boxed(d.stream, d.version, d.state);
+                }
                 return Ok(Vec::new());
             }
-            for e in &decided {
-                state.apply(e);
-            }
-            let new_version = version + decided.len() as u64;
-            let events = decided.into_iter().map(Into::into).collect();
-            let mut appends = vec![StreamAppend {
-                stream: stream.clone(),
-                expected_version: version,
-                events: Self::envelopes(stream, version, meta, &ctx, events),
-            }];
-            if let Some(g) = guard {
-                appends.push(StreamAppend {
-                    stream: g.clone(),
-                    expected_version: guard_version,
-                    events: vec![],
-                });
-            }
+            let mut appends: Vec<StreamAppend> = decided
+                .iter_mut()
+                .map(|d| StreamAppend {
+                    stream: d.stream.clone(),
+                    expected_version: d.version,
+                    events: Self::envelopes(
+                        &d.stream,
+                        d.version,
+                        meta,
+                        &ctx,
+                        std::mem::take(&mut d.events),
+                    ),
+                })
+                .collect();
+            appends.append(&mut guards);
+            let written: Vec<u64> = appends.iter().map(|a| a.events.len() as u64).collect();
             match self.store.append(Self::commit(meta, appends)).await {
                 Ok(stored) => {
-                    self.keep(stream, state, new_version);
+                    for (d, n) in decided.into_iter().zip(written) {
+                        self.keep_boxed(d.stream, d.version + n, d.state);
+                    }
                     self.relay_stored(&stored).await;
                     return Ok(stored);
                 }

@@ -63,6 +63,7 @@ mod consumers;
 mod engine;
 mod payment;
 mod queries;
+mod route;
 mod shutdown;
 
 use builder::fold_views;
@@ -73,6 +74,7 @@ pub use engine::CommitHook;
 use engine::Engine;
 use payment::PointsGateway;
 pub use queries::Reader;
+use route::Route;
 use shutdown::Shutdown;
 
 /// A lending library: the rules, running on the ports it was built with.
@@ -137,159 +139,54 @@ impl Library {
         }
         let command_id = command_id.unwrap_or_else(CommandId::generate);
         let fingerprint = command.fingerprint(actor);
-        let meta = |correlation: &str| Meta {
+        let rental = match &command {
+            Command::ReserveBook { rental_id, .. } => Some(
+                rental_id
+                    .clone()
+                    .map_or_else(|| RentalId::for_command(&command_id), RentalId),
+            ),
+            other => other.rental_id().map(RentalId::new),
+        };
+        let meta = |correlation: String| Meta {
             actor: actor.clone(),
             command_id: command_id.clone(),
-            fingerprint: fingerprint.clone(),
-            correlation_id: correlation.to_owned(),
+            fingerprint,
+            correlation_id: correlation,
             causation_id: command_id.to_string(),
         };
-        let outcome = |rental_id: Option<RentalId>, events: Vec<Envelope>| Outcome {
-            command_id: command_id.clone(),
-            rental_id,
-            events,
-        };
-        match command {
-            Command::RegisterBook {
-                book_id,
-                title,
-                author,
-                copies,
-                fee,
-            } => {
-                let stream = StreamId::new(StreamKind::Book, &book_id);
-                let cmd = crate::catalog::BookCommand::RegisterBook {
-                    book: BookId(book_id.clone()),
-                    title,
-                    author,
-                    copies,
-                    fee: Points(fee),
-                };
-                let events = self
-                    .engine
-                    .execute::<Book>(&stream, &meta(&book_id), None, |_| cmd.clone())
-                    .await?;
-                Ok(outcome(None, events))
+        let events = match self.route(command, actor, rental.as_ref()) {
+            Route::Plan(plan) => {
+                let subject = plan
+                    .steps
+                    .first()
+                    .map(|s| s.stream().id)
+                    .unwrap_or_default();
+                self.engine.run(plan, &meta(subject)).await?
             }
-            Command::AddCopies { book_id, copies } => {
-                let stream = StreamId::new(StreamKind::Book, &book_id);
-                let cmd = crate::catalog::BookCommand::AddCopies {
-                    book: BookId(book_id.clone()),
-                    copies,
-                };
-                let events = self
-                    .engine
-                    .execute::<Book>(&stream, &meta(&book_id), None, |_| cmd.clone())
-                    .await?;
-                Ok(outcome(None, events))
-            }
-            Command::JoinMember {
-                member_id,
-                name,
-                contact,
-            } => {
-                let events = self
-                    .join_member(
-                        MemberId(member_id.clone()),
-                        name,
-                        contact,
-                        &meta(&member_id),
-                    )
-                    .await?;
-                Ok(outcome(None, events))
-            }
-            Command::TopUp { member_id, points } => {
-                let stream = StreamId::new(StreamKind::Account, &member_id);
-                let cmd = PointsCommand::TopUp {
-                    member: MemberId(member_id.clone()),
-                    points: Points(points),
-                };
-                let events = self
-                    .engine
-                    .execute::<PointAccount>(&stream, &meta(&member_id), None, |_| cmd.clone())
-                    .await?;
-                Ok(outcome(None, events))
-            }
-            Command::ReserveBook {
-                book_id,
-                member_id,
-                rental_id,
+            Route::Reserve {
+                book,
+                member,
                 delivery_address,
             } => {
-                let rental = rental_id
-                    .map(RentalId)
+                // `rental` is always set for a reservation (explicit or derived above).
+                let rental = rental
+                    .clone()
                     .unwrap_or_else(|| RentalId::for_command(&command_id));
-                let events = self
-                    .reserve_book(
-                        BookId(book_id),
-                        MemberId(member_id),
-                        rental.clone(),
-                        delivery_address,
-                        &meta(rental.as_str()),
-                    )
-                    .await?;
-                Ok(outcome(Some(rental), events))
-            }
-            Command::CancelRental { rental_id, reason } => {
-                let reason = reason.unwrap_or_else(|| match actor {
-                    Actor::Member(_) => "canceled by member".into(),
-                    Actor::Librarian(_) => "canceled by librarian".into(),
-                    Actor::System => "canceled".into(), // refused above; kept for completeness
-                });
-                let rental = RentalId(rental_id);
-                let events = self
-                    .cancel_rental(&rental, reason, &meta(rental.as_str()))
-                    .await?;
-                Ok(outcome(Some(rental), events))
-            }
-            Command::MarkDelivered { rental_id } => {
-                let rental = RentalId(rental_id);
-                let stream = StreamId::new(StreamKind::Delivery, rental.as_str());
-                let rental_stream = StreamId::new(StreamKind::Rental, rental.as_str());
-                let events = self
-                    .engine
-                    .execute::<Delivery>(
-                        &stream,
-                        &meta(rental.as_str()),
-                        Some(&rental_stream),
-                        |rental_events| DeliveryCommand::MarkDelivered {
-                            rental: rental.clone(),
-                            rental_canceled: Rental::fold(rental_events.iter().map(|e| &e.event))
-                                .status
-                                == RentalStatus::Canceled,
-                        },
-                    )
-                    .await?;
-                Ok(outcome(Some(rental), events))
-            }
-            Command::StartLoan { rental_id } => {
-                self.rental_step(
-                    RentalId(rental_id),
-                    |rental| RentalCommand::StartLoan { rental },
-                    &meta,
-                    &outcome,
+                self.reserve_book(
+                    book,
+                    member,
+                    rental.clone(),
+                    delivery_address,
+                    &meta(rental.to_string()),
                 )
-                .await
+                .await?
             }
-            Command::ReturnBook { rental_id } => {
-                self.rental_step(
-                    RentalId(rental_id),
-                    |rental| RentalCommand::ReturnBook { rental },
-                    &meta,
-                    &outcome,
-                )
-                .await
-            }
-            Command::RenewLoan { rental_id } => {
-                self.rental_step(
-                    RentalId(rental_id),
-                    |rental| RentalCommand::RenewLoan { rental },
-                    &meta,
-                    &outcome,
-                )
-                .await
-            }
-        }
+        };
+        Ok(Outcome {
+            command_id,
+            rental_id: rental,
+            events,
+        })
     }
 
     /// Runs many commands, one after another, in order; each gets its own outcome or error, and
@@ -314,107 +211,5 @@ impl Library {
             ));
         }
         Ok(())
-    }
-
-    async fn rental_step(
-        &self,
-        rental: RentalId,
-        make: impl Fn(RentalId) -> RentalCommand,
-        meta: &(dyn Fn(&str) -> Meta + Sync),
-        outcome: &(dyn Fn(Option<RentalId>, Vec<Envelope>) -> Outcome + Sync),
-    ) -> Result<Outcome> {
-        let stream = StreamId::new(StreamKind::Rental, rental.as_str());
-        let cmd = make(rental.clone());
-        let events = self
-            .engine
-            .execute::<Rental>(&stream, &meta(rental.as_str()), None, |_| cmd.clone())
-            .await?;
-        Ok(outcome(Some(rental), events))
-    }
-
-    /// Joins a member and opens their point account in one atomic append.
-    async fn join_member(
-        &self,
-        member: MemberId,
-        name: String,
-        contact: Option<String>,
-        meta: &Meta,
-    ) -> Result<Vec<Envelope>> {
-        let member_stream = StreamId::new(StreamKind::Member, member.as_str());
-        let account_stream = StreamId::new(StreamKind::Account, member.as_str());
-        let join = MemberCommand::JoinMember {
-            member: member.clone(),
-            name,
-            contact,
-        };
-        let open = PointsCommand::OpenAccount {
-            member: member.clone(),
-            welcome: Points(self.engine.rules.welcome_points),
-        };
-        let mut attempt = 0;
-        loop {
-            if let Some(done) = self.engine.recorded(meta).await? {
-                return Ok(done);
-            }
-            let (m, mv) = self.engine.load::<Member>(&member_stream).await?;
-            let (a, av) = self.engine.load::<PointAccount>(&account_stream).await?;
-            let ctx = self.engine.context(meta);
-            let joined = m
-                .decide(&join, &ctx)?
-                .into_iter()
-                .map(Event::from)
-                .collect();
-            let opened = a
-                .decide(&open, &ctx)?
-                .into_iter()
-                .map(Event::from)
-                .collect();
-            let appends = vec![
-                StreamAppend {
-                    stream: member_stream.clone(),
-                    expected_version: mv,
-                    events: Engine::envelopes(&member_stream, mv, meta, &ctx, joined),
-                },
-                StreamAppend {
-                    stream: account_stream.clone(),
-                    expected_version: av,
-                    events: Engine::envelopes(&account_stream, av, meta, &ctx, opened),
-                },
-            ];
-            match self
-                .engine
-                .store
-                .append(Engine::commit(meta, appends))
-                .await
-            {
-                Ok(stored) => {
-                    self.engine.relay_stored(&stored).await;
-                    return Ok(stored);
-                }
-                Err(e) if Engine::retry(&e, attempt) => attempt += 1,
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-
-    /// Cancels a rental, reading its delivery in the same decision (a delivered book cannot be cancelled).
-    async fn cancel_rental(
-        &self,
-        rental: &RentalId,
-        reason: String,
-        meta: &Meta,
-    ) -> Result<Vec<Envelope>> {
-        let stream = StreamId::new(StreamKind::Rental, rental.as_str());
-        let delivery = StreamId::new(StreamKind::Delivery, rental.as_str());
-        self.engine
-            .execute::<Rental>(&stream, meta, Some(&delivery), |delivery_events| {
-                RentalCommand::CancelRental {
-                    rental: rental.clone(),
-                    reason: reason.clone(),
-                    delivered: Delivery::fold(delivery_events.iter().map(|e| &e.event)).status
-                        == DeliveryStatus::Delivered,
-                }
-            })
-            .await
     }
 }

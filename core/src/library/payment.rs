@@ -1,5 +1,6 @@
 //! The synchronous payment step: the default points gateway, the call behind the circuit breaker, and `reserve_book`.
 
+use super::route::{Plan, Step};
 use super::*;
 
 /// The default payment gateway: charges and refunds the member's [`PointAccount`] in the same store.
@@ -31,19 +32,13 @@ impl PaymentGateway for PointsGateway {
         amount: Points,
         key: &RentalId,
     ) -> Result<PaymentReceipt, PaymentError> {
-        let stream = StreamId::new(StreamKind::Account, member.as_str());
-        let cmd = PointsCommand::ChargePoints {
+        let charge = Step::Account(PointsCommand::ChargePoints {
             member: member.clone(),
             rental: key.clone(),
             points: amount,
-        };
-        match self
-            .engine
-            .execute::<PointAccount>(&stream, &Self::meta(member, key, "charge"), None, |_| {
-                cmd.clone()
-            })
-            .await
-        {
+        });
+        let meta = Self::meta(member, key, "charge");
+        match self.engine.run(Plan::one(charge), &meta).await {
             Ok(_) => Ok(PaymentReceipt {
                 payment_id: format!("points:{member}:{key}"),
             }),
@@ -66,18 +61,13 @@ impl PaymentGateway for PointsGateway {
     }
 
     async fn refund(&self, charge: &ChargeRef) -> Result<(), PaymentError> {
-        let stream = StreamId::new(StreamKind::Account, charge.member.as_str());
-        let cmd = PointsCommand::RefundPoints {
+        let refund = Step::Account(PointsCommand::RefundPoints {
             member: charge.member.clone(),
             rental: charge.key.clone(),
-        };
+        });
+        let meta = Self::meta(&charge.member, &charge.key, "refund");
         self.engine
-            .execute::<PointAccount>(
-                &stream,
-                &Self::meta(&charge.member, &charge.key, "refund"),
-                None,
-                |_| cmd.clone(),
-            )
+            .run(Plan::one(refund), &meta)
             .await
             .map(drop)
             .map_err(|e| PaymentError::Unavailable(e.to_string()))

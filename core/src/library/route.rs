@@ -1,0 +1,188 @@
+//! Routing, in one place: which aggregate(s) and stream(s) a command — a caller's or a
+//! policy's — is decided on, and which other stream the decision reads.
+//!
+//! A [`Plan`] is data the engine runs: its [`Step`]s are decided in order, each on its own
+//! stream, and stored in one commit; a step may name a stream it reads (a cancellation reads
+//! the delivery, a delivery's arrival reads the rental), whose events fill in the step before
+//! it is decided and whose version is checked in the same commit. Only `reserve_book` has
+//! more to it — the synchronous payment — and is run by `payment.rs` on the same primitives.
+
+use super::*;
+
+/// One decision on one aggregate.
+#[derive(Debug, Clone)]
+pub(crate) enum Step {
+    /// On a book.
+    Book(crate::catalog::BookCommand),
+    /// On a member.
+    Member(MemberCommand),
+    /// On a member's point account.
+    Account(PointsCommand),
+    /// On a rental.
+    Rental(RentalCommand),
+    /// On a rental's delivery.
+    Delivery(DeliveryCommand),
+}
+
+impl Step {
+    /// The stream the step is decided on and written to.
+    pub(super) fn stream(&self) -> StreamId {
+        match self {
+            Step::Book(c) => StreamId::new(StreamKind::Book, c.book().as_str()),
+            Step::Member(MemberCommand::JoinMember { member, .. }) => {
+                StreamId::new(StreamKind::Member, member.as_str())
+            }
+            Step::Account(c) => StreamId::new(StreamKind::Account, c.member().as_str()),
+            Step::Rental(c) => StreamId::new(StreamKind::Rental, c.rental().as_str()),
+            Step::Delivery(c) => StreamId::new(StreamKind::Delivery, c.rental().as_str()),
+        }
+    }
+
+    /// The other stream this step's decision reads, if any.
+    pub(super) fn reads(&self) -> Option<StreamId> {
+        match self {
+            Step::Rental(RentalCommand::CancelRental { rental, .. }) => {
+                Some(StreamId::new(StreamKind::Delivery, rental.as_str()))
+            }
+            Step::Delivery(DeliveryCommand::MarkDelivered { rental, .. }) => {
+                Some(StreamId::new(StreamKind::Rental, rental.as_str()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Fills in what the step learns from the stream it reads.
+    pub(super) fn fill(&mut self, read: &[Envelope]) {
+        let events = || read.iter().map(|e| &e.event);
+        match self {
+            Step::Rental(RentalCommand::CancelRental { delivered, .. }) => {
+                *delivered = Delivery::fold(events()).status == DeliveryStatus::Delivered;
+            }
+            Step::Delivery(DeliveryCommand::MarkDelivered {
+                rental_canceled, ..
+            }) => {
+                *rental_canceled = Rental::fold(events()).status == RentalStatus::Canceled;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What a command comes to: steps stored in one commit.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    /// Decided in order, each on its own stream, stored together.
+    pub(super) steps: Vec<Step>,
+}
+
+impl Plan {
+    /// A plan of one step.
+    pub(super) fn one(step: Step) -> Plan {
+        Plan { steps: vec![step] }
+    }
+}
+
+/// What a caller's command is routed to.
+pub(super) enum Route {
+    /// Steps the engine runs.
+    Plan(Plan),
+    /// The reservation, with its synchronous payment.
+    Reserve {
+        book: BookId,
+        member: MemberId,
+        delivery_address: Option<String>,
+    },
+}
+
+impl Library {
+    /// Routes a caller's command. `rental` is the rental the command is about, when it is one.
+    pub(super) fn route(
+        &self,
+        command: Command,
+        actor: &Actor,
+        rental: Option<&RentalId>,
+    ) -> Route {
+        let rental = || rental.cloned().unwrap_or_else(|| RentalId::new(""));
+        let step = match command {
+            Command::RegisterBook {
+                book_id,
+                title,
+                author,
+                copies,
+                fee,
+            } => Step::Book(crate::catalog::BookCommand::RegisterBook {
+                book: BookId(book_id),
+                title,
+                author,
+                copies,
+                fee: Points(fee),
+            }),
+            Command::AddCopies { book_id, copies } => {
+                Step::Book(crate::catalog::BookCommand::AddCopies {
+                    book: BookId(book_id),
+                    copies,
+                })
+            }
+            Command::JoinMember {
+                member_id,
+                name,
+                contact,
+            } => {
+                // Joining opens the point account in the same commit, so a member can pay the
+                // moment they exist.
+                let member = MemberId(member_id);
+                return Route::Plan(Plan {
+                    steps: vec![
+                        Step::Member(MemberCommand::JoinMember {
+                            member: member.clone(),
+                            name,
+                            contact,
+                        }),
+                        Step::Account(PointsCommand::OpenAccount {
+                            member,
+                            welcome: Points(self.engine.rules.welcome_points),
+                        }),
+                    ],
+                });
+            }
+            Command::TopUp { member_id, points } => Step::Account(PointsCommand::TopUp {
+                member: MemberId(member_id),
+                points: Points(points),
+            }),
+            Command::ReserveBook {
+                book_id,
+                member_id,
+                delivery_address,
+                ..
+            } => {
+                return Route::Reserve {
+                    book: BookId(book_id),
+                    member: MemberId(member_id),
+                    delivery_address,
+                }
+            }
+            Command::StartLoan { .. } => {
+                Step::Rental(RentalCommand::StartLoan { rental: rental() })
+            }
+            Command::ReturnBook { .. } => {
+                Step::Rental(RentalCommand::ReturnBook { rental: rental() })
+            }
+            Command::RenewLoan { .. } => {
+                Step::Rental(RentalCommand::RenewLoan { rental: rental() })
+            }
+            Command::CancelRental { reason, .. } => Step::Rental(RentalCommand::CancelRental {
+                rental: rental(),
+                reason: reason.unwrap_or_else(|| match actor {
+                    Actor::Librarian(_) => "canceled by librarian".into(),
+                    _ => "canceled by member".into(),
+                }),
+                delivered: false,
+            }),
+            Command::MarkDelivered { .. } => Step::Delivery(DeliveryCommand::MarkDelivered {
+                rental: rental(),
+                rental_canceled: false,
+            }),
+        };
+        Route::Plan(Plan::one(step))
+    }
+}
