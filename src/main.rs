@@ -155,6 +155,9 @@ fn hint(code: ErrorCode) -> &'static str {
         ErrorCode::LibraryLocked => {
             "another lendkit process has this database open; close it first"
         }
+        ErrorCode::Corrupt => {
+            "the database is damaged; restore its folder from a backup, or move it aside and start a new library"
+        }
         ErrorCode::PaymentUnavailable | ErrorCode::Conflict | ErrorCode::Storage => {
             "try again in a moment; nothing was stored"
         }

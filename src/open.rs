@@ -117,7 +117,10 @@ impl std::ops::Deref for OpenLibrary {
 
 impl OpenLibrary {
     /// Opens (or creates) the sled database at `path`. Fails with `NOT_A_LIBRARY`,
-    /// `SCHEMA_TOO_NEW` or `LIBRARY_LOCKED` without changing anything.
+    /// `SCHEMA_TOO_NEW` or `LIBRARY_LOCKED` without changing anything, and with `CORRUPT` when
+    /// the database is damaged (restore it from a backup). A library whose creation or whose
+    /// last open was cut short by a kill is finished or repaired here (see
+    /// [`SledEventStore::open`]).
     ///
     /// Blocks; inside an async runtime use [`open_async`](OpenLibrary::open_async).
     pub fn open(path: impl AsRef<Path>, config: Config) -> crate::Result<Self> {

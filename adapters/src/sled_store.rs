@@ -23,6 +23,34 @@
 //! that returned success survives a crash or power loss. With [`Durability::Periodic`] sled
 //! flushes in the background every few milliseconds: appends return sooner, and a crash loses
 //! at most the appends of that last interval (never part of one).
+//!
+//! **Opening, and surviving a kill while opening.** A library is a folder: sled's files
+//! (`conf`, `db`, `blobs/`, `snap.*`) plus two of lendkit's own, and
+//! [`open`](SledEventStore::open) goes like this:
+//!
+//! 1. Judge the folder from its listing alone, before touching it: a file, or a directory
+//!    holding anything but lendkit's and sled's files, is refused as `NotALibrary` untouched.
+//! 2. Take lendkit's own lock: an exclusive `flock` (fs2) on `lendkit.lock` in the folder,
+//!    held until the store is dropped. A second opener (another process, or another handle in
+//!    this one) waits up to 1.5 s, then gets `Locked`. Everything below happens under it.
+//! 3. Creation is all or nothing: before sled writes a byte of a new library, the marker file
+//!    `lendkit.creating` is written and synced; it is removed (and the folder synced) only once
+//!    `meta/format` and `meta/schema` are flushed. An open that finds the marker knows a
+//!    creation was interrupted (nothing was ever stored in that library), removes sled's files
+//!    and creates it afresh. A folder holding only sled's empty skeleton (`blobs/`, `conf`, an
+//!    empty `db`: what sled writes before its first byte of data) is created afresh the same way.
+//! 4. Remove sled's unfinished snapshots, `snap.<lsn>.generating`. sled 0.34 writes a snapshot
+//!    during every open into such a file and renames it to `snap.<lsn>` once complete; a kill in
+//!    between leaves the `.generating` file, which sorts last and so is what the next open reads:
+//!    `Read corrupted data at file offset None` forever after (sled issue 1527). Removing it is
+//!    safe: the previous complete snapshot stays until the rename, and sled replays the log from
+//!    it, exactly as if the kill had come a moment before the snapshot was begun. (Before this,
+//!    sled's own lock on `db` is probed, so a process that holds sled open without lendkit's lock
+//!    never has a snapshot removed under it.)
+//! 5. Open sled and check `meta/format` (another program's sled database is `NotALibrary`,
+//!    and the `lendkit.lock` this open created is removed again) and `meta/schema`
+//!    (`SchemaTooNew`). Corruption that sled reports in a library is `Damaged` (`CORRUPT`):
+//!    retrying cannot help; the folder must be restored from a backup.
 
 use crate::memory_store::check_shape;
 use async_trait::async_trait;
@@ -31,16 +59,27 @@ use lendkit_core::event::{Envelope, SCHEMA_VERSION};
 use lendkit_core::ids::{CommandId, StreamId};
 use lendkit_core::ports::{CommandRecord, Commit, DeadLetter, EventStore};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use std::fs::{File, OpenOptions};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 /// The value of `meta/format` in every lendkit database.
 const FORMAT: &[u8] = b"lendkit-events";
 /// sled's page cache unless told otherwise.
 pub const DEFAULT_CACHE_BYTES: u64 = 128 << 20;
 /// How long `open` waits for a lock held elsewhere before reporting `Locked`.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
+const LOCK_WAIT: Duration = Duration::from_millis(1500);
+/// How long `open` sleeps between two tries of a lock held elsewhere.
+const LOCK_RETRY: Duration = Duration::from_millis(20);
+/// lendkit's own lock file in a library folder.
+const LOCK_FILE: &str = "lendkit.lock";
+/// Present in a library folder from before sled writes anything until the library is complete.
+const CREATING_FILE: &str = "lendkit.creating";
+/// The suffix of sled's unfinished snapshot files (`snap.<lsn>.generating`).
+const UNFINISHED_SNAPSHOT: &str = ".generating";
 
 /// When appends reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -74,6 +113,8 @@ struct Inner {
     /// Group commit: appends committed so far, and the count covered by the last flush.
     committed: AtomicU64,
     flushed: Mutex<u64>,
+    /// lendkit's lock on the folder; declared last so it is released after sled's handles.
+    _lock: FolderLock,
 }
 
 impl std::fmt::Debug for SledEventStore {
@@ -85,8 +126,253 @@ impl std::fmt::Debug for SledEventStore {
     }
 }
 
-fn backend(e: sled::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+/// A sled failure as a store error: corruption is [`StoreError::Damaged`] (retrying cannot
+/// help), anything else [`StoreError::Backend`].
+fn sled_failed(path: &Path, e: sled::Error) -> StoreError {
+    match e {
+        sled::Error::Corruption { .. } => StoreError::Damaged {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        },
+        e => StoreError::Backend(e.to_string()),
+    }
+}
+
+/// A file-system failure while opening `shown`.
+fn io_failed(shown: &str, doing: &str, e: std::io::Error) -> StoreError {
+    StoreError::Backend(format!("{shown}: cannot {doing}: {e}"))
+}
+
+/// Makes a directory's entries (files created, renamed or removed in it) durable. Windows cannot
+/// open a directory as a file and makes entries durable by itself, so there it does nothing.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// True when a lock attempt failed only because someone else holds the lock.
+fn contended(e: &std::io::Error) -> bool {
+    e.kind() == ErrorKind::WouldBlock
+        || e.raw_os_error().is_some()
+            && e.raw_os_error() == fs2::lock_contended_error().raw_os_error()
+}
+
+/// lendkit's own exclusive lock on a library folder: an `flock` (through fs2, `LockFileEx` on
+/// Windows) on [`LOCK_FILE`], released when dropped (also by the kernel when the process dies).
+struct FolderLock {
+    file: File,
+    path: PathBuf,
+    /// This open created the lock file, so refusing the folder removes it again.
+    created: bool,
+}
+
+impl FolderLock {
+    /// Takes the lock on `dir`, waiting until `deadline` for another holder.
+    fn acquire(dir: &Path, shown: &str, deadline: Instant) -> Result<Self, StoreError> {
+        let path = dir.join(LOCK_FILE);
+        loop {
+            let created = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path);
+            let (file, created) = match created {
+                Ok(file) => (file, true),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    match OpenOptions::new().read(true).write(true).open(&path) {
+                        Ok(file) => (file, false),
+                        // Removed in between by an opener that refused the folder: try again.
+                        Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                        Err(e) => return Err(io_failed(shown, "open its lock file", e)),
+                    }
+                }
+                Err(e) => return Err(io_failed(shown, "create its lock file", e)),
+            };
+            match fs2::FileExt::try_lock_exclusive(&file) {
+                // The file may have been removed (by an opener that refused the folder) between
+                // our open and our lock: then the lock guards nothing, and we take it again.
+                Ok(()) if Self::still_at(&file, &path) => {
+                    return Ok(FolderLock {
+                        file,
+                        path,
+                        created,
+                    })
+                }
+                Ok(()) => {}
+                Err(e) if contended(&e) => {}
+                Err(e) => return Err(io_failed(shown, "lock its lock file", e)),
+            }
+            if Instant::now() >= deadline {
+                return Err(StoreError::Locked(shown.to_owned()));
+            }
+            std::thread::sleep(LOCK_RETRY);
+        }
+    }
+
+    /// True when `file` is still the file at `path`.
+    #[cfg(unix)]
+    fn still_at(file: &File, path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), std::fs::metadata(path)) {
+            (Ok(held), Ok(named)) => held.dev() == named.dev() && held.ino() == named.ino(),
+            _ => false,
+        }
+    }
+
+    /// True when `file` is still the file at `path` (Windows cannot remove an open file).
+    #[cfg(not(unix))]
+    fn still_at(_file: &File, path: &Path) -> bool {
+        path.is_file()
+    }
+
+    /// Leaves the folder as it was found: removes the lock file if this open created it (still
+    /// holding the lock, so no one can have locked the file being removed), then unlocks.
+    fn release_as_found(self) {
+        if self.created {
+            // Best effort: a lock file left behind is harmless, and the refusal matters more.
+            let _ = std::fs::remove_file(&self.path);
+        }
+        drop(self.file);
+    }
+}
+
+/// What a path holds, judged from its listing alone (nothing is opened or changed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Found {
+    /// Nothing is there yet.
+    Nothing,
+    /// A directory with nothing in it worth keeping: empty, or only lendkit's lock file and
+    /// sled's skeleton (`blobs/` empty, `conf`, `db` empty) that sled writes before any data.
+    Empty,
+    /// A library whose creation was interrupted: [`CREATING_FILE`] is there.
+    HalfCreated,
+    /// A sled database holding data: a lendkit library, or another program's (`meta/format` tells).
+    Database,
+}
+
+fn survey(path: &Path, shown: &str) -> Result<Found, StoreError> {
+    let metadata = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Found::Nothing),
+        Err(e) => return Err(io_failed(shown, "read it", e)),
+    };
+    if !metadata.is_dir() {
+        return Err(StoreError::NotALibrary(format!("{shown} (a file)")));
+    }
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(|e| io_failed(shown, "list it", e))? {
+        let entry = entry.map_err(|e| io_failed(shown, "list it", e))?;
+        names.push(entry.file_name());
+    }
+    if names.iter().any(|n| n == CREATING_FILE) {
+        return Ok(Found::HalfCreated);
+    }
+    let empty_dir = |name: &str| {
+        std::fs::read_dir(path.join(name)).is_ok_and(|mut entries| entries.next().is_none())
+    };
+    let empty_file = |name: &str| {
+        std::fs::symlink_metadata(path.join(name)).is_ok_and(|m| m.is_file() && m.len() == 0)
+    };
+    let skeleton = names.iter().all(|n| {
+        n == LOCK_FILE
+            || n == "conf"
+            || (n == "blobs" && empty_dir("blobs"))
+            || (n == "db" && empty_file("db"))
+    });
+    if skeleton {
+        return Ok(Found::Empty);
+    }
+    if names.iter().any(|n| n == "conf") {
+        return Ok(Found::Database);
+    }
+    Err(StoreError::NotALibrary(format!(
+        "{shown} (a directory of other files)"
+    )))
+}
+
+/// Marks `dir` as a library being created (durably), then removes whatever sled left there
+/// from an interrupted creation: no command was ever acknowledged in that library.
+fn start_creation(dir: &Path, shown: &str) -> Result<(), StoreError> {
+    File::create(dir.join(CREATING_FILE))
+        .and_then(|f| f.sync_all())
+        .and_then(|()| sync_dir(dir))
+        .map_err(|e| io_failed(shown, "mark it as being created", e))?;
+    let mut removed = false;
+    for entry in std::fs::read_dir(dir).map_err(|e| io_failed(shown, "list it", e))? {
+        let entry = entry.map_err(|e| io_failed(shown, "list it", e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let removal = if name == "blobs" {
+            std::fs::remove_dir_all(entry.path())
+        } else if name == "conf" || name == "db" || name.starts_with("snap.") {
+            std::fs::remove_file(entry.path())
+        } else {
+            continue;
+        };
+        removal.map_err(|e| io_failed(shown, "clear an interrupted creation", e))?;
+        removed = true;
+    }
+    if removed {
+        sync_dir(dir).map_err(|e| io_failed(shown, "clear an interrupted creation", e))?;
+    }
+    Ok(())
+}
+
+/// Ends a creation: the library's format is flushed, so the marker goes (durably).
+fn finish_creation(dir: &Path, shown: &str) -> Result<(), StoreError> {
+    std::fs::remove_file(dir.join(CREATING_FILE))
+        .and_then(|()| sync_dir(dir))
+        .map_err(|e| io_failed(shown, "finish creating it", e))
+}
+
+/// Waits until no process holds sled's own lock on `dir/db` (a database closed a moment ago
+/// is held by sled's background work for a few milliseconds; a sled opened elsewhere without
+/// lendkit's lock is reported as `Locked`).
+fn wait_for_sled_lock(dir: &Path, shown: &str, deadline: Instant) -> Result<(), StoreError> {
+    loop {
+        let file = match File::open(dir.join("db")) {
+            Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_failed(shown, "open its data file", e)),
+        };
+        match fs2::FileExt::try_lock_exclusive(&file) {
+            // Dropping the file releases the probe's lock at once.
+            Ok(()) => return Ok(()),
+            Err(e) if contended(&e) => {}
+            Err(e) => return Err(io_failed(shown, "lock its data file", e)),
+        }
+        if Instant::now() >= deadline {
+            return Err(StoreError::Locked(shown.to_owned()));
+        }
+        std::thread::sleep(LOCK_RETRY);
+    }
+}
+
+/// Removes sled's unfinished snapshots (see the module documentation): a kill while sled wrote
+/// one leaves a file that every later open would read as corrupt. Returns how many it removed.
+fn clear_unfinished_snapshots(dir: &Path, shown: &str) -> Result<usize, StoreError> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir).map_err(|e| io_failed(shown, "list it", e))? {
+        let entry = entry.map_err(|e| io_failed(shown, "list it", e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(UNFINISHED_SNAPSHOT) {
+            std::fs::remove_file(entry.path())
+                .map_err(|e| io_failed(shown, "remove an unfinished snapshot", e))?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        sync_dir(dir).map_err(|e| io_failed(shown, "remove an unfinished snapshot", e))?;
+    }
+    Ok(removed)
 }
 
 fn u64_of(bytes: &[u8]) -> u64 {
@@ -127,11 +413,13 @@ fn parse_command_value(value: &[u8]) -> (String, Vec<u64>) {
 }
 
 impl SledEventStore {
-    /// Opens (or creates) the lendkit database at `path`.
+    /// Opens (or creates) the lendkit database at `path`; see the module documentation for
+    /// what opening does.
     ///
     /// Fails with [`StoreError::NotALibrary`] when the path is a file or a directory holding
     /// something else, [`StoreError::SchemaTooNew`] when a newer lendkit wrote it, and
     /// [`StoreError::Locked`] when another process has it open; in each case nothing is changed.
+    /// [`StoreError::Damaged`] means the database's files are damaged (restore a backup).
     pub fn open(path: impl AsRef<Path>, durability: Durability) -> Result<Self, StoreError> {
         Self::open_with_cache(path, durability, DEFAULT_CACHE_BYTES)
     }
@@ -146,90 +434,30 @@ impl SledEventStore {
     ) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         let shown = path.display().to_string();
-        if path.is_file() {
-            return Err(StoreError::NotALibrary(format!("{shown} (a file)")));
-        }
-        if path.is_dir() {
-            let mut entries = std::fs::read_dir(&path)
-                .map_err(|e| StoreError::Backend(format!("{shown}: {e}")))?;
-            let empty = entries.next().is_none();
-            if !empty && !path.join("conf").is_file() {
-                return Err(StoreError::NotALibrary(format!(
-                    "{shown} (a directory of other files)"
-                )));
+        // Judge the folder before touching it: a file or a directory of other files is refused as found.
+        if survey(&path, &shown)? == Found::Nothing {
+            std::fs::create_dir_all(&path).map_err(|e| io_failed(&shown, "create it", e))?;
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                // Best effort: only power loss in the next moments could forget the new folder,
+                // and the library in it is created (and made durable) below anyway.
+                let _ = sync_dir(parent);
             }
         }
-        let config = sled::Config::new()
-            .path(&path)
-            .cache_capacity(cache_bytes.max(1 << 20))
-            .flush_every_ms(match durability {
-                Durability::EveryCommit => None,
-                Durability::Periodic(ms) => Some(ms.max(1)),
-            });
-        // A database closed a moment ago may still be held by sled's own background work for a
-        // few milliseconds; a lock held by another process is reported after a short wait.
-        let deadline = std::time::Instant::now() + LOCK_WAIT;
-        let db = loop {
-            match config.open() {
-                Ok(db) => break db,
-                Err(sled::Error::Io(io))
-                    if io.kind() == std::io::ErrorKind::WouldBlock
-                        || io.to_string().contains("lock") =>
-                {
-                    if std::time::Instant::now() >= deadline {
-                        return Err(StoreError::Locked(shown));
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(20));
+        let deadline = Instant::now() + LOCK_WAIT;
+        let lock = FolderLock::acquire(&path, &shown, deadline)?;
+        let (db, meta) = match Self::open_locked(&path, &shown, durability, cache_bytes, deadline) {
+            Ok(opened) => opened,
+            Err(e) => {
+                if matches!(
+                    e,
+                    StoreError::NotALibrary(_) | StoreError::SchemaTooNew { .. }
+                ) {
+                    lock.release_as_found();
                 }
-                Err(e @ (sled::Error::Corruption { .. } | sled::Error::Unsupported(_)))
-                    if !path.join("conf").is_file() =>
-                {
-                    return Err(StoreError::NotALibrary(format!("{shown} ({e})")))
-                }
-                Err(e) => {
-                    return Err(StoreError::Backend(format!(
-                        "{shown} cannot be opened: {e}"
-                    )))
-                }
+                return Err(e);
             }
         };
-        let meta = db.open_tree("meta").map_err(backend)?;
-        match meta.get("format").map_err(backend)? {
-            Some(format) if format.as_ref() == FORMAT => {
-                let schema = meta
-                    .get("schema")
-                    .map_err(backend)?
-                    .map_or(0, |v| u64_of(&v));
-                if schema > u64::from(SCHEMA_VERSION) {
-                    return Err(StoreError::SchemaTooNew {
-                        found: u32::try_from(schema).unwrap_or(u32::MAX),
-                        supported: SCHEMA_VERSION,
-                    });
-                }
-            }
-            Some(_) => {
-                return Err(StoreError::NotALibrary(format!(
-                    "{shown} (a sled database of another program)"
-                )))
-            }
-            None => {
-                let foreign = db
-                    .tree_names()
-                    .iter()
-                    .any(|n| n.as_ref() != b"meta" && n.as_ref() != b"__sled__default")
-                    || !db.is_empty();
-                if foreign {
-                    return Err(StoreError::NotALibrary(format!(
-                        "{shown} (a sled database of another program)"
-                    )));
-                }
-                meta.insert("schema", &u64::from(SCHEMA_VERSION).to_be_bytes())
-                    .map_err(backend)?;
-                meta.insert("format", FORMAT).map_err(backend)?;
-                db.flush().map_err(backend)?;
-            }
-        }
-        let tree = |name: &str| db.open_tree(name).map_err(backend);
+        let tree = |name: &str| db.open_tree(name).map_err(|e| sled_failed(&path, e));
         let store = SledEventStore {
             inner: Arc::new(Inner {
                 log: tree("log")?,
@@ -244,6 +472,7 @@ impl SledEventStore {
                 durability,
                 committed: AtomicU64::new(0),
                 flushed: Mutex::new(0),
+                _lock: lock,
             }),
         };
         store.index_command_ids()?;
@@ -255,13 +484,17 @@ impl SledEventStore {
     /// command id; the fingerprints are unknown and left empty), once.
     fn index_command_ids(&self) -> Result<(), StoreError> {
         let i = &self.inner;
-        if i.meta.get("command_ids").map_err(backend)?.is_some() {
+        if i.meta
+            .get("command_ids")
+            .map_err(|e| self.failed(e))?
+            .is_some()
+        {
             return Ok(());
         }
         let mut records: std::collections::HashMap<CommandId, Vec<u8>> =
             std::collections::HashMap::new();
         for kv in i.log.iter() {
-            let (k, v) = kv.map_err(backend)?;
+            let (k, v) = kv.map_err(|e| self.failed(e))?;
             let e = Self::decode(u64_of(&k), &v)?;
             records
                 .entry(e.command_id)
@@ -272,10 +505,114 @@ impl SledEventStore {
         for (id, positions) in records {
             batch.insert(id.as_str().as_bytes(), command_value("", &positions));
         }
-        i.command_ids.apply_batch(batch).map_err(backend)?;
-        i.meta.insert("command_ids", &[1u8]).map_err(backend)?;
-        i.db.flush().map_err(backend)?;
+        i.command_ids
+            .apply_batch(batch)
+            .map_err(|e| self.failed(e))?;
+        i.meta
+            .insert("command_ids", &[1u8])
+            .map_err(|e| self.failed(e))?;
+        i.db.flush().map_err(|e| self.failed(e))?;
         Ok(())
+    }
+
+    /// The part of opening done under lendkit's lock: finish or restart an interrupted
+    /// creation, clear unfinished snapshots, open sled, check the format and the schema.
+    fn open_locked(
+        path: &Path,
+        shown: &str,
+        durability: Durability,
+        cache_bytes: u64,
+        deadline: Instant,
+    ) -> Result<(sled::Db, sled::Tree), StoreError> {
+        // Look again under the lock: another opener may have created the library meanwhile.
+        let creating = match survey(path, shown)? {
+            Found::Nothing => {
+                return Err(StoreError::Backend(format!(
+                    "{shown} was removed while it was being opened"
+                )))
+            }
+            Found::Empty | Found::HalfCreated => {
+                start_creation(path, shown)?;
+                true
+            }
+            Found::Database => false,
+        };
+        wait_for_sled_lock(path, shown, deadline)?;
+        clear_unfinished_snapshots(path, shown)?;
+        let config = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes.max(1 << 20))
+            .flush_every_ms(match durability {
+                Durability::EveryCommit => None,
+                Durability::Periodic(ms) => Some(ms.max(1)),
+            });
+        // sled's own lock was free a moment ago; a database closed in this process a moment ago
+        // may still be held by sled's background work for a few milliseconds.
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(io))
+                    if io.kind() == ErrorKind::WouldBlock || io.to_string().contains("lock") =>
+                {
+                    if Instant::now() >= deadline {
+                        return Err(StoreError::Locked(shown.to_owned()));
+                    }
+                    std::thread::sleep(LOCK_RETRY);
+                }
+                Err(e @ sled::Error::Unsupported(_)) => {
+                    return Err(StoreError::NotALibrary(format!("{shown} ({e})")))
+                }
+                Err(e @ sled::Error::Corruption { .. }) => return Err(sled_failed(path, e)),
+                Err(e) => {
+                    return Err(StoreError::Backend(format!(
+                        "{shown} cannot be opened: {e}"
+                    )))
+                }
+            }
+        };
+        let failed = |e| sled_failed(path, e);
+        let meta = db.open_tree("meta").map_err(failed)?;
+        match meta.get("format").map_err(failed)? {
+            Some(format) if format.as_ref() == FORMAT => {
+                let schema = meta
+                    .get("schema")
+                    .map_err(failed)?
+                    .map_or(0, |v| u64_of(&v));
+                if schema > u64::from(SCHEMA_VERSION) {
+                    return Err(StoreError::SchemaTooNew {
+                        found: u32::try_from(schema).unwrap_or(u32::MAX),
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+            }
+            Some(_) => {
+                return Err(StoreError::NotALibrary(format!(
+                    "{shown} (a sled database of another program)"
+                )))
+            }
+            None => {
+                // Without the marker this is a library an older lendkit began to create, or
+                // another program's database: only an empty one is taken as ours.
+                let foreign = db
+                    .tree_names()
+                    .iter()
+                    .any(|n| n.as_ref() != b"meta" && n.as_ref() != b"__sled__default")
+                    || !db.is_empty();
+                if foreign {
+                    return Err(StoreError::NotALibrary(format!(
+                        "{shown} (a sled database of another program)"
+                    )));
+                }
+                meta.insert("schema", &u64::from(SCHEMA_VERSION).to_be_bytes())
+                    .map_err(failed)?;
+                meta.insert("format", FORMAT).map_err(failed)?;
+                db.flush().map_err(failed)?;
+            }
+        }
+        if creating {
+            finish_creation(path, shown)?;
+        }
+        Ok((db, meta))
     }
 
     /// Where the database lives.
@@ -288,9 +625,14 @@ impl SledEventStore {
         self.inner.durability
     }
 
+    /// A sled failure of this store (see [`sled_failed`]).
+    fn failed(&self, e: sled::Error) -> StoreError {
+        sled_failed(&self.inner.path, e)
+    }
+
     /// Flushes everything written so far to disk.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.inner.db.flush().map(drop).map_err(backend)
+        self.inner.db.flush().map(drop).map_err(|e| self.failed(e))
     }
 
     /// Makes a committed write durable according to the durability setting. With
@@ -309,7 +651,7 @@ impl SledEventStore {
             return Ok(());
         }
         let covered = self.inner.committed.load(Ordering::SeqCst);
-        self.inner.db.flush().map_err(backend)?;
+        self.inner.db.flush().map_err(|e| self.failed(e))?;
         *flushed = covered;
         Ok(())
     }
@@ -333,7 +675,7 @@ impl SledEventStore {
                     .inner
                     .log
                     .get(p.to_be_bytes())
-                    .map_err(backend)?
+                    .map_err(|e| self.failed(e))?
                     .ok_or(StoreError::Corrupt {
                         position: p,
                         reason: "indexed but missing from the log".into(),
@@ -412,7 +754,7 @@ impl EventStore for SledEventStore {
         let stored = match result {
             Ok(stored) => stored,
             Err(TransactionError::Abort(e)) => return Err(e),
-            Err(TransactionError::Storage(e)) => return Err(backend(e)),
+            Err(TransactionError::Storage(e)) => return Err(self.failed(e)),
         };
         if !stored.is_empty() {
             let ticket = self.commit_ticket();
@@ -428,7 +770,7 @@ impl EventStore for SledEventStore {
             .streams
             .scan_prefix(prefix)
             .values()
-            .map(|v| v.map(|v| u64_of(&v)).map_err(backend))
+            .map(|v| v.map(|v| u64_of(&v)).map_err(|e| self.failed(e)))
             .collect();
         self.events_at(positions?)
     }
@@ -445,7 +787,7 @@ impl EventStore for SledEventStore {
             .streams
             .range(from..)
             .take_while(|kv| kv.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
-            .map(|kv| kv.map(|(_, v)| u64_of(&v)).map_err(backend))
+            .map(|kv| kv.map(|(_, v)| u64_of(&v)).map_err(|e| self.failed(e)))
             .collect();
         self.events_at(positions?)
     }
@@ -457,7 +799,7 @@ impl EventStore for SledEventStore {
             .range(from..)
             .take(limit)
             .map(|kv| {
-                let (k, v) = kv.map_err(backend)?;
+                let (k, v) = kv.map_err(|e| self.failed(e))?;
                 Self::decode(u64_of(&k), &v)
             })
             .collect()
@@ -468,7 +810,7 @@ impl EventStore for SledEventStore {
             .inner
             .meta
             .get("head")
-            .map_err(backend)?
+            .map_err(|e| self.failed(e))?
             .map_or(0, |v| u64_of(&v)))
     }
 
@@ -477,7 +819,7 @@ impl EventStore for SledEventStore {
             .inner
             .command_ids
             .get(command.as_str().as_bytes())
-            .map_err(backend)?
+            .map_err(|e| self.failed(e))?
         else {
             return Ok(None);
         };
@@ -493,7 +835,7 @@ impl EventStore for SledEventStore {
             .inner
             .checkpoints
             .get(consumer)
-            .map_err(backend)?
+            .map_err(|e| self.failed(e))?
             .map(|v| u64_of(&v)))
     }
 
@@ -501,7 +843,7 @@ impl EventStore for SledEventStore {
         self.inner
             .checkpoints
             .insert(consumer, &position.to_be_bytes())
-            .map_err(backend)?;
+            .map_err(|e| self.failed(e))?;
         let ticket = self.commit_ticket();
         self.made_durable(ticket)
     }
@@ -511,17 +853,17 @@ impl EventStore for SledEventStore {
             .inner
             .dead_letters
             .get(letter.id.as_bytes())
-            .map_err(backend)?
+            .map_err(|e| self.failed(e))?
         {
             Some(old) => u64_of(&old[..8.min(old.len())]),
-            None => self.inner.db.generate_id().map_err(backend)?,
+            None => self.inner.db.generate_id().map_err(|e| self.failed(e))?,
         };
         let mut value = seq.to_be_bytes().to_vec();
         value.extend(serde_json::to_vec(&letter).map_err(|e| StoreError::Backend(e.to_string()))?);
         self.inner
             .dead_letters
             .insert(letter.id.as_bytes(), value)
-            .map_err(backend)?;
+            .map_err(|e| self.failed(e))?;
         let ticket = self.commit_ticket();
         self.made_durable(ticket)
     }
@@ -529,7 +871,7 @@ impl EventStore for SledEventStore {
     async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
         let mut letters = Vec::new();
         for kv in self.inner.dead_letters.iter() {
-            let (_, v) = kv.map_err(backend)?;
+            let (_, v) = kv.map_err(|e| self.failed(e))?;
             if v.len() < 8 {
                 continue;
             }
@@ -546,7 +888,7 @@ impl EventStore for SledEventStore {
             .inner
             .dead_letters
             .remove(id.as_bytes())
-            .map_err(backend)?
+            .map_err(|e| self.failed(e))?
             .is_some();
         if removed {
             let ticket = self.commit_ticket();

@@ -217,3 +217,176 @@ fn a_database_open_elsewhere_is_locked() {
         other => panic!("expected Locked, got {other:?}"),
     }
 }
+
+/// The names and contents of the files in `dir` (recursively), to show a folder was left as it was.
+fn snapshot_of(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type().unwrap().is_dir() {
+            for (inner, bytes) in snapshot_of(&entry.path()) {
+                files.push((format!("{name}/{inner}"), bytes));
+            }
+        } else {
+            files.push((name, std::fs::read(entry.path()).unwrap()));
+        }
+    }
+    files.sort();
+    files
+}
+
+/// A library with `events` events in three streams, closed and opened once more (so that sled
+/// has written a snapshot), at `dir/name`.
+fn closed_library(dir: &tempfile::TempDir, name: &str) -> std::path::PathBuf {
+    let path = dir.path().join(name);
+    {
+        let store = SledEventStore::open(&path, Durability::EveryCommit).unwrap();
+        for (i, s) in ["m-1", "m-2", "m-3"].into_iter().enumerate() {
+            let batch = contract::batch(&contract::stream(s), 0, 2, &format!("c-{i}"));
+            block_on(store.append(contract::commit(vec![batch]))).unwrap();
+        }
+    }
+    drop(SledEventStore::open(&path, Durability::EveryCommit).unwrap());
+    path
+}
+
+fn snapshot_files(path: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut snaps: Vec<_> = std::fs::read_dir(path)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("snap.")
+        })
+        .collect();
+    snaps.sort();
+    snaps
+}
+
+#[test]
+fn an_unfinished_snapshot_left_by_a_kill_is_cleared_and_the_library_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = closed_library(&dir, "lib.db");
+    let snaps = snapshot_files(&path);
+    assert_eq!(snaps.len(), 1, "sled wrote one snapshot: {snaps:?}");
+    // What a kill halfway through sled's snapshot write leaves: the start of a snapshot in a
+    // `.generating` file with a later LSN, which sorts last and so is what sled would read.
+    let complete = std::fs::read(&snaps[0]).unwrap();
+    let lsn = u64::from_str_radix(
+        snaps[0]
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .trim_start_matches("snap."),
+        16,
+    )
+    .unwrap();
+    let unfinished = path.join(format!("snap.{:016X}.generating", lsn + 4096));
+    std::fs::write(&unfinished, &complete[..complete.len() / 2]).unwrap();
+    let empty = path.join(format!("snap.{:016X}.generating", lsn + 8192));
+    std::fs::write(&empty, b"").unwrap();
+    // Without the fix, sled refuses this folder forever: "Read corrupted data at file offset None".
+    let store = SledEventStore::open(&path, Durability::EveryCommit).unwrap();
+    assert_eq!(block_on(store.head()).unwrap(), 6);
+    assert_eq!(block_on(store.read_all(0, 100)).unwrap().len(), 6);
+    assert!(
+        !unfinished.exists() && !empty.exists(),
+        "the unfinished snapshots were removed"
+    );
+    drop(store);
+    let store = SledEventStore::open(&path, Durability::EveryCommit).unwrap();
+    assert_eq!(block_on(store.read_all(0, 100)).unwrap().len(), 6);
+}
+
+#[test]
+fn a_damaged_database_is_reported_as_damaged_and_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = closed_library(&dir, "lib.db");
+    let snaps = snapshot_files(&path);
+    let mut bytes = std::fs::read(&snaps[0]).unwrap();
+    for b in &mut bytes[10..30] {
+        *b ^= 0xFF;
+    }
+    std::fs::write(&snaps[0], &bytes).unwrap();
+    let before = snapshot_of(&path);
+    for _ in 0..2 {
+        match SledEventStore::open(&path, Durability::EveryCommit) {
+            Err(StoreError::Damaged {
+                path: shown,
+                reason,
+            }) => {
+                assert_eq!(shown, path.display().to_string());
+                assert!(reason.contains("corrupt"), "{reason}");
+            }
+            other => panic!("expected Damaged, got {other:?}"),
+        }
+    }
+    assert!(
+        snapshot_of(&path) == before,
+        "a damaged database is left exactly as it was"
+    );
+}
+
+#[test]
+fn a_creation_interrupted_by_a_kill_is_started_afresh_on_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    // What kills during creation left behind: lendkit's marker with sled's files half-written
+    // (a truncated `conf`, a `db` without lendkit's format), or, from before the marker existed,
+    // sled's empty skeleton alone.
+    let half = dir.path().join("half.db");
+    let complete = closed_library(&dir, "complete.db");
+    std::fs::create_dir(&half).unwrap();
+    for name in ["conf", "db"] {
+        std::fs::copy(complete.join(name), half.join(name)).unwrap();
+    }
+    let conf = std::fs::read(half.join("conf")).unwrap();
+    std::fs::write(half.join("conf"), &conf[..conf.len() - 4]).unwrap();
+    std::fs::create_dir(half.join("blobs")).unwrap();
+    std::fs::write(half.join("snap.0000000000000010.generating"), b"x").unwrap();
+    std::fs::write(half.join("lendkit.creating"), b"").unwrap();
+    let skeleton = dir.path().join("skeleton.db");
+    std::fs::create_dir_all(skeleton.join("blobs")).unwrap();
+    std::fs::write(skeleton.join("conf"), &conf[..20]).unwrap();
+    std::fs::write(skeleton.join("db"), b"").unwrap();
+    for path in [&half, &skeleton] {
+        {
+            let store = SledEventStore::open(path, Durability::EveryCommit).unwrap();
+            assert_eq!(block_on(store.head()).unwrap(), 0, "{path:?} starts empty");
+            block_on(store.append(contract::commit(vec![contract::batch(
+                &contract::stream("m-1"),
+                0,
+                1,
+                "c",
+            )])))
+            .unwrap();
+        }
+        assert!(!path.join("lendkit.creating").exists());
+        let store = SledEventStore::open(path, Durability::EveryCommit).unwrap();
+        assert_eq!(block_on(store.read_all(0, 10)).unwrap().len(), 1);
+    }
+}
+
+#[test]
+fn a_refused_sled_database_keeps_no_lock_file_and_a_closed_library_opens_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let other_sled = dir.path().join("other.sled");
+    {
+        let db = sled::open(&other_sled).unwrap();
+        db.insert("user:1", "alice").unwrap();
+        db.flush().unwrap();
+    }
+    assert!(matches!(
+        SledEventStore::open(&other_sled, Durability::EveryCommit),
+        Err(StoreError::NotALibrary(_))
+    ));
+    assert!(!other_sled.join("lendkit.lock").exists());
+    let path = dir.path().join("lib.db");
+    let first = SledEventStore::open(&path, Durability::EveryCommit).unwrap();
+    drop(first);
+    let started = std::time::Instant::now();
+    drop(SledEventStore::open(&path, Durability::EveryCommit).unwrap());
+    assert!(started.elapsed() < std::time::Duration::from_millis(1000));
+}

@@ -32,6 +32,7 @@ export type ErrorCodeName =
   | 'LIBRARY_LOCKED'
   | 'LIBRARY_CLOSED'
   | 'INTERNAL'
+  | 'CORRUPT'
 
 /** Every code, frozen: `ErrorCode.INSUFFICIENT_POINTS === 'INSUFFICIENT_POINTS'`. */
 export declare const ErrorCode: Readonly<{ [K in ErrorCodeName]: K }>

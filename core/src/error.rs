@@ -100,6 +100,9 @@ codes! {
     LibraryClosed = "LIBRARY_CLOSED", Storage, false;
     /// A bug in lendkit (a panic caught at a language boundary). Nothing was stored by the failed call.
     Internal = "INTERNAL", Storage, false;
+    /// The database is damaged: its files cannot be read, or a stored event does not decode.
+    /// Retrying cannot help; restore the library folder from a backup.
+    Corrupt = "CORRUPT", Storage, false;
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -156,8 +159,8 @@ pub enum StoreError {
         /// The version found inside the transaction.
         actual: u64,
     },
-    /// A stored event could not be decoded.
-    #[error("stored event at position {position} cannot be decoded: {reason}")]
+    /// A stored event could not be decoded: the database is damaged.
+    #[error("stored event at position {position} cannot be decoded ({reason}): the database is damaged; restore the library folder from a backup")]
     Corrupt {
         /// Global position of the bad entry.
         position: u64,
@@ -184,6 +187,15 @@ pub enum StoreError {
     /// Another process holds the database open.
     #[error("{0} is already open (in another process, or through another handle in this one); close it there first")]
     Locked(String),
+    /// The database's files are damaged: the storage engine cannot read them. Retrying cannot
+    /// help. Holds the folder and what the engine said.
+    #[error("the database at {path} is damaged and cannot be read ({reason}); restore the folder from a backup, or move it aside and open a new library at that path")]
+    Damaged {
+        /// The library's folder.
+        path: String,
+        /// What the storage engine reported.
+        reason: String,
+    },
 }
 
 /// Failures of a [`PaymentGateway`](crate::ports::PaymentGateway).
@@ -295,7 +307,7 @@ pub enum Error {
         /// How long until the breaker lets a trial call through.
         retry_after: Duration,
     },
-    /// The event store failed; nothing was stored.
+    /// The event store failed; nothing was stored (or the database is damaged: see [`ErrorCode::Corrupt`]).
     #[error(transparent)]
     Storage(StoreError),
     /// The library was closed.
@@ -347,6 +359,9 @@ impl Error {
             Error::Storage(StoreError::NotALibrary(_)) => ErrorCode::NotALibrary,
             Error::Storage(StoreError::SchemaTooNew { .. }) => ErrorCode::SchemaTooNew,
             Error::Storage(StoreError::Locked(_)) => ErrorCode::LibraryLocked,
+            Error::Storage(StoreError::Corrupt { .. } | StoreError::Damaged { .. }) => {
+                ErrorCode::Corrupt
+            }
             Error::Storage(_) => ErrorCode::Storage,
             Error::Closed => ErrorCode::LibraryClosed,
             Error::Internal(_) => ErrorCode::Internal,
@@ -395,6 +410,31 @@ mod tests {
                 .chars()
                 .all(|c| c.is_ascii_uppercase() || c == '_'));
         }
+    }
+
+    #[test]
+    fn a_damaged_database_is_corrupt_not_a_retryable_storage_failure() {
+        let damaged = [
+            StoreError::Corrupt {
+                position: 7,
+                reason: "expected value".into(),
+            },
+            StoreError::Damaged {
+                path: "/data/library.db".into(),
+                reason: "Read corrupted data at file offset None".into(),
+            },
+        ];
+        for e in damaged {
+            let e = Error::from(e);
+            assert_eq!(e.code(), ErrorCode::Corrupt);
+            assert!(!e.code().is_retryable());
+            assert_eq!(e.code().family(), ErrorFamily::Storage);
+            let message = e.to_string();
+            assert!(message.contains("backup"), "{message}");
+            assert!(!message.contains("try again"), "{message}");
+            assert!(!message.contains("nothing was stored"), "{message}");
+        }
+        assert_eq!(ErrorCode::parse("CORRUPT"), Some(ErrorCode::Corrupt));
     }
 
     #[test]

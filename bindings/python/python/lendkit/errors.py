@@ -132,8 +132,9 @@ class ConflictError(LendkitError):
 
 
 class StorageError(LendkitError):
-    """The event store failed, the path is not a library, the library is closed — or lendkit hit
-    a bug (``INTERNAL``: a Rust panic, caught instead of crashing the interpreter)."""
+    """The event store failed, the path is not a library, the library is closed, the database is
+    damaged (``CORRUPT``: restore it from a backup) — or lendkit hit a bug (``INTERNAL``: a Rust
+    panic, caught instead of crashing the interpreter)."""
 
     family = "Storage"
     default_code = "STORAGE"
@@ -175,6 +176,7 @@ CATALOGUE: Dict[str, Tuple[Type[LendkitError], bool]] = {
     "LIBRARY_LOCKED": (StorageError, True),
     "LIBRARY_CLOSED": (StorageError, False),
     "INTERNAL": (StorageError, False),
+    "CORRUPT": (StorageError, False),
 }
 
 #: Every code and the class raised for it.
