@@ -7,6 +7,7 @@ use lendkit::event::Envelope;
 use lendkit::{block_on, Actor, Command, Config, Durability, OpenLibrary, Rules};
 use serde_json::{json, Value};
 use sled::transaction::Transactional;
+use std::io::{self, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -370,25 +371,40 @@ pub fn replay_part(db: &Path) -> Value {
     })
 }
 
-/// Runs everything and prints a table (or JSON).
-pub fn run(plan: &Plan, json_out: bool, saga_only: bool) {
+/// Runs everything and prints a table (or JSON) to `out`; stops at the first failed write (a
+/// reader that went away), removing its temporary databases either way.
+pub fn run(plan: &Plan, json_out: bool, saga_only: bool, out: &mut dyn Write) -> io::Result<()> {
     let tmp = std::env::temp_dir().join(format!("lendkit-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
+    let result = run_in(&tmp, plan, json_out, saga_only, out);
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
+}
+
+fn run_in(
+    tmp: &Path,
+    plan: &Plan,
+    json_out: bool,
+    saga_only: bool,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let mut report = serde_json::Map::new();
     let mut lines: Vec<String> = Vec::new();
-    let say = |lines: &mut Vec<String>, s: String| {
-        if !json_out {
-            println!("{s}");
-        }
+    let say = |out: &mut dyn Write, lines: &mut Vec<String>, s: String| {
         lines.push(s);
+        match lines.last() {
+            Some(s) if !json_out => writeln!(out, "{s}"),
+            _ => Ok(()),
+        }
     };
     say(
+        out,
         &mut lines,
         format!(
             "lendkit bench: {} lifecycles, {} members, {} books",
             plan.lifecycles, plan.members, plan.books
         ),
-    );
+    )?;
 
     // Saga throughput in memory, and its in-memory baseline.
     let lib = must(OpenLibrary::in_memory(Config {
@@ -406,12 +422,12 @@ pub fn run(plan: &Plan, json_out: bool, saga_only: bool) {
     let vec_eps = v.len() as f64 / started.elapsed().as_secs_f64().max(1e-9);
     drop(v);
     report.insert("saga_memory".into(), json!({"lifecycles_per_s": lps, "events_per_s": eps, "events": events, "baseline_vec_events_per_s": vec_eps, "ratio": eps / vec_eps}));
-    say(&mut lines, format!("saga, in memory          {lps:>10.0} lifecycles/s {eps:>10.0} events/s   Vec baseline {vec_eps:>12.0} events/s   ratio {:.4}", eps / vec_eps));
+    say(out,&mut lines, format!("saga, in memory          {lps:>10.0} lifecycles/s {eps:>10.0} events/s   Vec baseline {vec_eps:>12.0} events/s   ratio {:.4}", eps / vec_eps))?;
     if saga_only {
         if json_out {
-            println!("{}", Value::Object(report));
+            writeln!(out, "{}", Value::Object(report))?;
         }
-        return;
+        return Ok(());
     }
 
     for (name, durability, flush) in [
@@ -442,7 +458,7 @@ pub fn run(plan: &Plan, json_out: bool, saga_only: bool) {
             format!("saga_sled_{name}"),
             json!({"lifecycles": lifecycles, "lifecycles_per_s": lps, "events_per_s": eps, "events": events, "elapsed_s": elapsed.as_secs_f64(), "baseline_raw_sled_events_per_s": raw_eps, "ratio": eps / raw_eps}),
         );
-        say(&mut lines, format!("saga, sled {name:<14}{lps:>10.0} lifecycles/s {eps:>10.0} events/s   raw sled     {raw_eps:>12.0} events/s   ratio {:.2}", eps / raw_eps));
+        say(out,&mut lines, format!("saga, sled {name:<14}{lps:>10.0} lifecycles/s {eps:>10.0} events/s   raw sled     {raw_eps:>12.0} events/s   ratio {:.2}", eps / raw_eps))?;
     }
 
     for callers in [1, 8] {
@@ -455,7 +471,7 @@ pub fn run(plan: &Plan, json_out: bool, saga_only: bool) {
             format!("reserve_latency_{callers}_callers_us"),
             json!({"p50": p50, "p99": p99, "p999": p999}),
         );
-        say(&mut lines, format!("reserve_book on sled, {callers} caller(s): p50 {p50:>8.0} µs  p99 {p99:>8.0} µs  p999 {p999:>8.0} µs"));
+        say(out,&mut lines, format!("reserve_book on sled, {callers} caller(s): p50 {p50:>8.0} µs  p99 {p99:>8.0} µs  p999 {p999:>8.0} µs"))?;
     }
 
     let db = tmp.join("replay");
@@ -482,14 +498,16 @@ pub fn run(plan: &Plan, json_out: bool, saga_only: bool) {
         }
     };
     say(
+        out,
         &mut lines,
         format!(
             "replay: {built} events; open (views rebuilt) {:.2} s; rebuild {:.0} events/s",
             replay["open_s"].as_f64().unwrap_or(0.0),
             replay["rebuild_events_per_s"].as_f64().unwrap_or(0.0)
         ),
-    );
+    )?;
     say(
+        out,
         &mut lines,
         format!(
             "queries: book_list ({} books) {:.0} µs; member_page ({} rentals) {:.1} µs",
@@ -498,17 +516,18 @@ pub fn run(plan: &Plan, json_out: bool, saga_only: bool) {
             replay["member_page_rentals"],
             replay["member_page_us"].as_f64().unwrap_or(0.0)
         ),
-    );
+    )?;
     say(
+        out,
         &mut lines,
         format!(
             "memory: peak RSS {:.0} MiB with the {built}-event database open and serving queries",
             replay["peak_rss_mib"].as_f64().unwrap_or(0.0)
         ),
-    );
+    )?;
     report.insert("replay".into(), replay);
-    let _ = std::fs::remove_dir_all(&tmp);
     if json_out {
-        println!("{}", Value::Object(report));
+        writeln!(out, "{}", Value::Object(report))?;
     }
+    Ok(())
 }

@@ -10,19 +10,22 @@ mod bench;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use lendkit::catalog::BookError;
 use lendkit::event::Envelope;
 use lendkit::policies::POLICIES;
 use lendkit::views::{BookRow, MemberPage};
 use lendkit::{Actor, Command, Config, ErrorCode, ErrorFamily, Library, OpenLibrary};
-use std::path::PathBuf;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// The rules of a lending library, from the command line.
 #[derive(Parser)]
 #[command(name = "lendkit", version, about)]
 struct Cli {
-    /// The library database (created if missing).
+    /// The library (a folder). A command that stores something creates it, inside a folder that
+    /// must exist; queries need an existing library.
     #[arg(long, global = true, default_value = "library.db")]
     db: PathBuf,
     /// Who acts: `librarian:ID` or `member:ID`.
@@ -47,30 +50,51 @@ struct Cli {
 enum Cmd {
     /// Register a book (librarian).
     RegisterBook {
+        /// The book's id, e.g. its ISBN.
         book_id: String,
+        /// The book's title.
         title: String,
+        /// How many copies the library owns.
         #[arg(long, default_value_t = 1)]
         copies: u32,
+        /// The fee in points a member pays to reserve it.
         #[arg(long)]
         fee: u64,
+        /// The book's author.
         #[arg(long)]
         author: Option<String>,
     },
     /// Stock more copies of a book (librarian).
-    AddCopies { book_id: String, copies: u32 },
+    AddCopies {
+        /// The book's id.
+        book_id: String,
+        /// How many copies to add.
+        copies: u32,
+    },
     /// Register a member; their point account opens with the welcome points.
     Join {
+        /// The new member's id.
         member_id: String,
+        /// The member's name.
         name: String,
+        /// How to reach the member (notices go there).
         #[arg(long)]
         contact: Option<String>,
     },
     /// Add points to a member's account (librarian).
-    TopUp { member_id: String, points: u64 },
+    TopUp {
+        /// The member's id.
+        member_id: String,
+        /// How many points to add.
+        points: u64,
+    },
     /// Reserve a book, paying its fee in points.
     Reserve {
+        /// The book's id.
         book_id: String,
+        /// The member who rents it.
         member_id: String,
+        /// An id for the rental (default: a generated one).
         #[arg(long)]
         rental_id: Option<String>,
         /// Deliver to this address instead of picking up.
@@ -78,34 +102,56 @@ enum Cmd {
         deliver_to: Option<String>,
     },
     /// Pick up a confirmed rental.
-    Loan { rental_id: String },
+    Loan {
+        /// The rental's id.
+        rental_id: String,
+    },
     /// Return a loaned book.
-    Return { rental_id: String },
+    Return {
+        /// The rental's id.
+        rental_id: String,
+    },
     /// Cancel a reservation (refund, copy release and delivery cancellation follow).
     Cancel {
+        /// The rental's id.
         rental_id: String,
+        /// Why, for the record.
         #[arg(long)]
         reason: Option<String>,
     },
     /// Renew a loan.
-    Renew { rental_id: String },
+    Renew {
+        /// The rental's id.
+        rental_id: String,
+    },
     /// Record that a delivery arrived (librarian).
-    Deliver { rental_id: String },
+    Deliver {
+        /// The rental's id.
+        rental_id: String,
+    },
     /// The book list.
     Books,
     /// A member's page.
-    Member { member_id: String },
+    Member {
+        /// The member's id.
+        member_id: String,
+    },
     /// Stored events.
     Events {
+        /// The position of the first event to show.
         #[arg(long, default_value_t = 1)]
         from: u64,
+        /// At most this many events.
         #[arg(long, default_value_t = 1000)]
         limit: usize,
     },
     /// Events the consumers gave up on.
     DeadLetters,
     /// Hand a dead letter's event to its consumer again.
-    Replay { id: String },
+    Replay {
+        /// The dead letter's id, as `lendkit dead-letters` shows it.
+        id: String,
+    },
     /// Play the library stories on a fresh temporary database.
     Demo,
     /// Print the domain model as a Mermaid flowchart.
@@ -133,61 +179,266 @@ enum Cmd {
     },
 }
 
+/// How a subcommand uses the library at `--db`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Not at all (`demo`, `model`, `bench`).
+    None,
+    /// It needs an existing library and never creates one (the queries, and `replay`).
+    Existing,
+    /// It stores a command: it creates the library if there is none, in an existing folder.
+    Write,
+}
+
+impl Cmd {
+    fn access(&self) -> Access {
+        match self {
+            Cmd::Demo | Cmd::Model | Cmd::Bench { .. } => Access::None,
+            Cmd::Books
+            | Cmd::Member { .. }
+            | Cmd::Events { .. }
+            | Cmd::DeadLetters
+            | Cmd::Replay { .. } => Access::Existing,
+            Cmd::RegisterBook { .. }
+            | Cmd::AddCopies { .. }
+            | Cmd::Join { .. }
+            | Cmd::TopUp { .. }
+            | Cmd::Reserve { .. }
+            | Cmd::Loan { .. }
+            | Cmd::Return { .. }
+            | Cmd::Cancel { .. }
+            | Cmd::Renew { .. }
+            | Cmd::Deliver { .. } => Access::Write,
+        }
+    }
+}
+
+/// Why a run failed.
+#[derive(Debug)]
+enum Failure {
+    /// lendkit said no (a rule, the input, the storage).
+    Library(lendkit::Error),
+    /// The command line said no before opening anything: no library where a query looks, no
+    /// folder where a write would create one.
+    Refused {
+        code: ErrorCode,
+        message: String,
+        hint: String,
+    },
+    /// Writing to stdout failed. A reader that went away (`lendkit events | head`) is not a
+    /// failure: the command is done, only its report is unwanted.
+    Output(io::Error),
+}
+
+impl From<lendkit::Error> for Failure {
+    fn from(e: lendkit::Error) -> Self {
+        Failure::Library(e)
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Self {
+        Failure::Output(e)
+    }
+}
+
+type Outcome<T = ()> = Result<T, Failure>;
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match execute(cli) {
+    let matches = Cli::command().get_matches();
+    // The subcommand as typed (`add-copies`), for hints.
+    let subcommand = matches.subcommand_name().unwrap_or_default().to_owned();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let access = cli.command.access();
+    // Everything goes through one handle, so a closed pipe is an error to handle, not the panic
+    // of `println!` (Rust ignores SIGPIPE, so the write fails with EPIPE instead).
+    let mut out = io::stdout().lock();
+    let result = execute(cli, &mut out).and_then(|()| out.flush().map_err(Failure::Output));
+    let mut err = io::stderr().lock();
+    // Writes to stderr are best effort: if it is closed too, there is no one left to tell.
+    match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error {}: {e}", e.code());
-            eprintln!("hint: {}", hint(e.code()));
+        Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(Failure::Output(e)) => {
+            let _ = writeln!(err, "error: the output could not be written: {e}");
+            if access == Access::Write {
+                let _ = writeln!(
+                    err,
+                    "note: the command itself was stored; `lendkit events` shows it"
+                );
+            }
+            ExitCode::FAILURE
+        }
+        Err(Failure::Library(e)) => {
+            let _ = writeln!(err, "error {}: {}", e.code(), message(&e));
+            let book = match &e {
+                lendkit::Error::Book(BookError::AlreadyRegistered(book)) => Some(book.as_str()),
+                _ => None,
+            };
+            let _ = writeln!(err, "hint: {}", hint(e.code(), book, &subcommand));
+            ExitCode::FAILURE
+        }
+        Err(Failure::Refused {
+            code,
+            message,
+            hint,
+        }) => {
+            let _ = writeln!(err, "error {code}: {message}");
+            let _ = writeln!(err, "hint: {hint}");
             ExitCode::FAILURE
         }
     }
 }
 
-/// One line on what to do next, by kind of error.
-fn hint(code: ErrorCode) -> &'static str {
+/// The error's message without a restatement of its code (`INVALID_INPUT: invalid input: …`).
+fn message(e: &lendkit::Error) -> String {
+    if let lendkit::Error::Book(BookError::AlreadyRegistered(book)) = e {
+        // The core's message names the API call (`add_copies`); the hint names the subcommand.
+        return format!("book {book} is already registered");
+    }
+    let text = e.to_string();
+    let spoken = format!("{}: ", e.code().as_str().replace('_', " ").to_lowercase());
+    match text.get(..spoken.len()) {
+        Some(head) if head.eq_ignore_ascii_case(&spoken) => text[spoken.len()..].to_owned(),
+        _ => text,
+    }
+}
+
+/// One line on what to do next, naming subcommands as they are typed (`subcommand` is the one
+/// that failed); `book` is the book of a `BOOK_EXISTS`.
+fn hint(code: ErrorCode, book: Option<&str>, subcommand: &str) -> String {
     match code {
         ErrorCode::NotALibrary => {
-            "point --db at a lendkit database, or at a path that does not exist yet"
-        }
-        ErrorCode::SchemaTooNew => "this database was written by a newer lendkit; upgrade lendkit",
-        ErrorCode::LibraryLocked => {
-            "another lendkit process has this database open; close it first"
+            "point --db at a lendkit library (a folder), or at a new path in an existing folder \
+             to create one"
+                .into()
         }
         ErrorCode::Corrupt => {
             "the database is damaged; restore its folder from a backup, or move it aside and start a new library"
+                .into()
         }
+        ErrorCode::SchemaTooNew => "`lendkit --version` shows the version of this build".into(),
+        ErrorCode::LibraryLocked => "wait for the other lendkit command to finish".into(),
         ErrorCode::PaymentUnavailable | ErrorCode::Conflict | ErrorCode::Storage => {
-            "try again in a moment; nothing was stored"
+            "try again in a moment; nothing was stored".into()
         }
         ErrorCode::NotRentalOwner => {
-            "act as the rental's member (--as member:ID) or as a librarian"
+            "act as the rental's member (--as member:ID) or as a librarian".into()
+        }
+        ErrorCode::BookExists => format!(
+            "stock more with `lendkit add-copies {} COPIES`, or choose another book id",
+            book.unwrap_or("BOOK_ID")
+        ),
+        ErrorCode::BookNotFound => {
+            "`lendkit books` lists the books; `lendkit register-book` adds one".into()
+        }
+        ErrorCode::MemberNotFound => {
+            "check the member id; `lendkit join MEMBER_ID NAME` registers a member".into()
+        }
+        ErrorCode::RentalNotFound => {
+            "check the rental id; `lendkit member MEMBER_ID` lists a member's rentals".into()
+        }
+        ErrorCode::DeliveryNotFound => {
+            "only a rental reserved with --deliver-to has a delivery; `lendkit member MEMBER_ID` \
+             shows the rentals"
+                .into()
+        }
+        ErrorCode::DeadLetterNotFound => "`lendkit dead-letters` lists the dead letters".into(),
+        ErrorCode::InsufficientPoints => {
+            "a librarian can add points: `lendkit top-up MEMBER_ID POINTS`".into()
         }
         code => match code.family() {
-            ErrorFamily::InvalidInput => "check the arguments (lendkit <command> --help)",
+            ErrorFamily::InvalidInput if subcommand.is_empty() => {
+                "`lendkit --help` describes the arguments".into()
+            }
+            ErrorFamily::InvalidInput => {
+                format!("`lendkit {subcommand} --help` describes the arguments")
+            }
             ErrorFamily::Unauthorized => {
-                "act as someone allowed to: --as librarian:ID or --as member:ID"
+                "act as someone allowed to: --as librarian:ID or --as member:ID".into()
             }
-            ErrorFamily::NotFound => {
-                "check the id; `lendkit books` and `lendkit member ID` list what exists"
+            ErrorFamily::NotFound => "check the id".into(),
+            ErrorFamily::Conflict => "choose another id".into(),
+            ErrorFamily::RuleViolation => {
+                "`lendkit member MEMBER_ID` shows where the member's rentals stand".into()
             }
-            ErrorFamily::Conflict => "choose another id",
-            ErrorFamily::RuleViolation => "`lendkit member ID` shows where the rental stands",
             ErrorFamily::Payment => {
-                "`lendkit member ID` shows the balance; a librarian can `top-up`"
+                "`lendkit member MEMBER_ID` shows the balance; a librarian can `lendkit top-up`"
+                    .into()
             }
-            ErrorFamily::Storage => "check the database path and the disk",
+            ErrorFamily::Storage => "check the --db path and the disk".into(),
         },
     }
 }
 
-fn execute(cli: Cli) -> lendkit::Result<()> {
+/// Refuses before anything is opened: a query where there is no library (it would create an
+/// empty one and show it), or a write whose folder does not exist (it would create the tree).
+fn check_db(db: &Path, access: Access) -> Outcome {
+    let exists = db.exists();
+    match access {
+        Access::None => Ok(()),
+        Access::Existing => {
+            let empty_folder = db.is_dir()
+                && std::fs::read_dir(db)
+                    .map(|mut entries| entries.next().is_none())
+                    .unwrap_or(false);
+            if exists && !empty_folder {
+                return Ok(());
+            }
+            Err(Failure::Refused {
+                code: ErrorCode::NotALibrary,
+                message: format!("there is no lendkit library at {}", db.display()),
+                hint: "check --db; a command that stores something creates the library, e.g. \
+                       `lendkit register-book` or `lendkit join`"
+                    .into(),
+            })
+        }
+        Access::Write => {
+            if exists {
+                return Ok(());
+            }
+            // `library.db` has the parent "": the current folder.
+            let folder = match db.parent() {
+                Some(p) if p.as_os_str().is_empty() => Path::new("."),
+                Some(p) => p,
+                None => return Ok(()),
+            };
+            if folder.is_dir() {
+                return Ok(());
+            }
+            Err(Failure::Refused {
+                code: ErrorCode::NotALibrary,
+                message: format!(
+                    "the folder {} does not exist, so no library can be created at {}",
+                    folder.display(),
+                    db.display()
+                ),
+                hint: format!(
+                    "check --db, or create the folder first: mkdir -p {}",
+                    folder.display()
+                ),
+            })
+        }
+    }
+}
+
+fn open(db: &Path) -> lendkit::Result<OpenLibrary> {
+    OpenLibrary::open(
+        db,
+        Config {
+            background: false,
+            ..Config::default()
+        },
+    )
+}
+
+fn execute(cli: Cli, out: &mut dyn Write) -> Outcome {
     let actor = Actor::parse(&cli.actor).map_err(lendkit::Error::InvalidInput)?;
+    check_db(&cli.db, cli.command.access())?;
     let command = match cli.command {
-        Cmd::Demo => return lendkit::block_on(demo()),
+        Cmd::Demo => return lendkit::block_on(demo(out)),
         Cmd::Model => {
-            print!("{}", model());
+            out.write_all(model().as_bytes())?;
             return Ok(());
         }
         Cmd::Bench {
@@ -199,7 +450,7 @@ fn execute(cli: Cli) -> lendkit::Result<()> {
             books,
         } => {
             match replay_part {
-                Some(db) => println!("{}", bench::replay_part(&db)),
+                Some(db) => writeln!(out, "{}", bench::replay_part(&db))?,
                 None => {
                     let mut plan = if quick {
                         bench::Plan::quick()
@@ -209,7 +460,7 @@ fn execute(cli: Cli) -> lendkit::Result<()> {
                     plan.lifecycles = lifecycles.unwrap_or(plan.lifecycles).max(1);
                     plan.members = members.unwrap_or(plan.members).max(1);
                     plan.books = books.unwrap_or(plan.books).max(1);
-                    bench::run(&plan, cli.json, saga_only)
+                    bench::run(&plan, cli.json, saga_only, out)?
                 }
             }
             return Ok(());
@@ -254,15 +505,9 @@ fn execute(cli: Cli) -> lendkit::Result<()> {
         Cmd::Cancel { rental_id, reason } => Command::CancelRental { rental_id, reason },
         Cmd::Renew { rental_id } => Command::RenewLoan { rental_id },
         Cmd::Deliver { rental_id } => Command::MarkDelivered { rental_id },
-        query => return run_query(&cli.db, query, cli.json, &actor),
+        query => return run_query(&cli.db, query, cli.json, &actor, out),
     };
-    let lib = OpenLibrary::open(
-        &cli.db,
-        Config {
-            background: false,
-            ..Config::default()
-        },
-    )?;
+    let lib = open(&cli.db)?;
     let head = lendkit::block_on(lib.head())?;
     let outcome = lendkit::block_on(lib.execute_with_id(
         command,
@@ -280,6 +525,9 @@ fn execute(cli: Cli) -> lendkit::Result<()> {
     };
     lendkit::block_on(lib.settle())?;
     let followed = lendkit::block_on(lib.events(done + 1, usize::MAX))?;
+    // Close before printing: the command and its reactions are stored whatever happens to the
+    // output.
+    lib.close()?;
     if cli.json {
         let json = serde_json::json!({
             "command_id": outcome.command_id.as_str(),
@@ -287,121 +535,139 @@ fn execute(cli: Cli) -> lendkit::Result<()> {
             "events": stored.iter().map(Envelope::to_json).collect::<Vec<_>>(),
             "followed_by": followed.iter().map(Envelope::to_json).collect::<Vec<_>>(),
         });
-        println!("{json:#}");
+        writeln!(out, "{json:#}")?;
     } else {
         if let Some(r) = &outcome.rental_id {
-            println!("rental {r}");
+            writeln!(out, "rental {r}")?;
         }
         if replayed {
-            println!(
+            writeln!(
+                out,
                 "command {} was already applied; its events:",
                 outcome.command_id
-            );
+            )?;
         }
-        print_events("stored", &stored);
-        print_events("then", &followed);
+        print_events(out, "stored", &stored)?;
+        print_events(out, "then", &followed)?;
     }
-    lib.close()
+    Ok(())
 }
 
 /// Runs a query as `actor`: reads are authorized like commands (a member sees only their own
 /// page; the log and the dead letters are for librarians).
-fn run_query(db: &std::path::Path, query: Cmd, json: bool, actor: &Actor) -> lendkit::Result<()> {
-    let lib = OpenLibrary::open(
-        db,
-        Config {
-            background: false,
-            ..Config::default()
-        },
-    )?;
+fn run_query(db: &Path, query: Cmd, json: bool, actor: &Actor, out: &mut dyn Write) -> Outcome {
+    let lib = open(db)?;
+    let printed = query_on(&lib, query, json, actor, out);
+    // Closed whether or not the output could be written.
+    let closed = lib.close();
+    printed?;
+    Ok(closed?)
+}
+
+fn query_on(
+    lib: &OpenLibrary,
+    query: Cmd,
+    json: bool,
+    actor: &Actor,
+    out: &mut dyn Write,
+) -> Outcome {
     lendkit::block_on(lib.settle())?;
     let reader = lib.reader(actor);
     match query {
         Cmd::Books => {
             let rows = reader.book_list()?;
             if json {
-                println!(
+                writeln!(
+                    out,
                     "{}",
                     serde_json::to_string_pretty(&rows).unwrap_or_default()
-                );
+                )?;
             } else {
-                print_books(&rows);
+                print_books(out, &rows)?;
             }
         }
         Cmd::Member { member_id } => {
             let page = reader.member_page(&member_id)?;
             if json {
-                println!(
+                writeln!(
+                    out,
                     "{}",
                     serde_json::to_string_pretty(&page).unwrap_or_default()
-                );
+                )?;
             } else {
-                print_page(&page);
+                print_page(out, &page)?;
             }
         }
         Cmd::Events { from, limit } => {
             let events = lendkit::block_on(reader.events(from, limit))?;
             if json {
-                println!(
+                writeln!(
+                    out,
                     "{:#}",
                     serde_json::Value::Array(events.iter().map(Envelope::to_json).collect())
-                );
+                )?;
             } else {
-                print_events("events", &events);
+                print_events(out, "events", &events)?;
             }
         }
         Cmd::DeadLetters => {
             let letters = lendkit::block_on(reader.dead_letters())?;
             if json {
-                println!(
+                writeln!(
+                    out,
                     "{}",
                     serde_json::to_string_pretty(&letters).unwrap_or_default()
-                );
+                )?;
             } else if letters.is_empty() {
-                println!("no dead letters");
+                writeln!(out, "no dead letters")?;
             } else {
                 for l in letters {
-                    println!(
+                    writeln!(
+                        out,
                         "  {:<24} {:<20} after {} attempts: {}",
                         l.id, l.event_type, l.attempts, l.error
-                    );
+                    )?;
                 }
             }
         }
         Cmd::Replay { id } => {
             lendkit::block_on(reader.replay_dead_letter(&id))?;
             lendkit::block_on(lib.settle())?;
-            println!("replayed {id}");
+            writeln!(out, "replayed {id}")?;
         }
         _ => {}
     }
-    lib.close()
+    Ok(())
 }
 
-fn print_events(title: &str, events: &[Envelope]) {
+fn print_events(out: &mut dyn Write, title: &str, events: &[Envelope]) -> io::Result<()> {
     if events.is_empty() {
-        return;
+        return Ok(());
     }
-    println!("{title}:");
+    writeln!(out, "{title}:")?;
     for e in events {
-        println!(
+        writeln!(
+            out,
             "  {:>6}  {:<22} {:<24} {:<16} {}",
             e.position,
             e.type_name(),
             e.stream.to_string(),
             e.actor.to_string(),
             e.event.payload()
-        );
+        )?;
     }
+    Ok(())
 }
 
-fn print_books(rows: &[BookRow]) {
-    println!(
+fn print_books(out: &mut dyn Write, rows: &[BookRow]) -> io::Result<()> {
+    writeln!(
+        out,
         "  {:<10} {:<28} {:>6} {:>9} {:>8} {:>7}  {:<9} last activity",
         "book", "title", "copies", "available", "reserved", "on loan", "status"
-    );
+    )?;
     for r in rows {
-        println!(
+        writeln!(
+            out,
             "  {:<10} {:<28} {:>6} {:>9} {:>8} {:>7}  {:<9} {}",
             r.book_id,
             r.title,
@@ -411,14 +677,20 @@ fn print_books(rows: &[BookRow]) {
             r.on_loan,
             r.status.as_str(),
             r.last_activity
-        );
+        )?;
     }
+    Ok(())
 }
 
-fn print_page(p: &MemberPage) {
-    println!("  member {} ({}): {} points", p.member_id, p.name, p.points);
+fn print_page(out: &mut dyn Write, p: &MemberPage) -> io::Result<()> {
+    writeln!(
+        out,
+        "  member {} ({}): {} points",
+        p.member_id, p.name, p.points
+    )?;
     for r in &p.rentals {
-        println!(
+        writeln!(
+            out,
             "    {:<6} {:<10} {:<10} payment {:<9} delivery {:<9} due {}",
             r.rental_id,
             r.book_id,
@@ -426,33 +698,39 @@ fn print_page(p: &MemberPage) {
             r.payment_status,
             r.delivery_status,
             r.due_date.as_deref().unwrap_or("-")
-        );
+        )?;
     }
+    Ok(())
 }
 
-async fn step(lib: &Library, title: &str, commands: Vec<(Command, Actor)>) -> lendkit::Result<()> {
-    println!("\n== {title}");
+async fn step(
+    out: &mut dyn Write,
+    lib: &Library,
+    title: &str,
+    commands: Vec<(Command, Actor)>,
+) -> Outcome {
+    writeln!(out, "\n== {title}")?;
     for (command, actor) in commands {
         let name = command.name();
         match lib.execute(command, &actor).await {
-            Ok(out) => println!("  {actor} {name}: {}", out.types().join(", ")),
-            Err(e) => println!("  {actor} {name}: refused, {} ({e})", e.code()),
+            Ok(done) => writeln!(out, "  {actor} {name}: {}", done.types().join(", "))?,
+            Err(e) => writeln!(out, "  {actor} {name}: refused, {} ({e})", e.code())?,
         }
     }
     lib.settle().await?;
-    print_books(&lib.book_list());
+    print_books(out, &lib.book_list())?;
     for m in ["m-1", "m-2"] {
         if let Ok(p) = lib.member_page(m) {
-            print_page(&p);
+            print_page(out, &p)?;
         }
     }
     Ok(())
 }
 
-async fn demo() -> lendkit::Result<()> {
+async fn demo(out: &mut dyn Write) -> Outcome {
     let dir = std::env::temp_dir().join(format!("lendkit-demo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    println!("a fresh library at {}", dir.display());
+    writeln!(out, "a fresh library at {}", dir.display())?;
     let lib = OpenLibrary::open_async(
         &dir,
         Config {
@@ -461,13 +739,13 @@ async fn demo() -> lendkit::Result<()> {
         },
     )
     .await?;
-    let result = demo_story(&lib).await;
+    let result = demo_story(out, &lib).await;
     lib.close()?;
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
-async fn demo_story(lib: &Library) -> lendkit::Result<()> {
+async fn demo_story(out: &mut dyn Write, lib: &Library) -> Outcome {
     let librarian = Actor::librarian("lib-1");
     let (kim, lee) = (Actor::member("m-1"), Actor::member("m-2"));
     let reserve = |rental: &str, member: &str, address: Option<&str>| Command::ReserveBook {
@@ -477,6 +755,7 @@ async fn demo_story(lib: &Library) -> lendkit::Result<()> {
         delivery_address: address.map(str::to_owned),
     };
     step(
+        out,
         lib,
         "a librarian registers books and members (each member starts with 100 points)",
         vec![
@@ -520,12 +799,14 @@ async fn demo_story(lib: &Library) -> lendkit::Result<()> {
     )
     .await?;
     step(
+        out,
         lib,
         "Kim reserves: 30 points are charged, a copy is allocated, the rental confirmed",
         vec![(reserve("r-1", "m-1", None), kim.clone())],
     )
     .await?;
     step(
+        out,
         lib,
         "Kim picks the book up",
         vec![(
@@ -537,6 +818,7 @@ async fn demo_story(lib: &Library) -> lendkit::Result<()> {
     )
     .await?;
     step(
+        out,
         lib,
         "Lee reserves the last copy for delivery; Lee tries to cancel Kim's rental",
         vec![
@@ -555,6 +837,7 @@ async fn demo_story(lib: &Library) -> lendkit::Result<()> {
     )
     .await?;
     step(
+        out,
         lib,
         "Lee cancels: the delivery is called back, the copy released, 30 points refunded",
         vec![(
@@ -567,6 +850,7 @@ async fn demo_story(lib: &Library) -> lendkit::Result<()> {
     )
     .await?;
     step(
+        out,
         lib,
         "Kim returns the book",
         vec![(
@@ -633,4 +917,78 @@ fn model() -> String {
     }
     out.push_str("  classDef command fill:#a7c7ff\n  classDef event fill:#ffb56b\n  classDef aggregate fill:#fff59d\n  classDef policy fill:#d7b4f3\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every argument and option of `lendkit` and of each subcommand, with the path to it.
+    fn arguments(command: &clap::Command, path: &str, found: &mut Vec<(String, clap::Arg)>) {
+        for arg in command.get_arguments() {
+            found.push((path.to_owned(), arg.clone()));
+        }
+        for sub in command.get_subcommands() {
+            arguments(sub, &format!("{path} {}", sub.get_name()), found);
+        }
+    }
+
+    #[test]
+    fn every_flag_and_positional_argument_has_a_help_line() {
+        let mut command = Cli::command();
+        command.build();
+        let mut found = Vec::new();
+        arguments(&command, "lendkit", &mut found);
+        assert!(
+            found.len() > 40,
+            "the walk finds the arguments: {}",
+            found.len()
+        );
+        let missing: Vec<String> = found
+            .iter()
+            .filter(|(_, arg)| {
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                help.trim().is_empty()
+            })
+            .map(|(path, arg)| format!("{path} {}", arg.get_id()))
+            .collect();
+        assert!(missing.is_empty(), "arguments without help: {missing:?}");
+        for sub in command.get_subcommands() {
+            assert!(sub.get_about().is_some(), "{} has no about", sub.get_name());
+        }
+    }
+
+    #[test]
+    fn hints_name_only_subcommands_that_exist() {
+        let command = Cli::command();
+        for &code in ErrorCode::ALL {
+            let hint = hint(code, None, "add-copies");
+            for quoted in hint.split('`').skip(1).step_by(2) {
+                let mut words = quoted.split_whitespace();
+                assert_eq!(words.next(), Some("lendkit"), "{code}: `{quoted}`");
+                let sub = words.next().unwrap_or_default();
+                assert!(
+                    sub.starts_with("--") || command.find_subcommand(sub).is_some(),
+                    "{code}: `{quoted}` names no subcommand"
+                );
+            }
+            let api_names = hint
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .filter(|w| w.contains('_') && w.chars().any(char::is_lowercase))
+                .collect::<Vec<_>>();
+            assert!(api_names.is_empty(), "{code}: {hint}: {api_names:?}");
+        }
+    }
+
+    #[test]
+    fn a_message_does_not_repeat_its_code() {
+        let e = lendkit::Error::InvalidInput("copies must be at least 1".into());
+        assert_eq!(message(&e), "copies must be at least 1");
+        let e = lendkit::Error::NotFound {
+            code: ErrorCode::BookNotFound,
+            what: "book",
+            id: "b-1".into(),
+        };
+        assert_eq!(message(&e), "book b-1 not found");
+    }
 }

@@ -195,3 +195,206 @@ fn the_system_actor_is_refused_and_reads_follow_the_actor() {
     assert!(ok(&db, &["events"]).contains("RentalReserved"));
     assert!(ok(&db, &["books", "--as", "member:m-2"]).contains("isbn-1"));
 }
+
+/// Runs the command with its stdout already closed by the reader, as `lendkit … | head -0`
+/// leaves it: the read end is dropped right after the process starts, long before it prints.
+fn with_stdout_closed(db: &Path, args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lendkit"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_the_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("library.db");
+    // A write whose report nobody reads: stored, and a quiet success, not a panic that invites
+    // a retry.
+    let joined = with_stdout_closed(&db, &["join", "m-1", "Kim"]);
+    let stderr = String::from_utf8_lossy(&joined.stderr);
+    assert_eq!(joined.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "nothing on stderr: {stderr}");
+    let page: serde_json::Value =
+        serde_json::from_str(&ok(&db, &["member", "m-1", "--json"])).unwrap();
+    assert_eq!(page["points"], 100, "the command was stored once");
+    for query in [
+        &["books"][..],
+        &["events", "--from", "1"],
+        &["member", "m-1"],
+        &["model"],
+        &["demo"],
+    ] {
+        let out = with_stdout_closed(&db, query);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{query:?}: {stderr}");
+        assert!(stderr.is_empty(), "{query:?}: {stderr}");
+    }
+}
+
+#[test]
+fn reads_never_create_a_library() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("nonexistent").join("dir").join("x.db");
+    let beside = dir.path().join("x.db");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for db in [&typo, &beside, &empty] {
+        for query in [
+            &["books"][..],
+            &["member", "m-1"],
+            &["events"],
+            &["dead-letters"],
+            &["replay", "d-1"],
+        ] {
+            let out = lendkit(db, query);
+            let stderr = String::from_utf8(out.stderr).unwrap();
+            assert_eq!(out.status.code(), Some(1), "{query:?} on {db:?}: {stderr}");
+            assert!(
+                stderr.starts_with(&format!(
+                    "error NOT_A_LIBRARY: there is no lendkit library at {}\n",
+                    db.display()
+                )),
+                "{stderr}"
+            );
+            assert!(
+                stderr.contains("lendkit join"),
+                "says how to create one: {stderr}"
+            );
+            assert!(out.stdout.is_empty(), "no empty book list");
+        }
+    }
+    assert!(
+        !dir.path().join("nonexistent").exists(),
+        "no folder was made"
+    );
+    assert!(!beside.exists(), "no library was made");
+    assert_eq!(
+        std::fs::read_dir(&empty).unwrap().count(),
+        0,
+        "the folder is untouched"
+    );
+}
+
+#[test]
+fn writes_create_a_library_only_in_a_folder_that_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nonexistent").join("dir");
+    let out = lendkit(&missing.join("x.db"), &["join", "m-1", "Kim"]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error NOT_A_LIBRARY: the folder {} does not exist",
+            missing.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("mkdir"), "{stderr}");
+    assert!(
+        !dir.path().join("nonexistent").exists(),
+        "no folder was made"
+    );
+    // In a folder that exists, the first write creates the library (a folder itself).
+    let db = dir.path().join("x.db");
+    ok(&db, &["join", "m-1", "Kim"]);
+    assert!(db.is_dir());
+}
+
+#[test]
+fn an_error_says_each_thing_once_and_hints_name_subcommands() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("library.db");
+    ok(&db, &["register-book", "b-1", "Refactoring", "--fee", "20"]);
+    let fail = |args: &[&str]| {
+        let out = lendkit(&db, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        String::from_utf8(out.stderr).unwrap()
+    };
+
+    let zero = fail(&["add-copies", "b-1", "0"]);
+    assert!(zero.starts_with("error INVALID_INPUT: "), "{zero}");
+    assert!(!zero.to_lowercase().contains("invalid input:"), "{zero}");
+    assert!(zero.contains("`lendkit add-copies --help`"), "{zero}");
+    let actor = fail(&["books", "--as", "boss:1"]);
+    assert!(actor.starts_with("error INVALID_INPUT: "), "{actor}");
+    assert!(!actor.to_lowercase().contains("invalid input:"), "{actor}");
+
+    let again = fail(&["register-book", "b-1", "Refactoring", "--fee", "20"]);
+    assert!(
+        again.starts_with("error BOOK_EXISTS: book b-1 is already registered\n"),
+        "{again}"
+    );
+    assert!(again.contains("`lendkit add-copies b-1 COPIES`"), "{again}");
+    assert!(!again.contains("add_copies"), "{again}");
+
+    let letter = fail(&["replay", "nope"]);
+    assert!(
+        letter.starts_with("error DEAD_LETTER_NOT_FOUND: "),
+        "{letter}"
+    );
+    assert!(letter.contains("`lendkit dead-letters`"), "{letter}");
+
+    for message in [&zero, &actor, &again, &letter] {
+        assert_eq!(
+            message.lines().count(),
+            2,
+            "an error line and a hint: {message}"
+        );
+        assert!(
+            message.lines().nth(1).unwrap().starts_with("hint: "),
+            "{message}"
+        );
+    }
+}
+
+/// The subcommands `lendkit --help` lists.
+fn subcommands() -> Vec<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_lendkit"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    let commands = help.split("Commands:\n").nth(1).unwrap();
+    commands
+        .lines()
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| l.split_whitespace().next().unwrap().to_owned())
+        .filter(|c| c != "help")
+        .collect()
+}
+
+#[test]
+fn every_argument_of_every_subcommand_has_a_help_line() {
+    let commands = subcommands();
+    assert!(commands.len() >= 17, "{commands:?}");
+    for command in commands {
+        let out = Command::new(env!("CARGO_BIN_EXE_lendkit"))
+            .args([command.as_str(), "--help"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{command} --help");
+        let help = String::from_utf8(out.stdout).unwrap();
+        let mut in_list = false;
+        for line in help.lines() {
+            if line == "Arguments:" || line == "Options:" {
+                in_list = true;
+            } else if !line.starts_with(' ') {
+                in_list = false;
+            } else if in_list && line.starts_with("  ") && !line.starts_with("   ") {
+                // `  <BOOK_ID>  The book's id`: an entry, its help after two spaces.
+                let entry = line.trim();
+                assert!(
+                    entry.contains("  "),
+                    "`lendkit {command} --help`: {entry} has no help line"
+                );
+            }
+        }
+    }
+}
