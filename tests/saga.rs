@@ -814,3 +814,39 @@ fn reads_are_authorized_like_commands_when_an_actor_is_given() {
         ErrorCode::DeadLetterNotFound
     );
 }
+
+#[test]
+fn concurrent_retries_of_a_rental_step_all_get_the_first_outcome() {
+    let h = Harness::new();
+    let lib = Arc::new(h.library());
+    register(&lib, "b-1", 1, 5);
+    join(&lib, "m-1");
+    reserve(&lib, "b-1", "m-1", "r-1").unwrap();
+    settle(&lib);
+    let barrier = Arc::new(std::sync::Barrier::new(16));
+    let callers: Vec<_> = (0..16)
+        .map(|_| {
+            let (lib, barrier) = (lib.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                block_on(lib.execute_with_id(
+                    Command::StartLoan {
+                        rental_id: "r-1".into(),
+                    },
+                    &Actor::member("m-1"),
+                    Some(CommandId::new("c-loan")),
+                ))
+            })
+        })
+        .collect();
+    let outcomes: Vec<_> = callers
+        .into_iter()
+        .map(|t| {
+            t.join()
+                .unwrap()
+                .expect("a retry is never refused by its own first try")
+        })
+        .collect();
+    assert!(outcomes.iter().all(|o| o.events == outcomes[0].events));
+    assert_eq!(count(&all_events(&lib), "LoanStarted"), 1);
+}

@@ -102,6 +102,16 @@ impl Engine {
         })
     }
 
+    /// A refusal `e` — unless a concurrent retry of the same command was stored meanwhile
+    /// (the state was decided on after that retry's events, so the rules said no to doing it
+    /// twice): then that retry's outcome is this command's too.
+    pub(super) async fn refused(&self, e: Error, meta: &Meta) -> Result<Vec<Envelope>> {
+        match self.recorded(meta).await {
+            Ok(Some(done)) => Ok(done),
+            _ => Err(e),
+        }
+    }
+
     /// The commit of `appends` under `meta`'s command id and fingerprint.
     pub(super) fn commit(meta: &Meta, appends: Vec<StreamAppend>) -> Commit {
         Commit {
@@ -215,7 +225,10 @@ impl Engine {
                         events: vec![],
                     });
                 }
-                decided.push(self.decide_step(step, &ctx).await?);
+                match self.decide_step(step, &ctx).await {
+                    Ok(d) => decided.push(d),
+                    Err(e) => return self.refused(e, meta).await,
+                }
             }
             if decided.iter().all(|d| d.events.is_empty()) {
                 for d in decided {

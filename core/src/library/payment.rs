@@ -84,10 +84,28 @@ impl Library {
         delivery_address: Option<String>,
         meta: &Meta,
     ) -> Result<Vec<Envelope>> {
-        let stream = StreamId::new(StreamKind::Rental, rental.as_str());
         if let Some(done) = self.engine.recorded(meta).await? {
             return Ok(done);
         }
+        match self
+            .reserve_once(book, member, rental, delivery_address, meta)
+            .await
+        {
+            Err(e) if e.is_rejection() => self.engine.refused(e, meta).await,
+            other => other,
+        }
+    }
+
+    /// One try of [`reserve_book`](Library::reserve_book), after its command id was found new.
+    async fn reserve_once(
+        &self,
+        book: BookId,
+        member: MemberId,
+        rental: RentalId,
+        delivery_address: Option<String>,
+        meta: &Meta,
+    ) -> Result<Vec<Envelope>> {
+        let stream = StreamId::new(StreamKind::Rental, rental.as_str());
         let book_stream = StreamId::new(StreamKind::Book, book.as_str());
         let (b, book_version) = self.engine.load::<Book>(&book_stream).await?;
         let (exists, fee, availability) = (b.exists(), b.fee, b.check_available(&book));
