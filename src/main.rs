@@ -72,6 +72,7 @@ enum Cmd {
         copies: u32,
     },
     /// Register a member; their point account opens with the welcome points.
+    #[command(name = "join-member", visible_alias = "join")]
     Join {
         /// The new member's id.
         member_id: String,
@@ -81,7 +82,7 @@ enum Cmd {
         #[arg(long)]
         contact: Option<String>,
     },
-    /// Add points to a member's account (librarian).
+    /// Add points to a member's point account (librarian).
     TopUp {
         /// The member's id.
         member_id: String,
@@ -89,12 +90,13 @@ enum Cmd {
         points: u64,
     },
     /// Reserve a book, paying its fee in points.
+    #[command(name = "reserve-book", visible_alias = "reserve")]
     Reserve {
         /// The book's id.
         book_id: String,
         /// The member who rents it.
         member_id: String,
-        /// An id for the rental (default: a generated one).
+        /// An id for the rental (default: one derived from the command id).
         #[arg(long)]
         rental_id: Option<String>,
         /// Deliver to this address instead of picking up.
@@ -102,16 +104,19 @@ enum Cmd {
         deliver_to: Option<String>,
     },
     /// Pick up a confirmed rental.
+    #[command(name = "start-loan", visible_alias = "loan")]
     Loan {
         /// The rental's id.
         rental_id: String,
     },
     /// Return a loaned book.
+    #[command(name = "return-book", visible_alias = "return")]
     Return {
         /// The rental's id.
         rental_id: String,
     },
     /// Cancel a reservation (refund, copy release and delivery cancellation follow).
+    #[command(name = "cancel-rental", visible_alias = "cancel")]
     Cancel {
         /// The rental's id.
         rental_id: String,
@@ -120,11 +125,13 @@ enum Cmd {
         reason: Option<String>,
     },
     /// Renew a loan.
+    #[command(name = "renew-loan", visible_alias = "renew")]
     Renew {
         /// The rental's id.
         rental_id: String,
     },
     /// Record that a delivery arrived (librarian).
+    #[command(name = "mark-delivered", visible_alias = "deliver")]
     Deliver {
         /// The rental's id.
         rental_id: String,
@@ -922,6 +929,19 @@ fn model() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_command_has_a_subcommand_of_its_own_name() {
+        let cli = <Cli as clap::CommandFactory>::command();
+        for spec in Command::SPECS {
+            let name = spec.name.replace('_', "-");
+            assert!(
+                cli.find_subcommand(&name).is_some(),
+                "the core's command {} has no `lendkit {name}` subcommand",
+                spec.name
+            );
+        }
+    }
 
     /// Every argument and option of `lendkit` and of each subcommand, with the path to it.
     fn arguments(command: &clap::Command, path: &str, found: &mut Vec<(String, clap::Arg)>) {
