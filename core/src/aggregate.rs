@@ -1,6 +1,5 @@
 //! What every aggregate is: a fold of its events that decides, purely, which new events a command causes.
 
-use crate::event::Event;
 use crate::ids::{Actor, CommandId, StreamKind, Timestamp};
 
 /// The rules a library runs with. Carried in every [`Context`], so aggregates stay pure.
@@ -54,9 +53,9 @@ pub trait Aggregate: Default + Send + Sync + 'static {
     /// The commands it accepts.
     type Command: std::fmt::Debug + Send + Sync;
     /// The events it emits.
-    type Event: Clone + std::fmt::Debug + Send + Sync + Into<Event>;
+    type Event: Clone + std::fmt::Debug + Send + Sync;
     /// Why it refuses a command.
-    type Error: Into<crate::Error> + std::fmt::Debug;
+    type Error: std::fmt::Debug;
     /// The stream kind its events are stored under. Renaming it orphans stored streams.
     const KIND: StreamKind;
 
@@ -69,18 +68,4 @@ pub trait Aggregate: Default + Send + Sync + 'static {
 
     /// Folds one event into the state. Total: it never fails and never checks rules.
     fn apply(&mut self, event: &Self::Event);
-
-    /// This aggregate's event inside a stored [`Event`], if it is one of ours.
-    fn own_event(event: &Event) -> Option<&Self::Event>;
-
-    /// The state after `events`.
-    fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> Self {
-        let mut state = Self::default();
-        for e in events {
-            if let Some(own) = Self::own_event(e) {
-                state.apply(own);
-            }
-        }
-        state
-    }
 }

@@ -5,8 +5,7 @@
 //! books or adds copies; only lendkit's own policies allocate and release copies.
 
 use crate::aggregate::{Aggregate, Context};
-use crate::error::ErrorCode;
-use crate::event::Event;
+use crate::codes::ErrorCode;
 use crate::ids::{BookId, Points, RentalId, StreamKind};
 use std::collections::BTreeSet;
 
@@ -96,12 +95,6 @@ crate::event::event_enum! {
             /// The rental.
             rental: RentalId,
         },
-    }
-}
-
-impl From<BookEvent> for Event {
-    fn from(e: BookEvent) -> Self {
-        Event::Book(e)
     }
 }
 
@@ -318,13 +311,6 @@ impl Aggregate for Book {
             BookEvent::CopyReleased { rental, .. } => {
                 self.allocated.remove(rental);
             }
-        }
-    }
-
-    fn own_event(event: &Event) -> Option<&BookEvent> {
-        match event {
-            Event::Book(e) => Some(e),
-            _ => None,
         }
     }
 }

@@ -5,8 +5,7 @@
 //! cancelled once delivered, nor delivered once cancelled or once its rental is cancelled.
 
 use crate::aggregate::{Aggregate, Context};
-use crate::error::ErrorCode;
-use crate::event::Event;
+use crate::codes::ErrorCode;
 use crate::ids::{MemberId, RentalId, StreamKind};
 use serde::{Deserialize, Serialize};
 
@@ -89,12 +88,6 @@ crate::event::event_enum! {
             /// Recipient.
             member: MemberId,
         },
-    }
-}
-
-impl From<DeliveryEvent> for Event {
-    fn from(e: DeliveryEvent) -> Self {
-        Event::Delivery(e)
     }
 }
 
@@ -240,13 +233,6 @@ impl Aggregate for Delivery {
             }
             DeliveryEvent::Delivered { .. } => self.status = DeliveryStatus::Delivered,
             DeliveryEvent::DeliveryCanceled { .. } => self.status = DeliveryStatus::Canceled,
-        }
-    }
-
-    fn own_event(event: &Event) -> Option<&DeliveryEvent> {
-        match event {
-            Event::Delivery(e) => Some(e),
-            _ => None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Stored events: the [`Event`] union of every aggregate's events, the [`Envelope`] around each
 //! stored one (DESIGN §7), and the versioned JSON form they take on the wire and on disk.
 
+use crate::aggregate::Aggregate;
 use crate::catalog::BookEvent;
 use crate::deliveries::DeliveryEvent;
 use crate::ids::{Actor, CommandId, StreamId, StreamKind, Timestamp};
@@ -43,66 +44,112 @@ pub(crate) use event_enum;
 /// newer ones are refused with a clear error instead of being misread.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// Any domain event, tagged by the aggregate it belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+/// The table of aggregates: one row per aggregate — its [`Event`] variant, state type, event
+/// and error types, and stream kind. It generates the [`Event`] union and its conversions,
+/// [`Event::kind`], [`Event::type_name`], [`Event::types`] (the list the policy table and the
+/// schema are checked against) and [`Stored`], which ties each aggregate to the union. The
+/// aggregates themselves know nothing of the union: they depend only on ids, codes and the
+/// [`Aggregate`] trait.
+macro_rules! aggregates {
+    ($( $(#[doc = $doc:literal])* $variant:ident => $state:ty, $event:ident, $error:ty, $kind:ident; )*) => {
+        /// Any domain event, tagged by the aggregate it belongs to.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum Event {
+            $( $(#[doc = $doc])* $variant($event), )*
+        }
+
+        $(
+            impl From<$event> for Event {
+                fn from(e: $event) -> Self {
+                    Event::$variant(e)
+                }
+            }
+
+            impl Stored for $state {
+                fn own_event(event: &Event) -> Option<&$event> {
+                    match event {
+                        Event::$variant(e) => Some(e),
+                        #[allow(unreachable_patterns)]
+                        _ => None,
+                    }
+                }
+            }
+        )*
+
+        impl Event {
+            /// The kind of stream this event lives in.
+            pub fn kind(&self) -> StreamKind {
+                match self { $( Event::$variant(_) => StreamKind::$kind, )* }
+            }
+
+            /// The event's type name, past tense: `"RentalReserved"`. Stable API.
+            pub fn type_name(&self) -> &'static str {
+                match self { $( Event::$variant(e) => e.type_name(), )* }
+            }
+
+            /// Every event type with the kind of stream it lives in, aggregate by aggregate.
+            pub fn types() -> impl Iterator<Item = (StreamKind, &'static str)> {
+                [$( (StreamKind::$kind, $event::TYPES), )*]
+                    .into_iter()
+                    .flat_map(|(kind, types)| types.iter().map(move |t| (kind, *t)))
+            }
+
+            /// Every stream kind, in table order.
+            pub const KINDS: &'static [StreamKind] = &[$(StreamKind::$kind),*];
+
+            fn payload_value(&self) -> Result<Value, serde_json::Error> {
+                match self { $( Event::$variant(e) => serde_json::to_value(e), )* }
+            }
+
+            fn decode(kind: StreamKind, payload: Value) -> Result<Event, serde_json::Error> {
+                match kind {
+                    $( StreamKind::$kind => serde_json::from_value(payload).map(Event::$variant), )*
+                }
+            }
+        }
+
+        /// Proof, for the compiler, that every row's error lifts into [`Error`](crate::Error).
+        #[allow(dead_code)]
+        fn errors_lift() {
+            $( let _: fn($error) -> crate::Error = Into::into; )*
+        }
+    };
+}
+
+aggregates! {
     /// An event of a [`Book`](crate::catalog::Book).
-    Book(BookEvent),
+    Book => crate::catalog::Book, BookEvent, crate::catalog::BookError, Book;
     /// An event of a [`Member`](crate::members::Member).
-    Member(MemberEvent),
+    Member => crate::members::Member, MemberEvent, crate::members::MemberError, Member;
     /// An event of a [`PointAccount`](crate::points::PointAccount).
-    Account(PointsEvent),
+    Account => crate::points::PointAccount, PointsEvent, crate::points::PointsError, Account;
     /// An event of a [`Rental`](crate::rentals::Rental).
-    Rental(RentalEvent),
+    Rental => crate::rentals::Rental, RentalEvent, crate::rentals::RentalError, Rental;
     /// An event of a [`Delivery`](crate::deliveries::Delivery).
-    Delivery(DeliveryEvent),
+    Delivery => crate::deliveries::Delivery, DeliveryEvent, crate::deliveries::DeliveryError, Delivery;
+}
+
+/// An aggregate whose events are stored: its place in the [`Event`] union (made by the table).
+pub trait Stored: Aggregate<Event: Into<Event>, Error: Into<crate::Error>> {
+    /// This aggregate's event inside a stored [`Event`], if it is one of ours.
+    fn own_event(event: &Event) -> Option<&Self::Event>;
+
+    /// The state after `events` (other aggregates' events are skipped).
+    fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> Self {
+        let mut state = Self::default();
+        for e in events {
+            if let Some(own) = Self::own_event(e) {
+                state.apply(own);
+            }
+        }
+        state
+    }
 }
 
 impl Event {
-    /// The kind of stream this event lives in.
-    pub fn kind(&self) -> StreamKind {
-        match self {
-            Event::Book(_) => StreamKind::Book,
-            Event::Member(_) => StreamKind::Member,
-            Event::Account(_) => StreamKind::Account,
-            Event::Rental(_) => StreamKind::Rental,
-            Event::Delivery(_) => StreamKind::Delivery,
-        }
-    }
-
-    /// Every event type with the kind of stream it lives in, aggregate by aggregate.
-    pub fn types() -> impl Iterator<Item = (StreamKind, &'static str)> {
-        [
-            (StreamKind::Book, BookEvent::TYPES),
-            (StreamKind::Member, MemberEvent::TYPES),
-            (StreamKind::Account, PointsEvent::TYPES),
-            (StreamKind::Rental, RentalEvent::TYPES),
-            (StreamKind::Delivery, DeliveryEvent::TYPES),
-        ]
-        .into_iter()
-        .flat_map(|(kind, types)| types.iter().map(move |t| (kind, *t)))
-    }
-
-    /// The event's type name, past tense: `"RentalReserved"`. Stable API.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Event::Book(e) => e.type_name(),
-            Event::Member(e) => e.type_name(),
-            Event::Account(e) => e.type_name(),
-            Event::Rental(e) => e.type_name(),
-            Event::Delivery(e) => e.type_name(),
-        }
-    }
-
     /// The payload fields as a JSON object (without the type name).
     pub fn payload(&self) -> Value {
-        let tagged = match self {
-            Event::Book(e) => serde_json::to_value(e),
-            Event::Member(e) => serde_json::to_value(e),
-            Event::Account(e) => serde_json::to_value(e),
-            Event::Rental(e) => serde_json::to_value(e),
-            Event::Delivery(e) => serde_json::to_value(e),
-        };
+        let tagged = self.payload_value();
         // Serializing plain data structs into a Value cannot fail: no maps with non-string keys, no custom errors.
         let mut value = tagged.unwrap_or(Value::Null);
         if let Value::Object(map) = &mut value {
@@ -124,13 +171,7 @@ impl Event {
             }
             other => return Err(format!("payload of {type_name} is not an object: {other}")),
         }
-        let res = match kind {
-            StreamKind::Book => serde_json::from_value(payload).map(Event::Book),
-            StreamKind::Member => serde_json::from_value(payload).map(Event::Member),
-            StreamKind::Account => serde_json::from_value(payload).map(Event::Account),
-            StreamKind::Rental => serde_json::from_value(payload).map(Event::Rental),
-            StreamKind::Delivery => serde_json::from_value(payload).map(Event::Delivery),
-        };
+        let res = Self::decode(kind, payload);
         res.map_err(|e| format!("{} event {type_name}: {e}", kind.as_str()))
     }
 }
@@ -274,4 +315,18 @@ fn upcast(
         s += 1;
     }
     Ok(payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_of_aggregates_covers_every_stream_kind_once() {
+        assert_eq!(Event::KINDS, &StreamKind::ALL[..]);
+        let mut seen = std::collections::HashSet::new();
+        for (_, t) in Event::types() {
+            assert!(seen.insert(t), "event type {t} is declared twice");
+        }
+    }
 }

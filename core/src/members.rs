@@ -4,8 +4,7 @@
 //! or a person registers themselves (acting as the member id they join with).
 
 use crate::aggregate::{Aggregate, Context};
-use crate::error::ErrorCode;
-use crate::event::Event;
+use crate::codes::ErrorCode;
 use crate::ids::{MemberId, StreamKind};
 
 /// Commands on a member.
@@ -35,12 +34,6 @@ crate::event::event_enum! {
             #[serde(default)]
             contact: Option<String>,
         },
-    }
-}
-
-impl From<MemberEvent> for Event {
-    fn from(e: MemberEvent) -> Self {
-        Event::Member(e)
     }
 }
 
@@ -127,13 +120,6 @@ impl Aggregate for Member {
                 self.name = name.clone();
                 self.contact = contact.clone();
             }
-        }
-    }
-
-    fn own_event(event: &Event) -> Option<&MemberEvent> {
-        match event {
-            Event::Member(e) => Some(e),
-            _ => None,
         }
     }
 }

@@ -5,8 +5,7 @@
 //! lendkit (the default payment gateway); top-ups by a librarian.
 
 use crate::aggregate::{Aggregate, Context};
-use crate::error::ErrorCode;
-use crate::event::Event;
+use crate::codes::ErrorCode;
 use crate::ids::{MemberId, Points, RentalId, StreamKind, MAX_AMOUNT};
 use std::collections::BTreeMap;
 
@@ -80,12 +79,6 @@ crate::event::event_enum! {
             /// The amount returned.
             points: Points,
         },
-    }
-}
-
-impl From<PointsEvent> for Event {
-    fn from(e: PointsEvent) -> Self {
-        Event::Account(e)
     }
 }
 
@@ -308,13 +301,6 @@ impl Aggregate for PointAccount {
                     c.refunded = true;
                 }
             }
-        }
-    }
-
-    fn own_event(event: &Event) -> Option<&PointsEvent> {
-        match event {
-            Event::Account(e) => Some(e),
-            _ => None,
         }
     }
 }

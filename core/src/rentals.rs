@@ -7,8 +7,7 @@
 //! no longer be cancelled. A canceled rental records its refund once.
 
 use crate::aggregate::{Aggregate, Context};
-use crate::error::ErrorCode;
-use crate::event::Event;
+use crate::codes::ErrorCode;
 use crate::ids::{Actor, BookId, MemberId, Points, RentalId, StreamKind, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -198,12 +197,6 @@ crate::event::event_enum! {
             /// Amount refunded.
             amount: Points,
         },
-    }
-}
-
-impl From<RentalEvent> for Event {
-    fn from(e: RentalEvent) -> Self {
-        Event::Rental(e)
     }
 }
 
@@ -498,13 +491,6 @@ impl Aggregate for Rental {
             RentalEvent::BookReturned { .. } => self.status = RentalStatus::Returned,
             RentalEvent::RentalCanceled { .. } => self.status = RentalStatus::Canceled,
             RentalEvent::PaymentRefunded { .. } => self.refunded = true,
-        }
-    }
-
-    fn own_event(event: &Event) -> Option<&RentalEvent> {
-        match event {
-            Event::Rental(e) => Some(e),
-            _ => None,
         }
     }
 }

@@ -118,7 +118,10 @@ where
 
     /// Asserts the decision was refused with an error of this code.
     #[track_caller]
-    pub fn then_code(self, expected: ErrorCode) {
+    pub fn then_code(self, expected: ErrorCode)
+    where
+        A::Error: Into<crate::Error>,
+    {
         match self.result {
             Ok(events) => panic!(
                 "{:?} produced {events:?}; expected an error {expected}",

@@ -45,7 +45,7 @@ impl Engine {
     /// the cache (so no copy is made) and only events newer than it are read; give it back with
     /// [`keep`](Engine::keep) once done. (A concurrent loader of the same stream meanwhile folds
     /// from the start: slower, equally correct.)
-    pub(super) async fn load<A: Aggregate>(&self, stream: &StreamId) -> Result<(A, u64)> {
+    pub(super) async fn load<A: Stored>(&self, stream: &StreamId) -> Result<(A, u64)> {
         let cached = self
             .states
             .lock()
@@ -166,7 +166,7 @@ impl Engine {
 
     /// Decides `command` on the aggregate in `stream`: the events and the state after them.
     /// A refusal puts the state back in the cache and is the error.
-    pub(super) async fn decide<A: Aggregate>(
+    pub(super) async fn decide<A: Stored>(
         &self,
         stream: StreamId,
         command: &A::Command,

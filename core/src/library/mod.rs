@@ -20,7 +20,7 @@ use crate::catalog::Book;
 use crate::command::{Command, Outcome};
 use crate::deliveries::{Delivery, DeliveryCommand, DeliveryStatus};
 use crate::error::{Error, ErrorCode, PaymentError, Result, StoreError};
-use crate::event::{Envelope, Event};
+use crate::event::{Envelope, Event, Stored};
 use crate::ids::{Actor, BookId, CommandId, MemberId, Points, RentalId, StreamId, StreamKind};
 use crate::members::{Member, MemberCommand};
 use crate::payment::{BreakerConfig, BreakerState, CircuitBreaker};
