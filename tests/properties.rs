@@ -1,5 +1,5 @@
 //! Property tests: random command sequences by random actors. Whatever happens, after `settle`
-//! the invariants of DESIGN §4 hold and every view equals a fresh rebuild from the log; a
+//! the aggregates' invariants hold and every view equals a fresh rebuild from the log; a
 //! refused command stores nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -1,5 +1,5 @@
 //! Stored events: the [`Event`] union of every aggregate's events, the [`Envelope`] around each
-//! stored one (DESIGN §7), and the versioned JSON form they take on the wire and on disk.
+//! stored one, and the versioned JSON form they take on the wire and on disk.
 
 use crate::aggregate::Aggregate;
 use crate::catalog::BookEvent;
@@ -176,7 +176,7 @@ impl Event {
     }
 }
 
-/// A stored event with everything known about it (DESIGN §7).
+/// A stored event with everything known about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
     /// Unique id of the event: `stream#version`.

@@ -1,4 +1,4 @@
-//! The saga: policies that react to stored events with new commands (DESIGN §5).
+//! The saga: policies that react to stored events with new commands.
 //!
 //! Each [`Policy`] is a consumer group of the event log with its own checkpoint, so one can be
 //! paused, fail or lag without stopping the others — reservations keep working while the

@@ -104,7 +104,7 @@ pub fn count(events: &[Envelope], type_name: &str) -> usize {
     events.iter().filter(|e| e.type_name() == type_name).count()
 }
 
-/// Checks the invariants of DESIGN §4 over the whole log, after settle. Panics with a reason.
+/// Checks the invariants (every aggregate's, in its module doc) over the whole log, after settle. Panics with a reason.
 pub fn check_invariants(lib: &Library) {
     let events = all_events(lib);
     // The log is gap-free and ordered; versions are gap-free per stream.
