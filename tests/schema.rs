@@ -43,7 +43,10 @@ fn the_fixture_covers_every_event_type() {
     let expected: BTreeSet<String> = lendkit::event::Event::types()
         .map(|(_, t)| t.to_owned())
         .collect();
-    assert_eq!(found, expected, "a new event type needs a line in a fixture");
+    assert_eq!(
+        found, expected,
+        "a new event type needs a line in a fixture"
+    );
 }
 
 #[test]
