@@ -1,59 +1,115 @@
-// The scenario runner for Node: one scenario file, driven through the public `lendkit` API
-// exactly as tests/scenarios/README.md describes (the Rust runner, tests/acceptance.rs, is the
-// reference). No rule lives here: it loads a file, drives the library and compares.
+// The scenario runner for Node: one scenario file, checked against
+// tests/scenarios/scenario.schema.json and driven through the public `lendkit` API exactly as
+// tests/scenarios/README.md describes (the Rust runner, tests/acceptance.rs, is the reference).
+// No rule lives here: it loads a file, drives the library and compares.
 
 import { readFileSync } from 'node:fs'
 import { Library, ManualClock } from '../index.js'
 
 /** 2026-01-01T00:00:00.000Z, where every scenario's clock starts. */
 const START = 1767225600000
-const SEEDS = ['library', 'water-purifier', 'book-delivery', 'ebook', 'rental-payment', 'rules']
 export const PENDING = '_pending/'
-const SCENARIO_FIELDS = ['description', 'seed', 'options', 'given', 'steps']
-const OPTION_FIELDS = ['welcome_points', 'loan_days', 'max_renewals', 'max_attempts', 'breaker', 'workers']
-const BREAKER_FIELDS = ['failure_threshold', 'cool_down_ms']
-const STEP_FIELDS = ['when', 'then']
-const EXPECT_FIELDS = [
-  'error',
-  'events',
-  'new_events',
-  'new_events_include',
-  'book_list',
-  'member_page',
-  'notices',
-  'payment_circuit',
-  'dead_letters',
-]
-const BOOK_FIELDS = 'book_id title copies available reserved on_loan status last_activity fee'.split(' ')
-const PAGE_FIELDS = 'name points rentals'.split(' ')
-const RENTAL_FIELDS = 'rental_id book_id status payment_status delivery_status fee due_date late_days'.split(' ')
-const NOTICE_FIELDS = 'member_id rental_id kind message'.split(' ')
-const MATCHER_FIELDS = 'type stream payload'.split(' ')
-/** Each command's fields, as in `lendkit_core::Command`'s JSON. */
-const COMMANDS = {
-  register_book: ['book_id', 'title', 'author', 'copies', 'fee'],
-  add_copies: ['book_id', 'copies'],
-  join_member: ['member_id', 'name', 'contact'],
-  top_up: ['member_id', 'points'],
-  reserve_book: ['book_id', 'member_id', 'rental_id', 'delivery_address'],
-  start_loan: ['rental_id'],
-  return_book: ['rental_id'],
-  cancel_rental: ['rental_id', 'reason'],
-  renew_loan: ['rental_id'],
-  mark_delivered: ['rental_id'],
-}
+const TESTS = new URL('../../../tests/', import.meta.url)
+/** The format's one description, in tests/scenarios/; not a scenario itself. */
+export const SCHEMA_FILE = 'scenario.schema.json'
+const SCHEMA = JSON.parse(readFileSync(new URL(`scenarios/${SCHEMA_FILE}`, TESTS), 'utf8'))
+/** The cases of tests/scenario-selftest.json, which every runner must judge alike. */
+export const SELF_TEST = JSON.parse(readFileSync(new URL('scenario-selftest.json', TESTS), 'utf8'))
+const COMMANDS = new Set(Object.keys(SCHEMA.$defs.commands.$defs))
 
 class Malformed extends Error {}
 
 const camel = (snake) => snake.replace(/_([a-z])/g, (_, c) => c.toUpperCase())
 const show = (v) => JSON.stringify(v)
 
-function known(what, object, allowed) {
-  if (object === null || typeof object !== 'object' || Array.isArray(object)) {
-    throw new Malformed(`${what} must be an object, not ${show(object)}`)
+// The scenario schema, walked by the keywords its $comment lists (as the Rust and Python runners do).
+
+function resolve(node) {
+  while (node.$ref !== undefined) {
+    node = node.$ref
+      .replace(/^#\//, '')
+      .split('/')
+      .reduce((n, part) => n[part], SCHEMA)
   }
-  const unknown = Object.keys(object).find((k) => !allowed.includes(k))
-  if (unknown !== undefined) throw new Malformed(`${what}: no field ${show(unknown)} (fields: ${allowed.join(' ')})`)
+  return node
+}
+
+const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v)
+const TYPES = {
+  object: isObject,
+  array: Array.isArray,
+  string: (v) => typeof v === 'string',
+  boolean: (v) => typeof v === 'boolean',
+  null: (v) => v === null,
+  number: (v) => typeof v === 'number',
+  integer: Number.isInteger,
+}
+const isType = (t, v) => TYPES[t]?.(v) ?? false
+
+/** Throws `Malformed` unless `value`, found at `at`, fits the schema `node`. */
+export function check(node, value, at) {
+  node = resolve(node)
+  if (node.oneOf !== undefined) oneOf(node, value, at)
+  if (node.type !== undefined) {
+    const types = [node.type].flat()
+    if (!types.some((t) => isType(t, value))) throw new Malformed(`${at}: must be ${types.join(' or ')}, not ${show(value)}`)
+  }
+  if (node.enum !== undefined && !node.enum.some((o) => same(o, value))) {
+    throw new Malformed(`${at}: ${show(value)} is not one of ${show(node.enum)}`)
+  }
+  if (Object.hasOwn(node, 'const') && !same(node.const, value)) {
+    throw new Malformed(`${at}: must be ${show(node.const)}, not ${show(value)}`)
+  }
+  if (isObject(value)) {
+    const properties = node.properties ?? {}
+    const extra = node.additionalProperties
+    // An unknown key first: a misspelt one is also a missing one.
+    const unknown = Object.keys(value).find((k) => !Object.hasOwn(properties, k))
+    if (extra === false && unknown !== undefined) {
+      throw new Malformed(`${at}: no field ${show(unknown)} (fields: ${Object.keys(properties).join(' ')})`)
+    }
+    for (const k of node.required ?? []) {
+      if (!Object.hasOwn(value, k)) throw new Malformed(`${at}: needs ${show(k)}`)
+    }
+    for (const [k, v] of Object.entries(value)) {
+      if (Object.hasOwn(properties, k)) check(properties[k], v, `${at}.${k}`)
+      else if (isObject(extra)) check(extra, v, `${at}.${k}`)
+    }
+  }
+  if (Array.isArray(value) && node.items !== undefined) value.forEach((v, i) => check(node.items, v, `${at}[${i}]`))
+}
+
+/** Exactly one branch must hold; else the error of the one branch the value is evidently meant as, or that it is none of the forms. */
+function oneOf(node, value, at) {
+  const errors = node.oneOf.map((branch) => {
+    try {
+      check(branch, value, at)
+      return null
+    } catch (e) {
+      if (!(e instanceof Malformed)) throw e
+      return e
+    }
+  })
+  const held = errors.filter((e) => e === null).length
+  const title = node.title ?? 'one of its forms'
+  if (held === 1) return
+  if (held > 1) throw new Malformed(`${at}: ${show(value)} is ${title} in more than one way`)
+  const meant = errors.filter((_, i) => meantAs(node.oneOf[i], value))
+  if (meant.length === 1) throw meant[0]
+  throw new Malformed(`${at}: ${show(value)} is not ${title} (see tests/scenarios/scenario.schema.json)`)
+}
+
+/** Of the branch's type, every property it pins with const present and equal, and one of its required keys present (or it has none). */
+function meantAs(branch, value) {
+  branch = resolve(branch)
+  if (typeof branch.type === 'string' && !isType(branch.type, value)) return false
+  if (!isObject(value)) return true
+  for (const [k, p] of Object.entries(branch.properties ?? {})) {
+    const pinned = resolve(p)
+    if (Object.hasOwn(pinned, 'const') && !(Object.hasOwn(value, k) && same(pinned.const, value[k]))) return false
+  }
+  const required = branch.required ?? []
+  return required.length === 0 || required.some((k) => Object.hasOwn(value, k))
 }
 
 /** JSON equality. */
@@ -94,9 +150,7 @@ function actorOf(text) {
 }
 
 async function build(o = {}) {
-  known('options', o, OPTION_FIELDS)
   const breaker = o.breaker ?? {}
-  known('options.breaker', breaker, BREAKER_FIELDS)
   const clock = new ManualClock(START)
   const notices = []
   const options = {
@@ -142,9 +196,7 @@ async function act(w, action) {
   }
   if (Object.hasOwn(action, 'command')) {
     const { command, as, command_id: commandId, ...fields } = action
-    const allowed = COMMANDS[command]
-    if (!allowed) throw new Malformed(`not a command: ${show(command)}`)
-    known(`command ${command}`, fields, allowed)
+    if (!COMMANDS.has(command)) throw new Malformed(`not a command: ${show(command)}`)
     const input = Object.fromEntries(Object.entries(fields).map(([k, v]) => [camel(k), v]))
     if (commandId !== undefined) input.commandId = string(action, 'command_id')
     const actor = actorOf(as)
@@ -185,32 +237,50 @@ async function act(w, action) {
 
 const shown = (events) => show(events.map((e) => ({ type: e.type, stream: e.stream, payload: e.payload })))
 
-function matchers(ms) {
-  if (!Array.isArray(ms)) throw new Malformed('events are matched by a list')
-  for (const m of ms) {
-    if (typeof m === 'string') continue
-    known('event matcher', m, MATCHER_FIELDS)
+const matches = (m, e) => (typeof m === 'string' ? e.type === m : Object.entries(m).every(([k, v]) => subset(v, e[k])))
+
+/**
+ * Pairs each matcher with an item it matches, no item twice, so that within each stream the items
+ * come in the order of their matchers; with `exact`, every item must be paired. A matcher that
+ * names no stream may pair with an item of any stream; the order is checked in the stream of the
+ * item it pairs with. True when some pairing does all that. For the global order, `stream` puts
+ * every item in one stream.
+ */
+export function fit(ms, items, stream, match, exact) {
+  if (exact && ms.length !== items.length) return false
+  const byStream = new Map() // each stream's items in their order
+  for (const item of items) {
+    const s = stream(item)
+    if (!byStream.has(s)) byStream.set(s, [])
+    byStream.get(s).push(item)
   }
-  return ms
+  const lanes = [...byStream.values()]
+  const failed = new Set()
+  const search = (i, cursors) => {
+    if (i === ms.length) return !exact || cursors.every((c, l) => c === lanes[l].length)
+    const key = `${i}:${cursors.join(',')}`
+    if (failed.has(key)) return false
+    for (const [l, lane] of lanes.entries()) {
+      // The earliest fitting item of the stream (exact: only the next one) leaves the most room.
+      const stop = exact ? Math.min(cursors[l] + 1, lane.length) : lane.length
+      let j = cursors[l]
+      while (j < stop && !match(ms[i], lane[j])) j++
+      if (j < stop && search(i + 1, cursors.with(l, j + 1))) return true
+    }
+    failed.add(key)
+    return false
+  }
+  return search(0, lanes.map(() => 0))
 }
 
-const matches = (m, e) => (typeof m === 'string' ? e.type === m : Object.entries(m).every(([k, v]) => subset(v, e[k])))
-const allMatch = (ms, events) => matchers(ms).length === events.length && ms.every((m, i) => matches(m, events[i]))
-function inOrder(ms, events) {
-  let i = 0
-  return matchers(ms).every((m) => {
-    while (i < events.length) if (matches(m, events[i++])) return true
-    return false
-  })
-}
+const oneStream = () => ''
 
 function ensure(ok, message) {
   if (!ok) throw new Error(message())
 }
 
 /** Compares the fields given in `expected` with `actual` (in the stored snake_case form). */
-function fields(what, expected, actual, allowed) {
-  known(what, expected, allowed)
+function fields(what, expected, actual) {
   for (const [k, v] of Object.entries(expected)) {
     if (k !== 'rentals') {
       ensure(same(actual[k], v), () => `${what}: ${k} expected ${show(v)}, found ${show(actual[k])} in ${show(actual)}`)
@@ -218,7 +288,7 @@ function fields(what, expected, actual, allowed) {
     }
     if (!Array.isArray(v)) throw new Malformed(`${what}: rentals must be a list`)
     ensure(v.length === actual.rentals.length, () => `${what}: expected ${v.length} rentals, found ${show(actual.rentals)}`)
-    v.forEach((want, i) => fields(`${what} rentals[${i}]`, want, actual.rentals[i], RENTAL_FIELDS))
+    v.forEach((want, i) => fields(`${what} rentals[${i}]`, want, actual.rentals[i]))
   }
 }
 
@@ -254,7 +324,6 @@ const page = (p) => ({
 const notice = (n) => ({ member_id: n.memberId, rental_id: n.rentalId, kind: n.kind, message: n.message })
 
 async function step(w, action, then = {}) {
-  known('then', then, EXPECT_FIELDS)
   const headBefore = await w.lib.head()
   const noticesBefore = w.notices.length
   const result = await act(w, action)
@@ -268,24 +337,33 @@ async function step(w, action, then = {}) {
     ensure(result.error.code === then.error, () => `failed with ${result.error.code} (${result.error.message}), expected ${then.error}`)
     ensure(!grew, () => `failed, but the log grew: ${shown(fresh)}`)
   }
+  // What a command returned is its own output: always in its exact order.
   if (then.events !== undefined) {
     if (!result.outcome) throw new Malformed('"events" needs a command that succeeds')
     const got = result.outcome.events
-    ensure(allMatch(then.events, got), () => `events: expected ${show(then.events)}, returned ${shown(got)}`)
+    ensure(fit(then.events, got, oneStream, matches, true), () => `events: expected ${show(then.events)}, returned ${shown(got)}`)
   }
+  const byLog = (then.order ?? 'stream') === 'global'
+  const order = byLog ? "in the log's order" : "in each stream's order"
+  const lane = byLog ? oneStream : (e) => e.stream
   if (then.new_events !== undefined) {
-    ensure(allMatch(then.new_events, fresh), () => `new_events: expected ${show(then.new_events)}, found ${shown(fresh)}`)
+    ensure(
+      fit(then.new_events, fresh, lane, matches, true),
+      () => `new_events: expected ${show(then.new_events)} (${order}), found ${shown(fresh)}`,
+    )
   }
   if (then.new_events_include !== undefined) {
-    ensure(inOrder(then.new_events_include, fresh), () => `new_events_include: no ${show(then.new_events_include)} in ${shown(fresh)}`)
+    ensure(
+      fit(then.new_events_include, fresh, lane, matches, false),
+      () => `new_events_include: no ${show(then.new_events_include)} (${order}) in ${shown(fresh)}`,
+    )
   }
   if (then.book_list !== undefined) {
     const list = (await w.lib.bookList()).map(bookRow)
     for (const want of then.book_list) {
-      if (!Object.hasOwn(want, 'book_id')) throw new Malformed('a book_list row needs book_id')
       const row = list.find((r) => r.book_id === want.book_id)
       ensure(row !== undefined, () => `no book ${show(want.book_id)} in ${show(list)}`)
-      fields(`book_list ${want.book_id}`, want, row, BOOK_FIELDS)
+      fields(`book_list ${want.book_id}`, want, row)
     }
   }
   for (const [member, want] of Object.entries(then.member_page ?? {})) {
@@ -295,22 +373,21 @@ async function step(w, action, then = {}) {
     } catch (e) {
       throw new Error(`${member}: ${e.message}`)
     }
-    fields(`member_page ${member}`, want, p, PAGE_FIELDS)
+    fields(`member_page ${member}`, want, p)
   }
   if (then.notices !== undefined) {
-    for (const n of then.notices) known('notice', n, NOTICE_FIELDS)
-    const sent = w.notices.slice(noticesBefore).map(notice)
-    const ok =
-      then.notices.length === sent.length &&
-      then.notices.every((n, i) => {
-        try {
-          fields('notice', n, sent[i], NOTICE_FIELDS)
-          return true
-        } catch {
-          return false
-        }
-      })
-    ensure(ok, () => `notices: expected ${show(then.notices)}, sent ${show(sent.map((n) => [n.rental_id, n.kind]))}`)
+    // A notice counts in the stream of the event it tells of.
+    const streams = new Map((await w.lib.events()).map((e) => [e.eventId, e.stream]))
+    const sent = w.notices.slice(noticesBefore).map((n) => {
+      ensure(streams.has(n.eventId), () => `notice ${show(notice(n))} tells of no stored event`)
+      return { notice: notice(n), stream: streams.get(n.eventId) }
+    })
+    const fits = (want, got) => Object.entries(want).every(([k, v]) => same(v, got.notice[k]))
+    ensure(
+      fit(then.notices, sent, byLog ? oneStream : (s) => s.stream, fits, true),
+      () =>
+        `notices: expected ${show(then.notices)} (${order}), sent ${show(sent.map((s) => [s.notice.rental_id, s.notice.kind, s.stream]))}`,
+    )
   }
   if (then.payment_circuit !== undefined) {
     const state = w.lib.paymentCircuit()
@@ -322,16 +399,19 @@ async function step(w, action, then = {}) {
   }
 }
 
+/** Checks a scenario against tests/scenarios/scenario.schema.json; throws when it does not fit. */
+export const checkScenario = (s) => check(SCHEMA, s, 'scenario')
+
 /** Runs the scenario file at `path`, named `name` (its path relative to tests/scenarios). */
 export async function runScenario(name, path) {
-  const s = JSON.parse(readFileSync(path, 'utf8'))
-  known('scenario', s, SCENARIO_FIELDS)
-  if (typeof s.description !== 'string') throw new Malformed('a scenario needs a description')
+  return runScenarioObject(name, JSON.parse(readFileSync(path, 'utf8')))
+}
+
+/** Runs the scenario `s`, named `name` (its path relative to tests/scenarios). */
+export async function runScenarioObject(name, s) {
+  checkScenario(s)
   const folder = name.startsWith(PENDING) ? name.slice(PENDING.length).split('/')[0] : name.split('/')[0]
-  if (!SEEDS.includes(s.seed) || folder !== s.seed) {
-    throw new Malformed(`seed ${show(s.seed)} must be one of ${SEEDS.join(' ')} and name the folder`)
-  }
-  if (!Array.isArray(s.steps)) throw new Malformed('a scenario needs steps')
+  if (folder !== s.seed) throw new Malformed(`seed ${show(s.seed)} must name the folder`)
   const w = await build(s.options)
   try {
     for (const [i, action] of (s.given ?? []).entries()) {
@@ -344,7 +424,6 @@ export async function runScenario(name, path) {
       if (r.error) throw new Error(`given[${i}] ${show(action)}: ${r.error.code}: ${r.error.message}`)
     }
     for (const [i, st] of s.steps.entries()) {
-      known(`steps[${i}]`, st, STEP_FIELDS)
       try {
         await step(w, st.when, st.then)
       } catch (e) {
