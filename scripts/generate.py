@@ -290,7 +290,10 @@ def main() -> int:
             target.write_text(want, encoding="utf-8")
             print(f"wrote {path}")
     if stale:
-        print(f"\n{', '.join(stale)} not what docs/schema.json describes; regenerate with: {COMMAND}", file=sys.stderr)
+        print(
+            f"\nstale (not what docs/schema.json describes): {', '.join(stale)}\nregenerate them with: {COMMAND}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
