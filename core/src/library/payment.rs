@@ -130,8 +130,15 @@ impl Library {
             payment_id: String::new(),
             delivery_address,
         };
-        // Decide once before charging: who may reserve, and whether the rental id is free.
-        state.decide(&cmd, &ctx)?;
+        // Decide once before charging: who may reserve, and whether the rental id is free. A
+        // concurrent retry of this very command may have stored the rental since the check
+        // above: then its outcome is ours.
+        if let Err(refused) = state.decide(&cmd, &ctx) {
+            return match self.engine.recorded(meta).await? {
+                Some(done) => Ok(done),
+                None => Err(refused.into()),
+            };
+        }
         availability?;
         let receipt = self
             .call_gateway(self.gateway.charge(&member, fee, &rental))
