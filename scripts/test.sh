@@ -32,6 +32,9 @@ bash bindings/python/test.sh
 step "Node package: build the addon with napi, run node --test (scenarios and Node-only tests)"
 bash bindings/node/test.sh
 
+step "generated command methods and types match docs/schema.json (scripts/generate.py --check)"
+python3 scripts/generate.py --check
+
 step "generated Node loader and types match what is committed"
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   git diff --exit-code -- bindings/node/native.js bindings/node/native.d.ts \

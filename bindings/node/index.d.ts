@@ -1,41 +1,39 @@
 // Types of the `lendkit` package: what `require('lendkit')` / `import … from 'lendkit'` gives.
-// Written by hand for the wrapper (index.js); the native half's generated types are in
-// native.d.ts, and test/types-check.ts fails when the two drift apart.
+// Written by hand for the wrapper (index.js), except the commands: their methods, inputs and the
+// `EventType` / `ErrorCode` unions are generated from docs/schema.json into commands.d.ts
+// (`python3 scripts/generate.py`) and merged into `Library` here. The native half's generated
+// types are in native.d.ts, and test/types-check.ts fails when the two drift apart.
+
+import type { BatchItem, CommandInputs, CommandName, ErrorCode as ErrorCodeUnion, EventType, LibraryCommands } from './commands.js'
+
+export type {
+  AddCopiesInput,
+  BatchItem,
+  CancelRentalInput,
+  CommandInput,
+  CommandInputs,
+  CommandName,
+  EventType,
+  JoinMemberInput,
+  LibraryCommands,
+  MarkDeliveredInput,
+  RegisterBookInput,
+  RenewLoanInput,
+  ReserveBookInput,
+  ReturnBookInput,
+  StartLoanInput,
+  TopUpInput,
+} from './commands.js'
 
 // ---- errors ------------------------------------------------------------------------------------
 
 /** Every stable error code (docs/errors.md). Codes are API: new ones may be added, none is renamed. */
-export type ErrorCodeName =
-  | 'INVALID_INPUT'
-  | 'UNAUTHORIZED'
-  | 'NOT_RENTAL_OWNER'
-  | 'BOOK_NOT_FOUND'
-  | 'MEMBER_NOT_FOUND'
-  | 'RENTAL_NOT_FOUND'
-  | 'DELIVERY_NOT_FOUND'
-  | 'DEAD_LETTER_NOT_FOUND'
-  | 'BOOK_EXISTS'
-  | 'MEMBER_EXISTS'
-  | 'RENTAL_EXISTS'
-  | 'BOOK_UNAVAILABLE'
-  | 'INVALID_TRANSITION'
-  | 'ALREADY_DELIVERED'
-  | 'RENEWAL_LIMIT'
-  | 'INSUFFICIENT_POINTS'
-  | 'PAYMENT_DECLINED'
-  | 'PAYMENT_UNAVAILABLE'
-  | 'CONFLICT'
-  | 'COMMAND_ID_REUSED'
-  | 'STORAGE'
-  | 'NOT_A_LIBRARY'
-  | 'SCHEMA_TOO_NEW'
-  | 'LIBRARY_LOCKED'
-  | 'LIBRARY_CLOSED'
-  | 'INTERNAL'
-  | 'CORRUPT'
+export type ErrorCode = ErrorCodeUnion
+/** The same as {@link ErrorCode} (its older name). */
+export type ErrorCodeName = ErrorCode
 
 /** Every code, frozen: `ErrorCode.INSUFFICIENT_POINTS === 'INSUFFICIENT_POINTS'`. */
-export declare const ErrorCode: Readonly<{ [K in ErrorCodeName]: K }>
+export declare const ErrorCode: Readonly<{ [K in ErrorCode]: K }>
 
 /**
  * Every failure lendkit reports, from sync and async methods alike. Compare `code`, never the
@@ -44,7 +42,7 @@ export declare const ErrorCode: Readonly<{ [K in ErrorCodeName]: K }>
 export declare class LendkitError extends Error {
   readonly name: 'LendkitError'
   /** The stable code. */
-  readonly code: ErrorCodeName
+  readonly code: ErrorCode
   /** True when the same call may succeed if simply tried again later. */
   readonly retryable: boolean
 }
@@ -106,7 +104,7 @@ export interface Notice {
   memberId: string
   rentalId: string
   /** The event that caused it: `RentalConfirmed`, `DeliveryStarted`, … */
-  kind: string
+  kind: EventType
   /** A readable sentence. */
   message: string
   /** The causing event's id, so a notifier can drop duplicates. */
@@ -171,58 +169,16 @@ export interface LibraryOptions {
 }
 
 // ---- commands ----------------------------------------------------------------------------------
+// Each command's input (`ReserveBookInput`, …) is generated into commands.d.ts.
 
-/** Every command takes an optional command id: re-sending the same id returns the first result and changes nothing. */
-export interface CommandInput {
+/** The input of `startLoan`, `returnBook`, `renewLoan` and `markDelivered`. */
+export interface RentalInput {
+  rentalId: string
   commandId?: string
 }
 
-export interface RegisterBookInput extends CommandInput {
-  bookId: string
-  title: string
-  /** Copies on the shelf, at least 1. */
-  copies: number
-  /** Rental fee in points, at least 1. */
-  fee: number
-  author?: string
-}
-
-export interface AddCopiesInput extends CommandInput {
-  bookId: string
-  /** At least 1. */
-  copies: number
-}
-
-export interface JoinMemberInput extends CommandInput {
-  memberId: string
-  name: string
-  /** Phone or e-mail for notices. */
-  contact?: string
-}
-
-export interface TopUpInput extends CommandInput {
-  memberId: string
-  /** At least 1. */
-  points: number
-}
-
-export interface ReserveBookInput extends CommandInput {
-  bookId: string
-  memberId: string
-  /** The rental's id; generated when absent. */
-  rentalId?: string
-  /** Deliver to this address; pick up in person when absent. */
-  deliveryAddress?: string
-}
-
-export interface RentalInput extends CommandInput {
-  rentalId: string
-}
-
-export interface CancelRentalInput extends RentalInput {
-  /** Why; defaults to `canceled by member` / `canceled by librarian`. */
-  reason?: string
-}
+/** What a command resolves to: `reserveBook` always names its rental. */
+export type OutcomeOf<C extends CommandName> = C extends 'reserveBook' ? ReserveOutcome : Outcome
 
 // ---- answers -----------------------------------------------------------------------------------
 
@@ -250,7 +206,7 @@ export interface LendkitEvent {
   /** `librarian:ID`, `member:ID` or `system`. */
   actor: string
   /** `BookRegistered`, `RentalReserved`, `CopyAllocated`, `RentalConfirmed`, … */
-  type: string
+  type: EventType
   /** The payload's schema version. */
   schema: number
   /** The event's fields, snake_case as stored. */
@@ -315,7 +271,7 @@ export interface DeadLetter {
   consumer: string
   position: number
   eventId: string
-  eventType: string
+  eventType: EventType
   /** The last error. */
   error: string
   attempts: number
@@ -333,8 +289,10 @@ export interface Subscription {
 
 /**
  * A lending library. Every method that touches storage returns a Promise and does its work off
- * the JS thread; failures are `LendkitError`s.
+ * the JS thread; failures are `LendkitError`s. One method per command (`registerBook`,
+ * `reserveBook`, …) comes from {@link LibraryCommands}.
  */
+export interface Library extends LibraryCommands {}
 export declare class Library {
   private constructor()
   /** Opens (or creates) the sled database at `path`. */
@@ -342,23 +300,16 @@ export declare class Library {
   /** A library kept in memory only. */
   static inMemory(options?: LibraryOptions): Promise<Library>
 
-  registerBook(input: RegisterBookInput, actor: Actor): Promise<Outcome>
-  addCopies(input: AddCopiesInput, actor: Actor): Promise<Outcome>
-  joinMember(input: JoinMemberInput, actor: Actor): Promise<Outcome>
-  topUp(input: TopUpInput, actor: Actor): Promise<Outcome>
-  /** Pays the fee now; the copy is allocated and the rental confirmed by the saga (see `settle`). */
-  reserveBook(input: ReserveBookInput, actor: Actor): Promise<ReserveOutcome>
+  /**
+   * Runs one command: `command` is its method's name and `input` what that method takes;
+   * `lib.execute('reserveBook', input, actor)` is `lib.reserveBook(input, actor)`.
+   */
+  execute<C extends CommandName>(command: C, input: CommandInputs[C], actor: Actor): Promise<OutcomeOf<C>>
   /**
    * Runs many commands in order in one call (one crossing into Rust for the whole batch). One
    * answer per item, `{ outcome }` or `{ error }`; a refusal does not stop the rest.
    */
   executeBatch(items: BatchItem[], options?: { events?: boolean }): Promise<BatchAnswer[]>
-  startLoan(input: RentalInput, actor: Actor): Promise<Outcome>
-  returnBook(input: RentalInput, actor: Actor): Promise<Outcome>
-  /** Refund, copy release and delivery cancellation follow as events. */
-  cancelRental(input: CancelRentalInput, actor: Actor): Promise<Outcome>
-  renewLoan(input: RentalInput, actor: Actor): Promise<Outcome>
-  markDelivered(input: RentalInput, actor: Actor): Promise<Outcome>
 
   /** Waits until the saga and the views have caught up. */
   settle(): Promise<void>
@@ -397,16 +348,6 @@ export declare class Library {
    */
   subscribe(callback: (event: LendkitEvent) => unknown): Subscription
 }
-
-/** One command of `executeBatch`: the method's name, what that method takes, and who issues it. */
-export type BatchItem =
-  | { command: 'registerBook'; input: RegisterBookInput; actor: Actor }
-  | { command: 'addCopies'; input: AddCopiesInput; actor: Actor }
-  | { command: 'joinMember'; input: JoinMemberInput; actor: Actor }
-  | { command: 'topUp'; input: TopUpInput; actor: Actor }
-  | { command: 'reserveBook'; input: ReserveBookInput; actor: Actor }
-  | { command: 'startLoan' | 'returnBook' | 'renewLoan' | 'markDelivered'; input: RentalInput; actor: Actor }
-  | { command: 'cancelRental'; input: CancelRentalInput; actor: Actor }
 
 /** One answer of `executeBatch`. */
 export type BatchAnswer = { outcome: Outcome; error?: undefined } | { outcome?: undefined; error: LendkitError }

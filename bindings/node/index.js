@@ -5,12 +5,16 @@
 //     (napi's async functions can reject only with their own status, so the native side sends
 //     `[CODE] message` and this file decodes it, for sync and async calls alike);
 //   - accepts actors as `Librarian(id)`, `Member(id)` or `{ role, id }`;
+//   - sends every command through the one native `execute` (or `executeBatch`), its camelCase
+//     keys made snake_case; the per-command methods (`reserveBook`, …) are generated from
+//     docs/schema.json into `commands.js`, and the core's messages name fields as JS wrote them;
 //   - normalises the host's ports (sync or async functions, thrown errors, rejected promises)
 //     into the one reply shape the native side awaits, so a failing host is an answer, never a
 //     crash — and a charge answer that is not a documented shape is a failure, never a payment;
 //   - flattens the options object, and makes every storage call return a Promise.
 
 const native = require('./native.js')
+const { COMMANDS, LibraryCommands } = require('./commands.js')
 
 /** Every stable error code, as `ErrorCode.INSUFFICIENT_POINTS === 'INSUFFICIENT_POINTS'`. */
 const ErrorCode = Object.freeze(Object.fromEntries(native.errorCodes().map((c) => [c, c])))
@@ -110,11 +114,49 @@ function readerText(a) {
   return a === undefined || a === null ? undefined : actorText(a)
 }
 
-function inputObject(input, method) {
+// ---- commands ----------------------------------------------------------------------------------
+
+/** `bookId` → `book_id`. */
+function snake(key) {
+  return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
+}
+
+/**
+ * A command as the native side takes it: the core's JSON form (`{ command: 'reserve_book',
+ * book_id, … }`) from a method name and its input, the command id apart, and the JS names of the
+ * fields the core may name in an error. Keys are converted, never checked: the core refuses an
+ * unknown one, naming it.
+ */
+function nativeCommand(method, input) {
+  if (typeof method !== 'string' || !Object.hasOwn(COMMANDS, method)) {
+    throw invalid(`not a command: ${describe(method)} is not one of ${Object.keys(COMMANDS).join(', ')}`)
+  }
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     throw invalid(`${method} takes an object of named fields`)
   }
-  return input
+  const spec = COMMANDS[method]
+  const names = new Map([[spec.name, method], ...spec.fields.map((f) => [snake(f), f])])
+  const fields = [['command', spec.name]]
+  let commandId
+  for (const [key, value] of Object.entries(input)) {
+    if (value === undefined) continue
+    if (key === 'commandId') {
+      commandId = value ?? undefined
+    } else if (key === 'command') {
+      throw invalid(`${method} has no field "command"`)
+    } else {
+      fields.push([snake(key), value])
+      names.set(snake(key), key)
+    }
+  }
+  return { command: Object.fromEntries(fields), commandId, names }
+}
+
+/** The core's `INVALID_INPUT` naming fields as the JS caller wrote them (`bookId`, not `book_id`). */
+function inJsTerms(e, names) {
+  if (e.code !== ErrorCode.INVALID_INPUT) return e
+  const message = e.message.replace(/\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b/g, (word) => names.get(word) ?? word)
+  return message === e.message ? e : new LendkitError(e.code, message, { cause: e.cause ?? e })
 }
 
 // ---- the manual clock --------------------------------------------------------------------------
@@ -326,20 +368,6 @@ function nativeOptions(options) {
 
 const CONSTRUCT = Symbol('lendkit.construct')
 
-/** The commands `executeBatch` runs: method name → the core's command name. */
-const BATCH_COMMANDS = Object.freeze({
-  registerBook: 'register_book',
-  addCopies: 'add_copies',
-  joinMember: 'join_member',
-  topUp: 'top_up',
-  reserveBook: 'reserve_book',
-  startLoan: 'start_loan',
-  returnBook: 'return_book',
-  cancelRental: 'cancel_rental',
-  renewLoan: 'renew_loan',
-  markDelivered: 'mark_delivered',
-})
-
 function warnSubscriber(e) {
   process.emitWarning(`a lendkit subscriber failed: ${describe(e)}`, { code: 'LENDKIT_SUBSCRIBER' })
 }
@@ -348,11 +376,12 @@ function warnSubscriber(e) {
  * A lending library. Open one with `await Library.open(path, options)` (a sled database file)
  * or `await Library.inMemory(options)`; close it with `await lib.close()`.
  */
-class Library {
+class Library extends LibraryCommands {
   #native
 
   constructor(handle, token) {
     if (token !== CONSTRUCT) throw invalid('use `await Library.open(path)` or `await Library.inMemory()`')
+    super()
     this.#native = handle
   }
 
@@ -371,8 +400,19 @@ class Library {
     return new Library(handle, CONSTRUCT)
   }
 
-  async #command(method, input, as) {
-    return later(() => this.#native[method](inputObject(input, method), actorText(as)))
+  /**
+   * Runs one command: `command` is its method's name (`'reserveBook'`, …) and `input` what that
+   * method takes (with an optional `commandId`). Every per-command method is this.
+   */
+  async execute(command, input, actor) {
+    return later(async () => {
+      const { command: json, commandId, names } = nativeCommand(command, input)
+      try {
+        return await this.#native.execute(json, actorText(actor), commandId)
+      } catch (e) {
+        throw inJsTerms(translate(e), names)
+      }
+    })
   }
 
   /**
@@ -387,71 +427,17 @@ class Library {
     const withEvents = plainObject(options ?? {}, 'executeBatch options').events ?? true
     if (typeof withEvents !== 'boolean') throw invalid('executeBatch option events must be a boolean')
     if (!Array.isArray(items)) throw invalid('executeBatch takes an array of { command, input, actor }')
-    const commands = items.map((item, i) => {
-      if (item === null || typeof item !== 'object') throw invalid(`batch item ${i} is not an object`)
-      const name = BATCH_COMMANDS[item.command]
-      if (name === undefined) throw invalid(`batch item ${i}: unknown command ${String(item.command)}`)
-      const input = plainObject(item.input ?? {}, `batch item ${i} input`)
-      const command = { command: name }
-      let commandId
-      for (const [key, value] of Object.entries(input)) {
-        if (key === 'commandId') commandId = value
-        else command[key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)] = value
-      }
-      return { command, actor: actorText(item.actor), commandId }
-    })
-    const answers = await later(() => this.#native.executeBatch(commands, withEvents))
-    return answers.map((a) => (a.outcome ? { outcome: a.outcome } : { error: new LendkitError(a.errorCode, a.errorMessage) }))
-  }
-
-  /** Puts a title in the catalogue (librarian). */
-  async registerBook(input, actor) {
-    return this.#command('registerBook', input, actor)
-  }
-
-  /** Stocks more copies (librarian). */
-  async addCopies(input, actor) {
-    return this.#command('addCopies', input, actor)
-  }
-
-  /** Registers a member; their point account opens with the welcome points. */
-  async joinMember(input, actor) {
-    return this.#command('joinMember', input, actor)
-  }
-
-  /** Adds points to a member's account (librarian). */
-  async topUp(input, actor) {
-    return this.#command('topUp', input, actor)
-  }
-
-  /** Reserves a book, paying its fee now; the copy is allocated and the rental confirmed by the saga. */
-  async reserveBook(input, actor) {
-    return this.#command('reserveBook', input, actor)
-  }
-
-  /** Picks up a confirmed rental. */
-  async startLoan(input, actor) {
-    return this.#command('startLoan', input, actor)
-  }
-
-  /** Brings a loan back. */
-  async returnBook(input, actor) {
-    return this.#command('returnBook', input, actor)
-  }
-
-  /** Cancels a reservation; refund, copy release and delivery cancellation follow. */
-  async cancelRental(input, actor) {
-    return this.#command('cancelRental', input, actor)
-  }
-
-  /** Extends a loan. */
-  async renewLoan(input, actor) {
-    return this.#command('renewLoan', input, actor)
-  }
-
-  /** Records that a delivery arrived (librarian); the loan starts. */
-  async markDelivered(input, actor) {
-    return this.#command('markDelivered', input, actor)
+    const prepared = sync(() =>
+      items.map((item, i) => {
+        if (item === null || typeof item !== 'object') throw invalid(`batch item ${i} is not an object`)
+        const { command, commandId, names } = nativeCommand(item.command, item.input ?? {})
+        return { command: { command, actor: actorText(item.actor), commandId }, names }
+      }),
+    )
+    const answers = await later(() => this.#native.executeBatch(prepared.map((p) => p.command), withEvents))
+    return answers.map((a, i) =>
+      a.outcome ? { outcome: a.outcome } : { error: inJsTerms(new LendkitError(a.errorCode, a.errorMessage), prepared[i].names) },
+    )
   }
 
   /** Waits until policies and views have caught up. */

@@ -34,26 +34,12 @@ export declare class NativeLibrary {
    * each gets its own answer, and a refusal does not stop the rest.
    */
   executeBatch(commands: Array<BatchCommand>, withEvents?: boolean | undefined | null): Promise<Array<BatchAnswer>>
-  /** Puts a title in the catalogue (librarian). */
-  registerBook(input: RegisterBookInput, actor: string): Promise<Outcome>
-  /** Stocks more copies (librarian). */
-  addCopies(input: AddCopiesInput, actor: string): Promise<Outcome>
-  /** Registers a member; their point account opens with the welcome points. */
-  joinMember(input: JoinMemberInput, actor: string): Promise<Outcome>
-  /** Adds points to a member's account (librarian). */
-  topUp(input: TopUpInput, actor: string): Promise<Outcome>
-  /** Reserves a book, paying its fee through the payment gateway now. */
-  reserveBook(input: ReserveBookInput, actor: string): Promise<Outcome>
-  /** Picks up a confirmed rental (대여). */
-  startLoan(input: RentalInput, actor: string): Promise<Outcome>
-  /** Brings a loan back (반납). */
-  returnBook(input: RentalInput, actor: string): Promise<Outcome>
-  /** Cancels a reservation (예약 취소). */
-  cancelRental(input: CancelRentalInput, actor: string): Promise<Outcome>
-  /** Extends a loan. */
-  renewLoan(input: RentalInput, actor: string): Promise<Outcome>
-  /** Records that a delivery arrived (librarian). */
-  markDelivered(input: RentalInput, actor: string): Promise<Outcome>
+  /**
+   * Runs a command (its JSON form, `{"command": "reserve_book", "book_id": …}`) as `actor`
+   * (`librarian:ID` / `member:ID`), under `commandId` if given. Every field is checked by the
+   * core, which names the one at fault. The wrapper's per-command methods are made of this.
+   */
+  execute(command: Record<string, unknown>, actor: string, commandId?: string | undefined | null): Promise<Outcome>
   /**
    * Waits until the policies and views have caught up (and, without a background runner,
    * hands new events to subscribers).
@@ -109,16 +95,6 @@ export declare class NativeLibrary {
   subscribe(listener: (event: Event) => void): number
   /** Ends a subscription; true if it was active. */
   unsubscribe(id: number): boolean
-}
-
-/** `addCopies`: stock more copies (librarian). */
-export interface AddCopiesInput {
-  /** Book id. */
-  bookId: string
-  /** How many, at least 1. */
-  copies: number
-  /** Command id, to retry safely. */
-  commandId?: string
 }
 
 /** One answer of a batch: the outcome, or the error's code and message. */
@@ -181,16 +157,6 @@ export interface BreakerOptions {
   noCallTimeout?: boolean
 }
 
-/** `cancelRental`: cancel a reservation; refund, copy release and delivery cancellation follow. */
-export interface CancelRentalInput {
-  /** Rental id. */
-  rentalId: string
-  /** Why; defaults to `canceled by member` / `canceled by librarian`. */
-  reason?: string
-  /** Command id, to retry safely. */
-  commandId?: string
-}
-
 /** What the host's `charge` is asked. */
 export interface ChargeRequest {
   /** Who pays. */
@@ -248,18 +214,6 @@ export interface Event {
   schema: number
   /** The event's fields, with their stored snake_case names. */
   payload: any
-}
-
-/** `joinMember`: register a member; their point account opens with the welcome points. */
-export interface JoinMemberInput {
-  /** New member id. */
-  memberId: string
-  /** Name. */
-  name: string
-  /** Phone or e-mail for notices. */
-  contact?: string
-  /** Command id, to retry safely. */
-  commandId?: string
 }
 
 /** A member's page (마이페이지). */
@@ -356,30 +310,6 @@ export interface RefundRequest {
   amount: number
 }
 
-/** `registerBook`: put a title in the catalogue (librarian). */
-export interface RegisterBookInput {
-  /** New book id (e.g. an ISBN). */
-  bookId: string
-  /** Title. */
-  title: string
-  /** Copies on the shelf, at least 1. */
-  copies: number
-  /** Rental fee in points, at least 1. */
-  fee: number
-  /** Author. */
-  author?: string
-  /** Command id, to retry safely. */
-  commandId?: string
-}
-
-/** `startLoan`, `returnBook`, `renewLoan`, `markDelivered`: one step of a rental. */
-export interface RentalInput {
-  /** Rental id. */
-  rentalId: string
-  /** Command id, to retry safely. */
-  commandId?: string
-}
-
 /** One rental on a member page. */
 export interface RentalRow {
   /** Rental id. */
@@ -400,29 +330,5 @@ export interface RentalRow {
   lateDays?: number
 }
 
-/** `reserveBook`: reserve a book, paying its fee now. */
-export interface ReserveBookInput {
-  /** Book id. */
-  bookId: string
-  /** Member id. */
-  memberId: string
-  /** Rental id to use; generated when absent. */
-  rentalId?: string
-  /** Deliver to this address; pick up in person when absent. */
-  deliveryAddress?: string
-  /** Command id, to retry safely. */
-  commandId?: string
-}
-
 /** The error codes whose calls may succeed if simply tried again later. */
 export declare function retryableCodes(): Array<string>
-
-/** `topUp`: add points to a member's account (librarian). */
-export interface TopUpInput {
-  /** Member id. */
-  memberId: string
-  /** How many, at least 1. */
-  points: number
-  /** Command id, to retry safely. */
-  commandId?: string
-}

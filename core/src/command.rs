@@ -327,7 +327,7 @@ fn check_fields(spec: &CommandSpec, value: &Value) -> Result<(), String> {
                     Some(n) if field.kind == FieldKind::Amount => validate_amount(name, n)?,
                     _ => {
                         return Err(format!(
-                            "{name} must be a whole number from 1 to {max}, not {}",
+                            "{name} is {}, but {name} must be a whole number from 1 to {max}",
                             shown(value)
                         ))
                     }

@@ -12,15 +12,12 @@
 
 use crate::clock::ManualClock;
 use crate::errors;
-use crate::input::{
-    amount, AddCopiesInput, CancelRentalInput, JoinMemberInput, RegisterBookInput, RentalInput,
-    Request, ReserveBookInput, TopUpInput,
-};
+use crate::input::{self, amount};
 use crate::options::NativeOptions;
 use crate::output::{BookRow, DeadLetter, Event, MemberPage, Outcome};
 use crate::ports::{subscriber, Listener};
 use futures::executor::block_on;
-use lendkit::{Actor, Command, CommandId, OpenLibrary};
+use lendkit::{Actor, CommandId, OpenLibrary};
 use napi::bindgen_prelude::PromiseRaw;
 use napi::{Env, Result};
 use napi_derive::napi;
@@ -113,19 +110,6 @@ impl NativeLibrary {
             .clone()
             .ok_or_else(errors::closed)
     }
-
-    async fn execute(&self, request: Result<Request>, as_actor: String) -> Result<Outcome> {
-        let (command, command_id) = request?;
-        let actor = actor(&as_actor)?;
-        let library = self.library()?;
-        guarded(move || async move {
-            library
-                .execute_with_id(command, &actor, command_id.map(CommandId))
-                .await
-        })
-        .await
-        .map(Outcome::from)
-    }
 }
 
 impl Drop for NativeLibrary {
@@ -195,7 +179,7 @@ impl NativeLibrary {
         let mut answers: Vec<Option<BatchAnswer>> = Vec::with_capacity(commands.len());
         let mut runnable = Vec::with_capacity(commands.len());
         for c in commands {
-            let parsed = Command::from_json_value(c.command).and_then(|command| {
+            let parsed = input::command(c.command).and_then(|command| {
                 let actor = Actor::parse(&c.actor).map_err(lendkit::Error::InvalidInput)?;
                 if actor.is_system() {
                     return Err(lendkit::Error::InvalidInput(
@@ -238,68 +222,29 @@ impl NativeLibrary {
             .collect())
     }
 
-    /// Puts a title in the catalogue (librarian).
-    #[napi(catch_unwind)]
-    pub async fn register_book(&self, input: RegisterBookInput, actor: String) -> Result<Outcome> {
-        self.execute(input.into_request(), actor).await
-    }
-
-    /// Stocks more copies (librarian).
-    #[napi(catch_unwind)]
-    pub async fn add_copies(&self, input: AddCopiesInput, actor: String) -> Result<Outcome> {
-        self.execute(input.into_request(), actor).await
-    }
-
-    /// Registers a member; their point account opens with the welcome points.
-    #[napi(catch_unwind)]
-    pub async fn join_member(&self, input: JoinMemberInput, actor: String) -> Result<Outcome> {
-        self.execute(Ok(input.into_request()), actor).await
-    }
-
-    /// Adds points to a member's account (librarian).
-    #[napi(catch_unwind)]
-    pub async fn top_up(&self, input: TopUpInput, actor: String) -> Result<Outcome> {
-        self.execute(input.into_request(), actor).await
-    }
-
-    /// Reserves a book, paying its fee through the payment gateway now.
-    #[napi(catch_unwind)]
-    pub async fn reserve_book(&self, input: ReserveBookInput, actor: String) -> Result<Outcome> {
-        self.execute(Ok(input.into_request()), actor).await
-    }
-
-    /// Picks up a confirmed rental (대여).
-    #[napi(catch_unwind)]
-    pub async fn start_loan(&self, input: RentalInput, actor: String) -> Result<Outcome> {
-        let request = input.into_request(|rental_id| Command::StartLoan { rental_id });
-        self.execute(Ok(request), actor).await
-    }
-
-    /// Brings a loan back (반납).
-    #[napi(catch_unwind)]
-    pub async fn return_book(&self, input: RentalInput, actor: String) -> Result<Outcome> {
-        let request = input.into_request(|rental_id| Command::ReturnBook { rental_id });
-        self.execute(Ok(request), actor).await
-    }
-
-    /// Cancels a reservation (예약 취소).
-    #[napi(catch_unwind)]
-    pub async fn cancel_rental(&self, input: CancelRentalInput, actor: String) -> Result<Outcome> {
-        self.execute(Ok(input.into_request()), actor).await
-    }
-
-    /// Extends a loan.
-    #[napi(catch_unwind)]
-    pub async fn renew_loan(&self, input: RentalInput, actor: String) -> Result<Outcome> {
-        let request = input.into_request(|rental_id| Command::RenewLoan { rental_id });
-        self.execute(Ok(request), actor).await
-    }
-
-    /// Records that a delivery arrived (librarian).
-    #[napi(catch_unwind)]
-    pub async fn mark_delivered(&self, input: RentalInput, actor: String) -> Result<Outcome> {
-        let request = input.into_request(|rental_id| Command::MarkDelivered { rental_id });
-        self.execute(Ok(request), actor).await
+    /// Runs a command (its JSON form, `{"command": "reserve_book", "book_id": …}`) as `actor`
+    /// (`librarian:ID` / `member:ID`), under `commandId` if given. Every field is checked by the
+    /// core, which names the one at fault. The wrapper's per-command methods are made of this.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "command: Record<string, unknown>, actor: string, commandId?: string | undefined | null"
+    )]
+    pub async fn execute(
+        &self,
+        command: serde_json::Value,
+        actor: String,
+        command_id: Option<String>,
+    ) -> Result<Outcome> {
+        let command = input::command(command).map_err(errors::to_js)?;
+        let actor = self::actor(&actor)?;
+        let library = self.library()?;
+        guarded(move || async move {
+            library
+                .execute_with_id(command, &actor, command_id.map(CommandId))
+                .await
+        })
+        .await
+        .map(Outcome::from)
     }
 
     /// Waits until the policies and views have caught up (and, without a background runner,

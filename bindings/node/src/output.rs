@@ -1,7 +1,7 @@
 //! What the library answers, as plain JS objects with camelCase keys.
 //!
 //! Event payloads keep their snake_case field names: they are the stored wire format
-//! (DESIGN §7), the same bytes Rust and Python read.
+//! of every event, the same bytes Rust and Python read.
 
 use lendkit::event::Envelope;
 use napi_derive::napi;

@@ -1,5 +1,5 @@
 // Errors: every failure is a LendkitError with the catalogue's code, from sync and async calls
-// alike; the exported ErrorCode matches the catalogue (docs/errors.md) and index.d.ts.
+// alike; the exported ErrorCode matches the catalogue (docs/errors.md) and the generated types.
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -92,11 +92,11 @@ test('ErrorCode is frozen and lists exactly the catalogue in docs/errors.md', ()
   assert.deepEqual(extra, [], `docs/errors.md lacks rows for ${extra}`)
 })
 
-test('index.d.ts names every code in ErrorCodeName', () => {
-  const dts = read('../index.d.ts')
-  const union = dts.slice(dts.indexOf('export type ErrorCodeName'), dts.indexOf('export declare const ErrorCode'))
+test('the types name every code in ErrorCode (generated into commands.d.ts)', () => {
+  const dts = read('../commands.d.ts')
+  const union = dts.slice(dts.indexOf('export type ErrorCode ='), dts.indexOf('export type CommandName'))
   const typed = [...union.matchAll(/'([A-Z_]+)'/g)].map((m) => m[1])
   const missing = Object.keys(ErrorCode).filter((c) => !typed.includes(c))
-  assert.deepEqual(missing, [], `add ${missing.map((c) => `| '${c}'`).join(' ')} to ErrorCodeName in index.d.ts`)
+  assert.deepEqual(missing, [], `add ${missing.map((c) => `| '${c}'`).join(' ')} to the schema (docs/schema.json) and run python3 scripts/generate.py`)
   assert.deepEqual(typed.filter((c) => !(c in ErrorCode)), [])
 })

@@ -27,6 +27,12 @@ import {
   type Subscription,
   type TopUpInput,
   type AddCopiesInput,
+  type CommandInputs,
+  type CommandName,
+  type ErrorCode as ErrorCodeType,
+  type EventType,
+  type LibraryCommands,
+  type StartLoanInput,
 } from '../index.js'
 import type * as native from '../native.js'
 
@@ -93,16 +99,26 @@ export type Drift = [
   Assert<Equal<keyof native.MemberPage, keyof MemberPage>>,
   Assert<Equal<keyof native.DeadLetter, keyof DeadLetter>>,
   Assert<Equal<keyof native.Notice, keyof Notice>>,
-  Assert<Equal<keyof native.RegisterBookInput, keyof RegisterBookInput>>,
-  Assert<Equal<keyof native.AddCopiesInput, keyof AddCopiesInput>>,
-  Assert<Equal<keyof native.JoinMemberInput, keyof JoinMemberInput>>,
-  Assert<Equal<keyof native.TopUpInput, keyof TopUpInput>>,
-  Assert<Equal<keyof native.ReserveBookInput, keyof ReserveBookInput>>,
-  Assert<Equal<keyof native.RentalInput, keyof RentalInput>>,
-  Assert<Equal<keyof native.CancelRentalInput, keyof CancelRentalInput>>,
-  Assert<Equal<Exclude<keyof native.NativeLibrary, 'subscribe' | 'unsubscribe'>, Exclude<keyof Library, 'subscribe'>>>,
+  // The command methods are generated from docs/schema.json (commands.d.ts); everything else
+  // of Library is the native class's.
+  Assert<Equal<Exclude<keyof native.NativeLibrary, 'subscribe' | 'unsubscribe'>, Exclude<keyof Library, 'subscribe' | CommandName>>>,
+  Assert<Equal<keyof LibraryCommands, CommandName>>,
+  Assert<Equal<keyof CommandInputs, CommandName>>,
+  Assert<Equal<keyof RentalInput, keyof StartLoanInput>>,
 ]
 
 // A wrong call must not type-check.
 // @ts-expect-error copies is a number
 void Library.inMemory().then((l) => l.registerBook({ bookId: 'b', title: 't', copies: '1', fee: 1 }, Librarian('x')))
+// @ts-expect-error not an event type
+void ((t: EventType) => t)('BookBorrowed')
+// @ts-expect-error not an error code
+void ((c: ErrorCodeType) => c)('NO_SUCH_CODE')
+// @ts-expect-error execute checks the input against the command
+void Library.inMemory().then((l) => l.execute('topUp', { memberId: 'm-1' }, Librarian('x')))
+void Library.inMemory().then(async (l) => {
+  const r = await l.execute('reserveBook', { bookId: 'b', memberId: 'm' }, Member('m'))
+  const id: string = r.rentalId
+  const items: Parameters<Library['executeBatch']>[0] = [{ command: 'addCopies', input: { bookId: 'b', copies: 2 }, actor: Librarian('x') }]
+  return id + String(items.length)
+})

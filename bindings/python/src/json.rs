@@ -1,7 +1,8 @@
-//! JSON values (event payloads, serialized rows) as plain Python objects.
+//! JSON values both ways: event payloads and serialized rows as plain Python objects, and a
+//! command's Python fields as the JSON form the core reads.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString};
 use pyo3::IntoPyObjectExt;
 use serde_json::Value;
 
@@ -31,4 +32,93 @@ pub(crate) fn to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, 
             Ok(dict.into_any())
         }
     }
+}
+
+/// A command's JSON form from a Python mapping of field names (`{"command": "reserve_book",
+/// "book_id": …}`), leaving out the keys in `skip` (a batch item's `actor` and `command_id`).
+/// Only conversions happen here; every rule is `Command::from_json_value`'s. The outer error is
+/// a Python failure (a mapping whose `items()` raises); the inner one is `INVALID_INPUT` naming
+/// the field whose value JSON cannot hold.
+pub(crate) fn command(
+    fields: &Bound<'_, PyMapping>,
+    skip: &[&str],
+) -> PyResult<Result<Value, lendkit::Error>> {
+    let mut map = serde_json::Map::new();
+    for item in fields.items()?.iter() {
+        let (key, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
+        let Ok(key) = key.cast::<PyString>() else {
+            return Ok(Err(invalid(format!(
+                "a command's keys are field names (str), not {}",
+                type_name(&key)
+            ))));
+        };
+        let Ok(key) = key.to_cow() else {
+            return Ok(Err(invalid(
+                "a command's field name holds a lone surrogate".into(),
+            )));
+        };
+        if skip.contains(&key.as_ref()) {
+            continue;
+        }
+        match field(&key, &value) {
+            Ok(v) => map.insert(key.into_owned(), v),
+            Err(e) => return Ok(Err(e)),
+        };
+    }
+    Ok(Ok(Value::Object(map)))
+}
+
+/// One field's value: `str`, `bool`, `int` (within `i64`/`u64`), `float` (finite) or `None`.
+fn field(name: &str, value: &Bound<'_, PyAny>) -> Result<Value, lendkit::Error> {
+    let shown = || {
+        value
+            .repr()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|_| "this value".into())
+    };
+    if value.is_none() {
+        Ok(Value::Null)
+    } else if let Ok(b) = value.cast::<PyBool>() {
+        Ok(Value::Bool(b.is_true()))
+    } else if value.is_instance_of::<PyInt>() {
+        if let Ok(n) = value.extract::<i64>() {
+            Ok(Value::from(n))
+        } else if let Ok(n) = value.extract::<u64>() {
+            Ok(Value::from(n))
+        } else {
+            Err(invalid(format!(
+                "{name} is {}, a whole number out of range for a command (-2^63 to 2^64 - 1)",
+                shown()
+            )))
+        }
+    } else if let Ok(f) = value.cast::<PyFloat>() {
+        serde_json::Number::from_f64(f.value())
+            .map(Value::Number)
+            .ok_or_else(|| invalid(format!("{name} is {}, not a finite number", shown())))
+    } else if let Ok(s) = value.cast::<PyString>() {
+        match s.to_cow() {
+            Ok(s) => Ok(Value::String(s.into_owned())),
+            Err(_) => Err(invalid(format!(
+                "{name} is {}, which is not valid text: it holds a lone surrogate",
+                shown()
+            ))),
+        }
+    } else {
+        Err(invalid(format!(
+            "{name} must be a str, an int, a float, a bool or None, not {}",
+            type_name(value)
+        )))
+    }
+}
+
+fn invalid(message: String) -> lendkit::Error {
+    lendkit::Error::InvalidInput(message)
+}
+
+fn type_name(value: &Bound<'_, PyAny>) -> String {
+    value
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "this type".into())
 }

@@ -6,7 +6,8 @@
 //! objects handed to the core (payment gateway, notifier, subscriber callbacks) are called back
 //! with the GIL re-acquired ([`ports`], [`subscription`]).
 //!
-//! One file per exposed class: [`library`] (`Library`), [`actors`] (`Librarian`, `Member`),
+//! One file per exposed class: [`library`] (`Library`, the base of the public `lendkit.Library`,
+//! and `Opened`), [`actors`] (`Librarian`, `Member`),
 //! [`rows`] (the frozen result rows), [`clock`] (`ManualClock`), [`subscription`]
 //! (`Subscription`).
 
@@ -29,6 +30,7 @@ mod subscription;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<library::Library>()?;
+    m.add_class::<library::Opened>()?;
     m.add_class::<actors::Librarian>()?;
     m.add_class::<actors::Member>()?;
     m.add_class::<clock::ManualClock>()?;

@@ -1,16 +1,24 @@
-//! `lendkit.Library`: a library on its embedded adapters (a sled file or memory), with its
-//! background runner. Every method converts its arguments, releases the GIL around the core
-//! call and converts the answer; the rules are all in the core.
+//! `lendkit._native.Library`, the base of `lendkit.Library`: a library on its embedded adapters
+//! (a sled file or memory), with its background runner. Every method converts its arguments,
+//! releases the GIL around the core call and converts the answer; the rules are all in the core.
+//!
+//! Commands enter through one method, `execute` (and `execute_batch`): a command's fields are
+//! walked into its JSON form ([`json::command`]) and `Command::from_json_value` checks them all.
+//! The per-command methods (`reserve_book`, …) are generated Python (`lendkit/_commands.py`),
+//! mixed in by `lendkit.Library`, which is why this class is subclassable and `open` /
+//! `in_memory` build an instance of the class they are called on.
 
 use crate::actors;
-use crate::args::{self, Text};
+use crate::args::Text;
 use crate::call::{self, detached, Callback};
 use crate::errors;
+use crate::json;
 use crate::options::Options;
 use crate::rows::{BookRow, ConsumerStatus, DeadLetter, Event, MemberPage, Outcome};
 use crate::subscription::{Hub, Subscription};
 use lendkit::{Command, CommandId, Config, OpenLibrary};
 use pyo3::prelude::*;
+use pyo3::types::{PyMapping, PyType};
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -62,21 +70,55 @@ fn shut(open: Arc<OpenLibrary>) -> lendkit::Result<()> {
 /// Open one with `Library.open(path)` (a sled database file, durable) or
 /// `Library.in_memory()`, preferably in a `with` block. Safe to share between threads: every
 /// call releases the GIL while the core works.
-#[pyclass(module = "lendkit", frozen)]
+#[pyclass(module = "lendkit._native", frozen, subclass)]
 pub struct Library {
     state: Arc<State>,
 }
 
+/// Closes a library that is being dropped without `close()`.
+fn release(state: &State) {
+    if let Some(open) = state.take() {
+        // Stopping the runner waits for it, and it may be waiting for the GIL (a callback).
+        let close = move || {
+            let _ = catch_unwind(AssertUnwindSafe(|| shut(open)));
+        };
+        Python::try_attach(|py| py.detach(close));
+    }
+}
+
 impl Drop for Library {
     fn drop(&mut self) {
-        if let Some(open) = self.state.take() {
-            // Stopping the runner waits for it, and it may be waiting for the GIL (a callback).
-            let close = move || {
-                let _ = catch_unwind(AssertUnwindSafe(|| shut(open)));
-            };
-            Python::try_attach(|py| py.detach(close));
+        release(&self.state);
+    }
+}
+
+/// An opened library on its way into a new `Library` object: what `open` and `in_memory` hand
+/// to the class they are called on (the only way to make one).
+#[pyclass(module = "lendkit._native", frozen)]
+pub struct Opened {
+    state: Mutex<Option<Arc<State>>>,
+}
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        // Left over only when making the object failed (a subclass's `__init__` raised).
+        if let Some(state) = self
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            release(&state);
         }
     }
+}
+
+/// An instance of `cls` (`lendkit.Library` or a subclass) owning the library `state`.
+fn instantiate<'py>(cls: &Bound<'py, PyType>, state: Arc<State>) -> PyResult<Bound<'py, PyAny>> {
+    let opened = Opened {
+        state: Mutex::new(Some(state)),
+    };
+    cls.call1((Py::new(cls.py(), opened)?,))
 }
 
 /// Starts the Python side of an opened library.
@@ -85,7 +127,7 @@ fn start(
     config: Config,
     open: impl FnOnce(Config) -> lendkit::Result<OpenLibrary> + Send,
     origin: String,
-) -> PyResult<Library> {
+) -> PyResult<Arc<State>> {
     let background = config.background;
     let (open, hub) = detached(py, move || {
         let open = open(config)?;
@@ -105,7 +147,7 @@ fn start(
     let mut opened = OPENED.lock().unwrap_or_else(PoisonError::into_inner);
     opened.retain(|w| w.strong_count() > 0);
     opened.push(Arc::downgrade(&state));
-    Ok(Library { state })
+    Ok(state)
 }
 
 /// Closes every library still open (registered with `atexit` by `lendkit/__init__.py`).
@@ -135,22 +177,32 @@ impl Library {
             .clone()
             .ok_or_else(|| errors::closed(py))
     }
+}
 
-    /// Runs a command as `actor`.
-    fn execute(
-        &self,
-        py: Python<'_>,
-        command: Command,
-        actor: &Bound<'_, PyAny>,
-        command_id: Option<Text>,
-    ) -> PyResult<Outcome> {
-        let actor = actors::actor(actor)?;
-        let lib = self.lib(py)?;
-        let id = command_id.map(|t| CommandId(t.0));
-        detached(py, move || {
-            call::wait(lib.execute_with_id(command, &actor, id)).map(Outcome::from)
-        })
-    }
+/// A command id argument: a `str` (`TypeError` otherwise), or `None` for a generated one. The
+/// inner error is `INVALID_INPUT` for a `str` holding a lone surrogate.
+fn command_id(value: Option<&Bound<'_, PyAny>>) -> PyResult<lendkit::Result<Option<CommandId>>> {
+    let Some(value) = value.filter(|v| !v.is_none()) else {
+        return Ok(Ok(None));
+    };
+    let text = value
+        .cast::<pyo3::types::PyString>()
+        .map_err(|_| errors::wrong_type("command_id", "a str or None", value))?;
+    Ok(match text.to_cow() {
+        Ok(id) => Ok(Some(CommandId(id.into_owned()))),
+        Err(_) => Err(lendkit::Error::InvalidInput(format!(
+            "command_id is {}, which is not valid text: it holds a lone surrogate",
+            value.repr().map(|r| r.to_string()).unwrap_or_default()
+        ))),
+    })
+}
+
+/// A command from its Python mapping: `INVALID_INPUT` naming the field for a bad value.
+fn command(fields: &Bound<'_, PyAny>, skip: &[&str]) -> PyResult<lendkit::Result<Command>> {
+    let fields = fields
+        .cast::<PyMapping>()
+        .map_err(|_| errors::wrong_type("a command", "a dict of its fields", fields))?;
+    Ok(json::command(fields, skip)?.and_then(Command::from_json_value))
 }
 
 /// Waits for `lib.settle()` until `deadline`; false when the deadline passed first (the
@@ -182,11 +234,29 @@ fn settle_until(lib: &OpenLibrary, deadline: Option<Instant>) -> lendkit::Result
 
 #[pymethods]
 impl Library {
+    /// Made only by `open` and `in_memory`, which hand the opened library to the class.
+    #[new]
+    fn new(opened: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let state = opened.cast::<Opened>().ok().and_then(|o| {
+            o.get()
+                .state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+        });
+        match state {
+            Some(state) => Ok(Library { state }),
+            None => Err(pyo3::exceptions::PyTypeError::new_err(
+                "open a library with Library.open(path) or Library.in_memory()",
+            )),
+        }
+    }
+
     /// Opens (or creates) the library stored in the sled database at `path`.
     ///
     /// Fails with `StorageError` (`NOT_A_LIBRARY`, `SCHEMA_TOO_NEW`, `LIBRARY_LOCKED`) without
     /// changing anything. See the README for every keyword.
-    #[staticmethod]
+    #[classmethod]
     #[pyo3(signature = (
         path, *, welcome_points = 100, loan_days = 14, max_renewals = 2, durability = None,
         payment = None, notifier = None, clock = None, background = true, max_attempts = 5,
@@ -197,8 +267,8 @@ impl Library {
         clippy::too_many_arguments,
         reason = "one Rust argument per Python keyword argument"
     )]
-    fn open(
-        py: Python<'_>,
+    fn open<'py>(
+        cls: &Bound<'py, PyType>,
         path: PathBuf,
         welcome_points: u64,
         loan_days: u32,
@@ -215,7 +285,8 @@ impl Library {
         retry_backoff_ms: u64,
         workers: Option<BTreeMap<String, u32>>,
         fault_injection: bool,
-    ) -> PyResult<Library> {
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = cls.py();
         let config = Options {
             welcome_points,
             loan_days,
@@ -235,17 +306,13 @@ impl Library {
         }
         .config(py)?;
         let origin = format!("Library.open({:?})", path.display().to_string());
-        start(
-            py,
-            config,
-            move |config| call::wait(OpenLibrary::open_async(path, config)),
-            origin,
-        )
+        let open = move |config| call::wait(OpenLibrary::open_async(path, config));
+        instantiate(cls, start(py, config, open, origin)?)
     }
 
     /// A library kept in memory only: nothing survives the process. Same keywords as `open`
     /// (`durability` has no effect).
-    #[staticmethod]
+    #[classmethod]
     #[pyo3(signature = (
         *, welcome_points = 100, loan_days = 14, max_renewals = 2, durability = None,
         payment = None, notifier = None, clock = None, background = true, max_attempts = 5,
@@ -256,8 +323,8 @@ impl Library {
         clippy::too_many_arguments,
         reason = "one Rust argument per Python keyword argument"
     )]
-    fn in_memory(
-        py: Python<'_>,
+    fn in_memory<'py>(
+        cls: &Bound<'py, PyType>,
         welcome_points: u64,
         loan_days: u32,
         max_renewals: u32,
@@ -273,7 +340,8 @@ impl Library {
         retry_backoff_ms: u64,
         workers: Option<BTreeMap<String, u32>>,
         fault_injection: bool,
-    ) -> PyResult<Library> {
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = cls.py();
         let config = Options {
             welcome_points,
             loan_days,
@@ -292,12 +360,8 @@ impl Library {
             fault_injection,
         }
         .config(py)?;
-        start(
-            py,
-            config,
-            |config| call::wait(OpenLibrary::in_memory_async(config)),
-            "Library.in_memory()".into(),
-        )
+        let open = |config| call::wait(OpenLibrary::in_memory_async(config));
+        instantiate(cls, start(py, config, open, "Library.in_memory()".into())?)
     }
 
     // ---- lifetime ----------------------------------------------------------------------
@@ -355,85 +419,24 @@ impl Library {
 
     // ---- commands ----------------------------------------------------------------------
 
-    /// Puts a title in the catalogue with `copies` copies and a rental `fee` in points (librarian).
-    #[pyo3(signature = (book_id, title, copies, fee, *, author = None, actor, command_id = None))]
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one Rust argument per Python argument"
-    )]
-    fn register_book(
+    /// Runs `command` (`{"command": "reserve_book", "book_id": …}`) as `actor`. The core checks
+    /// every field: a bad one is `InvalidInputError` naming it. `lendkit.Library` has one method
+    /// per command over this one.
+    #[pyo3(signature = (command, *, actor, command_id = None))]
+    fn execute(
         &self,
         py: Python<'_>,
-        book_id: Text,
-        title: Text,
-        copies: &Bound<'_, PyAny>,
-        fee: &Bound<'_, PyAny>,
-        author: Option<Text>,
+        command: &Bound<'_, PyAny>,
         actor: &Bound<'_, PyAny>,
-        command_id: Option<Text>,
+        command_id: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Outcome> {
-        let command = Command::RegisterBook {
-            book_id: book_id.0,
-            title: title.0,
-            author: args::text(author),
-            copies: args::count(copies, "copies")?,
-            fee: args::amount(fee, "fee")?,
-        };
-        self.execute(py, command, actor, command_id)
-    }
-
-    /// Stocks `n` more copies of a book (librarian).
-    #[pyo3(signature = (book_id, n, *, actor, command_id = None))]
-    fn add_copies(
-        &self,
-        py: Python<'_>,
-        book_id: Text,
-        n: &Bound<'_, PyAny>,
-        actor: &Bound<'_, PyAny>,
-        command_id: Option<Text>,
-    ) -> PyResult<Outcome> {
-        let command = Command::AddCopies {
-            book_id: book_id.0,
-            copies: args::count(n, "n")?,
-        };
-        self.execute(py, command, actor, command_id)
-    }
-
-    /// Registers a member (librarian, or the person themselves); their point account opens
-    /// with the welcome points.
-    #[pyo3(signature = (member_id, name, *, contact = None, actor, command_id = None))]
-    fn join_member(
-        &self,
-        py: Python<'_>,
-        member_id: Text,
-        name: Text,
-        contact: Option<Text>,
-        actor: &Bound<'_, PyAny>,
-        command_id: Option<Text>,
-    ) -> PyResult<Outcome> {
-        let command = Command::JoinMember {
-            member_id: member_id.0,
-            name: name.0,
-            contact: args::text(contact),
-        };
-        self.execute(py, command, actor, command_id)
-    }
-
-    /// Adds points to a member's account (librarian).
-    #[pyo3(signature = (member_id, points, *, actor, command_id = None))]
-    fn top_up(
-        &self,
-        py: Python<'_>,
-        member_id: Text,
-        points: &Bound<'_, PyAny>,
-        actor: &Bound<'_, PyAny>,
-        command_id: Option<Text>,
-    ) -> PyResult<Outcome> {
-        let command = Command::TopUp {
-            member_id: member_id.0,
-            points: args::amount(points, "points")?,
-        };
-        self.execute(py, command, actor, command_id)
+        let command = self::command(command, &[])?.map_err(|e| errors::to_py(py, e))?;
+        let actor = actors::actor(actor)?;
+        let id = self::command_id(command_id)?.map_err(|e| errors::to_py(py, e))?;
+        let lib = self.lib(py)?;
+        detached(py, move || {
+            call::wait(lib.execute_with_id(command, &actor, id)).map(Outcome::from)
+        })
     }
 
     /// Runs many commands in order in one call, crossing into Rust once for the whole batch.
@@ -450,32 +453,26 @@ impl Library {
         commands: &Bound<'_, PyAny>,
         events: bool,
     ) -> PyResult<Vec<Py<PyAny>>> {
-        let dumps = py.import("json")?.getattr("dumps")?;
         let mut answers: Vec<Option<Py<PyAny>>> = Vec::new();
         let mut runnable = Vec::new();
         for item in commands.try_iter()? {
             let item = item?;
-            let dict = item
-                .cast::<pyo3::types::PyDict>()
-                .map_err(|_| errors::wrong_type("a batch item", "a dict", &item))?
-                .copy()?;
-            let actor = match dict.get_item("actor")? {
-                Some(a) => actors::actor(&a)?,
-                None => return Err(errors::invalid(py, "every batch item needs an \"actor\"")),
+            let fields = item
+                .cast::<PyMapping>()
+                .map_err(|_| errors::wrong_type("a batch item", "a dict", &item))?;
+            let actor = match fields.get_item("actor") {
+                Ok(a) => actors::actor(&a)?,
+                Err(_) => return Err(errors::invalid(py, "every batch item needs an \"actor\"")),
             };
-            dict.del_item("actor")?;
-            let command_id = match dict.get_item("command_id")? {
-                Some(id) if !id.is_none() => Some(CommandId(id.extract::<Text>()?.0)),
-                _ => None,
-            };
-            if dict.contains("command_id")? {
-                dict.del_item("command_id")?;
-            }
-            let text: String = dumps.call1((dict,))?.extract()?;
-            match Command::from_json(&text) {
-                Ok(command) => {
+            let value = json::command(fields, &["actor", "command_id"])?;
+            let id = command_id(fields.get_item("command_id").ok().as_ref())?;
+            let parsed = value
+                .and_then(Command::from_json_value)
+                .and_then(|command| Ok((command, id?)));
+            match parsed {
+                Ok((command, id)) => {
                     answers.push(None);
-                    runnable.push((command, actor, command_id));
+                    runnable.push((command, actor, id));
                 }
                 Err(e) => answers.push(Some(errors::to_py(py, e).into_value(py).into_any())),
             }
@@ -502,128 +499,6 @@ impl Library {
                 },
             })
             .collect()
-    }
-
-    /// Reserves a book, paying its fee now; `.rental_id` of the result names the rental. A copy
-    /// is allocated (or the rental cancelled and refunded) by the consumers that follow.
-    #[pyo3(signature = (
-        book_id, member_id, *, actor, rental_id = None, delivery_address = None, command_id = None
-    ))]
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one Rust argument per Python argument"
-    )]
-    fn reserve_book(
-        &self,
-        py: Python<'_>,
-        book_id: Text,
-        member_id: Text,
-        actor: &Bound<'_, PyAny>,
-        rental_id: Option<Text>,
-        delivery_address: Option<Text>,
-        command_id: Option<Text>,
-    ) -> PyResult<Outcome> {
-        let command = Command::ReserveBook {
-            book_id: book_id.0,
-            member_id: member_id.0,
-            rental_id: args::text(rental_id),
-            delivery_address: args::text(delivery_address),
-        };
-        self.execute(py, command, actor, command_id)
-    }
-
-    /// Picks up a confirmed rental: the loan starts.
-    #[pyo3(signature = (rental_id, *, actor, command_id = None))]
-    fn start_loan(
-        &self,
-        py: Python<'_>,
-        rental_id: Text,
-        actor: &Bound<'_, PyAny>,
-        command_id: Option<Text>,
-    ) -> PyResult<Outcome> {
-        self.execute(
-            py,
-            Command::StartLoan {
-                rental_id: rental_id.0,
-            },
-            actor,
-            command_id,
-        )
-    }
-
-    /// Brings a loan back.
-    #[pyo3(signature = (rental_id, *, actor, command_id = None))]
-    fn return_book(
-        &self,
-        py: Python<'_>,
-        rental_id: Text,
-        actor: &Bound<'_, PyAny>,
-        command_id: Option<Text>,
-    ) -> PyResult<Outcome> {
-        self.execute(
-            py,
-            Command::ReturnBook {
-                rental_id: rental_id.0,
-            },
-            actor,
-            command_id,
-        )
-    }
-
-    /// Cancels a reservation; the refund, the copy's release and the delivery's cancellation
-    /// follow as events.
-    #[pyo3(signature = (rental_id, *, actor, reason = None, command_id = None))]
-    fn cancel_rental(
-        &self,
-        py: Python<'_>,
-        rental_id: Text,
-        actor: &Bound<'_, PyAny>,
-        reason: Option<Text>,
-        command_id: Option<Text>,
-    ) -> PyResult<Outcome> {
-        let command = Command::CancelRental {
-            rental_id: rental_id.0,
-            reason: args::text(reason),
-        };
-        self.execute(py, command, actor, command_id)
-    }
-
-    /// Extends a loan by the loan period.
-    #[pyo3(signature = (rental_id, *, actor, command_id = None))]
-    fn renew_loan(
-        &self,
-        py: Python<'_>,
-        rental_id: Text,
-        actor: &Bound<'_, PyAny>,
-        command_id: Option<Text>,
-    ) -> PyResult<Outcome> {
-        self.execute(
-            py,
-            Command::RenewLoan {
-                rental_id: rental_id.0,
-            },
-            actor,
-            command_id,
-        )
-    }
-
-    /// Records that a delivery arrived (librarian); the loan starts.
-    #[pyo3(signature = (rental_id, *, actor, command_id = None))]
-    fn mark_delivered(
-        &self,
-        py: Python<'_>,
-        rental_id: Text,
-        actor: &Bound<'_, PyAny>,
-        command_id: Option<Text>,
-    ) -> PyResult<Outcome> {
-        self.execute(
-            py,
-            Command::MarkDelivered {
-                rental_id: rental_id.0,
-            },
-            actor,
-            command_id,
-        )
     }
 
     // ---- queries -----------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pickle
 import re
-import sys
 from pathlib import Path
 from typing import Callable, Dict, Tuple, Type
 
@@ -142,8 +141,7 @@ def test_storage_errors_on_open(tmp_path: Path) -> None:
 
 
 def test_wrong_python_types_raise_builtin_errors(lib: lendkit.Library) -> None:
-    # PyO3 names the argument in a PEP 678 note, which Python 3.11+ shows (and pytest matches).
-    # Numbers are the package's own InvalidInputError (code INVALID_INPUT), naming the argument.
+    # Fields of a command are checked by the core: InvalidInputError (code INVALID_INPUT), naming the field.
     with pytest.raises(lendkit.InvalidInputError, match="copies must be a whole number"):
         lib.register_book("b-1", "T", "two", 10, actor=LIBRARIAN)  # type: ignore[arg-type]
     with pytest.raises(lendkit.InvalidInputError, match="copies is -1"):
@@ -152,8 +150,11 @@ def test_wrong_python_types_raise_builtin_errors(lib: lendkit.Library) -> None:
         lib.register_book("b-1", "T", 1, 10, actor="librarian:lib-1")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="actor"):
         lib.register_book("b-1", "T", 1, 10)  # type: ignore[call-arg]
-    with pytest.raises(TypeError, match="book_id" if sys.version_info >= (3, 11) else "str"):
+    # A missing required field is the core's InvalidInputError (a ValueError), naming it.
+    with pytest.raises(ValueError, match="book_id"):
         lib.register_book(None, "T", 1, 10, actor=LIBRARIAN)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="command_id"):
+        lib.register_book("b-1", "T", 1, 10, actor=LIBRARIAN, command_id=5)  # type: ignore[arg-type]
     with pytest.raises(lendkit.InvalidInputError):
         lendkit.Librarian("")
     with pytest.raises(ValueError, match="durability"):

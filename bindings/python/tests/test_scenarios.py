@@ -30,7 +30,7 @@ PENDING = "_pending/"
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00.000Z
 COMMANDS = set(SCHEMA["$defs"]["commands"]["$defs"])
 # Command fields whose Python keyword differs from the JSON field name.
-KEYWORDS = {("add_copies", "copies"): "n"}
+KEYWORDS: Dict[Any, str] = {}  # none since add_copies takes copies=
 
 
 class Malformed(Exception):

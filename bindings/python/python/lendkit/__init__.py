@@ -21,13 +21,13 @@ from __future__ import annotations
 import atexit
 
 from . import _native
+from ._commands import CommandName, ErrorCode, EventType
 from ._native import (
     BookRow,
     ConsumerStatus,
     DeadLetter,
     Event,
     Librarian,
-    Library,
     ManualClock,
     Member,
     MemberPage,
@@ -49,6 +49,7 @@ from .errors import (
     StorageError,
     UnauthorizedError,
 )
+from .library import Library
 from .ports import Durability, Notifier, PaymentGateway
 
 # Stop every library's background runner before the interpreter shuts down under it.
@@ -57,11 +58,14 @@ atexit.register(_native._close_all)
 __all__ = [
     "CODES",
     "BookRow",
+    "CommandName",
     "ConflictError",
     "ConsumerStatus",
     "DeadLetter",
     "Durability",
+    "ErrorCode",
     "Event",
+    "EventType",
     "InvalidInputError",
     "LendkitError",
     "Librarian",

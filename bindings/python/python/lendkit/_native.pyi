@@ -5,11 +5,15 @@ import os
 from types import TracebackType
 from typing import Any, Callable, Dict, Iterable, List, Literal, Mapping, Optional, Tuple, Type, final
 
+from typing_extensions import Self, disjoint_base
+
+from lendkit._commands import EventType
 from lendkit.ports import Durability, Notifier, PaymentGateway
 
 __all__ = [
     "__version__",
     "Library",
+    "Opened",
     "Librarian",
     "Member",
     "ManualClock",
@@ -170,7 +174,7 @@ class DeadLetter:
     @property
     def event_id(self) -> str: ...
     @property
-    def event_type(self) -> str: ...
+    def event_type(self) -> EventType: ...
     @property
     def error(self) -> str: ...
     @property
@@ -189,7 +193,7 @@ class Notice:
     @property
     def rental_id(self) -> str: ...
     @property
-    def kind(self) -> str: ...
+    def kind(self) -> EventType: ...
     @property
     def message(self) -> str: ...
     @property
@@ -225,7 +229,7 @@ class Event:
     @property
     def event_id(self) -> str: ...
     @property
-    def type(self) -> str: ...
+    def type(self) -> EventType: ...
     @property
     def stream(self) -> str: ...
     @property
@@ -260,15 +264,19 @@ class Outcome:
     @property
     def events(self) -> List[Event]: ...
     @property
-    def types(self) -> List[str]: ...
+    def types(self) -> List[EventType]: ...
     def to_dict(self) -> Dict[str, Any]: ...
     def __eq__(self, value: object, /) -> bool: ...
     def __ne__(self, value: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
+class Opened:
+    """An opened library on its way into a new Library object (made by open and in_memory)."""
+
+@disjoint_base
 class Library:
-    """A lending library: commands, queries, and the consumers that react to events.
+    """The native half of lendkit.Library, which adds one method per command (lendkit/_commands.py).
 
     ``payment`` answers: ``charge`` returns the payment id (a non-empty ``str``) or ``None`` (the
     key is the id); any other answer (a number, ``""``, a dict, an awaitable, …) is a failed
@@ -277,8 +285,10 @@ class Library:
     no limit; a charge that never returns then waits until ``close()``.
     """
 
-    @staticmethod
+    def __new__(cls, opened: Opened) -> Self: ...
+    @classmethod
     def open(
+        cls,
         path: str | os.PathLike[str],
         *,
         welcome_points: int = 100,
@@ -296,9 +306,10 @@ class Library:
         retry_backoff_ms: int = 1000,
         workers: Optional[Mapping[str, int]] = None,
         fault_injection: bool = False,
-    ) -> Library: ...
-    @staticmethod
+    ) -> Self: ...
+    @classmethod
     def in_memory(
+        cls,
         *,
         welcome_points: int = 100,
         loan_days: int = 14,
@@ -315,7 +326,7 @@ class Library:
         retry_backoff_ms: int = 1000,
         workers: Optional[Mapping[str, int]] = None,
         fault_injection: bool = False,
-    ) -> Library: ...
+    ) -> Self: ...
 
     # lifetime
     def close(self) -> None:
@@ -324,7 +335,7 @@ class Library:
         nothing; so does every later call. Closing twice is harmless."""
     @property
     def closed(self) -> bool: ...
-    def __enter__(self) -> Library: ...
+    def __enter__(self) -> Self: ...
     def __exit__(
         self,
         _exc_type: Optional[Type[BaseException]] = None,
@@ -333,66 +344,19 @@ class Library:
     ) -> bool: ...
     def flush(self) -> None: ...
 
-    # commands
-    def register_book(
+    # commands: lendkit.Library has one method per command over execute
+    def execute(
         self,
-        book_id: str,
-        title: str,
-        copies: int,
-        fee: int,
+        command: Mapping[str, object],
         *,
-        author: Optional[str] = None,
         actor: _Actor,
         command_id: Optional[str] = None,
-    ) -> Outcome: ...
-    def add_copies(
-        self, book_id: str, n: int, *, actor: _Actor, command_id: Optional[str] = None
-    ) -> Outcome: ...
-    def join_member(
-        self,
-        member_id: str,
-        name: str,
-        *,
-        contact: Optional[str] = None,
-        actor: _Actor,
-        command_id: Optional[str] = None,
-    ) -> Outcome: ...
-    def top_up(
-        self, member_id: str, points: int, *, actor: _Actor, command_id: Optional[str] = None
-    ) -> Outcome: ...
+    ) -> Outcome:
+        """Runs ``command`` (``{"command": "reserve_book", "book_id": …}``) as ``actor``; a bad
+        field is ``InvalidInputError`` naming it."""
     def execute_batch(
         self, commands: Iterable[Mapping[str, Any]], *, events: bool = True
     ) -> List[Any]: ...
-    def reserve_book(
-        self,
-        book_id: str,
-        member_id: str,
-        *,
-        actor: _Actor,
-        rental_id: Optional[str] = None,
-        delivery_address: Optional[str] = None,
-        command_id: Optional[str] = None,
-    ) -> Outcome: ...
-    def start_loan(
-        self, rental_id: str, *, actor: _Actor, command_id: Optional[str] = None
-    ) -> Outcome: ...
-    def return_book(
-        self, rental_id: str, *, actor: _Actor, command_id: Optional[str] = None
-    ) -> Outcome: ...
-    def cancel_rental(
-        self,
-        rental_id: str,
-        *,
-        actor: _Actor,
-        reason: Optional[str] = None,
-        command_id: Optional[str] = None,
-    ) -> Outcome: ...
-    def renew_loan(
-        self, rental_id: str, *, actor: _Actor, command_id: Optional[str] = None
-    ) -> Outcome: ...
-    def mark_delivered(
-        self, rental_id: str, *, actor: _Actor, command_id: Optional[str] = None
-    ) -> Outcome: ...
 
     # queries: without an actor the host is trusted; with one, reads are authorized like
     # commands (a member reads only their own page; the log, dead letters and consumers are
