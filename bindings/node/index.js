@@ -373,7 +373,7 @@ function warnSubscriber(e) {
 }
 
 /**
- * A lending library. Open one with `await Library.open(path, options)` (a sled database file)
+ * A lending library. Open one with `await Library.open(path, options)` (a sled database: a folder)
  * or `await Library.inMemory(options)`; close it with `await lib.close()`.
  */
 class Library extends LibraryCommands {

@@ -6,6 +6,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { ErrorCode, LendkitError, Librarian, Member } from '../index.js'
 import { join } from 'node:path'
+import { readFileSync } from 'node:fs'
 import { librarian, stocked, tempDir } from './helpers.mjs'
 
 const hostileGetter = {
@@ -69,18 +70,12 @@ const VALUES = [
 
 const ACTORS = [librarian, Member('m-0'), undefined, null, 'librarian:lib-1', { role: 'librarian' }, { role: 'member', id: 5 }, { role: 'system', id: 'x' }, proxy]
 
-const FIELDS = {
-  registerBook: ['bookId', 'title', 'copies', 'fee', 'author', 'commandId'],
-  addCopies: ['bookId', 'copies', 'commandId'],
-  joinMember: ['memberId', 'name', 'contact', 'commandId'],
-  topUp: ['memberId', 'points', 'commandId'],
-  reserveBook: ['bookId', 'memberId', 'rentalId', 'deliveryAddress', 'commandId'],
-  startLoan: ['rentalId', 'commandId'],
-  returnBook: ['rentalId', 'commandId'],
-  cancelRental: ['rentalId', 'reason', 'commandId'],
-  renewLoan: ['rentalId', 'commandId'],
-  markDelivered: ['rentalId', 'commandId'],
-}
+// Every command's fields, camelCase, from the core's schema (docs/schema.json).
+const camel = (name) => name.replace(/_([a-z])/g, (_, c) => c.toUpperCase())
+const SCHEMA = JSON.parse(readFileSync(new URL('../../../docs/schema.json', import.meta.url), 'utf8'))
+const FIELDS = Object.fromEntries(
+  SCHEMA.commands.map((c) => [camel(c.name), [...c.fields.map((f) => camel(f.name)), 'commandId']]),
+)
 const VALID = {
   registerBook: { bookId: 'b-9', title: 'T', copies: 1, fee: 1 },
   addCopies: { bookId: 'b-1', copies: 1 },
@@ -93,6 +88,10 @@ const VALID = {
   renewLoan: { rentalId: 'r-0' },
   markDelivered: { rentalId: 'r-0' },
 }
+
+test('the fuzzer has a valid input for every command of the schema', () => {
+  assert.deepEqual(Object.keys(VALID).sort(), Object.keys(FIELDS).sort())
+})
 
 /** Calls `fn`; a failure must be a LendkitError with a known code. Returns 'ok' or the code. */
 async function attempt(what, fn) {

@@ -67,7 +67,7 @@ fn shut(open: Arc<OpenLibrary>) -> lendkit::Result<()> {
 
 /// A lending library: commands, queries, and the consumers that react to events.
 ///
-/// Open one with `Library.open(path)` (a sled database file, durable) or
+/// Open one with `Library.open(path)` (a sled database: a folder; durable) or
 /// `Library.in_memory()`, preferably in a `with` block. Safe to share between threads: every
 /// call releases the GIL while the core works.
 #[pyclass(module = "lendkit._native", frozen, subclass)]

@@ -9,6 +9,7 @@ views equal a fresh rebuild from the log after reopening.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -65,19 +66,18 @@ WEIRD = st.one_of(
 )
 ACTORS = st.one_of(st.sampled_from([LIBRARIAN, lendkit.Member("m-1"), lendkit.Member("m-2")]), WEIRD)
 
-# name -> (positional arguments, keyword arguments besides actor; None: takes no actor)
+# name -> (positional arguments, keyword arguments besides actor), from the core's schema: the
+# required fields are positional, the optional ones keyword-only.
+SCHEMA = json.loads((Path(__file__).parents[3] / "docs" / "schema.json").read_text(encoding="utf-8"))
 COMMANDS: Dict[str, Tuple[int, List[str]]] = {
-    "register_book": (4, ["author", "command_id"]),
-    "add_copies": (2, ["command_id"]),
-    "join_member": (2, ["contact", "command_id"]),
-    "top_up": (2, ["command_id"]),
-    "reserve_book": (2, ["rental_id", "delivery_address", "command_id"]),
-    "start_loan": (1, ["command_id"]),
-    "return_book": (1, ["command_id"]),
-    "cancel_rental": (1, ["reason", "command_id"]),
-    "renew_loan": (1, ["command_id"]),
-    "mark_delivered": (1, ["command_id"]),
+    c["name"]: (
+        sum(1 for f in c["fields"] if not f["optional"]),
+        [f["name"] for f in c["fields"] if f["optional"]] + ["command_id"],
+    )
+    for c in SCHEMA["commands"]
 }
+MOST_POSITIONAL = max(n for n, _ in COMMANDS.values())
+KEYWORDS = sorted({k for _, ks in COMMANDS.values() for k in ks})
 QUERIES: Dict[str, int] = {
     "member_page": 1,
     "events": 2,
@@ -132,9 +132,8 @@ def test_fuzz_every_method(tmp_path: Path) -> None:
     @settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(
         name=st.sampled_from(sorted(COMMANDS)),
-        args=st.lists(st.one_of(IDS, WEIRD), min_size=4, max_size=4),
-        kwargs=st.dictionaries(st.sampled_from(["author", "command_id", "contact", "rental_id",
-                                                "delivery_address", "reason"]), WEIRD, max_size=2),
+        args=st.lists(st.one_of(IDS, WEIRD), min_size=MOST_POSITIONAL, max_size=MOST_POSITIONAL),
+        kwargs=st.dictionaries(st.sampled_from(KEYWORDS), WEIRD, max_size=2),
         actor=ACTORS,
     )
     def commands(name: str, args: List[Any], kwargs: Dict[str, Any], actor: Any) -> None:

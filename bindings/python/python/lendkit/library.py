@@ -11,7 +11,7 @@ __all__ = ["Library"]
 class Library(_native.Library, LibraryCommands):
     """A lending library: commands, queries, and the consumers that react to events.
 
-    Open one with ``Library.open(path)`` (a sled database file, durable) or
+    Open one with ``Library.open(path)`` (a sled database: a folder; durable) or
     ``Library.in_memory()``, preferably in a ``with`` block. Safe to share between threads: every
     call releases the GIL while the core works.
 
