@@ -139,6 +139,18 @@ macro_rules! commands {
             pub fn name(&self) -> &'static str {
                 match self { $( Command::$variant { .. } => $name, )* }
             }
+
+            /// Checks the input rules every command shares, field by field from the table: ids
+            /// well formed, texts bounded, amounts in `1..=`[`MAX_AMOUNT`].
+            pub fn validate(&self) -> Result<(), Error> {
+                match self {
+                    $( Command::$variant { $($field),* } => {
+                        $( FieldValue::check($field, stringify!($field), field_spec!($ty $(< $inner >)?).0)
+                            .map_err(Error::InvalidInput)?; )*
+                    } )*
+                }
+                Ok(())
+            }
         }
     };
 }
@@ -273,12 +285,41 @@ impl Command {
         let json = serde_json::to_string(self).unwrap_or_default();
         crate::ids::digest(&["command", &actor.to_string(), &json])
     }
+}
 
-    /// Checks the input rules every command shares, field by field from [`Command::SPECS`]:
-    /// ids well formed, texts bounded, amounts in `1..=`[`MAX_AMOUNT`].
-    pub fn validate(&self) -> Result<(), Error> {
-        let value = serde_json::to_value(self).map_err(not_a_command)?;
-        check_fields(self.spec(), &value).map_err(Error::InvalidInput)
+/// A field's value, checked by the rule of its kind (the same rules [`check_fields`] applies to
+/// the JSON form).
+trait FieldValue {
+    fn check(&self, name: &str, kind: FieldKind) -> Result<(), String>;
+}
+
+impl FieldValue for String {
+    fn check(&self, name: &str, kind: FieldKind) -> Result<(), String> {
+        match kind {
+            FieldKind::Id => validate_id(name, self),
+            FieldKind::Text => validate_text(name, self, true),
+            FieldKind::Note | FieldKind::Amount | FieldKind::Count => {
+                validate_text(name, self, false)
+            }
+        }
+    }
+}
+
+impl FieldValue for u64 {
+    fn check(&self, name: &str, _: FieldKind) -> Result<(), String> {
+        validate_amount(name, *self)
+    }
+}
+
+impl FieldValue for u32 {
+    fn check(&self, name: &str, _: FieldKind) -> Result<(), String> {
+        validate_amount(name, u64::from(*self))
+    }
+}
+
+impl<T: FieldValue> FieldValue for Option<T> {
+    fn check(&self, name: &str, kind: FieldKind) -> Result<(), String> {
+        self.as_ref().map_or(Ok(()), |v| v.check(name, kind))
     }
 }
 

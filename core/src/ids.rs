@@ -199,17 +199,33 @@ impl CommandId {
     }
 }
 
-/// A stable 128-bit digest of `parts` (a name-based UUID, SHA-1), as 32 hex digits. The same
-/// input gives the same digest in every version and on every machine.
+/// A stable 128-bit digest of `parts` (FNV-1a, 128 bits, each part prefixed by its length), as
+/// 32 hex digits. The same input gives the same digest in every version and on every machine;
+/// it tells commands apart and derives ids, and guards against no adversary (an id's owner is
+/// the only one who can reuse it).
 pub(crate) fn digest(parts: &[&str]) -> String {
-    let mut bytes = Vec::new();
-    for p in parts {
-        bytes.extend_from_slice(&(p.len() as u64).to_be_bytes());
-        bytes.extend_from_slice(p.as_bytes());
+    let mut chunks: Vec<&[u8]> = Vec::with_capacity(parts.len() * 2);
+    let lengths: Vec<[u8; 8]> = parts
+        .iter()
+        .map(|p| (p.len() as u64).to_be_bytes())
+        .collect();
+    for (p, len) in parts.iter().zip(&lengths) {
+        chunks.push(len);
+        chunks.push(p.as_bytes());
     }
-    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, &bytes)
-        .simple()
-        .to_string()
+    format!("{:032x}", fnv1a_128(&chunks))
+}
+
+/// FNV-1a with 128 bits over the bytes of `chunks`, in order.
+fn fnv1a_128(chunks: &[&[u8]]) -> u128 {
+    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+    let mut hash = OFFSET;
+    for b in chunks.iter().flat_map(|c| c.iter()) {
+        hash ^= u128::from(*b);
+        hash = hash.wrapping_mul(PRIME);
+    }
+    hash
 }
 
 impl RentalId {
@@ -534,6 +550,34 @@ mod tests {
         assert_eq!(
             CommandId::system("charge:r-1").as_str(),
             "system:charge:r-1"
+        );
+    }
+
+    #[test]
+    fn digests_are_stable_across_versions() {
+        // Stored in command records: these values must never change.
+        assert_eq!(
+            digest(&["rental", "c-77"]),
+            "60727b055c1a695981df6381fdf0e00f"
+        );
+        assert_eq!(digest(&["rental", "c-78"]), digest(&["rental", "c-78"]));
+        assert_ne!(
+            digest(&["ab", "c"]),
+            digest(&["a", "bc"]),
+            "parts are length-prefixed"
+        );
+    }
+
+    #[test]
+    fn the_digest_is_fnv_1a_128() {
+        // The published FNV-1a 128-bit test vectors for "" and "a".
+        assert_eq!(
+            format!("{:032x}", fnv1a_128(&[])),
+            "6c62272e07bb014262b821756295c58d"
+        );
+        assert_eq!(
+            format!("{:032x}", fnv1a_128(&[b"a"])),
+            "d228cb696f1a8caf78912b704e4a8964"
         );
     }
 
