@@ -274,6 +274,7 @@ impl Library {
                             policy.name, e.event_id
                         )),
                         fingerprint: String::new(),
+                        fresh: false,
                         correlation_id: e.correlation_id.clone(),
                         causation_id: e.event_id.clone(),
                     };

@@ -54,6 +54,9 @@ struct Meta {
     command_id: CommandId,
     /// The caller's command's [`Command::fingerprint`]; empty for lendkit's own commands.
     fingerprint: String,
+    /// True when the library generated the command id just now: no record can exist for it
+    /// yet, so the first try skips looking for one.
+    fresh: bool,
     correlation_id: String,
     causation_id: String,
 }
@@ -137,6 +140,7 @@ impl Library {
         if let Some(id) = &command_id {
             crate::ids::validate_command_id(id.as_str()).map_err(Error::InvalidInput)?;
         }
+        let fresh = command_id.is_none();
         let command_id = command_id.unwrap_or_else(CommandId::generate);
         let fingerprint = command.fingerprint(actor);
         let rental = match &command {
@@ -151,6 +155,7 @@ impl Library {
             actor: actor.clone(),
             command_id: command_id.clone(),
             fingerprint,
+            fresh,
             correlation_id: correlation,
             causation_id: command_id.to_string(),
         };

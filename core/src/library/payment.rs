@@ -19,6 +19,7 @@ impl PointsGateway {
             causation_id: command_id.to_string(),
             command_id,
             fingerprint: String::new(),
+            fresh: false,
             correlation_id: key.to_string(),
         }
     }
@@ -84,8 +85,10 @@ impl Library {
         delivery_address: Option<String>,
         meta: &Meta,
     ) -> Result<Vec<Envelope>> {
-        if let Some(done) = self.engine.recorded(meta).await? {
-            return Ok(done);
+        if !meta.fresh {
+            if let Some(done) = self.engine.recorded(meta).await? {
+                return Ok(done);
+            }
         }
         match self
             .reserve_once(book, member, rental, delivery_address, meta)
