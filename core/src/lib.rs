@@ -19,6 +19,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod aggregate;
+pub mod calendar;
 pub mod catalog;
 pub mod codes;
 pub mod deliveries;
