@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::Rng;
+
 use lendkit::{Actor, Command, Config, ErrorCode, OpenLibrary};
 use libtest_mimic::{Arguments, Trial};
 use std::io::{BufRead, BufReader, Write};
@@ -30,17 +32,6 @@ fn main() {
         )],
     )
     .exit();
-}
-
-/// A small deterministic random number generator (xorshift), so no extra crate is needed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 fn config() -> Config {

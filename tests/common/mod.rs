@@ -240,3 +240,16 @@ pub fn check_invariants(lib: &Library) {
     assert_eq!(rebuilt.0, book_list, "book list differs from a rebuild");
     assert_eq!(rebuilt.1, pages, "member pages differ from a rebuild");
 }
+
+/// A small deterministic random number generator (xorshift), so no extra crate is needed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// A number in `0..n`.
+    pub fn next(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
