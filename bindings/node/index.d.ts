@@ -1,9 +1,10 @@
 // Types of the `lendkit` package: what `require('lendkit')` / `import … from 'lendkit'` gives.
 // Written by hand for the wrapper (index.js), except the commands and the rows: the command
 // methods, inputs and the `EventType` / `ErrorCode` unions, and the rows the library answers with
-// (`BookRow`, `MemberPage`, `LendkitEvent`, `Outcome`, …), are generated from docs/schema.json into
-// commands.d.ts (`python3 scripts/generate.py`), merged into `Library` and re-exported here. The native half's generated
-// types are in native.d.ts, and test/types-check.ts fails when the two drift apart.
+// (`BookRow`, `MemberPage`, `LendkitEvent`, `Outcome`, …), are generated from docs/schema.json
+// into commands.d.ts (`python3 scripts/generate.py`), merged into `Library` and re-exported here.
+// The native half's generated types are in native.d.ts, and test/types-check.ts fails when the
+// two drift apart.
 
 import type {
   BatchItem,
