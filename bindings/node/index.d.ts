@@ -1,24 +1,45 @@
 // Types of the `lendkit` package: what `require('lendkit')` / `import … from 'lendkit'` gives.
-// Written by hand for the wrapper (index.js), except the commands: their methods, inputs and the
-// `EventType` / `ErrorCode` unions are generated from docs/schema.json into commands.d.ts
-// (`python3 scripts/generate.py`) and merged into `Library` here. The native half's generated
-// types are in native.d.ts, and test/types-check.ts fails when the two drift apart.
+// Written by hand for the wrapper (index.js), except the commands and the rows: the command
+// methods, inputs and the `EventType` / `ErrorCode` unions, and the rows the library answers with
+// (`BookRow`, `MemberPage`, `LendkitEvent`, `Outcome`, …), are generated from docs/schema.json
+// into commands.d.ts (`python3 scripts/generate.py`), merged into `Library` and re-exported here.
+// The native half's generated types are in native.d.ts, and test/types-check.ts fails when the
+// two drift apart.
 
-import type { BatchItem, CommandInputs, CommandName, ErrorCode as ErrorCodeUnion, EventType, LibraryCommands } from './commands.js'
+import type {
+  BatchItem,
+  BookRow,
+  CommandInputs,
+  CommandName,
+  DeadLetter,
+  ErrorCode as ErrorCodeUnion,
+  LendkitEvent,
+  LibraryCommands,
+  MemberPage,
+  Notice,
+  Outcome,
+} from './commands.js'
 
 export type {
   AddCopiesInput,
   BatchItem,
+  BookRow,
   CancelRentalInput,
   CommandInput,
   CommandInputs,
   CommandName,
+  DeadLetter,
   EventType,
   JoinMemberInput,
+  LendkitEvent,
   LibraryCommands,
   MarkDeliveredInput,
+  MemberPage,
+  Notice,
+  Outcome,
   RegisterBookInput,
   RenewLoanInput,
+  RentalRow,
   ReserveBookInput,
   ReturnBookInput,
   StartLoanInput,
@@ -99,18 +120,6 @@ export interface PaymentGateway {
   refund(key: string, memberId: string, amount: number): unknown
 }
 
-/** A message to a member about their rental or delivery. */
-export interface Notice {
-  memberId: string
-  rentalId: string
-  /** The event that caused it: `RentalConfirmed`, `DeliveryStarted`, … */
-  kind: EventType
-  /** A readable sentence. */
-  message: string
-  /** The causing event's id, so a notifier can drop duplicates. */
-  eventId: string
-}
-
 /**
  * Sends a notice (sync or async). Whatever it returns (or resolves to) is a success; a thrown value
  * or a rejected promise is retried later. Rentals never wait for it; `close()` does not either.
@@ -182,99 +191,13 @@ export type OutcomeOf<C extends CommandName> = C extends 'reserveBook' ? Reserve
 
 // ---- answers -----------------------------------------------------------------------------------
 
-/**
- * A stored event. The envelope's keys are camelCase; the `payload` keeps the stored snake_case
- * field names (`payment_id`, `delivery_address`, …), because it is the wire format every
- * language reads.
- */
-export interface LendkitEvent {
-  /** `stream#version`. */
-  eventId: string
-  /** `rental:r-1`, `book:isbn-1`, `member:m-1`, `account:m-1`, `delivery:r-1`. */
-  stream: string
-  /** Version within the stream, from 1. */
-  version: number
-  /** Position in the global log, from 1, without gaps. */
-  position: number
-  /** When it was decided, in ms since the Unix epoch. */
-  occurredAt: number
-  /** The business case: the rental id for everything about a rental, else the member or book id. */
-  correlationId: string
-  /** The command id or event id that caused it. */
-  causationId: string
-  commandId: string
-  /** `librarian:ID`, `member:ID` or `system`. */
-  actor: string
-  /** `BookRegistered`, `RentalReserved`, `CopyAllocated`, `RentalConfirmed`, … */
-  type: EventType
-  /** The payload's schema version. */
-  schema: number
-  /** The event's fields, snake_case as stored. */
-  payload: Record<string, unknown>
-}
+// The rows (`LendkitEvent`, `Outcome`, `BookRow`, `RentalRow`, `MemberPage`, `DeadLetter`,
+// `Notice`) are generated from docs/schema.json into commands.d.ts and re-exported above.
 export type { LendkitEvent as Event }
-
-/** What a command returns: the events it stored (none when it changed nothing). */
-export interface Outcome {
-  /** Send it again to retry safely. */
-  commandId: string
-  /** The rental the command was about. */
-  rentalId?: string
-  events: LendkitEvent[]
-}
 
 /** `reserveBook` always names its rental. */
 export interface ReserveOutcome extends Outcome {
   rentalId: string
-}
-
-export interface BookRow {
-  bookId: string
-  title: string
-  author?: string
-  fee: number
-  copies: number
-  /** On the shelf. */
-  available: number
-  /** Held for reservations not yet picked up. */
-  reserved: number
-  onLoan: number
-  status: 'available' | 'reserved' | 'on_loan'
-  /** The last business step about this book (`BookRegistered`, `RentalReserved`, …). */
-  lastActivity: string
-}
-
-export interface RentalRow {
-  rentalId: string
-  bookId: string
-  status: 'reserved' | 'confirmed' | 'on_loan' | 'returned' | 'canceled'
-  paymentStatus: 'charged' | 'refunded'
-  deliveryStatus: 'none' | 'started' | 'delivered' | 'canceled'
-  fee: number
-  /** `YYYY-MM-DD` (UTC), once on loan. */
-  dueDate?: string
-  /** Days late, once returned. */
-  lateDays?: number
-}
-
-export interface MemberPage {
-  memberId: string
-  name: string
-  points: number
-  /** Oldest first. */
-  rentals: RentalRow[]
-}
-
-export interface DeadLetter {
-  /** `consumer@position`. */
-  id: string
-  consumer: string
-  position: number
-  eventId: string
-  eventType: EventType
-  /** The last error. */
-  error: string
-  attempts: number
 }
 
 /** The consumers that can be paused, resumed and redelivered to. */

@@ -417,6 +417,16 @@ impl Outcome {
     pub fn types(&self) -> Vec<&'static str> {
         self.events.iter().map(Envelope::type_name).collect()
     }
+
+    /// The JSON form: `command_id`, `rental_id` (null when none) and `events`, each in its
+    /// wire form ([`Envelope::to_json`]).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "command_id": self.command_id.0,
+            "rental_id": self.rental_id.as_ref().map(ToString::to_string),
+            "events": self.events.iter().map(Envelope::to_json).collect::<Vec<_>>(),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ pub mod command;
 pub mod library;
 pub mod payment;
 pub mod policies;
+pub mod rows;
 pub mod schema;
 pub mod views;
 

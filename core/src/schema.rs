@@ -1,5 +1,5 @@
 //! The library's surface as data: every command with its fields, every event type, every
-//! error code and every consumer. The bindings' generated methods and type declarations are made
+//! error code, every consumer and every row the library answers with ([`crate::rows`]). The bindings' generated methods and type declarations are made
 //! from this (`docs/schema.json`, checked against [`schema`] by a test), so a command or an event
 //! added to the core reaches Python and JavaScript without a hand-written line.
 
@@ -7,6 +7,7 @@ use crate::command::Command;
 use crate::error::ErrorCode;
 use crate::event::Event;
 use crate::policies::POLICIES;
+use crate::rows::{RowSpec, ROWS};
 use serde_json::{json, Value};
 
 /// The schema as JSON (see the module docs). Keys and order are stable, so the text it prints
@@ -33,6 +34,7 @@ pub fn schema() -> Value {
         "events": events,
         "errors": errors,
         "consumers": consumers,
+        "rows": ROWS.iter().map(RowSpec::to_json).collect::<Vec<_>>(),
     })
 }
 

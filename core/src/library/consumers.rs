@@ -52,7 +52,7 @@ impl Consumer {
 }
 
 /// A consumer's progress.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ConsumerStatus {
     /// Its name (`catalog`, `book_list`, …).
     pub name: String,
