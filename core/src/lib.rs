@@ -20,6 +20,7 @@
 
 pub mod aggregate;
 pub mod catalog;
+pub mod circulation;
 pub mod codes;
 pub mod deliveries;
 pub mod error;
