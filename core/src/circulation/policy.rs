@@ -55,8 +55,8 @@ impl TimeUnit {
 
 /// A length of time, written `"14 days"`, `"4 hours"`, `"90 minutes"` or `"2 weeks"` (the
 /// singular is accepted too). Its length in milliseconds is at most [`MAX_AMOUNT`] (about 285,000
-/// years), so a due date computed from it always fits a timestamp.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// years), so a due date computed from it always fits a timestamp. Serialized as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Period {
     /// How many units.
     pub amount: u64,
@@ -95,6 +95,18 @@ impl Period {
     }
 }
 
+impl Serialize for Period {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl Serialize for CalendarDate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl fmt::Display for Period {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.amount, self.unit.as_str())
@@ -102,7 +114,8 @@ impl fmt::Display for Period {
 }
 
 /// A calendar date, written `YYYY-MM-DD` (ISO 8601), checked to exist (30 February does not).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+/// Serialized as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct CalendarDate {
     /// The year, 1 to 9999.
     pub year: u16,
