@@ -12,6 +12,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use lendkit::catalog::BookError;
+use lendkit::circulation::{Format, RulesTable};
 use lendkit::event::Envelope;
 use lendkit::policies::POLICIES;
 use lendkit::views::{BookRow, MemberPage};
@@ -159,6 +160,11 @@ enum Cmd {
         /// The dead letter's id, as `lendkit dead-letters` shows it.
         id: String,
     },
+    /// Check or explain a circulation rules file (TOML or JSON; see docs/rules.md).
+    Rules {
+        #[command(subcommand)]
+        action: RulesCmd,
+    },
     /// Play the library stories on a fresh temporary database.
     Demo,
     /// Print the domain model as a Mermaid flowchart.
@@ -186,6 +192,120 @@ enum Cmd {
     },
 }
 
+/// `lendkit rules …`: the rules table, read from a file; no library is opened.
+#[derive(Subcommand)]
+enum RulesCmd {
+    /// Validate a rules file: exit 0 with warnings (rows that can never match, unused policies) printed, or exit 1 naming the row or policy and the field at fault.
+    Check {
+        /// The rules file: `.json` is read as JSON, anything else as TOML.
+        file: PathBuf,
+    },
+    /// Show which row wins for a group, an item type and a branch, why every other matching row lost, and the resolved policies.
+    Explain {
+        /// The rules file: `.json` is read as JSON, anything else as TOML.
+        file: PathBuf,
+        /// The member's group.
+        #[arg(long)]
+        group: String,
+        /// The item's type.
+        #[arg(long)]
+        item_type: String,
+        /// The branch.
+        #[arg(long)]
+        branch: String,
+    },
+}
+
+/// Reads and loads a rules file; an unreadable or invalid one is `INVALID_INPUT`.
+fn load_rules(file: &Path) -> lendkit::Result<RulesTable> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        lendkit::Error::InvalidInput(format!(
+            "cannot read the rules file {}: {e}",
+            file.display()
+        ))
+    })?;
+    let format = Format::for_file_name(&file.to_string_lossy());
+    Ok(RulesTable::parse(&text, format)?)
+}
+
+fn rules(action: RulesCmd, json: bool, out: &mut dyn Write) -> Outcome {
+    match action {
+        RulesCmd::Check { file } => {
+            let table = load_rules(&file)?;
+            if json {
+                let report = serde_json::json!({
+                    "valid": true,
+                    "rules": table.rules().len(),
+                    "warnings": table.warnings(),
+                });
+                writeln!(out, "{report:#}")?;
+            } else {
+                let (rows, warnings) = (table.rules().len(), table.warnings().len());
+                let plural = |n: usize| if n == 1 { "" } else { "s" };
+                writeln!(
+                    out,
+                    "{}: valid, {rows} rule{}, {warnings} warning{}",
+                    file.display(),
+                    plural(rows),
+                    plural(warnings)
+                )?;
+                for warning in table.warnings() {
+                    writeln!(out, "warning: {warning}")?;
+                }
+            }
+        }
+        RulesCmd::Explain {
+            file,
+            group,
+            item_type,
+            branch,
+        } => {
+            let table = load_rules(&file)?;
+            let e = table.explain(&group, &item_type, &branch);
+            if json {
+                writeln!(out, "{:#}", serde_json::json!(e))?;
+            } else {
+                let row = |r: &lendkit::circulation::Rule| {
+                    format!(
+                        "rule {}: group {}, item_type {}, branch {} -> loan {}, fine {}, limits {}, lost {}",
+                        r.row, r.group, r.item_type, r.branch, r.loan, r.fine, r.limits, r.lost
+                    )
+                };
+                writeln!(out, "wins:  {}", row(e.winner))?;
+                for b in &e.beaten {
+                    writeln!(out, "lost:  {} ({})", row(b.rule), b.because)?;
+                }
+                let p = e.policies;
+                writeln!(
+                    out,
+                    "loan {}: {}",
+                    p.loan.name,
+                    serde_json::json!(p.loan.policy)
+                )?;
+                writeln!(
+                    out,
+                    "fine {}: {}",
+                    p.fine.name,
+                    serde_json::json!(p.fine.policy)
+                )?;
+                writeln!(
+                    out,
+                    "limits {}: {}",
+                    p.limits.name,
+                    serde_json::json!(p.limits.policy)
+                )?;
+                writeln!(
+                    out,
+                    "lost {}: {}",
+                    p.lost.name,
+                    serde_json::json!(p.lost.policy)
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// How a subcommand uses the library at `--db`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Access {
@@ -200,7 +320,7 @@ enum Access {
 impl Cmd {
     fn access(&self) -> Access {
         match self {
-            Cmd::Demo | Cmd::Model | Cmd::Bench { .. } => Access::None,
+            Cmd::Demo | Cmd::Model | Cmd::Bench { .. } | Cmd::Rules { .. } => Access::None,
             Cmd::Books
             | Cmd::Member { .. }
             | Cmd::Events { .. }
@@ -355,6 +475,10 @@ fn hint(code: ErrorCode, book: Option<&str>, subcommand: &str) -> String {
             "a librarian can add points: `lendkit top-up MEMBER_ID POINTS`".into()
         }
         code => match code.family() {
+            ErrorFamily::InvalidInput if subcommand == "rules" => {
+                "docs/rules.md describes the rules file; `lendkit rules check FILE` checks one"
+                    .into()
+            }
             ErrorFamily::InvalidInput if subcommand.is_empty() => {
                 "`lendkit --help` describes the arguments".into()
             }
@@ -444,6 +568,7 @@ fn execute(cli: Cli, out: &mut dyn Write) -> Outcome {
     check_db(&cli.db, cli.command.access())?;
     let command = match cli.command {
         Cmd::Demo => return lendkit::block_on(demo(out)),
+        Cmd::Rules { action } => return rules(action, cli.json, out),
         Cmd::Model => {
             out.write_all(model().as_bytes())?;
             return Ok(());

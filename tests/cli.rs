@@ -398,3 +398,173 @@ fn every_argument_of_every_subcommand_has_a_help_line() {
         }
     }
 }
+
+/// A rules file with the issue's rows: `* * *` → 21 days, `student * *` → 14, `* dvd *` → 7.
+const RULES: &str = r#"
+[policies.loan.standard]
+period = "21 days"
+[policies.loan.student]
+period = "14 days"
+[policies.loan.short]
+period = "7 days"
+[policies.fine.daily]
+points = 1
+per = "day"
+[policies.limits.default]
+max_loans = 30
+[policies.lost.standard]
+aged_to_lost_after_days = 60
+replacement_cost = 20
+
+[[rules]]
+loan = "standard"
+fine = "daily"
+limits = "default"
+lost = "standard"
+
+[[rules]]
+group = "student"
+loan = "student"
+fine = "daily"
+limits = "default"
+lost = "standard"
+
+[[rules]]
+item_type = "dvd"
+loan = "short"
+fine = "daily"
+limits = "default"
+lost = "standard"
+"#;
+
+/// `lendkit rules ARGS…` on `text` written to a temporary file named `name`.
+fn rules(name: &str, text: &str, args: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(name);
+    std::fs::write(&file, text).unwrap();
+    let (sub, rest) = args.split_first().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_lendkit"))
+        .args(["rules", sub])
+        .arg(&file)
+        .args(rest)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn rules_check_accepts_a_valid_table() {
+    let out = rules("rules.toml", RULES, &["check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("valid, 3 rules, 0 warnings"), "{stdout}");
+    assert!(out.stderr.is_empty());
+
+    let explained = rules(
+        "rules.toml",
+        RULES,
+        &[
+            "explain",
+            "--group",
+            "student",
+            "--item-type",
+            "dvd",
+            "--branch",
+            "main",
+        ],
+    );
+    let text = String::from_utf8(explained.stdout).unwrap();
+    assert!(text.starts_with("wins:  rule 3:"), "{text}");
+    assert!(
+        text.contains("rule 1:") && text.contains("(fewer specific fields)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rule 2:") && text.contains("(lower precedence"),
+        "{text}"
+    );
+    assert!(text.contains("\"period\":\"7 days\""), "{text}");
+}
+
+#[test]
+fn rules_check_warns_of_a_row_that_can_never_match() {
+    let shadowed = RULES.replace("group = \"student\"", "item_type = \"dvd\"");
+    let out = rules("rules.toml", &shadowed, &["check"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("warning: rule 2 can never match: rule 3 has the same"),
+        "{stdout}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.json");
+    let as_json = serde_json::json!({
+        "policies": {
+            "loan": {"std": {"period": "21 days"}},
+            "fine": {"std": {"points": 1, "per": "day"}},
+            "limits": {"std": {}},
+            "lost": {"std": {"aged_to_lost_after_days": 60, "replacement_cost": 20}}
+        },
+        "rules": [
+            {"loan": "std", "fine": "std", "limits": "std", "lost": "std"},
+            {"group": "*", "item_type": "*", "branch": "*", "loan": "std", "fine": "std", "limits": "std", "lost": "std"}
+        ]
+    });
+    std::fs::write(&file, as_json.to_string()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lendkit"))
+        .args(["rules", "check", "--json"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["valid"], true);
+    assert_eq!(
+        report["warnings"],
+        serde_json::json!([{"warning": "shadowed", "row": 1, "by": 2}])
+    );
+}
+
+#[test]
+fn rules_check_refuses_an_invalid_table_naming_row_and_field() {
+    let cases = [
+        (
+            RULES.replace("loan = \"short\"", "loan = \"shorter\""),
+            "error INVALID_INPUT: rule 3, field loan: names the loan policy \"shorter\"",
+        ),
+        (
+            RULES.replace("period = \"14 days\"", "period = \"0 days\""),
+            "error INVALID_INPUT: loan policy \"student\", field period: is \"0 days\"",
+        ),
+        (
+            RULES.replacen(
+                "loan = \"standard\"\nfine",
+                "group = \"adult\"\nloan = \"standard\"\nfine",
+                1,
+            ),
+            "error INVALID_INPUT: no `* * *` row",
+        ),
+        (
+            "[[rules]\n".to_owned(),
+            "error INVALID_INPUT: the rules file is not valid TOML",
+        ),
+    ];
+    for (text, says) in cases {
+        let out = rules("rules.toml", &text, &["check"]);
+        assert_eq!(out.status.code(), Some(1), "{says}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.starts_with(says), "{stderr}\nshould start: {says}");
+        assert!(stderr.contains("hint: docs/rules.md"), "{stderr}");
+    }
+    let missing = Command::new(env!("CARGO_BIN_EXE_lendkit"))
+        .args(["rules", "check", "/nonexistent/rules.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8(missing.stderr)
+        .unwrap()
+        .starts_with("error INVALID_INPUT: cannot read the rules file"));
+}

@@ -19,8 +19,8 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod aggregate;
-pub mod calendar;
 pub mod catalog;
+pub mod circulation;
 pub mod codes;
 pub mod deliveries;
 pub mod error;

@@ -7,7 +7,7 @@
 //!
 //! The rules ([`Calendar::due`]):
 //! - A loan of days or weeks is due on the start's local date plus the period, at the **closing
-//!   time** of that day. If the library is closed that day, the [`ClosedDayRule`] decides:
+//!   time** of that day. If the library is closed that day, the [`ClosedDay`] decides:
 //!   `Keep` keeps the day (due at its last millisecond, local time), `NextOpen` moves to the
 //!   closing time of the next open day, `PreviousOpen` to the closing time of the last open day
 //!   before it (after the start's day; when there is none, the next open day).
@@ -21,6 +21,7 @@
 //! The time zone data is bundled (jiff's `tzdb-bundle-always`), so due dates are the same on a
 //! machine without `/usr/share/zoneinfo`.
 
+use super::policy::{CalendarDate, ClosedDay, Period, TimeUnit};
 use crate::ids::Timestamp;
 use jiff::civil::{Date, Time, Weekday};
 use jiff::tz::TimeZone;
@@ -79,50 +80,6 @@ impl Hours {
             opens: time(opens)?,
             closes: time(closes)?,
         })
-    }
-}
-
-/// What happens to a due date that falls on a closed day (or outside opening hours).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ClosedDayRule {
-    /// Keep it as it is.
-    #[default]
-    Keep,
-    /// Move it back to the end of the previous open day (or period).
-    PreviousOpen,
-    /// Move it on to the end of the next open day (or the next opening).
-    NextOpen,
-}
-
-/// The unit of a loan period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PeriodUnit {
-    /// Minutes (a short-term loan).
-    Minutes,
-    /// Hours (a short-term loan).
-    Hours,
-    /// Days.
-    Days,
-    /// Weeks (seven days).
-    Weeks,
-}
-
-/// A loan period: an amount of a unit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Period {
-    /// How many units (at least 1).
-    pub amount: u32,
-    /// Of what.
-    pub unit: PeriodUnit,
-}
-
-impl Period {
-    /// `amount` days.
-    pub fn days(amount: u32) -> Period {
-        Period {
-            amount,
-            unit: PeriodUnit::Days,
-        }
     }
 }
 
@@ -218,29 +175,33 @@ impl Calendar {
         &self,
         start: Timestamp,
         period: Period,
-        rule: ClosedDayRule,
-        cap: Option<Date>,
+        rule: ClosedDay,
+        cap: Option<CalendarDate>,
     ) -> Result<Timestamp, CalendarError> {
+        let cap = cap.map(|c| c.0);
         let start_zoned = self.zoned(start)?;
         let due = match period.unit {
-            PeriodUnit::Days | PeriodUnit::Weeks => {
-                let days = i64::from(period.amount)
-                    * if period.unit == PeriodUnit::Weeks {
-                        7
-                    } else {
-                        1
-                    };
+            TimeUnit::Days | TimeUnit::Weeks => {
+                let amount = i64::try_from(period.amount)
+                    .map_err(|_| CalendarError::OutOfRange(period.to_string()))?;
+                let days =
+                    amount.saturating_mul(if period.unit == TimeUnit::Weeks { 7 } else { 1 });
+                let span = Span::new()
+                    .try_days(days)
+                    .map_err(|e| CalendarError::OutOfRange(e.to_string()))?;
                 let date = start_zoned
                     .date()
-                    .checked_add(days.days())
+                    .checked_add(span)
                     .map_err(|e| CalendarError::OutOfRange(e.to_string()))?;
                 self.end_of_due_day(date, start_zoned.date(), rule)?
             }
-            PeriodUnit::Minutes | PeriodUnit::Hours => {
-                let span: Span = if period.unit == PeriodUnit::Hours {
-                    i64::from(period.amount).hours()
+            TimeUnit::Minutes | TimeUnit::Hours => {
+                let amount = i64::try_from(period.amount)
+                    .map_err(|_| CalendarError::OutOfRange(period.to_string()))?;
+                let span: Span = if period.unit == TimeUnit::Hours {
+                    amount.hours()
                 } else {
-                    i64::from(period.amount).minutes()
+                    amount.minutes()
                 };
                 let at = start_zoned
                     .checked_add(span)
@@ -251,8 +212,8 @@ impl Calendar {
         match cap {
             Some(cap) if due.date() > cap => {
                 // Never after the cap: its own day, or the last open day before it.
-                let rule = if rule == ClosedDayRule::NextOpen {
-                    ClosedDayRule::PreviousOpen
+                let rule = if rule == ClosedDay::NextOpen {
+                    ClosedDay::PreviousOpen
                 } else {
                     rule
                 };
@@ -284,15 +245,15 @@ impl Calendar {
         &self,
         date: Date,
         start: Date,
-        rule: ClosedDayRule,
+        rule: ClosedDay,
     ) -> Result<Zoned, CalendarError> {
         if let Some(hours) = self.hours_on(date) {
             return self.at(date, hours.closes);
         }
         match rule {
-            ClosedDayRule::Keep => self.at(date, Time::MAX),
-            ClosedDayRule::NextOpen => self.next_open_close(date),
-            ClosedDayRule::PreviousOpen => {
+            ClosedDay::Keep => self.at(date, Time::MAX),
+            ClosedDay::NextOpen => self.next_open_close(date),
+            ClosedDay::PreviousOpen => {
                 let mut day = date;
                 for _ in 0..SEARCH_DAYS {
                     day = day
@@ -331,15 +292,15 @@ impl Calendar {
         &self,
         at: Zoned,
         start: &Zoned,
-        rule: ClosedDayRule,
+        rule: ClosedDay,
     ) -> Result<Zoned, CalendarError> {
         let open_now = self
             .hours_on(at.date())
             .is_some_and(|h| at.time() >= h.opens && at.time() <= h.closes);
-        if open_now || rule == ClosedDayRule::Keep {
+        if open_now || rule == ClosedDay::Keep {
             return Ok(at);
         }
-        if rule == ClosedDayRule::PreviousOpen {
+        if rule == ClosedDay::PreviousOpen {
             // The last closing before `at`, if it is after the start.
             let mut day = at.date();
             for _ in 0..SEARCH_DAYS {
@@ -450,6 +411,13 @@ mod tests {
         [Some(h), Some(h), Some(h), Some(h), Some(h), Some(h), None]
     }
 
+    fn days(amount: u64) -> Period {
+        Period {
+            amount,
+            unit: TimeUnit::Days,
+        }
+    }
+
     fn local(cal: &Calendar, ts: Timestamp) -> String {
         jiff::Timestamp::from_millisecond(ts.0)
             .unwrap()
@@ -473,10 +441,10 @@ mod tests {
         )
         .unwrap();
         let start = instant("Europe/Berlin", 2026, 3, 2, 10);
-        let due = |rule| local(&cal, cal.due(start, Period::days(14), rule, None).unwrap());
-        assert_eq!(due(ClosedDayRule::NextOpen), "2026-03-17 18:00 Tue");
-        assert_eq!(due(ClosedDayRule::PreviousOpen), "2026-03-14 18:00 Sat");
-        assert_eq!(due(ClosedDayRule::Keep), "2026-03-16 23:59 Mon");
+        let due = |rule| local(&cal, cal.due(start, days(14), rule, None).unwrap());
+        assert_eq!(due(ClosedDay::NextOpen), "2026-03-17 18:00 Tue");
+        assert_eq!(due(ClosedDay::PreviousOpen), "2026-03-14 18:00 Sat");
+        assert_eq!(due(ClosedDay::Keep), "2026-03-16 23:59 Mon");
     }
 
     #[test]
@@ -486,9 +454,9 @@ mod tests {
         let due = cal
             .due(
                 start,
-                Period::days(28),
-                ClosedDayRule::NextOpen,
-                Some(date(2026, 6, 30)),
+                days(28),
+                ClosedDay::NextOpen,
+                Some(CalendarDate(date(2026, 6, 30))),
             )
             .unwrap();
         assert_eq!(local(&cal, due), "2026-06-30 18:00 Tue");
@@ -505,12 +473,8 @@ mod tests {
                 .unwrap()
                 .as_millisecond(),
         );
-        let s = seoul
-            .due(start, Period::days(7), ClosedDayRule::Keep, None)
-            .unwrap();
-        let n = new_york
-            .due(start, Period::days(7), ClosedDayRule::Keep, None)
-            .unwrap();
+        let s = seoul.due(start, days(7), ClosedDay::Keep, None).unwrap();
+        let n = new_york.due(start, days(7), ClosedDay::Keep, None).unwrap();
         assert_eq!(local(&seoul, s), "2026-03-10 20:00 Tue");
         assert_eq!(local(&new_york, n), "2026-03-09 20:00 Mon");
     }
@@ -521,9 +485,7 @@ mod tests {
         let cal = Calendar::new("America/New_York", [Some(h); 7], []).unwrap();
         // DST starts on 8 March 2026 in New York.
         let start = instant("America/New_York", 2026, 3, 2, 12);
-        let due = cal
-            .due(start, Period::days(14), ClosedDayRule::Keep, None)
-            .unwrap();
+        let due = cal.due(start, days(14), ClosedDay::Keep, None).unwrap();
         assert_eq!(local(&cal, due), "2026-03-16 18:00 Mon");
         // 14 days and 6 hours of wall-clock time, minus the hour the clocks skipped.
         assert_eq!(due.0 - start.0, (14 * 24 + 6 - 1) * 3_600_000);
@@ -536,17 +498,14 @@ mod tests {
         let hours = |n, rule| {
             let p = Period {
                 amount: n,
-                unit: PeriodUnit::Hours,
+                unit: TimeUnit::Hours,
             };
             local(&cal, cal.due(start, p, rule, None).unwrap())
         };
-        assert_eq!(hours(1, ClosedDayRule::NextOpen), "2026-03-06 17:00 Fri");
-        assert_eq!(hours(4, ClosedDayRule::NextOpen), "2026-03-07 09:00 Sat");
-        assert_eq!(
-            hours(4, ClosedDayRule::PreviousOpen),
-            "2026-03-06 18:00 Fri"
-        );
-        assert_eq!(hours(4, ClosedDayRule::Keep), "2026-03-06 20:00 Fri");
+        assert_eq!(hours(1, ClosedDay::NextOpen), "2026-03-06 17:00 Fri");
+        assert_eq!(hours(4, ClosedDay::NextOpen), "2026-03-07 09:00 Sat");
+        assert_eq!(hours(4, ClosedDay::PreviousOpen), "2026-03-06 18:00 Fri");
+        assert_eq!(hours(4, ClosedDay::Keep), "2026-03-06 20:00 Fri");
     }
 
     #[test]
@@ -634,13 +593,13 @@ mod tests {
             fn a_moved_due_date_is_never_on_a_closed_day(
                 cal in calendar(),
                 start_day in 0i64..100,
-                days in 1u32..60,
+                length in 1u64..60,
                 next in any::<bool>(),
             ) {
                 let start = date(2026, 1, 1).checked_add(start_day.days()).unwrap().at(12, 0, 0, 0);
                 let start = Timestamp(start.to_zoned(cal.tz.clone()).unwrap().timestamp().as_millisecond());
-                let rule = if next { ClosedDayRule::NextOpen } else { ClosedDayRule::PreviousOpen };
-                let due = cal.due(start, Period::days(days), rule, None).unwrap();
+                let rule = if next { ClosedDay::NextOpen } else { ClosedDay::PreviousOpen };
+                let due = cal.due(start, days(length), rule, None).unwrap();
                 let day = cal.date_of(due).unwrap();
                 prop_assert!(cal.is_open_on(day), "due on {day}, a closed day");
                 prop_assert!(due > start);

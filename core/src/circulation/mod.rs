@@ -1,0 +1,208 @@
+//! Circulation rules: named policies and the rules table that picks them for a loan.
+//!
+//! A library's rules file names its policies — [`LoanPolicy`], [`FinePolicy`], [`LimitsPolicy`],
+//! [`LostPolicy`] — and lists rows `(group | *, item type | *, branch | *) → {loan, fine, limits,
+//! lost}`. For a member's group, an item's type and a branch, [`RulesTable::resolve`] returns the
+//! policies of the **most specific** matching row:
+//!
+//! 1. the row with more non-`*` fields wins;
+//! 2. then the row whose most important non-`*` field ranks higher: item type, then branch, then
+//!    group (so among two-field rows: item type + branch, then item type + group, then branch +
+//!    group; among one-field rows: item type, then branch, then group);
+//! 3. then the later row in the file.
+//!
+//! A `* * *` row is required, so every lookup resolves. Resolution is precomputed when the table
+//! is loaded (one hash map per wildcard pattern, tried in precedence order), so it costs a few
+//! hash lookups whatever the table's size; [`RulesTable::explain`] says why a row won.
+//!
+//! Loading checks everything and fails with a [`RulesError`] naming the row (from 1) or the policy
+//! and the field; it becomes [`Error::InvalidInput`] at the library boundary. What is valid but
+//! suspicious — a row an identical later row always beats, a policy no row names — is a
+//! [`Warning`]. The format is described in `docs/rules.md`.
+//!
+//! This module only parses text: reading the file is the caller's business.
+//!
+//! ```
+//! use lendkit_core::circulation::RulesTable;
+//!
+//! let table = RulesTable::from_toml(r#"
+//!     [policies.loan.standard]
+//!     period = "21 days"
+//!     [policies.loan.short]
+//!     period = "7 days"
+//!     [policies.fine.none]
+//!     points = 0
+//!     per = "day"
+//!     [policies.limits.none]
+//!     [policies.lost.standard]
+//!     aged_to_lost_after_days = 60
+//!     replacement_cost = 20
+//!
+//!     [[rules]]
+//!     loan = "standard"
+//!     fine = "none"
+//!     limits = "none"
+//!     lost = "standard"
+//!
+//!     [[rules]]
+//!     item_type = "dvd"
+//!     loan = "short"
+//!     fine = "none"
+//!     limits = "none"
+//!     lost = "standard"
+//! "#)?;
+//! let policies = table.resolve("student", "dvd", "main");
+//! assert_eq!(policies.row, 2);
+//! assert_eq!(policies.loan.name, "short");
+//! assert_eq!(policies.loan.policy.period.to_string(), "7 days");
+//! # Ok::<_, lendkit_core::circulation::RulesError>(())
+//! ```
+
+pub mod calendar;
+mod fields;
+mod index;
+mod policy;
+mod table;
+
+pub use calendar::{Calendar, CalendarError, Hours};
+pub use policy::{
+    CalendarDate, ClosedDay, FinePolicy, FineRate, LimitsPolicy, LoanPolicy, LostPolicy, Period,
+    RenewFrom, Schedule, TimeUnit,
+};
+pub use table::{
+    Beaten, Explanation, Format, LostBecause, Match, Named, Resolved, Rule, RulesTable,
+};
+
+use crate::error::Error;
+use serde::Serialize;
+use std::fmt;
+
+/// The four kinds of policy a rules row names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyKind {
+    /// [`LoanPolicy`]: `[policies.loan.NAME]`, a row's `loan`.
+    Loan,
+    /// [`FinePolicy`]: `[policies.fine.NAME]`, a row's `fine`.
+    Fine,
+    /// [`LimitsPolicy`]: `[policies.limits.NAME]`, a row's `limits`.
+    Limits,
+    /// [`LostPolicy`]: `[policies.lost.NAME]`, a row's `lost`.
+    Lost,
+}
+
+impl PolicyKind {
+    /// All four, in file order.
+    pub const ALL: [PolicyKind; 4] = [
+        PolicyKind::Loan,
+        PolicyKind::Fine,
+        PolicyKind::Limits,
+        PolicyKind::Lost,
+    ];
+
+    /// Its name in a rules file (`loan`, `fine`, `limits`, `lost`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PolicyKind::Loan => "loan",
+            PolicyKind::Fine => "fine",
+            PolicyKind::Limits => "limits",
+            PolicyKind::Lost => "lost",
+        }
+    }
+}
+
+impl fmt::Display for PolicyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a rules file was refused. Each names where: the row (from 1) or the policy, and the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RulesError {
+    /// The text is not TOML or JSON.
+    #[error("the rules file is not valid {format}: {reason}")]
+    Syntax {
+        /// `TOML` or `JSON`.
+        format: &'static str,
+        /// What the parser said.
+        reason: String,
+    },
+    /// The file's outline is wrong: an unknown top-level key, `policies` or `rules` of the wrong shape.
+    #[error("{field}: {reason}")]
+    File {
+        /// The key at fault (`rules`, `policies.loans`, …).
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A policy's field is missing, unknown or out of range.
+    #[error("{kind} policy {name:?}, field {field}: {reason}")]
+    Policy {
+        /// Its kind.
+        kind: PolicyKind,
+        /// Its name.
+        name: String,
+        /// The field at fault.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A row's field is missing, unknown or names no policy.
+    #[error("rule {row}, field {field}: {reason}")]
+    Row {
+        /// The row's position in `rules`, from 1.
+        row: usize,
+        /// The field at fault.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No row has `*` in all three key fields, so some loans would have no policy.
+    #[error("no `* * *` row: add a rule whose group, item_type and branch are all \"*\" (or left out), so every loan finds its policies")]
+    NoFallback,
+}
+
+impl From<RulesError> for Error {
+    fn from(e: RulesError) -> Self {
+        Error::InvalidInput(e.to_string())
+    }
+}
+
+/// Something valid but probably unintended in a rules table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "warning", rename_all = "snake_case")]
+pub enum Warning {
+    /// The row can never win: a later row has the identical key, and the later of two identical
+    /// rows always wins. (Only an identical later key can do this: a lookup with the row's own
+    /// values, and values found in no row where it has `*`, is matched by nothing more specific.)
+    Shadowed {
+        /// The row that never wins, from 1.
+        row: usize,
+        /// The later row with the same key, from 1.
+        by: usize,
+    },
+    /// A policy no row names.
+    UnusedPolicy {
+        /// Its kind.
+        kind: PolicyKind,
+        /// Its name.
+        name: String,
+    },
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Warning::Shadowed { row, by } => write!(
+                f,
+                "rule {row} can never match: rule {by} has the same group, item_type and branch \
+                 and, being later, always wins"
+            ),
+            Warning::UnusedPolicy { kind, name } => {
+                write!(f, "{kind} policy {name:?} is named by no rule")
+            }
+        }
+    }
+}
