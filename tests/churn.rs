@@ -20,7 +20,7 @@
 
 mod common;
 
-use common::Rng;
+use common::{listing, Rng};
 use lendkit::{Actor, Command, Config, ErrorCode, OpenLibrary};
 use libtest_mimic::{Arguments, Failed, Trial};
 use std::io::{BufRead, BufReader, Write};
@@ -143,22 +143,6 @@ fn spawn(env: &str, db: &Path) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
-}
-
-fn listing(db: &Path) -> Vec<String> {
-    std::fs::read_dir(db)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| {
-                    format!(
-                        "{} ({} bytes)",
-                        e.file_name().to_string_lossy(),
-                        e.metadata().map(|m| m.len()).unwrap_or(0)
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn keep(dir: tempfile::TempDir) {

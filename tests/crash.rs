@@ -158,19 +158,7 @@ fn parent() -> Result<(), libtest_mimic::Failed> {
         let lib = match OpenLibrary::open(&db, config()) {
             Ok(lib) => lib,
             Err(e) => {
-                let listing: Vec<String> = std::fs::read_dir(&db)
-                    .map(|d| {
-                        d.filter_map(Result::ok)
-                            .map(|e| {
-                                format!(
-                                    "{} ({} bytes)",
-                                    e.file_name().to_string_lossy(),
-                                    e.metadata().map(|m| m.len()).unwrap_or(0)
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let listing = common::listing(&db);
                 if std::env::var("LENDKIT_KEEP_CRASH_DB").is_ok() {
                     let kept = dir.keep();
                     eprintln!("kept {}", kept.display());

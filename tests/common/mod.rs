@@ -253,3 +253,20 @@ impl Rng {
         self.0 % n
     }
 }
+
+/// The files of a library folder with their sizes, for a failure message.
+pub fn listing(db: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(db)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| {
+                    format!(
+                        "{} ({} bytes)",
+                        e.file_name().to_string_lossy(),
+                        e.metadata().map(|m| m.len()).unwrap_or(0)
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
