@@ -43,6 +43,7 @@ fn main() -> Result<(), lendkit::Error> {
                 author: Some("Martin Fowler".into()),
                 copies: 1,
                 fee: 20,
+                item_type: None,
             },
             &lib_1,
         )
@@ -60,6 +61,7 @@ fn main() -> Result<(), lendkit::Error> {
                 member_id: "m-1".into(),
                 name: "Kim".into(),
                 contact: Some("kim@example.org".into()),
+                group: None,
             },
             &lib_1,
         )
@@ -69,6 +71,7 @@ fn main() -> Result<(), lendkit::Error> {
                 member_id: "m-2".into(),
                 name: "Lee".into(),
                 contact: None,
+                group: None,
             },
             &lib_1,
         )

@@ -73,6 +73,7 @@ fn setup(lib: &OpenLibrary, plan_members: usize, plan_books: usize, lifecycles: 
                 author: None,
                 copies,
                 fee: 1,
+                item_type: None,
             },
             &librarian(),
         )));
@@ -83,6 +84,7 @@ fn setup(lib: &OpenLibrary, plan_members: usize, plan_books: usize, lifecycles: 
                 member_id: format!("m-{m}"),
                 name: format!("Member {m}"),
                 contact: None,
+                group: None,
             },
             &librarian(),
         )));
@@ -303,6 +305,7 @@ fn build_replay_log(db: &Path, events: usize) -> u64 {
             member_id: "busy".into(),
             name: "Busy Reader".into(),
             contact: None,
+            group: None,
         },
         &librarian(),
     )));

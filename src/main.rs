@@ -64,6 +64,9 @@ enum Cmd {
         /// The book's author.
         #[arg(long)]
         author: Option<String>,
+        /// The item type the circulation rules know it by (`book`, `dvd`, …).
+        #[arg(long)]
+        item_type: Option<String>,
     },
     /// Stock more copies of a book (librarian).
     AddCopies {
@@ -82,6 +85,24 @@ enum Cmd {
         /// How to reach the member (notices go there).
         #[arg(long)]
         contact: Option<String>,
+        /// The member's group for the circulation rules (`adult`, `student`, …; librarians only).
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Replace the circulation rules with a rules file (librarian); see docs/rules.md.
+    ChangeCirculationRules {
+        /// The rules file (TOML, or JSON when it ends in `.json`).
+        file: PathBuf,
+    },
+    /// Which circulation rules apply when a member borrows a book, and why (JSON).
+    ExplainPolicy {
+        /// The member's id.
+        member_id: String,
+        /// The book's id.
+        book_id: String,
+        /// The branch (default `*`).
+        #[arg(long)]
+        branch: Option<String>,
     },
     /// Add points to a member's point account (librarian).
     TopUp {
@@ -325,6 +346,7 @@ impl Cmd {
             | Cmd::Member { .. }
             | Cmd::Events { .. }
             | Cmd::DeadLetters
+            | Cmd::ExplainPolicy { .. }
             | Cmd::Replay { .. } => Access::Existing,
             Cmd::RegisterBook { .. }
             | Cmd::AddCopies { .. }
@@ -335,7 +357,8 @@ impl Cmd {
             | Cmd::Return { .. }
             | Cmd::Cancel { .. }
             | Cmd::Renew { .. }
-            | Cmd::Deliver { .. } => Access::Write,
+            | Cmd::Deliver { .. }
+            | Cmd::ChangeCirculationRules { .. } => Access::Write,
         }
     }
 }
@@ -603,23 +626,37 @@ fn execute(cli: Cli, out: &mut dyn Write) -> Outcome {
             copies,
             fee,
             author,
+            item_type,
         } => Command::RegisterBook {
             book_id,
             title,
             author,
             copies,
             fee,
+            item_type,
         },
         Cmd::AddCopies { book_id, copies } => Command::AddCopies { book_id, copies },
         Cmd::Join {
             member_id,
             name,
             contact,
+            group,
         } => Command::JoinMember {
             member_id,
             name,
             contact,
+            group,
         },
+        Cmd::ChangeCirculationRules { file } => {
+            let rules = std::fs::read_to_string(&file).map_err(|e| {
+                lendkit::Error::InvalidInput(format!("cannot read {}: {e}", file.display()))
+            })?;
+            let json = file.extension().is_some_and(|x| x == "json");
+            Command::ChangeCirculationRules {
+                rules,
+                format: Some(if json { "json" } else { "toml" }.into()),
+            }
+        }
         Cmd::TopUp { member_id, points } => Command::TopUp { member_id, points },
         Cmd::Reserve {
             book_id,
@@ -717,6 +754,15 @@ fn query_on(
             } else {
                 print_books(out, &rows)?;
             }
+        }
+        Cmd::ExplainPolicy {
+            member_id,
+            book_id,
+            branch,
+        } => {
+            let explained =
+                lendkit::block_on(reader.explain_policy(&member_id, &book_id, branch.as_deref()))?;
+            writeln!(out, "{explained:#}")?;
         }
         Cmd::Member { member_id } => {
             let page = reader.member_page(&member_id)?;
@@ -898,6 +944,7 @@ async fn demo_story(out: &mut dyn Write, lib: &Library) -> Outcome {
                     author: Some("Eric Evans".into()),
                     copies: 2,
                     fee: 30,
+                    item_type: None,
                 },
                 librarian.clone(),
             ),
@@ -908,6 +955,7 @@ async fn demo_story(out: &mut dyn Write, lib: &Library) -> Outcome {
                     author: None,
                     copies: 1,
                     fee: 40,
+                    item_type: None,
                 },
                 librarian.clone(),
             ),
@@ -916,6 +964,7 @@ async fn demo_story(out: &mut dyn Write, lib: &Library) -> Outcome {
                     member_id: "m-1".into(),
                     name: "Kim".into(),
                     contact: Some("010-1234".into()),
+                    group: None,
                 },
                 librarian.clone(),
             ),
@@ -924,6 +973,7 @@ async fn demo_story(out: &mut dyn Write, lib: &Library) -> Outcome {
                     member_id: "m-2".into(),
                     name: "Lee".into(),
                     contact: None,
+                    group: None,
                 },
                 librarian.clone(),
             ),

@@ -109,6 +109,7 @@ fn churn_child(db: &str) {
                 member_id: format!("m-{}-{round}", std::process::id()),
                 name: "Churn".into(),
                 contact: None,
+                group: None,
             },
             &librarian,
         ));
@@ -286,6 +287,7 @@ fn kill_during_creation() -> Result<(), Failed> {
                         member_id: "m-1".into(),
                         name: "After".into(),
                         contact: None,
+                        group: None,
                     },
                     &Actor::librarian("lib-1"),
                 ))
@@ -344,6 +346,7 @@ fn library_with_a_member(path: &Path) {
             member_id: "m-1".into(),
             name: "Ada".into(),
             contact: None,
+            group: None,
         },
         &Actor::librarian("lib-1"),
     ))

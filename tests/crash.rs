@@ -55,6 +55,7 @@ fn child(db: &str) {
                 author: None,
                 copies: 2,
                 fee: 10,
+                item_type: None,
             },
             &librarian,
         );
@@ -65,6 +66,7 @@ fn child(db: &str) {
                 member_id: format!("m-{m}"),
                 name: format!("Member {m}"),
                 contact: None,
+                group: None,
             },
             &librarian,
         );

@@ -122,9 +122,9 @@ proptest! {
         for op in ops {
             let head = block_on(lib.head()).unwrap();
             let result = match op {
-                Op::Register { book, copies, fee } => Some(run(&lib, Command::RegisterBook { book_id: format!("b-{book}"), title: format!("Book {book}"), author: None, copies, fee }, &librarian())),
+                Op::Register { book, copies, fee } => Some(run(&lib, Command::RegisterBook { book_id: format!("b-{book}"), title: format!("Book {book}"), author: None, copies, fee, item_type: None, }, &librarian())),
                 Op::AddCopies { book, copies } => Some(run(&lib, Command::AddCopies { book_id: format!("b-{book}"), copies }, &librarian())),
-                Op::Join { member } => Some(run(&lib, Command::JoinMember { member_id: format!("m-{member}"), name: format!("M{member}"), contact: None }, &librarian())),
+                Op::Join { member } => Some(run(&lib, Command::JoinMember { member_id: format!("m-{member}"), name: format!("M{member}"), contact: None, group: None, }, &librarian())),
                 Op::TopUp { member, points } => Some(run(&lib, Command::TopUp { member_id: format!("m-{member}"), points }, &librarian())),
                 Op::Reserve { book, member, rental, actor: a, delivery } => {
                     let r = run(&lib, Command::ReserveBook {

@@ -28,6 +28,7 @@ fn rows() -> BTreeMap<&'static str, Vec<Value>> {
                 author: Some("Evans".into()),
                 copies: 2,
                 fee: 10,
+                item_type: None,
             },
             &librarian(),
         )

@@ -599,6 +599,7 @@ fn library_futures_are_send_so_any_multithreaded_runtime_can_run_them() {
         member_id: "m-1".into(),
         name: "Kim".into(),
         contact: None,
+        group: None,
     };
     block_on(send(lib.execute_with_id(join, &librarian(), None))).unwrap();
     block_on(send(lib.settle())).unwrap();
@@ -727,6 +728,7 @@ fn amounts_past_2_pow_53_are_refused_and_a_refund_is_never_lost() {
                 author: None,
                 copies: 1,
                 fee,
+                item_type: None,
             },
             &librarian(),
         )
@@ -849,4 +851,140 @@ fn concurrent_retries_of_a_rental_step_all_get_the_first_outcome() {
         .collect();
     assert!(outcomes.iter().all(|o| o.events == outcomes[0].events));
     assert_eq!(count(&all_events(&lib), "LoanStarted"), 1);
+}
+
+const RULES: &str = r#"
+[policies.loan.adult]
+period = "21 days"
+[policies.loan.student]
+period = "14 days"
+[policies.loan.dvd]
+period = "7 days"
+[policies.fine.none]
+points = 0
+per = "day"
+[policies.limits.none]
+[policies.lost.standard]
+aged_to_lost_after_days = 60
+replacement_cost = 20
+
+[[rules]]
+loan = "adult"
+fine = "none"
+limits = "none"
+lost = "standard"
+
+[[rules]]
+group = "student"
+loan = "student"
+fine = "none"
+limits = "none"
+lost = "standard"
+
+[[rules]]
+item_type = "dvd"
+loan = "dvd"
+fine = "none"
+limits = "none"
+lost = "standard"
+"#;
+
+#[test]
+fn circulation_rules_are_stored_as_events_and_explained_for_a_member_and_a_book() {
+    let h = Harness::new();
+    let lib = h.library();
+    let change = |rules: &str| Command::ChangeCirculationRules {
+        rules: rules.into(),
+        format: None,
+    };
+    run(
+        &lib,
+        Command::RegisterBook {
+            book_id: "dvd-1".into(),
+            title: "A film".into(),
+            author: None,
+            copies: 1,
+            fee: 5,
+            item_type: Some("dvd".into()),
+        },
+        &librarian(),
+    )
+    .unwrap();
+    register(&lib, "b-1", 1, 5);
+    run(
+        &lib,
+        Command::JoinMember {
+            member_id: "s-1".into(),
+            name: "Student".into(),
+            contact: None,
+            group: Some("student".into()),
+        },
+        &librarian(),
+    )
+    .unwrap();
+    join(&lib, "m-1");
+    // Before any rules: the library's defaults (loan_days) for everyone.
+    let default = block_on(lib.explain_policy("m-1", "b-1", None)).unwrap();
+    assert_eq!(default["version"], 0);
+    assert_eq!(
+        default["explanation"]["policies"]["loan"]["policy"]["period"],
+        "14 days"
+    );
+    // Only a librarian changes the rules, and a bad table stores nothing, naming row and field.
+    let err = run(&lib, change(RULES), &Actor::member("m-1")).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Unauthorized);
+    let bad = RULES.replace("loan = \"dvd\"", "loan = \"nope\"");
+    let err = run(&lib, change(&bad), &librarian()).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidInput);
+    assert!(err.to_string().contains("rule 3, field loan"), "{err}");
+    let stored = run(&lib, change(RULES), &librarian()).unwrap();
+    assert_eq!(stored.types(), ["CirculationRulesChanged"]);
+    // The same table again changes nothing; a new one is version 2.
+    assert!(run(&lib, change(RULES), &librarian())
+        .unwrap()
+        .events
+        .is_empty());
+    let explain =
+        |member: &str, book: &str| block_on(lib.explain_policy(member, book, None)).unwrap();
+    let student_dvd = explain("s-1", "dvd-1");
+    assert_eq!(student_dvd["version"], 1);
+    assert_eq!(student_dvd["group"], "student");
+    assert_eq!(student_dvd["item_type"], "dvd");
+    assert_eq!(
+        student_dvd["explanation"]["policies"]["loan"]["name"],
+        "dvd"
+    );
+    assert_eq!(
+        explain("m-1", "b-1")["explanation"]["policies"]["loan"]["name"],
+        "adult"
+    );
+    assert_eq!(
+        explain("s-1", "b-1")["explanation"]["policies"]["loan"]["name"],
+        "student"
+    );
+    // A member reads only their own; a self-registered member cannot pick a group.
+    let err = block_on(
+        lib.reader(&Actor::member("m-1"))
+            .explain_policy("s-1", "b-1", None),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Unauthorized);
+    let err = run(
+        &lib,
+        Command::JoinMember {
+            member_id: "x-1".into(),
+            name: "X".into(),
+            contact: None,
+            group: Some("staff".into()),
+        },
+        &Actor::member("x-1"),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Unauthorized);
+    assert_eq!(
+        block_on(lib.explain_policy("nobody", "b-1", None))
+            .unwrap_err()
+            .code(),
+        ErrorCode::MemberNotFound
+    );
 }

@@ -50,6 +50,7 @@ pub fn envelope(stream: &StreamId, version: u64, command: &CommandId) -> Envelop
             member: MemberId::new(stream.id.clone()),
             name: format!("Member {} v{version}", stream.id),
             contact: (version % 2 == 0).then(|| format!("{}@example.invalid", stream.id)),
+            group: None,
         }),
     }
 }

@@ -158,6 +158,7 @@ mod tests {
                         member: member.into(),
                         name: format!("member {p}"),
                         contact: None,
+                        group: None,
                     },
                     member,
                 ))

@@ -268,6 +268,7 @@ mod tests {
                 member: MemberId::new(stream.id.clone()),
                 name: "n".into(),
                 contact: None,
+                group: None,
             }
             .into(),
         }

@@ -26,6 +26,7 @@ export type EventType =
   | 'DeliveryStarted'
   | 'Delivered'
   | 'DeliveryCanceled'
+  | 'CirculationRulesChanged'
 
 /** Every stable error code (docs/errors.md). Codes are API: new ones may be added, none is renamed. */
 export type ErrorCode =
@@ -69,6 +70,7 @@ export type CommandName =
   | 'cancelRental'
   | 'renewLoan'
   | 'markDelivered'
+  | 'changeCirculationRules'
 
 /** Every command takes an optional command id: re-sending the same id returns the first result and changes nothing. */
 export interface CommandInput {
@@ -87,6 +89,8 @@ export interface RegisterBookInput extends CommandInput {
   fee: number
   /** Author. */
   author?: string
+  /** Item type for the circulation rules (`book`, `dvd`, …); without one only the rules' `*` rows apply. */
+  itemType?: string
 }
 
 /** Stock more copies (librarian). */
@@ -107,6 +111,11 @@ export interface JoinMemberInput extends CommandInput {
   name: string
   /** Phone or e-mail for notices. */
   contact?: string
+  /**
+   * Group for the circulation rules (`adult`, `student`, …; a librarian's to give); without one only the
+   * rules' `*` rows apply.
+   */
+  group?: string
 }
 
 /** Add points to a member's point account (librarian). */
@@ -161,6 +170,17 @@ export interface MarkDeliveredInput extends CommandInput {
   rentalId: string
 }
 
+/**
+ * Replace the circulation rules (librarian): a rules table in TOML or JSON (see docs/rules.md), checked
+ * before it is stored; each change gets the next version.
+ */
+export interface ChangeCirculationRulesInput extends CommandInput {
+  /** The rules file's text. */
+  rules: string
+  /** `toml` (the default) or `json`. */
+  format?: string
+}
+
 /** Every command's input, by method name. */
 export interface CommandInputs {
   registerBook: RegisterBookInput
@@ -173,6 +193,7 @@ export interface CommandInputs {
   cancelRental: CancelRentalInput
   renewLoan: RenewLoanInput
   markDelivered: MarkDeliveredInput
+  changeCirculationRules: ChangeCirculationRulesInput
 }
 
 /** The command methods of `Library`. */
@@ -209,6 +230,12 @@ export interface LibraryCommands {
 
   /** Record that a delivery arrived (librarian); the loan starts. */
   markDelivered(input: MarkDeliveredInput, actor: Actor): Promise<OutcomeOf<'markDelivered'>>
+
+  /**
+   * Replace the circulation rules (librarian): a rules table in TOML or JSON (see docs/rules.md), checked
+   * before it is stored; each change gets the next version.
+   */
+  changeCirculationRules(input: ChangeCirculationRulesInput, actor: Actor): Promise<OutcomeOf<'changeCirculationRules'>>
 }
 
 /** One command of `executeBatch`: the method's name, what that method takes, and who issues it. */
@@ -223,6 +250,7 @@ export type BatchItem =
   | { command: 'cancelRental'; input: CancelRentalInput; actor: Actor }
   | { command: 'renewLoan'; input: RenewLoanInput; actor: Actor }
   | { command: 'markDelivered'; input: MarkDeliveredInput; actor: Actor }
+  | { command: 'changeCirculationRules'; input: ChangeCirculationRulesInput; actor: Actor }
 
 // ---- rows: what the library answers with (camelCase keys; an event's payload keeps its
 // stored snake_case keys) ----

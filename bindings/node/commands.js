@@ -7,9 +7,9 @@
 
 /** Every command: its method name → its name in the core and its fields, camelCase. */
 const COMMANDS = Object.freeze({
-  registerBook: Object.freeze({ name: 'register_book', fields: Object.freeze(['bookId', 'title', 'copies', 'fee', 'author']) }),
+  registerBook: Object.freeze({ name: 'register_book', fields: Object.freeze(['bookId', 'title', 'copies', 'fee', 'author', 'itemType']) }),
   addCopies: Object.freeze({ name: 'add_copies', fields: Object.freeze(['bookId', 'copies']) }),
-  joinMember: Object.freeze({ name: 'join_member', fields: Object.freeze(['memberId', 'name', 'contact']) }),
+  joinMember: Object.freeze({ name: 'join_member', fields: Object.freeze(['memberId', 'name', 'contact', 'group']) }),
   topUp: Object.freeze({ name: 'top_up', fields: Object.freeze(['memberId', 'points']) }),
   reserveBook: Object.freeze({ name: 'reserve_book', fields: Object.freeze(['bookId', 'memberId', 'rentalId', 'deliveryAddress']) }),
   startLoan: Object.freeze({ name: 'start_loan', fields: Object.freeze(['rentalId']) }),
@@ -17,6 +17,7 @@ const COMMANDS = Object.freeze({
   cancelRental: Object.freeze({ name: 'cancel_rental', fields: Object.freeze(['rentalId', 'reason']) }),
   renewLoan: Object.freeze({ name: 'renew_loan', fields: Object.freeze(['rentalId']) }),
   markDelivered: Object.freeze({ name: 'mark_delivered', fields: Object.freeze(['rentalId']) }),
+  changeCirculationRules: Object.freeze({ name: 'change_circulation_rules', fields: Object.freeze(['rules', 'format']) }),
 })
 
 /** The methods `Library` inherits: `lib.reserveBook(input, actor)` is `lib.execute('reserveBook', input, actor)`. */
@@ -72,6 +73,14 @@ class LibraryCommands {
   /** Record that a delivery arrived (librarian); the loan starts. */
   markDelivered(input, actor) {
     return this.execute('markDelivered', input, actor)
+  }
+
+  /**
+   * Replace the circulation rules (librarian): a rules table in TOML or JSON (see docs/rules.md), checked
+   * before it is stored; each change gets the next version.
+   */
+  changeCirculationRules(input, actor) {
+    return this.execute('changeCirculationRules', input, actor)
   }
 }
 

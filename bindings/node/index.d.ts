@@ -241,6 +241,13 @@ export declare class Library {
   // letters are for librarians) and a refusal rejects with code UNAUTHORIZED.
   bookList(actor?: Actor): Promise<BookRow[]>
   memberPage(memberId: string, actor?: Actor): Promise<MemberPage>
+  /**
+   * Which circulation rules apply when a member borrows a book (at a branch, `*` by default):
+   * the rules' `version` (0: none stored, the library's defaults), the member's `group`, the
+   * book's `item_type`, the `branch` and the `explanation` (`winner`, `beaten`, `policies`),
+   * with the core's snake_case keys.
+   */
+  explainPolicy(input: { memberId: string; bookId: string; branch?: string }, actor?: Actor): Promise<Record<string, any>>
   /** Stored events with `position >= fromPosition` (default 1), at most `limit`. */
   events(fromPosition?: number, limit?: number, actor?: Actor): Promise<LendkitEvent[]>
   /** The newest event's position (0 when the log is empty). */

@@ -459,6 +459,15 @@ class Library extends LibraryCommands {
     return later(() => this.#native.memberPage(memberId, readerText(actor)))
   }
 
+  /** Which circulation rules apply when a member borrows a book: `{ memberId, bookId, branch? }`. */
+  async explainPolicy(input, actor) {
+    if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+      throw invalid('explainPolicy takes an object of named fields: { memberId, bookId, branch? }')
+    }
+    const { memberId, bookId, branch } = input
+    return later(() => this.#native.explainPolicy(memberId, bookId, branch, readerText(actor)))
+  }
+
   /** Stored events with `position >= fromPosition` (default 1), at most `limit`, in order. */
   async events(fromPosition, limit, actor) {
     return later(() => this.#native.events(fromPosition, limit, readerText(actor)))

@@ -51,6 +51,13 @@ export declare class NativeLibrary {
    */
   bookList(actor?: string | undefined | null): Promise<Array<BookRow>>
   /**
+   * Which circulation rules apply when a member borrows a book at a branch: the rules'
+   * version, the member's group, the book's item type, the branch and the explanation
+   * (winner, beaten, policies), with the core's snake_case keys. With an actor, that member
+   * or a librarian.
+   */
+  explainPolicy(memberId: string, bookId: string, branch?: string | undefined | null, actor?: string | undefined | null): Promise<any>
+  /**
    * A member's page: points and rentals, as of the last settle. With an actor, only that
    * member or a librarian may read it.
    */

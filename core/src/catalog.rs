@@ -24,6 +24,9 @@ pub enum BookCommand {
         copies: u32,
         /// Points a rental costs (at least one).
         fee: Points,
+        /// The item type for the circulation rules (`book`, `dvd`, `ebook`); none matches only
+        /// the rules' `*`.
+        item_type: Option<String>,
     },
     /// Stock more copies of a registered title (입고).
     AddCopies {
@@ -64,6 +67,9 @@ crate::event::event_enum! {
             copies: u32,
             /// Rental fee.
             fee: Points,
+            /// Item type for the circulation rules, if one was given.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            item_type: Option<String>,
         },
         /// Copies were stocked.
         CopiesAdded {
@@ -146,6 +152,8 @@ pub struct Book {
     pub copies: u32,
     /// Rental fee.
     pub fee: Points,
+    /// Item type for the circulation rules.
+    pub item_type: Option<String>,
     /// Rentals currently holding a copy.
     pub allocated: BTreeSet<RentalId>,
 }
@@ -207,6 +215,7 @@ impl Aggregate for Book {
                 author,
                 copies,
                 fee,
+                item_type,
             } => {
                 if !ctx.actor.is_librarian() {
                     return Err(BookError::LibrarianOnly("register books"));
@@ -228,6 +237,7 @@ impl Aggregate for Book {
                     author: author.clone(),
                     copies: *copies,
                     fee: *fee,
+                    item_type: item_type.clone(),
                 }])
             }
             BookCommand::AddCopies { book, copies } => {
@@ -294,12 +304,14 @@ impl Aggregate for Book {
                 title,
                 copies,
                 fee,
+                item_type,
                 ..
             } => {
                 self.id = Some(book.clone());
                 self.title = title.clone();
                 self.copies = *copies;
                 self.fee = *fee;
+                self.item_type = item_type.clone();
             }
             BookEvent::CopiesAdded { copies, .. } => {
                 self.copies = self.copies.saturating_add(*copies)
@@ -327,6 +339,7 @@ mod tests {
             author: None,
             copies,
             fee: Points(30),
+            item_type: None,
         }
     }
     fn allocated(r: &str) -> BookEvent {
@@ -346,6 +359,7 @@ mod tests {
                     author: None,
                     copies: 1,
                     fee: Points(30),
+                    item_type: None,
                 },
                 member("m1"),
             )
@@ -362,6 +376,7 @@ mod tests {
                     author: None,
                     copies: 1,
                     fee: Points(30),
+                    item_type: None,
                 },
                 librarian(),
             )
@@ -378,6 +393,7 @@ mod tests {
                     author: None,
                     copies: 0,
                     fee: Points(1),
+                    item_type: None,
                 },
                 librarian(),
             )
@@ -390,6 +406,7 @@ mod tests {
                     author: None,
                     copies: 1,
                     fee: Points(0),
+                    item_type: None,
                 },
                 librarian(),
             )

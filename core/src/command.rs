@@ -6,7 +6,8 @@
 use crate::error::Error;
 use crate::event::Envelope;
 use crate::ids::{
-    validate_amount, validate_id, validate_text, Actor, CommandId, RentalId, MAX_AMOUNT,
+    validate_amount, validate_document, validate_id, validate_text, Actor, CommandId, RentalId,
+    MAX_AMOUNT,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -26,6 +27,8 @@ pub enum FieldKind {
     Amount,
     /// A count of copies: a whole number in `1..=`[`u32::MAX`].
     Count,
+    /// A document (a rules file): text of at most [`MAX_DOCUMENT_LEN`](crate::ids::MAX_DOCUMENT_LEN) bytes, not empty.
+    Document,
 }
 
 /// One field of a command.
@@ -70,6 +73,7 @@ macro_rules! field_type {
     (Id) => { String };
     (Text) => { String };
     (Note) => { String };
+    (Document) => { String };
     (Amount) => { u64 };
     (Count) => { u32 };
     (Option<$kind:ident>) => { Option<field_type!($kind)> };
@@ -168,6 +172,8 @@ commands! {
         fee: Amount,
         /// Author.
         author: Option<Note>,
+        /// Item type for the circulation rules (`book`, `dvd`, …); without one only the rules' `*` rows apply.
+        item_type: Option<Id>,
     }
     /// Stock more copies (librarian).
     AddCopies = "add_copies" {
@@ -184,6 +190,8 @@ commands! {
         name: Text,
         /// Phone or e-mail for notices.
         contact: Option<Note>,
+        /// Group for the circulation rules (`adult`, `student`, …; a librarian's to give); without one only the rules' `*` rows apply.
+        group: Option<Id>,
     }
     /// Add points to a member's point account (librarian).
     TopUp = "top_up" {
@@ -230,6 +238,13 @@ commands! {
         /// Rental id.
         rental_id: Id,
     }
+    /// Replace the circulation rules (librarian): a rules table in TOML or JSON (see docs/rules.md), checked before it is stored; each change gets the next version.
+    ChangeCirculationRules = "change_circulation_rules" {
+        /// The rules file's text.
+        rules: Document,
+        /// `toml` (the default) or `json`.
+        format: Option<Id>,
+    }
 }
 
 impl Command {
@@ -245,7 +260,8 @@ impl Command {
             Command::RegisterBook { .. }
             | Command::AddCopies { .. }
             | Command::JoinMember { .. }
-            | Command::TopUp { .. } => None,
+            | Command::TopUp { .. }
+            | Command::ChangeCirculationRules { .. } => None,
         }
     }
 
@@ -298,6 +314,7 @@ impl FieldValue for String {
         match kind {
             FieldKind::Id => validate_id(name, self),
             FieldKind::Text => validate_text(name, self, true),
+            FieldKind::Document => validate_document(name, self),
             FieldKind::Note | FieldKind::Amount | FieldKind::Count => {
                 validate_text(name, self, false)
             }
@@ -347,13 +364,14 @@ fn check_fields(spec: &CommandSpec, value: &Value) -> Result<(), String> {
             Some(v) => v,
         };
         match field.kind {
-            FieldKind::Id | FieldKind::Text | FieldKind::Note => {
+            FieldKind::Id | FieldKind::Text | FieldKind::Note | FieldKind::Document => {
                 let Value::String(text) = value else {
                     return Err(format!("{name} must be a string, not {}", json_type(value)));
                 };
                 match field.kind {
                     FieldKind::Id => validate_id(name, text)?,
                     FieldKind::Text => validate_text(name, text, true)?,
+                    FieldKind::Document => validate_document(name, text)?,
                     _ => validate_text(name, text, false)?,
                 }
             }

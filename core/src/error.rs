@@ -129,6 +129,9 @@ pub enum Error {
     /// A delivery rule was broken.
     #[error(transparent)]
     Delivery(#[from] DeliveryError),
+    /// A change of the circulation rules was refused.
+    #[error(transparent)]
+    Rules(#[from] crate::circulation::StoredRulesError),
     /// Malformed input; nothing was stored.
     #[error("invalid input: {0}")]
     InvalidInput(String),
@@ -211,6 +214,7 @@ impl Error {
             Error::Points(e) => e.code(),
             Error::Rental(e) => e.code(),
             Error::Delivery(e) => e.code(),
+            Error::Rules(e) => e.code(),
             Error::InvalidInput(_) => ErrorCode::InvalidInput,
             Error::Unauthorized(_) => ErrorCode::Unauthorized,
             Error::NotFound { code, .. } => *code,
@@ -244,6 +248,7 @@ impl Error {
                 | Error::Points(_)
                 | Error::Rental(_)
                 | Error::Delivery(_)
+                | Error::Rules(_)
                 | Error::InvalidInput(_)
                 | Error::Unauthorized(_)
                 | Error::NotFound { .. }

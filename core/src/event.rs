@@ -3,6 +3,7 @@
 
 use crate::aggregate::Aggregate;
 use crate::catalog::BookEvent;
+use crate::circulation::RulesEvent;
 use crate::deliveries::DeliveryEvent;
 use crate::ids::{Actor, CommandId, StreamId, StreamKind, Timestamp};
 use crate::members::MemberEvent;
@@ -127,6 +128,8 @@ aggregates! {
     Rental => crate::rentals::Rental, RentalEvent, crate::rentals::RentalError, Rental;
     /// An event of a [`Delivery`](crate::deliveries::Delivery).
     Delivery => crate::deliveries::Delivery, DeliveryEvent, crate::deliveries::DeliveryError, Delivery;
+    /// An event of the library's [`CirculationRules`](crate::circulation::CirculationRules).
+    Rules => crate::circulation::CirculationRules, RulesEvent, crate::circulation::StoredRulesError, Rules;
 }
 
 /// An aggregate whose events are stored: its place in the [`Event`] union (made by the table).

@@ -115,6 +115,26 @@ pub fn validate_command_id(value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The longest document (a rules file) lendkit accepts, in bytes.
+pub const MAX_DOCUMENT_LEN: usize = 1 << 20;
+
+/// Checks a document: not empty, at most [`MAX_DOCUMENT_LEN`] bytes, no NUL.
+pub fn validate_document(field: &str, value: &str) -> Result<(), String> {
+    if value.trim().is_empty() {
+        return Err(format!("{field} must not be empty"));
+    }
+    if value.len() > MAX_DOCUMENT_LEN {
+        return Err(format!(
+            "{field} is {} bytes long; the limit is {MAX_DOCUMENT_LEN}",
+            value.len()
+        ));
+    }
+    if value.contains('\0') {
+        return Err(format!("{field} contains a NUL character"));
+    }
+    Ok(())
+}
+
 /// Checks free text: non-empty after trimming (when `required`), at most [`MAX_TEXT_LEN`] bytes, no NUL.
 pub fn validate_text(field: &str, value: &str, required: bool) -> Result<(), String> {
     if required && value.trim().is_empty() {
@@ -400,16 +420,19 @@ pub enum StreamKind {
     Rental,
     /// A rental's [`Delivery`](crate::deliveries::Delivery).
     Delivery,
+    /// The library's [`CirculationRules`](crate::circulation::CirculationRules) (one stream, `rules:library`).
+    Rules,
 }
 
 impl StreamKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [StreamKind; 5] = [
+    pub const ALL: [StreamKind; 6] = [
         StreamKind::Book,
         StreamKind::Member,
         StreamKind::Account,
         StreamKind::Rental,
         StreamKind::Delivery,
+        StreamKind::Rules,
     ];
     /// The kind's stable name, used in stream ids (`rental:r-1`).
     pub fn as_str(self) -> &'static str {
@@ -419,6 +442,7 @@ impl StreamKind {
             StreamKind::Account => "account",
             StreamKind::Rental => "rental",
             StreamKind::Delivery => "delivery",
+            StreamKind::Rules => "rules",
         }
     }
 }

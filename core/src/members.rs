@@ -18,6 +18,9 @@ pub enum MemberCommand {
         name: String,
         /// How to reach them (phone or e-mail), for notices.
         contact: Option<String>,
+        /// Their group for the circulation rules (`adult`, `student`, `staff`); none matches
+        /// only the rules' `*`. Only a librarian assigns one.
+        group: Option<String>,
     },
 }
 
@@ -33,6 +36,9 @@ crate::event::event_enum! {
             /// Contact for notices.
             #[serde(default)]
             contact: Option<String>,
+            /// Group for the circulation rules, if one was assigned.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            group: Option<String>,
         },
     }
 }
@@ -50,13 +56,20 @@ pub enum MemberError {
     /// The name is empty.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// Someone other than a librarian tried to put a member in a group.
+    #[error(
+        "only a librarian may put member {0} in a group (groups decide the circulation rules)"
+    )]
+    GroupLibrarianOnly(MemberId),
 }
 
 impl MemberError {
     /// Stable code.
     pub fn code(&self) -> ErrorCode {
         match self {
-            MemberError::Unauthorized(_) => ErrorCode::Unauthorized,
+            MemberError::Unauthorized(_) | MemberError::GroupLibrarianOnly(_) => {
+                ErrorCode::Unauthorized
+            }
             MemberError::AlreadyJoined(_) => ErrorCode::MemberExists,
             MemberError::InvalidInput(_) => ErrorCode::InvalidInput,
         }
@@ -72,6 +85,8 @@ pub struct Member {
     pub name: String,
     /// Contact.
     pub contact: Option<String>,
+    /// Group for the circulation rules.
+    pub group: Option<String>,
 }
 
 impl Aggregate for Member {
@@ -90,9 +105,13 @@ impl Aggregate for Member {
                 member,
                 name,
                 contact,
+                group,
             } => {
                 if !(ctx.actor.is_librarian() || ctx.actor.is_member(member)) {
                     return Err(MemberError::Unauthorized(member.clone()));
+                }
+                if group.is_some() && !ctx.actor.is_librarian() {
+                    return Err(MemberError::GroupLibrarianOnly(member.clone()));
                 }
                 if self.id.is_some() {
                     return Err(MemberError::AlreadyJoined(member.clone()));
@@ -104,6 +123,7 @@ impl Aggregate for Member {
                     member: member.clone(),
                     name: name.trim().to_owned(),
                     contact: contact.clone(),
+                    group: group.clone(),
                 }])
             }
         }
@@ -115,10 +135,12 @@ impl Aggregate for Member {
                 member,
                 name,
                 contact,
+                group,
             } => {
                 self.id = Some(member.clone());
                 self.name = name.clone();
                 self.contact = contact.clone();
+                self.group = group.clone();
             }
         }
     }
@@ -134,6 +156,7 @@ mod tests {
             member: MemberId::new("m1"),
             name: name.into(),
             contact: None,
+            group: None,
         }
     }
 
@@ -145,6 +168,7 @@ mod tests {
                 member: MemberId::new("m1"),
                 name: "Kim".into(),
                 contact: None,
+                group: None,
             }]);
         given::<Member>([])
             .when(join("Kim"), member("m2"))
@@ -157,6 +181,7 @@ mod tests {
             member: MemberId::new("m1"),
             name: "Kim".into(),
             contact: None,
+            group: None,
         };
         given::<Member>([joined])
             .when(join("Kim"), librarian())

@@ -60,6 +60,7 @@ pub fn register(lib: &Library, book: &str, copies: u32, fee: u64) {
             author: None,
             copies,
             fee,
+            item_type: None,
         },
         &librarian(),
     )
@@ -73,6 +74,7 @@ pub fn join(lib: &Library, member: &str) {
             member_id: member.into(),
             name: format!("Member {member}"),
             contact: None,
+            group: None,
         },
         &librarian(),
     )

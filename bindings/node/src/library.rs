@@ -278,6 +278,34 @@ impl NativeLibrary {
         .map(|rows| rows.into_iter().map(BookRow::from).collect())
     }
 
+    /// Which circulation rules apply when a member borrows a book at a branch: the rules'
+    /// version, the member's group, the book's item type, the branch and the explanation
+    /// (winner, beaten, policies), with the core's snake_case keys. With an actor, that member
+    /// or a librarian.
+    #[napi(catch_unwind)]
+    pub async fn explain_policy(
+        &self,
+        member_id: String,
+        book_id: String,
+        branch: Option<String>,
+        actor: Option<String>,
+    ) -> Result<serde_json::Value> {
+        let (library, actor) = (self.library()?, reader_actor(actor)?);
+        guarded(move || async move {
+            let branch = branch.as_deref();
+            match &actor {
+                Some(a) => {
+                    library
+                        .reader(a)
+                        .explain_policy(&member_id, &book_id, branch)
+                        .await
+                }
+                None => library.explain_policy(&member_id, &book_id, branch).await,
+            }
+        })
+        .await
+    }
+
     /// A member's page: points and rentals, as of the last settle. With an actor, only that
     /// member or a librarian may read it.
     #[napi(catch_unwind)]

@@ -87,6 +87,12 @@ const VALID = {
   cancelRental: { rentalId: 'r-0' },
   renewLoan: { rentalId: 'r-0' },
   markDelivered: { rentalId: 'r-0' },
+  changeCirculationRules: {
+    rules:
+      '[policies.loan.l]\nperiod = "7 days"\n[policies.fine.f]\npoints = 0\nper = "day"\n[policies.limits.n]\n' +
+      '[policies.lost.x]\naged_to_lost_after_days = 60\nreplacement_cost = 1\n' +
+      '[[rules]]\nloan = "l"\nfine = "f"\nlimits = "n"\nlost = "x"\n',
+  },
 }
 
 test('the fuzzer has a valid input for every command of the schema', () => {

@@ -540,6 +540,33 @@ impl Library {
         })
     }
 
+    /// Which circulation rules apply when `member_id` borrows `book_id` at `branch`: a dict with
+    /// the rules' `version`, the member's `group`, the book's `item_type`, the `branch` and the
+    /// `explanation` (`winner`, `beaten`, `policies`). With `actor`, that member or a librarian.
+    #[pyo3(signature = (member_id, book_id, branch = None, *, actor = None))]
+    fn explain_policy(
+        &self,
+        py: Python<'_>,
+        member_id: Text,
+        book_id: Text,
+        branch: Option<Text>,
+        actor: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let (lib, actor) = (self.lib(py)?, actors::optional(actor)?);
+        let value = detached(py, move || {
+            let branch = branch.as_ref().map(|b| b.0.as_str());
+            match &actor {
+                Some(a) => call::wait(lib.reader(a).explain_policy(
+                    &member_id.0,
+                    &book_id.0,
+                    branch,
+                )),
+                None => call::wait(lib.explain_policy(&member_id.0, &book_id.0, branch)),
+            }
+        })?;
+        Ok(crate::json::to_py(py, &value)?.unbind())
+    }
+
     /// Stored events with `position >= from_position`, in order (at most `limit`). With
     /// `actor`, librarians only.
     #[pyo3(signature = (from_position = 0, limit = None, *, actor = None))]

@@ -132,3 +132,49 @@ def test_ids_that_look_alike_are_refused(lib: lendkit.Library, bad: str) -> None
 def test_command_ids_of_lendkit_itself_are_refused(lib: lendkit.Library) -> None:
     with pytest.raises(lendkit.InvalidInputError, match="reserved"):
         lib.join_member("m-1", "Kim", actor=LIBRARIAN, command_id="system:charge:m-1:r-1")
+
+
+RULES = """
+[policies.loan.adult]
+period = "21 days"
+[policies.loan.short]
+period = "7 days"
+[policies.fine.none]
+points = 0
+per = "day"
+[policies.limits.none]
+[policies.lost.standard]
+aged_to_lost_after_days = 60
+replacement_cost = 20
+
+[[rules]]
+loan = "adult"
+fine = "none"
+limits = "none"
+lost = "standard"
+
+[[rules]]
+item_type = "dvd"
+loan = "short"
+fine = "none"
+limits = "none"
+lost = "standard"
+"""
+
+
+def test_circulation_rules_are_stored_and_explained(lib: lendkit.Library) -> None:
+    lib.register_book("dvd-1", "A film", 1, 5, item_type="dvd", actor=LIBRARIAN)
+    lib.join_member("s-1", "Student", group="student", actor=LIBRARIAN)
+    before = lib.explain_policy("s-1", "dvd-1")
+    assert before["version"] == 0 and before["explanation"]["policies"]["loan"]["name"] == "default"
+    with pytest.raises(lendkit.InvalidInputError, match="rule 2, field loan"):
+        lib.change_circulation_rules(RULES.replace('loan = "short"', 'loan = "nope"'), actor=LIBRARIAN)
+    changed = lib.change_circulation_rules(RULES, actor=LIBRARIAN)
+    assert changed.types == ["CirculationRulesChanged"]
+    explained = lib.explain_policy("s-1", "dvd-1", actor=member("s-1"))
+    assert explained["version"] == 1 and explained["item_type"] == "dvd" and explained["group"] == "student"
+    assert explained["explanation"]["policies"]["loan"]["name"] == "short"
+    with pytest.raises(lendkit.UnauthorizedError):
+        lib.explain_policy("s-1", "dvd-1", actor=member("m-1"))
+    with pytest.raises(lendkit.UnauthorizedError):
+        lib.join_member("x-1", "X", group="staff", actor=member("x-1"))

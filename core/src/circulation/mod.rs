@@ -62,6 +62,7 @@ pub mod calendar;
 mod fields;
 mod index;
 mod policy;
+mod stored;
 mod table;
 
 pub use calendar::{Calendar, CalendarError, Hours};
@@ -69,6 +70,7 @@ pub use policy::{
     CalendarDate, ClosedDay, FinePolicy, FineRate, LimitsPolicy, LoanPolicy, LostPolicy, Period,
     RenewFrom, Schedule, TimeUnit,
 };
+pub use stored::{CirculationRules, RulesCommand, RulesEvent, StoredRulesError, RULES_STREAM_ID};
 pub use table::{
     Beaten, Explanation, Format, LostBecause, Match, Named, Resolved, Rule, RulesTable,
 };

@@ -200,6 +200,10 @@ impl Engine {
             Step::Account(c) => self.decide::<PointAccount>(stream, c, ctx).await,
             Step::Rental(c) => self.decide::<Rental>(stream, c, ctx).await,
             Step::Delivery(c) => self.decide::<Delivery>(stream, c, ctx).await,
+            Step::Rules(c) => {
+                self.decide::<crate::circulation::CirculationRules>(stream, c, ctx)
+                    .await
+            }
         }
     }
 

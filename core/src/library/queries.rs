@@ -86,6 +86,19 @@ impl Reader<'_> {
         }
     }
 
+    /// Which circulation rules apply to a member borrowing a book: that member or a librarian.
+    pub async fn explain_policy(
+        &self,
+        member_id: &str,
+        book_id: &str,
+        branch: Option<&str>,
+    ) -> Result<serde_json::Value> {
+        self.member_or_librarian(member_id, &format!("the rules of member {member_id}"))?;
+        self.library
+            .explain_policy(member_id, book_id, branch)
+            .await
+    }
+
     /// The stored events: librarians.
     pub async fn events(&self, from_position: u64, limit: usize) -> Result<Vec<Envelope>> {
         self.librarian("the event log")?;
@@ -173,6 +186,84 @@ impl Library {
     /// The position of the newest stored event.
     pub async fn head(&self) -> Result<u64> {
         Ok(self.engine.store.head().await?)
+    }
+
+    /// Which circulation rules apply when `member_id` borrows `book_id` at `branch` (`*` when
+    /// none is given): the rules row that wins for the member's group and the book's item type,
+    /// every other matching row and why it lost, and the resolved policies — as JSON:
+    /// `{"version", "member_id", "book_id", "group", "item_type", "branch", "explanation":
+    /// {"winner", "beaten", "policies"}}`. `version` is the stored rules' version; 0 means no
+    /// rules were stored yet and the library's defaults apply (a `* * *` row whose loan is
+    /// `loan_days` long with `max_renewals` renewals, no fine, no limits).
+    pub async fn explain_policy(
+        &self,
+        member_id: &str,
+        book_id: &str,
+        branch: Option<&str>,
+    ) -> Result<serde_json::Value> {
+        let member_stream = StreamId::new(StreamKind::Member, member_id);
+        let (member, mv) = self.engine.load::<Member>(&member_stream).await?;
+        let group = member.group.clone();
+        let joined = member.id.is_some();
+        self.engine.keep(&member_stream, member, mv);
+        if !joined {
+            return Err(Error::not_found(
+                ErrorCode::MemberNotFound,
+                "member",
+                member_id,
+            ));
+        }
+        let book_stream = StreamId::new(StreamKind::Book, book_id);
+        let (book, bv) = self.engine.load::<Book>(&book_stream).await?;
+        let (item_type, exists) = (book.item_type.clone(), book.exists());
+        self.engine.keep(&book_stream, book, bv);
+        if !exists {
+            return Err(Error::not_found(ErrorCode::BookNotFound, "book", book_id));
+        }
+        let rules_stream = StreamId::new(StreamKind::Rules, crate::circulation::RULES_STREAM_ID);
+        let (rules, rv) = self
+            .engine
+            .load::<crate::circulation::CirculationRules>(&rules_stream)
+            .await?;
+        let table = match &rules.table {
+            Some(t) => t.clone(),
+            None => self.default_rules()?,
+        };
+        let version = rules.version;
+        self.engine.keep(&rules_stream, rules, rv);
+        let (group, item_type, branch) = (
+            group.as_deref().unwrap_or("*"),
+            item_type.as_deref().unwrap_or("*"),
+            branch.unwrap_or("*"),
+        );
+        let explanation = table.explain(group, item_type, branch);
+        Ok(serde_json::json!({
+            "version": version,
+            "member_id": member_id,
+            "book_id": book_id,
+            "group": group,
+            "item_type": item_type,
+            "branch": branch,
+            "explanation": serde_json::to_value(&explanation)
+                .map_err(|e| Error::Internal(format!("an explanation did not serialize: {e}")))?,
+        }))
+    }
+
+    /// The rules a library runs with before any were stored: its `loan_days` and
+    /// `max_renewals` for everyone, no fine, no limits, nothing aged to lost.
+    fn default_rules(&self) -> Result<crate::circulation::RulesTable> {
+        let r = &self.engine.rules;
+        let text = format!(
+            "[policies.loan.default]\nperiod = \"{} days\"\nmax_renewals = {}\n\
+             [policies.fine.none]\npoints = 0\nper = \"day\"\n\
+             [policies.limits.none]\n\
+             [policies.lost.none]\naged_to_lost_after_days = {}\nreplacement_cost = 0\n\
+             [[rules]]\nloan = \"default\"\nfine = \"none\"\nlimits = \"none\"\nlost = \"none\"\n",
+            r.loan_days.max(1),
+            r.max_renewals,
+            crate::ids::MAX_AMOUNT / crate::circulation::TimeUnit::Days.millis(),
+        );
+        crate::circulation::RulesTable::from_toml(&text).map_err(Into::into)
     }
 
     /// The aggregate state of one rental, folded from its stream (for hosts that need more than the views).

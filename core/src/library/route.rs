@@ -22,6 +22,8 @@ pub(crate) enum Step {
     Rental(RentalCommand),
     /// On a rental's delivery.
     Delivery(DeliveryCommand),
+    /// On the library's circulation rules.
+    Rules(crate::circulation::RulesCommand),
 }
 
 impl Step {
@@ -35,6 +37,7 @@ impl Step {
             Step::Account(c) => StreamId::new(StreamKind::Account, c.member().as_str()),
             Step::Rental(c) => StreamId::new(StreamKind::Rental, c.rental().as_str()),
             Step::Delivery(c) => StreamId::new(StreamKind::Delivery, c.rental().as_str()),
+            Step::Rules(_) => StreamId::new(StreamKind::Rules, crate::circulation::RULES_STREAM_ID),
         }
     }
 
@@ -110,12 +113,14 @@ impl Library {
                 author,
                 copies,
                 fee,
+                item_type,
             } => Step::Book(crate::catalog::BookCommand::RegisterBook {
                 book: BookId(book_id),
                 title,
                 author,
                 copies,
                 fee: Points(fee),
+                item_type,
             }),
             Command::AddCopies { book_id, copies } => {
                 Step::Book(crate::catalog::BookCommand::AddCopies {
@@ -127,6 +132,7 @@ impl Library {
                 member_id,
                 name,
                 contact,
+                group,
             } => {
                 // Joining opens the point account in the same commit, so a member can pay the
                 // moment they exist.
@@ -137,6 +143,7 @@ impl Library {
                             member: member.clone(),
                             name,
                             contact,
+                            group,
                         }),
                         Step::Account(PointsCommand::OpenAccount {
                             member,
@@ -182,6 +189,9 @@ impl Library {
                 rental: rental(),
                 rental_canceled: false,
             }),
+            Command::ChangeCirculationRules { rules, format } => {
+                Step::Rules(crate::circulation::RulesCommand::ChangeRules { rules, format })
+            }
         };
         Route::Plan(Plan::one(step))
     }

@@ -111,6 +111,7 @@ impl View for BookList {
                 author,
                 copies,
                 fee,
+                ..
             }) => {
                 self.books.insert(
                     book.clone(),

@@ -176,7 +176,7 @@ impl View for MemberPages {
                     row.delivery_status = s.as_str().into();
                 }
             }
-            Event::Book(_) => {}
+            Event::Book(_) | Event::Rules(_) => {}
         }
     }
 

@@ -37,6 +37,7 @@ EventType = Literal[
     "DeliveryStarted",
     "Delivered",
     "DeliveryCanceled",
+    "CirculationRulesChanged",
 ]
 
 #: Every stable error code (docs/errors.md).
@@ -82,13 +83,14 @@ CommandName = Literal[
     "cancel_rental",
     "renew_loan",
     "mark_delivered",
+    "change_circulation_rules",
 ]
 
 #: Every command's fields, in the order its method takes them.
 COMMANDS: Mapping[str, Tuple[str, ...]] = {
-    "register_book": ("book_id", "title", "copies", "fee", "author"),
+    "register_book": ("book_id", "title", "copies", "fee", "author", "item_type"),
     "add_copies": ("book_id", "copies"),
-    "join_member": ("member_id", "name", "contact"),
+    "join_member": ("member_id", "name", "contact", "group"),
     "top_up": ("member_id", "points"),
     "reserve_book": ("book_id", "member_id", "rental_id", "delivery_address"),
     "start_loan": ("rental_id",),
@@ -96,6 +98,7 @@ COMMANDS: Mapping[str, Tuple[str, ...]] = {
     "cancel_rental": ("rental_id", "reason"),
     "renew_loan": ("rental_id",),
     "mark_delivered": ("rental_id",),
+    "change_circulation_rules": ("rules", "format"),
 }
 
 
@@ -122,6 +125,7 @@ class LibraryCommands:
         fee: int,
         *,
         author: Optional[str] = None,
+        item_type: Optional[str] = None,
         actor: Union[Librarian, Member],
         command_id: Optional[str] = None,
     ) -> Outcome:
@@ -133,6 +137,8 @@ class LibraryCommands:
             copies: Copies on the shelf, at least 1.
             fee: Rental fee in points, at least 1.
             author: Author.
+            item_type: Item type for the circulation rules (`book`, `dvd`, …); without one only the
+                rules' `*` rows apply.
             actor: Who sends it: a Librarian or a Member.
             command_id: Names this effect: sending the same id again returns the first outcome.
         """
@@ -144,6 +150,7 @@ class LibraryCommands:
                 "copies": copies,
                 "fee": fee,
                 "author": author,
+                "item_type": item_type,
             },
             actor=actor,
             command_id=command_id,
@@ -181,6 +188,7 @@ class LibraryCommands:
         name: str,
         *,
         contact: Optional[str] = None,
+        group: Optional[str] = None,
         actor: Union[Librarian, Member],
         command_id: Optional[str] = None,
     ) -> Outcome:
@@ -191,6 +199,8 @@ class LibraryCommands:
             member_id: New member id.
             name: Name.
             contact: Phone or e-mail for notices.
+            group: Group for the circulation rules (`adult`, `student`, …; a librarian's to give);
+                without one only the rules' `*` rows apply.
             actor: Who sends it: a Librarian or a Member.
             command_id: Names this effect: sending the same id again returns the first outcome.
         """
@@ -200,6 +210,7 @@ class LibraryCommands:
                 "member_id": member_id,
                 "name": name,
                 "contact": contact,
+                "group": group,
             },
             actor=actor,
             command_id=command_id,
@@ -377,6 +388,33 @@ class LibraryCommands:
             {
                 "command": "mark_delivered",
                 "rental_id": rental_id,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+    def change_circulation_rules(
+        self: _Executes,
+        rules: str,
+        *,
+        format: Optional[str] = None,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Replace the circulation rules (librarian): a rules table in TOML or JSON (see
+        docs/rules.md), checked before it is stored; each change gets the next version.
+
+        Args:
+            rules: The rules file's text.
+            format: `toml` (the default) or `json`.
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return self.execute(
+            {
+                "command": "change_circulation_rules",
+                "rules": rules,
+                "format": format,
             },
             actor=actor,
             command_id=command_id,

@@ -426,6 +426,14 @@ class Library:
     # for librarians) and a refusal raises UnauthorizedError.
     def book_list(self, *, actor: Optional[_Actor] = None) -> List[BookRow]: ...
     def member_page(self, member_id: str, *, actor: Optional[_Actor] = None) -> MemberPage: ...
+    def explain_policy(
+        self,
+        member_id: str,
+        book_id: str,
+        branch: Optional[str] = None,
+        *,
+        actor: Optional[_Actor] = None,
+    ) -> Dict[str, Any]: ...
     def events(
         self,
         from_position: int = 0,
