@@ -927,7 +927,7 @@ fn circulation_rules_are_stored_as_events_and_explained_for_a_member_and_a_book(
     let default = block_on(lib.explain_policy("m-1", "b-1", None)).unwrap();
     assert_eq!(default["version"], 0);
     assert_eq!(
-        default["explanation"]["policies"]["loan"]["policy"]["period"],
+        default["explanation"]["policies"]["loan"]["period"],
         "14 days"
     );
     // Only a librarian changes the rules, and a bad table stores nothing, naming row and field.
