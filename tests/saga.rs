@@ -853,41 +853,7 @@ fn concurrent_retries_of_a_rental_step_all_get_the_first_outcome() {
     assert_eq!(count(&all_events(&lib), "LoanStarted"), 1);
 }
 
-const RULES: &str = r#"
-[policies.loan.adult]
-period = "21 days"
-[policies.loan.student]
-period = "14 days"
-[policies.loan.dvd]
-period = "7 days"
-[policies.fine.none]
-points = 0
-per = "day"
-[policies.limits.none]
-[policies.lost.standard]
-aged_to_lost_after_days = 60
-replacement_cost = 20
-
-[[rules]]
-loan = "adult"
-fine = "none"
-limits = "none"
-lost = "standard"
-
-[[rules]]
-group = "student"
-loan = "student"
-fine = "none"
-limits = "none"
-lost = "standard"
-
-[[rules]]
-item_type = "dvd"
-loan = "dvd"
-fine = "none"
-limits = "none"
-lost = "standard"
-"#;
+const RULES: &str = include_str!("fixtures/circulation-rules.toml");
 
 #[test]
 fn circulation_rules_are_stored_as_events_and_explained_for_a_member_and_a_book() {
