@@ -74,6 +74,7 @@ fn setup(lib: &OpenLibrary, plan_members: usize, plan_books: usize, lifecycles: 
                 copies,
                 fee: 1,
                 item_type: None,
+                branch: None,
             },
             &librarian(),
         )));
@@ -136,6 +137,8 @@ pub fn saga(
             must(block_on(lib.execute(
                 Command::StartLoan {
                     rental_id: rental.clone(),
+                    branch: None,
+                    override_reason: None,
                 },
                 &Actor::member(member.clone()),
             )));
@@ -144,6 +147,7 @@ pub fn saga(
             must(block_on(lib.execute(
                 Command::ReturnBook {
                     rental_id: rental.clone(),
+                    returned_at: None,
                 },
                 &Actor::member(member.clone()),
             )));

@@ -67,6 +67,9 @@ enum Cmd {
         /// The item type the circulation rules know it by (`book`, `dvd`, …).
         #[arg(long)]
         item_type: Option<String>,
+        /// The branch its copies belong to.
+        #[arg(long)]
+        branch: Option<String>,
     },
     /// Stock more copies of a book (librarian).
     AddCopies {
@@ -130,12 +133,21 @@ enum Cmd {
     Loan {
         /// The rental's id.
         rental_id: String,
+        /// The branch lending it (default: the book's).
+        #[arg(long)]
+        branch: Option<String>,
+        /// Lend although the member is blocked, for this reason (librarian).
+        #[arg(long)]
+        override_reason: Option<String>,
     },
     /// Return a loaned book.
     #[command(name = "return-book", visible_alias = "return")]
     Return {
         /// The rental's id.
         rental_id: String,
+        /// When it really came back: RFC 3339 (`2026-03-16T17:30:00Z`) or ms since 1970.
+        #[arg(long)]
+        returned_at: Option<String>,
     },
     /// Cancel a reservation (refund, copy release and delivery cancellation follow).
     #[command(name = "cancel-rental", visible_alias = "cancel")]
@@ -151,6 +163,40 @@ enum Cmd {
     Renew {
         /// The rental's id.
         rental_id: String,
+        /// Renew although the member is blocked, for this reason (librarian).
+        #[arg(long)]
+        override_reason: Option<String>,
+    },
+    /// Pay a member's fees, oldest first.
+    PayFees {
+        /// The member's id.
+        member_id: String,
+        /// How many points to pay.
+        amount: u64,
+        /// `points` (from the point account, the default) or `external` (paid at the desk).
+        #[arg(long)]
+        paid_from: Option<String>,
+    },
+    /// Waive what is left of a fee (librarian).
+    WaiveFee {
+        /// The member's id.
+        member_id: String,
+        /// The fee's id (`RENTAL:overdue`).
+        fee_id: String,
+        /// Why.
+        reason: String,
+    },
+    /// Block a member from borrowing, renewing and reserving (librarian).
+    BlockMember {
+        /// The member's id.
+        member_id: String,
+        /// Why.
+        reason: String,
+    },
+    /// Lift a member's block (librarian).
+    UnblockMember {
+        /// The member's id.
+        member_id: String,
     },
     /// Record that a delivery arrived (librarian).
     #[command(name = "mark-delivered", visible_alias = "deliver")]
@@ -358,6 +404,10 @@ impl Cmd {
             | Cmd::Cancel { .. }
             | Cmd::Renew { .. }
             | Cmd::Deliver { .. }
+            | Cmd::PayFees { .. }
+            | Cmd::WaiveFee { .. }
+            | Cmd::BlockMember { .. }
+            | Cmd::UnblockMember { .. }
             | Cmd::ChangeCirculationRules { .. } => Access::Write,
         }
     }
@@ -627,6 +677,7 @@ fn execute(cli: Cli, out: &mut dyn Write) -> Outcome {
             fee,
             author,
             item_type,
+            branch,
         } => Command::RegisterBook {
             book_id,
             title,
@@ -634,6 +685,7 @@ fn execute(cli: Cli, out: &mut dyn Write) -> Outcome {
             copies,
             fee,
             item_type,
+            branch,
         },
         Cmd::AddCopies { book_id, copies } => Command::AddCopies { book_id, copies },
         Cmd::Join {
@@ -669,10 +721,50 @@ fn execute(cli: Cli, out: &mut dyn Write) -> Outcome {
             rental_id,
             delivery_address: deliver_to,
         },
-        Cmd::Loan { rental_id } => Command::StartLoan { rental_id },
-        Cmd::Return { rental_id } => Command::ReturnBook { rental_id },
+        Cmd::Loan {
+            rental_id,
+            branch,
+            override_reason,
+        } => Command::StartLoan {
+            rental_id,
+            branch,
+            override_reason,
+        },
+        Cmd::Return {
+            rental_id,
+            returned_at,
+        } => Command::ReturnBook {
+            rental_id,
+            returned_at: returned_at.map(|t| instant(&t)).transpose()?,
+        },
+        Cmd::PayFees {
+            member_id,
+            amount,
+            paid_from,
+        } => Command::PayFees {
+            member_id,
+            amount,
+            paid_from,
+        },
+        Cmd::WaiveFee {
+            member_id,
+            fee_id,
+            reason,
+        } => Command::WaiveFee {
+            member_id,
+            fee_id,
+            reason,
+        },
+        Cmd::BlockMember { member_id, reason } => Command::BlockMember { member_id, reason },
+        Cmd::UnblockMember { member_id } => Command::UnblockMember { member_id },
         Cmd::Cancel { rental_id, reason } => Command::CancelRental { rental_id, reason },
-        Cmd::Renew { rental_id } => Command::RenewLoan { rental_id },
+        Cmd::Renew {
+            rental_id,
+            override_reason,
+        } => Command::RenewLoan {
+            rental_id,
+            override_reason,
+        },
         Cmd::Deliver { rental_id } => Command::MarkDelivered { rental_id },
         query => return run_query(&cli.db, query, cli.json, &actor, out),
     };
@@ -945,6 +1037,7 @@ async fn demo_story(out: &mut dyn Write, lib: &Library) -> Outcome {
                     copies: 2,
                     fee: 30,
                     item_type: None,
+                    branch: None,
                 },
                 librarian.clone(),
             ),
@@ -956,6 +1049,7 @@ async fn demo_story(out: &mut dyn Write, lib: &Library) -> Outcome {
                     copies: 1,
                     fee: 40,
                     item_type: None,
+                    branch: None,
                 },
                 librarian.clone(),
             ),
@@ -994,6 +1088,8 @@ async fn demo_story(out: &mut dyn Write, lib: &Library) -> Outcome {
         vec![(
             Command::StartLoan {
                 rental_id: "r-1".into(),
+                branch: None,
+                override_reason: None,
             },
             kim.clone(),
         )],
@@ -1038,6 +1134,7 @@ async fn demo_story(out: &mut dyn Write, lib: &Library) -> Outcome {
         vec![(
             Command::ReturnBook {
                 rental_id: "r-1".into(),
+                returned_at: None,
             },
             kim,
         )],
@@ -1186,4 +1283,20 @@ mod tests {
         };
         assert_eq!(message(&e), "book b-1 not found");
     }
+}
+
+/// An instant given on the command line: RFC 3339 (`2026-03-16T17:30:00Z`) or milliseconds
+/// since 1970.
+fn instant(text: &str) -> Result<u64, lendkit::Error> {
+    if let Ok(ms) = text.parse::<u64>() {
+        return Ok(ms);
+    }
+    lendkit::Timestamp::parse_rfc3339(text)
+        .ok()
+        .and_then(|t| u64::try_from(t.0).ok())
+        .ok_or_else(|| {
+            lendkit::Error::InvalidInput(format!(
+                "returned_at is {text:?}; give an RFC 3339 instant such as 2026-03-16T17:30:00Z, or milliseconds since 1970"
+            ))
+        })
 }

@@ -56,6 +56,7 @@ fn child(db: &str) {
                 copies: 2,
                 fee: 10,
                 item_type: None,
+                branch: None,
             },
             &librarian,
         );
@@ -104,8 +105,15 @@ fn child(db: &str) {
             k if !rentals.is_empty() => {
                 let (rental, owner) = rentals[rng.next(rentals.len() as u64) as usize].clone();
                 let cmd = match k {
-                    6 => Command::StartLoan { rental_id: rental },
-                    7 => Command::ReturnBook { rental_id: rental },
+                    6 => Command::StartLoan {
+                        rental_id: rental,
+                        branch: None,
+                        override_reason: None,
+                    },
+                    7 => Command::ReturnBook {
+                        rental_id: rental,
+                        returned_at: None,
+                    },
                     _ => Command::CancelRental {
                         rental_id: rental,
                         reason: None,

@@ -184,6 +184,8 @@ fn views_rebuilt_on_open_equal_the_views_before_closing() {
             &lib,
             Command::StartLoan {
                 rental_id: "r-1".into(),
+                branch: None,
+                override_reason: None,
             },
             &Actor::member("m-1"),
         )

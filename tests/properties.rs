@@ -89,13 +89,23 @@ fn actor(code: u8, owner: u8, librarians_step: bool) -> Actor {
 
 fn rental_command(kind: u8, rental: String) -> Command {
     match kind {
-        0..=2 => Command::StartLoan { rental_id: rental },
-        3..=5 => Command::ReturnBook { rental_id: rental },
+        0..=2 => Command::StartLoan {
+            rental_id: rental,
+            branch: None,
+            override_reason: None,
+        },
+        3..=5 => Command::ReturnBook {
+            rental_id: rental,
+            returned_at: None,
+        },
         6 => Command::CancelRental {
             rental_id: rental,
             reason: None,
         },
-        7 => Command::RenewLoan { rental_id: rental },
+        7 => Command::RenewLoan {
+            rental_id: rental,
+            override_reason: None,
+        },
         8 => Command::MarkDelivered { rental_id: rental },
         _ => Command::CancelRental {
             rental_id: rental,
@@ -122,7 +132,7 @@ proptest! {
         for op in ops {
             let head = block_on(lib.head()).unwrap();
             let result = match op {
-                Op::Register { book, copies, fee } => Some(run(&lib, Command::RegisterBook { book_id: format!("b-{book}"), title: format!("Book {book}"), author: None, copies, fee, item_type: None, }, &librarian())),
+                Op::Register { book, copies, fee } => Some(run(&lib, Command::RegisterBook { book_id: format!("b-{book}"), title: format!("Book {book}"), author: None, copies, fee, item_type: None, branch: None, }, &librarian())),
                 Op::AddCopies { book, copies } => Some(run(&lib, Command::AddCopies { book_id: format!("b-{book}"), copies }, &librarian())),
                 Op::Join { member } => Some(run(&lib, Command::JoinMember { member_id: format!("m-{member}"), name: format!("M{member}"), contact: None, group: None, }, &librarian())),
                 Op::TopUp { member, points } => Some(run(&lib, Command::TopUp { member_id: format!("m-{member}"), points }, &librarian())),

@@ -29,6 +29,7 @@ fn rows() -> BTreeMap<&'static str, Vec<Value>> {
                 copies: 2,
                 fee: 10,
                 item_type: None,
+                branch: None,
             },
             &librarian(),
         )
@@ -44,6 +45,8 @@ fn rows() -> BTreeMap<&'static str, Vec<Value>> {
             &lib,
             Command::StartLoan {
                 rental_id: "r-1".into(),
+                branch: None,
+                override_reason: None,
             },
             &librarian(),
         )
@@ -55,6 +58,7 @@ fn rows() -> BTreeMap<&'static str, Vec<Value>> {
             &lib,
             Command::ReturnBook {
                 rental_id: "r-1".into(),
+                returned_at: None,
             },
             &librarian(),
         )

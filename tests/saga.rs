@@ -688,6 +688,8 @@ fn the_system_actor_and_system_command_ids_are_lendkits_own() {
     for command in [
         Command::StartLoan {
             rental_id: "r-1".into(),
+            branch: None,
+            override_reason: None,
         },
         Command::CancelRental {
             rental_id: "r-1".into(),
@@ -705,6 +707,8 @@ fn the_system_actor_and_system_command_ids_are_lendkits_own() {
     let err = block_on(lib.execute_with_id(
         Command::StartLoan {
             rental_id: "r-1".into(),
+            branch: None,
+            override_reason: None,
         },
         &Actor::member("m-1"),
         Some(CommandId::new("system:charge:m-1:r-1")),
@@ -729,6 +733,7 @@ fn amounts_past_2_pow_53_are_refused_and_a_refund_is_never_lost() {
                 copies: 1,
                 fee,
                 item_type: None,
+                branch: None,
             },
             &librarian(),
         )
@@ -834,6 +839,8 @@ fn concurrent_retries_of_a_rental_step_all_get_the_first_outcome() {
                 block_on(lib.execute_with_id(
                     Command::StartLoan {
                         rental_id: "r-1".into(),
+                        branch: None,
+                        override_reason: None,
                     },
                     &Actor::member("m-1"),
                     Some(CommandId::new("c-loan")),
@@ -872,6 +879,7 @@ fn circulation_rules_are_stored_as_events_and_explained_for_a_member_and_a_book(
             copies: 1,
             fee: 5,
             item_type: Some("dvd".into()),
+            branch: None,
         },
         &librarian(),
     )

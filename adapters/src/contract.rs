@@ -51,6 +51,7 @@ pub fn envelope(stream: &StreamId, version: u64, command: &CommandId) -> Envelop
             name: format!("Member {} v{version}", stream.id),
             contact: (version % 2 == 0).then(|| format!("{}@example.invalid", stream.id)),
             group: None,
+            joined_at: None,
         }),
     }
 }

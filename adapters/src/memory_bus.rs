@@ -159,6 +159,7 @@ mod tests {
                         name: format!("member {p}"),
                         contact: None,
                         group: None,
+                        joined_at: None,
                     },
                     member,
                 ))

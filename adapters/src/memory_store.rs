@@ -269,6 +269,7 @@ mod tests {
                 name: "n".into(),
                 contact: None,
                 group: None,
+                joined_at: None,
             }
             .into(),
         }

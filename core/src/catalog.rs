@@ -27,6 +27,8 @@ pub enum BookCommand {
         /// The item type for the circulation rules (`book`, `dvd`, `ebook`); none matches only
         /// the rules' `*`.
         item_type: Option<String>,
+        /// The branch its copies belong to; none matches only the rules' `*`.
+        branch: Option<String>,
     },
     /// Stock more copies of a registered title (입고).
     AddCopies {
@@ -70,6 +72,9 @@ crate::event::event_enum! {
             /// Item type for the circulation rules, if one was given.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             item_type: Option<String>,
+            /// The branch its copies belong to, if one was given.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            branch: Option<String>,
         },
         /// Copies were stocked.
         CopiesAdded {
@@ -154,6 +159,8 @@ pub struct Book {
     pub fee: Points,
     /// Item type for the circulation rules.
     pub item_type: Option<String>,
+    /// The branch its copies belong to.
+    pub branch: Option<String>,
     /// Rentals currently holding a copy.
     pub allocated: BTreeSet<RentalId>,
 }
@@ -216,6 +223,7 @@ impl Aggregate for Book {
                 copies,
                 fee,
                 item_type,
+                branch,
             } => {
                 if !ctx.actor.is_librarian() {
                     return Err(BookError::LibrarianOnly("register books"));
@@ -238,6 +246,7 @@ impl Aggregate for Book {
                     copies: *copies,
                     fee: *fee,
                     item_type: item_type.clone(),
+                    branch: branch.clone(),
                 }])
             }
             BookCommand::AddCopies { book, copies } => {
@@ -305,9 +314,11 @@ impl Aggregate for Book {
                 copies,
                 fee,
                 item_type,
+                branch,
                 ..
             } => {
                 self.id = Some(book.clone());
+                self.branch = branch.clone();
                 self.title = title.clone();
                 self.copies = *copies;
                 self.fee = *fee;
@@ -340,6 +351,7 @@ mod tests {
             copies,
             fee: Points(30),
             item_type: None,
+            branch: None,
         }
     }
     fn allocated(r: &str) -> BookEvent {
@@ -360,6 +372,7 @@ mod tests {
                     copies: 1,
                     fee: Points(30),
                     item_type: None,
+                    branch: None,
                 },
                 member("m1"),
             )
@@ -377,6 +390,7 @@ mod tests {
                     copies: 1,
                     fee: Points(30),
                     item_type: None,
+                    branch: None,
                 },
                 librarian(),
             )
@@ -394,6 +408,7 @@ mod tests {
                     copies: 0,
                     fee: Points(1),
                     item_type: None,
+                    branch: None,
                 },
                 librarian(),
             )
@@ -407,6 +422,7 @@ mod tests {
                     copies: 1,
                     fee: Points(0),
                     item_type: None,
+                    branch: None,
                 },
                 librarian(),
             )

@@ -56,6 +56,12 @@ codes! {
     RentalNotFound = "RENTAL_NOT_FOUND", NotFound, false;
     /// The rental has no delivery.
     DeliveryNotFound = "DELIVERY_NOT_FOUND", NotFound, false;
+    /// The member has no open fee with that id.
+    FeeNotFound = "FEE_NOT_FOUND", NotFound, false;
+    /// The circulation rules declare calendars, and none for that branch.
+    BranchNotFound = "BRANCH_NOT_FOUND", NotFound, false;
+    /// The circulation rules declare member groups, and not that one.
+    GroupNotFound = "GROUP_NOT_FOUND", NotFound, false;
     /// A dead letter with that id does not exist (or was already replayed).
     DeadLetterNotFound = "DEAD_LETTER_NOT_FOUND", NotFound, false;
     /// A book with that id is already registered.
@@ -72,6 +78,17 @@ codes! {
     AlreadyDelivered = "ALREADY_DELIVERED", RuleViolation, false;
     /// The loan was already renewed as often as the rules allow.
     RenewalLimit = "RENEWAL_LIMIT", RuleViolation, false;
+    /// A limit of the member's group is reached: open loans, overdue loans, or loans under one
+    /// loan policy. Return something (or ask a librarian to override with a reason).
+    LimitReached = "LIMIT_REACHED", RuleViolation, false;
+    /// The member owes fees at or over their group's limit; pay some first.
+    FeesOwed = "FEES_OWED", RuleViolation, false;
+    /// The member's card has expired; renew the membership. Returns are still accepted.
+    CardExpired = "CARD_EXPIRED", RuleViolation, false;
+    /// A librarian blocked the member from borrowing, renewing and reserving.
+    MemberBlocked = "MEMBER_BLOCKED", RuleViolation, false;
+    /// A renewal would not move the due date (a fixed schedule, or a cap date reached).
+    DueDateUnchanged = "DUE_DATE_UNCHANGED", RuleViolation, false;
     /// The member's balance is lower than the fee.
     InsufficientPoints = "INSUFFICIENT_POINTS", Payment, false;
     /// The payment gateway refused the charge.

@@ -27,6 +27,9 @@ pub enum FieldKind {
     Amount,
     /// A count of copies: a whole number in `1..=`[`u32::MAX`].
     Count,
+    /// An instant: milliseconds since 1970-01-01T00:00:00Z (UTC), a whole number from 1 to
+    /// [`MAX_AMOUNT`].
+    Instant,
     /// A document (a rules file): text of at most [`MAX_DOCUMENT_LEN`](crate::ids::MAX_DOCUMENT_LEN) bytes, not empty.
     Document,
 }
@@ -75,6 +78,7 @@ macro_rules! field_type {
     (Note) => { String };
     (Document) => { String };
     (Amount) => { u64 };
+    (Instant) => { u64 };
     (Count) => { u32 };
     (Option<$kind:ident>) => { Option<field_type!($kind)> };
 }
@@ -174,6 +178,8 @@ commands! {
         author: Option<Note>,
         /// Item type for the circulation rules (`book`, `dvd`, …); without one only the rules' `*` rows apply.
         item_type: Option<Id>,
+        /// The branch its copies belong to (their loans follow that branch's rules and calendar unless lent elsewhere); none: the rules' `*`.
+        branch: Option<Id>,
     }
     /// Stock more copies (librarian).
     AddCopies = "add_copies" {
@@ -215,11 +221,17 @@ commands! {
     StartLoan = "start_loan" {
         /// Rental id.
         rental_id: Id,
+        /// The branch lending it (its rules and calendar decide the due date); defaults to the book's branch.
+        branch: Option<Id>,
+        /// A librarian's reason to lend although the member is blocked (recorded as BlockOverridden).
+        override_reason: Option<Text>,
     }
-    /// Bring a loan back (the member, or a librarian for them).
+    /// Bring a loan back (the member, or a librarian for them). Never blocked.
     ReturnBook = "return_book" {
         /// Rental id.
         rental_id: Id,
+        /// When the book really came back (ms since 1970, UTC), for a drop box emptied later: fines count to then. Not in the future, not before the loan started.
+        returned_at: Option<Instant>,
     }
     /// Cancel a reservation; the refund, the copy's release and the delivery's cancellation follow.
     CancelRental = "cancel_rental" {
@@ -228,15 +240,47 @@ commands! {
         /// Why; defaults to `canceled by member` / `canceled by librarian`.
         reason: Option<Note>,
     }
-    /// Extend a loan by the loan period.
+    /// Extend a loan by its loan period, from the due date or from now as its loan policy says; refused over the renewal limit, when the member is blocked, or when the due date would not move.
     RenewLoan = "renew_loan" {
         /// Rental id.
         rental_id: Id,
+        /// A librarian's reason to renew although the member is blocked (recorded as BlockOverridden).
+        override_reason: Option<Text>,
     }
     /// Record that a delivery arrived (librarian); the loan starts.
     MarkDelivered = "mark_delivered" {
         /// Rental id.
         rental_id: Id,
+    }
+    /// Pay a member's fees, oldest first (the member from their points, or a librarian).
+    PayFees = "pay_fees" {
+        /// Member id.
+        member_id: Id,
+        /// Points to pay, at most what is owed.
+        amount: Amount,
+        /// `points` (the default: from the member's point account) or `external` (paid at the desk; librarian).
+        paid_from: Option<Id>,
+    }
+    /// Waive what is left of a fee (librarian).
+    WaiveFee = "waive_fee" {
+        /// Member id.
+        member_id: Id,
+        /// The fee's id (`RENTAL:overdue`, as in FeeCharged).
+        fee_id: Id,
+        /// Why.
+        reason: Text,
+    }
+    /// Block a member from borrowing, renewing and reserving (librarian).
+    BlockMember = "block_member" {
+        /// Member id.
+        member_id: Id,
+        /// Why.
+        reason: Text,
+    }
+    /// Lift a member's manual block (librarian).
+    UnblockMember = "unblock_member" {
+        /// Member id.
+        member_id: Id,
     }
     /// Replace the circulation rules (librarian): a rules table in TOML or JSON (see docs/rules.md), checked before it is stored; each change gets the next version.
     ChangeCirculationRules = "change_circulation_rules" {
@@ -251,9 +295,9 @@ impl Command {
     /// The rental the command names, if it names one (`reserve_book` only when given one).
     pub fn rental_id(&self) -> Option<&str> {
         match self {
-            Command::StartLoan { rental_id }
-            | Command::ReturnBook { rental_id }
-            | Command::RenewLoan { rental_id }
+            Command::StartLoan { rental_id, .. }
+            | Command::ReturnBook { rental_id, .. }
+            | Command::RenewLoan { rental_id, .. }
             | Command::MarkDelivered { rental_id }
             | Command::CancelRental { rental_id, .. } => Some(rental_id),
             Command::ReserveBook { rental_id, .. } => rental_id.as_deref(),
@@ -261,6 +305,10 @@ impl Command {
             | Command::AddCopies { .. }
             | Command::JoinMember { .. }
             | Command::TopUp { .. }
+            | Command::PayFees { .. }
+            | Command::WaiveFee { .. }
+            | Command::BlockMember { .. }
+            | Command::UnblockMember { .. }
             | Command::ChangeCirculationRules { .. } => None,
         }
     }
@@ -315,7 +363,7 @@ impl FieldValue for String {
             FieldKind::Id => validate_id(name, self),
             FieldKind::Text => validate_text(name, self, true),
             FieldKind::Document => validate_document(name, self),
-            FieldKind::Note | FieldKind::Amount | FieldKind::Count => {
+            FieldKind::Note | FieldKind::Amount | FieldKind::Count | FieldKind::Instant => {
                 validate_text(name, self, false)
             }
         }
@@ -375,7 +423,7 @@ fn check_fields(spec: &CommandSpec, value: &Value) -> Result<(), String> {
                     _ => validate_text(name, text, false)?,
                 }
             }
-            FieldKind::Amount | FieldKind::Count => {
+            FieldKind::Amount | FieldKind::Count | FieldKind::Instant => {
                 let max = if field.kind == FieldKind::Count {
                     u64::from(u32::MAX)
                 } else {
@@ -383,7 +431,7 @@ fn check_fields(spec: &CommandSpec, value: &Value) -> Result<(), String> {
                 };
                 match value.as_u64() {
                     Some(n) if n <= max => validate_amount(name, n)?,
-                    Some(n) if field.kind == FieldKind::Amount => validate_amount(name, n)?,
+                    Some(n) if field.kind != FieldKind::Count => validate_amount(name, n)?,
                     _ => {
                         return Err(format!(
                             "{name} is {}, but {name} must be a whole number from 1 to {max}",
@@ -458,7 +506,7 @@ mod tests {
             let mut value = json!({ "command": spec.name });
             for f in spec.fields {
                 value[f.name] = match f.kind {
-                    FieldKind::Amount | FieldKind::Count => json!(3),
+                    FieldKind::Amount | FieldKind::Count | FieldKind::Instant => json!(3),
                     _ => json!(format!("{}-1", f.name)),
                 };
             }

@@ -305,6 +305,13 @@ impl Timestamp {
         }
     }
 
+    /// Reads an RFC 3339 instant (`2026-03-16T17:30:00Z`, `2026-03-16T18:30:00+01:00`).
+    pub fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
+        text.parse::<jiff::Timestamp>()
+            .map(|t| Timestamp(t.as_millisecond()))
+            .map_err(|_| format!("{text:?} is not an RFC 3339 instant such as 2026-03-16T17:30:00Z"))
+    }
+
     /// The calendar date (UTC) as `YYYY-MM-DD`.
     pub fn date(self) -> String {
         let days = self.0.div_euclid(DAY_MS);

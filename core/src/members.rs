@@ -1,11 +1,89 @@
-//! The Member aggregate: someone who may borrow.
+//! The Member aggregate: someone who may borrow, and their circulation record.
 //!
 //! Invariants: a member id joins once; the name is not empty. A librarian registers members,
 //! or a person registers themselves (acting as the member id they join with).
+//!
+//! The member's stream is also where borrowing is decided for the member as a whole (the
+//! per-member lock real libraries add after two desks lent past a limit at once): it records
+//! each open loan and its due date (`LoanRecorded`, `LoanCleared`), the fee ledger
+//! (`FeeCharged`, `FeePaid`, `FeeWaived`) and manual blocks. Borrowing, renewing and reserving
+//! check the member's **blocks** against their group's limits policy here, in one place:
+//! a manual block (`MEMBER_BLOCKED`), an expired card (`CARD_EXPIRED`), fees owed at or over
+//! the limit (`FEES_OWED`), too many overdue or open loans, or too many under one loan policy
+//! (`LIMIT_REACHED`). A librarian may override a block with a reason, which is recorded
+//! (`BlockOverridden`). Returns are never blocked.
 
 use crate::aggregate::{Aggregate, Context};
+use crate::circulation::LimitsPolicy;
 use crate::codes::ErrorCode;
-use crate::ids::{MemberId, StreamKind};
+use crate::ids::{Actor, MemberId, RentalId, StreamKind, Timestamp, DAY_MS, MAX_AMOUNT};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What is being done when blocks are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Borrowing {
+    /// A loan starts.
+    Borrow,
+    /// A loan is renewed.
+    Renew,
+    /// A book is reserved.
+    Reserve,
+}
+
+impl Borrowing {
+    fn verb(self) -> &'static str {
+        match self {
+            Borrowing::Borrow => "borrow",
+            Borrowing::Renew => "renew",
+            Borrowing::Reserve => "reserve",
+        }
+    }
+}
+
+/// How a fee was paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaidFrom {
+    /// From the member's point account, in the same commit.
+    Points,
+    /// At the desk, outside lendkit (cash, card): recorded by a librarian.
+    External,
+}
+
+/// What a fee is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeeKind {
+    /// A late return.
+    Overdue,
+    /// An item that did not come back.
+    Lost,
+    /// The processing of a lost item.
+    Processing,
+}
+
+impl FeeKind {
+    /// Its name in fee ids and events (`overdue`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeeKind::Overdue => "overdue",
+            FeeKind::Lost => "lost",
+            FeeKind::Processing => "processing",
+        }
+    }
+}
+
+/// The context a borrowing decision needs from the rules: the limits of the member's group
+/// (resolved for this loan's item type and branch) and, for a new loan, its loan policy's
+/// name and item limit.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LoanLimits {
+    /// The limits policy that applies; `None`: no limits (no rules stored).
+    pub limits: Option<LimitsPolicy>,
+    /// The loan policy's name and its `item_limit`, when it has one.
+    pub item_limit: Option<(String, u64)>,
+}
 
 /// Commands on a member.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +100,91 @@ pub enum MemberCommand {
         /// only the rules' `*`. Only a librarian assigns one.
         group: Option<String>,
     },
+    /// A loan starts: checked against the member's blocks, then recorded (filled in by the
+    /// library from the rental and the rules).
+    CheckOut {
+        /// Borrower.
+        member: MemberId,
+        /// The rental.
+        rental: RentalId,
+        /// Its due date.
+        due: Timestamp,
+        /// The limits and item limit that apply.
+        limits: LoanLimits,
+        /// A librarian's reason to lend despite a block.
+        override_reason: Option<String>,
+    },
+    /// A loan is renewed to `due`: checked against the member's blocks; the fine run up so far,
+    /// if any, is charged.
+    Renew {
+        /// Borrower.
+        member: MemberId,
+        /// The rental.
+        rental: RentalId,
+        /// The new due date.
+        due: Timestamp,
+        /// The limits that apply.
+        limits: LoanLimits,
+        /// The fine the loan has run up so far that the renewal charges (0: none or forgiven).
+        fine: u64,
+        /// A librarian's reason to renew despite a block.
+        override_reason: Option<String>,
+    },
+    /// A loan ended (returned): it leaves the record, and a fine is charged if one is due.
+    CheckIn {
+        /// Borrower.
+        member: MemberId,
+        /// The rental.
+        rental: RentalId,
+        /// The overdue fine (0: none).
+        fine: u64,
+    },
+    /// Pay fees, oldest first, up to `amount` points.
+    PayFees {
+        /// Who owes.
+        member: MemberId,
+        /// How much to pay, at most what is owed.
+        amount: u64,
+        /// From the point account (the member or a librarian) or at the desk (a librarian).
+        from: PaidFrom,
+    },
+    /// Waive (part of) a fee (librarian).
+    WaiveFee {
+        /// Who owes.
+        member: MemberId,
+        /// The fee.
+        fee: String,
+        /// Why.
+        reason: String,
+    },
+    /// Block the member from borrowing, renewing and reserving (librarian).
+    BlockMember {
+        /// Who.
+        member: MemberId,
+        /// Why.
+        reason: String,
+    },
+    /// Lift a manual block (librarian).
+    UnblockMember {
+        /// Who.
+        member: MemberId,
+    },
+}
+
+impl MemberCommand {
+    /// The member the command is about.
+    pub fn member(&self) -> &MemberId {
+        match self {
+            MemberCommand::JoinMember { member, .. }
+            | MemberCommand::CheckOut { member, .. }
+            | MemberCommand::Renew { member, .. }
+            | MemberCommand::CheckIn { member, .. }
+            | MemberCommand::PayFees { member, .. }
+            | MemberCommand::WaiveFee { member, .. }
+            | MemberCommand::BlockMember { member, .. }
+            | MemberCommand::UnblockMember { member } => member,
+        }
+    }
 }
 
 crate::event::event_enum! {
@@ -39,7 +202,109 @@ crate::event::event_enum! {
             /// Group for the circulation rules, if one was assigned.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             group: Option<String>,
+            /// When they joined (a card's expiry counts from it; absent in logs written before
+            /// lendkit recorded it: such a card never expires).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            joined_at: Option<Timestamp>,
         },
+        /// A loan is on the member's record until `due` (on checkout and on every renewal).
+        LoanRecorded {
+            /// Borrower.
+            member: MemberId,
+            /// The rental.
+            rental: RentalId,
+            /// Its due date.
+            due: Timestamp,
+            /// The loan policy it is under (for per-policy item limits).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            loan_policy: Option<String>,
+        },
+        /// A loan left the member's record (returned).
+        LoanCleared {
+            /// Borrower.
+            member: MemberId,
+            /// The rental.
+            rental: RentalId,
+        },
+        /// A fee was charged to the member's fee ledger (apart from their points).
+        FeeCharged {
+            /// Who owes.
+            member: MemberId,
+            /// The fee's id: `RENTAL:KIND` (`r-1:overdue`).
+            fee: String,
+            /// What for.
+            kind: FeeKind,
+            /// The loan it is for.
+            rental: RentalId,
+            /// Points owed.
+            amount: u64,
+        },
+        /// (Part of) a fee was paid.
+        FeePaid {
+            /// Who paid.
+            member: MemberId,
+            /// The fee.
+            fee: String,
+            /// Points paid.
+            amount: u64,
+            /// From the point account or at the desk.
+            from: PaidFrom,
+        },
+        /// (The rest of) a fee was waived by a librarian.
+        FeeWaived {
+            /// Who owed.
+            member: MemberId,
+            /// The fee.
+            fee: String,
+            /// Points waived.
+            amount: u64,
+            /// The librarian.
+            by: String,
+            /// Why.
+            reason: String,
+        },
+        /// A librarian blocked the member.
+        MemberBlocked {
+            /// Who.
+            member: MemberId,
+            /// Why.
+            reason: String,
+        },
+        /// A librarian lifted the manual block.
+        MemberUnblocked {
+            /// Who.
+            member: MemberId,
+        },
+        /// A librarian lent, renewed or reserved despite a block.
+        BlockOverridden {
+            /// Who was blocked.
+            member: MemberId,
+            /// The block's code (`LIMIT_REACHED`, `FEES_OWED`, …).
+            code: String,
+            /// The librarian.
+            by: String,
+            /// Their reason.
+            reason: String,
+            /// The rental it was for.
+            rental: RentalId,
+        },
+    }
+}
+
+impl MemberEvent {
+    /// The member the event is about.
+    pub fn member(&self) -> &MemberId {
+        match self {
+            MemberEvent::MemberJoined { member, .. }
+            | MemberEvent::LoanRecorded { member, .. }
+            | MemberEvent::LoanCleared { member, .. }
+            | MemberEvent::FeeCharged { member, .. }
+            | MemberEvent::FeePaid { member, .. }
+            | MemberEvent::FeeWaived { member, .. }
+            | MemberEvent::MemberBlocked { member, .. }
+            | MemberEvent::MemberUnblocked { member }
+            | MemberEvent::BlockOverridden { member, .. } => member,
+        }
     }
 }
 
@@ -61,18 +326,112 @@ pub enum MemberError {
         "only a librarian may put member {0} in a group (groups decide the circulation rules)"
     )]
     GroupLibrarianOnly(MemberId),
+    /// No such member.
+    #[error("member {0} not found")]
+    NotFound(MemberId),
+    /// Only a librarian may do this (block, waive, take external payments, override).
+    #[error("only a librarian may {0}")]
+    LibrarianOnly(&'static str),
+    /// A limit of the member's group is reached.
+    #[error("member {member} cannot {action}: {why}")]
+    LimitReached {
+        /// Who.
+        member: MemberId,
+        /// What was refused.
+        action: &'static str,
+        /// Which limit.
+        why: String,
+    },
+    /// The member owes fees at or over their group's limit.
+    #[error("member {member} cannot {action}: they owe {owed} points in fees and the limit is {limit}; pay at least {} first", owed + 1 - limit)]
+    FeesOwed {
+        /// Who.
+        member: MemberId,
+        /// What was refused.
+        action: &'static str,
+        /// Owed.
+        owed: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The member's card has expired.
+    #[error("member {member} cannot {action}: their card expired on {expired}; renew the membership (returns are still accepted)")]
+    CardExpired {
+        /// Who.
+        member: MemberId,
+        /// What was refused.
+        action: &'static str,
+        /// When (YYYY-MM-DD, UTC).
+        expired: String,
+    },
+    /// A librarian blocked the member.
+    #[error("member {member} cannot {action}: blocked by a librarian ({reason})")]
+    Blocked {
+        /// Who.
+        member: MemberId,
+        /// What was refused.
+        action: &'static str,
+        /// The block's reason.
+        reason: String,
+    },
+    /// No such fee, or nothing left to pay or waive.
+    #[error("member {member} has no open fee {fee}")]
+    FeeNotFound {
+        /// Who.
+        member: MemberId,
+        /// The fee id asked for.
+        fee: String,
+    },
 }
 
 impl MemberError {
     /// Stable code.
     pub fn code(&self) -> ErrorCode {
         match self {
-            MemberError::Unauthorized(_) | MemberError::GroupLibrarianOnly(_) => {
-                ErrorCode::Unauthorized
-            }
+            MemberError::Unauthorized(_)
+            | MemberError::GroupLibrarianOnly(_)
+            | MemberError::LibrarianOnly(_) => ErrorCode::Unauthorized,
             MemberError::AlreadyJoined(_) => ErrorCode::MemberExists,
             MemberError::InvalidInput(_) => ErrorCode::InvalidInput,
+            MemberError::NotFound(_) => ErrorCode::MemberNotFound,
+            MemberError::LimitReached { .. } => ErrorCode::LimitReached,
+            MemberError::FeesOwed { .. } => ErrorCode::FeesOwed,
+            MemberError::CardExpired { .. } => ErrorCode::CardExpired,
+            MemberError::Blocked { .. } => ErrorCode::MemberBlocked,
+            MemberError::FeeNotFound { .. } => ErrorCode::FeeNotFound,
         }
+    }
+}
+
+/// A loan on the member's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenLoan {
+    /// When it is due.
+    pub due: Timestamp,
+    /// The loan policy it is under.
+    pub loan_policy: Option<String>,
+}
+
+/// One fee on the member's ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fee {
+    /// What for.
+    pub kind: FeeKind,
+    /// The loan.
+    pub rental: RentalId,
+    /// Charged.
+    pub amount: u64,
+    /// Paid so far.
+    pub paid: u64,
+    /// Waived so far.
+    pub waived: u64,
+}
+
+impl Fee {
+    /// What is still owed.
+    pub fn owed(&self) -> u64 {
+        self.amount
+            .saturating_sub(self.paid.saturating_add(self.waived))
     }
 }
 
@@ -87,6 +446,173 @@ pub struct Member {
     pub contact: Option<String>,
     /// Group for the circulation rules.
     pub group: Option<String>,
+    /// When they joined, if recorded.
+    pub joined_at: Option<Timestamp>,
+    /// Open loans by rental.
+    pub loans: BTreeMap<RentalId, OpenLoan>,
+    /// The fee ledger, by fee id, in the order charged.
+    pub fees: BTreeMap<String, Fee>,
+    /// Fee ids in the order they were charged (payments go oldest first).
+    pub fee_order: Vec<String>,
+    /// A manual block's reason.
+    pub blocked: Option<String>,
+}
+
+impl Member {
+    /// Points owed in fees.
+    pub fn fees_owed(&self) -> u64 {
+        self.fees
+            .values()
+            .fold(0u64, |sum, f| sum.saturating_add(f.owed()))
+    }
+
+    /// Loans past their due date at `now`.
+    pub fn overdue(&self, now: Timestamp) -> usize {
+        self.loans.values().filter(|l| l.due < now).count()
+    }
+
+    /// When the card expires under `limits`, if it does.
+    pub fn card_expires(&self, limits: &LimitsPolicy) -> Option<Timestamp> {
+        let days = limits.card_expiry_days?;
+        let joined = self.joined_at?;
+        let ms = i64::try_from(days).ok()?.checked_mul(DAY_MS)?;
+        Some(joined.plus_ms(ms))
+    }
+
+    fn joined(&self, member: &MemberId) -> Result<(), MemberError> {
+        match self.id {
+            Some(_) => Ok(()),
+            None => Err(MemberError::NotFound(member.clone())),
+        }
+    }
+
+    /// The first block that stops `action` now, if any: a manual block, an expired card, fees
+    /// owed, too many overdue loans, too many loans (a new loan counts: `adding`), too many under
+    /// the loan's policy.
+    pub fn block(
+        &self,
+        member: &MemberId,
+        action: Borrowing,
+        limits: &LoanLimits,
+        now: Timestamp,
+        adding: Option<&RentalId>,
+    ) -> Option<MemberError> {
+        let verb = action.verb();
+        if let Some(reason) = &self.blocked {
+            return Some(MemberError::Blocked {
+                member: member.clone(),
+                action: verb,
+                reason: reason.clone(),
+            });
+        }
+        let Some(l) = &limits.limits else {
+            return None;
+        };
+        if let Some(expires) = self.card_expires(l) {
+            if now >= expires {
+                return Some(MemberError::CardExpired {
+                    member: member.clone(),
+                    action: verb,
+                    expired: expires.date(),
+                });
+            }
+        }
+        let owed = self.fees_owed();
+        if let Some(limit) = l.max_fees_owed {
+            if owed >= limit && owed > 0 {
+                return Some(MemberError::FeesOwed {
+                    member: member.clone(),
+                    action: verb,
+                    owed,
+                    limit,
+                });
+            }
+        }
+        let overdue = self.overdue(now) as u64;
+        if let Some(max) = l.max_overdue {
+            if overdue > max {
+                return Some(MemberError::LimitReached {
+                    member: member.clone(),
+                    action: verb,
+                    why: format!(
+                        "{overdue} loans are overdue and the limit is {max}; return them first"
+                    ),
+                });
+            }
+        }
+        let new = adding.is_some_and(|r| !self.loans.contains_key(r));
+        if let (Some(max), true) = (l.max_loans, new) {
+            let open = self.loans.len() as u64;
+            if open >= max {
+                return Some(MemberError::LimitReached {
+                    member: member.clone(),
+                    action: verb,
+                    why: format!("they have {open} loans and the limit is {max}"),
+                });
+            }
+        }
+        if let (Some((policy, max)), true) = (&limits.item_limit, new) {
+            let under = self
+                .loans
+                .values()
+                .filter(|o| o.loan_policy.as_deref() == Some(policy))
+                .count() as u64;
+            if under >= *max {
+                return Some(MemberError::LimitReached {
+                    member: member.clone(),
+                    action: verb,
+                    why: format!(
+                        "they have {under} loans under loan policy {policy:?}, whose item limit is {max}"
+                    ),
+                });
+            }
+        }
+        None
+    }
+
+    /// `Ok` with the override event when a librarian overrides a block, `Err` when blocked.
+    fn check_blocks(
+        &self,
+        member: &MemberId,
+        rental: &RentalId,
+        action: Borrowing,
+        limits: &LoanLimits,
+        ctx: &Context,
+        override_reason: Option<&String>,
+    ) -> Result<Option<MemberEvent>, MemberError> {
+        if override_reason.is_some() && !ctx.actor.is_librarian() {
+            return Err(MemberError::LibrarianOnly("override a block"));
+        }
+        let adding = (action == Borrowing::Borrow).then_some(rental);
+        let Some(block) = self.block(member, action, limits, ctx.now, adding) else {
+            return Ok(None);
+        };
+        match (override_reason, &ctx.actor) {
+            (Some(reason), Actor::Librarian(by)) => Ok(Some(MemberEvent::BlockOverridden {
+                member: member.clone(),
+                code: block.code().as_str().to_owned(),
+                by: by.clone(),
+                reason: reason.clone(),
+                rental: rental.clone(),
+            })),
+            _ => Err(block),
+        }
+    }
+
+    fn fee_charged(
+        member: &MemberId,
+        rental: &RentalId,
+        kind: FeeKind,
+        amount: u64,
+    ) -> MemberEvent {
+        MemberEvent::FeeCharged {
+            member: member.clone(),
+            fee: format!("{rental}:{}", kind.as_str()),
+            kind,
+            rental: rental.clone(),
+            amount: amount.min(MAX_AMOUNT),
+        }
+    }
 }
 
 impl Aggregate for Member {
@@ -124,6 +650,184 @@ impl Aggregate for Member {
                     name: name.trim().to_owned(),
                     contact: contact.clone(),
                     group: group.clone(),
+                    joined_at: Some(ctx.now),
+                }])
+            }
+            MemberCommand::CheckOut {
+                member,
+                rental,
+                due,
+                limits,
+                override_reason,
+            } => {
+                self.joined(member)?;
+                if self.loans.contains_key(rental) {
+                    return Ok(vec![]);
+                }
+                let mut events = Vec::new();
+                events.extend(self.check_blocks(
+                    member,
+                    rental,
+                    Borrowing::Borrow,
+                    limits,
+                    ctx,
+                    override_reason.as_ref(),
+                )?);
+                events.push(MemberEvent::LoanRecorded {
+                    member: member.clone(),
+                    rental: rental.clone(),
+                    due: *due,
+                    loan_policy: limits.item_limit.as_ref().map(|(p, _)| p.clone()),
+                });
+                Ok(events)
+            }
+            MemberCommand::Renew {
+                member,
+                rental,
+                due,
+                limits,
+                fine,
+                override_reason,
+            } => {
+                self.joined(member)?;
+                let mut events = Vec::new();
+                events.extend(self.check_blocks(
+                    member,
+                    rental,
+                    Borrowing::Renew,
+                    limits,
+                    ctx,
+                    override_reason.as_ref(),
+                )?);
+                if *fine > 0 {
+                    events.push(Self::fee_charged(member, rental, FeeKind::Overdue, *fine));
+                }
+                events.push(MemberEvent::LoanRecorded {
+                    member: member.clone(),
+                    rental: rental.clone(),
+                    due: *due,
+                    loan_policy: self.loans.get(rental).and_then(|l| l.loan_policy.clone()),
+                });
+                Ok(events)
+            }
+            MemberCommand::CheckIn {
+                member,
+                rental,
+                fine,
+            } => {
+                self.joined(member)?;
+                let mut events = Vec::new();
+                if *fine > 0 {
+                    // A renewal may have charged part of this loan's lateness already.
+                    let fee = format!("{rental}:{}", FeeKind::Overdue.as_str());
+                    let charged = self.fees.get(&fee).map_or(0, |f| f.amount);
+                    let more = fine.saturating_sub(charged);
+                    if more > 0 {
+                        events.push(Self::fee_charged(member, rental, FeeKind::Overdue, more));
+                    }
+                }
+                if self.loans.contains_key(rental) {
+                    events.push(MemberEvent::LoanCleared {
+                        member: member.clone(),
+                        rental: rental.clone(),
+                    });
+                }
+                Ok(events)
+            }
+            MemberCommand::PayFees {
+                member,
+                amount,
+                from,
+            } => {
+                let allowed = match from {
+                    PaidFrom::External => ctx.actor.is_librarian(),
+                    PaidFrom::Points => ctx.actor.is_librarian() || ctx.actor.is_member(member),
+                };
+                if !allowed {
+                    return Err(match from {
+                        PaidFrom::External => {
+                            MemberError::LibrarianOnly("record a payment made at the desk")
+                        }
+                        PaidFrom::Points => MemberError::Unauthorized(member.clone()),
+                    });
+                }
+                self.joined(member)?;
+                let owed = self.fees_owed();
+                if *amount == 0 || *amount > owed {
+                    return Err(MemberError::InvalidInput(format!(
+                        "amount is {amount}; member {member} owes {owed} points in fees, so pay between 1 and {owed}"
+                    )));
+                }
+                let mut left = *amount;
+                let mut events = Vec::new();
+                for id in &self.fee_order {
+                    let Some(fee) = self.fees.get(id) else {
+                        continue;
+                    };
+                    let pay = fee.owed().min(left);
+                    if pay == 0 {
+                        continue;
+                    }
+                    left -= pay;
+                    events.push(MemberEvent::FeePaid {
+                        member: member.clone(),
+                        fee: id.clone(),
+                        amount: pay,
+                        from: *from,
+                    });
+                    if left == 0 {
+                        break;
+                    }
+                }
+                Ok(events)
+            }
+            MemberCommand::WaiveFee {
+                member,
+                fee,
+                reason,
+            } => {
+                let Actor::Librarian(by) = &ctx.actor else {
+                    return Err(MemberError::LibrarianOnly("waive a fee"));
+                };
+                self.joined(member)?;
+                let owed = self.fees.get(fee).map_or(0, Fee::owed);
+                if owed == 0 {
+                    return Err(MemberError::FeeNotFound {
+                        member: member.clone(),
+                        fee: fee.clone(),
+                    });
+                }
+                Ok(vec![MemberEvent::FeeWaived {
+                    member: member.clone(),
+                    fee: fee.clone(),
+                    amount: owed,
+                    by: by.clone(),
+                    reason: reason.clone(),
+                }])
+            }
+            MemberCommand::BlockMember { member, reason } => {
+                if !ctx.actor.is_librarian() {
+                    return Err(MemberError::LibrarianOnly("block a member"));
+                }
+                self.joined(member)?;
+                if self.blocked.as_ref() == Some(reason) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![MemberEvent::MemberBlocked {
+                    member: member.clone(),
+                    reason: reason.clone(),
+                }])
+            }
+            MemberCommand::UnblockMember { member } => {
+                if !ctx.actor.is_librarian() {
+                    return Err(MemberError::LibrarianOnly("unblock a member"));
+                }
+                self.joined(member)?;
+                if self.blocked.is_none() {
+                    return Ok(vec![]);
+                }
+                Ok(vec![MemberEvent::MemberUnblocked {
+                    member: member.clone(),
                 }])
             }
         }
@@ -136,12 +840,66 @@ impl Aggregate for Member {
                 name,
                 contact,
                 group,
+                joined_at,
             } => {
                 self.id = Some(member.clone());
                 self.name = name.clone();
                 self.contact = contact.clone();
                 self.group = group.clone();
+                self.joined_at = *joined_at;
             }
+            MemberEvent::LoanRecorded {
+                rental,
+                due,
+                loan_policy,
+                ..
+            } => {
+                self.loans.insert(
+                    rental.clone(),
+                    OpenLoan {
+                        due: *due,
+                        loan_policy: loan_policy.clone(),
+                    },
+                );
+            }
+            MemberEvent::LoanCleared { rental, .. } => {
+                self.loans.remove(rental);
+            }
+            MemberEvent::FeeCharged {
+                fee,
+                kind,
+                rental,
+                amount,
+                ..
+            } => match self.fees.get_mut(fee) {
+                Some(f) => f.amount = f.amount.saturating_add(*amount),
+                None => {
+                    self.fee_order.push(fee.clone());
+                    self.fees.insert(
+                        fee.clone(),
+                        Fee {
+                            kind: *kind,
+                            rental: rental.clone(),
+                            amount: *amount,
+                            paid: 0,
+                            waived: 0,
+                        },
+                    );
+                }
+            },
+            MemberEvent::FeePaid { fee, amount, .. } => {
+                if let Some(f) = self.fees.get_mut(fee) {
+                    f.paid = f.paid.saturating_add(*amount);
+                }
+            }
+            MemberEvent::FeeWaived { fee, amount, .. } => {
+                if let Some(f) = self.fees.get_mut(fee) {
+                    f.waived = f.waived.saturating_add(*amount);
+                }
+            }
+            MemberEvent::MemberBlocked { reason, .. } => self.blocked = Some(reason.clone()),
+            MemberEvent::MemberUnblocked { .. } => self.blocked = None,
+            MemberEvent::BlockOverridden { .. } => {}
         }
     }
 }
@@ -169,6 +927,7 @@ mod tests {
                 name: "Kim".into(),
                 contact: None,
                 group: None,
+                joined_at: Some(Timestamp(0)),
             }]);
         given::<Member>([])
             .when(join("Kim"), member("m2"))
@@ -182,6 +941,7 @@ mod tests {
             name: "Kim".into(),
             contact: None,
             group: None,
+            joined_at: None,
         };
         given::<Member>([joined])
             .when(join("Kim"), librarian())

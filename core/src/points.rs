@@ -35,6 +35,14 @@ pub enum PointsCommand {
         /// The fee.
         points: Points,
     },
+    /// Pay fees from the account (with the member's `PayFees`, in one commit): the member or a
+    /// librarian.
+    PayFees {
+        /// Owner.
+        member: MemberId,
+        /// How many.
+        points: Points,
+    },
     /// Give a rental's fee back (after a cancellation).
     RefundPoints {
         /// Owner.
@@ -68,6 +76,13 @@ crate::event::event_enum! {
             /// The rental.
             rental: RentalId,
             /// The fee.
+            points: Points,
+        },
+        /// Points paid the member's fees (the fee ledger's `FeePaid` events say which).
+        PointsSpentOnFees {
+            /// Owner.
+            member: MemberId,
+            /// How many.
             points: Points,
         },
         /// A rental's fee was given back (포인트 반납).
@@ -149,6 +164,7 @@ impl PointsCommand {
             PointsCommand::OpenAccount { member, .. }
             | PointsCommand::TopUp { member, .. }
             | PointsCommand::ChargePoints { member, .. }
+            | PointsCommand::PayFees { member, .. }
             | PointsCommand::RefundPoints { member, .. } => member,
         }
     }
@@ -248,6 +264,25 @@ impl Aggregate for PointAccount {
                     points: *points,
                 }])
             }
+            PointsCommand::PayFees { member, points } => {
+                if !(ctx.actor.is_librarian() || ctx.actor.is_member(member)) {
+                    return Err(PointsError::SystemOnly);
+                }
+                if !self.open {
+                    return Err(PointsError::NoAccount(member.clone()));
+                }
+                if self.balance < points.0 {
+                    return Err(PointsError::InsufficientPoints {
+                        member: member.clone(),
+                        balance: self.balance,
+                        needed: points.0,
+                    });
+                }
+                Ok(vec![PointsEvent::PointsSpentOnFees {
+                    member: member.clone(),
+                    points: *points,
+                }])
+            }
             PointsCommand::RefundPoints { member, rental } => {
                 if !ctx.actor.is_system() {
                     return Err(PointsError::SystemOnly);
@@ -294,6 +329,9 @@ impl Aggregate for PointAccount {
                         refunded: false,
                     },
                 );
+            }
+            PointsEvent::PointsSpentOnFees { points, .. } => {
+                self.balance = self.balance.saturating_sub(points.0)
             }
             PointsEvent::PointsRefunded { rental, points, .. } => {
                 self.balance = self.balance.saturating_add(points.0);

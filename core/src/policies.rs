@@ -249,6 +249,8 @@ fn start_delivered_loan(e: &Envelope) -> Vec<Reaction> {
         Event::Delivery(DeliveryEvent::Delivered { rental, .. }) => {
             vec![Reaction::Rental(RentalCommand::StartLoan {
                 rental: rental.clone(),
+                due: None,
+                terms: None,
             })]
         }
         _ => vec![],
@@ -327,6 +329,7 @@ fn notify(e: &Envelope) -> Vec<Reaction> {
                 member,
                 book,
                 due,
+                ..
             } => (
                 member,
                 rental,
@@ -336,6 +339,7 @@ fn notify(e: &Envelope) -> Vec<Reaction> {
                 rental,
                 member,
                 due,
+                ..
             } => (
                 member,
                 rental,
@@ -346,6 +350,7 @@ fn notify(e: &Envelope) -> Vec<Reaction> {
                 member,
                 book,
                 late_days,
+                ..
             } => {
                 let late = if *late_days == 0 {
                     String::from("on time")

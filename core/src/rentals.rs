@@ -7,6 +7,7 @@
 //! no longer be cancelled. A canceled rental records its refund once.
 
 use crate::aggregate::{Aggregate, Context};
+use crate::circulation::LoanTerms;
 use crate::codes::ErrorCode;
 use crate::ids::{Actor, BookId, MemberId, Points, RentalId, StreamKind, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -67,15 +68,23 @@ pub enum RentalCommand {
         /// Rental.
         rental: RentalId,
     },
-    /// The member picks the book up (대여).
+    /// The member picks the book up (대여). The library fills in the due date and the terms
+    /// from the circulation rules; without them (no rules stored) the loan lasts the library's
+    /// `loan_days`.
     StartLoan {
         /// Rental.
         rental: RentalId,
+        /// The due date the rules give.
+        due: Option<Timestamp>,
+        /// The terms the loan is made under.
+        terms: Option<Box<LoanTerms>>,
     },
     /// The member brings it back (반납).
     ReturnBook {
         /// Rental.
         rental: RentalId,
+        /// When the book really came back (a drop box emptied later), if not now.
+        returned_at: Option<Timestamp>,
     },
     /// Cancel (예약 취소); the refund, copy release and delivery cancellation follow as events.
     CancelRental {
@@ -90,6 +99,9 @@ pub enum RentalCommand {
     RenewLoan {
         /// Rental.
         rental: RentalId,
+        /// The new due date the loan's terms give (filled in by the library); without terms,
+        /// the due date plus the library's `loan_days`.
+        due: Option<Timestamp>,
     },
     /// The payment gateway refunded the fee (policy).
     RecordRefund {
@@ -104,10 +116,10 @@ impl RentalCommand {
         match self {
             RentalCommand::ReserveBook { rental, .. }
             | RentalCommand::ConfirmRental { rental }
-            | RentalCommand::StartLoan { rental }
-            | RentalCommand::ReturnBook { rental }
+            | RentalCommand::StartLoan { rental, .. }
+            | RentalCommand::ReturnBook { rental, .. }
             | RentalCommand::CancelRental { rental, .. }
-            | RentalCommand::RenewLoan { rental }
+            | RentalCommand::RenewLoan { rental, .. }
             | RentalCommand::RecordRefund { rental } => rental,
         }
     }
@@ -154,6 +166,13 @@ crate::event::event_enum! {
             book: BookId,
             /// Due back.
             due: Timestamp,
+            /// When the loan started (absent in logs written before it was recorded).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            started_at: Option<Timestamp>,
+            /// The circulation rules' terms it was made under (absent when no rules were
+            /// stored: the library's `loan_days` and `max_renewals` apply).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            terms: Option<Box<LoanTerms>>,
         },
         /// The loan was extended.
         LoanRenewed {
@@ -163,6 +182,12 @@ crate::event::event_enum! {
             member: MemberId,
             /// New due date.
             due: Timestamp,
+            /// Renewals so far, this one included (0 in logs written before it was recorded).
+            #[serde(default)]
+            count: u32,
+            /// Who renewed: `member`, `librarian` or `auto`.
+            #[serde(default, skip_serializing_if = "String::is_empty")]
+            by: String,
         },
         /// The book is back.
         BookReturned {
@@ -174,6 +199,9 @@ crate::event::event_enum! {
             book: BookId,
             /// Days past due (0 when on time).
             late_days: u32,
+            /// When it really came back, when that was not when the return was recorded.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            returned_at: Option<Timestamp>,
         },
         /// The rental was cancelled; `fee` is owed back to the member.
         RentalCanceled {
@@ -250,7 +278,23 @@ pub enum RentalError {
         /// Rental.
         rental: RentalId,
         /// The limit.
-        max: u32,
+        max: u64,
+    },
+    /// A renewal would not move the due date.
+    #[error("renewing rental {rental} would not move its due date ({due}): the loan's schedule ends there; return the book")]
+    DueDateUnchanged {
+        /// Rental.
+        rental: RentalId,
+        /// The due date (YYYY-MM-DD, UTC).
+        due: String,
+    },
+    /// A return dated in the future or before the loan started.
+    #[error("invalid input: returned_at {returned_at} is {why}")]
+    BadReturnTime {
+        /// The instant given (RFC 3339).
+        returned_at: String,
+        /// What is wrong with it.
+        why: &'static str,
     },
 }
 
@@ -265,6 +309,8 @@ impl RentalError {
             RentalError::InvalidTransition { .. } => ErrorCode::InvalidTransition,
             RentalError::AlreadyDelivered(_) => ErrorCode::AlreadyDelivered,
             RentalError::RenewalLimit { .. } => ErrorCode::RenewalLimit,
+            RentalError::DueDateUnchanged { .. } => ErrorCode::DueDateUnchanged,
+            RentalError::BadReturnTime { .. } => ErrorCode::InvalidInput,
         }
     }
 }
@@ -288,6 +334,10 @@ pub struct Rental {
     pub due: Option<Timestamp>,
     /// Renewals so far.
     pub renewals: u32,
+    /// When the loan started.
+    pub loaned_at: Option<Timestamp>,
+    /// The terms it was made under (none: the library's options).
+    pub terms: Option<Box<LoanTerms>>,
     /// Whether the fee was refunded.
     pub refunded: bool,
 }
@@ -299,6 +349,29 @@ impl Rental {
             status: self.status,
             action,
         }
+    }
+
+    /// When a return counts as made: `returned_at` if given — not in the future, not before
+    /// the loan started — else now.
+    fn return_time(
+        &self,
+        returned_at: Option<Timestamp>,
+        ctx: &Context,
+    ) -> Result<Timestamp, RentalError> {
+        let Some(at) = returned_at else {
+            return Ok(ctx.now);
+        };
+        let bad = |why| RentalError::BadReturnTime {
+            returned_at: at.to_rfc3339(),
+            why,
+        };
+        if at > ctx.now {
+            return Err(bad("in the future; a return can only be dated back"));
+        }
+        if self.loaned_at.is_some_and(|start| at < start) {
+            return Err(bad("before the loan started"));
+        }
+        Ok(at)
     }
 
     /// Existence plus: only the rental's member, a librarian or lendkit may act on it.
@@ -386,25 +459,39 @@ impl Aggregate for Rental {
                             action: "be picked up while it is being delivered",
                         })
                     }
-                    S::Confirmed => Ok(vec![RentalEvent::LoanStarted {
-                        rental,
-                        member,
-                        book,
-                        due: ctx.now.plus_days(ctx.rules.loan_days),
-                    }]),
+                    S::Confirmed => {
+                        let RentalCommand::StartLoan { due, terms, .. } = command else {
+                            unreachable!("matched above")
+                        };
+                        Ok(vec![RentalEvent::LoanStarted {
+                            rental,
+                            member,
+                            book,
+                            due: due.unwrap_or_else(|| ctx.now.plus_days(ctx.rules.loan_days)),
+                            started_at: Some(ctx.now),
+                            terms: terms.clone(),
+                        }])
+                    }
                     S::OnLoan if ctx.actor.is_system() => Ok(vec![]),
                     _ => Err(self.transition(&rental, "start a loan")),
                 }
             }
             RentalCommand::ReturnBook { .. } => {
                 let (member, book) = self.check_actor(&rental, &ctx.actor)?;
+                let RentalCommand::ReturnBook { returned_at, .. } = command else {
+                    unreachable!("matched above")
+                };
                 match (self.status, self.due) {
-                    (S::OnLoan, Some(due)) => Ok(vec![RentalEvent::BookReturned {
-                        rental,
-                        member,
-                        book,
-                        late_days: due.days_until(ctx.now),
-                    }]),
+                    (S::OnLoan, Some(due)) => {
+                        let at = self.return_time(*returned_at, ctx)?;
+                        Ok(vec![RentalEvent::BookReturned {
+                            rental,
+                            member,
+                            book,
+                            late_days: due.days_until(at),
+                            returned_at: *returned_at,
+                        }])
+                    }
                     _ => Err(self.transition(&rental, "be returned")),
                 }
             }
@@ -427,20 +514,37 @@ impl Aggregate for Rental {
                     _ => Err(self.transition(&rental, "be cancelled")),
                 }
             }
-            RentalCommand::RenewLoan { .. } => {
+            RentalCommand::RenewLoan { due: new_due, .. } => {
                 let (member, _) = self.check_actor(&rental, &ctx.actor)?;
+                let max = self
+                    .terms
+                    .as_ref()
+                    .map_or(u64::from(ctx.rules.max_renewals), |t| t.loan.max_renewals);
                 match (self.status, self.due) {
-                    (S::OnLoan, Some(_)) if self.renewals >= ctx.rules.max_renewals => {
-                        Err(RentalError::RenewalLimit {
-                            rental,
-                            max: ctx.rules.max_renewals,
-                        })
+                    (S::OnLoan, Some(_)) if u64::from(self.renewals) >= max => {
+                        Err(RentalError::RenewalLimit { rental, max })
                     }
-                    (S::OnLoan, Some(due)) => Ok(vec![RentalEvent::LoanRenewed {
-                        rental,
-                        member,
-                        due: due.plus_days(ctx.rules.loan_days),
-                    }]),
+                    (S::OnLoan, Some(due)) => {
+                        let new_due = new_due.unwrap_or_else(|| due.plus_days(ctx.rules.loan_days));
+                        if new_due <= due {
+                            return Err(RentalError::DueDateUnchanged {
+                                rental,
+                                due: due.date(),
+                            });
+                        }
+                        Ok(vec![RentalEvent::LoanRenewed {
+                            rental,
+                            member,
+                            due: new_due,
+                            count: self.renewals.saturating_add(1),
+                            by: match &ctx.actor {
+                                Actor::Member(_) => "member",
+                                Actor::Librarian(_) => "librarian",
+                                Actor::System => "auto",
+                            }
+                            .to_owned(),
+                        }])
+                    }
                     _ => Err(self.transition(&rental, "be renewed")),
                 }
             }
@@ -480,9 +584,16 @@ impl Aggregate for Rental {
                 self.delivery_address = delivery_address.clone();
             }
             RentalEvent::RentalConfirmed { .. } => self.status = RentalStatus::Confirmed,
-            RentalEvent::LoanStarted { due, .. } => {
+            RentalEvent::LoanStarted {
+                due,
+                terms,
+                started_at,
+                ..
+            } => {
                 self.status = RentalStatus::OnLoan;
+                self.loaned_at = *started_at;
                 self.due = Some(*due);
+                self.terms = terms.clone();
             }
             RentalEvent::LoanRenewed { due, .. } => {
                 self.due = Some(*due);
@@ -528,6 +639,21 @@ mod tests {
             member: MemberId::new("m1"),
             book: BookId::new("b1"),
             due: Timestamp(0).plus_days(14),
+            started_at: Some(Timestamp(0)),
+            terms: None,
+        }
+    }
+    fn start() -> RentalCommand {
+        RentalCommand::StartLoan {
+            rental: r(),
+            due: None,
+            terms: None,
+        }
+    }
+    fn ret(returned_at: Option<Timestamp>) -> RentalCommand {
+        RentalCommand::ReturnBook {
+            rental: r(),
+            returned_at,
         }
     }
     fn cancel(delivered: bool) -> RentalCommand {
@@ -578,10 +704,10 @@ mod tests {
     #[test]
     fn a_loan_starts_only_once_confirmed() {
         given::<Rental>([reserved(None)])
-            .when(RentalCommand::StartLoan { rental: r() }, member("m1"))
+            .when(start(), member("m1"))
             .then_code(ErrorCode::InvalidTransition);
         given::<Rental>([reserved(None), confirmed()])
-            .when(RentalCommand::StartLoan { rental: r() }, member("m1"))
+            .when(start(), member("m1"))
             .then_events([on_loan()]);
     }
 
@@ -589,13 +715,50 @@ mod tests {
     fn returning_late_counts_the_days() {
         given::<Rental>([reserved(None), confirmed(), on_loan()])
             .at(Timestamp(0).plus_days(16).plus_ms(1))
-            .when(RentalCommand::ReturnBook { rental: r() }, member("m1"))
+            .when(ret(None), member("m1"))
             .then_events([RentalEvent::BookReturned {
                 rental: r(),
                 member: MemberId::new("m1"),
                 book: BookId::new("b1"),
                 late_days: 3,
+                returned_at: None,
             }]);
+    }
+
+    #[test]
+    fn a_return_dated_back_counts_from_then_but_never_from_the_future() {
+        let now = Timestamp(0).plus_days(20);
+        given::<Rental>([reserved(None), confirmed(), on_loan()])
+            .at(now)
+            .when(ret(Some(Timestamp(0).plus_days(14))), librarian())
+            .then_events([RentalEvent::BookReturned {
+                rental: r(),
+                member: MemberId::new("m1"),
+                book: BookId::new("b1"),
+                late_days: 0,
+                returned_at: Some(Timestamp(0).plus_days(14)),
+            }]);
+        given::<Rental>([reserved(None), confirmed(), on_loan()])
+            .at(now)
+            .when(ret(Some(now.plus_ms(1))), librarian())
+            .then_code(ErrorCode::InvalidInput);
+        given::<Rental>([reserved(None), confirmed(), on_loan()])
+            .at(now)
+            .when(ret(Some(Timestamp(-1))), librarian())
+            .then_code(ErrorCode::InvalidInput);
+    }
+
+    #[test]
+    fn a_renewal_must_move_the_due_date() {
+        given::<Rental>([reserved(None), confirmed(), on_loan()])
+            .when(
+                RentalCommand::RenewLoan {
+                    rental: r(),
+                    due: Some(Timestamp(0).plus_days(14)),
+                },
+                member("m1"),
+            )
+            .then_code(ErrorCode::DueDateUnchanged);
     }
 
     #[test]
@@ -604,6 +767,8 @@ mod tests {
             rental: r(),
             member: MemberId::new("m1"),
             due: Timestamp(0).plus_days(d),
+            count: 1,
+            by: "member".into(),
         };
         given::<Rental>([
             reserved(None),
@@ -612,7 +777,13 @@ mod tests {
             renewed(28),
             renewed(42),
         ])
-        .when(RentalCommand::RenewLoan { rental: r() }, member("m1"))
+        .when(
+            RentalCommand::RenewLoan {
+                rental: r(),
+                due: None,
+            },
+            member("m1"),
+        )
         .then_err(RentalError::RenewalLimit {
             rental: r(),
             max: 2,
@@ -644,7 +815,7 @@ mod tests {
     #[test]
     fn unknown_rentals_are_not_found() {
         given::<Rental>([])
-            .when(RentalCommand::ReturnBook { rental: r() }, member("m1"))
+            .when(ret(None), member("m1"))
             .then_err(RentalError::NotFound(r()));
     }
 }

@@ -61,6 +61,7 @@ pub fn register(lib: &Library, book: &str, copies: u32, fee: u64) {
             copies,
             fee,
             item_type: None,
+            branch: None,
         },
         &librarian(),
     )

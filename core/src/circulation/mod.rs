@@ -62,8 +62,10 @@ pub mod calendar;
 mod fields;
 mod index;
 mod policy;
+mod shim;
 mod stored;
 mod table;
+mod terms;
 
 pub use calendar::{Calendar, CalendarError, Hours};
 pub use policy::{
@@ -74,6 +76,7 @@ pub use stored::{CirculationRules, RulesCommand, RulesEvent, StoredRulesError, R
 pub use table::{
     Beaten, Explanation, Format, LostBecause, Match, Named, Resolved, Rule, RulesTable,
 };
+pub use terms::{due_date, LoanTerms};
 
 use crate::error::Error;
 use serde::Serialize;

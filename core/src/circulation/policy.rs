@@ -4,11 +4,11 @@
 use super::fields::Fields;
 use super::RulesError;
 use crate::ids::MAX_AMOUNT;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// The unit of a [`Period`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TimeUnit {
     /// 60 seconds.
@@ -107,6 +107,20 @@ impl Serialize for CalendarDate {
     }
 }
 
+impl<'de> Deserialize<'de> for Period {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Period::parse(&text, false).map_err(|r| serde::de::Error::custom(format!("period {r}")))
+    }
+}
+
+impl<'de> Deserialize<'de> for CalendarDate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        CalendarDate::parse(&text).map_err(|r| serde::de::Error::custom(format!("date {r}")))
+    }
+}
+
 impl fmt::Display for Period {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.amount, self.unit.as_str())
@@ -146,7 +160,7 @@ impl fmt::Display for CalendarDate {
 }
 
 /// How a loan's due date is found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Schedule {
     /// The loan's start plus the period (capped at `cap_date` when there is one).
@@ -156,7 +170,7 @@ pub enum Schedule {
 }
 
 /// What happens to a due date that falls on a day the branch is closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClosedDay {
     /// Keep it.
@@ -168,7 +182,7 @@ pub enum ClosedDay {
 }
 
 /// Where a renewal's new period starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RenewFrom {
     /// From the current due date.
@@ -178,7 +192,7 @@ pub enum RenewFrom {
 }
 
 /// The unit a fine is charged per.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FineRate {
     /// Per day late (short loans may be fined per hour).
@@ -188,7 +202,7 @@ pub enum FineRate {
 }
 
 /// How long a loan lasts and how it renews. In a rules file: `[policies.loan.NAME]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoanPolicy {
     /// `period` (required): the loan's length, e.g. `"21 days"`; longer than zero.
     pub period: Period,
@@ -258,7 +272,7 @@ impl LoanPolicy {
 }
 
 /// What a late return costs. In a rules file: `[policies.fine.NAME]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FinePolicy {
     /// `points` (required): points charged per `per` late; 0 for no fine.
     pub points: u64,
@@ -309,7 +323,7 @@ impl FinePolicy {
 
 /// What a member may have before borrowing is blocked. In a rules file:
 /// `[policies.limits.NAME]`; every field left out is no limit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LimitsPolicy {
     /// `max_loans`: open loans at most (0 blocks borrowing).
     pub max_loans: Option<u64>,
@@ -338,7 +352,7 @@ impl LimitsPolicy {
 }
 
 /// What happens to an item that does not come back. In a rules file: `[policies.lost.NAME]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LostPolicy {
     /// `aged_to_lost_after_days` (required): days overdue before the item counts as lost (at least 1).
     pub aged_to_lost_after_days: u64,

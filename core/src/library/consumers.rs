@@ -310,6 +310,9 @@ impl Library {
     async fn react(&self, reaction: Reaction, meta: &Meta) -> Result<()> {
         let step = match reaction {
             Reaction::Book(cmd) => Step::Book(cmd),
+            Reaction::Rental(RentalCommand::StartLoan { rental, .. }) => {
+                Step::Loan(super::route::LoanRequest::start(rental))
+            }
             Reaction::Rental(cmd) => Step::Rental(cmd),
             Reaction::Delivery(cmd) => Step::Delivery(cmd),
             Reaction::Refund(charge) => {

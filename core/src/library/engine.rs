@@ -204,13 +204,16 @@ impl Engine {
                 self.decide::<crate::circulation::CirculationRules>(stream, c, ctx)
                     .await
             }
+            Step::Loan(_) => Err(Error::Internal(
+                "a loan step reached the engine unexpanded".into(),
+            )),
         }
     }
 
     /// Runs a plan: decides its steps in order (each filled in from the stream it reads) and
     /// stores them in one commit, with a version guard on every stream read. A command id
     /// already applied returns its events; a stream that moved meanwhile means deciding again.
-    pub(super) async fn run(&self, mut plan: Plan, meta: &Meta) -> Result<Vec<Envelope>> {
+    pub(super) async fn run(&self, plan: Plan, meta: &Meta) -> Result<Vec<Envelope>> {
         let mut attempt = 0;
         loop {
             if attempt > 0 || !meta.fresh {
@@ -219,9 +222,13 @@ impl Engine {
                 }
             }
             let ctx = self.context(meta);
-            let mut guards = Vec::new();
-            let mut decided = Vec::with_capacity(plan.steps.len());
-            for step in &mut plan.steps {
+            let expanded = match self.expand(&plan.steps, &ctx).await {
+                Ok(e) => e,
+                Err(e) => return self.refused(e, meta).await,
+            };
+            let mut guards = expanded.guards;
+            let mut decided = Vec::with_capacity(expanded.steps.len());
+            for mut step in expanded.steps {
                 if let Some(read) = step.reads() {
                     let events = self.store.read_stream(&read).await?;
                     step.fill(&events);
@@ -231,10 +238,24 @@ impl Engine {
                         events: vec![],
                     });
                 }
-                match self.decide_step(step, &ctx).await {
+                match self.decide_step(&step, &ctx).await {
                     Ok(d) => decided.push(d),
                     Err(e) => return self.refused(e, meta).await,
                 }
+            }
+            // The expansion read a stream this plan also writes: decided on another version,
+            // its terms may be stale — decide again.
+            let moved = expanded.pinned.iter().any(|(stream, version)| {
+                decided
+                    .iter()
+                    .any(|d| &d.stream == stream && d.version != *version)
+            });
+            if moved && attempt + 1 < MAX_CONFLICT_RETRIES {
+                for d in decided {
+                    self.keep_boxed(d.stream, d.version, d.state);
+                }
+                attempt += 1;
+                continue;
             }
             if decided.iter().all(|d| d.events.is_empty()) {
                 for d in decided {

@@ -21,8 +21,10 @@ use crate::command::{Command, Outcome};
 use crate::deliveries::{Delivery, DeliveryCommand, DeliveryStatus};
 use crate::error::{Error, ErrorCode, PaymentError, Result, StoreError};
 use crate::event::{Envelope, Event, Stored};
-use crate::ids::{Actor, BookId, CommandId, MemberId, Points, RentalId, StreamId, StreamKind};
-use crate::members::{Member, MemberCommand};
+use crate::ids::{
+    Actor, BookId, CommandId, MemberId, Points, RentalId, StreamId, StreamKind, Timestamp,
+};
+use crate::members::{Member, MemberCommand, PaidFrom};
 use crate::payment::{BreakerConfig, BreakerState, CircuitBreaker};
 use crate::points::{PointAccount, PointsCommand};
 use crate::policies::{Policy, Reaction, POLICIES};
@@ -64,6 +66,7 @@ struct Meta {
 mod builder;
 mod consumers;
 mod engine;
+mod loans;
 mod payment;
 mod queries;
 mod route;
@@ -168,6 +171,7 @@ impl Library {
                     .unwrap_or_default();
                 self.engine.run(plan, &meta(subject)).await?
             }
+            Route::Invalid(why) => return Err(Error::InvalidInput(why)),
             Route::Reserve {
                 book,
                 member,

@@ -24,6 +24,46 @@ pub(crate) enum Step {
     Delivery(DeliveryCommand),
     /// On the library's circulation rules.
     Rules(crate::circulation::RulesCommand),
+    /// A loan starts, is renewed or ends: the engine expands it, from the rental, the member,
+    /// the book and the circulation rules, into a step on the rental and one on the member
+    /// (see `loans.rs`).
+    Loan(LoanRequest),
+}
+
+/// A loan's start, renewal or return, before the engine has looked up its terms.
+#[derive(Debug, Clone)]
+pub(crate) struct LoanRequest {
+    /// The rental.
+    pub(super) rental: RentalId,
+    /// What happens.
+    pub(super) action: LoanAction,
+}
+
+/// What happens to a loan.
+#[derive(Debug, Clone)]
+pub(crate) enum LoanAction {
+    /// It starts, at `branch` (else the book's), perhaps despite a block.
+    Start {
+        branch: Option<String>,
+        override_reason: Option<String>,
+    },
+    /// It is renewed, perhaps despite a block.
+    Renew { override_reason: Option<String> },
+    /// It ends; the book came back at `returned_at` (else now).
+    Return { returned_at: Option<Timestamp> },
+}
+
+impl LoanRequest {
+    /// A loan's start at the book's branch (a delivered rental's loan).
+    pub(crate) fn start(rental: RentalId) -> LoanRequest {
+        LoanRequest {
+            rental,
+            action: LoanAction::Start {
+                branch: None,
+                override_reason: None,
+            },
+        }
+    }
 }
 
 impl Step {
@@ -31,11 +71,10 @@ impl Step {
     pub(super) fn stream(&self) -> StreamId {
         match self {
             Step::Book(c) => StreamId::new(StreamKind::Book, c.book().as_str()),
-            Step::Member(MemberCommand::JoinMember { member, .. }) => {
-                StreamId::new(StreamKind::Member, member.as_str())
-            }
+            Step::Member(c) => StreamId::new(StreamKind::Member, c.member().as_str()),
             Step::Account(c) => StreamId::new(StreamKind::Account, c.member().as_str()),
             Step::Rental(c) => StreamId::new(StreamKind::Rental, c.rental().as_str()),
+            Step::Loan(l) => StreamId::new(StreamKind::Rental, l.rental.as_str()),
             Step::Delivery(c) => StreamId::new(StreamKind::Delivery, c.rental().as_str()),
             Step::Rules(_) => StreamId::new(StreamKind::Rules, crate::circulation::RULES_STREAM_ID),
         }
@@ -89,6 +128,8 @@ impl Plan {
 pub(super) enum Route {
     /// Steps the engine runs.
     Plan(Plan),
+    /// Input no aggregate needs to see to refuse (`INVALID_INPUT`).
+    Invalid(String),
     /// The reservation, with its synchronous payment.
     Reserve {
         book: BookId,
@@ -114,6 +155,7 @@ impl Library {
                 copies,
                 fee,
                 item_type,
+                branch,
             } => Step::Book(crate::catalog::BookCommand::RegisterBook {
                 book: BookId(book_id),
                 title,
@@ -121,6 +163,7 @@ impl Library {
                 copies,
                 fee: Points(fee),
                 item_type,
+                branch,
             }),
             Command::AddCopies { book_id, copies } => {
                 Step::Book(crate::catalog::BookCommand::AddCopies {
@@ -168,15 +211,75 @@ impl Library {
                     delivery_address,
                 }
             }
-            Command::StartLoan { .. } => {
-                Step::Rental(RentalCommand::StartLoan { rental: rental() })
+            Command::StartLoan {
+                branch,
+                override_reason,
+                ..
+            } => Step::Loan(LoanRequest {
+                rental: rental(),
+                action: LoanAction::Start {
+                    branch,
+                    override_reason,
+                },
+            }),
+            Command::ReturnBook { returned_at, .. } => Step::Loan(LoanRequest {
+                rental: rental(),
+                action: LoanAction::Return {
+                    returned_at: returned_at.map(|ms| Timestamp(ms as i64)),
+                },
+            }),
+            Command::RenewLoan {
+                override_reason, ..
+            } => Step::Loan(LoanRequest {
+                rental: rental(),
+                action: LoanAction::Renew { override_reason },
+            }),
+            Command::PayFees {
+                member_id,
+                amount,
+                paid_from,
+            } => {
+                let member = MemberId(member_id);
+                let from = match paid_from.as_deref() {
+                    None | Some("points") => PaidFrom::Points,
+                    Some("external") => PaidFrom::External,
+                    Some(other) => {
+                        return Route::Invalid(format!(
+                            "paid_from is {other:?}; use \"points\" or \"external\""
+                        ))
+                    }
+                };
+                let mut steps = vec![Step::Member(MemberCommand::PayFees {
+                    member: member.clone(),
+                    amount,
+                    from,
+                })];
+                if from == PaidFrom::Points {
+                    steps.push(Step::Account(PointsCommand::PayFees {
+                        member,
+                        points: Points(amount),
+                    }));
+                }
+                return Route::Plan(Plan { steps });
             }
-            Command::ReturnBook { .. } => {
-                Step::Rental(RentalCommand::ReturnBook { rental: rental() })
+            Command::WaiveFee {
+                member_id,
+                fee_id,
+                reason,
+            } => Step::Member(MemberCommand::WaiveFee {
+                member: MemberId(member_id),
+                fee: fee_id,
+                reason,
+            }),
+            Command::BlockMember { member_id, reason } => {
+                Step::Member(MemberCommand::BlockMember {
+                    member: MemberId(member_id),
+                    reason,
+                })
             }
-            Command::RenewLoan { .. } => {
-                Step::Rental(RentalCommand::RenewLoan { rental: rental() })
-            }
+            Command::UnblockMember { member_id } => Step::Member(MemberCommand::UnblockMember {
+                member: MemberId(member_id),
+            }),
             Command::CancelRental { reason, .. } => Step::Rental(RentalCommand::CancelRental {
                 rental: rental(),
                 reason: reason.unwrap_or_else(|| match actor {

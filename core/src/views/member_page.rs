@@ -29,6 +29,11 @@ pub struct RentalRow {
     pub due_date: Option<String>,
     /// Days late at return.
     pub late_days: Option<u32>,
+    /// The due instant (RFC 3339, UTC, milliseconds) while on loan or after: a branch's
+    /// closing time can fall on another UTC date than its local one.
+    pub due_at: Option<String>,
+    /// Renewals the loan has left under its terms (none when it was made without stored rules).
+    pub renewals_left: Option<u64>,
 }
 
 /// One member's page.
@@ -42,6 +47,10 @@ pub struct MemberPage {
     pub points: u64,
     /// Rentals, oldest first.
     pub rentals: Vec<RentalRow>,
+    /// Points owed in fees (the fee ledger, apart from the point balance).
+    pub fees_owed: u64,
+    /// A librarian's block, with its reason, while one is in force.
+    pub blocked: Option<String>,
 }
 
 /// The member pages view: one [`MemberPage`] per member.
@@ -94,7 +103,30 @@ impl View for MemberPages {
                         name: name.clone(),
                         points: 0,
                         rentals: vec![],
+                        fees_owed: 0,
+                        blocked: None,
                     });
+            }
+            Event::Member(m) => {
+                let Some(page) = self.pages.get_mut(m.member()) else {
+                    return;
+                };
+                match m {
+                    MemberEvent::FeeCharged { amount, .. } => {
+                        page.fees_owed = page.fees_owed.saturating_add(*amount)
+                    }
+                    MemberEvent::FeePaid { amount, .. } | MemberEvent::FeeWaived { amount, .. } => {
+                        page.fees_owed = page.fees_owed.saturating_sub(*amount)
+                    }
+                    MemberEvent::MemberBlocked { reason, .. } => {
+                        page.blocked = Some(reason.clone())
+                    }
+                    MemberEvent::MemberUnblocked { .. } => page.blocked = None,
+                    MemberEvent::MemberJoined { .. }
+                    | MemberEvent::LoanRecorded { .. }
+                    | MemberEvent::LoanCleared { .. }
+                    | MemberEvent::BlockOverridden { .. } => {}
+                }
             }
             Event::Account(a) => match a {
                 PointsEvent::AccountOpened { member, welcome } => {
@@ -104,7 +136,8 @@ impl View for MemberPages {
                 | PointsEvent::PointsRefunded { member, points, .. } => {
                     self.points(member, |p| *p = p.saturating_add(points.0))
                 }
-                PointsEvent::PointsCharged { member, points, .. } => {
+                PointsEvent::PointsCharged { member, points, .. }
+                | PointsEvent::PointsSpentOnFees { member, points } => {
                     self.points(member, |p| *p = p.saturating_sub(points.0))
                 }
             },
@@ -128,6 +161,8 @@ impl View for MemberPages {
                             fee: fee.0,
                             due_date: None,
                             late_days: None,
+                            due_at: None,
+                            renewals_left: None,
                         });
                     }
                 }
@@ -136,11 +171,22 @@ impl View for MemberPages {
                         row.status = status(RentalStatus::Confirmed);
                     }
                 }
-                RentalEvent::LoanStarted { rental, due, .. }
-                | RentalEvent::LoanRenewed { rental, due, .. } => {
+                RentalEvent::LoanStarted {
+                    rental, due, terms, ..
+                } => {
                     if let Some(row) = self.rental(rental) {
                         row.status = status(RentalStatus::OnLoan);
                         row.due_date = Some(due.date());
+                        row.due_at = Some(due.to_rfc3339());
+                        row.renewals_left = terms.as_ref().map(|t| t.loan.max_renewals);
+                    }
+                }
+                RentalEvent::LoanRenewed { rental, due, .. } => {
+                    if let Some(row) = self.rental(rental) {
+                        row.status = status(RentalStatus::OnLoan);
+                        row.due_date = Some(due.date());
+                        row.due_at = Some(due.to_rfc3339());
+                        row.renewals_left = row.renewals_left.map(|n| n.saturating_sub(1));
                     }
                 }
                 RentalEvent::BookReturned {

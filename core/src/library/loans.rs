@@ -1,0 +1,323 @@
+//! Loans under the circulation rules: before a plan is decided, each loan step (a start, a
+//! renewal, a return) is expanded, from the rental, the member, the book and the stored rules,
+//! into a step on the rental (with its due date and terms filled in) and a step on the member
+//! (the member's record of loans and fees, and the blocks checked there).
+//!
+//! What the expansion read is guarded in the commit: the rules stream by its version (a change
+//! of the rules meanwhile means deciding again), the rental by the version the terms were
+//! computed from. The member's stream is written, so it is checked by the append itself —
+//! two desks lending to one member at once cannot both pass a limit.
+
+use super::route::{LoanAction, LoanRequest, Step};
+use super::*;
+use crate::circulation::{CirculationRules, LoanTerms, RULES_STREAM_ID};
+use crate::members::LoanLimits;
+
+/// A plan's steps as they are decided: loan steps expanded, and what the expansion read.
+pub(super) struct Expanded {
+    /// The steps to decide, in order.
+    pub(super) steps: Vec<Step>,
+    /// Streams read but not written, with the version read: appended empty, so the store
+    /// refuses the commit if one moved.
+    pub(super) guards: Vec<StreamAppend>,
+    /// Streams written whose version the expansion depended on: the decided version must be
+    /// the same, or the plan is decided again.
+    pub(super) pinned: Vec<(StreamId, u64)>,
+}
+
+/// The circulation rules in force, taken out of the engine's cache while the expansion reads
+/// them (so the table is never copied) and given back after.
+struct RulesNow {
+    version: u64,
+    table: Option<crate::circulation::RulesTable>,
+}
+
+impl RulesNow {
+    fn of(rules: CirculationRules) -> (RulesNow, CirculationRules) {
+        let mut rest = rules;
+        let now = RulesNow {
+            version: rest.version,
+            table: rest.table.take(),
+        };
+        (now, rest)
+    }
+}
+
+impl Engine {
+    /// Expands the plan's loan steps, and checks the groups and branches other steps name
+    /// against the stored rules.
+    pub(super) async fn expand(&self, steps: &[Step], ctx: &Context) -> Result<Expanded> {
+        let mut out = Expanded {
+            steps: Vec::with_capacity(steps.len() + 1),
+            guards: Vec::new(),
+            pinned: Vec::new(),
+        };
+        let needs_rules = steps.iter().any(|s| {
+            matches!(
+                s,
+                Step::Loan(_)
+                    | Step::Member(MemberCommand::JoinMember { group: Some(_), .. })
+                    | Step::Book(crate::catalog::BookCommand::RegisterBook {
+                        branch: Some(_),
+                        ..
+                    })
+            )
+        });
+        if !needs_rules {
+            out.steps.extend(steps.iter().cloned());
+            return Ok(out);
+        }
+        let stream = StreamId::new(StreamKind::Rules, RULES_STREAM_ID);
+        let (stored, version) = self.load::<CirculationRules>(&stream).await?;
+        out.guards.push(StreamAppend {
+            stream: stream.clone(),
+            expected_version: version,
+            events: vec![],
+        });
+        let (rules, mut rest) = RulesNow::of(stored);
+        let result = self.expand_with(steps, &rules, ctx, &mut out).await;
+        rest.table = rules.table;
+        self.keep(&stream, rest, version);
+        result.map(|()| out)
+    }
+
+    async fn expand_with(
+        &self,
+        steps: &[Step],
+        rules: &RulesNow,
+        ctx: &Context,
+        out: &mut Expanded,
+    ) -> Result<()> {
+        for step in steps {
+            match step {
+                Step::Loan(request) => self.expand_loan(request, rules, ctx, out).await?,
+                Step::Member(MemberCommand::JoinMember {
+                    group: Some(group), ..
+                }) => {
+                    if rules.table.as_ref().is_some_and(|t| !t.knows_group(group)) {
+                        return Err(Error::not_found(ErrorCode::GroupNotFound, "group", group));
+                    }
+                    out.steps.push(step.clone());
+                }
+                Step::Book(crate::catalog::BookCommand::RegisterBook {
+                    branch: Some(branch),
+                    ..
+                }) => {
+                    check_branch(rules, branch)?;
+                    out.steps.push(step.clone());
+                }
+                other => out.steps.push(other.clone()),
+            }
+        }
+        Ok(())
+    }
+
+    async fn expand_loan(
+        &self,
+        request: &LoanRequest,
+        rules: &RulesNow,
+        ctx: &Context,
+        out: &mut Expanded,
+    ) -> Result<()> {
+        let rental_stream = StreamId::new(StreamKind::Rental, request.rental.as_str());
+        let (rental, rental_version) = self.load::<Rental>(&rental_stream).await?;
+        let seen = rental.clone();
+        self.keep(&rental_stream, rental, rental_version);
+        let plain = match &request.action {
+            LoanAction::Start { .. } => RentalCommand::StartLoan {
+                rental: request.rental.clone(),
+                due: None,
+                terms: None,
+            },
+            LoanAction::Renew { .. } => RentalCommand::RenewLoan {
+                rental: request.rental.clone(),
+                due: None,
+            },
+            LoanAction::Return { returned_at } => RentalCommand::ReturnBook {
+                rental: request.rental.clone(),
+                returned_at: *returned_at,
+            },
+        };
+        // A rental that does not exist, is not the actor's, or is not where this step can go:
+        // the rental's own decision says so (or, for lendkit's retries, changes nothing).
+        let expected = match request.action {
+            LoanAction::Start { .. } => RentalStatus::Confirmed,
+            _ => RentalStatus::OnLoan,
+        };
+        let (Some(member), Some(book)) = (seen.member.clone(), seen.book.clone()) else {
+            out.steps.push(Step::Rental(plain));
+            return Ok(());
+        };
+        let actor_may = match &ctx.actor {
+            Actor::Member(m) => *m == member,
+            _ => true,
+        };
+        if seen.status != expected || !actor_may {
+            out.steps.push(Step::Rental(plain));
+            return Ok(());
+        }
+        out.pinned.push((rental_stream, rental_version));
+
+        let member_stream = StreamId::new(StreamKind::Member, member.as_str());
+        let (m, mv) = self.load::<Member>(&member_stream).await?;
+        let group = m.group.clone();
+        self.keep(&member_stream, m, mv);
+        let book_stream = StreamId::new(StreamKind::Book, book.as_str());
+        let (b, bv) = self.load::<Book>(&book_stream).await?;
+        let (item_type, home_branch) = (b.item_type.clone(), b.branch.clone());
+        self.keep(&book_stream, b, bv);
+
+        let invalid = |e: crate::circulation::CalendarError| Error::InvalidInput(e.to_string());
+        match &request.action {
+            LoanAction::Start {
+                branch,
+                override_reason,
+            } => {
+                let branch = branch.clone().or(home_branch);
+                if let Some(b) = &branch {
+                    check_branch(rules, b)?;
+                }
+                let (due, terms, limits) = match &rules.table {
+                    Some(table) => {
+                        let terms = LoanTerms::resolve(
+                            table,
+                            rules.version,
+                            group.as_deref(),
+                            item_type.as_deref(),
+                            branch.as_deref(),
+                        );
+                        let calendar = branch.as_deref().and_then(|b| table.calendar(b));
+                        let due = terms.due(ctx.now, calendar).map_err(invalid)?;
+                        let limits = LoanLimits {
+                            limits: Some(limits_for(
+                                table,
+                                group.as_deref(),
+                                item_type.as_deref(),
+                                branch.as_deref(),
+                            )),
+                            item_limit: terms
+                                .loan
+                                .item_limit
+                                .map(|n| (terms.loan_policy.clone(), n)),
+                        };
+                        (due, Some(Box::new(terms)), limits)
+                    }
+                    None => (
+                        ctx.now.plus_days(ctx.rules.loan_days),
+                        None,
+                        LoanLimits::default(),
+                    ),
+                };
+                out.steps.push(Step::Rental(RentalCommand::StartLoan {
+                    rental: request.rental.clone(),
+                    due: Some(due),
+                    terms,
+                }));
+                out.steps.push(Step::Member(MemberCommand::CheckOut {
+                    member,
+                    rental: request.rental.clone(),
+                    due,
+                    limits,
+                    override_reason: override_reason.clone(),
+                }));
+            }
+            LoanAction::Renew { override_reason } => {
+                let Some(due) = seen.due else {
+                    out.steps.push(Step::Rental(plain));
+                    return Ok(());
+                };
+                let branch = seen
+                    .terms
+                    .as_ref()
+                    .and_then(|t| t.branch.clone())
+                    .or(home_branch);
+                let calendar = rules
+                    .table
+                    .as_ref()
+                    .zip(branch.as_deref())
+                    .and_then(|(t, b)| t.calendar(b));
+                let (new_due, fine) = match &seen.terms {
+                    Some(terms) => {
+                        let new_due = terms.renewed_due(due, ctx.now, calendar).map_err(invalid)?;
+                        let fine = if terms.fine.forgive_on_renewal {
+                            0
+                        } else {
+                            terms.fine.fine(due, ctx.now, calendar)
+                        };
+                        (new_due, fine)
+                    }
+                    None => (due.plus_days(ctx.rules.loan_days), 0),
+                };
+                let limits = LoanLimits {
+                    limits: rules.table.as_ref().map(|t| {
+                        limits_for(t, group.as_deref(), item_type.as_deref(), branch.as_deref())
+                    }),
+                    item_limit: None,
+                };
+                out.steps.push(Step::Rental(RentalCommand::RenewLoan {
+                    rental: request.rental.clone(),
+                    due: Some(new_due),
+                }));
+                out.steps.push(Step::Member(MemberCommand::Renew {
+                    member,
+                    rental: request.rental.clone(),
+                    due: new_due,
+                    limits,
+                    fine,
+                    override_reason: override_reason.clone(),
+                }));
+            }
+            LoanAction::Return { returned_at } => {
+                // A return time in the future is refused by the rental; the fine is counted to
+                // no later than now either way.
+                let at = returned_at.map_or(ctx.now, |t| t.min(ctx.now));
+                let fine = match (&seen.terms, seen.due) {
+                    (Some(terms), Some(due)) => {
+                        let calendar = rules
+                            .table
+                            .as_ref()
+                            .zip(terms.branch.as_deref())
+                            .and_then(|(t, b)| t.calendar(b));
+                        terms.fine.fine(due, at, calendar)
+                    }
+                    _ => 0,
+                };
+                out.steps.push(Step::Rental(plain));
+                out.steps.push(Step::Member(MemberCommand::CheckIn {
+                    member,
+                    rental: request.rental.clone(),
+                    fine,
+                }));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The limits policy a member of `group` has for an item of `item_type` at `branch`.
+fn limits_for(
+    table: &crate::circulation::RulesTable,
+    group: Option<&str>,
+    item_type: Option<&str>,
+    branch: Option<&str>,
+) -> crate::circulation::LimitsPolicy {
+    let key = |v: Option<&str>| v.unwrap_or("*").to_owned();
+    table
+        .resolve(&key(group), &key(item_type), &key(branch))
+        .limits
+        .policy
+        .clone()
+}
+
+/// A branch the stored rules do not know is `BRANCH_NOT_FOUND` (any branch is known while the
+/// rules declare no calendars, or none are stored).
+fn check_branch(rules: &RulesNow, branch: &str) -> Result<()> {
+    match &rules.table {
+        Some(t) if !t.knows_branch(branch) => Err(Error::not_found(
+            ErrorCode::BranchNotFound,
+            "branch",
+            branch,
+        )),
+        _ => Ok(()),
+    }
+}
