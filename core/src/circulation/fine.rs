@@ -43,8 +43,8 @@
 //!    one, and never more than [`MAX_AMOUNT`], the largest amount lendkit holds. The
 //!    multiplication cannot overflow: it stops at the cap.
 //!
-//! So a fine only grows with lateness, never exceeds its cap, and is zero within the grace.
-//! (One historic exception to
+//! So a fine only grows with lateness, never exceeds its cap, and is zero within the grace;
+//! property tests check these for random policies and calendars. (One historic exception to
 //! the growth: a zone whose clocks once went back across midnight, as Goose Bay's did until
 //! 2010, repeats an hour of the previous date, and a day fine counted in that hour is a day
 //! less. No zone's current rules do this.)
@@ -584,6 +584,128 @@ mod tests {
             for per in [FineRate::Day, FineRate::Hour] {
                 let p = FinePolicy { per, ..hourly() };
                 let _ = p.fine(due, returned, Some(&cal));
+            }
+        }
+    }
+
+    mod properties {
+        use super::*;
+        use jiff::ToSpan;
+        use proptest::prelude::*;
+
+        fn policy() -> impl Strategy<Value = FinePolicy> {
+            (
+                // Small rates often, so a fine stays under its cap and differences show.
+                prop_oneof![0u64..4, 0u64..1000],
+                prop::bool::ANY,
+                prop::option::of((
+                    0u64..10,
+                    prop::sample::select(vec![TimeUnit::Hours, TimeUnit::Days]),
+                )),
+                prop::bool::ANY,
+                prop::bool::ANY,
+                prop::option::of(0u64..500),
+            )
+                .prop_map(
+                    |(points, daily, grace, charge_grace, count_closed_days, max_per_loan)| {
+                        FinePolicy {
+                            points,
+                            per: if daily { FineRate::Day } else { FineRate::Hour },
+                            grace: grace.map(|(amount, unit)| Period { amount, unit }),
+                            charge_grace,
+                            count_closed_days,
+                            max_per_loan,
+                            forgive_on_renewal: false,
+                        }
+                    },
+                )
+        }
+
+        /// Random closed weekdays (at least one open), a few closed dates in early 2026.
+        fn calendar() -> impl Strategy<Value = Calendar> {
+            (
+                prop::array::uniform7(prop::bool::weighted(0.7)),
+                prop::collection::vec(0i64..150, 0..6),
+                prop::sample::select(vec![
+                    "UTC",
+                    "Europe/Berlin",
+                    "America/New_York",
+                    "Asia/Seoul",
+                ]),
+            )
+                .prop_filter_map("a calendar that opens", |(open, closed, zone)| {
+                    let h = Hours::new((9, 0), (18, 0)).ok()?;
+                    let week = open.map(|o| o.then_some(h));
+                    let closed = closed
+                        .into_iter()
+                        .filter_map(|d| date(2026, 1, 1).checked_add(d.days()).ok());
+                    Calendar::new(zone, week, closed).ok()
+                })
+        }
+
+        const JAN_1_2026: i64 = 1_767_225_600_000;
+
+        proptest! {
+            #[test]
+            fn fines_grow_with_lateness_and_respect_cap_and_grace(
+                policy in policy(),
+                calendar in prop::option::of(calendar()),
+                due in 0i64..100 * DAY_MS,
+                first in -3 * DAY_MS..40 * DAY_MS,
+                // Often less than a day: a fine must not drop at midnight either.
+                more in prop_oneof![0i64..DAY_MS, 0i64..40 * DAY_MS],
+            ) {
+                let cal = calendar.as_ref();
+                let due = Timestamp(JAN_1_2026 + due);
+                let (r1, r2) = (due.plus_ms(first), due.plus_ms(first + more));
+
+                let (f1, f2) = (policy.fine(due, r1, cal), policy.fine(due, r2, cal));
+                prop_assert!(f1 <= f2, "fine dropped from {} to {}", f1, f2);
+                let (u1, u2) = (policy.units_late(due, r1, cal), policy.units_late(due, r2, cal));
+                prop_assert!(u1 <= u2, "lateness dropped from {} to {}", u1, u2);
+
+                if let Some(max) = policy.max_per_loan {
+                    prop_assert!(f2 <= max);
+                }
+                prop_assert_eq!(policy.fine(due, due, cal), 0);
+                prop_assert_eq!(policy.units_late(due, due, cal), 0);
+                for (units, fine) in [(u1, f1), (u2, f2)] {
+                    if units <= policy.grace_units() {
+                        prop_assert_eq!(fine, 0);
+                    }
+                }
+            }
+
+            #[test]
+            fn skipping_closed_days_never_costs_more(
+                policy in policy(),
+                calendar in calendar(),
+                due in 0i64..100 * DAY_MS,
+                late in 0i64..40 * DAY_MS,
+            ) {
+                let due = Timestamp(JAN_1_2026 + due);
+                let returned = due.plus_ms(late);
+                let skipping = FinePolicy { count_closed_days: false, ..policy.clone() };
+                let counting = FinePolicy { count_closed_days: true, ..policy };
+                prop_assert!(
+                    skipping.fine(due, returned, Some(&calendar))
+                        <= counting.fine(due, returned, Some(&calendar))
+                );
+            }
+
+            #[test]
+            fn no_calendar_is_the_always_open_calendar(
+                policy in policy(),
+                due in any::<i32>(),
+                late in 0i64..40 * DAY_MS,
+            ) {
+                let due = Timestamp(JAN_1_2026 + i64::from(due) * 1000);
+                let returned = due.plus_ms(late);
+                let open = Calendar::always_open();
+                prop_assert_eq!(
+                    policy.fine(due, returned, None),
+                    policy.fine(due, returned, Some(&open))
+                );
             }
         }
     }
