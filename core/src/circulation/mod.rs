@@ -20,7 +20,8 @@
 //! suspicious — a row an identical later row always beats, a policy no row names — is a
 //! [`Warning`]. The format is described in `docs/rules.md`.
 //!
-//! This module only parses text: reading the file is the caller's business.
+//! This module only parses text: reading the file is the caller's business. What a policy
+//! computes lives beside it: due dates on a branch's [`calendar`], overdue [`fine`]s.
 //!
 //! ```
 //! use lendkit_core::circulation::RulesTable;
@@ -60,6 +61,7 @@
 
 pub mod calendar;
 mod fields;
+pub mod fine;
 mod index;
 mod policy;
 mod shim;

@@ -271,7 +271,8 @@ impl LoanPolicy {
     }
 }
 
-/// What a late return costs. In a rules file: `[policies.fine.NAME]`.
+/// What a late return costs. In a rules file: `[policies.fine.NAME]`. [`FinePolicy::fine`]
+/// computes it; the [`fine`](super::fine) module says how.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FinePolicy {
     /// `points` (required): points charged per `per` late; 0 for no fine.

@@ -1,6 +1,5 @@
 //! TEMPORARY: stand-ins for the calendar and fine APIs being built on other branches.
-use super::{Calendar, FinePolicy, RulesTable};
-use crate::ids::Timestamp;
+use super::{Calendar, RulesTable};
 
 impl RulesTable {
     /// Shim.
@@ -17,14 +16,3 @@ impl RulesTable {
     }
 }
 
-impl FinePolicy {
-    /// Shim.
-    pub fn fine(&self, due: Timestamp, returned: Timestamp, _calendar: Option<&Calendar>) -> u64 {
-        if returned <= due {
-            return 0;
-        }
-        let days = u64::from(due.days_until(returned));
-        let n = days.saturating_mul(self.points);
-        self.max_per_loan.map_or(n, |m| n.min(m))
-    }
-}
