@@ -58,6 +58,7 @@
 //! # Ok::<_, lendkit_core::circulation::RulesError>(())
 //! ```
 
+mod branches;
 pub mod calendar;
 mod fields;
 mod index;
@@ -119,7 +120,8 @@ impl fmt::Display for PolicyKind {
     }
 }
 
-/// Why a rules file was refused. Each names where: the row (from 1) or the policy, and the field.
+/// Why a rules file was refused. Each names where: the row (from 1), the policy or the branch's
+/// calendar, and the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RulesError {
@@ -131,10 +133,11 @@ pub enum RulesError {
         /// What the parser said.
         reason: String,
     },
-    /// The file's outline is wrong: an unknown top-level key, `policies` or `rules` of the wrong shape.
+    /// The file's outline is wrong: an unknown top-level key, `policies`, `rules` or `calendars`
+    /// of the wrong shape, or a bad `groups` list.
     #[error("{field}: {reason}")]
     File {
-        /// The key at fault (`rules`, `policies.loans`, …).
+        /// The key at fault (`rules`, `policies.loans`, `groups`, …).
         field: String,
         /// What is wrong.
         reason: String,
@@ -157,6 +160,18 @@ pub enum RulesError {
         /// The row's position in `rules`, from 1.
         row: usize,
         /// The field at fault.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A branch's calendar (`[calendars.BRANCH]`) is unreadable or impossible: an unknown time
+    /// zone, opening hours that are not `"HH:MM-HH:MM"` or close before they open, no open
+    /// weekday, a bad or a whole year of closed dates, an unknown field.
+    #[error("calendar {branch:?}, field {field}: {reason}")]
+    Calendar {
+        /// The branch.
+        branch: String,
+        /// The field at fault (`zone`, `hours.mon`, `closed`, …).
         field: String,
         /// What is wrong.
         reason: String,
