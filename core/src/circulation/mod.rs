@@ -11,14 +11,24 @@
 //!    group; among one-field rows: item type, then branch, then group);
 //! 3. then the later row in the file.
 //!
+//! The file may also declare the library's branches, each with its [`Calendar`]
+//! (`[calendars.BRANCH]`: an IANA time zone, opening hours by weekday — a weekday left out is
+//! closed — and closed dates), and its member groups (`groups = [...]`). Rows may then name only
+//! those branches and groups; a file that declares no calendars accepts any branch, one without
+//! `groups` any group ([`RulesTable::knows_branch`], [`RulesTable::knows_group`]). Being part of
+//! the file, calendars and groups change with `change_circulation_rules` and are versioned in
+//! the same [`RulesEvent`]. A day loan falls due at the closing time of an open day in its
+//! branch's zone ([`Calendar::due`]); a branch without a calendar counts every day open, in UTC,
+//! and its due dates are exactly the start plus the period.
+//!
 //! A `* * *` row is required, so every lookup resolves. Resolution is precomputed when the table
 //! is loaded (one hash map per wildcard pattern, tried in precedence order), so it costs a few
 //! hash lookups whatever the table's size; [`RulesTable::explain`] says why a row won.
 //!
-//! Loading checks everything and fails with a [`RulesError`] naming the row (from 1) or the policy
-//! and the field; it becomes [`Error::InvalidInput`] at the library boundary. What is valid but
-//! suspicious — a row an identical later row always beats, a policy no row names — is a
-//! [`Warning`]. The format is described in `docs/rules.md`.
+//! Loading checks everything and fails with a [`RulesError`] naming the row (from 1), the policy
+//! or the branch's calendar, and the field; it becomes [`Error::InvalidInput`] at the library
+//! boundary. What is valid but suspicious — a row an identical later row always beats, a policy
+//! no row names — is a [`Warning`]. The format is described in `docs/rules.md`.
 //!
 //! This module only parses text: reading the file is the caller's business.
 //!
@@ -26,6 +36,13 @@
 //! use lendkit_core::circulation::RulesTable;
 //!
 //! let table = RulesTable::from_toml(r#"
+//!     groups = ["adult", "student"]
+//!
+//!     [calendars.main]
+//!     zone = "Europe/Berlin"
+//!     hours = { mon = "09:00-18:00", sat = "10:00-14:00" }   # other weekdays closed
+//!     closed = ["2026-12-25"]
+//!
 //!     [policies.loan.standard]
 //!     period = "21 days"
 //!     [policies.loan.short]
@@ -55,6 +72,9 @@
 //! assert_eq!(policies.row, 2);
 //! assert_eq!(policies.loan.name, "short");
 //! assert_eq!(policies.loan.policy.period.to_string(), "7 days");
+//! assert_eq!(table.calendar("main").map(|c| c.zone()), Some("Europe/Berlin"));
+//! assert!(table.knows_branch("main") && !table.knows_branch("north"));
+//! assert!(table.knows_group("student") && !table.knows_group("staff"));
 //! # Ok::<_, lendkit_core::circulation::RulesError>(())
 //! ```
 

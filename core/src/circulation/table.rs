@@ -1072,6 +1072,20 @@ mod tests {
         assert_eq!(from_toml.rules(), from_json.rules());
     }
 
+    #[test]
+    fn the_example_in_docs_rules_md_loads_and_resolves_as_it_says() {
+        let doc = include_str!("../../../docs/rules.md");
+        let start = doc.find("```toml\n").unwrap() + "```toml\n".len();
+        let end = start + doc[start..].find("```").unwrap();
+        let t = RulesTable::from_toml(&doc[start..end]).unwrap();
+        assert_eq!(t.branches().collect::<Vec<_>>(), ["main", "north"]);
+        assert_eq!(t.calendar("north").unwrap().zone(), "Europe/Berlin");
+        assert!(t.knows_group("staff") && !t.knows_group("child"));
+        assert_eq!(t.resolve("student", "dvd", "main").loan.name, "short");
+        assert_eq!(t.resolve("student", "book", "north").loan.name, "student");
+        assert_eq!(t.resolve("adult", "book", "main").loan.name, "standard");
+    }
+
     /// The valid file of [`with`] plus a valid calendar for `main` and `groups`, with `change`
     /// applied to it.
     fn with_calendar(change: impl FnOnce(&mut Value)) -> Result<RulesTable, RulesError> {
