@@ -43,8 +43,7 @@ fn main() -> Result<(), lendkit::Error> {
                 author: Some("Martin Fowler".into()),
                 copies: 1,
                 fee: 20,
-                item_type: None,
-            },
+                item_type: None, branch: None, },
             &lib_1,
         )
         .await?;
@@ -88,22 +87,19 @@ fn main() -> Result<(), lendkit::Error> {
         lib.settle().await?;
         run(
             Command::StartLoan {
-                rental_id: "r-1".into(),
-            },
+                rental_id: "r-1".into(), branch: None, override_reason: None, },
             &kim,
         )
         .await?;
         run(
             Command::RenewLoan {
-                rental_id: "r-1".into(),
-            },
+                rental_id: "r-1".into(), override_reason: None, },
             &kim,
         )
         .await?;
         run(
             Command::ReturnBook {
-                rental_id: "r-1".into(),
-            },
+                rental_id: "r-1".into(), returned_at: None, },
             &kim,
         )
         .await?;

@@ -4,13 +4,16 @@ use super::{PolicyKind, RulesError};
 use crate::ids::MAX_AMOUNT;
 use serde_json::{Map, Value};
 
-/// Where a set of fields sits in the rules file: a named policy or a 1-based row.
+/// Where a set of fields sits in the rules file: a named policy, a 1-based row or a branch's
+/// calendar.
 #[derive(Debug, Clone)]
 pub(crate) enum Place {
     /// `[policies.KIND.NAME]`.
     Policy(PolicyKind, String),
     /// The `row`-th `[[rules]]` entry, from 1.
     Row(usize),
+    /// `[calendars.BRANCH]`.
+    Calendar(String),
 }
 
 impl Place {
@@ -26,6 +29,11 @@ impl Place {
             },
             Place::Row(row) => RulesError::Row {
                 row: *row,
+                field,
+                reason,
+            },
+            Place::Calendar(branch) => RulesError::Calendar {
+                branch: branch.clone(),
                 field,
                 reason,
             },
@@ -70,6 +78,11 @@ impl Fields {
         self.map.remove(field).filter(|v| !v.is_null())
     }
 
+    /// An optional field of any type (null is left out), for the caller to read.
+    pub(crate) fn opt_value(&mut self, field: &'static str) -> Option<Value> {
+        self.take(field)
+    }
+
     /// An optional whole number in `0..=`[`MAX_AMOUNT`].
     pub(crate) fn opt_amount(&mut self, field: &'static str) -> Result<Option<u64>, RulesError> {
         match self.take(field) {
@@ -103,15 +116,12 @@ impl Fields {
     pub(crate) fn opt_text(&mut self, field: &'static str) -> Result<Option<String>, RulesError> {
         match self.take(field) {
             None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            // A TOML date written without quotes (`cap_date = 2026-06-30`).
-            Some(Value::Object(m)) if m.len() == 1 => match m.get(TOML_DATETIME) {
-                Some(Value::String(s)) => Ok(Some(s.clone())),
-                _ => Err(self.place.error(field, "must be a string, not a table")),
+            Some(v) => match as_text(&v) {
+                Some(s) => Ok(Some(s.to_owned())),
+                None => Err(self
+                    .place
+                    .error(field, format!("must be a string, not {}", json_type(&v)))),
             },
-            Some(v) => Err(self
-                .place
-                .error(field, format!("must be a string, not {}", json_type(&v)))),
         }
     }
 
@@ -179,6 +189,24 @@ impl Fields {
 
 /// The key the `toml` crate gives a date or time literal when it is read as generic data.
 const TOML_DATETIME: &str = "$__toml_private_datetime";
+
+/// A string, or a TOML date written without quotes (`cap_date = 2026-06-30`), which the `toml`
+/// crate gives as a one-key table.
+pub(crate) fn as_text(value: &Value) -> Option<&str> {
+    match value {
+        Value::String(s) => Some(s),
+        Value::Object(m) if m.len() == 1 => m.get(TOML_DATETIME).and_then(Value::as_str),
+        _ => None,
+    }
+}
+
+/// The error for a top-level part of the file (`rules`, `policies.KIND`, `groups`, …).
+pub(crate) fn file_error(field: &str, reason: impl Into<String>) -> RulesError {
+    RulesError::File {
+        field: field.to_owned(),
+        reason: reason.into(),
+    }
+}
 
 /// `a string`, `a table`, … for messages.
 pub(crate) fn json_type(value: &Value) -> &'static str {

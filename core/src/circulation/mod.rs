@@ -11,14 +11,24 @@
 //!    group; among one-field rows: item type, then branch, then group);
 //! 3. then the later row in the file.
 //!
+//! The file may also declare the library's branches, each with its [`Calendar`]
+//! (`[calendars.BRANCH]`: an IANA time zone, opening hours by weekday — a weekday left out is
+//! closed — and closed dates), and its member groups (`groups = [...]`). Rows may then name only
+//! those branches and groups; a file that declares no calendars accepts any branch, one without
+//! `groups` any group ([`RulesTable::knows_branch`], [`RulesTable::knows_group`]). Being part of
+//! the file, calendars and groups change with `change_circulation_rules` and are versioned in
+//! the same [`RulesEvent`]. A day loan falls due at the closing time of an open day in its
+//! branch's zone ([`Calendar::due`]); a branch without a calendar counts every day open, in UTC,
+//! and its due dates are exactly the start plus the period.
+//!
 //! A `* * *` row is required, so every lookup resolves. Resolution is precomputed when the table
 //! is loaded (one hash map per wildcard pattern, tried in precedence order), so it costs a few
 //! hash lookups whatever the table's size; [`RulesTable::explain`] says why a row won.
 //!
-//! Loading checks everything and fails with a [`RulesError`] naming the row (from 1) or the policy
-//! and the field; it becomes [`Error::InvalidInput`] at the library boundary. What is valid but
-//! suspicious — a row an identical later row always beats, a policy no row names — is a
-//! [`Warning`]. The format is described in `docs/rules.md`.
+//! Loading checks everything and fails with a [`RulesError`] naming the row (from 1), the policy
+//! or the branch's calendar, and the field; it becomes [`Error::InvalidInput`] at the library
+//! boundary. What is valid but suspicious — a row an identical later row always beats, a policy
+//! no row names — is a [`Warning`]. The format is described in `docs/rules.md`.
 //!
 //! This module only parses text: reading the file is the caller's business. What a policy
 //! computes lives beside it: due dates on a branch's [`calendar`], overdue [`fine`]s.
@@ -27,6 +37,13 @@
 //! use lendkit_core::circulation::RulesTable;
 //!
 //! let table = RulesTable::from_toml(r#"
+//!     groups = ["adult", "student"]
+//!
+//!     [calendars.main]
+//!     zone = "Europe/Berlin"
+//!     hours = { mon = "09:00-18:00", sat = "10:00-14:00" }   # other weekdays closed
+//!     closed = ["2026-12-25"]
+//!
 //!     [policies.loan.standard]
 //!     period = "21 days"
 //!     [policies.loan.short]
@@ -56,15 +73,18 @@
 //! assert_eq!(policies.row, 2);
 //! assert_eq!(policies.loan.name, "short");
 //! assert_eq!(policies.loan.policy.period.to_string(), "7 days");
+//! assert_eq!(table.calendar("main").map(|c| c.zone()), Some("Europe/Berlin"));
+//! assert!(table.knows_branch("main") && !table.knows_branch("north"));
+//! assert!(table.knows_group("student") && !table.knows_group("staff"));
 //! # Ok::<_, lendkit_core::circulation::RulesError>(())
 //! ```
 
+mod branches;
 pub mod calendar;
 mod fields;
 pub mod fine;
 mod index;
 mod policy;
-mod shim;
 mod stored;
 mod table;
 mod terms;
@@ -124,7 +144,8 @@ impl fmt::Display for PolicyKind {
     }
 }
 
-/// Why a rules file was refused. Each names where: the row (from 1) or the policy, and the field.
+/// Why a rules file was refused. Each names where: the row (from 1), the policy or the branch's
+/// calendar, and the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RulesError {
@@ -136,10 +157,11 @@ pub enum RulesError {
         /// What the parser said.
         reason: String,
     },
-    /// The file's outline is wrong: an unknown top-level key, `policies` or `rules` of the wrong shape.
+    /// The file's outline is wrong: an unknown top-level key, `policies`, `rules` or `calendars`
+    /// of the wrong shape, or a bad `groups` list.
     #[error("{field}: {reason}")]
     File {
-        /// The key at fault (`rules`, `policies.loans`, …).
+        /// The key at fault (`rules`, `policies.loans`, `groups`, …).
         field: String,
         /// What is wrong.
         reason: String,
@@ -162,6 +184,18 @@ pub enum RulesError {
         /// The row's position in `rules`, from 1.
         row: usize,
         /// The field at fault.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A branch's calendar (`[calendars.BRANCH]`) is unreadable or impossible: an unknown time
+    /// zone, opening hours that are not `"HH:MM-HH:MM"` or close before they open, no open
+    /// weekday, a bad or a whole year of closed dates, an unknown field.
+    #[error("calendar {branch:?}, field {field}: {reason}")]
+    Calendar {
+        /// The branch.
+        branch: String,
+        /// The field at fault (`zone`, `hours.mon`, `closed`, …).
         field: String,
         /// What is wrong.
         reason: String,

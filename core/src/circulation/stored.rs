@@ -142,3 +142,94 @@ impl Aggregate for CirculationRules {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{Actor, Timestamp};
+
+    const ROWS: &str = r#"
+        [policies.loan.std]
+        period = "21 days"
+        [policies.fine.std]
+        points = 1
+        per = "day"
+        [policies.limits.std]
+        [policies.lost.std]
+        aged_to_lost_after_days = 60
+        replacement_cost = 20
+        [[rules]]
+        branch = "main"
+        loan = "std"
+        fine = "std"
+        limits = "std"
+        lost = "std"
+        [[rules]]
+        loan = "std"
+        fine = "std"
+        limits = "std"
+        lost = "std"
+    "#;
+
+    fn change(rules: &CirculationRules, text: &str) -> Result<Vec<RulesEvent>, StoredRulesError> {
+        let ctx = Context::new(Actor::librarian("lib-1"), Timestamp(0));
+        let command = RulesCommand::ChangeRules {
+            rules: text.to_owned(),
+            format: None,
+        };
+        rules.decide(&command, &ctx)
+    }
+
+    fn calendar(hours: &str) -> String {
+        format!(
+            "[calendars.main]\nzone = \"Europe/Berlin\"\nhours = {{ mon = \"{hours}\" }}\n{ROWS}"
+        )
+    }
+
+    #[test]
+    fn calendars_are_changed_and_versioned_with_the_rows() {
+        let mut rules = CirculationRules::default();
+        for e in change(&rules, ROWS).unwrap() {
+            rules.apply(&e);
+        }
+        assert_eq!(rules.version, 1);
+        assert!(rules.table.as_ref().unwrap().calendar("main").is_none());
+        // Adding a calendar is a new version of the rules, in the same event.
+        let events = change(&rules, &calendar("09:00-18:00")).unwrap();
+        assert!(matches!(
+            &events[..],
+            [RulesEvent::CirculationRulesChanged { version: 2, .. }]
+        ));
+        for e in &events {
+            rules.apply(e);
+        }
+        let table = rules.table.as_ref().unwrap();
+        assert_eq!(table.calendar("main").unwrap().zone(), "Europe/Berlin");
+        assert!(table.knows_branch("main") && !table.knows_branch("north"));
+        // A bad calendar stores nothing and names the calendar and the field.
+        let err = change(&rules, &calendar("18:00-09:00")).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidInput);
+        assert_eq!(
+            err.to_string(),
+            "invalid input: calendar \"main\", field hours.mon: on Monday, the library closes at \
+             09:00:00 but opens at 18:00:00; closing must be after opening"
+        );
+        // So does a row naming a branch the calendars do not declare.
+        let err = change(
+            &rules,
+            &calendar("09:00-18:00").replace("\"main\"\n", "\"north\"\n"),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("rule 1, field branch: names branch \"north\", which has no calendar; declared: main"),
+            "{err}"
+        );
+        // Changing only the hours is a new version too.
+        let events = change(&rules, &calendar("10:00-18:00")).unwrap();
+        assert!(matches!(
+            &events[..],
+            [RulesEvent::CirculationRulesChanged { version: 3, .. }]
+        ));
+    }
+}

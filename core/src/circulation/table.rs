@@ -1,13 +1,17 @@
 //! The rules table: its rows, loading and validation, resolution and its explanation.
 
-use super::fields::{json_type, Fields, Place};
+use super::branches::{read_calendars, read_groups};
+use super::fields::{file_error, json_type, Fields, Place};
 use super::index::{rank, Index, BRANCH, GROUP, ITEM_TYPE};
-use super::{FinePolicy, LimitsPolicy, LoanPolicy, LostPolicy, PolicyKind, RulesError, Warning};
+use super::{
+    Calendar, FinePolicy, LimitsPolicy, LoanPolicy, LostPolicy, PolicyKind, RulesError, Warning,
+};
 use crate::ids::validate_id;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 /// The text format of a rules file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,13 +183,18 @@ pub struct Explanation<'t> {
     pub policies: Resolved<'t>,
 }
 
-/// A loaded, validated rules table with its precomputed resolution.
+/// A loaded, validated rules table with its precomputed resolution, and the branches'
+/// calendars and the member groups the file declares.
 #[derive(Debug, Clone)]
 pub struct RulesTable {
     loans: Vec<Named<LoanPolicy>>,
     fines: Vec<Named<FinePolicy>>,
     limits: Vec<Named<LimitsPolicy>>,
     lost: Vec<Named<LostPolicy>>,
+    /// `[calendars.BRANCH]`, by branch (shared: a clone of the table does not copy them).
+    calendars: Arc<BTreeMap<String, Calendar>>,
+    /// `groups`, in file order, when given.
+    groups: Option<Arc<[String]>>,
     rules: Vec<Rule>,
     index: Index,
     warnings: Vec<Warning>,
@@ -229,10 +238,13 @@ impl RulesTable {
         };
         let policies = top.remove("policies").unwrap_or(Value::Object(Map::new()));
         let rows = top.remove("rules").unwrap_or(Value::Array(Vec::new()));
+        let calendars = top.remove("calendars");
+        let groups = top.remove("groups");
         if let Some(extra) = top.keys().next() {
             return Err(file_error(
                 extra,
-                "is not a part of a rules file; the parts are `policies` and `rules`",
+                "is not a part of a rules file; the parts are `policies`, `rules`, `calendars` \
+                 and `groups`",
             ));
         }
         let Value::Object(mut policies) = policies else {
@@ -246,6 +258,8 @@ impl RulesTable {
             fines: read_kind(&mut policies, PolicyKind::Fine, FinePolicy::read)?,
             limits: read_kind(&mut policies, PolicyKind::Limits, LimitsPolicy::read)?,
             lost: read_kind(&mut policies, PolicyKind::Lost, LostPolicy::read)?,
+            calendars: Arc::new(read_calendars(calendars)?),
+            groups: read_groups(groups)?.map(Arc::from),
             rules: Vec::new(),
             index: Index::default(),
             warnings: Vec::new(),
@@ -294,6 +308,31 @@ impl RulesTable {
         let group = key(&mut f, "group")?;
         let item_type = key(&mut f, "item_type")?;
         let branch = key(&mut f, "branch")?;
+        if let (Match::Is(g), Some(known)) = (&group, self.groups()) {
+            if !known.contains(g) {
+                let reason = if known.is_empty() {
+                    format!("names group {g:?}, but `groups` is empty")
+                } else {
+                    format!(
+                        "names group {g:?}, which is not in `groups`; declared: {}",
+                        known.join(", ")
+                    )
+                };
+                return Err(f.place().error("group", reason));
+            }
+        }
+        if let Match::Is(b) = &branch {
+            if !self.knows_branch(b) {
+                let known: Vec<&str> = self.branches().collect();
+                return Err(f.place().error(
+                    "branch",
+                    format!(
+                        "names branch {b:?}, which has no calendar; declared: {}",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
         let mut names: [String; 4] = Default::default();
         let mut policies = [0; 4];
         for (i, kind) in PolicyKind::ALL.into_iter().enumerate() {
@@ -363,6 +402,36 @@ impl RulesTable {
             }
         }
         warnings
+    }
+
+    /// The calendar of `branch` (`[calendars.BRANCH]`), or `None` for a branch without one.
+    pub fn calendar(&self, branch: &str) -> Option<&Calendar> {
+        self.calendars.get(branch)
+    }
+
+    /// The names of the branches that have a calendar, sorted.
+    pub fn branches(&self) -> impl Iterator<Item = &str> {
+        self.calendars.keys().map(String::as_str)
+    }
+
+    /// Whether `branch` is a branch of this library: true when the file declares no calendars
+    /// at all (then every branch is accepted) or declares one for `branch`.
+    pub fn knows_branch(&self, branch: &str) -> bool {
+        self.calendars.is_empty() || self.calendars.contains_key(branch)
+    }
+
+    /// The member groups the file lists (`groups`), in file order; `None` when it has no
+    /// `groups` (an empty list is `Some(&[])`: no group is known).
+    pub fn groups(&self) -> Option<&[String]> {
+        self.groups.as_deref()
+    }
+
+    /// Whether `group` is a member group of this library: true when the file gives no `groups`
+    /// list, or lists `group`.
+    pub fn knows_group(&self, group: &str) -> bool {
+        self.groups
+            .as_ref()
+            .map_or(true, |groups| groups.iter().any(|g| g == group))
     }
 
     /// The rows, in file order.
@@ -454,13 +523,6 @@ impl RulesTable {
             limits: &self.limits[limits],
             lost: &self.lost[lost],
         }
-    }
-}
-
-fn file_error(field: &str, reason: impl Into<String>) -> RulesError {
-    RulesError::File {
-        field: field.to_owned(),
-        reason: reason.into(),
     }
 }
 
@@ -828,6 +890,307 @@ mod tests {
         assert_eq!(
             t.warnings()[0].to_string(),
             "loan policy \"spare\" is named by no rule"
+        );
+    }
+
+    /// The local date `n` days after Monday 2 March 2026 (0 is that Monday, 6 the Sunday).
+    fn march(n: i64) -> jiff::civil::Date {
+        use jiff::ToSpan;
+        jiff::civil::date(2026, 3, 2).checked_add(n.days()).unwrap()
+    }
+
+    /// Each weekday's hours, Monday first, as `"HH:MM-HH:MM"` (`-` when closed).
+    fn week_of(calendar: &Calendar) -> Vec<String> {
+        (0..7)
+            .map(|n| match calendar.hours_on(march(n)) {
+                Some(h) => format!(
+                    "{}-{}",
+                    h.opens.strftime("%H:%M"),
+                    h.closes.strftime("%H:%M")
+                ),
+                None => "-".into(),
+            })
+            .collect()
+    }
+
+    const CALENDARS_TOML: &str = r#"
+        groups = ["adult", "student", "staff"]
+
+        [calendars.main]
+        zone = "Europe/Berlin"
+        hours = { mon = "09:00-18:00", tue = "09:00-18:00", wed = "09:00-18:00", thu = "09:00-20:00", fri = "09:00-18:00", sat = "10:00-14:00" }
+        closed = ["2026-03-16", 2026-12-25]
+
+        [calendars.east]
+        zone = "Asia/Seoul"
+        hours = { sun = "10:00-24:00", wed = "08:30 - 12:00" }
+
+        [policies.loan.std]
+        period = "21 days"
+        [policies.fine.std]
+        points = 1
+        per = "day"
+        [policies.limits.std]
+        [policies.lost.std]
+        aged_to_lost_after_days = 60
+        replacement_cost = 20
+
+        [[rules]]
+        loan = "std"
+        fine = "std"
+        limits = "std"
+        lost = "std"
+
+        [[rules]]
+        group = "student"
+        branch = "east"
+        loan = "std"
+        fine = "std"
+        limits = "std"
+        lost = "std"
+    "#;
+
+    #[test]
+    fn calendars_and_groups_are_read_with_the_rules() {
+        let t = RulesTable::from_toml(CALENDARS_TOML).unwrap();
+        assert!(t.warnings().is_empty(), "{:?}", t.warnings());
+        assert_eq!(t.branches().collect::<Vec<_>>(), ["east", "main"]);
+        let main = t.calendar("main").unwrap();
+        assert_eq!(main.zone(), "Europe/Berlin");
+        assert_eq!(
+            week_of(main),
+            [
+                "09:00-18:00",
+                "09:00-18:00",
+                "09:00-18:00",
+                "09:00-20:00",
+                "09:00-18:00",
+                "10:00-14:00",
+                "-"
+            ]
+        );
+        // Closed dates, quoted or (in TOML) not: closed although their weekday is open.
+        assert!(!main.is_open_on(march(14)));
+        assert!(main.is_open_on(march(15)));
+        assert!(!main.is_open_on(jiff::civil::date(2026, 12, 25)));
+        assert!(main.is_open_on(jiff::civil::date(2026, 12, 24)));
+        let east = t.calendar("east").unwrap();
+        assert_eq!(east.zone(), "Asia/Seoul");
+        assert_eq!(
+            week_of(east),
+            ["-", "-", "08:30-12:00", "-", "-", "-", "10:00-23:59"]
+        );
+        // 24:00 closes at the day's very end.
+        assert_eq!(
+            east.hours_on(march(6)).unwrap().closes,
+            jiff::civil::Time::MAX
+        );
+        assert!(t.calendar("north").is_none());
+        assert!(t.knows_branch("main") && t.knows_branch("east"));
+        assert!(!t.knows_branch("north") && !t.knows_branch("*"));
+        assert_eq!(
+            t.groups(),
+            Some(&["adult".to_owned(), "student".into(), "staff".into()][..])
+        );
+        assert!(t.knows_group("staff") && !t.knows_group("child"));
+        assert_eq!(t.resolve("student", "book", "east").row, 2);
+        assert_eq!(t.resolve("student", "book", "main").row, 1);
+    }
+
+    #[test]
+    fn without_calendars_or_groups_every_branch_and_group_is_known() {
+        let t = with(|f| f["rules"][1]["branch"] = json!("anywhere")).unwrap();
+        assert_eq!(t.branches().count(), 0);
+        assert!(t.calendar("anywhere").is_none());
+        assert!(t.knows_branch("anywhere") && t.knows_branch("main"));
+        assert_eq!(t.groups(), None);
+        assert!(t.knows_group("student") && t.knows_group("anyone"));
+        // Null is the same as leaving them out; an empty list of groups knows none.
+        let t = with(|f| {
+            f["calendars"] = Value::Null;
+            f["groups"] = Value::Null;
+        })
+        .unwrap();
+        assert!(t.knows_branch("main") && t.knows_group("student"));
+        let t = with(|f| {
+            f["groups"] = json!([]);
+            f["rules"][1]["group"] = json!("*");
+        })
+        .unwrap();
+        assert_eq!(t.groups(), Some(&[][..]));
+        assert!(!t.knows_group("student"));
+    }
+
+    #[test]
+    fn toml_and_json_calendars_are_the_same() {
+        let from_toml = RulesTable::from_toml(CALENDARS_TOML).unwrap();
+        let hours = json!({"mon": "09:00-18:00", "tue": "09:00-18:00", "wed": "09:00-18:00",
+                           "thu": "09:00-20:00", "fri": "09:00-18:00", "sat": "10:00-14:00",
+                           "sun": null});
+        let json_text = json!({
+            "groups": ["adult", "student", "staff"],
+            "calendars": {
+                "main": {"zone": "Europe/Berlin", "hours": hours,
+                         "closed": ["2026-03-16", "2026-12-25"]},
+                "east": {"zone": "Asia/Seoul",
+                         "hours": {"sun": "10:00-24:00", "wed": "08:30-12:00"}},
+            },
+            "policies": {
+                "loan": {"std": {"period": "21 days"}},
+                "fine": {"std": {"points": 1, "per": "day"}},
+                "limits": {"std": {}},
+                "lost": {"std": {"aged_to_lost_after_days": 60, "replacement_cost": 20}},
+            },
+            "rules": [
+                {"loan": "std", "fine": "std", "limits": "std", "lost": "std"},
+                {"group": "student", "branch": "east", "loan": "std", "fine": "std",
+                 "limits": "std", "lost": "std"},
+            ],
+        })
+        .to_string();
+        let from_json = RulesTable::from_json(&json_text).unwrap();
+        assert_eq!(
+            from_toml.branches().collect::<Vec<_>>(),
+            from_json.branches().collect::<Vec<_>>()
+        );
+        for branch in ["main", "east"] {
+            let (a, b) = (
+                from_toml.calendar(branch).unwrap(),
+                from_json.calendar(branch).unwrap(),
+            );
+            assert_eq!(a.zone(), b.zone());
+            assert_eq!(week_of(a), week_of(b));
+            for day in 0..400 {
+                assert_eq!(
+                    a.is_open_on(march(day)),
+                    b.is_open_on(march(day)),
+                    "{branch}"
+                );
+            }
+        }
+        assert_eq!(from_toml.groups(), from_json.groups());
+        assert_eq!(from_toml.rules(), from_json.rules());
+    }
+
+    #[test]
+    fn the_example_in_docs_rules_md_loads_and_resolves_as_it_says() {
+        let doc = include_str!("../../../docs/rules.md");
+        let start = doc.find("```toml\n").unwrap() + "```toml\n".len();
+        let end = start + doc[start..].find("```").unwrap();
+        let t = RulesTable::from_toml(&doc[start..end]).unwrap();
+        assert_eq!(t.branches().collect::<Vec<_>>(), ["main", "north"]);
+        assert_eq!(t.calendar("north").unwrap().zone(), "Europe/Berlin");
+        assert!(t.knows_group("staff") && !t.knows_group("child"));
+        assert_eq!(t.resolve("student", "dvd", "main").loan.name, "short");
+        assert_eq!(t.resolve("student", "book", "north").loan.name, "student");
+        assert_eq!(t.resolve("adult", "book", "main").loan.name, "standard");
+    }
+
+    /// The valid file of [`with`] plus a valid calendar for `main` and `groups`, with `change`
+    /// applied to it.
+    fn with_calendar(change: impl FnOnce(&mut Value)) -> Result<RulesTable, RulesError> {
+        with(|f| {
+            f["groups"] = json!(["adult", "student"]);
+            f["calendars"] = json!({
+                "main": {"zone": "Europe/Berlin", "hours": {"mon": "09:00-18:00", "sat": "10:00-14:00"},
+                         "closed": ["2026-12-25"]},
+                "east": {"zone": "Asia/Seoul", "hours": {"tue": "09:00-18:00"}},
+            });
+            change(f);
+        })
+    }
+
+    #[test]
+    fn every_bad_calendar_or_group_is_refused_naming_it_and_the_field() {
+        assert!(with_calendar(|_| {}).is_ok());
+        let a_year: Vec<String> = (0..366).map(|n| march(n).to_string()).collect();
+        let cases: Vec<(Change, &str)> = vec![
+            (Box::new(|f| f["calendars"]["main"]["zone"] = json!("Mars/Olympus")),
+             "calendar \"main\", field zone: time zone \"Mars/Olympus\" is unknown; use an IANA name such as \"Asia/Seoul\" or \"America/New_York\""),
+            (Box::new(|f| f["calendars"]["main"]["zone"] = Value::Null),
+             "calendar \"main\", field zone: is required"),
+            (Box::new(|f| f["calendars"]["main"]["zone"] = json!(1)),
+             "calendar \"main\", field zone: must be a string, not a number"),
+            (Box::new(|f| f["calendars"]["main"]["hours"]["mon"] = json!("9-18")),
+             "calendar \"main\", field hours.mon: is \"9-18\"; opening hours are written \"HH:MM-HH:MM\", like \"09:00-18:00\""),
+            (Box::new(|f| f["calendars"]["main"]["hours"]["mon"] = json!("09:00")),
+             "calendar \"main\", field hours.mon: is \"09:00\"; opening hours are written \"HH:MM-HH:MM\", like \"09:00-18:00\""),
+            (Box::new(|f| f["calendars"]["main"]["hours"]["mon"] = json!("09:00-18:00-20:00")),
+             "calendar \"main\", field hours.mon: is \"09:00-18:00-20:00\"; opening hours are written \"HH:MM-HH:MM\", like \"09:00-18:00\""),
+            (Box::new(|f| f["calendars"]["main"]["hours"]["mon"] = json!("09:00-25:00")),
+             "calendar \"main\", field hours.mon: is \"09:00-25:00\"; 25:00 is not a time of day (00:00 to 23:59, and 24:00 to close at midnight)"),
+            (Box::new(|f| f["calendars"]["main"]["hours"]["sat"] = json!("24:00-24:00")),
+             "calendar \"main\", field hours.sat: is \"24:00-24:00\"; 24:00 is not a time of day (00:00 to 23:59, and 24:00 to close at midnight)"),
+            (Box::new(|f| f["calendars"]["main"]["hours"]["sat"] = json!("10:60-14:00")),
+             "calendar \"main\", field hours.sat: is \"10:60-14:00\"; 10:60 is not a time of day (00:00 to 23:59, and 24:00 to close at midnight)"),
+            (Box::new(|f| f["calendars"]["main"]["hours"]["sat"] = json!("14:00-10:00")),
+             "calendar \"main\", field hours.sat: on Saturday, the library closes at 10:00:00 but opens at 14:00:00; closing must be after opening"),
+            (Box::new(|f| f["calendars"]["main"]["hours"]["mon"] = json!("09:00-09:00")),
+             "calendar \"main\", field hours.mon: on Monday, the library closes at 09:00:00 but opens at 09:00:00; closing must be after opening"),
+            (Box::new(|f| f["calendars"]["main"]["hours"]["monday"] = json!("09:00-18:00")),
+             "calendar \"main\", field hours.monday: is not a weekday; the weekdays are mon, tue, wed, thu, fri, sat, sun"),
+            (Box::new(|f| f["calendars"]["main"]["hours"]["mon"] = json!(9)),
+             "calendar \"main\", field hours.mon: must be a string \"HH:MM-HH:MM\", not a number"),
+            (Box::new(|f| f["calendars"]["main"]["hours"] = json!({})),
+             "calendar \"main\", field hours: the library is never open: give at least one weekday opening hours"),
+            (Box::new(|f| f["calendars"]["main"]["hours"] = json!({"mon": null})),
+             "calendar \"main\", field hours: the library is never open: give at least one weekday opening hours"),
+            (Box::new(|f| f["calendars"]["main"]["hours"] = json!("09:00-18:00")),
+             "calendar \"main\", field hours: must be a table of weekdays, like { mon = \"09:00-18:00\" }, not a string"),
+            (Box::new(|f| f["calendars"]["main"]["hours"] = Value::Null),
+             "calendar \"main\", field hours: is required: the opening hours by weekday, like { mon = \"09:00-18:00\" } (a weekday left out is closed)"),
+            (Box::new(move |f| f["calendars"]["main"]["closed"] = json!(a_year)),
+             "calendar \"main\", field closed: the closed dates close every day from 2026-03-02 to 2027-03-02, a year or more; a loan could never fall due"),
+            (Box::new(|f| f["calendars"]["main"]["closed"] = json!(["2026-12-25", "2026-02-30"])),
+             "calendar \"main\", field closed: is \"2026-02-30\", not a date written YYYY-MM-DD that exists"),
+            (Box::new(|f| f["calendars"]["main"]["closed"] = json!(["25.12.2026"])),
+             "calendar \"main\", field closed: is \"25.12.2026\", not a date written YYYY-MM-DD that exists"),
+            (Box::new(|f| f["calendars"]["main"]["closed"] = json!(["2026-12-25", 20261226])),
+             "calendar \"main\", field closed: entry 2 must be a date written YYYY-MM-DD, not a number"),
+            (Box::new(|f| f["calendars"]["main"]["closed"] = json!("2026-12-25")),
+             "calendar \"main\", field closed: must be an array of dates, like [\"2026-12-25\"], not a string"),
+            (Box::new(|f| f["calendars"]["main"]["open"] = json!("09:00")),
+             "calendar \"main\", field open: is not a field here; the fields are zone, hours, closed"),
+            (Box::new(|f| f["calendars"]["main"] = json!("Europe/Berlin")),
+             "calendar \"main\", field *: a calendar must be a table of fields, not a string"),
+            (Box::new(|f| f["calendars"] = json!(["main"])),
+             "calendars: must be a table of branches ([calendars.BRANCH]), not an array"),
+            (Box::new(|f| f["calendars"]["main "] = json!({})),
+             "calendar \"main \", field name: name \"main \" has leading or trailing whitespace"),
+            (Box::new(|f| f["calendars"]["*"] = json!({})),
+             "calendar \"*\", field name: \"*\" means any branch in a rule, so it cannot be a branch's name"),
+            (Box::new(|f| f["groups"] = json!("adult")),
+             "groups: must be an array of group names, like [\"adult\", \"student\"], not a string"),
+            (Box::new(|f| f["groups"] = json!(["adult", 2])),
+             "groups: entry 2 must be a string, not a number"),
+            (Box::new(|f| f["groups"] = json!(["adult", ""])),
+             "groups: group must not be empty"),
+            (Box::new(|f| f["groups"] = json!(["adult", "student", "adult"])),
+             "groups: \"adult\" is listed twice"),
+            (Box::new(|f| f["groups"] = json!(["adult", "*"])),
+             "groups: \"*\" means any group in a rule, so it cannot be a group's name"),
+            (Box::new(|f| f["rules"][1]["branch"] = json!("north")),
+             "rule 2, field branch: names branch \"north\", which has no calendar; declared: east, main"),
+            (Box::new(|f| f["groups"] = json!(["adult", "staff"])),
+             "rule 2, field group: names group \"student\", which is not in `groups`; declared: adult, staff"),
+            (Box::new(|f| f["groups"] = json!([])),
+             "rule 2, field group: names group \"student\", but `groups` is empty"),
+        ];
+        for (change, says) in cases {
+            let err = with_calendar(change).unwrap_err();
+            assert_eq!(err.to_string(), says);
+            let lifted = crate::Error::from(err.clone());
+            assert_eq!(lifted.code(), crate::ErrorCode::InvalidInput);
+            assert!(lifted.to_string().contains(says), "{lifted}");
+        }
+        // The variant names the calendar and the field apart.
+        assert_eq!(
+            with_calendar(|f| f["calendars"]["east"]["zone"] = json!("Nowhere")).unwrap_err(),
+            RulesError::Calendar {
+                branch: "east".into(),
+                field: "zone".into(),
+                reason: "time zone \"Nowhere\" is unknown; use an IANA name such as \"Asia/Seoul\" or \"America/New_York\"".into(),
+            }
         );
     }
 
