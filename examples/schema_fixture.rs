@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 fn main() -> Result<(), lendkit::Error> {
     block_on(async {
+        let clock = Arc::new(ManualClock::new(Timestamp(1_767_225_600_000)));
         let lib = LibraryBuilder::new(
             Arc::new(InMemoryEventStore::new()),
             Arc::new(InMemoryEventBus::new()),
-            Arc::new(ManualClock::new(Timestamp(1_767_225_600_000))),
+            clock.clone(),
         )
         .build()
         .await?;
@@ -43,7 +44,9 @@ fn main() -> Result<(), lendkit::Error> {
                 author: Some("Martin Fowler".into()),
                 copies: 1,
                 fee: 20,
-                item_type: None, branch: None, },
+                item_type: None,
+                branch: None,
+            },
             &lib_1,
         )
         .await?;
@@ -87,19 +90,26 @@ fn main() -> Result<(), lendkit::Error> {
         lib.settle().await?;
         run(
             Command::StartLoan {
-                rental_id: "r-1".into(), branch: None, override_reason: None, },
+                rental_id: "r-1".into(),
+                branch: None,
+                override_reason: None,
+            },
             &kim,
         )
         .await?;
         run(
             Command::RenewLoan {
-                rental_id: "r-1".into(), override_reason: None, },
+                rental_id: "r-1".into(),
+                override_reason: None,
+            },
             &kim,
         )
         .await?;
         run(
             Command::ReturnBook {
-                rental_id: "r-1".into(), returned_at: None, },
+                rental_id: "r-1".into(),
+                returned_at: None,
+            },
             &kim,
         )
         .await?;
@@ -126,9 +136,122 @@ fn main() -> Result<(), lendkit::Error> {
         )
         .await?;
         lib.settle().await?;
+        // Circulation rules: loans with terms, the member's record, fees and blocks.
+        run(
+            Command::ChangeCirculationRules {
+                rules: RULES.into(),
+                format: None,
+            },
+            &lib_1,
+        )
+        .await?;
+        run(
+            Command::RegisterBook {
+                book_id: "b-2".into(),
+                title: "Refactoring".into(),
+                copies: 2,
+                fee: 10,
+                author: None,
+                item_type: Some("book".into()),
+                branch: Some("main".into()),
+            },
+            &lib_1,
+        )
+        .await?;
+        let reserve2 = |rental: &str| Command::ReserveBook {
+            book_id: "b-2".into(),
+            member_id: "m-1".into(),
+            rental_id: Some(rental.into()),
+            delivery_address: None,
+        };
+        run(reserve2("r-6"), &kim).await?;
+        run(reserve2("r-7"), &kim).await?;
+        lib.settle().await?;
+        let start = |rental: &str, reason: Option<&str>| Command::StartLoan {
+            rental_id: rental.into(),
+            branch: None,
+            override_reason: reason.map(str::to_owned),
+        };
+        run(start("r-6", None), &kim).await?;
+        clock.advance_days(30);
+        run(
+            Command::ReturnBook {
+                rental_id: "r-6".into(),
+                returned_at: None,
+            },
+            &kim,
+        )
+        .await?;
+        run(
+            Command::PayFees {
+                member_id: "m-1".into(),
+                amount: 2,
+                paid_from: None,
+            },
+            &kim,
+        )
+        .await?;
+        run(
+            Command::WaiveFee {
+                member_id: "m-1".into(),
+                fee_id: "r-6:overdue".into(),
+                reason: "first time".into(),
+            },
+            &lib_1,
+        )
+        .await?;
+        run(
+            Command::BlockMember {
+                member_id: "m-1".into(),
+                reason: "lost card".into(),
+            },
+            &lib_1,
+        )
+        .await?;
+        run(start("r-7", Some("card found")), &lib_1).await?;
+        run(
+            Command::RenewLoan {
+                rental_id: "r-7".into(),
+                override_reason: Some("card found".into()),
+            },
+            &lib_1,
+        )
+        .await?;
+        run(
+            Command::UnblockMember {
+                member_id: "m-1".into(),
+            },
+            &lib_1,
+        )
+        .await?;
+        lib.settle().await?;
         for e in lib.events(1, usize::MAX).await? {
             println!("{}", e.to_json());
         }
         Ok(())
     })
 }
+
+/// The rules the fixture's second part runs under.
+const RULES: &str = r#"
+[policies.loan.standard]
+period = "14 days"
+max_renewals = 1
+[policies.fine.daily]
+points = 1
+per = "day"
+max_per_loan = 10
+[policies.limits.default]
+max_loans = 5
+[policies.lost.standard]
+aged_to_lost_after_days = 60
+replacement_cost = 20
+[calendars.main]
+zone = "Asia/Seoul"
+hours = { mon = "09:00-18:00", tue = "09:00-18:00", wed = "09:00-18:00", thu = "09:00-18:00", fri = "09:00-18:00", sat = "09:00-13:00" }
+[[rules]]
+loan = "standard"
+fine = "daily"
+limits = "default"
+lost = "standard"
+"#;

@@ -13,7 +13,7 @@
 //! block_on(async {
 //!     let lib = in_memory().build().await?;
 //!     let librarian = Actor::librarian("lib-1");
-//!     lib.execute(Command::RegisterBook { book_id: "isbn-1".into(), title: "Domain-Driven Design".into(), author: None, copies: 1, fee: 30, item_type: None }, &librarian).await?;
+//!     lib.execute(Command::RegisterBook { book_id: "isbn-1".into(), title: "Domain-Driven Design".into(), author: None, copies: 1, fee: 30, item_type: None, branch: None }, &librarian).await?;
 //!     lib.execute(Command::JoinMember { member_id: "m-1".into(), name: "Kim".into(), contact: None, group: None }, &librarian).await?;
 //!     let kim = Actor::member("m-1");
 //!     let reserved = lib.execute(Command::ReserveBook { book_id: "isbn-1".into(), member_id: "m-1".into(), rental_id: None, delivery_address: None }, &kim).await?;

@@ -1198,6 +1198,22 @@ fn model() -> String {
     out
 }
 
+/// An instant given on the command line: RFC 3339 (`2026-03-16T17:30:00Z`) or milliseconds
+/// since 1970.
+fn instant(text: &str) -> Result<u64, lendkit::Error> {
+    if let Ok(ms) = text.parse::<u64>() {
+        return Ok(ms);
+    }
+    lendkit::Timestamp::parse_rfc3339(text)
+        .ok()
+        .and_then(|t| u64::try_from(t.0).ok())
+        .ok_or_else(|| {
+            lendkit::Error::InvalidInput(format!(
+                "returned_at is {text:?}; give an RFC 3339 instant such as 2026-03-16T17:30:00Z, or milliseconds since 1970"
+            ))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1283,20 +1299,4 @@ mod tests {
         };
         assert_eq!(message(&e), "book b-1 not found");
     }
-}
-
-/// An instant given on the command line: RFC 3339 (`2026-03-16T17:30:00Z`) or milliseconds
-/// since 1970.
-fn instant(text: &str) -> Result<u64, lendkit::Error> {
-    if let Ok(ms) = text.parse::<u64>() {
-        return Ok(ms);
-    }
-    lendkit::Timestamp::parse_rfc3339(text)
-        .ok()
-        .and_then(|t| u64::try_from(t.0).ok())
-        .ok_or_else(|| {
-            lendkit::Error::InvalidInput(format!(
-                "returned_at is {text:?}; give an RFC 3339 instant such as 2026-03-16T17:30:00Z, or milliseconds since 1970"
-            ))
-        })
 }

@@ -382,16 +382,25 @@ fn every_argument_of_every_subcommand_has_a_help_line() {
         assert!(out.status.success(), "{command} --help");
         let help = String::from_utf8(out.stdout).unwrap();
         let mut in_list = false;
-        for line in help.lines() {
-            if line == "Arguments:" || line == "Options:" {
+        let lines: Vec<&str> = help.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if *line == "Arguments:" || *line == "Options:" {
                 in_list = true;
             } else if !line.starts_with(' ') {
                 in_list = false;
-            } else if in_list && line.starts_with("  ") && !line.starts_with("   ") {
-                // `  <BOOK_ID>  The book's id`: an entry, its help after two spaces.
+            } else if in_list && line.starts_with("  ") && line.trim_start().starts_with(['-', '<'])
+            {
+                // `  <BOOK_ID>  The book's id`: an entry, its help after two spaces — or, in
+                // clap's long layout, on the next line, indented further.
                 let entry = line.trim();
+                let indent = line.len() - line.trim_start().len();
+                let below = lines.get(i + 1).is_some_and(|next| {
+                    !next.trim().is_empty()
+                        && next.len() - next.trim_start().len() > indent
+                        && !next.trim_start().starts_with(['-', '<'])
+                });
                 assert!(
-                    entry.contains("  "),
+                    entry.contains("  ") || below,
                     "`lendkit {command} --help`: {entry} has no help line"
                 );
             }

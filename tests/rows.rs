@@ -78,13 +78,47 @@ fn rows() -> BTreeMap<&'static str, Vec<Value>> {
         .unwrap(),
     );
     settle(&lib);
+    // A loan under stored rules (renewals left), and a blocked member.
+    run(
+        &lib,
+        Command::ChangeCirculationRules {
+            rules: std::fs::read_to_string("tests/fixtures/circulation-rules.toml").unwrap(),
+            format: None,
+        },
+        &librarian(),
+    )
+    .unwrap();
+    outcomes.push(reserve(&lib, "b-1", "m-1", "r-3").unwrap());
+    settle(&lib);
+    run(
+        &lib,
+        Command::StartLoan {
+            rental_id: "r-3".into(),
+            branch: None,
+            override_reason: None,
+        },
+        &librarian(),
+    )
+    .unwrap();
+    join(&lib, "m-2");
+    run(
+        &lib,
+        Command::BlockMember {
+            member_id: "m-2".into(),
+            reason: "card reported lost".into(),
+        },
+        &librarian(),
+    )
+    .unwrap();
+    settle(&lib);
 
     let json = |v: &dyn erased::Serialize| v.to_value();
     let mut rows: BTreeMap<&'static str, Vec<Value>> = BTreeMap::new();
     rows.insert("BookRow", lib.book_list().iter().map(|r| json(r)).collect());
     let page = lib.member_page("m-1").unwrap();
     rows.insert("RentalRow", page.rentals.iter().map(|r| json(r)).collect());
-    rows.insert("MemberPage", vec![json(&page)]);
+    let blocked = lib.member_page("m-2").unwrap();
+    rows.insert("MemberPage", vec![json(&page), json(&blocked)]);
     rows.insert(
         "Event",
         all_events(&lib).iter().map(|e| e.to_json()).collect(),

@@ -65,7 +65,10 @@ fn views_rebuilt_from_the_stored_log_tell_the_same_story() {
     let pages = MemberPages::rebuild(&events);
     let kim = pages.page("m-1").unwrap();
     // 100 welcome + 50 top-up - 20 (r-1) - 20 (r-4) - 20 (r-5, later refunded) + 20
-    assert_eq!(kim.points, 110);
+    // - 10 (r-6) - 10 (r-7) - 2 (fees paid from points)
+    assert_eq!(kim.points, 88);
+    // r-6 came back 16 days late: 10 points (the cap), 2 paid, the rest waived.
+    assert_eq!((kim.fees_owed, kim.blocked.as_deref()), (0, None));
     let statuses: Vec<_> = kim
         .rentals
         .iter()
@@ -82,8 +85,17 @@ fn views_rebuilt_from_the_stored_log_tell_the_same_story() {
         [
             ("r-1", "returned", "charged"),
             ("r-4", "confirmed", "charged"),
-            ("r-5", "canceled", "refunded")
+            ("r-5", "canceled", "refunded"),
+            ("r-6", "returned", "charged"),
+            ("r-7", "on_loan", "charged")
         ]
+    );
+    let r7 = &kim.rentals[4];
+    // Under the rules: lent on Saturday 31 January, 14 days, renewed once of once from the due
+    // date: Saturday 28 February, when the branch closes at 13:00 in Seoul.
+    assert_eq!(
+        (r7.due_at.as_deref(), r7.renewals_left),
+        (Some("2026-02-28T04:00:00.000Z"), Some(0))
     );
     let lee = pages.page("m-2").unwrap();
     assert_eq!(lee.rentals[1].delivery_status, "delivered");

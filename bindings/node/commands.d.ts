@@ -12,9 +12,18 @@ export type EventType =
   | 'CopyAllocationFailed'
   | 'CopyReleased'
   | 'MemberJoined'
+  | 'LoanRecorded'
+  | 'LoanCleared'
+  | 'FeeCharged'
+  | 'FeePaid'
+  | 'FeeWaived'
+  | 'MemberBlocked'
+  | 'MemberUnblocked'
+  | 'BlockOverridden'
   | 'AccountOpened'
   | 'PointsToppedUp'
   | 'PointsCharged'
+  | 'PointsSpentOnFees'
   | 'PointsRefunded'
   | 'RentalReserved'
   | 'RentalConfirmed'
@@ -37,6 +46,9 @@ export type ErrorCode =
   | 'MEMBER_NOT_FOUND'
   | 'RENTAL_NOT_FOUND'
   | 'DELIVERY_NOT_FOUND'
+  | 'FEE_NOT_FOUND'
+  | 'BRANCH_NOT_FOUND'
+  | 'GROUP_NOT_FOUND'
   | 'DEAD_LETTER_NOT_FOUND'
   | 'BOOK_EXISTS'
   | 'MEMBER_EXISTS'
@@ -45,6 +57,11 @@ export type ErrorCode =
   | 'INVALID_TRANSITION'
   | 'ALREADY_DELIVERED'
   | 'RENEWAL_LIMIT'
+  | 'LIMIT_REACHED'
+  | 'FEES_OWED'
+  | 'CARD_EXPIRED'
+  | 'MEMBER_BLOCKED'
+  | 'DUE_DATE_UNCHANGED'
   | 'INSUFFICIENT_POINTS'
   | 'PAYMENT_DECLINED'
   | 'PAYMENT_UNAVAILABLE'
@@ -70,6 +87,10 @@ export type CommandName =
   | 'cancelRental'
   | 'renewLoan'
   | 'markDelivered'
+  | 'payFees'
+  | 'waiveFee'
+  | 'blockMember'
+  | 'unblockMember'
   | 'changeCirculationRules'
 
 /** Every command takes an optional command id: re-sending the same id returns the first result and changes nothing. */
@@ -91,6 +112,11 @@ export interface RegisterBookInput extends CommandInput {
   author?: string
   /** Item type for the circulation rules (`book`, `dvd`, …); without one only the rules' `*` rows apply. */
   itemType?: string
+  /**
+   * The branch its copies belong to (their loans follow that branch's rules and calendar unless lent
+   * elsewhere); none: the rules' `*`.
+   */
+  branch?: string
 }
 
 /** Stock more copies (librarian). */
@@ -142,12 +168,21 @@ export interface ReserveBookInput extends CommandInput {
 export interface StartLoanInput extends CommandInput {
   /** Rental id. */
   rentalId: string
+  /** The branch lending it (its rules and calendar decide the due date); defaults to the book's branch. */
+  branch?: string
+  /** A librarian's reason to lend although the member is blocked (recorded as BlockOverridden). */
+  overrideReason?: string
 }
 
-/** Bring a loan back (the member, or a librarian for them). */
+/** Bring a loan back (the member, or a librarian for them). Never blocked. */
 export interface ReturnBookInput extends CommandInput {
   /** Rental id. */
   rentalId: string
+  /**
+   * When the book really came back (ms since 1970, UTC), for a drop box emptied later: fines count to then.
+   * Not in the future, not before the loan started.
+   */
+  returnedAt?: string
 }
 
 /** Cancel a reservation; the refund, the copy's release and the delivery's cancellation follow. */
@@ -158,16 +193,55 @@ export interface CancelRentalInput extends CommandInput {
   reason?: string
 }
 
-/** Extend a loan by the loan period. */
+/**
+ * Extend a loan by its loan period, from the due date or from now as its loan policy says; refused over the
+ * renewal limit, when the member is blocked, or when the due date would not move.
+ */
 export interface RenewLoanInput extends CommandInput {
   /** Rental id. */
   rentalId: string
+  /** A librarian's reason to renew although the member is blocked (recorded as BlockOverridden). */
+  overrideReason?: string
 }
 
 /** Record that a delivery arrived (librarian); the loan starts. */
 export interface MarkDeliveredInput extends CommandInput {
   /** Rental id. */
   rentalId: string
+}
+
+/** Pay a member's fees, oldest first (the member from their points, or a librarian). */
+export interface PayFeesInput extends CommandInput {
+  /** Member id. */
+  memberId: string
+  /** Points to pay, at most what is owed. */
+  amount: number
+  /** `points` (the default: from the member's point account) or `external` (paid at the desk; librarian). */
+  paidFrom?: string
+}
+
+/** Waive what is left of a fee (librarian). */
+export interface WaiveFeeInput extends CommandInput {
+  /** Member id. */
+  memberId: string
+  /** The fee's id (`RENTAL:overdue`, as in FeeCharged). */
+  feeId: string
+  /** Why. */
+  reason: string
+}
+
+/** Block a member from borrowing, renewing and reserving (librarian). */
+export interface BlockMemberInput extends CommandInput {
+  /** Member id. */
+  memberId: string
+  /** Why. */
+  reason: string
+}
+
+/** Lift a member's manual block (librarian). */
+export interface UnblockMemberInput extends CommandInput {
+  /** Member id. */
+  memberId: string
 }
 
 /**
@@ -193,6 +267,10 @@ export interface CommandInputs {
   cancelRental: CancelRentalInput
   renewLoan: RenewLoanInput
   markDelivered: MarkDeliveredInput
+  payFees: PayFeesInput
+  waiveFee: WaiveFeeInput
+  blockMember: BlockMemberInput
+  unblockMember: UnblockMemberInput
   changeCirculationRules: ChangeCirculationRulesInput
 }
 
@@ -219,17 +297,32 @@ export interface LibraryCommands {
   /** Pick up a confirmed rental (the member, or a librarian for them). */
   startLoan(input: StartLoanInput, actor: Actor): Promise<OutcomeOf<'startLoan'>>
 
-  /** Bring a loan back (the member, or a librarian for them). */
+  /** Bring a loan back (the member, or a librarian for them). Never blocked. */
   returnBook(input: ReturnBookInput, actor: Actor): Promise<OutcomeOf<'returnBook'>>
 
   /** Cancel a reservation; the refund, the copy's release and the delivery's cancellation follow. */
   cancelRental(input: CancelRentalInput, actor: Actor): Promise<OutcomeOf<'cancelRental'>>
 
-  /** Extend a loan by the loan period. */
+  /**
+   * Extend a loan by its loan period, from the due date or from now as its loan policy says; refused over the
+   * renewal limit, when the member is blocked, or when the due date would not move.
+   */
   renewLoan(input: RenewLoanInput, actor: Actor): Promise<OutcomeOf<'renewLoan'>>
 
   /** Record that a delivery arrived (librarian); the loan starts. */
   markDelivered(input: MarkDeliveredInput, actor: Actor): Promise<OutcomeOf<'markDelivered'>>
+
+  /** Pay a member's fees, oldest first (the member from their points, or a librarian). */
+  payFees(input: PayFeesInput, actor: Actor): Promise<OutcomeOf<'payFees'>>
+
+  /** Waive what is left of a fee (librarian). */
+  waiveFee(input: WaiveFeeInput, actor: Actor): Promise<OutcomeOf<'waiveFee'>>
+
+  /** Block a member from borrowing, renewing and reserving (librarian). */
+  blockMember(input: BlockMemberInput, actor: Actor): Promise<OutcomeOf<'blockMember'>>
+
+  /** Lift a member's manual block (librarian). */
+  unblockMember(input: UnblockMemberInput, actor: Actor): Promise<OutcomeOf<'unblockMember'>>
 
   /**
    * Replace the circulation rules (librarian): a rules table in TOML or JSON (see docs/rules.md), checked
@@ -250,6 +343,10 @@ export type BatchItem =
   | { command: 'cancelRental'; input: CancelRentalInput; actor: Actor }
   | { command: 'renewLoan'; input: RenewLoanInput; actor: Actor }
   | { command: 'markDelivered'; input: MarkDeliveredInput; actor: Actor }
+  | { command: 'payFees'; input: PayFeesInput; actor: Actor }
+  | { command: 'waiveFee'; input: WaiveFeeInput; actor: Actor }
+  | { command: 'blockMember'; input: BlockMemberInput; actor: Actor }
+  | { command: 'unblockMember'; input: UnblockMemberInput; actor: Actor }
   | { command: 'changeCirculationRules'; input: ChangeCirculationRulesInput; actor: Actor }
 
 // ---- rows: what the library answers with (camelCase keys; an event's payload keeps its
@@ -297,9 +394,16 @@ export interface RentalRow {
   dueDate?: string
   /** Days late at return. */
   lateDays?: number
+  /**
+   * The due instant (RFC 3339, UTC, milliseconds) while on loan or after: a branch's closing time can fall on
+   * another UTC date than its local one.
+   */
+  dueAt?: string
+  /** Renewals the loan has left under its terms (none when it was made without stored rules). */
+  renewalsLeft?: number
 }
 
-/** A member's page: their points and every rental. */
+/** A member's page: their points, fees owed, block, and every rental. */
 export interface MemberPage {
   /** Member id. */
   memberId: string
@@ -309,6 +413,10 @@ export interface MemberPage {
   points: number
   /** Rentals, oldest first. */
   rentals: RentalRow[]
+  /** Points owed in fees (the fee ledger, apart from the point balance). */
+  feesOwed: number
+  /** A librarian's block, with its reason, while one is in force. */
+  blocked?: string
 }
 
 /** A stored event: the envelope's fields and the payload. */

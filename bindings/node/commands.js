@@ -7,16 +7,20 @@
 
 /** Every command: its method name → its name in the core and its fields, camelCase. */
 const COMMANDS = Object.freeze({
-  registerBook: Object.freeze({ name: 'register_book', fields: Object.freeze(['bookId', 'title', 'copies', 'fee', 'author', 'itemType']) }),
+  registerBook: Object.freeze({ name: 'register_book', fields: Object.freeze(['bookId', 'title', 'copies', 'fee', 'author', 'itemType', 'branch']) }),
   addCopies: Object.freeze({ name: 'add_copies', fields: Object.freeze(['bookId', 'copies']) }),
   joinMember: Object.freeze({ name: 'join_member', fields: Object.freeze(['memberId', 'name', 'contact', 'group']) }),
   topUp: Object.freeze({ name: 'top_up', fields: Object.freeze(['memberId', 'points']) }),
   reserveBook: Object.freeze({ name: 'reserve_book', fields: Object.freeze(['bookId', 'memberId', 'rentalId', 'deliveryAddress']) }),
-  startLoan: Object.freeze({ name: 'start_loan', fields: Object.freeze(['rentalId']) }),
-  returnBook: Object.freeze({ name: 'return_book', fields: Object.freeze(['rentalId']) }),
+  startLoan: Object.freeze({ name: 'start_loan', fields: Object.freeze(['rentalId', 'branch', 'overrideReason']) }),
+  returnBook: Object.freeze({ name: 'return_book', fields: Object.freeze(['rentalId', 'returnedAt']) }),
   cancelRental: Object.freeze({ name: 'cancel_rental', fields: Object.freeze(['rentalId', 'reason']) }),
-  renewLoan: Object.freeze({ name: 'renew_loan', fields: Object.freeze(['rentalId']) }),
+  renewLoan: Object.freeze({ name: 'renew_loan', fields: Object.freeze(['rentalId', 'overrideReason']) }),
   markDelivered: Object.freeze({ name: 'mark_delivered', fields: Object.freeze(['rentalId']) }),
+  payFees: Object.freeze({ name: 'pay_fees', fields: Object.freeze(['memberId', 'amount', 'paidFrom']) }),
+  waiveFee: Object.freeze({ name: 'waive_fee', fields: Object.freeze(['memberId', 'feeId', 'reason']) }),
+  blockMember: Object.freeze({ name: 'block_member', fields: Object.freeze(['memberId', 'reason']) }),
+  unblockMember: Object.freeze({ name: 'unblock_member', fields: Object.freeze(['memberId']) }),
   changeCirculationRules: Object.freeze({ name: 'change_circulation_rules', fields: Object.freeze(['rules', 'format']) }),
 })
 
@@ -55,7 +59,7 @@ class LibraryCommands {
     return this.execute('startLoan', input, actor)
   }
 
-  /** Bring a loan back (the member, or a librarian for them). */
+  /** Bring a loan back (the member, or a librarian for them). Never blocked. */
   returnBook(input, actor) {
     return this.execute('returnBook', input, actor)
   }
@@ -65,7 +69,10 @@ class LibraryCommands {
     return this.execute('cancelRental', input, actor)
   }
 
-  /** Extend a loan by the loan period. */
+  /**
+   * Extend a loan by its loan period, from the due date or from now as its loan policy says; refused over the
+   * renewal limit, when the member is blocked, or when the due date would not move.
+   */
   renewLoan(input, actor) {
     return this.execute('renewLoan', input, actor)
   }
@@ -73,6 +80,26 @@ class LibraryCommands {
   /** Record that a delivery arrived (librarian); the loan starts. */
   markDelivered(input, actor) {
     return this.execute('markDelivered', input, actor)
+  }
+
+  /** Pay a member's fees, oldest first (the member from their points, or a librarian). */
+  payFees(input, actor) {
+    return this.execute('payFees', input, actor)
+  }
+
+  /** Waive what is left of a fee (librarian). */
+  waiveFee(input, actor) {
+    return this.execute('waiveFee', input, actor)
+  }
+
+  /** Block a member from borrowing, renewing and reserving (librarian). */
+  blockMember(input, actor) {
+    return this.execute('blockMember', input, actor)
+  }
+
+  /** Lift a member's manual block (librarian). */
+  unblockMember(input, actor) {
+    return this.execute('unblockMember', input, actor)
   }
 
   /**

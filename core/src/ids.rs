@@ -309,7 +309,9 @@ impl Timestamp {
     pub fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
         text.parse::<jiff::Timestamp>()
             .map(|t| Timestamp(t.as_millisecond()))
-            .map_err(|_| format!("{text:?} is not an RFC 3339 instant such as 2026-03-16T17:30:00Z"))
+            .map_err(|_| {
+                format!("{text:?} is not an RFC 3339 instant such as 2026-03-16T17:30:00Z")
+            })
     }
 
     /// The calendar date (UTC) as `YYYY-MM-DD`.

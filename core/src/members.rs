@@ -113,6 +113,10 @@ pub enum MemberCommand {
         limits: LoanLimits,
         /// A librarian's reason to lend despite a block.
         override_reason: Option<String>,
+        /// Whether the loan goes on the member's record: loans made under stored circulation
+        /// rules do; loans made before any rules were stored (the library's `loan_days`) do not,
+        /// so a library without rules stores exactly what it did before rules existed.
+        record: bool,
     },
     /// A loan is renewed to `due`: checked against the member's blocks; the fine run up so far,
     /// if any, is charged.
@@ -659,6 +663,7 @@ impl Aggregate for Member {
                 due,
                 limits,
                 override_reason,
+                record,
             } => {
                 self.joined(member)?;
                 if self.loans.contains_key(rental) {
@@ -673,12 +678,14 @@ impl Aggregate for Member {
                     ctx,
                     override_reason.as_ref(),
                 )?);
-                events.push(MemberEvent::LoanRecorded {
-                    member: member.clone(),
-                    rental: rental.clone(),
-                    due: *due,
-                    loan_policy: limits.item_limit.as_ref().map(|(p, _)| p.clone()),
-                });
+                if *record {
+                    events.push(MemberEvent::LoanRecorded {
+                        member: member.clone(),
+                        rental: rental.clone(),
+                        due: *due,
+                        loan_policy: limits.item_limit.as_ref().map(|(p, _)| p.clone()),
+                    });
+                }
                 Ok(events)
             }
             MemberCommand::Renew {
@@ -702,12 +709,16 @@ impl Aggregate for Member {
                 if *fine > 0 {
                     events.push(Self::fee_charged(member, rental, FeeKind::Overdue, *fine));
                 }
-                events.push(MemberEvent::LoanRecorded {
-                    member: member.clone(),
-                    rental: rental.clone(),
-                    due: *due,
-                    loan_policy: self.loans.get(rental).and_then(|l| l.loan_policy.clone()),
-                });
+                // Only a loan on the record moves there (one made before any rules were stored
+                // is not on it).
+                if let Some(open) = self.loans.get(rental) {
+                    events.push(MemberEvent::LoanRecorded {
+                        member: member.clone(),
+                        rental: rental.clone(),
+                        due: *due,
+                        loan_policy: open.loan_policy.clone(),
+                    });
+                }
                 Ok(events)
             }
             MemberCommand::CheckIn {

@@ -12,6 +12,11 @@ use crate::codes::ErrorCode;
 use crate::ids::{Actor, BookId, MemberId, Points, RentalId, StreamKind, Timestamp};
 use serde::{Deserialize, Serialize};
 
+/// Left out of the stored form when 0 (logs from before it was recorded).
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// Where a rental stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -183,7 +188,7 @@ crate::event::event_enum! {
             /// New due date.
             due: Timestamp,
             /// Renewals so far, this one included (0 in logs written before it was recorded).
-            #[serde(default)]
+            #[serde(default, skip_serializing_if = "is_zero")]
             count: u32,
             /// Who renewed: `member`, `librarian` or `auto`.
             #[serde(default, skip_serializing_if = "String::is_empty")]

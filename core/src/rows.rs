@@ -177,16 +177,36 @@ pub const ROWS: &[RowSpec] = &[
                 "Due date (`YYYY-MM-DD`, UTC) while on loan or after.",
             ),
             maybe("late_days", Integer, "Days late at return."),
+            maybe(
+                "due_at",
+                Text,
+                "The due instant (RFC 3339, UTC, milliseconds) while on loan or after: a branch's closing time can fall on another UTC date than its local one.",
+            ),
+            maybe(
+                "renewals_left",
+                Integer,
+                "Renewals the loan has left under its terms (none when it was made without stored rules).",
+            ),
         ],
     },
     RowSpec {
         name: "MemberPage",
-        doc: "A member's page: their points and every rental.",
+        doc: "A member's page: their points, fees owed, block, and every rental.",
         fields: &[
             field("member_id", Text, "Member id."),
             field("name", Text, "Name."),
             field("points", Integer, "Point balance."),
             field("rentals", List("RentalRow"), "Rentals, oldest first."),
+            field(
+                "fees_owed",
+                Integer,
+                "Points owed in fees (the fee ledger, apart from the point balance).",
+            ),
+            maybe(
+                "blocked",
+                Text,
+                "A librarian's block, with its reason, while one is in force.",
+            ),
         ],
     },
     RowSpec {

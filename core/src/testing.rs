@@ -6,7 +6,7 @@
 //! use lendkit_core::ids::RentalId;
 //!
 //! given::<Rental>([])
-//!     .when(RentalCommand::ReturnBook { rental: RentalId::new("r1") }, member("m1"))
+//!     .when(RentalCommand::ReturnBook { rental: RentalId::new("r1"), returned_at: None }, member("m1"))
 //!     .then_err(RentalError::NotFound(RentalId::new("r1")));
 //! ```
 

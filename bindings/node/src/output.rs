@@ -151,6 +151,10 @@ pub struct RentalRow {
     pub due_date: Option<String>,
     /// Days late at return; else null.
     pub late_days: Option<u32>,
+    /// The due instant (RFC 3339, UTC, milliseconds) while on loan or after; else null.
+    pub due_at: Option<String>,
+    /// Renewals left under the loan's terms; null when made without stored rules.
+    pub renewals_left: Option<f64>,
 }
 
 /// A member's page (마이페이지).
@@ -164,6 +168,10 @@ pub struct MemberPage {
     pub points: f64,
     /// Rentals, oldest first.
     pub rentals: Vec<RentalRow>,
+    /// Points owed in fees (apart from the point balance).
+    pub fees_owed: f64,
+    /// A librarian's block, with its reason, while one is in force; else null.
+    pub blocked: Option<String>,
 }
 
 impl From<lendkit::views::MemberPage> for MemberPage {
@@ -184,8 +192,12 @@ impl From<lendkit::views::MemberPage> for MemberPage {
                     fee: number(r.fee),
                     due_date: r.due_date,
                     late_days: r.late_days,
+                    due_at: r.due_at,
+                    renewals_left: r.renewals_left.map(number),
                 })
                 .collect(),
+            fees_owed: number(p.fees_owed),
+            blocked: p.blocked,
         }
     }
 }

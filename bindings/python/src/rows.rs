@@ -102,6 +102,8 @@ pub struct RentalRow {
     fee: u64,
     due_date: Option<String>,
     late_days: Option<u32>,
+    due_at: Option<String>,
+    renewals_left: Option<u64>,
 }
 
 row_methods!(
@@ -114,7 +116,9 @@ row_methods!(
         "delivery_status",
         "fee",
         "due_date",
-        "late_days"
+        "late_days",
+        "due_at",
+        "renewals_left"
     ]
 );
 
@@ -129,11 +133,13 @@ impl From<lendkit::views::RentalRow> for RentalRow {
             fee: r.fee,
             due_date: r.due_date,
             late_days: r.late_days,
+            due_at: r.due_at,
+            renewals_left: r.renewals_left,
         }
     }
 }
 
-/// A member's page: their points and every rental.
+/// A member's page: their points, fees owed, block, and every rental.
 #[pyclass(module = "lendkit", frozen, eq, hash, get_all)]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct MemberPage {
@@ -141,9 +147,21 @@ pub struct MemberPage {
     name: String,
     points: u64,
     rentals: Vec<RentalRow>,
+    fees_owed: u64,
+    blocked: Option<String>,
 }
 
-row_methods!(MemberPage, ["member_id", "name", "points", "rentals"]);
+row_methods!(
+    MemberPage,
+    [
+        "member_id",
+        "name",
+        "points",
+        "rentals",
+        "fees_owed",
+        "blocked"
+    ]
+);
 
 impl From<lendkit::views::MemberPage> for MemberPage {
     fn from(p: lendkit::views::MemberPage) -> Self {
@@ -152,6 +170,8 @@ impl From<lendkit::views::MemberPage> for MemberPage {
             name: p.name,
             points: p.points,
             rentals: p.rentals.into_iter().map(RentalRow::from).collect(),
+            fees_owed: p.fees_owed,
+            blocked: p.blocked,
         }
     }
 }

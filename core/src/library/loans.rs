@@ -213,12 +213,14 @@ impl Engine {
                     due: Some(due),
                     terms,
                 }));
+                let record = rules.table.is_some();
                 out.steps.push(Step::Member(MemberCommand::CheckOut {
                     member,
                     rental: request.rental.clone(),
                     due,
                     limits,
                     override_reason: override_reason.clone(),
+                    record,
                 }));
             }
             LoanAction::Renew { override_reason } => {

@@ -23,9 +23,18 @@ EventType = Literal[
     "CopyAllocationFailed",
     "CopyReleased",
     "MemberJoined",
+    "LoanRecorded",
+    "LoanCleared",
+    "FeeCharged",
+    "FeePaid",
+    "FeeWaived",
+    "MemberBlocked",
+    "MemberUnblocked",
+    "BlockOverridden",
     "AccountOpened",
     "PointsToppedUp",
     "PointsCharged",
+    "PointsSpentOnFees",
     "PointsRefunded",
     "RentalReserved",
     "RentalConfirmed",
@@ -49,6 +58,9 @@ ErrorCode = Literal[
     "MEMBER_NOT_FOUND",
     "RENTAL_NOT_FOUND",
     "DELIVERY_NOT_FOUND",
+    "FEE_NOT_FOUND",
+    "BRANCH_NOT_FOUND",
+    "GROUP_NOT_FOUND",
     "DEAD_LETTER_NOT_FOUND",
     "BOOK_EXISTS",
     "MEMBER_EXISTS",
@@ -57,6 +69,11 @@ ErrorCode = Literal[
     "INVALID_TRANSITION",
     "ALREADY_DELIVERED",
     "RENEWAL_LIMIT",
+    "LIMIT_REACHED",
+    "FEES_OWED",
+    "CARD_EXPIRED",
+    "MEMBER_BLOCKED",
+    "DUE_DATE_UNCHANGED",
     "INSUFFICIENT_POINTS",
     "PAYMENT_DECLINED",
     "PAYMENT_UNAVAILABLE",
@@ -83,21 +100,29 @@ CommandName = Literal[
     "cancel_rental",
     "renew_loan",
     "mark_delivered",
+    "pay_fees",
+    "waive_fee",
+    "block_member",
+    "unblock_member",
     "change_circulation_rules",
 ]
 
 #: Every command's fields, in the order its method takes them.
 COMMANDS: Mapping[str, Tuple[str, ...]] = {
-    "register_book": ("book_id", "title", "copies", "fee", "author", "item_type"),
+    "register_book": ("book_id", "title", "copies", "fee", "author", "item_type", "branch"),
     "add_copies": ("book_id", "copies"),
     "join_member": ("member_id", "name", "contact", "group"),
     "top_up": ("member_id", "points"),
     "reserve_book": ("book_id", "member_id", "rental_id", "delivery_address"),
-    "start_loan": ("rental_id",),
-    "return_book": ("rental_id",),
+    "start_loan": ("rental_id", "branch", "override_reason"),
+    "return_book": ("rental_id", "returned_at"),
     "cancel_rental": ("rental_id", "reason"),
-    "renew_loan": ("rental_id",),
+    "renew_loan": ("rental_id", "override_reason"),
     "mark_delivered": ("rental_id",),
+    "pay_fees": ("member_id", "amount", "paid_from"),
+    "waive_fee": ("member_id", "fee_id", "reason"),
+    "block_member": ("member_id", "reason"),
+    "unblock_member": ("member_id",),
     "change_circulation_rules": ("rules", "format"),
 }
 
@@ -126,6 +151,7 @@ class LibraryCommands:
         *,
         author: Optional[str] = None,
         item_type: Optional[str] = None,
+        branch: Optional[str] = None,
         actor: Union[Librarian, Member],
         command_id: Optional[str] = None,
     ) -> Outcome:
@@ -139,6 +165,8 @@ class LibraryCommands:
             author: Author.
             item_type: Item type for the circulation rules (`book`, `dvd`, …); without one only the
                 rules' `*` rows apply.
+            branch: The branch its copies belong to (their loans follow that branch's rules and
+                calendar unless lent elsewhere); none: the rules' `*`.
             actor: Who sends it: a Librarian or a Member.
             command_id: Names this effect: sending the same id again returns the first outcome.
         """
@@ -151,6 +179,7 @@ class LibraryCommands:
                 "fee": fee,
                 "author": author,
                 "item_type": item_type,
+                "branch": branch,
             },
             actor=actor,
             command_id=command_id,
@@ -279,6 +308,8 @@ class LibraryCommands:
         self: _Executes,
         rental_id: str,
         *,
+        branch: Optional[str] = None,
+        override_reason: Optional[str] = None,
         actor: Union[Librarian, Member],
         command_id: Optional[str] = None,
     ) -> Outcome:
@@ -286,6 +317,10 @@ class LibraryCommands:
 
         Args:
             rental_id: Rental id.
+            branch: The branch lending it (its rules and calendar decide the due date); defaults to
+                the book's branch.
+            override_reason: A librarian's reason to lend although the member is blocked (recorded
+                as BlockOverridden).
             actor: Who sends it: a Librarian or a Member.
             command_id: Names this effect: sending the same id again returns the first outcome.
         """
@@ -293,6 +328,8 @@ class LibraryCommands:
             {
                 "command": "start_loan",
                 "rental_id": rental_id,
+                "branch": branch,
+                "override_reason": override_reason,
             },
             actor=actor,
             command_id=command_id,
@@ -302,13 +339,16 @@ class LibraryCommands:
         self: _Executes,
         rental_id: str,
         *,
+        returned_at: Optional[str] = None,
         actor: Union[Librarian, Member],
         command_id: Optional[str] = None,
     ) -> Outcome:
-        """Bring a loan back (the member, or a librarian for them).
+        """Bring a loan back (the member, or a librarian for them). Never blocked.
 
         Args:
             rental_id: Rental id.
+            returned_at: When the book really came back (ms since 1970, UTC), for a drop box emptied
+                later: fines count to then. Not in the future, not before the loan started.
             actor: Who sends it: a Librarian or a Member.
             command_id: Names this effect: sending the same id again returns the first outcome.
         """
@@ -316,6 +356,7 @@ class LibraryCommands:
             {
                 "command": "return_book",
                 "rental_id": rental_id,
+                "returned_at": returned_at,
             },
             actor=actor,
             command_id=command_id,
@@ -351,13 +392,18 @@ class LibraryCommands:
         self: _Executes,
         rental_id: str,
         *,
+        override_reason: Optional[str] = None,
         actor: Union[Librarian, Member],
         command_id: Optional[str] = None,
     ) -> Outcome:
-        """Extend a loan by the loan period.
+        """Extend a loan by its loan period, from the due date or from now as its loan policy says;
+        refused over the renewal limit, when the member is blocked, or when the due date would not
+        move.
 
         Args:
             rental_id: Rental id.
+            override_reason: A librarian's reason to renew although the member is blocked (recorded
+                as BlockOverridden).
             actor: Who sends it: a Librarian or a Member.
             command_id: Names this effect: sending the same id again returns the first outcome.
         """
@@ -365,6 +411,7 @@ class LibraryCommands:
             {
                 "command": "renew_loan",
                 "rental_id": rental_id,
+                "override_reason": override_reason,
             },
             actor=actor,
             command_id=command_id,
@@ -388,6 +435,114 @@ class LibraryCommands:
             {
                 "command": "mark_delivered",
                 "rental_id": rental_id,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+    def pay_fees(
+        self: _Executes,
+        member_id: str,
+        amount: int,
+        *,
+        paid_from: Optional[str] = None,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Pay a member's fees, oldest first (the member from their points, or a librarian).
+
+        Args:
+            member_id: Member id.
+            amount: Points to pay, at most what is owed.
+            paid_from: `points` (the default: from the member's point account) or `external` (paid
+                at the desk; librarian).
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return self.execute(
+            {
+                "command": "pay_fees",
+                "member_id": member_id,
+                "amount": amount,
+                "paid_from": paid_from,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+    def waive_fee(
+        self: _Executes,
+        member_id: str,
+        fee_id: str,
+        reason: str,
+        *,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Waive what is left of a fee (librarian).
+
+        Args:
+            member_id: Member id.
+            fee_id: The fee's id (`RENTAL:overdue`, as in FeeCharged).
+            reason: Why.
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return self.execute(
+            {
+                "command": "waive_fee",
+                "member_id": member_id,
+                "fee_id": fee_id,
+                "reason": reason,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+    def block_member(
+        self: _Executes,
+        member_id: str,
+        reason: str,
+        *,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Block a member from borrowing, renewing and reserving (librarian).
+
+        Args:
+            member_id: Member id.
+            reason: Why.
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return self.execute(
+            {
+                "command": "block_member",
+                "member_id": member_id,
+                "reason": reason,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+    def unblock_member(
+        self: _Executes,
+        member_id: str,
+        *,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Lift a member's manual block (librarian).
+
+        Args:
+            member_id: Member id.
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return self.execute(
+            {
+                "command": "unblock_member",
+                "member_id": member_id,
             },
             actor=actor,
             command_id=command_id,

@@ -161,6 +161,15 @@ class RentalRow:
     @property
     def late_days(self) -> Optional[int]:
         """Days late at return."""
+    @property
+    def due_at(self) -> Optional[str]:
+        """The due instant (RFC 3339, UTC, milliseconds) while on loan or after: a branch's closing
+        time can fall on another UTC date than its local one.
+        """
+    @property
+    def renewals_left(self) -> Optional[int]:
+        """Renewals the loan has left under its terms (none when it was made without stored rules).
+        """
     def to_dict(self) -> Dict[str, Any]: ...
     def __eq__(self, value: object, /) -> bool: ...
     def __ne__(self, value: object, /) -> bool: ...
@@ -168,7 +177,7 @@ class RentalRow:
 
 @final
 class MemberPage:
-    """A member's page: their points and every rental."""
+    """A member's page: their points, fees owed, block, and every rental."""
 
     @property
     def member_id(self) -> str:
@@ -182,6 +191,12 @@ class MemberPage:
     @property
     def rentals(self) -> List[RentalRow]:
         """Rentals, oldest first."""
+    @property
+    def fees_owed(self) -> int:
+        """Points owed in fees (the fee ledger, apart from the point balance)."""
+    @property
+    def blocked(self) -> Optional[str]:
+        """A librarian's block, with its reason, while one is in force."""
     def to_dict(self) -> Dict[str, Any]: ...
     def __eq__(self, value: object, /) -> bool: ...
     def __ne__(self, value: object, /) -> bool: ...
