@@ -296,6 +296,26 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// The limits policy that applies now to a member of `group` and an item of `item_type` at
+    /// `branch`; `None` before any rules were stored.
+    pub(super) async fn current_limits(
+        &self,
+        group: Option<&str>,
+        item_type: Option<&str>,
+        branch: Option<&str>,
+    ) -> Result<Option<crate::circulation::LimitsPolicy>> {
+        let stream = StreamId::new(StreamKind::Rules, RULES_STREAM_ID);
+        let (rules, version) = self.load::<CirculationRules>(&stream).await?;
+        let limits = rules
+            .table
+            .as_ref()
+            .map(|t| limits_for(t, group, item_type, branch));
+        self.keep(&stream, rules, version);
+        Ok(limits)
+    }
+}
+
 /// The limits policy a member of `group` has for an item of `item_type` at `branch`.
 fn limits_for(
     table: &crate::circulation::RulesTable,

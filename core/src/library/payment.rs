@@ -112,6 +112,7 @@ impl Library {
         let book_stream = StreamId::new(StreamKind::Book, book.as_str());
         let (b, book_version) = self.engine.load::<Book>(&book_stream).await?;
         let (exists, fee, availability) = (b.exists(), b.fee, b.check_available(&book));
+        let (item_type, branch) = (b.item_type.clone(), b.branch.clone());
         self.engine.keep(&book_stream, b, book_version);
         if !exists {
             return Err(Error::not_found(
@@ -120,16 +121,35 @@ impl Library {
                 book.as_str(),
             ));
         }
-        let (m, _) = self
-            .engine
-            .load::<Member>(&StreamId::new(StreamKind::Member, member.as_str()))
-            .await?;
+        let member_stream = StreamId::new(StreamKind::Member, member.as_str());
+        let (m, member_version) = self.engine.load::<Member>(&member_stream).await?;
         if m.id.is_none() {
             return Err(Error::not_found(
                 ErrorCode::MemberNotFound,
                 "member",
                 member.as_str(),
             ));
+        }
+        // A blocked member cannot reserve (checked before anything is charged; the loan's
+        // start checks again, under the member's lock).
+        let limits = crate::members::LoanLimits {
+            limits: self
+                .engine
+                .current_limits(m.group.as_deref(), item_type.as_deref(), branch.as_deref())
+                .await?,
+            item_limit: None,
+        };
+        let now = self.engine.clock.now();
+        let block = m.block(
+            &member,
+            crate::members::Borrowing::Reserve,
+            &limits,
+            now,
+            None,
+        );
+        self.engine.keep(&member_stream, m, member_version);
+        if let Some(block) = block {
+            return Err(block.into());
         }
         let (state, version) = self.engine.load::<Rental>(&stream).await?;
         let ctx = self.engine.context(meta);
