@@ -180,7 +180,7 @@ export interface LibraryOptions {
 // ---- commands ----------------------------------------------------------------------------------
 // Each command's input (`ReserveBookInput`, …) is generated into commands.d.ts.
 
-/** The input of `startLoan`, `returnBook`, `renewLoan` and `markDelivered`. */
+/** The input every rental command shares (`markDelivered`'s whole input). */
 export interface RentalInput {
   rentalId: string
   commandId?: string

@@ -961,4 +961,245 @@ mod tests {
             .when(join("  "), librarian())
             .then_code(ErrorCode::InvalidInput);
     }
+
+    fn m1() -> MemberId {
+        MemberId::new("m1")
+    }
+    fn r(n: u32) -> RentalId {
+        RentalId::new(format!("r{n}"))
+    }
+    fn joined_at(at: i64) -> MemberEvent {
+        MemberEvent::MemberJoined {
+            member: m1(),
+            name: "Kim".into(),
+            contact: None,
+            group: None,
+            joined_at: Some(Timestamp(at)),
+        }
+    }
+    fn recorded(n: u32, due: i64) -> MemberEvent {
+        MemberEvent::LoanRecorded {
+            member: m1(),
+            rental: r(n),
+            due: Timestamp(due),
+            loan_policy: Some("standard".into()),
+        }
+    }
+    fn limits(f: impl FnOnce(&mut LimitsPolicy)) -> LoanLimits {
+        let mut l = LimitsPolicy {
+            max_loans: None,
+            max_overdue: None,
+            max_fees_owed: None,
+            card_expiry_days: None,
+        };
+        f(&mut l);
+        LoanLimits {
+            limits: Some(l),
+            item_limit: None,
+        }
+    }
+    fn check_out(n: u32, limits: LoanLimits, override_reason: Option<&str>) -> MemberCommand {
+        MemberCommand::CheckOut {
+            member: m1(),
+            rental: r(n),
+            due: Timestamp(DAY_MS * 14),
+            limits,
+            override_reason: override_reason.map(str::to_owned),
+            record: true,
+        }
+    }
+    fn charged(n: u32, amount: u64) -> MemberEvent {
+        MemberEvent::FeeCharged {
+            member: m1(),
+            fee: format!("r{n}:overdue"),
+            kind: FeeKind::Overdue,
+            rental: r(n),
+            amount,
+        }
+    }
+
+    #[test]
+    fn max_loans_counts_the_loans_on_the_record() {
+        let two = || limits(|l| l.max_loans = Some(2));
+        given::<Member>([joined_at(0), recorded(1, DAY_MS * 30)])
+            .when(check_out(2, two(), None), member("m1"))
+            .then_events([MemberEvent::LoanRecorded {
+                member: m1(),
+                rental: r(2),
+                due: Timestamp(DAY_MS * 14),
+                loan_policy: None,
+            }]);
+        given::<Member>([
+            joined_at(0),
+            recorded(1, DAY_MS * 30),
+            recorded(2, DAY_MS * 30),
+        ])
+        .when(check_out(3, two(), None), member("m1"))
+        .then_code(ErrorCode::LimitReached);
+        // A loan already on the record (a retry) is not a new one.
+        given::<Member>([
+            joined_at(0),
+            recorded(1, DAY_MS * 30),
+            recorded(2, DAY_MS * 30),
+        ])
+        .when(check_out(2, two(), None), member("m1"))
+        .then_events([]);
+    }
+
+    #[test]
+    fn overdue_loans_block_past_the_limit() {
+        let none_overdue = || limits(|l| l.max_overdue = Some(0));
+        given::<Member>([joined_at(0), recorded(1, DAY_MS)])
+            .at(Timestamp(DAY_MS))
+            .when(check_out(2, none_overdue(), None), member("m1"))
+            .then_events([MemberEvent::LoanRecorded {
+                member: m1(),
+                rental: r(2),
+                due: Timestamp(DAY_MS * 14),
+                loan_policy: None,
+            }]);
+        given::<Member>([joined_at(0), recorded(1, DAY_MS)])
+            .at(Timestamp(DAY_MS + 1))
+            .when(check_out(2, none_overdue(), None), member("m1"))
+            .then_code(ErrorCode::LimitReached);
+    }
+
+    #[test]
+    fn fees_owed_block_once_they_reach_the_limit() {
+        let ten = || limits(|l| l.max_fees_owed = Some(10));
+        given::<Member>([joined_at(0), charged(1, 10)])
+            .when(check_out(2, ten(), None), member("m1"))
+            .then_code(ErrorCode::FeesOwed);
+        given::<Member>([joined_at(0), charged(1, 9)])
+            .when(check_out(2, ten(), None), member("m1"))
+            .then_events([MemberEvent::LoanRecorded {
+                member: m1(),
+                rental: r(2),
+                due: Timestamp(DAY_MS * 14),
+                loan_policy: None,
+            }]);
+    }
+
+    #[test]
+    fn a_card_expires_from_joining() {
+        let thirty = || limits(|l| l.card_expiry_days = Some(30));
+        given::<Member>([joined_at(0)])
+            .at(Timestamp(DAY_MS * 30))
+            .when(check_out(1, thirty(), None), member("m1"))
+            .then_code(ErrorCode::CardExpired);
+        // A card from a log that did not record joining never expires.
+        given::<Member>([MemberEvent::MemberJoined {
+            member: m1(),
+            name: "Kim".into(),
+            contact: None,
+            group: None,
+            joined_at: None,
+        }])
+        .at(Timestamp(DAY_MS * 3000))
+        .when(check_out(1, thirty(), None), member("m1"))
+        .then_events([MemberEvent::LoanRecorded {
+            member: m1(),
+            rental: r(1),
+            due: Timestamp(DAY_MS * 14),
+            loan_policy: None,
+        }]);
+    }
+
+    #[test]
+    fn only_a_librarian_overrides_a_block_and_the_override_is_recorded() {
+        let blocked = MemberEvent::MemberBlocked {
+            member: m1(),
+            reason: "stolen card".into(),
+        };
+        given::<Member>([joined_at(0), blocked.clone()])
+            .when(check_out(1, LoanLimits::default(), None), member("m1"))
+            .then_code(ErrorCode::MemberBlocked);
+        given::<Member>([joined_at(0), blocked.clone()])
+            .when(
+                check_out(1, LoanLimits::default(), Some("found")),
+                member("m1"),
+            )
+            .then_code(ErrorCode::Unauthorized);
+        given::<Member>([joined_at(0), blocked])
+            .when(
+                check_out(1, LoanLimits::default(), Some("checked ID")),
+                librarian(),
+            )
+            .then_events([
+                MemberEvent::BlockOverridden {
+                    member: m1(),
+                    code: "MEMBER_BLOCKED".into(),
+                    by: "lib-1".into(),
+                    reason: "checked ID".into(),
+                    rental: r(1),
+                },
+                MemberEvent::LoanRecorded {
+                    member: m1(),
+                    rental: r(1),
+                    due: Timestamp(DAY_MS * 14),
+                    loan_policy: None,
+                },
+            ]);
+    }
+
+    #[test]
+    fn a_return_is_never_blocked_and_charges_only_what_a_renewal_did_not() {
+        let blocked = MemberEvent::MemberBlocked {
+            member: m1(),
+            reason: "x".into(),
+        };
+        given::<Member>([joined_at(0), recorded(1, 0), blocked, charged(1, 4)])
+            .when(
+                MemberCommand::CheckIn {
+                    member: m1(),
+                    rental: r(1),
+                    fine: 7,
+                },
+                member("m1"),
+            )
+            .then_events([
+                charged(1, 3),
+                MemberEvent::LoanCleared {
+                    member: m1(),
+                    rental: r(1),
+                },
+            ]);
+    }
+
+    proptest::proptest! {
+        /// Whatever is charged, paid and waived, in any order: what is paid and waived never
+        /// exceeds what was charged, and what is owed is charged − paid − waived.
+        #[test]
+        fn the_fee_ledger_never_pays_or_waives_more_than_was_charged(
+            ops in proptest::collection::vec((0u8..3, 1u64..50, 0u32..3), 1..40)
+        ) {
+            let mut state = Member::default();
+            state.apply(&joined_at(0));
+            let (mut charged_total, mut paid, mut waived) = (0u64, 0u64, 0u64);
+            for (op, amount, loan) in ops {
+                let (command, actor) = match op {
+                    0 => {
+                        state.apply(&charged(loan, amount));
+                        charged_total += amount;
+                        continue;
+                    }
+                    1 => (MemberCommand::PayFees { member: m1(), amount, from: PaidFrom::External }, Actor::librarian("lib-1")),
+                    _ => (MemberCommand::WaiveFee { member: m1(), fee: format!("r{loan}:overdue"), reason: "kind".into() }, Actor::librarian("lib-1")),
+                };
+                let ctx = Context::new(actor, Timestamp(0));
+                if let Ok(events) = state.decide(&command, &ctx) {
+                    for e in &events {
+                        match e {
+                            MemberEvent::FeePaid { amount, .. } => paid += amount,
+                            MemberEvent::FeeWaived { amount, .. } => waived += amount,
+                            _ => {}
+                        }
+                        state.apply(e);
+                    }
+                }
+                proptest::prop_assert!(paid + waived <= charged_total);
+                proptest::prop_assert_eq!(state.fees_owed(), charged_total - paid - waived);
+            }
+        }
+    }
 }

@@ -87,6 +87,10 @@ const VALID = {
   cancelRental: { rentalId: 'r-0' },
   renewLoan: { rentalId: 'r-0' },
   markDelivered: { rentalId: 'r-0' },
+  payFees: { memberId: 'm-0', amount: 1 },
+  waiveFee: { memberId: 'm-0', feeId: 'r-0:overdue', reason: 'kind' },
+  blockMember: { memberId: 'm-0', reason: 'R' },
+  unblockMember: { memberId: 'm-0' },
   changeCirculationRules: {
     rules:
       '[policies.loan.l]\nperiod = "7 days"\n[policies.fine.f]\npoints = 0\nper = "day"\n[policies.limits.n]\n' +

@@ -66,10 +66,19 @@ async function rows() {
     await lib.settle()
     outcomes.push(await lib.cancelRental({ rentalId: 'r-2', reason: 'changed my mind' }, m1))
     await lib.settle()
+    // A loan under stored rules (renewals left), and a blocked member.
+    const rules = readFileSync(new URL('../../../tests/fixtures/circulation-rules.toml', import.meta.url), 'utf8')
+    await lib.changeCirculationRules({ rules }, librarian)
+    outcomes.push(await lib.reserveBook({ bookId: 'b-1', memberId: 'm-1', rentalId: 'r-3' }, m1))
+    await lib.settle()
+    await lib.startLoan({ rentalId: 'r-3' }, librarian)
+    await lib.joinMember({ memberId: 'm-2', name: 'Lee' }, librarian)
+    await lib.blockMember({ memberId: 'm-2', reason: 'card reported lost' }, librarian)
+    await lib.settle()
     const page = await lib.memberPage('m-1')
     return {
       BookRow: await lib.bookList(),
-      MemberPage: [page],
+      MemberPage: [page, await lib.memberPage('m-2')],
       RentalRow: page.rentals,
       Event: [...(await lib.events()), ...outcomes.flatMap((o) => o.events)],
       Outcome: outcomes,

@@ -32,7 +32,7 @@ import {
   type ErrorCode as ErrorCodeType,
   type EventType,
   type LibraryCommands,
-  type StartLoanInput,
+  type MarkDeliveredInput,
 } from '../index.js'
 import type * as native from '../native.js'
 
@@ -104,7 +104,7 @@ export type Drift = [
   Assert<Equal<Exclude<keyof native.NativeLibrary, 'subscribe' | 'unsubscribe'>, Exclude<keyof Library, 'subscribe' | CommandName>>>,
   Assert<Equal<keyof LibraryCommands, CommandName>>,
   Assert<Equal<keyof CommandInputs, CommandName>>,
-  Assert<Equal<keyof RentalInput, keyof StartLoanInput>>,
+  Assert<Equal<keyof RentalInput, keyof MarkDeliveredInput>>,
 ]
 
 // A wrong call must not type-check.

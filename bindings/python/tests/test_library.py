@@ -114,8 +114,10 @@ def test_rows_are_frozen_values(lib: lendkit.Library) -> None:
     with pytest.raises(AttributeError):
         row.copies = 5  # type: ignore[misc]
     page = lib.member_page("m-1")
-    assert page.to_dict() == {"member_id": "m-1", "name": "Member 1", "points": 100, "rentals": []}
-    assert repr(page) == "MemberPage(member_id='m-1', name='Member 1', points=100, rentals=[])"
+    assert page.to_dict() == {
+        "member_id": "m-1", "name": "Member 1", "points": 100, "rentals": [], "fees_owed": 0, "blocked": None,
+    }
+    assert repr(page) == "MemberPage(member_id='m-1', name='Member 1', points=100, rentals=[], fees_owed=0, blocked=None)"
     events = lib.events()
     assert events[0] != events[1] and events[0] == lib.events(from_position=1, limit=1)[0]
     assert {e.position for e in events} == set(range(1, len(events) + 1))

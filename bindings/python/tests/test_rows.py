@@ -74,9 +74,18 @@ def rows() -> Dict[str, List[object]]:
         lib.settle()
         outcomes.append(lib.cancel_rental("r-2", reason="changed my mind", actor=member("m-1")))
         lib.settle()
+        # A loan under stored rules (renewals left), and a blocked member.
+        rules = (Path(__file__).parents[3] / "tests" / "fixtures" / "circulation-rules.toml").read_text(encoding="utf-8")
+        lib.change_circulation_rules(rules, actor=LIBRARIAN)
+        outcomes.append(lib.reserve_book("b-1", "m-1", rental_id="r-3", actor=member("m-1")))
+        lib.settle()
+        lib.start_loan("r-3", actor=LIBRARIAN)
+        lib.join_member("m-2", "Lee", actor=LIBRARIAN)
+        lib.block_member("m-2", "card reported lost", actor=LIBRARIAN)
+        lib.settle()
         page = lib.member_page("m-1")
         found["BookRow"] += lib.book_list()
-        found["MemberPage"].append(page)
+        found["MemberPage"] += [page, lib.member_page("m-2")]
         found["RentalRow"] += page.rentals
         found["Event"] += lib.events()
         found["Outcome"] += outcomes
