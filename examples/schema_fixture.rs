@@ -225,6 +225,66 @@ fn main() -> Result<(), lendkit::Error> {
         )
         .await?;
         lib.settle().await?;
+        // The clock-driven rules: a failed automatic renewal, an overdue loan, items aged to
+        // lost and billed, and a lost item back in time, refunded.
+        run(
+            Command::ChangeCirculationRules {
+                rules: CLOCK_RULES.into(),
+                format: None,
+            },
+            &lib_1,
+        )
+        .await?;
+        for (book, item_type) in [("b-3", "auto"), ("b-4", "book")] {
+            run(
+                Command::RegisterBook {
+                    book_id: book.into(),
+                    title: "Working Effectively with Legacy Code".into(),
+                    copies: 1,
+                    fee: 5,
+                    author: None,
+                    item_type: Some(item_type.into()),
+                    branch: None,
+                },
+                &lib_1,
+            )
+            .await?;
+        }
+        for (rental, book) in [("r-8", "b-3"), ("r-9", "b-4")] {
+            run(
+                Command::ReserveBook {
+                    book_id: book.into(),
+                    member_id: "m-2".into(),
+                    rental_id: Some(rental.into()),
+                    delivery_address: None,
+                },
+                &lee,
+            )
+            .await?;
+        }
+        lib.settle().await?;
+        run(start("r-8", None), &lee).await?;
+        run(start("r-9", None), &lee).await?;
+        clock.advance_days(3);
+        lib.advance_to(lib.now()).await?;
+        run(
+            Command::PayFees {
+                member_id: "m-2".into(),
+                amount: 8,
+                paid_from: None,
+            },
+            &lee,
+        )
+        .await?;
+        run(
+            Command::ReturnBook {
+                rental_id: "r-9".into(),
+                returned_at: None,
+            },
+            &lee,
+        )
+        .await?;
+        lib.settle().await?;
         for e in lib.events(1, usize::MAX).await? {
             println!("{}", e.to_json());
         }
@@ -254,4 +314,33 @@ loan = "standard"
 fine = "daily"
 limits = "default"
 lost = "standard"
+"#;
+
+/// The rules the fixture's third part runs under: one-day loans, lost after a day.
+const CLOCK_RULES: &str = r#"
+[policies.loan.day]
+period = "1 day"
+[policies.loan.auto]
+period = "1 day"
+auto_renew = true
+[policies.fine.none]
+points = 0
+per = "day"
+[policies.limits.none]
+[policies.lost.fast]
+aged_to_lost_after_days = 1
+replacement_cost = 3
+processing_fee = 1
+refund_window_days = 10
+[[rules]]
+loan = "day"
+fine = "none"
+limits = "none"
+lost = "fast"
+[[rules]]
+item_type = "auto"
+loan = "auto"
+fine = "none"
+limits = "none"
+lost = "fast"
 "#;

@@ -3,7 +3,8 @@
 //! `lendkit::open("library.db")` opens (or creates) a sled database, wires the in-memory bus
 //! and the system clock, and starts one background thread that runs the consumers whenever
 //! events are committed — so copies are allocated, rentals confirmed, refunds paid and views
-//! updated without anyone calling [`Library::settle`]. Call `settle` to *wait* for that (tests,
+//! updated without anyone calling [`Library::settle`] — and, on every tick, runs the clock-driven
+//! circulation rules that have come due ([`Library::advance_to`] with the clock's time). Call `settle` to *wait* for that (tests,
 //! scripts). Closing (or dropping) closes the core library — ending any call still waiting on a
 //! host port with `LIBRARY_CLOSED` — then stops the thread and flushes the database.
 
@@ -323,7 +324,8 @@ async fn deliver(lib: &Library, shared: &Shared) -> crate::Result<()> {
     }
 }
 
-/// The background runner: waits for a commit (or a short tick, for retries), then settles.
+/// The background runner: waits for a commit (or a short tick, for retries and the clock), then
+/// settles and runs the clock-driven work that has come due.
 fn run(lib: &Library, shared: &Shared) {
     const TICK: Duration = Duration::from_millis(200);
     loop {
@@ -345,6 +347,8 @@ fn run(lib: &Library, shared: &Shared) {
         // bug) must not silently stop the runner: it is caught, and the next tick tries again.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let _ = futures::executor::block_on(lib.settle());
+            // The clock-driven rules: due dates, automatic renewals, items aged to lost.
+            let _ = futures::executor::block_on(lib.advance_to(lib.now()));
             let _ = futures::executor::block_on(deliver(lib, shared));
         }));
     }

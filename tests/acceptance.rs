@@ -207,6 +207,14 @@ fn act(w: &World, action: &Object) -> Result<lendkit::Result<Option<Outcome>>, S
                 .advance(Duration::from_millis(number("advance_ms")?));
             done
         }
+        ["advance_to"] => {
+            let at = lendkit::Timestamp::parse_rfc3339(&string("advance_to")?)?;
+            if at < lendkit::ports::Clock::now(&w.clock) {
+                return Err("advance_to cannot move the clock back".into());
+            }
+            w.clock.set(at);
+            block_on(w.lib.advance_to(at)).and(done)
+        }
         ["event", "redeliver"] => {
             let ty = string("event")?;
             let all = block_on(w.lib.events(1, usize::MAX)).map_err(text)?;

@@ -100,6 +100,19 @@ fn rows() -> BTreeMap<&'static str, Vec<Value>> {
         &librarian(),
     )
     .unwrap();
+    outcomes.push(reserve(&lib, "b-1", "m-1", "r-4").unwrap());
+    settle(&lib);
+    run(
+        &lib,
+        Command::StartLoan {
+            rental_id: "r-4".into(),
+            branch: Some("main".into()),
+            override_reason: None,
+        },
+        &librarian(),
+    )
+    .unwrap();
+    h.clock.advance(Duration::from_secs(30 * 86_400));
     join(&lib, "m-2");
     run(
         &lib,
@@ -127,6 +140,9 @@ fn rows() -> BTreeMap<&'static str, Vec<Value>> {
         "Outcome",
         outcomes.iter().map(lendkit::Outcome::to_json).collect(),
     );
+    let overdue = block_on(lib.overdue_list(lib.now(), None)).unwrap();
+    assert_eq!(overdue.len(), 2, "{overdue:?}");
+    rows.insert("OverdueRow", overdue.iter().map(|r| json(r)).collect());
     let letters = block_on(lib.dead_letters()).unwrap();
     rows.insert("DeadLetter", letters.iter().map(|d| json(d)).collect());
     rows.insert(

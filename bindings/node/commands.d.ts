@@ -16,6 +16,7 @@ export type EventType =
   | 'LoanCleared'
   | 'FeeCharged'
   | 'FeePaid'
+  | 'FeeRefunded'
   | 'FeeWaived'
   | 'MemberBlocked'
   | 'MemberUnblocked'
@@ -24,6 +25,7 @@ export type EventType =
   | 'PointsToppedUp'
   | 'PointsCharged'
   | 'PointsSpentOnFees'
+  | 'FeePointsReturned'
   | 'PointsRefunded'
   | 'RentalReserved'
   | 'RentalConfirmed'
@@ -31,6 +33,9 @@ export type EventType =
   | 'LoanRenewed'
   | 'BookReturned'
   | 'RentalCanceled'
+  | 'LoanOverdue'
+  | 'AutoRenewalFailed'
+  | 'ItemAgedToLost'
   | 'PaymentRefunded'
   | 'DeliveryStarted'
   | 'Delivered'
@@ -383,7 +388,7 @@ export interface RentalRow {
   /** Book id. */
   bookId: string
   /** The rental's status. */
-  status: 'reserved' | 'confirmed' | 'on_loan' | 'returned' | 'canceled'
+  status: 'reserved' | 'confirmed' | 'on_loan' | 'lost' | 'returned' | 'canceled'
   /** Whether its fee is charged or refunded. */
   paymentStatus: 'charged' | 'refunded'
   /** Where its delivery is. */
@@ -455,6 +460,24 @@ export interface Outcome {
   rentalId?: string
   /** The stored events in position order; empty when the command changed nothing. */
   events: LendkitEvent[]
+}
+
+/** One loan made under circulation rules that is past its due date (the overdue list). */
+export interface OverdueRow {
+  /** Rental id. */
+  rentalId: string
+  /** Borrower. */
+  memberId: string
+  /** Book id. */
+  bookId: string
+  /** The branch the loan was made at, if one was named. */
+  branch?: string
+  /** The due instant (RFC 3339, UTC). */
+  dueAt: string
+  /** Whole days late (started days count). */
+  daysLate: number
+  /** The fine the loan has run up so far, in points (charged when it comes back). */
+  feeSoFar: number
 }
 
 /** An event a consumer gave up on after every retry. */

@@ -18,6 +18,7 @@ import type {
   MemberPage,
   Notice,
   Outcome,
+  OverdueRow,
 } from './commands.js'
 
 export type {
@@ -37,6 +38,7 @@ export type {
   MemberPage,
   Notice,
   Outcome,
+  OverdueRow,
   RegisterBookInput,
   RenewLoanInput,
   RentalRow,
@@ -252,6 +254,17 @@ export declare class Library {
   events(fromPosition?: number, limit?: number, actor?: Actor): Promise<LendkitEvent[]>
   /** The newest event's position (0 when the log is empty). */
   head(actor?: Actor): Promise<number>
+  /**
+   * Loans made under circulation rules that are past due at `nowMs` (default: the clock's time),
+   * earliest due first, with days late and the fine so far; `branch` keeps one branch's.
+   */
+  overdueList(input?: { nowMs?: number; branch?: string }, actor?: Actor): Promise<OverdueRow[]>
+  /**
+   * Runs the clock-driven circulation rules due at or before `nowMs` (automatic renewals,
+   * overdue notices, items aged to lost); resolves to how many pieces of work ran. Running it
+   * twice for the same instant changes nothing.
+   */
+  advanceTo(nowMs: number): Promise<number>
   deadLetters(actor?: Actor): Promise<DeadLetter[]>
   replayDeadLetter(id: string, actor?: Actor): Promise<void>
   /** Hands a stored event to a consumer once more (at-least-once delivery); nothing changes twice. */

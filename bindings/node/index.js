@@ -478,6 +478,20 @@ class Library extends LibraryCommands {
     return later(() => this.#native.head(readerText(actor)))
   }
 
+  /** Loans under circulation rules past due at `nowMs` (default: now): `{ nowMs?, branch? }`. */
+  async overdueList(input, actor) {
+    if (input !== undefined && (input === null || typeof input !== 'object' || Array.isArray(input))) {
+      throw invalid('overdueList takes an object of named fields: { nowMs?, branch? }')
+    }
+    const { nowMs, branch } = input ?? {}
+    return later(() => this.#native.overdueList(nowMs, branch, readerText(actor)))
+  }
+
+  /** Runs the clock-driven circulation rules due at or before `nowMs`; how many ran. */
+  async advanceTo(nowMs) {
+    return later(() => this.#native.advanceTo(nowMs))
+  }
+
   /** Events consumers gave up on, oldest first. */
   async deadLetters(actor) {
     return later(() => this.#native.deadLetters(readerText(actor)))

@@ -142,6 +142,22 @@ pub enum MemberCommand {
         rental: RentalId,
         /// The overdue fine (0: none).
         fine: u64,
+        /// The item was aged to lost and came back within the refund window: its bill is refunded.
+        refund_lost: bool,
+    },
+    /// The loan's item was aged to lost: the overdue fine so far, the replacement cost and the
+    /// processing fee are billed, and the loan leaves the record.
+    AgeToLost {
+        /// Borrower.
+        member: MemberId,
+        /// The rental.
+        rental: RentalId,
+        /// The overdue fine up to now.
+        fine: u64,
+        /// The replacement cost.
+        replacement: u64,
+        /// The processing fee.
+        processing: u64,
     },
     /// Pay fees, oldest first, up to `amount` points.
     PayFees {
@@ -183,6 +199,7 @@ impl MemberCommand {
             | MemberCommand::CheckOut { member, .. }
             | MemberCommand::Renew { member, .. }
             | MemberCommand::CheckIn { member, .. }
+            | MemberCommand::AgeToLost { member, .. }
             | MemberCommand::PayFees { member, .. }
             | MemberCommand::WaiveFee { member, .. }
             | MemberCommand::BlockMember { member, .. }
@@ -254,6 +271,21 @@ crate::event::event_enum! {
             /// From the point account or at the desk.
             from: PaidFrom,
         },
+        /// A lost item came back within the refund window: its fee is void; what was still owed
+        /// is dropped and what was paid is given back (to the point account, as far as it was
+        /// paid from there; the rest at the desk).
+        FeeRefunded {
+            /// Who is refunded.
+            member: MemberId,
+            /// The fee.
+            fee: String,
+            /// Points still owed, dropped.
+            canceled: u64,
+            /// Points paid, given back.
+            repaid: u64,
+            /// Of those, points returned to the point account.
+            to_points: u64,
+        },
         /// (The rest of) a fee was waived by a librarian.
         FeeWaived {
             /// Who owed.
@@ -305,6 +337,7 @@ impl MemberEvent {
             | MemberEvent::FeeCharged { member, .. }
             | MemberEvent::FeePaid { member, .. }
             | MemberEvent::FeeWaived { member, .. }
+            | MemberEvent::FeeRefunded { member, .. }
             | MemberEvent::MemberBlocked { member, .. }
             | MemberEvent::MemberUnblocked { member }
             | MemberEvent::BlockOverridden { member, .. } => member,
@@ -429,11 +462,18 @@ pub struct Fee {
     pub paid: u64,
     /// Waived so far.
     pub waived: u64,
+    /// Of what was paid, paid from the point account.
+    pub paid_points: u64,
+    /// Refunded (a lost item came back): nothing is owed any more.
+    pub refunded: bool,
 }
 
 impl Fee {
     /// What is still owed.
     pub fn owed(&self) -> u64 {
+        if self.refunded {
+            return 0;
+        }
         self.amount
             .saturating_sub(self.paid.saturating_add(self.waived))
     }
@@ -603,6 +643,35 @@ impl Member {
         }
     }
 
+    /// The refunds of a lost item's bill (replacement cost and processing fee), each once.
+    fn refunds(&self, member: &MemberId, rental: &RentalId) -> Vec<MemberEvent> {
+        [FeeKind::Lost, FeeKind::Processing]
+            .into_iter()
+            .filter_map(|kind| {
+                let id = format!("{rental}:{}", kind.as_str());
+                let fee = self.fees.get(&id).filter(|f| !f.refunded)?;
+                let (canceled, repaid) = (fee.owed(), fee.paid);
+                (canceled + repaid > 0).then(|| MemberEvent::FeeRefunded {
+                    member: member.clone(),
+                    fee: id,
+                    canceled,
+                    repaid,
+                    to_points: fee.paid_points.min(repaid),
+                })
+            })
+            .collect()
+    }
+
+    /// The points a refund of `rental`'s lost-item bill would return to the point account.
+    pub fn lost_refund_points(&self, rental: &RentalId) -> u64 {
+        [FeeKind::Lost, FeeKind::Processing]
+            .into_iter()
+            .filter_map(|kind| self.fees.get(&format!("{rental}:{}", kind.as_str())))
+            .filter(|f| !f.refunded)
+            .map(|f| f.paid_points.min(f.paid))
+            .sum()
+    }
+
     fn fee_charged(
         member: &MemberId,
         rental: &RentalId,
@@ -725,9 +794,13 @@ impl Aggregate for Member {
                 member,
                 rental,
                 fine,
+                refund_lost,
             } => {
                 self.joined(member)?;
                 let mut events = Vec::new();
+                if *refund_lost {
+                    events.extend(self.refunds(member, rental));
+                }
                 if *fine > 0 {
                     // A renewal may have charged part of this loan's lateness already.
                     let fee = format!("{rental}:{}", FeeKind::Overdue.as_str());
@@ -736,6 +809,47 @@ impl Aggregate for Member {
                     if more > 0 {
                         events.push(Self::fee_charged(member, rental, FeeKind::Overdue, more));
                     }
+                }
+                if self.loans.contains_key(rental) {
+                    events.push(MemberEvent::LoanCleared {
+                        member: member.clone(),
+                        rental: rental.clone(),
+                    });
+                }
+                Ok(events)
+            }
+            MemberCommand::AgeToLost {
+                member,
+                rental,
+                fine,
+                replacement,
+                processing,
+            } => {
+                self.joined(member)?;
+                let lost = format!("{rental}:{}", FeeKind::Lost.as_str());
+                if self.fees.contains_key(&lost) {
+                    return Ok(vec![]);
+                }
+                let mut events = Vec::new();
+                let overdue = format!("{rental}:{}", FeeKind::Overdue.as_str());
+                let more = fine.saturating_sub(self.fees.get(&overdue).map_or(0, |f| f.amount));
+                if more > 0 {
+                    events.push(Self::fee_charged(member, rental, FeeKind::Overdue, more));
+                }
+                // The replacement cost is charged even when 0, so a second aging finds it.
+                events.push(Self::fee_charged(
+                    member,
+                    rental,
+                    FeeKind::Lost,
+                    *replacement,
+                ));
+                if *processing > 0 {
+                    events.push(Self::fee_charged(
+                        member,
+                        rental,
+                        FeeKind::Processing,
+                        *processing,
+                    ));
                 }
                 if self.loans.contains_key(rental) {
                     events.push(MemberEvent::LoanCleared {
@@ -894,13 +1008,25 @@ impl Aggregate for Member {
                             amount: *amount,
                             paid: 0,
                             waived: 0,
+                            paid_points: 0,
+                            refunded: false,
                         },
                     );
                 }
             },
-            MemberEvent::FeePaid { fee, amount, .. } => {
+            MemberEvent::FeePaid {
+                fee, amount, from, ..
+            } => {
                 if let Some(f) = self.fees.get_mut(fee) {
                     f.paid = f.paid.saturating_add(*amount);
+                    if *from == PaidFrom::Points {
+                        f.paid_points = f.paid_points.saturating_add(*amount);
+                    }
+                }
+            }
+            MemberEvent::FeeRefunded { fee, .. } => {
+                if let Some(f) = self.fees.get_mut(fee) {
+                    f.refunded = true;
                 }
             }
             MemberEvent::FeeWaived { fee, amount, .. } => {
@@ -1154,6 +1280,7 @@ mod tests {
                     member: m1(),
                     rental: r(1),
                     fine: 7,
+                    refund_lost: false,
                 },
                 member("m1"),
             )

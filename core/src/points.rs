@@ -43,6 +43,14 @@ pub enum PointsCommand {
         /// How many.
         points: Points,
     },
+    /// Give back points that paid a lost item's bill (it came back in time; with the member's
+    /// `CheckIn`, in one commit).
+    ReturnFeePoints {
+        /// Owner.
+        member: MemberId,
+        /// How many.
+        points: Points,
+    },
     /// Give a rental's fee back (after a cancellation).
     RefundPoints {
         /// Owner.
@@ -80,6 +88,13 @@ crate::event::event_enum! {
         },
         /// Points paid the member's fees (the fee ledger's `FeePaid` events say which).
         PointsSpentOnFees {
+            /// Owner.
+            member: MemberId,
+            /// How many.
+            points: Points,
+        },
+        /// Points that paid a lost item's bill came back (the item was returned in time).
+        FeePointsReturned {
             /// Owner.
             member: MemberId,
             /// How many.
@@ -165,6 +180,7 @@ impl PointsCommand {
             | PointsCommand::TopUp { member, .. }
             | PointsCommand::ChargePoints { member, .. }
             | PointsCommand::PayFees { member, .. }
+            | PointsCommand::ReturnFeePoints { member, .. }
             | PointsCommand::RefundPoints { member, .. } => member,
         }
     }
@@ -283,6 +299,18 @@ impl Aggregate for PointAccount {
                     points: *points,
                 }])
             }
+            PointsCommand::ReturnFeePoints { member, points } => {
+                if !self.open {
+                    return Err(PointsError::NoAccount(member.clone()));
+                }
+                if points.0 == 0 {
+                    return Ok(vec![]);
+                }
+                Ok(vec![PointsEvent::FeePointsReturned {
+                    member: member.clone(),
+                    points: *points,
+                }])
+            }
             PointsCommand::RefundPoints { member, rental } => {
                 if !ctx.actor.is_system() {
                     return Err(PointsError::SystemOnly);
@@ -329,6 +357,9 @@ impl Aggregate for PointAccount {
                         refunded: false,
                     },
                 );
+            }
+            PointsEvent::FeePointsReturned { points, .. } => {
+                self.balance = self.balance.saturating_add(points.0)
             }
             PointsEvent::PointsSpentOnFees { points, .. } => {
                 self.balance = self.balance.saturating_sub(points.0)

@@ -107,6 +107,32 @@ pub enum RentalCommand {
         /// The new due date the loan's terms give (filled in by the library); without terms,
         /// the due date plus the library's `loan_days`.
         due: Option<Timestamp>,
+        /// An automatic renewal names the due date it is for: once the loan was renewed or its
+        /// due date dealt with, it changes nothing.
+        for_due: Option<Timestamp>,
+    },
+    /// The loan's due date passed without a renewal (lendkit's clock-driven rules).
+    MarkOverdue {
+        /// Rental.
+        rental: RentalId,
+        /// The due date that passed.
+        due: Timestamp,
+    },
+    /// An automatic renewal at the due date was refused (lendkit's clock-driven rules).
+    RecordAutoRenewalFailed {
+        /// Rental.
+        rental: RentalId,
+        /// The due date it was for.
+        due: Timestamp,
+        /// Why: the refusal's code.
+        code: String,
+    },
+    /// The loan is overdue long enough to count the item as lost (lendkit's clock-driven rules).
+    AgeToLost {
+        /// Rental.
+        rental: RentalId,
+        /// When it counts as lost.
+        at: Timestamp,
     },
     /// The payment gateway refunded the fee (policy).
     RecordRefund {
@@ -125,6 +151,9 @@ impl RentalCommand {
             | RentalCommand::ReturnBook { rental, .. }
             | RentalCommand::CancelRental { rental, .. }
             | RentalCommand::RenewLoan { rental, .. }
+            | RentalCommand::MarkOverdue { rental, .. }
+            | RentalCommand::RecordAutoRenewalFailed { rental, .. }
+            | RentalCommand::AgeToLost { rental, .. }
             | RentalCommand::RecordRefund { rental } => rental,
         }
     }
@@ -220,6 +249,39 @@ crate::event::event_enum! {
             reason: String,
             /// The fee to refund.
             fee: Points,
+        },
+        /// The loan's due date passed; the member is reminded.
+        LoanOverdue {
+            /// Rental.
+            rental: RentalId,
+            /// Borrower.
+            member: MemberId,
+            /// Book.
+            book: BookId,
+            /// The due date that passed.
+            due: Timestamp,
+        },
+        /// The loan could not renew itself on its due date; the due date is unchanged.
+        AutoRenewalFailed {
+            /// Rental.
+            rental: RentalId,
+            /// Borrower.
+            member: MemberId,
+            /// The due date it was for.
+            due: Timestamp,
+            /// Why (`RENEWAL_LIMIT`, `FEES_OWED`, `MEMBER_BLOCKED`, …).
+            code: String,
+        },
+        /// The loan was overdue so long that the item counts as lost and is billed.
+        ItemAgedToLost {
+            /// Rental.
+            rental: RentalId,
+            /// Borrower.
+            member: MemberId,
+            /// Book.
+            book: BookId,
+            /// When it was aged to lost (its due date plus the lost policy's days).
+            at: Timestamp,
         },
         /// The fee went back to the member (결제 취소).
         PaymentRefunded {
@@ -343,6 +405,10 @@ pub struct Rental {
     pub loaned_at: Option<Timestamp>,
     /// The terms it was made under (none: the library's options).
     pub terms: Option<Box<LoanTerms>>,
+    /// The due date whose passing was dealt with (an overdue notice, a failed auto-renewal).
+    pub due_noted: Option<Timestamp>,
+    /// When the item was aged to lost, if it was.
+    pub lost_at: Option<Timestamp>,
     /// Whether the fee was refunded.
     pub refunded: bool,
 }
@@ -519,8 +585,29 @@ impl Aggregate for Rental {
                     _ => Err(self.transition(&rental, "be cancelled")),
                 }
             }
-            RentalCommand::RenewLoan { due: new_due, .. } => {
+            RentalCommand::RenewLoan {
+                due: new_due,
+                for_due,
+                ..
+            } => {
                 let (member, _) = self.check_actor(&rental, &ctx.actor)?;
+                if let Some(d) = for_due {
+                    // An automatic renewal for a due date already renewed past or dealt with.
+                    if self.status != S::OnLoan
+                        || self.due != Some(*d)
+                        || self.due_noted == Some(*d)
+                        || self.lost_at.is_some()
+                    {
+                        return Ok(vec![]);
+                    }
+                }
+                if self.status == S::OnLoan && self.lost_at.is_some() {
+                    return Err(RentalError::InvalidTransition {
+                        rental,
+                        status: self.status,
+                        action: "be renewed: it was aged to lost",
+                    });
+                }
                 let max = self
                     .terms
                     .as_ref()
@@ -552,6 +639,59 @@ impl Aggregate for Rental {
                     }
                     _ => Err(self.transition(&rental, "be renewed")),
                 }
+            }
+            RentalCommand::MarkOverdue { due, .. } => {
+                if !ctx.actor.is_system() {
+                    return Err(RentalError::SystemOnly);
+                }
+                let (member, book) = self.check_actor(&rental, &ctx.actor)?;
+                if self.status != S::OnLoan
+                    || self.due != Some(*due)
+                    || self.due_noted == Some(*due)
+                    || self.lost_at.is_some()
+                {
+                    return Ok(vec![]);
+                }
+                Ok(vec![RentalEvent::LoanOverdue {
+                    rental,
+                    member,
+                    book,
+                    due: *due,
+                }])
+            }
+            RentalCommand::RecordAutoRenewalFailed { due, code, .. } => {
+                if !ctx.actor.is_system() {
+                    return Err(RentalError::SystemOnly);
+                }
+                let (member, _) = self.check_actor(&rental, &ctx.actor)?;
+                if self.status != S::OnLoan
+                    || self.due != Some(*due)
+                    || self.due_noted == Some(*due)
+                    || self.lost_at.is_some()
+                {
+                    return Ok(vec![]);
+                }
+                Ok(vec![RentalEvent::AutoRenewalFailed {
+                    rental,
+                    member,
+                    due: *due,
+                    code: code.clone(),
+                }])
+            }
+            RentalCommand::AgeToLost { at, .. } => {
+                if !ctx.actor.is_system() {
+                    return Err(RentalError::SystemOnly);
+                }
+                let (member, book) = self.check_actor(&rental, &ctx.actor)?;
+                if self.status != S::OnLoan || self.lost_at.is_some() {
+                    return Ok(vec![]);
+                }
+                Ok(vec![RentalEvent::ItemAgedToLost {
+                    rental,
+                    member,
+                    book,
+                    at: *at,
+                }])
             }
             RentalCommand::RecordRefund { .. } => {
                 if !ctx.actor.is_system() {
@@ -607,6 +747,10 @@ impl Aggregate for Rental {
             RentalEvent::BookReturned { .. } => self.status = RentalStatus::Returned,
             RentalEvent::RentalCanceled { .. } => self.status = RentalStatus::Canceled,
             RentalEvent::PaymentRefunded { .. } => self.refunded = true,
+            RentalEvent::LoanOverdue { due, .. } | RentalEvent::AutoRenewalFailed { due, .. } => {
+                self.due_noted = Some(*due)
+            }
+            RentalEvent::ItemAgedToLost { at, .. } => self.lost_at = Some(*at),
         }
     }
 }
@@ -760,6 +904,7 @@ mod tests {
                 RentalCommand::RenewLoan {
                     rental: r(),
                     due: Some(Timestamp(0).plus_days(14)),
+                    for_due: None,
                 },
                 member("m1"),
             )
@@ -786,6 +931,7 @@ mod tests {
             RentalCommand::RenewLoan {
                 rental: r(),
                 due: None,
+                for_due: None,
             },
             member("m1"),
         )

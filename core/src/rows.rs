@@ -125,7 +125,14 @@ use RowKind::{Boolean, EventType, Integer, List, Object, String as Text};
 /// The values of [`BookStatus`](crate::views::BookStatus).
 pub const BOOK_STATUSES: &[&str] = &["available", "reserved", "on_loan"];
 /// The values of a rental's status on a member page.
-pub const RENTAL_STATUSES: &[&str] = &["reserved", "confirmed", "on_loan", "returned", "canceled"];
+pub const RENTAL_STATUSES: &[&str] = &[
+    "reserved",
+    "confirmed",
+    "on_loan",
+    "lost",
+    "returned",
+    "canceled",
+];
 /// The values of a rental's payment status on a member page.
 pub const PAYMENT_STATUSES: &[&str] = &["charged", "refunded"];
 /// The values of a rental's delivery status on a member page.
@@ -269,6 +276,27 @@ pub const ROWS: &[RowSpec] = &[
                 "events",
                 List("Event"),
                 "The stored events in position order; empty when the command changed nothing.",
+            ),
+        ],
+    },
+    RowSpec {
+        name: "OverdueRow",
+        doc: "One loan made under circulation rules that is past its due date (the overdue list).",
+        fields: &[
+            field("rental_id", Text, "Rental id."),
+            field("member_id", Text, "Borrower."),
+            field("book_id", Text, "Book id."),
+            maybe(
+                "branch",
+                Text,
+                "The branch the loan was made at, if one was named.",
+            ),
+            field("due_at", Text, "The due instant (RFC 3339, UTC)."),
+            field("days_late", Integer, "Whole days late (started days count)."),
+            field(
+                "fee_so_far",
+                Integer,
+                "The fine the loan has run up so far, in points (charged when it comes back).",
             ),
         ],
     },

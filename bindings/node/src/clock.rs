@@ -19,7 +19,7 @@ pub struct ManualClock {
 }
 
 /// A whole number of milliseconds from a JS number.
-fn millis(field: &str, value: f64) -> Result<i64> {
+pub(crate) fn millis(field: &str, value: f64) -> Result<i64> {
     if !value.is_finite() || value.fract() != 0.0 || value.abs() > 9_007_199_254_740_991.0 {
         return Err(errors::invalid(format!(
             "{field} must be a whole number of milliseconds, not {value}"

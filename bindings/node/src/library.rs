@@ -14,7 +14,7 @@ use crate::clock::ManualClock;
 use crate::errors;
 use crate::input::{self, amount};
 use crate::options::NativeOptions;
-use crate::output::{BookRow, DeadLetter, Event, MemberPage, Outcome};
+use crate::output::{BookRow, DeadLetter, Event, MemberPage, Outcome, OverdueRow};
 use crate::ports::{subscriber, Listener};
 use futures::executor::block_on;
 use lendkit::{Actor, CommandId, OpenLibrary};
@@ -363,6 +363,43 @@ impl NativeLibrary {
         })
         .await
         .map(|h| h as f64)
+    }
+
+    /// Runs the clock-driven circulation rules due at or before `nowMs` (ms since 1970, UTC):
+    /// automatic renewals, overdue notices, items aged to lost. Resolves to how many pieces of
+    /// work ran; running it twice for the same instant changes nothing.
+    #[napi(catch_unwind)]
+    pub async fn advance_to(&self, now_ms: f64) -> Result<u32> {
+        let library = self.library()?;
+        let now = crate::clock::millis("nowMs", now_ms)?;
+        guarded(move || async move { library.advance_to(lendkit::Timestamp(now)).await })
+            .await
+            .map(|a| u32::try_from(a.ran).unwrap_or(u32::MAX))
+    }
+
+    /// Loans made under circulation rules that are past due at `nowMs` (default: the clock's
+    /// time), earliest due first; `branch` keeps one branch's. With an actor, librarians only.
+    #[napi(catch_unwind)]
+    pub async fn overdue_list(
+        &self,
+        now_ms: Option<f64>,
+        branch: Option<String>,
+        actor: Option<String>,
+    ) -> Result<Vec<OverdueRow>> {
+        let (library, actor) = (self.library()?, reader_actor(actor)?);
+        let now = now_ms
+            .map(|ms| crate::clock::millis("nowMs", ms))
+            .transpose()?;
+        guarded(move || async move {
+            let now = now.map_or_else(|| library.now(), lendkit::Timestamp);
+            let branch = branch.as_deref();
+            match &actor {
+                Some(a) => library.reader(a).overdue_list(now, branch).await,
+                None => library.overdue_list(now, branch).await,
+            }
+        })
+        .await
+        .map(|rows| rows.into_iter().map(OverdueRow::from).collect())
     }
 
     /// Events consumers gave up on, oldest first. With an actor, librarians only.

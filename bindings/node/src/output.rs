@@ -139,7 +139,7 @@ pub struct RentalRow {
     pub rental_id: String,
     /// Book id.
     pub book_id: String,
-    /// `reserved`, `confirmed`, `on_loan`, `returned` or `canceled`.
+    /// `reserved`, `confirmed`, `on_loan`, `lost` (aged to lost, not back), `returned` or `canceled`.
     pub status: String,
     /// `charged` or `refunded`.
     pub payment_status: String,
@@ -198,6 +198,39 @@ impl From<lendkit::views::MemberPage> for MemberPage {
                 .collect(),
             fees_owed: number(p.fees_owed),
             blocked: p.blocked,
+        }
+    }
+}
+
+/// One overdue loan in the overdue list.
+#[napi(object, object_from_js = false)]
+pub struct OverdueRow {
+    /// Rental id.
+    pub rental_id: String,
+    /// Borrower.
+    pub member_id: String,
+    /// Book id.
+    pub book_id: String,
+    /// The branch the loan was made at; else null.
+    pub branch: Option<String>,
+    /// The due instant (RFC 3339, UTC).
+    pub due_at: String,
+    /// Whole days late (started days count).
+    pub days_late: u32,
+    /// The fine run up so far, in points.
+    pub fee_so_far: f64,
+}
+
+impl From<lendkit::views::OverdueRow> for OverdueRow {
+    fn from(r: lendkit::views::OverdueRow) -> Self {
+        OverdueRow {
+            rental_id: r.rental_id,
+            member_id: r.member_id,
+            book_id: r.book_id,
+            branch: r.branch,
+            due_at: r.due_at,
+            days_late: r.days_late,
+            fee_so_far: number(r.fee_so_far),
         }
     }
 }

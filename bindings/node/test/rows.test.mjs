@@ -72,6 +72,10 @@ async function rows() {
     outcomes.push(await lib.reserveBook({ bookId: 'b-1', memberId: 'm-1', rentalId: 'r-3' }, m1))
     await lib.settle()
     await lib.startLoan({ rentalId: 'r-3' }, librarian)
+    outcomes.push(await lib.reserveBook({ bookId: 'b-1', memberId: 'm-1', rentalId: 'r-4' }, m1))
+    await lib.settle()
+    await lib.startLoan({ rentalId: 'r-4', branch: 'main' }, librarian)
+    clock.advanceDays(30)
     await lib.joinMember({ memberId: 'm-2', name: 'Lee' }, librarian)
     await lib.blockMember({ memberId: 'm-2', reason: 'card reported lost' }, librarian)
     await lib.settle()
@@ -82,6 +86,7 @@ async function rows() {
       RentalRow: page.rentals,
       Event: [...(await lib.events()), ...outcomes.flatMap((o) => o.events)],
       Outcome: outcomes,
+      OverdueRow: await lib.overdueList(),
       DeadLetter: await lib.deadLetters(),
       Notice: notices,
     }

@@ -223,6 +223,13 @@ async function act(w, action) {
     case 'advance_ms':
       w.clock.advance(number(action, 'advance_ms'))
       return { outcome: undefined }
+    case 'advance_to': {
+      const at = Date.parse(string(action, 'advance_to'))
+      if (Number.isNaN(at)) throw new Malformed(`advance_to takes an RFC 3339 instant, not ${show(action.advance_to)}`)
+      if (at < w.clock.now()) throw new Malformed('advance_to cannot move the clock back')
+      w.clock.set(at)
+      return attempt(async () => w.lib.advanceTo(at))
+    }
     case 'event redeliver': {
       const type = string(action, 'event')
       const found = (await w.lib.events()).find((e) => e.type === type)
@@ -292,34 +299,15 @@ function fields(what, expected, actual) {
   }
 }
 
-const bookRow = (r) => ({
-  book_id: r.bookId,
-  title: r.title,
-  author: r.author ?? null,
-  fee: r.fee,
-  copies: r.copies,
-  available: r.available,
-  reserved: r.reserved,
-  on_loan: r.onLoan,
-  status: r.status,
-  last_activity: r.lastActivity,
-})
+/** A row in the scenario files' snake_case, with every field the schema's `$defs/<def>` lists
+ * (an absent optional field is null): one rule for every row, read from the schema. */
+const camelOf = (name) => name.replace(/_([a-z])/g, (_, c) => c.toUpperCase())
+const snakeRow = (def, r) =>
+  Object.fromEntries(Object.keys(SCHEMA.$defs[def].properties).map((k) => [k, r[camelOf(k)] ?? null]))
 
-const page = (p) => ({
-  member_id: p.memberId,
-  name: p.name,
-  points: p.points,
-  rentals: p.rentals.map((r) => ({
-    rental_id: r.rentalId,
-    book_id: r.bookId,
-    status: r.status,
-    payment_status: r.paymentStatus,
-    delivery_status: r.deliveryStatus,
-    fee: r.fee,
-    due_date: r.dueDate ?? null,
-    late_days: r.lateDays ?? null,
-  })),
-})
+const bookRow = (r) => snakeRow('book_row', r)
+
+const page = (p) => ({ ...snakeRow('page', p), member_id: p.memberId, rentals: p.rentals.map((r) => snakeRow('rental_row', r)) })
 
 const notice = (n) => ({ member_id: n.memberId, rental_id: n.rentalId, kind: n.kind, message: n.message })
 

@@ -14,7 +14,7 @@ use crate::call::{self, detached, Callback};
 use crate::errors;
 use crate::json;
 use crate::options::Options;
-use crate::rows::{BookRow, ConsumerStatus, DeadLetter, Event, MemberPage, Outcome};
+use crate::rows::{BookRow, ConsumerStatus, DeadLetter, Event, MemberPage, Outcome, OverdueRow};
 use crate::subscription::{Hub, Subscription};
 use lendkit::{Command, CommandId, Config, OpenLibrary};
 use pyo3::prelude::*;
@@ -585,6 +585,40 @@ impl Library {
                 None => call::wait(lib.events(from_position, limit))?,
             };
             Ok(events.iter().map(Event::from).collect())
+        })
+    }
+
+    /// Runs the clock-driven circulation rules that have come due at or before `now_ms`
+    /// (milliseconds since 1970, UTC): automatic renewals, overdue notices, items aged to lost.
+    /// Returns how many pieces of work ran. Running it twice for the same instant changes
+    /// nothing. The background runner calls it with the clock's time.
+    fn advance_to(&self, py: Python<'_>, now_ms: i64) -> PyResult<usize> {
+        let lib = self.lib(py)?;
+        detached(py, move || {
+            call::wait(lib.advance_to(lendkit::Timestamp(now_ms))).map(|a| a.ran)
+        })
+    }
+
+    /// The loans made under circulation rules that are past due at `now_ms` (default: the
+    /// clock's time), earliest due first, each with its days late and the fine so far; `branch`
+    /// keeps one branch's. With `actor`, librarians only.
+    #[pyo3(signature = (now_ms = None, branch = None, *, actor = None))]
+    fn overdue_list(
+        &self,
+        py: Python<'_>,
+        now_ms: Option<i64>,
+        branch: Option<Text>,
+        actor: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<OverdueRow>> {
+        let (lib, actor) = (self.lib(py)?, actors::optional(actor)?);
+        detached(py, move || {
+            let now = now_ms.map_or_else(|| lib.now(), lendkit::Timestamp);
+            let branch = branch.as_ref().map(|b| b.0.as_str());
+            let rows = match &actor {
+                Some(a) => call::wait(lib.reader(a).overdue_list(now, branch))?,
+                None => call::wait(lib.overdue_list(now, branch))?,
+            };
+            Ok(rows.into_iter().map(OverdueRow::from).collect())
         })
     }
 

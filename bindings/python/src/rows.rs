@@ -176,6 +176,46 @@ impl From<lendkit::views::MemberPage> for MemberPage {
     }
 }
 
+/// One overdue loan in the overdue list.
+#[pyclass(module = "lendkit", frozen, eq, hash, get_all)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct OverdueRow {
+    rental_id: String,
+    member_id: String,
+    book_id: String,
+    branch: Option<String>,
+    due_at: String,
+    days_late: u32,
+    fee_so_far: u64,
+}
+
+row_methods!(
+    OverdueRow,
+    [
+        "rental_id",
+        "member_id",
+        "book_id",
+        "branch",
+        "due_at",
+        "days_late",
+        "fee_so_far"
+    ]
+);
+
+impl From<lendkit::views::OverdueRow> for OverdueRow {
+    fn from(r: lendkit::views::OverdueRow) -> Self {
+        OverdueRow {
+            rental_id: r.rental_id,
+            member_id: r.member_id,
+            book_id: r.book_id,
+            branch: r.branch,
+            due_at: r.due_at,
+            days_late: r.days_late,
+            fee_so_far: r.fee_so_far,
+        }
+    }
+}
+
 /// An event a consumer gave up on.
 #[pyclass(module = "lendkit", frozen, eq, hash, get_all)]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]

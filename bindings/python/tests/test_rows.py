@@ -80,6 +80,10 @@ def rows() -> Dict[str, List[object]]:
         outcomes.append(lib.reserve_book("b-1", "m-1", rental_id="r-3", actor=member("m-1")))
         lib.settle()
         lib.start_loan("r-3", actor=LIBRARIAN)
+        outcomes.append(lib.reserve_book("b-1", "m-1", rental_id="r-4", actor=member("m-1")))
+        lib.settle()
+        lib.start_loan("r-4", branch="main", actor=LIBRARIAN)
+        clock.advance_days(30)
         lib.join_member("m-2", "Lee", actor=LIBRARIAN)
         lib.block_member("m-2", "card reported lost", actor=LIBRARIAN)
         lib.settle()
@@ -89,6 +93,8 @@ def rows() -> Dict[str, List[object]]:
         found["RentalRow"] += page.rentals
         found["Event"] += lib.events()
         found["Outcome"] += outcomes
+        found["OverdueRow"] += lib.overdue_list()
+        assert len(found["OverdueRow"]) == 2
         found["DeadLetter"] += lib.dead_letters()
         found["Notice"] += notices
         found["ConsumerStatus"] += lib.consumers()

@@ -11,6 +11,7 @@ must judge alike, show that the matching and the schema check can fail.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, TypeVar, cast
 
@@ -212,6 +213,16 @@ class World:
             self.clock.advance_days(action["advance_days"])
         elif keys == ["advance_ms"]:
             self.clock.advance_ms(action["advance_ms"])
+        elif keys == ["advance_to"]:
+            try:
+                at = datetime.fromisoformat(str(action["advance_to"]).replace("Z", "+00:00"))
+            except ValueError as e:
+                raise Malformed(f"advance_to takes an RFC 3339 instant: {e}") from e
+            ms = round(at.timestamp() * 1000)
+            if ms < self.clock.now():
+                raise Malformed("advance_to cannot move the clock back")
+            self.clock.set(ms)
+            lib.advance_to(ms)
         elif keys == ["event", "redeliver"]:
             found = [e for e in lib.events() if e.type == action["event"]]
             if not found:

@@ -201,6 +201,11 @@ pub enum FineRate {
     Hour,
 }
 
+/// Left out of a loan's stored terms when false (terms stored before it existed read as false).
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// How long a loan lasts and how it renews. In a rules file: `[policies.loan.NAME]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoanPolicy {
@@ -219,6 +224,10 @@ pub struct LoanPolicy {
     pub renew_from: RenewFrom,
     /// `item_limit`: at most this many loans under this policy per member (none when left out).
     pub item_limit: Option<u64>,
+    /// `auto_renew`: on its due date the loan renews itself when it may (default false); when it
+    /// may not, `AutoRenewalFailed` says why and the member is told.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub auto_renew: bool,
 }
 
 impl LoanPolicy {
@@ -258,6 +267,7 @@ impl LoanPolicy {
             Some(RenewFrom::Due),
         )?;
         let item_limit = f.opt_amount("item_limit")?;
+        let auto_renew = f.flag("auto_renew")?;
         f.finish()?;
         Ok(LoanPolicy {
             period,
@@ -267,6 +277,7 @@ impl LoanPolicy {
             max_renewals,
             renew_from,
             item_limit,
+            auto_renew,
         })
     }
 }
@@ -359,10 +370,11 @@ pub struct LostPolicy {
     pub aged_to_lost_after_days: u64,
     /// `replacement_cost` (required): points billed for the item.
     pub replacement_cost: u64,
-    /// `processing_fee`: points billed on top, not refunded (default 0).
+    /// `processing_fee`: points billed on top of the replacement cost (default 0); refunded with
+    /// it when the item comes back within the refund window.
     pub processing_fee: u64,
-    /// `refund_window_days`: the replacement cost is refunded if the item comes back within
-    /// this many days of the bill (default 0: never).
+    /// `refund_window_days`: the bill (replacement cost and processing fee) is refunded if the
+    /// item comes back within this many days of it (default 0: never).
     pub refund_window_days: u64,
 }
 

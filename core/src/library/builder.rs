@@ -145,6 +145,7 @@ impl LibraryBuilder {
             recent: Mutex::new(std::collections::BTreeMap::new()),
             on_commit: self.on_commit,
             states: Mutex::new(HashMap::new()),
+            due_work: Mutex::new(super::due::DueWork::default()),
         });
         let gateway: Arc<dyn PaymentGateway> = match self.payment {
             PaymentChoice::Points => Arc::new(PointsGateway {
@@ -170,7 +171,11 @@ impl LibraryBuilder {
         let mut consumers = Vec::new();
         // The views are rebuilt straight from the log (not through the bus), so opening a long
         // log does not queue every event for every consumer.
-        let (book_list, member_pages) = fold_views(engine.store.as_ref()).await?;
+        let (book_list, member_pages, due_work) = fold_views(engine.store.as_ref()).await?;
+        *engine
+            .due_work
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = due_work;
         let views_at = book_list.position();
         let mut oldest = u64::MAX;
         for (name, kind, n) in kinds {
@@ -226,9 +231,12 @@ impl LibraryBuilder {
 }
 
 /// Both views folded from the whole log, read in batches.
-pub(super) async fn fold_views(store: &dyn EventStore) -> Result<(BookList, MemberPages)> {
+pub(super) async fn fold_views(
+    store: &dyn EventStore,
+) -> Result<(BookList, MemberPages, super::due::DueWork)> {
     let mut book_list = BookList::default();
     let mut pages = MemberPages::default();
+    let mut due = super::due::DueWork::default();
     let mut after = 0;
     loop {
         let batch = store.read_all(after, 4096).await?;
@@ -237,9 +245,10 @@ pub(super) async fn fold_views(store: &dyn EventStore) -> Result<(BookList, Memb
         for e in &batch {
             book_list.apply(e);
             pages.apply(e);
+            due.apply(e);
         }
     }
-    Ok((book_list, pages))
+    Ok((book_list, pages, due))
 }
 
 fn policy_names() -> String {

@@ -275,6 +275,7 @@ impl Library {
                         )),
                         fingerprint: String::new(),
                         fresh: false,
+                        at: None,
                         correlation_id: e.correlation_id.clone(),
                         causation_id: e.event_id.clone(),
                     };

@@ -20,6 +20,9 @@ pub(crate) struct Engine {
     /// Folded aggregates by stream, with the version they are folded to. Loading reads only
     /// the newer events, so a long stream costs no more to load than a short one.
     pub(super) states: Mutex<StateCache>,
+    /// The clock-driven work on open loans (see `due.rs`): folded from the log at build, kept
+    /// current here as events are relayed.
+    pub(super) due_work: Mutex<super::due::DueWork>,
 }
 
 /// One step decided: its stream, the version it was decided on, the new events and the state
@@ -133,7 +136,7 @@ impl Engine {
     pub(super) fn context(&self, meta: &Meta) -> Context {
         Context {
             actor: meta.actor.clone(),
-            now: self.clock.now(),
+            now: meta.at.unwrap_or_else(|| self.clock.now()),
             command_id: meta.command_id.clone(),
             rules: self.rules.clone(),
         }
@@ -330,6 +333,12 @@ impl Engine {
             let Some(last) = batch.last().map(|e| e.position) else {
                 return Ok(());
             };
+            {
+                let mut due = self.due_work.lock().unwrap_or_else(PoisonError::into_inner);
+                for e in &batch {
+                    crate::views::View::apply(&mut *due, e);
+                }
+            }
             self.bus
                 .publish(&batch)
                 .await

@@ -132,7 +132,19 @@ impl Engine {
             LoanAction::Renew { .. } => RentalCommand::RenewLoan {
                 rental: request.rental.clone(),
                 due: None,
+                for_due: None,
             },
+            // Clock-driven work on a loan that is not (or no longer) what it was scheduled
+            // for changes nothing.
+            LoanAction::Due { .. } | LoanAction::Lost { .. } => {
+                if !matches!(seen.status, RentalStatus::OnLoan) || seen.terms.is_none() {
+                    return Ok(());
+                }
+                RentalCommand::MarkOverdue {
+                    rental: request.rental.clone(),
+                    due: seen.due.unwrap_or_default(),
+                }
+            }
             LoanAction::Return { returned_at } => RentalCommand::ReturnBook {
                 rental: request.rental.clone(),
                 returned_at: *returned_at,
@@ -259,6 +271,7 @@ impl Engine {
                 out.steps.push(Step::Rental(RentalCommand::RenewLoan {
                     rental: request.rental.clone(),
                     due: Some(new_due),
+                    for_due: None,
                 }));
                 out.steps.push(Step::Member(MemberCommand::Renew {
                     member,
@@ -271,24 +284,112 @@ impl Engine {
             }
             LoanAction::Return { returned_at } => {
                 // A return time in the future is refused by the rental; the fine is counted to
-                // no later than now either way.
+                // no later than now either way — and for an item aged to lost, no later than
+                // then (the fine up to then was billed with it).
                 let at = returned_at.map_or(ctx.now, |t| t.min(ctx.now));
+                let calendar = calendar_of(rules, &seen);
                 let fine = match (&seen.terms, seen.due) {
                     (Some(terms), Some(due)) => {
-                        let calendar = rules
-                            .table
-                            .as_ref()
-                            .zip(terms.branch.as_deref())
-                            .and_then(|(t, b)| t.calendar(b));
-                        terms.fine.fine(due, at, calendar)
+                        let until = seen.lost_at.map_or(at, |lost| at.min(lost));
+                        terms.fine.fine(due, until, calendar)
                     }
                     _ => 0,
                 };
+                // A lost item back within the refund window: its bill is refunded, and what
+                // was paid from points goes back to the point account in the same commit.
+                let refund_lost = match (&seen.terms, seen.lost_at) {
+                    (Some(terms), Some(lost)) => {
+                        let window = terms.lost.refund_window_days;
+                        let ms = i64::try_from(window)
+                            .ok()
+                            .and_then(|d| d.checked_mul(crate::ids::DAY_MS));
+                        window > 0 && ms.is_some_and(|ms| at <= lost.plus_ms(ms))
+                    }
+                    _ => false,
+                };
+                let points = if refund_lost {
+                    let member_stream = StreamId::new(StreamKind::Member, member.as_str());
+                    let (m, mv) = self.load::<Member>(&member_stream).await?;
+                    let points = m.lost_refund_points(&request.rental);
+                    self.keep(&member_stream, m, mv);
+                    out.pinned.push((member_stream, mv));
+                    points
+                } else {
+                    0
+                };
                 out.steps.push(Step::Rental(plain));
                 out.steps.push(Step::Member(MemberCommand::CheckIn {
+                    member: member.clone(),
+                    rental: request.rental.clone(),
+                    fine,
+                    refund_lost,
+                }));
+                if points > 0 {
+                    out.steps
+                        .push(Step::Account(PointsCommand::ReturnFeePoints {
+                            member,
+                            points: Points(points),
+                        }));
+                }
+            }
+            LoanAction::Due { at } => {
+                let Some(terms) = seen.terms.as_deref() else {
+                    return Ok(());
+                };
+                if seen.due != Some(*at) || seen.lost_at.is_some() || seen.due_noted == Some(*at) {
+                    return Ok(());
+                }
+                if !terms.loan.auto_renew {
+                    out.steps.push(Step::Rental(RentalCommand::MarkOverdue {
+                        rental: request.rental.clone(),
+                        due: *at,
+                    }));
+                    return Ok(());
+                }
+                let branch = terms.branch.clone().or(home_branch);
+                let calendar = calendar_of(rules, &seen);
+                let new_due = terms.renewed_due(*at, ctx.now, calendar).map_err(invalid)?;
+                let limits = LoanLimits {
+                    limits: rules.table.as_ref().map(|t| {
+                        limits_for(t, group.as_deref(), item_type.as_deref(), branch.as_deref())
+                    }),
+                    item_limit: None,
+                };
+                out.steps.push(Step::Rental(RentalCommand::RenewLoan {
+                    rental: request.rental.clone(),
+                    due: Some(new_due),
+                    for_due: Some(*at),
+                }));
+                out.steps.push(Step::Member(MemberCommand::Renew {
+                    member,
+                    rental: request.rental.clone(),
+                    due: new_due,
+                    limits,
+                    fine: 0,
+                    override_reason: None,
+                }));
+            }
+            LoanAction::Lost { at } => {
+                let (Some(terms), Some(due)) = (seen.terms.as_deref(), seen.due) else {
+                    return Ok(());
+                };
+                // Scheduled from a due date a renewal has since moved: not lost yet.
+                let days = i64::try_from(terms.lost.aged_to_lost_after_days).unwrap_or(i64::MAX);
+                let lost_from = due.plus_ms(days.saturating_mul(crate::ids::DAY_MS));
+                if seen.lost_at.is_some() || *at < lost_from {
+                    return Ok(());
+                }
+                let fine = terms.fine.fine(due, *at, calendar_of(rules, &seen));
+                out.steps.push(Step::Rental(RentalCommand::AgeToLost {
+                    rental: request.rental.clone(),
+                    at: *at,
+                }));
+                out.steps.push(Step::Member(MemberCommand::AgeToLost {
                     member,
                     rental: request.rental.clone(),
                     fine,
+                    replacement: terms.lost.replacement_cost,
+                    processing: terms.lost.processing_fee,
                 }));
             }
         }
@@ -314,6 +415,15 @@ impl Engine {
         self.keep(&stream, rules, version);
         Ok(limits)
     }
+}
+
+/// The calendar of the branch a loan was made at, in the rules as they stand.
+fn calendar_of<'r>(
+    rules: &'r RulesNow,
+    rental: &Rental,
+) -> Option<&'r crate::circulation::Calendar> {
+    let branch = rental.terms.as_ref()?.branch.as_deref()?;
+    rules.table.as_ref()?.calendar(branch)
 }
 
 /// The limits policy a member of `group` has for an item of `item_type` at `branch`.

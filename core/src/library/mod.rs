@@ -59,12 +59,16 @@ struct Meta {
     /// True when the library generated the command id just now: no record can exist for it
     /// yet, so the first try skips looking for one.
     fresh: bool,
+    /// The instant the command is decided as of, when not the clock's now: the clock-driven
+    /// rules decide each due work at its own instant (an automatic renewal at the due date).
+    at: Option<Timestamp>,
     correlation_id: String,
     causation_id: String,
 }
 
 mod builder;
 mod consumers;
+mod due;
 mod engine;
 mod loans;
 mod payment;
@@ -76,6 +80,7 @@ use builder::fold_views;
 pub use builder::LibraryBuilder;
 pub use consumers::ConsumerStatus;
 use consumers::{Consumer, Kind, Worker};
+pub use due::{Advanced, DueWork, ScheduledLoan, Work};
 pub use engine::CommitHook;
 use engine::Engine;
 use payment::PointsGateway;
@@ -109,6 +114,11 @@ impl Library {
         clock: Arc<dyn Clock>,
     ) -> LibraryBuilder {
         LibraryBuilder::new(store, bus, clock)
+    }
+
+    /// The library clock's time now.
+    pub fn now(&self) -> Timestamp {
+        self.engine.clock.now()
     }
 
     /// The rules this library runs with.
@@ -159,6 +169,7 @@ impl Library {
             command_id: command_id.clone(),
             fingerprint,
             fresh,
+            at: None,
             correlation_id: correlation,
             causation_id: command_id.to_string(),
         };

@@ -20,6 +20,7 @@ impl PointsGateway {
             command_id,
             fingerprint: String::new(),
             fresh: false,
+            at: None,
             correlation_id: key.to_string(),
         }
     }

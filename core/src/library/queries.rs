@@ -111,6 +111,16 @@ impl Reader<'_> {
         self.library.head().await
     }
 
+    /// The overdue list: librarians.
+    pub async fn overdue_list(
+        &self,
+        now: crate::ids::Timestamp,
+        branch: Option<&str>,
+    ) -> Result<Vec<crate::views::OverdueRow>> {
+        self.librarian("the overdue list")?;
+        self.library.overdue_list(now, branch).await
+    }
+
     /// The dead letters: librarians.
     pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
         self.librarian("the dead letters")?;
@@ -165,7 +175,52 @@ impl Library {
 
     /// Both views built afresh from the whole log (for checks: after `settle`, they equal [`views`](Library::views)).
     pub async fn rebuild_views(&self) -> Result<(BookList, MemberPages)> {
-        fold_views(self.engine.store.as_ref()).await
+        let (books, pages, _) = fold_views(self.engine.store.as_ref()).await?;
+        Ok((books, pages))
+    }
+
+    /// The loans under circulation rules past their due date at `now`, earliest due first:
+    /// one [`OverdueRow`] each, with the days late and the fine it has run up so far, counted on
+    /// its branch's calendar under the terms it was made under. `branch` keeps one branch's.
+    pub async fn overdue_list(
+        &self,
+        now: crate::ids::Timestamp,
+        branch: Option<&str>,
+    ) -> Result<Vec<crate::views::OverdueRow>> {
+        let late: Vec<(RentalId, crate::library::ScheduledLoan)> = self
+            .engine
+            .due_work
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .overdue(now)
+            .into_iter()
+            .filter(|(_, l)| branch.is_none() || l.branch.as_deref() == branch)
+            .map(|(r, l)| (r.clone(), l.clone()))
+            .collect();
+        let rules_stream = StreamId::new(StreamKind::Rules, crate::circulation::RULES_STREAM_ID);
+        let (rules, rv) = self
+            .engine
+            .load::<crate::circulation::CirculationRules>(&rules_stream)
+            .await?;
+        let mut rows = Vec::with_capacity(late.len());
+        for (rental, loan) in late {
+            let calendar = rules
+                .table
+                .as_ref()
+                .zip(loan.branch.as_deref())
+                .and_then(|(t, b)| t.calendar(b));
+            rows.push(crate::views::OverdueRow {
+                rental_id: rental.to_string(),
+                member_id: loan.member.to_string(),
+                book_id: loan.book.to_string(),
+                branch: loan.branch.clone(),
+                due_at: loan.due.to_rfc3339(),
+                days_late: loan.due.days_until(now),
+                fee_so_far: loan.fine.fine(loan.due, now, calendar),
+            });
+        }
+        self.engine.keep(&rules_stream, rules, rv);
+        Ok(rows)
     }
 
     /// Stored events with `position >= from_position`, in order (at most `limit`).

@@ -51,6 +51,11 @@ pub(crate) enum LoanAction {
     Renew { override_reason: Option<String> },
     /// It ends; the book came back at `returned_at` (else now).
     Return { returned_at: Option<Timestamp> },
+    /// Its due date `at` has come (the clock-driven rules): it renews itself if its terms say
+    /// so, else it is marked overdue.
+    Due { at: Timestamp },
+    /// It is overdue long enough to count as lost at `at` (the clock-driven rules).
+    Lost { at: Timestamp },
 }
 
 impl LoanRequest {

@@ -17,7 +17,7 @@ pub struct RentalRow {
     pub rental_id: String,
     /// Book id.
     pub book_id: String,
-    /// `reserved`, `confirmed`, `on_loan`, `returned` or `canceled`.
+    /// `reserved`, `confirmed`, `on_loan`, `lost` (aged to lost, not back), `returned` or `canceled`.
     pub status: String,
     /// `charged` or `refunded`.
     pub payment_status: String,
@@ -118,6 +118,9 @@ impl View for MemberPages {
                     MemberEvent::FeePaid { amount, .. } | MemberEvent::FeeWaived { amount, .. } => {
                         page.fees_owed = page.fees_owed.saturating_sub(*amount)
                     }
+                    MemberEvent::FeeRefunded { canceled, .. } => {
+                        page.fees_owed = page.fees_owed.saturating_sub(*canceled)
+                    }
                     MemberEvent::MemberBlocked { reason, .. } => {
                         page.blocked = Some(reason.clone())
                     }
@@ -133,6 +136,7 @@ impl View for MemberPages {
                     self.points(member, |p| *p = welcome.0)
                 }
                 PointsEvent::PointsToppedUp { member, points }
+                | PointsEvent::FeePointsReturned { member, points }
                 | PointsEvent::PointsRefunded { member, points, .. } => {
                     self.points(member, |p| *p = p.saturating_add(points.0))
                 }
@@ -202,6 +206,12 @@ impl View for MemberPages {
                         row.status = status(RentalStatus::Canceled);
                     }
                 }
+                RentalEvent::ItemAgedToLost { rental, .. } => {
+                    if let Some(row) = self.rental(rental) {
+                        row.status = "lost".into();
+                    }
+                }
+                RentalEvent::LoanOverdue { .. } | RentalEvent::AutoRenewalFailed { .. } => {}
                 RentalEvent::PaymentRefunded { rental, .. } => {
                     if let Some(row) = self.rental(rental) {
                         row.payment_status = "refunded".into();

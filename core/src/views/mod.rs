@@ -10,6 +10,26 @@ mod member_page;
 pub use book_list::{BookList, BookRow, BookStatus};
 pub use member_page::{MemberPage, MemberPages, RentalRow};
 
+/// One overdue loan in the overdue list (`Library::overdue_list`): loans made under circulation
+/// rules, past their due date.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OverdueRow {
+    /// Rental id.
+    pub rental_id: String,
+    /// Borrower.
+    pub member_id: String,
+    /// Book id.
+    pub book_id: String,
+    /// The branch the loan was made at, if one was named.
+    pub branch: Option<String>,
+    /// The due instant (RFC 3339, UTC).
+    pub due_at: String,
+    /// Whole days late (started days count).
+    pub days_late: u32,
+    /// The fine the loan has run up so far, in points (charged when it comes back).
+    pub fee_so_far: u64,
+}
+
 use crate::event::Envelope;
 
 /// A read model fed by events.

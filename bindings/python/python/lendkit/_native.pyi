@@ -144,7 +144,7 @@ class RentalRow:
     def book_id(self) -> str:
         """Book id."""
     @property
-    def status(self) -> Literal["reserved", "confirmed", "on_loan", "returned", "canceled"]:
+    def status(self) -> Literal["reserved", "confirmed", "on_loan", "lost", "returned", "canceled"]:
         """The rental's status."""
     @property
     def payment_status(self) -> Literal["charged", "refunded"]:
@@ -266,6 +266,36 @@ class Outcome:
     @property
     def types(self) -> List[EventType]:
         """The stored events' types, in order."""
+    def to_dict(self) -> Dict[str, Any]: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class OverdueRow:
+    """One loan made under circulation rules that is past its due date (the overdue list)."""
+
+    @property
+    def rental_id(self) -> str:
+        """Rental id."""
+    @property
+    def member_id(self) -> str:
+        """Borrower."""
+    @property
+    def book_id(self) -> str:
+        """Book id."""
+    @property
+    def branch(self) -> Optional[str]:
+        """The branch the loan was made at, if one was named."""
+    @property
+    def due_at(self) -> str:
+        """The due instant (RFC 3339, UTC)."""
+    @property
+    def days_late(self) -> int:
+        """Whole days late (started days count)."""
+    @property
+    def fee_so_far(self) -> int:
+        """The fine the loan has run up so far, in points (charged when it comes back)."""
     def to_dict(self) -> Dict[str, Any]: ...
     def __eq__(self, value: object, /) -> bool: ...
     def __ne__(self, value: object, /) -> bool: ...
@@ -457,6 +487,13 @@ class Library:
         actor: Optional[_Actor] = None,
     ) -> List[Event]: ...
     def head(self, *, actor: Optional[_Actor] = None) -> int: ...
+    def overdue_list(
+        self,
+        now_ms: Optional[int] = None,
+        branch: Optional[str] = None,
+        *,
+        actor: Optional[_Actor] = None,
+    ) -> List[OverdueRow]: ...
     def dead_letters(self, *, actor: Optional[_Actor] = None) -> List[DeadLetter]: ...
     def replay_dead_letter(self, id: str, *, actor: Optional[_Actor] = None) -> None: ...
     def consumers(self, *, actor: Optional[_Actor] = None) -> List[ConsumerStatus]: ...
@@ -468,4 +505,7 @@ class Library:
     def resume(self, consumer: str) -> None: ...
     def redeliver(self, consumer: str, position: int) -> None: ...
     def set_payment_outage(self, down: bool) -> None: ...
+    def advance_to(self, now_ms: int) -> int:
+        """Runs the clock-driven circulation rules due at or before ``now_ms`` (automatic
+        renewals, overdue notices, items aged to lost); how many pieces of work ran."""
     def subscribe(self, callback: Callable[[Event], object]) -> Subscription: ...

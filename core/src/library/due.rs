@@ -1,0 +1,273 @@
+//! The clock-driven rules: what comes due on open loans, and [`Library::advance_to`], which runs
+//! it.
+//!
+//! Every open loan made under circulation rules has two moments: its **due date** (it renews
+//! itself if its loan policy says `auto_renew`, else it is marked overdue and the member told)
+//! and, the lost policy's days later, the moment it **ages to lost** (billed: the fine so far,
+//! the replacement cost, the processing fee). [`DueWork`] keeps them in time order. It is a fold
+//! of the log, like the views: built from the log when the library opens and kept current by
+//! every event the engine relays, so it is exactly as durable as the log and never disagrees
+//! with it. `advance_to(now)` takes the work due at or before `now` from the front of it — the
+//! cost grows with the due work, not with the open loans.
+//!
+//! Each piece of work runs as lendkit's own command under an id made from the loan, the kind of
+//! work and its instant (`system:due:RENTAL:at`), decided as of that instant. So running
+//! `advance_to` twice, or again after a restart, changes nothing: the second run finds the
+//! command applied (or the loan already renewed, marked, aged), and stores nothing.
+
+use super::route::{LoanAction, LoanRequest, Plan, Step};
+use super::*;
+use crate::codes::ErrorFamily;
+use crate::rentals::RentalEvent;
+use crate::views::View;
+use std::collections::BTreeSet;
+
+/// What comes due on a loan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Work {
+    /// Its due date: renew it automatically, or mark it overdue.
+    Due,
+    /// It has been overdue long enough to count as lost.
+    Lost,
+}
+
+impl Work {
+    fn as_str(self) -> &'static str {
+        match self {
+            Work::Due => "due",
+            Work::Lost => "lost",
+        }
+    }
+}
+
+/// One open loan as the schedule knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduledLoan {
+    /// Borrower.
+    pub member: MemberId,
+    /// Book.
+    pub book: BookId,
+    /// The branch it was made at.
+    pub branch: Option<String>,
+    /// Its due date.
+    pub due: Timestamp,
+    /// Days overdue before it counts as lost.
+    aged_days: u64,
+    /// Whether its due date has been dealt with (overdue notice or failed auto-renewal).
+    noted: bool,
+    /// The fine policy it was made under.
+    pub fine: crate::circulation::FinePolicy,
+}
+
+/// The schedule of clock-driven work: open loans under circulation rules, by the instant their
+/// next work comes due. A fold of the log (see the module docs).
+#[derive(Debug, Clone, Default)]
+pub struct DueWork {
+    queue: BTreeSet<(Timestamp, Work, RentalId)>,
+    loans: HashMap<RentalId, ScheduledLoan>,
+    position: u64,
+}
+
+impl DueWork {
+    /// The work due at or before `now`, earliest first.
+    pub fn due_by(&self, now: Timestamp) -> Vec<(Timestamp, Work, RentalId)> {
+        self.queue
+            .iter()
+            .take_while(|(at, _, _)| *at <= now)
+            .cloned()
+            .collect()
+    }
+
+    /// Pieces of work scheduled.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Whether nothing is scheduled.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// The open loans under circulation rules that are past due at `now`, earliest due first.
+    pub fn overdue(&self, now: Timestamp) -> Vec<(&RentalId, &ScheduledLoan)> {
+        let mut late: Vec<_> = self.loans.iter().filter(|(_, l)| l.due < now).collect();
+        late.sort_by(|a, b| (a.1.due, a.0).cmp(&(b.1.due, b.0)));
+        late
+    }
+
+    /// Takes a piece of work off the schedule (it ran, or there was nothing to do).
+    fn done(&mut self, item: &(Timestamp, Work, RentalId)) {
+        self.queue.remove(item);
+    }
+
+    fn unschedule(&mut self, rental: &RentalId) {
+        if let Some(l) = self.loans.get(rental) {
+            let lost = lost_at(l.due, l.aged_days);
+            self.queue.remove(&(l.due, Work::Due, rental.clone()));
+            self.queue.remove(&(lost, Work::Lost, rental.clone()));
+        }
+    }
+
+    fn schedule(&mut self, rental: &RentalId) {
+        if let Some(l) = self.loans.get(rental) {
+            if !l.noted {
+                self.queue.insert((l.due, Work::Due, rental.clone()));
+            }
+            self.queue
+                .insert((lost_at(l.due, l.aged_days), Work::Lost, rental.clone()));
+        }
+    }
+}
+
+/// When a loan due at `due` counts as lost.
+fn lost_at(due: Timestamp, days: u64) -> Timestamp {
+    let ms = i64::try_from(days)
+        .ok()
+        .and_then(|d| d.checked_mul(crate::ids::DAY_MS))
+        .unwrap_or(i64::MAX);
+    due.plus_ms(ms)
+}
+
+impl View for DueWork {
+    const NAME: &'static str = "due_work";
+
+    fn apply(&mut self, e: &Envelope) {
+        if e.position <= self.position {
+            return;
+        }
+        self.position = e.position;
+        let Event::Rental(r) = &e.event else {
+            return;
+        };
+        match r {
+            RentalEvent::LoanStarted {
+                rental,
+                member,
+                book,
+                due,
+                terms: Some(terms),
+                ..
+            } => {
+                self.unschedule(rental);
+                self.loans.insert(
+                    rental.clone(),
+                    ScheduledLoan {
+                        member: member.clone(),
+                        book: book.clone(),
+                        branch: terms.branch.clone(),
+                        due: *due,
+                        aged_days: terms.lost.aged_to_lost_after_days,
+                        noted: false,
+                        fine: terms.fine.clone(),
+                    },
+                );
+                self.schedule(rental);
+            }
+            RentalEvent::LoanRenewed { rental, due, .. } => {
+                self.unschedule(rental);
+                if let Some(l) = self.loans.get_mut(rental) {
+                    l.due = *due;
+                    l.noted = false;
+                }
+                self.schedule(rental);
+            }
+            RentalEvent::LoanOverdue { rental, due, .. }
+            | RentalEvent::AutoRenewalFailed { rental, due, .. } => {
+                if let Some(l) = self.loans.get_mut(rental) {
+                    if l.due == *due {
+                        l.noted = true;
+                    }
+                }
+                self.queue.remove(&(*due, Work::Due, rental.clone()));
+            }
+            RentalEvent::ItemAgedToLost { rental, .. }
+            | RentalEvent::BookReturned { rental, .. } => {
+                self.unschedule(rental);
+                self.loans.remove(rental);
+            }
+            _ => {}
+        }
+    }
+
+    fn position(&self) -> u64 {
+        self.position
+    }
+}
+
+/// What one [`Library::advance_to`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Advanced {
+    /// Pieces of work that came due and were run.
+    pub ran: usize,
+    /// Events they stored.
+    pub events: usize,
+}
+
+impl Library {
+    /// Runs every piece of clock-driven work that has come due at or before `now`: on a loan's
+    /// due date an automatic renewal (`LoanRenewed{by: "auto"}`, or `AutoRenewalFailed{code}`
+    /// with the due date unchanged) or else `LoanOverdue`; past the lost policy's days,
+    /// `ItemAgedToLost` with the bill. Each is decided as of its own instant. Running it again
+    /// for the same instant, or after a restart, changes nothing. The facade's background runner
+    /// calls it with the clock's time; call it yourself in tests and with `background` off.
+    pub async fn advance_to(&self, now: Timestamp) -> Result<Advanced> {
+        self.shutdown.check()?;
+        let mut advanced = Advanced::default();
+        loop {
+            // Work a renewal just scheduled may itself be due already (a jump far ahead).
+            self.engine.relay().await?;
+            let due = self
+                .engine
+                .due_work
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .due_by(now);
+            if due.is_empty() {
+                return Ok(advanced);
+            }
+            for item in due {
+                advanced.events += self.run_work(&item).await?;
+                advanced.ran += 1;
+                self.engine
+                    .due_work
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .done(&item);
+            }
+        }
+    }
+
+    /// Runs one piece of due work; the events it stored.
+    async fn run_work(&self, (at, work, rental): &(Timestamp, Work, RentalId)) -> Result<usize> {
+        let meta = |what: &str| Meta {
+            actor: Actor::System,
+            command_id: CommandId::system(format_args!("{what}:{rental}:{}", at.to_rfc3339())),
+            fingerprint: String::new(),
+            fresh: false,
+            at: Some(*at),
+            correlation_id: rental.to_string(),
+            causation_id: format!("{}@{}", work.as_str(), at.to_rfc3339()),
+        };
+        let action = match work {
+            Work::Due => LoanAction::Due { at: *at },
+            Work::Lost => LoanAction::Lost { at: *at },
+        };
+        let plan = Plan::one(Step::Loan(LoanRequest {
+            rental: rental.clone(),
+            action,
+        }));
+        match self.engine.run(plan, &meta(work.as_str())).await {
+            Ok(events) => Ok(events.len()),
+            // An automatic renewal the rules refuse: the due date stays, and the member is told.
+            Err(e) if *work == Work::Due && e.code().family() == ErrorFamily::RuleViolation => {
+                let failed = Plan::one(Step::Rental(RentalCommand::RecordAutoRenewalFailed {
+                    rental: rental.clone(),
+                    due: *at,
+                    code: e.code().as_str().to_owned(),
+                }));
+                Ok(self.engine.run(failed, &meta("due-failed")).await?.len())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
