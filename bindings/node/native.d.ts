@@ -69,6 +69,17 @@ export declare class NativeLibrary {
   events(fromPosition?: number | undefined | null, limit?: number | undefined | null, actor?: string | undefined | null): Promise<Array<Event>>
   /** The position of the newest stored event (0 when empty). With an actor, librarians only. */
   head(actor?: string | undefined | null): Promise<number>
+  /**
+   * Runs the clock-driven circulation rules due at or before `nowMs` (ms since 1970, UTC):
+   * automatic renewals, overdue notices, items aged to lost. Resolves to how many pieces of
+   * work ran; running it twice for the same instant changes nothing.
+   */
+  advanceTo(nowMs: number): Promise<number>
+  /**
+   * Loans made under circulation rules that are past due at `nowMs` (default: the clock's
+   * time), earliest due first; `branch` keeps one branch's. With an actor, librarians only.
+   */
+  overdueList(nowMs?: number | undefined | null, branch?: string | undefined | null, actor?: string | undefined | null): Promise<Array<OverdueRow>>
   /** Events consumers gave up on, oldest first. With an actor, librarians only. */
   deadLetters(actor?: string | undefined | null): Promise<Array<DeadLetter>>
   /**
@@ -233,6 +244,10 @@ export interface MemberPage {
   points: number
   /** Rentals, oldest first. */
   rentals: Array<RentalRow>
+  /** Points owed in fees (apart from the point balance). */
+  feesOwed: number
+  /** A librarian's block, with its reason, while one is in force; else null. */
+  blocked?: string
 }
 
 /** The native options (see `LibraryOptions` in `index.d.ts` for the public shape). */
@@ -295,6 +310,24 @@ export interface Outcome {
   events: Array<Event>
 }
 
+/** One overdue loan in the overdue list. */
+export interface OverdueRow {
+  /** Rental id. */
+  rentalId: string
+  /** Borrower. */
+  memberId: string
+  /** Book id. */
+  bookId: string
+  /** The branch the loan was made at; else null. */
+  branch?: string
+  /** The due instant (RFC 3339, UTC). */
+  dueAt: string
+  /** Whole days late (started days count). */
+  daysLate: number
+  /** The fine run up so far, in points. */
+  feeSoFar: number
+}
+
 /** How a host port answered (built by the wrapper from what the host function did). */
 export interface PortReply {
   /** True when the call succeeded. */
@@ -323,7 +356,7 @@ export interface RentalRow {
   rentalId: string
   /** Book id. */
   bookId: string
-  /** `reserved`, `confirmed`, `on_loan`, `returned` or `canceled`. */
+  /** `reserved`, `confirmed`, `on_loan`, `lost` (aged to lost, not back), `returned` or `canceled`. */
   status: string
   /** `charged` or `refunded`. */
   paymentStatus: string
@@ -335,6 +368,10 @@ export interface RentalRow {
   dueDate?: string
   /** Days late at return; else null. */
   lateDays?: number
+  /** The due instant (RFC 3339, UTC, milliseconds) while on loan or after; else null. */
+  dueAt?: string
+  /** Renewals left under the loan's terms; null when made without stored rules. */
+  renewalsLeft?: number
 }
 
 /** The error codes whose calls may succeed if simply tried again later. */
