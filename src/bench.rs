@@ -23,6 +23,8 @@ pub struct Plan {
     pub replay_events: usize,
     /// Reservations per latency run.
     pub latency_calls: usize,
+    /// Open loans in the clock-driven rules figure (1,000 of them come due).
+    pub open_loans: usize,
 }
 
 impl Plan {
@@ -34,6 +36,7 @@ impl Plan {
             books: 100,
             replay_events: 1_000_000,
             latency_calls: 2_000,
+            open_loans: 100_000,
         }
     }
     /// A smoke run in seconds.
@@ -44,6 +47,7 @@ impl Plan {
             books: 20,
             replay_events: 50_000,
             latency_calls: 300,
+            open_loans: 10_000,
         }
     }
 }
@@ -452,6 +456,28 @@ fn run_in(
         ),
     )?;
 
+    // The clock-driven rules: advance_to when 1,000 loans come due among many open ones, against
+    // the same 1,000 due with no other loans open (the baseline): time grows with the due work.
+    let due = 1_000.min(plan.open_loans);
+    let among_many = advance_to_seconds(plan.open_loans, due);
+    let alone = advance_to_seconds(due, due);
+    report.insert(
+        "advance_to".into(),
+        json!({"open_loans": plan.open_loans, "due": due, "seconds": among_many,
+               "baseline_only_due_open_seconds": alone, "ratio": among_many / alone}),
+    );
+    say(
+        out,
+        &mut lines,
+        format!(
+            "advance_to, {due} due among {} open loans: {:.1} ms   baseline {due} due, none else open: {:.1} ms   ratio {:.2}",
+            plan.open_loans,
+            among_many * 1e3,
+            alone * 1e3,
+            among_many / alone
+        ),
+    )?;
+
     for (name, durability, flush) in [
         ("every_commit", Durability::EveryCommit, true),
         ("periodic_100ms", Durability::Periodic(100), false),
@@ -617,4 +643,126 @@ pub fn rule_resolution(rows: usize) -> (f64, f64) {
     let index = time(200, &|g, t, b| table.resolve_row(g, t, b));
     let scan = time(5, &|g, t, b| table.resolve_row_by_scan(g, t, b));
     (index, scan)
+}
+
+/// Seconds one `advance_to` takes when `due` of `open` loans (all made under circulation rules,
+/// in memory) have come due: each of those is marked overdue.
+fn advance_to_seconds(open: usize, due: usize) -> f64 {
+    use lendkit::adapters::{InMemoryEventBus, InMemoryEventStore, ManualClock};
+    use lendkit::{LibraryBuilder, Timestamp};
+    let start = Timestamp(1_767_225_600_000);
+    let clock = ManualClock::new(start);
+    let lib = must(block_on(
+        LibraryBuilder::new(
+            std::sync::Arc::new(InMemoryEventStore::new()),
+            std::sync::Arc::new(InMemoryEventBus::new()),
+            std::sync::Arc::new(clock.clone()),
+        )
+        .build(),
+    ));
+    let exec = |c: Command, a: &Actor| must(block_on(lib.execute(c, a)));
+    exec(
+        Command::ChangeCirculationRules {
+            rules: r#"
+[policies.loan.long]
+period = "365 days"
+[policies.loan.short]
+period = "7 days"
+[policies.fine.none]
+points = 0
+per = "day"
+[policies.limits.none]
+[policies.lost.standard]
+aged_to_lost_after_days = 60
+replacement_cost = 20
+[[rules]]
+loan = "long"
+fine = "none"
+limits = "none"
+lost = "standard"
+[[rules]]
+item_type = "short"
+loan = "short"
+fine = "none"
+limits = "none"
+lost = "standard"
+"#
+            .into(),
+            format: None,
+        },
+        &librarian(),
+    );
+    let copies = u32::try_from(open).unwrap_or(u32::MAX);
+    for (book, item_type) in [("b-long", "long"), ("b-short", "short")] {
+        exec(
+            Command::RegisterBook {
+                book_id: book.into(),
+                title: "T".into(),
+                copies,
+                fee: 1,
+                author: None,
+                item_type: Some(item_type.into()),
+                branch: None,
+            },
+            &librarian(),
+        );
+    }
+    let members = open.div_ceil(1_000).max(1);
+    for m in 0..members {
+        exec(
+            Command::JoinMember {
+                member_id: format!("m-{m}"),
+                name: "M".into(),
+                contact: None,
+                group: None,
+            },
+            &librarian(),
+        );
+        exec(
+            Command::TopUp {
+                member_id: format!("m-{m}"),
+                points: 2_000,
+            },
+            &librarian(),
+        );
+    }
+    for i in 0..open {
+        let member = format!("m-{}", i % members);
+        let book = if i < due { "b-short" } else { "b-long" };
+        exec(
+            Command::ReserveBook {
+                book_id: book.into(),
+                member_id: member.clone(),
+                rental_id: Some(format!("r-{i}")),
+                delivery_address: None,
+            },
+            &Actor::member(member),
+        );
+        if i % 500 == 499 {
+            must(block_on(lib.settle()));
+        }
+    }
+    must(block_on(lib.settle()));
+    for i in 0..open {
+        exec(
+            Command::StartLoan {
+                rental_id: format!("r-{i}"),
+                branch: None,
+                override_reason: None,
+            },
+            &librarian(),
+        );
+    }
+    let now = Timestamp(start.0 + 8 * 86_400_000);
+    clock.set(now);
+    let started = Instant::now();
+    let advanced = must(block_on(lib.advance_to(now)));
+    let seconds = started.elapsed().as_secs_f64();
+    if advanced.ran != due {
+        eprintln!(
+            "advance_to ran {} pieces of work where {due} were due",
+            advanced.ran
+        );
+    }
+    seconds
 }

@@ -232,8 +232,12 @@ enum Cmd {
         #[command(subcommand)]
         action: RulesCmd,
     },
-    /// Play the library stories on a fresh temporary database.
-    Demo,
+    /// Play the library stories on a fresh temporary database (with `--keep`: at `--db`, kept).
+    Demo {
+        /// Keep the demo's library at `--db` (which must not exist yet) instead of a temporary folder.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Print the domain model as a Mermaid flowchart.
     Model,
     /// Measure throughput, latency, replay, queries and memory against same-run baselines (use a release build).
@@ -267,10 +271,10 @@ enum RulesCmd {
         /// The rules file: `.json` is read as JSON, anything else as TOML.
         file: PathBuf,
     },
-    /// Show which row wins for a group, an item type and a branch, why every other matching row lost, and the resolved policies.
+    /// Show which row wins for a group, an item type and a branch, why every other matching row lost, the resolved policies and the due date they give now.
     Explain {
-        /// The rules file: `.json` is read as JSON, anything else as TOML.
-        file: PathBuf,
+        /// The rules file: `.json` is read as JSON, anything else as TOML; without one, the rules stored in the library at `--db`.
+        file: Option<PathBuf>,
         /// The member's group.
         #[arg(long)]
         group: String,
@@ -295,7 +299,7 @@ fn load_rules(file: &Path) -> lendkit::Result<RulesTable> {
     Ok(RulesTable::parse(&text, format)?)
 }
 
-fn rules(action: RulesCmd, json: bool, out: &mut dyn Write) -> Outcome {
+fn rules(action: RulesCmd, db: &Path, json: bool, out: &mut dyn Write) -> Outcome {
     match action {
         RulesCmd::Check { file } => {
             let table = load_rules(&file)?;
@@ -327,11 +331,41 @@ fn rules(action: RulesCmd, json: bool, out: &mut dyn Write) -> Outcome {
             item_type,
             branch,
         } => {
-            let table = load_rules(&file)?;
+            let (table, version) = match &file {
+                Some(file) => (load_rules(file)?, None),
+                None => {
+                    let lib = open(db)?;
+                    let stored = lendkit::block_on(lib.circulation_rules())?;
+                    lib.close()?;
+                    let Some((version, table)) = stored else {
+                        return Err(lendkit::Error::InvalidInput(format!(
+                            "no circulation rules are stored in {}; store some with `lendkit change-circulation-rules FILE`, or give a rules file",
+                            db.display()
+                        ))
+                        .into());
+                    };
+                    (table, Some(version))
+                }
+            };
             let e = table.explain(&group, &item_type, &branch);
+            // The due date the winning loan policy gives a loan made now at this branch.
+            let now = lendkit::ports::Clock::now(&lendkit::adapters::SystemClock);
+            let due = lendkit::circulation::due_date(
+                &e.policies.loan.policy,
+                now,
+                table.calendar(&branch),
+            )
+            .map(|d| d.to_rfc3339())
+            .map_err(|e| lendkit::Error::InvalidInput(e.to_string()))?;
             if json {
-                writeln!(out, "{:#}", serde_json::json!(e))?;
+                let mut v = serde_json::json!(e);
+                v["due_now"] = serde_json::json!(due);
+                v["version"] = serde_json::json!(version);
+                writeln!(out, "{v:#}")?;
             } else {
+                if let Some(v) = version {
+                    writeln!(out, "rules version {v}, stored in {}", db.display())?;
+                }
                 let row = |r: &lendkit::circulation::Rule| {
                     format!(
                         "rule {}: group {}, item_type {}, branch {} -> loan {}, fine {}, limits {}, lost {}",
@@ -367,6 +401,7 @@ fn rules(action: RulesCmd, json: bool, out: &mut dyn Write) -> Outcome {
                     p.lost.name,
                     serde_json::json!(p.lost.policy)
                 )?;
+                writeln!(out, "a loan made now is due {due}")?;
             }
         }
     }
@@ -387,7 +422,11 @@ enum Access {
 impl Cmd {
     fn access(&self) -> Access {
         match self {
-            Cmd::Demo | Cmd::Model | Cmd::Bench { .. } | Cmd::Rules { .. } => Access::None,
+            Cmd::Rules {
+                action: RulesCmd::Explain { file: None, .. },
+            } => Access::Existing,
+            Cmd::Demo { keep: true } => Access::Write,
+            Cmd::Demo { .. } | Cmd::Model | Cmd::Bench { .. } | Cmd::Rules { .. } => Access::None,
             Cmd::Books
             | Cmd::Member { .. }
             | Cmd::Events { .. }
@@ -640,8 +679,10 @@ fn execute(cli: Cli, out: &mut dyn Write) -> Outcome {
     let actor = Actor::parse(&cli.actor).map_err(lendkit::Error::InvalidInput)?;
     check_db(&cli.db, cli.command.access())?;
     let command = match cli.command {
-        Cmd::Demo => return lendkit::block_on(demo(out)),
-        Cmd::Rules { action } => return rules(action, cli.json, out),
+        Cmd::Demo { keep } => {
+            return lendkit::block_on(demo(keep.then_some(cli.db.as_path()), out))
+        }
+        Cmd::Rules { action } => return rules(action, &cli.db, cli.json, out),
         Cmd::Model => {
             out.write_all(model().as_bytes())?;
             return Ok(());
@@ -997,9 +1038,23 @@ async fn step(
     Ok(())
 }
 
-async fn demo(out: &mut dyn Write) -> Outcome {
-    let dir = std::env::temp_dir().join(format!("lendkit-demo-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+async fn demo(keep: Option<&Path>, out: &mut dyn Write) -> Outcome {
+    let dir = match keep {
+        Some(path) => {
+            if path.exists() {
+                return Err(lendkit::Error::InvalidInput(format!(
+                    "{} exists; `demo --keep` plays the story on a new library: give another --db",
+                    path.display()
+                ))
+                .into());
+            }
+            path.to_path_buf()
+        }
+        None => std::env::temp_dir().join(format!("lendkit-demo-{}", std::process::id())),
+    };
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     writeln!(out, "a fresh library at {}", dir.display())?;
     let lib = OpenLibrary::open_async(
         &dir,
@@ -1011,7 +1066,15 @@ async fn demo(out: &mut dyn Write) -> Outcome {
     .await?;
     let result = demo_story(out, &lib).await;
     lib.close()?;
-    let _ = std::fs::remove_dir_all(&dir);
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        writeln!(
+            out,
+            "kept: try `lendkit --db {} rules explain --group student --item-type book --branch main`",
+            dir.display()
+        )?;
+    }
     result
 }
 
@@ -1027,6 +1090,19 @@ async fn demo_story(out: &mut dyn Write, lib: &Library) -> Outcome {
     step(
         out,
         lib,
+        "a librarian stores the circulation rules: adults borrow for 21 days, students for 14, at the main branch's opening hours",
+        vec![(
+            Command::ChangeCirculationRules {
+                rules: DEMO_RULES.into(),
+                format: None,
+            },
+            librarian.clone(),
+        )],
+    )
+    .await?;
+    step(
+        out,
+        lib,
         "a librarian registers books and members (each member starts with 100 points)",
         vec![
             (
@@ -1036,8 +1112,8 @@ async fn demo_story(out: &mut dyn Write, lib: &Library) -> Outcome {
                     author: Some("Eric Evans".into()),
                     copies: 2,
                     fee: 30,
-                    item_type: None,
-                    branch: None,
+                    item_type: Some("book".into()),
+                    branch: Some("main".into()),
                 },
                 librarian.clone(),
             ),
@@ -1048,8 +1124,8 @@ async fn demo_story(out: &mut dyn Write, lib: &Library) -> Outcome {
                     author: None,
                     copies: 1,
                     fee: 40,
-                    item_type: None,
-                    branch: None,
+                    item_type: Some("book".into()),
+                    branch: Some("main".into()),
                 },
                 librarian.clone(),
             ),
@@ -1058,7 +1134,7 @@ async fn demo_story(out: &mut dyn Write, lib: &Library) -> Outcome {
                     member_id: "m-1".into(),
                     name: "Kim".into(),
                     contact: Some("010-1234".into()),
-                    group: None,
+                    group: Some("adult".into()),
                 },
                 librarian.clone(),
             ),
@@ -1067,7 +1143,7 @@ async fn demo_story(out: &mut dyn Write, lib: &Library) -> Outcome {
                     member_id: "m-2".into(),
                     name: "Lee".into(),
                     contact: None,
-                    group: None,
+                    group: Some("student".into()),
                 },
                 librarian.clone(),
             ),
@@ -1300,3 +1376,47 @@ mod tests {
         assert_eq!(message(&e), "book b-1 not found");
     }
 }
+
+/// The demo library's circulation rules.
+const DEMO_RULES: &str = r#"
+groups = ["adult", "student"]
+
+[calendars.main]
+zone = "Asia/Seoul"
+hours = { mon = "09:00-18:00", tue = "09:00-18:00", wed = "09:00-18:00", thu = "09:00-18:00", fri = "09:00-18:00", sat = "10:00-14:00" }
+
+[policies.loan.adult]
+period = "21 days"
+max_renewals = 2
+closed_day = "next_open"
+[policies.loan.student]
+period = "14 days"
+max_renewals = 1
+closed_day = "next_open"
+[policies.fine.daily]
+points = 1
+per = "day"
+grace = "1 day"
+max_per_loan = 20
+[policies.limits.standard]
+max_loans = 5
+max_fees_owed = 30
+[policies.lost.standard]
+aged_to_lost_after_days = 60
+replacement_cost = 40
+processing_fee = 5
+refund_window_days = 90
+
+[[rules]]
+loan = "adult"
+fine = "daily"
+limits = "standard"
+lost = "standard"
+
+[[rules]]
+group = "student"
+loan = "student"
+fine = "daily"
+limits = "standard"
+lost = "standard"
+"#;

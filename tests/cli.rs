@@ -133,6 +133,48 @@ fn the_demo_and_the_model_run() {
         "the demo shows a refused cancellation"
     );
     assert!(demo.contains("payment refunded"), "the demo shows a refund");
+    assert!(
+        !dir.path().join("unused.db").exists(),
+        "without --keep the demo leaves nothing behind"
+    );
+    // Kept, the demo's library answers the rules questions: the stored table explained for a
+    // student at the main branch (row 2 beats the `* * *` row), with a due date at closing time.
+    let kept = dir.path().join("demo.db");
+    let demo = ok(&kept, &["demo", "--keep"]);
+    assert!(demo.contains("kept: try"), "{demo}");
+    let explained = ok(
+        &kept,
+        &[
+            "rules",
+            "explain",
+            "--group",
+            "student",
+            "--item-type",
+            "book",
+            "--branch",
+            "main",
+        ],
+    );
+    assert!(
+        explained.starts_with("rules version 1, stored in"),
+        "{explained}"
+    );
+    assert!(
+        explained.contains("wins:  rule 2: group student")
+            && explained.contains("(fewer specific fields)")
+            && explained.contains("a loan made now is due "),
+        "{explained}"
+    );
+    let policy = ok(
+        &kept,
+        &["explain-policy", "m-2", "isbn-ddd", "--branch", "main"],
+    );
+    assert!(policy.contains("\"group\": \"student\""), "{policy}");
+    let again = lendkit(&kept, &["demo", "--keep"]);
+    assert!(
+        !again.status.success(),
+        "a second demo does not overwrite the kept library"
+    );
     let model = ok(&dir.path().join("unused.db"), &["model"]);
     assert!(model.starts_with("flowchart LR"));
     assert!(model.contains("evt_RentalReserved(RentalReserved):::event --> pol_catalog[/catalog policy/]:::policy --> cmd_AllocateCopy[AllocateCopy]:::command"), "{model}");

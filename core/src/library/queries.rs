@@ -180,7 +180,7 @@ impl Library {
     }
 
     /// The loans under circulation rules past their due date at `now`, earliest due first:
-    /// one [`OverdueRow`] each, with the days late and the fine it has run up so far, counted on
+    /// one [`OverdueRow`](crate::views::OverdueRow) each, with the days late and the fine it has run up so far, counted on
     /// its branch's calendar under the terms it was made under. `branch` keeps one branch's.
     pub async fn overdue_list(
         &self,
@@ -302,6 +302,19 @@ impl Library {
             "explanation": serde_json::to_value(&explanation)
                 .map_err(|e| Error::Internal(format!("an explanation did not serialize: {e}")))?,
         }))
+    }
+
+    /// The circulation rules stored in the library — their version and table — or `None` before
+    /// any were stored.
+    pub async fn circulation_rules(&self) -> Result<Option<(u64, crate::circulation::RulesTable)>> {
+        let stream = StreamId::new(StreamKind::Rules, crate::circulation::RULES_STREAM_ID);
+        let (rules, v) = self
+            .engine
+            .load::<crate::circulation::CirculationRules>(&stream)
+            .await?;
+        let stored = rules.table.clone().map(|t| (rules.version, t));
+        self.engine.keep(&stream, rules, v);
+        Ok(stored)
     }
 
     /// The rules a library runs with before any were stored: its `loan_days` and
