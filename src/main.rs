@@ -1290,6 +1290,50 @@ fn instant(text: &str) -> Result<u64, lendkit::Error> {
         })
 }
 
+/// The demo library's circulation rules.
+const DEMO_RULES: &str = r#"
+groups = ["adult", "student"]
+
+[calendars.main]
+zone = "Asia/Seoul"
+hours = { mon = "09:00-18:00", tue = "09:00-18:00", wed = "09:00-18:00", thu = "09:00-18:00", fri = "09:00-18:00", sat = "10:00-14:00" }
+
+[policies.loan.adult]
+period = "21 days"
+max_renewals = 2
+closed_day = "next_open"
+[policies.loan.student]
+period = "14 days"
+max_renewals = 1
+closed_day = "next_open"
+[policies.fine.daily]
+points = 1
+per = "day"
+grace = "1 day"
+max_per_loan = 20
+[policies.limits.standard]
+max_loans = 5
+max_fees_owed = 30
+[policies.lost.standard]
+aged_to_lost_after_days = 60
+replacement_cost = 40
+processing_fee = 5
+refund_window_days = 90
+
+[[rules]]
+loan = "adult"
+fine = "daily"
+limits = "standard"
+lost = "standard"
+
+[[rules]]
+group = "student"
+loan = "student"
+fine = "daily"
+limits = "standard"
+lost = "standard"
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1376,47 +1420,3 @@ mod tests {
         assert_eq!(message(&e), "book b-1 not found");
     }
 }
-
-/// The demo library's circulation rules.
-const DEMO_RULES: &str = r#"
-groups = ["adult", "student"]
-
-[calendars.main]
-zone = "Asia/Seoul"
-hours = { mon = "09:00-18:00", tue = "09:00-18:00", wed = "09:00-18:00", thu = "09:00-18:00", fri = "09:00-18:00", sat = "10:00-14:00" }
-
-[policies.loan.adult]
-period = "21 days"
-max_renewals = 2
-closed_day = "next_open"
-[policies.loan.student]
-period = "14 days"
-max_renewals = 1
-closed_day = "next_open"
-[policies.fine.daily]
-points = 1
-per = "day"
-grace = "1 day"
-max_per_loan = 20
-[policies.limits.standard]
-max_loans = 5
-max_fees_owed = 30
-[policies.lost.standard]
-aged_to_lost_after_days = 60
-replacement_cost = 40
-processing_fee = 5
-refund_window_days = 90
-
-[[rules]]
-loan = "adult"
-fine = "daily"
-limits = "standard"
-lost = "standard"
-
-[[rules]]
-group = "student"
-loan = "student"
-fine = "daily"
-limits = "standard"
-lost = "standard"
-"#;
