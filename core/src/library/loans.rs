@@ -69,11 +69,16 @@ impl Engine {
         }
         let stream = StreamId::new(StreamKind::Rules, RULES_STREAM_ID);
         let (stored, version) = self.load::<CirculationRules>(&stream).await?;
-        out.guards.push(StreamAppend {
-            stream: stream.clone(),
-            expected_version: version,
-            events: vec![],
-        });
+        // Decisions made under a table must not commit after it changed. Before any table is
+        // stored there is nothing to guard: a loan decided without rules and committed just after
+        // the first table is the same as one committed just before it.
+        if version > 0 {
+            out.guards.push(StreamAppend {
+                stream: stream.clone(),
+                expected_version: version,
+                events: vec![],
+            });
+        }
         let (rules, mut rest) = RulesNow::of(stored);
         let result = self.expand_with(steps, &rules, ctx, &mut out).await;
         rest.table = rules.table;
@@ -173,11 +178,24 @@ impl Engine {
         let member_stream = StreamId::new(StreamKind::Member, member.as_str());
         let (m, mv) = self.load::<Member>(&member_stream).await?;
         let group = m.group.clone();
+        // Without stored rules and without a manual block, the member's record has nothing to
+        // check or keep for a start or a renewal, nor for a return of a loan not on it: the
+        // library stores and checks exactly what it did before rules existed.
+        let member_step_needed = rules.table.is_some()
+            || m.blocked.is_some()
+            || m.loans.contains_key(&request.rental)
+            || seen.lost_at.is_some();
         self.keep(&member_stream, m, mv);
-        let book_stream = StreamId::new(StreamKind::Book, book.as_str());
-        let (b, bv) = self.load::<Book>(&book_stream).await?;
-        let (item_type, home_branch) = (b.item_type.clone(), b.branch.clone());
-        self.keep(&book_stream, b, bv);
+        // The book's item type and branch matter only to a rules table.
+        let (item_type, home_branch) = if rules.table.is_some() {
+            let book_stream = StreamId::new(StreamKind::Book, book.as_str());
+            let (b, bv) = self.load::<Book>(&book_stream).await?;
+            let found = (b.item_type.clone(), b.branch.clone());
+            self.keep(&book_stream, b, bv);
+            found
+        } else {
+            (None, None)
+        };
 
         let invalid = |e: crate::circulation::CalendarError| Error::InvalidInput(e.to_string());
         match &request.action {
@@ -226,14 +244,16 @@ impl Engine {
                     terms,
                 }));
                 let record = rules.table.is_some();
-                out.steps.push(Step::Member(MemberCommand::CheckOut {
-                    member,
-                    rental: request.rental.clone(),
-                    due,
-                    limits,
-                    override_reason: override_reason.clone(),
-                    record,
-                }));
+                if member_step_needed || override_reason.is_some() {
+                    out.steps.push(Step::Member(MemberCommand::CheckOut {
+                        member,
+                        rental: request.rental.clone(),
+                        due,
+                        limits,
+                        override_reason: override_reason.clone(),
+                        record,
+                    }));
+                }
             }
             LoanAction::Renew { override_reason } => {
                 let Some(due) = seen.due else {
@@ -273,14 +293,16 @@ impl Engine {
                     due: Some(new_due),
                     for_due: None,
                 }));
-                out.steps.push(Step::Member(MemberCommand::Renew {
-                    member,
-                    rental: request.rental.clone(),
-                    due: new_due,
-                    limits,
-                    fine,
-                    override_reason: override_reason.clone(),
-                }));
+                if member_step_needed || override_reason.is_some() || fine > 0 {
+                    out.steps.push(Step::Member(MemberCommand::Renew {
+                        member,
+                        rental: request.rental.clone(),
+                        due: new_due,
+                        limits,
+                        fine,
+                        override_reason: override_reason.clone(),
+                    }));
+                }
             }
             LoanAction::Return { returned_at } => {
                 // A return time in the future is refused by the rental; the fine is counted to
@@ -318,12 +340,14 @@ impl Engine {
                     0
                 };
                 out.steps.push(Step::Rental(plain));
-                out.steps.push(Step::Member(MemberCommand::CheckIn {
-                    member: member.clone(),
-                    rental: request.rental.clone(),
-                    fine,
-                    refund_lost,
-                }));
+                if member_step_needed || fine > 0 || refund_lost {
+                    out.steps.push(Step::Member(MemberCommand::CheckIn {
+                        member: member.clone(),
+                        rental: request.rental.clone(),
+                        fine,
+                        refund_lost,
+                    }));
+                }
                 if points > 0 {
                     out.steps
                         .push(Step::Account(PointsCommand::ReturnFeePoints {
