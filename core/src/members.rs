@@ -129,10 +129,22 @@ pub enum MemberCommand {
         due: Timestamp,
         /// The limits that apply.
         limits: LoanLimits,
-        /// The fine the loan has run up so far that the renewal charges (0: none or forgiven).
+        /// The fine the loan has run up so far that the renewal charges (0: none).
         fine: u64,
+        /// The fine policy forgives on renewal: what was charged for this due date is waived.
+        forgive: bool,
         /// A librarian's reason to renew despite a block.
         override_reason: Option<String>,
+    },
+    /// The fine an overdue loan has run up by now is charged (the clock-driven rules, daily):
+    /// what it comes to less what was already charged for this due date.
+    ChargeFine {
+        /// Borrower.
+        member: MemberId,
+        /// The rental.
+        rental: RentalId,
+        /// The fine for the current due date, as of now.
+        fine: u64,
     },
     /// A loan ended (returned): it leaves the record, and a fine is charged if one is due.
     CheckIn {
@@ -199,6 +211,7 @@ impl MemberCommand {
             | MemberCommand::CheckOut { member, .. }
             | MemberCommand::Renew { member, .. }
             | MemberCommand::CheckIn { member, .. }
+            | MemberCommand::ChargeFine { member, .. }
             | MemberCommand::AgeToLost { member, .. }
             | MemberCommand::PayFees { member, .. }
             | MemberCommand::WaiveFee { member, .. }
@@ -447,6 +460,8 @@ pub struct OpenLoan {
     pub due: Timestamp,
     /// The loan policy it is under.
     pub loan_policy: Option<String>,
+    /// The overdue fine charged for lateness past the current due date (a renewal starts anew).
+    pub fined: u64,
 }
 
 /// One fee on the member's ledger.
@@ -643,6 +658,51 @@ impl Member {
         }
     }
 
+    /// Folds a charge into the ledger: a fee id charged again grows.
+    fn charge(&mut self, fee: &str, kind: FeeKind, rental: &RentalId, amount: u64) {
+        match self.fees.get_mut(fee) {
+            Some(f) => f.amount = f.amount.saturating_add(amount),
+            None => {
+                self.fee_order.push(fee.to_owned());
+                self.fees.insert(
+                    fee.to_owned(),
+                    Fee {
+                        kind,
+                        rental: rental.clone(),
+                        amount,
+                        paid: 0,
+                        waived: 0,
+                        paid_points: 0,
+                        refunded: false,
+                    },
+                );
+            }
+        }
+    }
+
+    /// The overdue fine to charge when the loan's fine for its current due date comes to `fine`:
+    /// what was not charged yet (a loan not on the record has had nothing charged).
+    fn more_fine(&self, member: &MemberId, rental: &RentalId, fine: u64) -> Option<MemberEvent> {
+        let fined = self.loans.get(rental).map_or(0, |l| l.fined);
+        let more = fine.saturating_sub(fined);
+        (more > 0).then(|| Self::fee_charged(member, rental, FeeKind::Overdue, more))
+    }
+
+    /// A renewal under a policy that forgives: what is still owed of the fine charged for the
+    /// current due date is waived by lendkit.
+    fn forgive(&self, member: &MemberId, rental: &RentalId) -> Option<MemberEvent> {
+        let fined = self.loans.get(rental).map_or(0, |l| l.fined);
+        let fee = format!("{rental}:{}", FeeKind::Overdue.as_str());
+        let owed = self.fees.get(&fee).map_or(0, Fee::owed).min(fined);
+        (owed > 0).then(|| MemberEvent::FeeWaived {
+            member: member.clone(),
+            fee,
+            amount: owed,
+            by: "lendkit".into(),
+            reason: "forgiven on renewal (the fine policy's forgive_on_renewal)".into(),
+        })
+    }
+
     /// The refunds of a lost item's bill (replacement cost and processing fee), each once.
     fn refunds(&self, member: &MemberId, rental: &RentalId) -> Vec<MemberEvent> {
         [FeeKind::Lost, FeeKind::Processing]
@@ -763,6 +823,7 @@ impl Aggregate for Member {
                 due,
                 limits,
                 fine,
+                forgive,
                 override_reason,
             } => {
                 self.joined(member)?;
@@ -775,8 +836,10 @@ impl Aggregate for Member {
                     ctx,
                     override_reason.as_ref(),
                 )?);
-                if *fine > 0 {
-                    events.push(Self::fee_charged(member, rental, FeeKind::Overdue, *fine));
+                if *forgive {
+                    events.extend(self.forgive(member, rental));
+                } else {
+                    events.extend(self.more_fine(member, rental, *fine));
                 }
                 // Only a loan on the record moves there (one made before any rules were stored
                 // is not on it).
@@ -801,15 +864,7 @@ impl Aggregate for Member {
                 if *refund_lost {
                     events.extend(self.refunds(member, rental));
                 }
-                if *fine > 0 {
-                    // A renewal may have charged part of this loan's lateness already.
-                    let fee = format!("{rental}:{}", FeeKind::Overdue.as_str());
-                    let charged = self.fees.get(&fee).map_or(0, |f| f.amount);
-                    let more = fine.saturating_sub(charged);
-                    if more > 0 {
-                        events.push(Self::fee_charged(member, rental, FeeKind::Overdue, more));
-                    }
-                }
+                events.extend(self.more_fine(member, rental, *fine));
                 if self.loans.contains_key(rental) {
                     events.push(MemberEvent::LoanCleared {
                         member: member.clone(),
@@ -817,6 +872,17 @@ impl Aggregate for Member {
                     });
                 }
                 Ok(events)
+            }
+            MemberCommand::ChargeFine {
+                member,
+                rental,
+                fine,
+            } => {
+                self.joined(member)?;
+                if !self.loans.contains_key(rental) {
+                    return Ok(vec![]);
+                }
+                Ok(self.more_fine(member, rental, *fine).into_iter().collect())
             }
             MemberCommand::AgeToLost {
                 member,
@@ -830,12 +896,8 @@ impl Aggregate for Member {
                 if self.fees.contains_key(&lost) {
                     return Ok(vec![]);
                 }
-                let mut events = Vec::new();
-                let overdue = format!("{rental}:{}", FeeKind::Overdue.as_str());
-                let more = fine.saturating_sub(self.fees.get(&overdue).map_or(0, |f| f.amount));
-                if more > 0 {
-                    events.push(Self::fee_charged(member, rental, FeeKind::Overdue, more));
-                }
+                let mut events: Vec<MemberEvent> =
+                    self.more_fine(member, rental, *fine).into_iter().collect();
                 // The replacement cost is charged even when 0, so a second aging finds it.
                 events.push(Self::fee_charged(
                     member,
@@ -979,11 +1041,13 @@ impl Aggregate for Member {
                 loan_policy,
                 ..
             } => {
+                // A new due date (a renewal) starts a new period of lateness.
                 self.loans.insert(
                     rental.clone(),
                     OpenLoan {
                         due: *due,
                         loan_policy: loan_policy.clone(),
+                        fined: 0,
                     },
                 );
             }
@@ -996,24 +1060,14 @@ impl Aggregate for Member {
                 rental,
                 amount,
                 ..
-            } => match self.fees.get_mut(fee) {
-                Some(f) => f.amount = f.amount.saturating_add(*amount),
-                None => {
-                    self.fee_order.push(fee.clone());
-                    self.fees.insert(
-                        fee.clone(),
-                        Fee {
-                            kind: *kind,
-                            rental: rental.clone(),
-                            amount: *amount,
-                            paid: 0,
-                            waived: 0,
-                            paid_points: 0,
-                            refunded: false,
-                        },
-                    );
+            } => {
+                if *kind == FeeKind::Overdue {
+                    if let Some(open) = self.loans.get_mut(rental) {
+                        open.fined = open.fined.saturating_add(*amount);
+                    }
                 }
-            },
+                self.charge(fee, *kind, rental, *amount);
+            }
             MemberEvent::FeePaid {
                 fee, amount, from, ..
             } => {
@@ -1291,6 +1345,75 @@ mod tests {
                     rental: r(1),
                 },
             ]);
+    }
+
+    fn renew(fine: u64, forgive: bool) -> MemberCommand {
+        MemberCommand::Renew {
+            member: m1(),
+            rental: r(1),
+            due: Timestamp(DAY_MS * 30),
+            limits: LoanLimits::default(),
+            fine,
+            forgive,
+            override_reason: None,
+        }
+    }
+
+    #[test]
+    fn a_late_renewal_charges_what_the_daily_charges_did_not_or_forgives_them() {
+        // 3 points were charged day by day for the current due date; the renewal finds 5.
+        given::<Member>([joined_at(0), recorded(1, DAY_MS), charged(1, 3)])
+            .when(renew(5, false), member("m1"))
+            .then_events([
+                charged(1, 2),
+                MemberEvent::LoanRecorded {
+                    member: m1(),
+                    rental: r(1),
+                    due: Timestamp(DAY_MS * 30),
+                    loan_policy: Some("standard".into()),
+                },
+            ]);
+        // Forgiven on renewal: the 3 charged are waived by lendkit.
+        given::<Member>([joined_at(0), recorded(1, DAY_MS), charged(1, 3)])
+            .when(renew(0, true), member("m1"))
+            .then_events([
+                MemberEvent::FeeWaived {
+                    member: m1(),
+                    fee: "r1:overdue".into(),
+                    amount: 3,
+                    by: "lendkit".into(),
+                    reason: "forgiven on renewal (the fine policy's forgive_on_renewal)".into(),
+                },
+                MemberEvent::LoanRecorded {
+                    member: m1(),
+                    rental: r(1),
+                    due: Timestamp(DAY_MS * 30),
+                    loan_policy: Some("standard".into()),
+                },
+            ]);
+        // After a renewal, lateness past the new due date is a new fine: 4 more, not 4 − 3.
+        given::<Member>([
+            joined_at(0),
+            recorded(1, DAY_MS),
+            charged(1, 3),
+            recorded(1, DAY_MS * 30),
+        ])
+        .when(
+            MemberCommand::CheckIn {
+                member: m1(),
+                rental: r(1),
+                fine: 4,
+                refund_lost: false,
+            },
+            member("m1"),
+        )
+        .then_events([
+            charged(1, 4),
+            MemberEvent::LoanCleared {
+                member: m1(),
+                rental: r(1),
+            },
+        ]);
     }
 
     proptest::proptest! {

@@ -1,10 +1,12 @@
 //! The clock-driven rules: what comes due on open loans, and [`Library::advance_to`], which runs
 //! it.
 //!
-//! Every open loan made under circulation rules has two moments: its **due date** (it renews
-//! itself if its loan policy says `auto_renew`, else it is marked overdue and the member told)
-//! and, the lost policy's days later, the moment it **ages to lost** (billed: the fine so far,
-//! the replacement cost, the processing fee). [`DueWork`] keeps them in time order. It is a fold
+//! Every open loan made under circulation rules has its moments: its **due date** (it renews
+//! itself if its loan policy says `auto_renew`, else it is marked overdue and the member told);
+//! from a day later, **every day while it is overdue**, the fine run up so far is charged to the
+//! member's fee ledger (until the fine's cap); and, the lost policy's days after the due date,
+//! the moment it **ages to lost** (billed: the fine so far, the replacement cost, the processing
+//! fee). [`DueWork`] keeps them in time order. It is a fold
 //! of the log, like the views: built from the log when the library opens and kept current by
 //! every event the engine relays, so it is exactly as durable as the log and never disagrees
 //! with it. `advance_to(now)` takes the work due at or before `now` from the front of it — the
@@ -29,6 +31,9 @@ pub enum Work {
     Due,
     /// It has been overdue long enough to count as lost.
     Lost,
+    /// It is overdue: charge the fine run up so far (daily, until it is back, lost, or at the
+    /// fine's cap).
+    Accrue,
 }
 
 impl Work {
@@ -36,6 +41,7 @@ impl Work {
         match self {
             Work::Due => "due",
             Work::Lost => "lost",
+            Work::Accrue => "accrue",
         }
     }
 }
@@ -57,6 +63,10 @@ pub struct ScheduledLoan {
     noted: bool,
     /// The fine policy it was made under.
     pub fine: crate::circulation::FinePolicy,
+    /// When the fine is next charged, while it is overdue.
+    accrue_at: Option<Timestamp>,
+    /// The fine charged for its current due date.
+    fined: u64,
 }
 
 /// The schedule of clock-driven work: open loans under circulation rules, by the instant their
@@ -76,6 +86,11 @@ impl DueWork {
             .take_while(|(at, _, _)| *at <= now)
             .cloned()
             .collect()
+    }
+
+    /// The earliest piece of work due at or before `now`.
+    fn first_due(&self, now: Timestamp) -> Option<(Timestamp, Work, RentalId)> {
+        self.queue.first().filter(|(at, _, _)| *at <= now).cloned()
     }
 
     /// Pieces of work scheduled.
@@ -105,6 +120,35 @@ impl DueWork {
             let lost = lost_at(l.due, l.aged_days);
             self.queue.remove(&(l.due, Work::Due, rental.clone()));
             self.queue.remove(&(lost, Work::Lost, rental.clone()));
+            if let Some(at) = l.accrue_at {
+                self.queue.remove(&(at, Work::Accrue, rental.clone()));
+            }
+        }
+    }
+
+    /// Charges the fine next at `at` (or no more: `None`, or the fine's cap reached).
+    fn accrue_next(&mut self, rental: &RentalId, at: Option<Timestamp>) {
+        let Some(l) = self.loans.get_mut(rental) else {
+            return;
+        };
+        if let Some(old) = l.accrue_at.take() {
+            self.queue.remove(&(old, Work::Accrue, rental.clone()));
+        }
+        let capped = l.fine.max_per_loan.is_some_and(|max| l.fined >= max);
+        if let (Some(at), false, true) = (at, capped, l.fine.points > 0) {
+            l.accrue_at = Some(at);
+            self.queue.insert((at, Work::Accrue, rental.clone()));
+        }
+    }
+
+    /// An accrual at `at` ran: unless a charge moved it already, the next is a day later.
+    fn accrued(&mut self, rental: &RentalId, at: Timestamp) {
+        if self
+            .loans
+            .get(rental)
+            .is_some_and(|l| l.accrue_at == Some(at))
+        {
+            self.accrue_next(rental, Some(at.plus_ms(crate::ids::DAY_MS)));
         }
     }
 
@@ -136,6 +180,25 @@ impl View for DueWork {
             return;
         }
         self.position = e.position;
+        if let Event::Member(crate::members::MemberEvent::FeeCharged {
+            rental,
+            kind: crate::members::FeeKind::Overdue,
+            amount,
+            ..
+        }) = &e.event
+        {
+            // A charge (an accrual, as of its instant) moves the next accrual a day on.
+            // (Only while it accrues: a renewal's charge belongs to the due date it left.)
+            let next = self.loans.get_mut(rental).and_then(|l| {
+                l.accrue_at?;
+                l.fined = l.fined.saturating_add(*amount);
+                Some(e.occurred_at.plus_ms(crate::ids::DAY_MS))
+            });
+            if next.is_some() {
+                self.accrue_next(rental, next);
+            }
+            return;
+        }
         let Event::Rental(r) = &e.event else {
             return;
         };
@@ -159,6 +222,8 @@ impl View for DueWork {
                         aged_days: terms.lost.aged_to_lost_after_days,
                         noted: false,
                         fine: terms.fine.clone(),
+                        accrue_at: None,
+                        fined: 0,
                     },
                 );
                 self.schedule(rental);
@@ -168,17 +233,25 @@ impl View for DueWork {
                 if let Some(l) = self.loans.get_mut(rental) {
                     l.due = *due;
                     l.noted = false;
+                    l.accrue_at = None;
+                    l.fined = 0;
                 }
                 self.schedule(rental);
             }
             RentalEvent::LoanOverdue { rental, due, .. }
             | RentalEvent::AutoRenewalFailed { rental, due, .. } => {
+                let mut overdue = false;
                 if let Some(l) = self.loans.get_mut(rental) {
                     if l.due == *due {
                         l.noted = true;
+                        overdue = true;
                     }
                 }
                 self.queue.remove(&(*due, Work::Due, rental.clone()));
+                if overdue {
+                    // From a day after the due date, the fine is charged day by day.
+                    self.accrue_next(rental, Some(due.plus_ms(crate::ids::DAY_MS)));
+                }
             }
             RentalEvent::ItemAgedToLost { rental, .. }
             | RentalEvent::BookReturned { rental, .. } => {
@@ -214,25 +287,32 @@ impl Library {
         self.shutdown.check()?;
         let mut advanced = Advanced::default();
         loop {
-            // Work a renewal just scheduled may itself be due already (a jump far ahead).
+            // One at a time, earliest first: a piece of work may schedule another before the
+            // next one (an overdue loan's first accrual comes before its aging to lost), so
+            // running in one jump stores what running in steps does.
             self.engine.relay().await?;
-            let due = self
+            let next = self
                 .engine
                 .due_work
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .due_by(now);
-            if due.is_empty() {
+                .first_due(now);
+            let Some(item) = next else {
                 return Ok(advanced);
-            }
-            for item in due {
-                advanced.events += self.run_work(&item).await?;
-                advanced.ran += 1;
-                self.engine
-                    .due_work
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .done(&item);
+            };
+            advanced.events += self.run_work(&item).await?;
+            advanced.ran += 1;
+            // What the work stored is relayed (and folded into the schedule) first.
+            self.engine.relay().await?;
+            let mut schedule = self
+                .engine
+                .due_work
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if item.1 == Work::Accrue {
+                schedule.accrued(&item.2, item.0);
+            } else {
+                schedule.done(&item);
             }
         }
     }
@@ -251,6 +331,7 @@ impl Library {
         let action = match work {
             Work::Due => LoanAction::Due { at: *at },
             Work::Lost => LoanAction::Lost { at: *at },
+            Work::Accrue => LoanAction::Accrue { at: *at },
         };
         let plan = Plan::one(Step::Loan(LoanRequest {
             rental: rental.clone(),

@@ -141,7 +141,7 @@ impl Engine {
             },
             // Clock-driven work on a loan that is not (or no longer) what it was scheduled
             // for changes nothing.
-            LoanAction::Due { .. } | LoanAction::Lost { .. } => {
+            LoanAction::Due { .. } | LoanAction::Lost { .. } | LoanAction::Accrue { .. } => {
                 if !matches!(seen.status, RentalStatus::OnLoan) || seen.terms.is_none() {
                     return Ok(());
                 }
@@ -270,17 +270,18 @@ impl Engine {
                     .as_ref()
                     .zip(branch.as_deref())
                     .and_then(|(t, b)| t.calendar(b));
-                let (new_due, fine) = match &seen.terms {
+                let (new_due, fine, forgive) = match &seen.terms {
                     Some(terms) => {
                         let new_due = terms.renewed_due(due, ctx.now, calendar).map_err(invalid)?;
-                        let fine = if terms.fine.forgive_on_renewal {
+                        let forgive = terms.fine.forgive_on_renewal;
+                        let fine = if forgive {
                             0
                         } else {
                             terms.fine.fine(due, ctx.now, calendar)
                         };
-                        (new_due, fine)
+                        (new_due, fine, forgive)
                     }
-                    None => (due.plus_days(ctx.rules.loan_days), 0),
+                    None => (due.plus_days(ctx.rules.loan_days), 0, false),
                 };
                 let limits = LoanLimits {
                     limits: rules.table.as_ref().map(|t| {
@@ -300,21 +301,21 @@ impl Engine {
                         due: new_due,
                         limits,
                         fine,
+                        forgive,
                         override_reason: override_reason.clone(),
                     }));
                 }
             }
             LoanAction::Return { returned_at } => {
                 // A return time in the future is refused by the rental; the fine is counted to
-                // no later than now either way — and for an item aged to lost, no later than
-                // then (the fine up to then was billed with it).
+                // no later than now either way.
                 let at = returned_at.map_or(ctx.now, |t| t.min(ctx.now));
                 let calendar = calendar_of(rules, &seen);
-                let fine = match (&seen.terms, seen.due) {
-                    (Some(terms), Some(due)) => {
-                        let until = seen.lost_at.map_or(at, |lost| at.min(lost));
-                        terms.fine.fine(due, until, calendar)
-                    }
+                let fine = match (&seen.terms, seen.due, seen.lost_at) {
+                    // An item aged to lost was billed its fine up to then, with the loan off
+                    // the record: nothing more is charged.
+                    (_, _, Some(_)) => 0,
+                    (Some(terms), Some(due), None) => terms.fine.fine(due, at, calendar),
                     _ => 0,
                 };
                 // A lost item back within the refund window: its bill is refunded, and what
@@ -390,8 +391,25 @@ impl Engine {
                     due: new_due,
                     limits,
                     fine: 0,
+                    forgive: false,
                     override_reason: None,
                 }));
+            }
+            LoanAction::Accrue { at } => {
+                let (Some(terms), Some(due)) = (seen.terms.as_deref(), seen.due) else {
+                    return Ok(());
+                };
+                if seen.lost_at.is_some() || *at <= due {
+                    return Ok(());
+                }
+                let fine = terms.fine.fine(due, *at, calendar_of(rules, &seen));
+                if fine > 0 {
+                    out.steps.push(Step::Member(MemberCommand::ChargeFine {
+                        member,
+                        rental: request.rental.clone(),
+                        fine,
+                    }));
+                }
             }
             LoanAction::Lost { at } => {
                 let (Some(terms), Some(due)) = (seen.terms.as_deref(), seen.due) else {

@@ -56,6 +56,8 @@ pub(crate) enum LoanAction {
     Due { at: Timestamp },
     /// It is overdue long enough to count as lost at `at` (the clock-driven rules).
     Lost { at: Timestamp },
+    /// It is overdue at `at`: the fine run up so far is charged (the clock-driven rules, daily).
+    Accrue { at: Timestamp },
 }
 
 impl LoanRequest {
