@@ -23,6 +23,7 @@ __all__ = [
     "MemberPage",
     "Event",
     "Outcome",
+    "OverdueRow",
     "DeadLetter",
     "Notice",
     "ConsumerStatus",
