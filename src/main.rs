@@ -907,6 +907,16 @@ fn query_on(
                 )?;
             } else {
                 print_page(out, &page)?;
+                let blocks = lendkit::block_on(reader.member_blocks(&member_id))?;
+                for b in blocks.as_array().into_iter().flatten() {
+                    writeln!(
+                        out,
+                        "    cannot {}: {} ({})",
+                        b["action"].as_str().unwrap_or("?"),
+                        b["code"].as_str().unwrap_or("?"),
+                        b["message"].as_str().unwrap_or("")
+                    )?;
+                }
             }
         }
         Cmd::Events { from, limit } => {

@@ -270,3 +270,53 @@ proptest! {
         prop_assert_eq!(story(&a, base), story(&b, base));
     }
 }
+
+#[test]
+fn member_blocks_says_what_would_stop_a_member_now() {
+    let h = Harness::new();
+    let lib = h.library();
+    change_rules(
+        &lib,
+        &rules(60).replace(
+            "[policies.limits.none]",
+            "[policies.limits.none]\nmax_loans = 1\nmax_fees_owed = 5",
+        ),
+    );
+    lend(&lib, 1);
+    let blocks = |who: &str| block_on(lib.member_blocks(who)).unwrap();
+    // One loan out of one: only a new loan is refused.
+    let now = blocks("m-1");
+    let found: Vec<(&str, &str)> = now
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["action"].as_str().unwrap(), b["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(found, [("borrow", "LIMIT_REACHED")]);
+    // A manual block stops everything; the member may read their own blocks, not another's.
+    run(
+        &lib,
+        Command::BlockMember {
+            member_id: "m-1".into(),
+            reason: "card stolen".into(),
+        },
+        &librarian(),
+    )
+    .unwrap();
+    let codes: Vec<String> = blocks("m-1")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["code"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes, ["MEMBER_BLOCKED"; 3]);
+    let own = block_on(lib.reader(&Actor::member("m-1")).member_blocks("m-1"));
+    assert!(own.is_ok());
+    join(&lib, "m-2");
+    let other = block_on(lib.reader(&Actor::member("m-2")).member_blocks("m-1"));
+    assert_eq!(other.unwrap_err().code(), lendkit::ErrorCode::Unauthorized);
+    assert_eq!(
+        block_on(lib.member_blocks("nobody")).unwrap_err().code(),
+        lendkit::ErrorCode::MemberNotFound
+    );
+}

@@ -250,6 +250,11 @@ export declare class Library {
    * with the core's snake_case keys.
    */
   explainPolicy(input: { memberId: string; bookId: string; branch?: string }, actor?: Actor): Promise<Record<string, any>>
+  /**
+   * The blocks a member would meet now if they borrowed, renewed or reserved, each with its
+   * error code (`FEES_OWED`, `CARD_EXPIRED`, …); empty when nothing stops them.
+   */
+  memberBlocks(memberId: string, actor?: Actor): Promise<Array<{ action: 'borrow' | 'renew' | 'reserve'; code: ErrorCodeUnion; message: string }>>
   /** Stored events with `position >= fromPosition` (default 1), at most `limit`. */
   events(fromPosition?: number, limit?: number, actor?: Actor): Promise<LendkitEvent[]>
   /** The newest event's position (0 when the log is empty). */

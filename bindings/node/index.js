@@ -459,6 +459,11 @@ class Library extends LibraryCommands {
     return later(() => this.#native.memberPage(memberId, readerText(actor)))
   }
 
+  /** The blocks a member would meet now: `[{ action, code, message }]`. */
+  async memberBlocks(memberId, actor) {
+    return later(() => this.#native.memberBlocks(memberId, readerText(actor)))
+  }
+
   /** Which circulation rules apply when a member borrows a book: `{ memberId, bookId, branch? }`. */
   async explainPolicy(input, actor) {
     if (input === null || typeof input !== 'object' || Array.isArray(input)) {

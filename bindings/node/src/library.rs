@@ -402,6 +402,25 @@ impl NativeLibrary {
         .map(|rows| rows.into_iter().map(OverdueRow::from).collect())
     }
 
+    /// The blocks a member would meet now if they borrowed, renewed or reserved:
+    /// `[{ action, code, message }]`, empty when nothing stops them. With an actor, that member
+    /// or a librarian.
+    #[napi(catch_unwind)]
+    pub async fn member_blocks(
+        &self,
+        member_id: String,
+        actor: Option<String>,
+    ) -> Result<serde_json::Value> {
+        let (library, actor) = (self.library()?, reader_actor(actor)?);
+        guarded(move || async move {
+            match &actor {
+                Some(a) => library.reader(a).member_blocks(&member_id).await,
+                None => library.member_blocks(&member_id).await,
+            }
+        })
+        .await
+    }
+
     /// Events consumers gave up on, oldest first. With an actor, librarians only.
     #[napi(catch_unwind)]
     pub async fn dead_letters(&self, actor: Option<String>) -> Result<Vec<DeadLetter>> {

@@ -114,3 +114,26 @@ test('circulation rules are stored as events and explained for a member and a bo
     await lib.close()
   }
 })
+
+test('memberBlocks says what would stop a member; advanceTo and overdueList with nothing due', async () => {
+  const lib = await stocked({ members: 2 })
+  try {
+    assert.deepEqual(await lib.memberBlocks('m-0'), [])
+    await lib.blockMember({ memberId: 'm-0', reason: 'card reported stolen' }, librarian)
+    const blocks = await lib.memberBlocks('m-0', Member('m-0'))
+    assert.deepEqual(blocks.map((b) => [b.action, b.code]), [
+      ['borrow', 'MEMBER_BLOCKED'],
+      ['renew', 'MEMBER_BLOCKED'],
+      ['reserve', 'MEMBER_BLOCKED'],
+    ])
+    assert.match(blocks[0].message, /card reported stolen/)
+    assert.equal((await rejection(lib.memberBlocks('m-0', Member('m-1')))).code, 'UNAUTHORIZED')
+    assert.equal((await rejection(lib.overdueList({}, Member('m-1')))).code, 'UNAUTHORIZED')
+    assert.equal((await rejection(lib.memberBlocks('nobody'))).code, 'MEMBER_NOT_FOUND')
+    assert.equal(await lib.advanceTo(Date.UTC(2027, 0, 1)), 0)
+    assert.deepEqual(await lib.overdueList({ nowMs: Date.UTC(2027, 0, 1) }), [])
+    assert.equal((await rejection(lib.advanceTo(1.5))).code, 'INVALID_INPUT')
+  } finally {
+    await lib.close()
+  }
+})

@@ -540,6 +540,24 @@ impl Library {
         })
     }
 
+    /// The blocks `member_id` would meet now if they borrowed, renewed or reserved: a list of
+    /// dicts `{"action", "code", "message"}`, empty when nothing stops them. With `actor`, that
+    /// member or a librarian.
+    #[pyo3(signature = (member_id, *, actor = None))]
+    fn member_blocks(
+        &self,
+        py: Python<'_>,
+        member_id: Text,
+        actor: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let (lib, actor) = (self.lib(py)?, actors::optional(actor)?);
+        let value = detached(py, move || match &actor {
+            Some(a) => call::wait(lib.reader(a).member_blocks(&member_id.0)),
+            None => call::wait(lib.member_blocks(&member_id.0)),
+        })?;
+        Ok(crate::json::to_py(py, &value)?.unbind())
+    }
+
     /// Which circulation rules apply when `member_id` borrows `book_id` at `branch`: a dict with
     /// the rules' `version`, the member's `group`, the book's `item_type`, the `branch` and the
     /// `explanation` (`winner`, `beaten`, `policies`). With `actor`, that member or a librarian.

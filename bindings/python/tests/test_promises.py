@@ -11,7 +11,7 @@ import pytest
 
 import lendkit
 
-from conftest import LIBRARIAN, member, stock
+from conftest import LIBRARIAN, START_MS, member, stock
 
 MAX_AMOUNT = 2**53 - 1
 
@@ -155,3 +155,23 @@ def test_circulation_rules_are_stored_and_explained(lib: lendkit.Library) -> Non
         lib.explain_policy("s-1", "dvd-1", actor=member("m-1"))
     with pytest.raises(lendkit.UnauthorizedError):
         lib.join_member("x-1", "X", group="staff", actor=member("x-1"))
+
+
+def test_member_blocks_and_the_clock_driven_rules(lib: lendkit.Library) -> None:
+    stock(lib, members=2)
+    assert lib.member_blocks("m-1") == []
+    lib.block_member("m-1", "card reported stolen", actor=LIBRARIAN)
+    blocks = lib.member_blocks("m-1", actor=member("m-1"))
+    assert [(b["action"], b["code"]) for b in blocks] == [
+        ("borrow", "MEMBER_BLOCKED"), ("renew", "MEMBER_BLOCKED"), ("reserve", "MEMBER_BLOCKED"),
+    ]
+    assert "card reported stolen" in blocks[0]["message"]
+    with pytest.raises(lendkit.UnauthorizedError):
+        lib.member_blocks("m-1", actor=member("m-2"))
+    with pytest.raises(lendkit.UnauthorizedError):
+        lib.overdue_list(actor=member("m-2"))
+    with pytest.raises(lendkit.NotFoundError):
+        lib.member_blocks("nobody")
+    # Nothing is due in a library without rules: advance_to runs nothing, twice.
+    assert lib.advance_to(START_MS + 86_400_000) == 0
+    assert lib.overdue_list(now_ms=START_MS + 86_400_000) == []

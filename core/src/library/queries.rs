@@ -99,6 +99,12 @@ impl Reader<'_> {
             .await
     }
 
+    /// The blocks a member would meet now: that member or a librarian.
+    pub async fn member_blocks(&self, member_id: &str) -> Result<serde_json::Value> {
+        self.member_or_librarian(member_id, &format!("the blocks of member {member_id}"))?;
+        self.library.member_blocks(member_id).await
+    }
+
     /// The stored events: librarians.
     pub async fn events(&self, from_position: u64, limit: usize) -> Result<Vec<Envelope>> {
         self.librarian("the event log")?;
@@ -302,6 +308,48 @@ impl Library {
             "explanation": serde_json::to_value(&explanation)
                 .map_err(|e| Error::Internal(format!("an explanation did not serialize: {e}")))?,
         }))
+    }
+
+    /// The blocks `member_id` would meet now if they borrowed, renewed or reserved (under the
+    /// limits of the rules' row for their group, any item type and branch), as JSON: a list of
+    /// `{"action", "code", "message"}` — empty when nothing stops them. The same check the
+    /// commands make, in `Member::block`; borrowing counts the loan it would add.
+    pub async fn member_blocks(&self, member_id: &str) -> Result<serde_json::Value> {
+        let stream = StreamId::new(StreamKind::Member, member_id);
+        let (member, v) = self.engine.load::<Member>(&stream).await?;
+        if member.id.is_none() {
+            self.engine.keep(&stream, member, v);
+            return Err(Error::not_found(
+                ErrorCode::MemberNotFound,
+                "member",
+                member_id,
+            ));
+        }
+        let limits = crate::members::LoanLimits {
+            limits: self
+                .engine
+                .current_limits(member.group.as_deref(), None, None)
+                .await?,
+            item_limit: None,
+        };
+        let now = self.engine.clock.now();
+        let id = MemberId::new(member_id);
+        // A rental id no loan can have: borrowing counts one loan more.
+        let new = RentalId::new("");
+        let blocks: Vec<serde_json::Value> = [
+            (crate::members::Borrowing::Borrow, "borrow", Some(&new)),
+            (crate::members::Borrowing::Renew, "renew", None),
+            (crate::members::Borrowing::Reserve, "reserve", None),
+        ]
+        .into_iter()
+        .filter_map(|(action, name, adding)| {
+            member.block(&id, action, &limits, now, adding).map(|e| {
+                serde_json::json!({"action": name, "code": e.code().as_str(), "message": e.to_string()})
+            })
+        })
+        .collect();
+        self.engine.keep(&stream, member, v);
+        Ok(serde_json::Value::Array(blocks))
     }
 
     /// The circulation rules stored in the library — their version and table — or `None` before

@@ -480,6 +480,9 @@ class Library:
         *,
         actor: Optional[_Actor] = None,
     ) -> Dict[str, Any]: ...
+    def member_blocks(
+        self, member_id: str, *, actor: Optional[_Actor] = None
+    ) -> List[Dict[str, Any]]: ...
     def events(
         self,
         from_position: int = 0,
