@@ -80,6 +80,12 @@ export declare class NativeLibrary {
    * time), earliest due first; `branch` keeps one branch's. With an actor, librarians only.
    */
   overdueList(nowMs?: number | undefined | null, branch?: string | undefined | null, actor?: string | undefined | null): Promise<Array<OverdueRow>>
+  /**
+   * The blocks a member would meet now if they borrowed, renewed or reserved:
+   * `[{ action, code, message }]`, empty when nothing stops them. With an actor, that member
+   * or a librarian.
+   */
+  memberBlocks(memberId: string, actor?: string | undefined | null): Promise<any>
   /** Events consumers gave up on, oldest first. With an actor, librarians only. */
   deadLetters(actor?: string | undefined | null): Promise<Array<DeadLetter>>
   /**
