@@ -274,6 +274,9 @@ pub struct Advanced {
     pub ran: usize,
     /// Events they stored.
     pub events: usize,
+    /// Pieces of work refused for good (a bug or damaged data, never a rule: a refused
+    /// automatic renewal is stored as `AutoRenewalFailed`), taken off the schedule.
+    pub failed: usize,
 }
 
 impl Library {
@@ -300,7 +303,13 @@ impl Library {
             let Some(item) = next else {
                 return Ok(advanced);
             };
-            advanced.events += self.run_work(&item).await?;
+            match self.run_work(&item).await {
+                Ok(events) => advanced.events += events,
+                // A piece of work refused for good (not a passing storage failure) is taken off
+                // the schedule, so it cannot hold back the work behind it; it is counted.
+                Err(e) if !e.code().is_retryable() => advanced.failed += 1,
+                Err(e) => return Err(e),
+            }
             advanced.ran += 1;
             // What the work stored is relayed (and folded into the schedule) first.
             self.engine.relay().await?;
