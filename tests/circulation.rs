@@ -320,3 +320,62 @@ fn member_blocks_says_what_would_stop_a_member_now() {
         lendkit::ErrorCode::MemberNotFound
     );
 }
+
+#[test]
+fn two_desks_lending_to_one_member_at_once_cannot_both_pass_a_limit() {
+    for round in 0..20 {
+        let h = Harness::new();
+        let lib = h.library();
+        change_rules(
+            &lib,
+            &rules(60).replace(
+                "[policies.limits.none]",
+                "[policies.limits.none]\nmax_loans = 1",
+            ),
+        );
+        join(&lib, "m-1");
+        for i in 0..2 {
+            run(
+                &lib,
+                Command::RegisterBook {
+                    book_id: format!("b-{i}"),
+                    title: "T".into(),
+                    copies: 1,
+                    fee: 1,
+                    author: None,
+                    item_type: None,
+                    branch: None,
+                },
+                &librarian(),
+            )
+            .unwrap();
+            reserve(&lib, &format!("b-{i}"), "m-1", &format!("r-{i}")).unwrap();
+        }
+        settle(&lib);
+        let results: Vec<lendkit::Result<lendkit::Outcome>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..2)
+                .map(|i| {
+                    let lib = &lib;
+                    s.spawn(move || {
+                        block_on(lib.execute(
+                            Command::StartLoan {
+                                rental_id: format!("r-{i}"),
+                                branch: None,
+                                override_reason: None,
+                            },
+                            &librarian(),
+                        ))
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let lent = results.iter().filter(|r| r.is_ok()).count();
+        let refused: Vec<_> = results
+            .iter()
+            .filter_map(|r| r.as_ref().err().map(lendkit::Error::code))
+            .collect();
+        assert_eq!(lent, 1, "round {round}: {results:?}");
+        assert_eq!(refused, [lendkit::ErrorCode::LimitReached], "round {round}");
+    }
+}
