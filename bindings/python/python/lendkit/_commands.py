@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal, Mapping, Optional, Protocol, Tuple, U
 if TYPE_CHECKING:
     from ._native import Librarian, Member, Outcome
 
-__all__ = ["COMMANDS", "CommandName", "ErrorCode", "EventType", "LibraryCommands"]
+__all__ = ["COMMANDS", "ERROR_CATALOGUE", "CommandName", "ErrorCode", "EventType", "LibraryCommands"]
 
 #: The type name of every event the core stores.
 EventType = Literal[
@@ -92,6 +92,46 @@ ErrorCode = Literal[
     "INTERNAL",
     "CORRUPT",
 ]
+
+#: Every error code with its family and whether retrying later may help, in catalogue
+#: order: what ``lendkit.errors.CATALOGUE`` is built from.
+ERROR_CATALOGUE: Tuple[Tuple[str, str, bool], ...] = (
+    ("INVALID_INPUT", "InvalidInput", False),
+    ("UNAUTHORIZED", "Unauthorized", False),
+    ("NOT_RENTAL_OWNER", "Unauthorized", False),
+    ("BOOK_NOT_FOUND", "NotFound", False),
+    ("MEMBER_NOT_FOUND", "NotFound", False),
+    ("RENTAL_NOT_FOUND", "NotFound", False),
+    ("DELIVERY_NOT_FOUND", "NotFound", False),
+    ("FEE_NOT_FOUND", "NotFound", False),
+    ("BRANCH_NOT_FOUND", "NotFound", False),
+    ("GROUP_NOT_FOUND", "NotFound", False),
+    ("DEAD_LETTER_NOT_FOUND", "NotFound", False),
+    ("BOOK_EXISTS", "Conflict", False),
+    ("MEMBER_EXISTS", "Conflict", False),
+    ("RENTAL_EXISTS", "Conflict", False),
+    ("BOOK_UNAVAILABLE", "RuleViolation", True),
+    ("INVALID_TRANSITION", "RuleViolation", False),
+    ("ALREADY_DELIVERED", "RuleViolation", False),
+    ("RENEWAL_LIMIT", "RuleViolation", False),
+    ("LIMIT_REACHED", "RuleViolation", False),
+    ("FEES_OWED", "RuleViolation", False),
+    ("CARD_EXPIRED", "RuleViolation", False),
+    ("MEMBER_BLOCKED", "RuleViolation", False),
+    ("DUE_DATE_UNCHANGED", "RuleViolation", False),
+    ("INSUFFICIENT_POINTS", "Payment", False),
+    ("PAYMENT_DECLINED", "Payment", False),
+    ("PAYMENT_UNAVAILABLE", "Payment", True),
+    ("CONFLICT", "Conflict", True),
+    ("COMMAND_ID_REUSED", "Conflict", False),
+    ("STORAGE", "Storage", True),
+    ("NOT_A_LIBRARY", "Storage", False),
+    ("SCHEMA_TOO_NEW", "Storage", False),
+    ("LIBRARY_LOCKED", "Storage", True),
+    ("LIBRARY_CLOSED", "Storage", False),
+    ("INTERNAL", "Storage", False),
+    ("CORRUPT", "Storage", False),
+)
 
 #: The name of every command, as ``execute`` and ``execute_batch`` take it.
 CommandName = Literal[

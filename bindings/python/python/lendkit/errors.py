@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Dict, Optional, Tuple, Type
 
+from ._commands import ERROR_CATALOGUE
+
 __all__ = [
     "CATALOGUE",
     "CODES",
@@ -149,47 +151,6 @@ class InvalidInputError(LendkitError, ValueError):
 
 #: Every code: the class raised for it, and whether retrying later may succeed.
 #: Kept in step with the Rust core and docs/errors.md by tests/test_errors.py.
-CATALOGUE: Dict[str, Tuple[Type[LendkitError], bool]] = {
-    "INVALID_INPUT": (InvalidInputError, False),
-    "UNAUTHORIZED": (UnauthorizedError, False),
-    "NOT_RENTAL_OWNER": (UnauthorizedError, False),
-    "BOOK_NOT_FOUND": (NotFoundError, False),
-    "MEMBER_NOT_FOUND": (NotFoundError, False),
-    "RENTAL_NOT_FOUND": (NotFoundError, False),
-    "DELIVERY_NOT_FOUND": (NotFoundError, False),
-    "FEE_NOT_FOUND": (NotFoundError, False),
-    "BRANCH_NOT_FOUND": (NotFoundError, False),
-    "GROUP_NOT_FOUND": (NotFoundError, False),
-    "DEAD_LETTER_NOT_FOUND": (NotFoundError, False),
-    "BOOK_EXISTS": (ConflictError, False),
-    "MEMBER_EXISTS": (ConflictError, False),
-    "RENTAL_EXISTS": (ConflictError, False),
-    "BOOK_UNAVAILABLE": (RuleViolationError, True),
-    "INVALID_TRANSITION": (RuleViolationError, False),
-    "ALREADY_DELIVERED": (RuleViolationError, False),
-    "RENEWAL_LIMIT": (RuleViolationError, False),
-    "LIMIT_REACHED": (RuleViolationError, False),
-    "FEES_OWED": (RuleViolationError, False),
-    "CARD_EXPIRED": (RuleViolationError, False),
-    "MEMBER_BLOCKED": (RuleViolationError, False),
-    "DUE_DATE_UNCHANGED": (RuleViolationError, False),
-    "INSUFFICIENT_POINTS": (PaymentError, False),
-    "PAYMENT_DECLINED": (PaymentDeclinedError, False),
-    "PAYMENT_UNAVAILABLE": (PaymentError, True),
-    "CONFLICT": (ConflictError, True),
-    "COMMAND_ID_REUSED": (ConflictError, False),
-    "STORAGE": (StorageError, True),
-    "NOT_A_LIBRARY": (StorageError, False),
-    "SCHEMA_TOO_NEW": (StorageError, False),
-    "LIBRARY_LOCKED": (StorageError, True),
-    "LIBRARY_CLOSED": (StorageError, False),
-    "INTERNAL": (StorageError, False),
-    "CORRUPT": (StorageError, False),
-}
-
-#: Every code and the class raised for it.
-CODES: Dict[str, Type[LendkitError]] = {code: cls for code, (cls, _) in CATALOGUE.items()}
-
 #: Every error family (as the Rust core names it) and its class.
 FAMILIES: Dict[str, Type[LendkitError]] = {
     cls.family: cls
@@ -203,3 +164,18 @@ FAMILIES: Dict[str, Type[LendkitError]] = {
         InvalidInputError,
     )
 }
+
+#: The classes of codes that have a class of their own within their family.
+_OWN_CLASS: Dict[str, Type[LendkitError]] = {"PAYMENT_DECLINED": PaymentDeclinedError}
+
+#: Every code: its class and whether retrying later may help. Built from the catalogue the
+#: generator writes from docs/schema.json (``_commands.ERROR_CATALOGUE``), so a new code in the
+#: core needs no hand edit here.
+CATALOGUE: Dict[str, Tuple[Type[LendkitError], bool]] = {
+    code: (_OWN_CLASS.get(code, FAMILIES[family]), retryable) for code, family, retryable in ERROR_CATALOGUE
+}
+
+#: Every code and the class raised for it.
+CODES: Dict[str, Type[LendkitError]] = {code: cls for code, (cls, _) in CATALOGUE.items()}
+
+
