@@ -79,28 +79,9 @@ pub struct DueWork {
 }
 
 impl DueWork {
-    /// The work due at or before `now`, earliest first.
-    pub fn due_by(&self, now: Timestamp) -> Vec<(Timestamp, Work, RentalId)> {
-        self.queue
-            .iter()
-            .take_while(|(at, _, _)| *at <= now)
-            .cloned()
-            .collect()
-    }
-
     /// The earliest piece of work due at or before `now`.
     fn first_due(&self, now: Timestamp) -> Option<(Timestamp, Work, RentalId)> {
         self.queue.first().filter(|(at, _, _)| *at <= now).cloned()
-    }
-
-    /// Pieces of work scheduled.
-    pub fn len(&self) -> usize {
-        self.queue.len()
-    }
-
-    /// Whether nothing is scheduled.
-    pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
     }
 
     /// The open loans under circulation rules that are past due at `now`, earliest due first.
@@ -117,7 +98,7 @@ impl DueWork {
 
     fn unschedule(&mut self, rental: &RentalId) {
         if let Some(l) = self.loans.get(rental) {
-            let lost = lost_at(l.due, l.aged_days);
+            let lost = days_after(l.due, l.aged_days);
             self.queue.remove(&(l.due, Work::Due, rental.clone()));
             self.queue.remove(&(lost, Work::Lost, rental.clone()));
             if let Some(at) = l.accrue_at {
@@ -158,18 +139,19 @@ impl DueWork {
                 self.queue.insert((l.due, Work::Due, rental.clone()));
             }
             self.queue
-                .insert((lost_at(l.due, l.aged_days), Work::Lost, rental.clone()));
+                .insert((days_after(l.due, l.aged_days), Work::Lost, rental.clone()));
         }
     }
 }
 
-/// When a loan due at `due` counts as lost.
-fn lost_at(due: Timestamp, days: u64) -> Timestamp {
+/// `days` whole days after `at` (saturating): when a loan due at `at` counts as lost, when a
+/// refund window ends.
+pub(super) fn days_after(at: Timestamp, days: u64) -> Timestamp {
     let ms = i64::try_from(days)
         .ok()
         .and_then(|d| d.checked_mul(crate::ids::DAY_MS))
         .unwrap_or(i64::MAX);
-    due.plus_ms(ms)
+    at.plus_ms(ms)
 }
 
 impl View for DueWork {

@@ -216,7 +216,7 @@ impl Engine {
     /// Runs a plan: decides its steps in order (each filled in from the stream it reads) and
     /// stores them in one commit, with a version guard on every stream read. A command id
     /// already applied returns its events; a stream that moved meanwhile means deciding again.
-    pub(super) async fn run(&self, plan: Plan, meta: &Meta) -> Result<Vec<Envelope>> {
+    pub(super) async fn run(&self, mut plan: Plan, meta: &Meta) -> Result<Vec<Envelope>> {
         let mut attempt = 0;
         loop {
             if attempt > 0 || !meta.fresh {
@@ -230,8 +230,13 @@ impl Engine {
                 Err(e) => return self.refused(e, meta).await,
             };
             let mut guards = expanded.guards;
-            let mut decided = Vec::with_capacity(expanded.steps.len());
-            for mut step in expanded.steps {
+            let mut expanded_steps = expanded.steps;
+            let steps: &mut [Step] = match &mut expanded_steps {
+                Some(steps) => steps,
+                None => &mut plan.steps,
+            };
+            let mut decided = Vec::with_capacity(steps.len());
+            for step in steps.iter_mut() {
                 if let Some(read) = step.reads() {
                     let events = self.store.read_stream(&read).await?;
                     step.fill(&events);
@@ -241,7 +246,7 @@ impl Engine {
                         events: vec![],
                     });
                 }
-                match self.decide_step(&step, &ctx).await {
+                match self.decide_step(step, &ctx).await {
                     Ok(d) => decided.push(d),
                     Err(e) => return self.refused(e, meta).await,
                 }

@@ -15,14 +15,21 @@ use crate::members::LoanLimits;
 
 /// A plan's steps as they are decided: loan steps expanded, and what the expansion read.
 pub(super) struct Expanded {
-    /// The steps to decide, in order.
-    pub(super) steps: Vec<Step>,
+    /// The steps to decide, in order; `None`: the plan's own (nothing needed expanding).
+    pub(super) steps: Option<Vec<Step>>,
     /// Streams read but not written, with the version read: appended empty, so the store
     /// refuses the commit if one moved.
     pub(super) guards: Vec<StreamAppend>,
     /// Streams written whose version the expansion depended on: the decided version must be
     /// the same, or the plan is decided again.
     pub(super) pinned: Vec<(StreamId, u64)>,
+}
+
+impl Expanded {
+    /// Adds a step to decide.
+    fn push(&mut self, step: Step) {
+        self.steps.get_or_insert_with(Vec::new).push(step);
+    }
 }
 
 /// The circulation rules in force, taken out of the engine's cache while the expansion reads
@@ -48,7 +55,7 @@ impl Engine {
     /// against the stored rules.
     pub(super) async fn expand(&self, steps: &[Step], ctx: &Context) -> Result<Expanded> {
         let mut out = Expanded {
-            steps: Vec::with_capacity(steps.len() + 1),
+            steps: None,
             guards: Vec::new(),
             pinned: Vec::new(),
         };
@@ -64,9 +71,9 @@ impl Engine {
             )
         });
         if !needs_rules {
-            out.steps.extend(steps.iter().cloned());
             return Ok(out);
         }
+        out.steps = Some(Vec::with_capacity(steps.len() + 1));
         let stream = StreamId::new(StreamKind::Rules, RULES_STREAM_ID);
         let (stored, version) = self.load::<CirculationRules>(&stream).await?;
         // Decisions made under a table must not commit after it changed. Before any table is
@@ -102,16 +109,16 @@ impl Engine {
                     if rules.table.as_ref().is_some_and(|t| !t.knows_group(group)) {
                         return Err(Error::not_found(ErrorCode::GroupNotFound, "group", group));
                     }
-                    out.steps.push(step.clone());
+                    out.push(step.clone());
                 }
                 Step::Book(crate::catalog::BookCommand::RegisterBook {
                     branch: Some(branch),
                     ..
                 }) => {
                     check_branch(rules, branch)?;
-                    out.steps.push(step.clone());
+                    out.push(step.clone());
                 }
-                other => out.steps.push(other.clone()),
+                other => out.push(other.clone()),
             }
         }
         Ok(())
@@ -162,7 +169,7 @@ impl Engine {
             _ => RentalStatus::OnLoan,
         };
         let (Some(member), Some(book)) = (seen.member.clone(), seen.book.clone()) else {
-            out.steps.push(Step::Rental(plain));
+            out.push(Step::Rental(plain));
             return Ok(());
         };
         let actor_may = match &ctx.actor {
@@ -170,7 +177,7 @@ impl Engine {
             _ => true,
         };
         if seen.status != expected || !actor_may {
-            out.steps.push(Step::Rental(plain));
+            out.push(Step::Rental(plain));
             return Ok(());
         }
         out.pinned.push((rental_stream, rental_version));
@@ -238,14 +245,14 @@ impl Engine {
                         LoanLimits::default(),
                     ),
                 };
-                out.steps.push(Step::Rental(RentalCommand::StartLoan {
+                out.push(Step::Rental(RentalCommand::StartLoan {
                     rental: request.rental.clone(),
                     due: Some(due),
                     terms,
                 }));
                 let record = rules.table.is_some();
                 if member_step_needed || override_reason.is_some() {
-                    out.steps.push(Step::Member(MemberCommand::CheckOut {
+                    out.push(Step::Member(MemberCommand::CheckOut {
                         member,
                         rental: request.rental.clone(),
                         due,
@@ -257,7 +264,7 @@ impl Engine {
             }
             LoanAction::Renew { override_reason } => {
                 let Some(due) = seen.due else {
-                    out.steps.push(Step::Rental(plain));
+                    out.push(Step::Rental(plain));
                     return Ok(());
                 };
                 let branch = seen
@@ -265,11 +272,7 @@ impl Engine {
                     .as_ref()
                     .and_then(|t| t.branch.clone())
                     .or(home_branch);
-                let calendar = rules
-                    .table
-                    .as_ref()
-                    .zip(branch.as_deref())
-                    .and_then(|(t, b)| t.calendar(b));
+                let calendar = calendar_of(rules, &seen);
                 let (new_due, fine, forgive) = match &seen.terms {
                     Some(terms) => {
                         let new_due = terms.renewed_due(due, ctx.now, calendar).map_err(invalid)?;
@@ -289,13 +292,13 @@ impl Engine {
                     }),
                     item_limit: None,
                 };
-                out.steps.push(Step::Rental(RentalCommand::RenewLoan {
+                out.push(Step::Rental(RentalCommand::RenewLoan {
                     rental: request.rental.clone(),
                     due: Some(new_due),
                     for_due: None,
                 }));
                 if member_step_needed || override_reason.is_some() || fine > 0 {
-                    out.steps.push(Step::Member(MemberCommand::Renew {
+                    out.push(Step::Member(MemberCommand::Renew {
                         member,
                         rental: request.rental.clone(),
                         due: new_due,
@@ -323,10 +326,7 @@ impl Engine {
                 let refund_lost = match (&seen.terms, seen.lost_at) {
                     (Some(terms), Some(lost)) => {
                         let window = terms.lost.refund_window_days;
-                        let ms = i64::try_from(window)
-                            .ok()
-                            .and_then(|d| d.checked_mul(crate::ids::DAY_MS));
-                        window > 0 && ms.is_some_and(|ms| at <= lost.plus_ms(ms))
+                        window > 0 && at <= super::due::days_after(lost, window)
                     }
                     _ => false,
                 };
@@ -340,9 +340,9 @@ impl Engine {
                 } else {
                     0
                 };
-                out.steps.push(Step::Rental(plain));
+                out.push(Step::Rental(plain));
                 if member_step_needed || fine > 0 || refund_lost {
-                    out.steps.push(Step::Member(MemberCommand::CheckIn {
+                    out.push(Step::Member(MemberCommand::CheckIn {
                         member: member.clone(),
                         rental: request.rental.clone(),
                         fine,
@@ -350,11 +350,10 @@ impl Engine {
                     }));
                 }
                 if points > 0 {
-                    out.steps
-                        .push(Step::Account(PointsCommand::ReturnFeePoints {
-                            member,
-                            points: Points(points),
-                        }));
+                    out.push(Step::Account(PointsCommand::ReturnFeePoints {
+                        member,
+                        points: Points(points),
+                    }));
                 }
             }
             LoanAction::Due { at } => {
@@ -365,7 +364,7 @@ impl Engine {
                     return Ok(());
                 }
                 if !terms.loan.auto_renew {
-                    out.steps.push(Step::Rental(RentalCommand::MarkOverdue {
+                    out.push(Step::Rental(RentalCommand::MarkOverdue {
                         rental: request.rental.clone(),
                         due: *at,
                     }));
@@ -380,12 +379,12 @@ impl Engine {
                     }),
                     item_limit: None,
                 };
-                out.steps.push(Step::Rental(RentalCommand::RenewLoan {
+                out.push(Step::Rental(RentalCommand::RenewLoan {
                     rental: request.rental.clone(),
                     due: Some(new_due),
                     for_due: Some(*at),
                 }));
-                out.steps.push(Step::Member(MemberCommand::Renew {
+                out.push(Step::Member(MemberCommand::Renew {
                     member,
                     rental: request.rental.clone(),
                     due: new_due,
@@ -404,7 +403,7 @@ impl Engine {
                 }
                 let fine = terms.fine.fine(due, *at, calendar_of(rules, &seen));
                 if fine > 0 {
-                    out.steps.push(Step::Member(MemberCommand::ChargeFine {
+                    out.push(Step::Member(MemberCommand::ChargeFine {
                         member,
                         rental: request.rental.clone(),
                         fine,
@@ -416,17 +415,16 @@ impl Engine {
                     return Ok(());
                 };
                 // Scheduled from a due date a renewal has since moved: not lost yet.
-                let days = i64::try_from(terms.lost.aged_to_lost_after_days).unwrap_or(i64::MAX);
-                let lost_from = due.plus_ms(days.saturating_mul(crate::ids::DAY_MS));
+                let lost_from = super::due::days_after(due, terms.lost.aged_to_lost_after_days);
                 if seen.lost_at.is_some() || *at < lost_from {
                     return Ok(());
                 }
                 let fine = terms.fine.fine(due, *at, calendar_of(rules, &seen));
-                out.steps.push(Step::Rental(RentalCommand::AgeToLost {
+                out.push(Step::Rental(RentalCommand::AgeToLost {
                     rental: request.rental.clone(),
                     at: *at,
                 }));
-                out.steps.push(Step::Member(MemberCommand::AgeToLost {
+                out.push(Step::Member(MemberCommand::AgeToLost {
                     member,
                     rental: request.rental.clone(),
                     fine,
