@@ -32,6 +32,7 @@ fn main() -> Result<(), lendkit::Error> {
             async move { lib.execute_with_id(cmd, &actor, Some(id)).await }
         };
         let reserve = |rental: &str, member: &str, address: Option<&str>| Command::ReserveBook {
+            wait: None,
             book_id: "b-1".into(),
             member_id: member.into(),
             rental_id: Some(rental.into()),
@@ -159,6 +160,7 @@ fn main() -> Result<(), lendkit::Error> {
         )
         .await?;
         let reserve2 = |rental: &str| Command::ReserveBook {
+            wait: None,
             book_id: "b-2".into(),
             member_id: "m-1".into(),
             rental_id: Some(rental.into()),
@@ -253,6 +255,7 @@ fn main() -> Result<(), lendkit::Error> {
         for (rental, book) in [("r-8", "b-3"), ("r-9", "b-4")] {
             run(
                 Command::ReserveBook {
+                    wait: None,
                     book_id: book.into(),
                     member_id: "m-2".into(),
                     rental_id: Some(rental.into()),
@@ -280,6 +283,96 @@ fn main() -> Result<(), lendkit::Error> {
             Command::ReturnBook {
                 rental_id: "r-9".into(),
                 returned_at: None,
+            },
+            &lee,
+        )
+        .await?;
+        lib.settle().await?;
+        // Holds: a queue, a reorder, a cancel, a copy on the pickup shelf that expires, and
+        // one collected.
+        run(
+            Command::RegisterBook {
+                book_id: "b-h".into(),
+                title: "Holds".into(),
+                author: None,
+                copies: 1,
+                fee: 5,
+                item_type: None,
+                branch: None,
+            },
+            &lib_1,
+        )
+        .await?;
+        run(
+            Command::JoinMember {
+                member_id: "m-3".into(),
+                name: "Park".into(),
+                contact: None,
+                group: None,
+            },
+            &lib_1,
+        )
+        .await?;
+        let hold = |member: &str, hold: &str| Command::PlaceHold {
+            book_id: "b-h".into(),
+            member_id: member.into(),
+            hold_id: Some(hold.into()),
+            pickup_branch: None,
+            not_needed_after: None,
+        };
+        run(
+            Command::ReserveBook {
+                wait: None,
+                book_id: "b-h".into(),
+                member_id: "m-1".into(),
+                rental_id: Some("r-h".into()),
+                delivery_address: None,
+            },
+            &kim,
+        )
+        .await?;
+        lib.settle().await?;
+        run(start("r-h", None), &kim).await?;
+        run(hold("m-2", "h-1"), &lee).await?;
+        run(hold("m-3", "h-2"), &lib_1).await?;
+        lib.settle().await?;
+        run(
+            Command::ReorderQueue {
+                book_id: "b-h".into(),
+                hold_id: "h-2".into(),
+                position: 1,
+            },
+            &lib_1,
+        )
+        .await?;
+        run(
+            Command::CancelHold {
+                hold_id: "h-1".into(),
+                reason: None,
+            },
+            &lee,
+        )
+        .await?;
+        lib.settle().await?;
+        run(
+            Command::ReturnBook {
+                rental_id: "r-h".into(),
+                returned_at: None,
+            },
+            &kim,
+        )
+        .await?;
+        lib.settle().await?;
+        clock.advance_days(8);
+        lib.advance_to(lib.now()).await?;
+        lib.settle().await?;
+        run(hold("m-2", "h-3"), &lee).await?;
+        lib.settle().await?;
+        run(
+            Command::CollectHold {
+                hold_id: "h-3".into(),
+                branch: None,
+                override_reason: None,
             },
             &lee,
         )

@@ -51,8 +51,14 @@ def pascal(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_"))
 
 
-def is_number(field: Schema) -> bool:
-    return field["kind"] in ("amount", "count")
+def py_type(field: Schema) -> str:
+    """The Python type of a command field's value."""
+    return {"amount": "int", "count": "int", "instant": "int", "flag": "bool"}.get(field["kind"], "str")
+
+
+def ts_type(field: Schema) -> str:
+    """The TypeScript type of a command field's value."""
+    return {"amount": "number", "count": "number", "instant": "number", "flag": "boolean"}.get(field["kind"], "string")
 
 
 def required(command: Schema) -> List[Schema]:
@@ -80,11 +86,10 @@ def py_literal(name: str, values: List[str]) -> List[str]:
 
 def python_method(c: Schema) -> List[str]:
     """One command's method: required fields positional, then keyword-only optional fields, actor and command id."""
-    hint = {True: "int", False: "str"}
     params = ["self: _Executes"]
-    params += [f"{f['name']}: {hint[is_number(f)]}" for f in required(c)]
+    params += [f"{f['name']}: {py_type(f)}" for f in required(c)]
     params.append("*")
-    params += [f"{f['name']}: Optional[{hint[is_number(f)]}] = None" for f in optional(c)]
+    params += [f"{f['name']}: Optional[{py_type(f)}] = None" for f in optional(c)]
     params += ["actor: Union[Librarian, Member]", "command_id: Optional[str] = None"]
     doc = wrap(c["doc"], "        ")
     doc[0] = doc[0].replace("        ", '        """', 1)
@@ -341,7 +346,7 @@ def node_dts(schema: Schema) -> str:
         out.append(f"export interface {pascal(c['name'])}Input extends CommandInput {{")
         for f in c["fields"]:
             out += jsdoc([f["doc"]], "  ")
-            kind = "number" if is_number(f) else "string"
+            kind = ts_type(f)
             out.append(f"  {camel(f['name'])}{'?' if f['optional'] else ''}: {kind}")
         out.append("}")
     out += ["", "/** Every command's input, by method name. */", "export interface CommandInputs {"]

@@ -128,6 +128,7 @@ pub fn saga(
             let book = format!("b-{}", (done + i) % books);
             must(block_on(lib.execute(
                 Command::ReserveBook {
+                    wait: None,
                     book_id: book,
                     member_id: member.clone(),
                     rental_id: Some(rental.clone()),
@@ -253,6 +254,7 @@ fn latency(dir: &Path, callers: usize, calls: usize) -> (f64, f64, f64) {
                         let started = Instant::now();
                         must(block_on(lib.execute(
                             Command::ReserveBook {
+                                wait: None,
                                 book_id: format!("b-{}", i % 10),
                                 member_id: member.clone(),
                                 rental_id: Some(format!("lat-{t}-{i}")),
@@ -319,6 +321,7 @@ fn build_replay_log(db: &Path, events: usize) -> u64 {
     )));
     for i in 0..1_000 {
         let cmd = Command::ReserveBook {
+            wait: None,
             book_id: format!("b-{}", i % 10_000),
             member_id: "busy".into(),
             rental_id: Some(format!("busy-{i}")),
@@ -731,6 +734,7 @@ lost = "standard"
         let book = if i < due { "b-short" } else { "b-long" };
         exec(
             Command::ReserveBook {
+                wait: None,
                 book_id: book.into(),
                 member_id: member.clone(),
                 rental_id: Some(format!("r-{i}")),

@@ -16,7 +16,7 @@
 //!     lib.execute(Command::RegisterBook { book_id: "isbn-1".into(), title: "Domain-Driven Design".into(), author: None, copies: 1, fee: 30, item_type: None, branch: None }, &librarian).await?;
 //!     lib.execute(Command::JoinMember { member_id: "m-1".into(), name: "Kim".into(), contact: None, group: None }, &librarian).await?;
 //!     let kim = Actor::member("m-1");
-//!     let reserved = lib.execute(Command::ReserveBook { book_id: "isbn-1".into(), member_id: "m-1".into(), rental_id: None, delivery_address: None }, &kim).await?;
+//!     let reserved = lib.execute(Command::ReserveBook { book_id: "isbn-1".into(), member_id: "m-1".into(), rental_id: None, delivery_address: None, wait: None }, &kim).await?;
 //!     lib.settle().await?; // the saga runs: a copy is allocated, the rental confirmed
 //!     assert_eq!(lib.member_page("m-1")?.points, 70);
 //!     assert_eq!(lib.member_page("m-1")?.rentals[0].status, "confirmed");

@@ -127,6 +127,59 @@ enum Cmd {
         /// Deliver to this address instead of picking up.
         #[arg(long)]
         deliver_to: Option<String>,
+        /// When no copy is free, join the title's hold queue instead of failing.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Queue for a book whose copies are all out (the fee is paid now).
+    PlaceHold {
+        /// The book's id.
+        book_id: String,
+        /// The member who waits.
+        member_id: String,
+        /// An id for the hold (default: one derived from the command id).
+        #[arg(long)]
+        hold_id: Option<String>,
+        /// The branch to collect it at (default: the book's).
+        #[arg(long)]
+        pickup_branch: Option<String>,
+        /// Not wanted after this: RFC 3339 (`2026-03-16T17:30:00Z`) or ms since 1970.
+        #[arg(long)]
+        not_needed_after: Option<String>,
+    },
+    /// Cancel a hold (the fee is refunded; the next in line moves up).
+    CancelHold {
+        /// The hold's id.
+        hold_id: String,
+        /// Why, for the record.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Move a waiting hold to another place in its book's queue (librarian).
+    ReorderQueue {
+        /// The book's id.
+        book_id: String,
+        /// The hold's id.
+        hold_id: String,
+        /// Its new position (1 is first in line).
+        position: u32,
+    },
+    /// Collect a hold from the pickup shelf: the loan starts.
+    CollectHold {
+        /// The hold's id.
+        hold_id: String,
+        /// The branch lending it (default: the hold's pickup branch).
+        #[arg(long)]
+        branch: Option<String>,
+        /// Lend although the member is blocked, for this reason (librarian).
+        #[arg(long)]
+        override_reason: Option<String>,
+    },
+    /// The holds waiting on a pickup shelf, with their deadlines (librarian).
+    HoldShelf {
+        /// Only this branch's shelf.
+        #[arg(long)]
+        branch: Option<String>,
     },
     /// Pick up a confirmed rental.
     #[command(name = "start-loan", visible_alias = "loan")]
@@ -432,12 +485,17 @@ impl Cmd {
             | Cmd::Events { .. }
             | Cmd::DeadLetters
             | Cmd::ExplainPolicy { .. }
+            | Cmd::HoldShelf { .. }
             | Cmd::Replay { .. } => Access::Existing,
             Cmd::RegisterBook { .. }
             | Cmd::AddCopies { .. }
             | Cmd::Join { .. }
             | Cmd::TopUp { .. }
             | Cmd::Reserve { .. }
+            | Cmd::PlaceHold { .. }
+            | Cmd::CancelHold { .. }
+            | Cmd::ReorderQueue { .. }
+            | Cmd::CollectHold { .. }
             | Cmd::Loan { .. }
             | Cmd::Return { .. }
             | Cmd::Cancel { .. }
@@ -756,11 +814,45 @@ fn execute(cli: Cli, out: &mut dyn Write) -> Outcome {
             member_id,
             rental_id,
             deliver_to,
+            wait,
         } => Command::ReserveBook {
+            wait: wait.then_some(true),
             book_id,
             member_id,
             rental_id,
             delivery_address: deliver_to,
+        },
+        Cmd::PlaceHold {
+            book_id,
+            member_id,
+            hold_id,
+            pickup_branch,
+            not_needed_after,
+        } => Command::PlaceHold {
+            book_id,
+            member_id,
+            hold_id,
+            pickup_branch,
+            not_needed_after: not_needed_after.map(|t| instant(&t)).transpose()?,
+        },
+        Cmd::CancelHold { hold_id, reason } => Command::CancelHold { hold_id, reason },
+        Cmd::ReorderQueue {
+            book_id,
+            hold_id,
+            position,
+        } => Command::ReorderQueue {
+            book_id,
+            hold_id,
+            position,
+        },
+        Cmd::CollectHold {
+            hold_id,
+            branch,
+            override_reason,
+        } => Command::CollectHold {
+            hold_id,
+            branch,
+            override_reason,
         },
         Cmd::Loan {
             rental_id,
@@ -897,6 +989,28 @@ fn query_on(
                 lendkit::block_on(reader.explain_policy(&member_id, &book_id, branch.as_deref()))?;
             writeln!(out, "{explained:#}")?;
         }
+        Cmd::HoldShelf { branch } => {
+            let rows = reader.hold_shelf(branch.as_deref())?;
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&rows).unwrap_or_default()
+                )?;
+            } else {
+                for r in &rows {
+                    writeln!(
+                        out,
+                        "  {:<8} {:<10} {:<10} {:<10} until {}",
+                        r.branch.as_deref().unwrap_or("-"),
+                        r.hold_id,
+                        r.book_id,
+                        r.member_id,
+                        r.until
+                    )?;
+                }
+            }
+        }
         Cmd::Member { member_id } => {
             let page = reader.member_page(&member_id)?;
             if json {
@@ -1020,6 +1134,12 @@ fn print_page(out: &mut dyn Write, p: &MemberPage) -> io::Result<()> {
             r.delivery_status,
             r.due_date.as_deref().unwrap_or("-")
         )?;
+        if let Some(p) = r.position {
+            writeln!(out, "           number {p} in line")?;
+        }
+        if let Some(until) = &r.pickup_until {
+            writeln!(out, "           on the pickup shelf until {until}")?;
+        }
     }
     Ok(())
 }
@@ -1092,6 +1212,7 @@ async fn demo_story(out: &mut dyn Write, lib: &Library) -> Outcome {
     let librarian = Actor::librarian("lib-1");
     let (kim, lee) = (Actor::member("m-1"), Actor::member("m-2"));
     let reserve = |rental: &str, member: &str, address: Option<&str>| Command::ReserveBook {
+        wait: None,
         book_id: "isbn-ddd".into(),
         member_id: member.into(),
         rental_id: Some(rental.into()),

@@ -125,6 +125,7 @@ fn build(o: &Options) -> Result<World, String> {
     let payment_down = Arc::new(AtomicBool::new(false));
     let (down, d) = (Arc::clone(&payment_down), Rules::default());
     let rules = Rules {
+        hold_shelf_days: d.hold_shelf_days,
         welcome_points: o.welcome_points.unwrap_or(d.welcome_points),
         loan_days: o.loan_days.unwrap_or(d.loan_days),
         max_renewals: o.max_renewals.unwrap_or(d.max_renewals),

@@ -68,6 +68,7 @@ fn no_timeout() -> BreakerConfig {
 
 fn reserve_command(rental: &str) -> Command {
     Command::ReserveBook {
+        wait: None,
         book_id: "b-1".into(),
         member_id: "m-1".into(),
         rental_id: Some(rental.into()),

@@ -82,6 +82,7 @@ fn child(db: &str) {
                 rentals.push((rental.clone(), member.clone()));
                 (
                     Command::ReserveBook {
+                        wait: None,
                         book_id: format!("b-{}", rng.next(3)),
                         member_id: member.clone(),
                         rental_id: Some(rental),

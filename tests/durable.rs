@@ -62,6 +62,7 @@ fn a_retry_after_a_restart_returns_the_first_outcome() {
     let db = dir.path().join("lib.db");
     let notices = Arc::new(RecordingNotifier::new());
     let reserve = || Command::ReserveBook {
+        wait: None,
         book_id: "b-1".into(),
         member_id: "m-1".into(),
         rental_id: None,

@@ -49,6 +49,27 @@ enum Op {
     AdvanceDays {
         days: u32,
     },
+    Hold {
+        book: u8,
+        member: u8,
+        rental: u8,
+        actor: u8,
+        not_needed_days: Option<u8>,
+    },
+    CancelHold {
+        rental: u8,
+        actor: u8,
+    },
+    Reorder {
+        book: u8,
+        rental: u8,
+        position: u32,
+    },
+    Collect {
+        rental: u8,
+        actor: u8,
+    },
+    AdvanceTo,
 }
 
 const CONSUMERS: [&str; 7] = [
@@ -73,6 +94,11 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..7u8).prop_map(|consumer| Op::Pause { consumer }),
         1 => (0..7u8).prop_map(|consumer| Op::Resume { consumer }),
         1 => (0..20u32).prop_map(|days| Op::AdvanceDays { days }),
+        8 => (0..3u8, 0..4u8, 0..6u8, 0..12u8, prop::option::weighted(0.2, 1..5u8)).prop_map(|(book, member, rental, actor, not_needed_days)| Op::Hold { book, member, rental, actor, not_needed_days }),
+        2 => (0..6u8, 0..12u8).prop_map(|(rental, actor)| Op::CancelHold { rental, actor }),
+        3 => (0..3u8, 0..6u8, 1..4u32).prop_map(|(book, rental, position)| Op::Reorder { book, rental, position }),
+        3 => (0..6u8, 0..12u8).prop_map(|(rental, actor)| Op::Collect { rental, actor }),
+        2 => Just(Op::AdvanceTo),
     ]
 }
 
@@ -122,6 +148,7 @@ proptest! {
         let h = Harness::new();
         let lib = h.library();
         let mut owners = [0u8; 8];
+        let mut books = [0u8; 8];
         // A small library to start from; the random operations may add to it.
         for (book, copies) in [(0, 1), (1, 2)] {
             register(&lib, &format!("b-{book}"), copies, 20);
@@ -137,7 +164,7 @@ proptest! {
                 Op::Join { member } => Some(run(&lib, Command::JoinMember { member_id: format!("m-{member}"), name: format!("M{member}"), contact: None, group: None, }, &librarian())),
                 Op::TopUp { member, points } => Some(run(&lib, Command::TopUp { member_id: format!("m-{member}"), points }, &librarian())),
                 Op::Reserve { book, member, rental, actor: a, delivery } => {
-                    let r = run(&lib, Command::ReserveBook {
+                    let r = run(&lib, Command::ReserveBook { wait: None,
                         book_id: format!("b-{book}"),
                         member_id: format!("m-{member}"),
                         rental_id: Some(format!("r-{rental}")),
@@ -151,6 +178,21 @@ proptest! {
                 Op::Pause { consumer } => { lib.pause(CONSUMERS[consumer as usize]).unwrap(); None }
                 Op::Resume { consumer } => { lib.resume(CONSUMERS[consumer as usize]).unwrap(); None }
                 Op::AdvanceDays { days } => { h.clock.advance_days(days); None }
+                Op::Hold { book, member, rental, actor: a, not_needed_days } => {
+                    let r = run(&lib, Command::PlaceHold {
+                        book_id: format!("b-{book}"),
+                        member_id: format!("m-{member}"),
+                        hold_id: Some(format!("r-{rental}")),
+                        pickup_branch: None,
+                        not_needed_after: not_needed_days.map(|d| (lib.now().0 + i64::from(d) * 86_400_000) as u64),
+                    }, &actor(a, member, false));
+                    if r.is_ok() { owners[rental as usize] = member; books[rental as usize] = book; }
+                    Some(r)
+                }
+                Op::CancelHold { rental, actor: a } => Some(run(&lib, Command::CancelHold { hold_id: format!("r-{rental}"), reason: None }, &actor(a, owners[rental as usize], false))),
+                Op::Reorder { book, rental, position } => Some(run(&lib, Command::ReorderQueue { book_id: format!("b-{}", if book == 0 { book } else { books[rental as usize] }), hold_id: format!("r-{rental}"), position }, &librarian())),
+                Op::Collect { rental, actor: a } => Some(run(&lib, Command::CollectHold { hold_id: format!("r-{rental}"), branch: None, override_reason: None }, &actor(a, owners[rental as usize], false))),
+                Op::AdvanceTo => { block_on(lib.advance_to(lib.now())).unwrap(); None }
             };
             if let Some(Err(e)) = result {
                 prop_assert!(!matches!(e.code(), ErrorCode::Storage | ErrorCode::Conflict), "unexpected {e}");
@@ -162,7 +204,7 @@ proptest! {
         }
         settle(&lib);
         check_invariants(&lib);
-        if std::env::var("LENDKIT_PROP_DEBUG").is_ok() { let ev = all_events(&lib); eprintln!("events={} confirmed={} canceled={} returned={} delivered={} loans={} renewed={}", ev.len(), count(&ev, "RentalConfirmed"), count(&ev, "RentalCanceled"), count(&ev, "BookReturned"), count(&ev, "Delivered"), count(&ev, "LoanStarted"), count(&ev, "LoanRenewed")); }
+        if std::env::var("LENDKIT_PROP_DEBUG").is_ok() { let ev = all_events(&lib); eprintln!("events={} confirmed={} canceled={} returned={} delivered={} loans={} renewed={} queued={} reordered={} shelved={} collected={} expired={}", ev.len(), count(&ev, "RentalConfirmed"), count(&ev, "RentalCanceled"), count(&ev, "BookReturned"), count(&ev, "Delivered"), count(&ev, "LoanStarted"), count(&ev, "LoanRenewed"), count(&ev, "HoldQueued"), count(&ev, "QueueReordered"), count(&ev, "HoldAwaitingPickup"), count(&ev, "HoldCollected"), count(&ev, "HoldPickupExpired")); }
         prop_assert!(block_on(lib.dead_letters()).unwrap().is_empty());
     }
 }

@@ -124,12 +124,45 @@ fn rows() -> BTreeMap<&'static str, Vec<Value>> {
     )
     .unwrap();
     settle(&lib);
+    // Holds: one on the shelf at a named branch, one at none, one waiting in line.
+    join(&lib, "m-3");
+    join(&lib, "m-4");
+    register(&lib, "b-3", 1, 5);
+    let hold = |member: &str, book: &str, hold: &str, branch: Option<&str>| {
+        run(
+            &lib,
+            Command::PlaceHold {
+                book_id: book.into(),
+                member_id: member.into(),
+                hold_id: Some(hold.into()),
+                pickup_branch: branch.map(Into::into),
+                not_needed_after: None,
+            },
+            &Actor::member(member),
+        )
+        .unwrap();
+        settle(&lib);
+    };
+    hold("m-3", "b-3", "h-1", Some("main"));
+    hold("m-4", "b-2", "h-2", None);
+    hold("m-3", "b-2", "h-3", None);
 
     let json = |v: &dyn erased::Serialize| v.to_value();
     let mut rows: BTreeMap<&'static str, Vec<Value>> = BTreeMap::new();
     rows.insert("BookRow", lib.book_list().iter().map(|r| json(r)).collect());
     let page = lib.member_page("m-1").unwrap();
-    rows.insert("RentalRow", page.rentals.iter().map(|r| json(r)).collect());
+    let holder = lib.member_page("m-3").unwrap();
+    rows.insert(
+        "RentalRow",
+        page.rentals
+            .iter()
+            .chain(&holder.rentals)
+            .map(|r| json(r))
+            .collect(),
+    );
+    let shelf = lib.hold_shelf(None);
+    assert_eq!(shelf.len(), 2, "{shelf:?}");
+    rows.insert("HoldShelfRow", shelf.iter().map(|r| json(r)).collect());
     let blocked = lib.member_page("m-2").unwrap();
     rows.insert("MemberPage", vec![json(&page), json(&blocked)]);
     rows.insert(

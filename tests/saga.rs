@@ -27,6 +27,7 @@ fn a_retried_reservation_is_charged_once() {
     register(&lib, "b-1", 2, 30);
     join(&lib, "m-1");
     let cmd = Command::ReserveBook {
+        wait: None,
         book_id: "b-1".into(),
         member_id: "m-1".into(),
         rental_id: Some("r-1".into()),
@@ -625,6 +626,7 @@ fn worker_counts_are_bounded() {
 
 fn reserve_without_rental_id(book: &str, member: &str) -> Command {
     Command::ReserveBook {
+        wait: None,
         book_id: book.into(),
         member_id: member.into(),
         rental_id: None,

@@ -11,6 +11,10 @@ export type EventType =
   | 'CopyAllocated'
   | 'CopyAllocationFailed'
   | 'CopyReleased'
+  | 'HoldQueued'
+  | 'HoldLeftQueue'
+  | 'QueueReordered'
+  | 'HoldCollected'
   | 'MemberJoined'
   | 'LoanRecorded'
   | 'LoanCleared'
@@ -37,6 +41,8 @@ export type EventType =
   | 'AutoRenewalFailed'
   | 'ItemAgedToLost'
   | 'PaymentRefunded'
+  | 'HoldAwaitingPickup'
+  | 'HoldPickupExpired'
   | 'DeliveryStarted'
   | 'Delivered'
   | 'DeliveryCanceled'
@@ -47,6 +53,7 @@ export type ErrorCode =
   | 'INVALID_INPUT'
   | 'UNAUTHORIZED'
   | 'NOT_RENTAL_OWNER'
+  | 'NOT_HOLD_OWNER'
   | 'BOOK_NOT_FOUND'
   | 'MEMBER_NOT_FOUND'
   | 'RENTAL_NOT_FOUND'
@@ -54,11 +61,16 @@ export type ErrorCode =
   | 'FEE_NOT_FOUND'
   | 'BRANCH_NOT_FOUND'
   | 'GROUP_NOT_FOUND'
+  | 'HOLD_NOT_FOUND'
   | 'DEAD_LETTER_NOT_FOUND'
   | 'BOOK_EXISTS'
   | 'MEMBER_EXISTS'
   | 'RENTAL_EXISTS'
   | 'BOOK_UNAVAILABLE'
+  | 'HELD_FOR_OTHER'
+  | 'ALREADY_HELD'
+  | 'HAS_HOLDS'
+  | 'HOLD_NOT_ALLOWED'
   | 'INVALID_TRANSITION'
   | 'ALREADY_DELIVERED'
   | 'RENEWAL_LIMIT'
@@ -87,6 +99,10 @@ export type CommandName =
   | 'joinMember'
   | 'topUp'
   | 'reserveBook'
+  | 'placeHold'
+  | 'cancelHold'
+  | 'reorderQueue'
+  | 'collectHold'
   | 'startLoan'
   | 'returnBook'
   | 'cancelRental'
@@ -167,6 +183,65 @@ export interface ReserveBookInput extends CommandInput {
   rentalId?: string
   /** Deliver to this address; pick up in person when absent. */
   deliveryAddress?: string
+  /**
+   * When no copy is free, join the title's hold queue (the fee is paid now and refunded if the hold is
+   * cancelled or expires unfilled) instead of failing.
+   */
+  wait?: boolean
+}
+
+/**
+ * Queue for a title (the member, or a librarian for them): the fee is paid now; the next copy returned is
+ * held for the first in line on the pickup shelf. Refused when the member already has the title.
+ */
+export interface PlaceHoldInput extends CommandInput {
+  /** Book id. */
+  bookId: string
+  /** Member id. */
+  memberId: string
+  /**
+   * Hold id (the hold is a rental that waits; this is its rental id); derived from the command id when
+   * absent.
+   */
+  holdId?: string
+  /** The branch to collect it at; defaults to the book's branch. */
+  pickupBranch?: string
+  /**
+   * The member no longer wants it after this instant (ms since 1970, UTC): still waiting then, it is
+   * cancelled and refunded.
+   */
+  notNeededAfter?: number
+}
+
+/**
+ * Cancel a hold, waiting or on the pickup shelf (its member, or a librarian); the fee is refunded and the
+ * next in line moves up.
+ */
+export interface CancelHoldInput extends CommandInput {
+  /** Hold id. */
+  holdId: string
+  /** Why; defaults to `canceled by member` / `canceled by librarian`. */
+  reason?: string
+}
+
+/** Move a waiting hold to another place in its title's queue (librarian). */
+export interface ReorderQueueInput extends CommandInput {
+  /** Book id. */
+  bookId: string
+  /** Hold id. */
+  holdId: string
+  /** Its new position: 1 is first in line, at most the queue's length. */
+  position: number
+}
+
+/** Collect a hold from the pickup shelf: the loan starts (only its member, or a librarian for them). */
+export interface CollectHoldInput extends CommandInput {
+  /** Hold id. */
+  holdId: string
+  /** The branch lending it; defaults to the hold's pickup branch. */
+  branch?: string
+  /** A librarian's reason to lend although the member is blocked (recorded as BlockOverridden). */
+  overrideReason?: string
 }
 
 /** Pick up a confirmed rental (the member, or a librarian for them). */
@@ -187,7 +262,7 @@ export interface ReturnBookInput extends CommandInput {
    * When the book really came back (ms since 1970, UTC), for a drop box emptied later: fines count to then.
    * Not in the future, not before the loan started.
    */
-  returnedAt?: string
+  returnedAt?: number
 }
 
 /** Cancel a reservation; the refund, the copy's release and the delivery's cancellation follow. */
@@ -267,6 +342,10 @@ export interface CommandInputs {
   joinMember: JoinMemberInput
   topUp: TopUpInput
   reserveBook: ReserveBookInput
+  placeHold: PlaceHoldInput
+  cancelHold: CancelHoldInput
+  reorderQueue: ReorderQueueInput
+  collectHold: CollectHoldInput
   startLoan: StartLoanInput
   returnBook: ReturnBookInput
   cancelRental: CancelRentalInput
@@ -298,6 +377,24 @@ export interface LibraryCommands {
 
   /** Reserve a book, paying its fee now (the member, or a librarian for them). */
   reserveBook(input: ReserveBookInput, actor: Actor): Promise<OutcomeOf<'reserveBook'>>
+
+  /**
+   * Queue for a title (the member, or a librarian for them): the fee is paid now; the next copy returned is
+   * held for the first in line on the pickup shelf. Refused when the member already has the title.
+   */
+  placeHold(input: PlaceHoldInput, actor: Actor): Promise<OutcomeOf<'placeHold'>>
+
+  /**
+   * Cancel a hold, waiting or on the pickup shelf (its member, or a librarian); the fee is refunded and the
+   * next in line moves up.
+   */
+  cancelHold(input: CancelHoldInput, actor: Actor): Promise<OutcomeOf<'cancelHold'>>
+
+  /** Move a waiting hold to another place in its title's queue (librarian). */
+  reorderQueue(input: ReorderQueueInput, actor: Actor): Promise<OutcomeOf<'reorderQueue'>>
+
+  /** Collect a hold from the pickup shelf: the loan starts (only its member, or a librarian for them). */
+  collectHold(input: CollectHoldInput, actor: Actor): Promise<OutcomeOf<'collectHold'>>
 
   /** Pick up a confirmed rental (the member, or a librarian for them). */
   startLoan(input: StartLoanInput, actor: Actor): Promise<OutcomeOf<'startLoan'>>
@@ -343,6 +440,10 @@ export type BatchItem =
   | { command: 'joinMember'; input: JoinMemberInput; actor: Actor }
   | { command: 'topUp'; input: TopUpInput; actor: Actor }
   | { command: 'reserveBook'; input: ReserveBookInput; actor: Actor }
+  | { command: 'placeHold'; input: PlaceHoldInput; actor: Actor }
+  | { command: 'cancelHold'; input: CancelHoldInput; actor: Actor }
+  | { command: 'reorderQueue'; input: ReorderQueueInput; actor: Actor }
+  | { command: 'collectHold'; input: CollectHoldInput; actor: Actor }
   | { command: 'startLoan'; input: StartLoanInput; actor: Actor }
   | { command: 'returnBook'; input: ReturnBookInput; actor: Actor }
   | { command: 'cancelRental'; input: CancelRentalInput; actor: Actor }
@@ -388,7 +489,7 @@ export interface RentalRow {
   /** Book id. */
   bookId: string
   /** The rental's status. */
-  status: 'reserved' | 'confirmed' | 'on_loan' | 'lost' | 'returned' | 'canceled'
+  status: 'reserved' | 'waiting' | 'confirmed' | 'awaiting_pickup' | 'on_loan' | 'lost' | 'returned' | 'canceled' | 'expired'
   /** Whether its fee is charged or refunded. */
   paymentStatus: 'charged' | 'refunded'
   /** Where its delivery is. */
@@ -406,6 +507,10 @@ export interface RentalRow {
   dueAt?: string
   /** Renewals the loan has left under its terms (none when it was made without stored rules). */
   renewalsLeft?: number
+  /** While the rental is a hold waiting in its title's queue: its place in line, 1 first. */
+  position?: number
+  /** While a hold's copy waits on the pickup shelf: the deadline to collect it (RFC 3339, UTC). */
+  pickupUntil?: string
 }
 
 /** A member's page: their points, fees owed, block, and every rental. */
@@ -478,6 +583,20 @@ export interface OverdueRow {
   daysLate: number
   /** The fine the loan has run up so far, in points (charged when it comes back). */
   feeSoFar: number
+}
+
+/** One hold whose copy waits on a pickup shelf (the hold shelf list). */
+export interface HoldShelfRow {
+  /** Hold id (its rental id). */
+  holdId: string
+  /** Book id. */
+  bookId: string
+  /** Who collects it. */
+  memberId: string
+  /** The pickup branch, if one was named. */
+  branch?: string
+  /** The deadline to collect it (RFC 3339, UTC). */
+  until: string
 }
 
 /** An event a consumer gave up on after every retry. */

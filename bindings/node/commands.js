@@ -11,7 +11,11 @@ const COMMANDS = Object.freeze({
   addCopies: Object.freeze({ name: 'add_copies', fields: Object.freeze(['bookId', 'copies']) }),
   joinMember: Object.freeze({ name: 'join_member', fields: Object.freeze(['memberId', 'name', 'contact', 'group']) }),
   topUp: Object.freeze({ name: 'top_up', fields: Object.freeze(['memberId', 'points']) }),
-  reserveBook: Object.freeze({ name: 'reserve_book', fields: Object.freeze(['bookId', 'memberId', 'rentalId', 'deliveryAddress']) }),
+  reserveBook: Object.freeze({ name: 'reserve_book', fields: Object.freeze(['bookId', 'memberId', 'rentalId', 'deliveryAddress', 'wait']) }),
+  placeHold: Object.freeze({ name: 'place_hold', fields: Object.freeze(['bookId', 'memberId', 'holdId', 'pickupBranch', 'notNeededAfter']) }),
+  cancelHold: Object.freeze({ name: 'cancel_hold', fields: Object.freeze(['holdId', 'reason']) }),
+  reorderQueue: Object.freeze({ name: 'reorder_queue', fields: Object.freeze(['bookId', 'holdId', 'position']) }),
+  collectHold: Object.freeze({ name: 'collect_hold', fields: Object.freeze(['holdId', 'branch', 'overrideReason']) }),
   startLoan: Object.freeze({ name: 'start_loan', fields: Object.freeze(['rentalId', 'branch', 'overrideReason']) }),
   returnBook: Object.freeze({ name: 'return_book', fields: Object.freeze(['rentalId', 'returnedAt']) }),
   cancelRental: Object.freeze({ name: 'cancel_rental', fields: Object.freeze(['rentalId', 'reason']) }),
@@ -52,6 +56,32 @@ class LibraryCommands {
   /** Reserve a book, paying its fee now (the member, or a librarian for them). */
   reserveBook(input, actor) {
     return this.execute('reserveBook', input, actor)
+  }
+
+  /**
+   * Queue for a title (the member, or a librarian for them): the fee is paid now; the next copy returned is
+   * held for the first in line on the pickup shelf. Refused when the member already has the title.
+   */
+  placeHold(input, actor) {
+    return this.execute('placeHold', input, actor)
+  }
+
+  /**
+   * Cancel a hold, waiting or on the pickup shelf (its member, or a librarian); the fee is refunded and the
+   * next in line moves up.
+   */
+  cancelHold(input, actor) {
+    return this.execute('cancelHold', input, actor)
+  }
+
+  /** Move a waiting hold to another place in its title's queue (librarian). */
+  reorderQueue(input, actor) {
+    return this.execute('reorderQueue', input, actor)
+  }
+
+  /** Collect a hold from the pickup shelf: the loan starts (only its member, or a librarian for them). */
+  collectHold(input, actor) {
+    return this.execute('collectHold', input, actor)
   }
 
   /** Pick up a confirmed rental (the member, or a librarian for them). */

@@ -11,6 +11,9 @@ pub struct Rules {
     pub loan_days: u32,
     /// How many times one loan may be renewed.
     pub max_renewals: u32,
+    /// Open days a hold's copy waits on the pickup shelf, where the circulation rules' request
+    /// policy does not say.
+    pub hold_shelf_days: u32,
 }
 
 impl Default for Rules {
@@ -19,6 +22,7 @@ impl Default for Rules {
             welcome_points: 100,
             loan_days: 14,
             max_renewals: 2,
+            hold_shelf_days: 7,
         }
     }
 }

@@ -6,8 +6,9 @@
 
 use crate::aggregate::{Aggregate, Context};
 use crate::codes::ErrorCode;
-use crate::ids::{BookId, Points, RentalId, StreamKind};
-use std::collections::BTreeSet;
+use crate::holds::{HoldQueue, QueuedHold};
+use crate::ids::{BookId, MemberId, Points, RentalId, StreamKind, Timestamp};
+use std::collections::{BTreeSet, HashMap};
 
 /// Commands on a book.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,18 +38,38 @@ pub enum BookCommand {
         /// How many (at least one).
         copies: u32,
     },
-    /// Hold one free copy for a rental (policy).
+    /// Hold one free copy for a rental (policy); a hold with none free joins the queue.
     AllocateCopy {
         /// The book.
         book: BookId,
         /// The rental the copy is for.
         rental: RentalId,
+        /// Its member.
+        member: Option<MemberId>,
+        /// Set when the rental is a hold: it waits in the queue while no copy is free.
+        hold: Option<QueuedHold>,
     },
     /// Give a rental's copy back to the shelf (policy).
     ReleaseCopy {
         /// The book.
         book: BookId,
         /// The rental that held it.
+        rental: RentalId,
+    },
+    /// Move a waiting hold to another place in the queue (librarian).
+    ReorderQueue {
+        /// The book.
+        book: BookId,
+        /// The hold (its rental).
+        rental: RentalId,
+        /// Its new position, 1 for first in line.
+        position: u64,
+    },
+    /// The member took the held copy off the pickup shelf (part of the loan's start).
+    CollectHold {
+        /// The book.
+        book: BookId,
+        /// The hold (its rental).
         rental: RentalId,
     },
 }
@@ -83,12 +104,19 @@ crate::event::event_enum! {
             /// How many were added.
             copies: u32,
         },
-        /// A copy is now held for a rental; stock went down.
+        /// A copy is now held for a rental; stock went down. For a hold collected in person,
+        /// the copy goes to the pickup shelf.
         CopyAllocated {
             /// Book id.
             book: BookId,
             /// The rental.
             rental: RentalId,
+            /// The rental's member (absent in logs written before it was recorded).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            member: Option<MemberId>,
+            /// True when the copy waits on the pickup shelf for a hold.
+            #[serde(default, skip_serializing_if = "is_false")]
+            hold_shelf: bool,
         },
         /// No copy was free for the rental.
         CopyAllocationFailed {
@@ -99,14 +127,60 @@ crate::event::event_enum! {
             /// Why (today always `unavailable`).
             reason: String,
         },
-        /// The rental's copy is back; stock went up.
+        /// The rental's copy is back; stock went up (or it went straight to the next hold).
         CopyReleased {
             /// Book id.
             book: BookId,
             /// The rental.
             rental: RentalId,
         },
+        /// No copy was free: the hold joined the end of the title's queue.
+        HoldQueued {
+            /// Book id.
+            book: BookId,
+            /// The hold (its rental).
+            rental: RentalId,
+            /// Who waits.
+            member: MemberId,
+            /// Its position when it joined (positions move up as holds ahead leave).
+            position: u64,
+            /// After this the member no longer wants it.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            not_needed_after: Option<Timestamp>,
+            /// True when the hold is delivered rather than collected.
+            #[serde(default, skip_serializing_if = "is_false")]
+            delivery: bool,
+        },
+        /// A waiting hold left the queue unfilled (cancelled, or no longer needed).
+        HoldLeftQueue {
+            /// Book id.
+            book: BookId,
+            /// The hold (its rental).
+            rental: RentalId,
+            /// Who waited.
+            member: MemberId,
+        },
+        /// A librarian moved a waiting hold to `position`.
+        QueueReordered {
+            /// Book id.
+            book: BookId,
+            /// The hold (its rental).
+            rental: RentalId,
+            /// Its new position.
+            position: u64,
+        },
+        /// The held copy left the pickup shelf with its member (the loan started).
+        HoldCollected {
+            /// Book id.
+            book: BookId,
+            /// The hold (its rental).
+            rental: RentalId,
+        },
     }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Why a book command is refused.
@@ -131,6 +205,25 @@ pub enum BookError {
     /// Every copy is held or out on loan.
     #[error("book {0} has no free copy; retry after a return")]
     Unavailable(BookId),
+    /// The free copies wait on the pickup shelf for other members.
+    #[error("every free copy of book {0} is held for another member; place a hold to queue for the next one")]
+    HeldForOther(BookId),
+    /// The member has this title already.
+    #[error("member {member} already has book {book} on loan, reserved or on hold")]
+    AlreadyHeld {
+        /// The book.
+        book: BookId,
+        /// The member.
+        member: MemberId,
+    },
+    /// The hold does not wait in this book's queue.
+    #[error("no hold {rental} waits in the queue of book {book}")]
+    HoldNotFound {
+        /// The book.
+        book: BookId,
+        /// The hold.
+        rental: RentalId,
+    },
 }
 
 impl BookError {
@@ -142,6 +235,9 @@ impl BookError {
             BookError::NotFound(_) => ErrorCode::BookNotFound,
             BookError::InvalidInput(_) => ErrorCode::InvalidInput,
             BookError::Unavailable(_) => ErrorCode::BookUnavailable,
+            BookError::HeldForOther(_) => ErrorCode::HeldForOther,
+            BookError::AlreadyHeld { .. } => ErrorCode::AlreadyHeld,
+            BookError::HoldNotFound { .. } => ErrorCode::HoldNotFound,
         }
     }
 }
@@ -163,6 +259,12 @@ pub struct Book {
     pub branch: Option<String>,
     /// Rentals currently holding a copy.
     pub allocated: BTreeSet<RentalId>,
+    /// The members of those rentals, where known.
+    pub borrowers: HashMap<RentalId, MemberId>,
+    /// Holds whose copy waits on the pickup shelf.
+    pub shelf: BTreeSet<RentalId>,
+    /// Holds waiting for a copy, first in line first.
+    pub queue: HoldQueue,
 }
 
 impl Book {
@@ -183,9 +285,53 @@ impl Book {
             return Err(BookError::NotFound(book.clone()));
         }
         if self.available() == 0 {
+            if !self.shelf.is_empty() {
+                return Err(BookError::HeldForOther(book.clone()));
+            }
             return Err(BookError::Unavailable(book.clone()));
         }
         Ok(())
+    }
+
+    /// The quick check when a hold is placed: the book exists and the member does not have it
+    /// already (on loan, reserved, on the shelf or in the queue). The catalog's allocation
+    /// checks again and has the final word.
+    pub fn check_holdable(&self, book: &BookId, member: &MemberId) -> Result<(), BookError> {
+        if !self.exists() {
+            return Err(BookError::NotFound(book.clone()));
+        }
+        if self.has_member(member) {
+            return Err(BookError::AlreadyHeld {
+                book: book.clone(),
+                member: member.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether `member` holds a copy of this title or waits for one.
+    pub fn has_member(&self, member: &MemberId) -> bool {
+        self.borrowers.values().any(|m| m == member) || self.queue.holds_member(member)
+    }
+
+    /// Whether other members wait for this title.
+    pub fn has_holds(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// A copy for each of the first `copies` holds still wanted at `now`.
+    fn promote(&self, book: &BookId, copies: u32, now: Timestamp) -> Vec<BookEvent> {
+        self.queue
+            .iter()
+            .filter(|h| h.not_needed_after.map_or(true, |t| t >= now))
+            .take(copies as usize)
+            .map(|h| BookEvent::CopyAllocated {
+                book: book.clone(),
+                rental: h.rental.clone(),
+                member: Some(h.member.clone()),
+                hold_shelf: h.pickup,
+            })
+            .collect()
     }
 }
 
@@ -196,7 +342,9 @@ impl BookCommand {
             BookCommand::RegisterBook { book, .. }
             | BookCommand::AddCopies { book, .. }
             | BookCommand::AllocateCopy { book, .. }
-            | BookCommand::ReleaseCopy { book, .. } => book,
+            | BookCommand::ReleaseCopy { book, .. }
+            | BookCommand::ReorderQueue { book, .. }
+            | BookCommand::CollectHold { book, .. } => book,
         }
     }
 }
@@ -265,18 +413,47 @@ impl Aggregate for Book {
                         u32::MAX
                     )));
                 }
-                Ok(vec![BookEvent::CopiesAdded {
-                    book,
+                // New copies go to the holds waiting first.
+                let mut events = vec![BookEvent::CopiesAdded {
+                    book: book.clone(),
                     copies: *copies,
-                }])
+                }];
+                events.extend(self.promote(&book, *copies, ctx.now));
+                Ok(events)
             }
-            BookCommand::AllocateCopy { book, rental } => {
+            BookCommand::AllocateCopy {
+                book,
+                rental,
+                member,
+                hold,
+            } => {
                 if !ctx.actor.is_system() {
                     return Err(BookError::SystemOnly);
                 }
                 let book = exists(book)?;
-                if self.allocated.contains(rental) {
+                if self.allocated.contains(rental) || self.queue.contains(rental) {
                     return Ok(vec![]);
+                }
+                if let (Some(hold), Some(member)) = (hold, member) {
+                    // The final word on a member holding a title twice (the placing checked
+                    // quickly; two placed at once are caught here).
+                    if self.has_member(member) {
+                        return Ok(vec![BookEvent::CopyAllocationFailed {
+                            book,
+                            rental: rental.clone(),
+                            reason: "already_held".into(),
+                        }]);
+                    }
+                    if self.available() == 0 {
+                        return Ok(vec![BookEvent::HoldQueued {
+                            book,
+                            rental: rental.clone(),
+                            member: member.clone(),
+                            position: self.queue.len() as u64 + 1,
+                            not_needed_after: hold.not_needed_after,
+                            delivery: !hold.pickup,
+                        }]);
+                    }
                 }
                 if self.available() == 0 {
                     return Ok(vec![BookEvent::CopyAllocationFailed {
@@ -288,6 +465,8 @@ impl Aggregate for Book {
                 Ok(vec![BookEvent::CopyAllocated {
                     book,
                     rental: rental.clone(),
+                    member: member.clone(),
+                    hold_shelf: hold.as_ref().is_some_and(|h| h.pickup),
                 }])
             }
             BookCommand::ReleaseCopy { book, rental } => {
@@ -295,10 +474,60 @@ impl Aggregate for Book {
                     return Err(BookError::SystemOnly);
                 }
                 let book = exists(book)?;
+                if let Some(member) = self.queue.get(rental).map(|h| h.member.clone()) {
+                    return Ok(vec![BookEvent::HoldLeftQueue {
+                        book,
+                        rental: rental.clone(),
+                        member,
+                    }]);
+                }
                 if !self.allocated.contains(rental) {
                     return Ok(vec![]);
                 }
-                Ok(vec![BookEvent::CopyReleased {
+                // The copy goes straight to the first hold still wanted, if any.
+                let mut events = vec![BookEvent::CopyReleased {
+                    book: book.clone(),
+                    rental: rental.clone(),
+                }];
+                events.extend(self.promote(&book, 1, ctx.now));
+                Ok(events)
+            }
+            BookCommand::ReorderQueue {
+                book,
+                rental,
+                position,
+            } => {
+                if !ctx.actor.is_librarian() {
+                    return Err(BookError::LibrarianOnly("reorder a hold queue"));
+                }
+                let book = exists(book)?;
+                if !self.queue.contains(rental) {
+                    return Err(BookError::HoldNotFound {
+                        book,
+                        rental: rental.clone(),
+                    });
+                }
+                let n = self.queue.len() as u64;
+                if *position == 0 || *position > n {
+                    return Err(BookError::InvalidInput(format!(
+                        "position {position} is outside the queue of book {book}: 1 to {n}"
+                    )));
+                }
+                if self.queue.position(rental) == Some(*position) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![BookEvent::QueueReordered {
+                    book,
+                    rental: rental.clone(),
+                    position: *position,
+                }])
+            }
+            BookCommand::CollectHold { book, rental } => {
+                let book = exists(book)?;
+                if !self.shelf.contains(rental) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![BookEvent::HoldCollected {
                     book,
                     rental: rental.clone(),
                 }])
@@ -327,12 +556,49 @@ impl Aggregate for Book {
             BookEvent::CopiesAdded { copies, .. } => {
                 self.copies = self.copies.saturating_add(*copies)
             }
-            BookEvent::CopyAllocated { rental, .. } => {
+            BookEvent::CopyAllocated {
+                rental,
+                member,
+                hold_shelf,
+                ..
+            } => {
                 self.allocated.insert(rental.clone());
+                self.queue.remove(rental);
+                if let Some(member) = member {
+                    self.borrowers.insert(rental.clone(), member.clone());
+                }
+                if *hold_shelf {
+                    self.shelf.insert(rental.clone());
+                }
             }
             BookEvent::CopyAllocationFailed { .. } => {}
             BookEvent::CopyReleased { rental, .. } => {
                 self.allocated.remove(rental);
+                self.borrowers.remove(rental);
+                self.shelf.remove(rental);
+            }
+            BookEvent::HoldQueued {
+                rental,
+                member,
+                not_needed_after,
+                delivery,
+                ..
+            } => self.queue.push_back(QueuedHold {
+                rental: rental.clone(),
+                member: member.clone(),
+                not_needed_after: *not_needed_after,
+                pickup: !*delivery,
+            }),
+            BookEvent::HoldLeftQueue { rental, .. } => {
+                self.queue.remove(rental);
+            }
+            BookEvent::QueueReordered {
+                rental, position, ..
+            } => {
+                self.queue.move_to(rental, *position);
+            }
+            BookEvent::HoldCollected { rental, .. } => {
+                self.shelf.remove(rental);
             }
         }
     }
@@ -358,6 +624,8 @@ mod tests {
         BookEvent::CopyAllocated {
             book: BookId::new("b1"),
             rental: RentalId::new(r),
+            member: None,
+            hold_shelf: false,
         }
     }
 
@@ -436,6 +704,8 @@ mod tests {
                 BookCommand::AllocateCopy {
                     book: BookId::new("b1"),
                     rental: RentalId::new("r2"),
+                    member: None,
+                    hold: None,
                 },
                 system(),
             )
@@ -453,6 +723,8 @@ mod tests {
                 BookCommand::AllocateCopy {
                     book: BookId::new("b1"),
                     rental: RentalId::new("r1"),
+                    member: None,
+                    hold: None,
                 },
                 system(),
             )
@@ -475,6 +747,8 @@ mod tests {
                 BookCommand::AllocateCopy {
                     book: BookId::new("b1"),
                     rental: RentalId::new("r1"),
+                    member: None,
+                    hold: None,
                 },
                 librarian(),
             )

@@ -48,6 +48,8 @@ codes! {
     Unauthorized = "UNAUTHORIZED", Unauthorized, false;
     /// A member acted on a rental that is not theirs.
     NotRentalOwner = "NOT_RENTAL_OWNER", Unauthorized, false;
+    /// A member acted on a hold that is not theirs.
+    NotHoldOwner = "NOT_HOLD_OWNER", Unauthorized, false;
     /// No book with that id is registered.
     BookNotFound = "BOOK_NOT_FOUND", NotFound, false;
     /// No member with that id has joined.
@@ -62,6 +64,8 @@ codes! {
     BranchNotFound = "BRANCH_NOT_FOUND", NotFound, false;
     /// The circulation rules declare member groups, and not that one.
     GroupNotFound = "GROUP_NOT_FOUND", NotFound, false;
+    /// No hold with that id waits in the book's queue.
+    HoldNotFound = "HOLD_NOT_FOUND", NotFound, false;
     /// A dead letter with that id does not exist (or was already replayed).
     DeadLetterNotFound = "DEAD_LETTER_NOT_FOUND", NotFound, false;
     /// A book with that id is already registered.
@@ -72,6 +76,17 @@ codes! {
     RentalExists = "RENTAL_EXISTS", Conflict, false;
     /// The book has no free copy right now.
     BookUnavailable = "BOOK_UNAVAILABLE", RuleViolation, true;
+    /// Every free copy of the book is on the pickup shelf for another member's hold; place a
+    /// hold to queue for the next one.
+    HeldForOther = "HELD_FOR_OTHER", RuleViolation, true;
+    /// The member already has this title on loan, reserved or on hold.
+    AlreadyHeld = "ALREADY_HELD", RuleViolation, false;
+    /// Other members wait for this title, so the loan cannot be renewed; return it.
+    HasHolds = "HAS_HOLDS", RuleViolation, false;
+    /// Holds are not taken here: the request policy does not allow them for this member and
+    /// item, or the pickup branch is not one of its pickup branches, or the member holds as many
+    /// titles as the policy allows.
+    HoldNotAllowed = "HOLD_NOT_ALLOWED", RuleViolation, false;
     /// The rental (or delivery) is not in a state that allows this step.
     InvalidTransition = "INVALID_TRANSITION", RuleViolation, false;
     /// The book was already delivered, so the rental can no longer be cancelled.

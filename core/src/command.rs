@@ -30,6 +30,8 @@ pub enum FieldKind {
     /// An instant: milliseconds since 1970-01-01T00:00:00Z (UTC), a whole number from 1 to
     /// [`MAX_AMOUNT`].
     Instant,
+    /// A yes/no switch: `true` or `false`.
+    Flag,
     /// A document (a rules file): text of at most [`MAX_DOCUMENT_LEN`](crate::ids::MAX_DOCUMENT_LEN) bytes, not empty.
     Document,
 }
@@ -80,6 +82,7 @@ macro_rules! field_type {
     (Amount) => { u64 };
     (Instant) => { u64 };
     (Count) => { u32 };
+    (Flag) => { bool };
     (Option<$kind:ident>) => { Option<field_type!($kind)> };
 }
 
@@ -216,6 +219,46 @@ commands! {
         rental_id: Option<Id>,
         /// Deliver to this address; pick up in person when absent.
         delivery_address: Option<Text>,
+        /// When no copy is free, join the title's hold queue (the fee is paid now and refunded if the hold is cancelled or expires unfilled) instead of failing.
+        wait: Option<Flag>,
+    }
+    /// Queue for a title (the member, or a librarian for them): the fee is paid now; the next copy returned is held for the first in line on the pickup shelf. Refused when the member already has the title.
+    PlaceHold = "place_hold" {
+        /// Book id.
+        book_id: Id,
+        /// Member id.
+        member_id: Id,
+        /// Hold id (the hold is a rental that waits; this is its rental id); derived from the command id when absent.
+        hold_id: Option<Id>,
+        /// The branch to collect it at; defaults to the book's branch.
+        pickup_branch: Option<Id>,
+        /// The member no longer wants it after this instant (ms since 1970, UTC): still waiting then, it is cancelled and refunded.
+        not_needed_after: Option<Instant>,
+    }
+    /// Cancel a hold, waiting or on the pickup shelf (its member, or a librarian); the fee is refunded and the next in line moves up.
+    CancelHold = "cancel_hold" {
+        /// Hold id.
+        hold_id: Id,
+        /// Why; defaults to `canceled by member` / `canceled by librarian`.
+        reason: Option<Note>,
+    }
+    /// Move a waiting hold to another place in its title's queue (librarian).
+    ReorderQueue = "reorder_queue" {
+        /// Book id.
+        book_id: Id,
+        /// Hold id.
+        hold_id: Id,
+        /// Its new position: 1 is first in line, at most the queue's length.
+        position: Count,
+    }
+    /// Collect a hold from the pickup shelf: the loan starts (only its member, or a librarian for them).
+    CollectHold = "collect_hold" {
+        /// Hold id.
+        hold_id: Id,
+        /// The branch lending it; defaults to the hold's pickup branch.
+        branch: Option<Id>,
+        /// A librarian's reason to lend although the member is blocked (recorded as BlockOverridden).
+        override_reason: Option<Text>,
     }
     /// Pick up a confirmed rental (the member, or a librarian for them).
     StartLoan = "start_loan" {
@@ -301,6 +344,10 @@ impl Command {
             | Command::MarkDelivered { rental_id }
             | Command::CancelRental { rental_id, .. } => Some(rental_id),
             Command::ReserveBook { rental_id, .. } => rental_id.as_deref(),
+            Command::PlaceHold { hold_id, .. } => hold_id.as_deref(),
+            Command::CancelHold { hold_id, .. }
+            | Command::ReorderQueue { hold_id, .. }
+            | Command::CollectHold { hold_id, .. } => Some(hold_id),
             Command::RegisterBook { .. }
             | Command::AddCopies { .. }
             | Command::JoinMember { .. }
@@ -363,9 +410,11 @@ impl FieldValue for String {
             FieldKind::Id => validate_id(name, self),
             FieldKind::Text => validate_text(name, self, true),
             FieldKind::Document => validate_document(name, self),
-            FieldKind::Note | FieldKind::Amount | FieldKind::Count | FieldKind::Instant => {
-                validate_text(name, self, false)
-            }
+            FieldKind::Note
+            | FieldKind::Amount
+            | FieldKind::Count
+            | FieldKind::Instant
+            | FieldKind::Flag => validate_text(name, self, false),
         }
     }
 }
@@ -373,6 +422,12 @@ impl FieldValue for String {
 impl FieldValue for u64 {
     fn check(&self, name: &str, _: FieldKind) -> Result<(), String> {
         validate_amount(name, *self)
+    }
+}
+
+impl FieldValue for bool {
+    fn check(&self, _: &str, _: FieldKind) -> Result<(), String> {
+        Ok(())
     }
 }
 
@@ -421,6 +476,14 @@ fn check_fields(spec: &CommandSpec, value: &Value) -> Result<(), String> {
                     FieldKind::Text => validate_text(name, text, true)?,
                     FieldKind::Document => validate_document(name, text)?,
                     _ => validate_text(name, text, false)?,
+                }
+            }
+            FieldKind::Flag => {
+                if !value.is_boolean() {
+                    return Err(format!(
+                        "{name} must be true or false, not {}",
+                        shown(value)
+                    ));
                 }
             }
             FieldKind::Amount | FieldKind::Count | FieldKind::Instant => {
@@ -507,6 +570,7 @@ mod tests {
             for f in spec.fields {
                 value[f.name] = match f.kind {
                     FieldKind::Amount | FieldKind::Count | FieldKind::Instant => json!(3),
+                    FieldKind::Flag => json!(true),
                     _ => json!(format!("{}-1", f.name)),
                 };
             }

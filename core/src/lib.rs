@@ -25,6 +25,7 @@ pub mod codes;
 pub mod deliveries;
 pub mod error;
 pub mod event;
+pub mod holds;
 pub mod ids;
 pub mod members;
 pub mod points;

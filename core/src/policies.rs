@@ -8,15 +8,15 @@
 //!
 //! | policy | when | then |
 //! |---|---|---|
-//! | catalog | RentalReserved | AllocateCopy |
-//! | catalog | RentalCanceled, BookReturned | ReleaseCopy |
-//! | rentals | CopyAllocated | ConfirmRental |
+//! | catalog | RentalReserved | AllocateCopy (a hold with no copy free joins the queue) |
+//! | catalog | RentalCanceled, BookReturned, HoldPickupExpired | ReleaseCopy (the copy goes to the first hold still wanted) |
+//! | rentals | CopyAllocated | ConfirmRental (a hold's copy waits on the pickup shelf) |
 //! | rentals | CopyAllocationFailed | CancelRental (unavailable) |
 //! | rentals | Delivered | StartLoan |
 //! | payments | RentalCanceled | refund through the gateway, then RecordRefund |
 //! | deliveries | RentalConfirmed with an address | StartDelivery |
 //! | deliveries | RentalCanceled | CancelDelivery |
-//! | notices | every rental or delivery status change | Notifier.send |
+//! | notices | every rental, hold or delivery status change | Notifier.send |
 //!
 //! (Opening a member's point account is not a policy here: `join_member` stores MemberJoined
 //! and AccountOpened in one atomic append, so a member can pay the moment they exist.)
@@ -24,6 +24,8 @@
 use crate::catalog::{BookCommand, BookEvent};
 use crate::deliveries::{DeliveryCommand, DeliveryEvent};
 use crate::event::{Envelope, Event};
+use crate::holds::QueuedHold;
+use crate::ids::RentalId;
 use crate::ports::{ChargeRef, Notice};
 use crate::rentals::{RentalCommand, RentalEvent};
 
@@ -40,6 +42,8 @@ pub enum Reaction {
     Refund(ChargeRef),
     /// Send a notice to a member.
     Notify(Notice),
+    /// Confirm a hold whose copy waits on the pickup shelf, with the deadline the rules give.
+    Shelve(RentalId),
 }
 
 /// One line of a policy: when an event of type `when` is stored, `then` happens.
@@ -92,6 +96,7 @@ pub const CATALOG: Policy = Policy {
         Rule { when: "RentalReserved", then: "AllocateCopy", react: allocate },
         Rule { when: "RentalCanceled", then: "ReleaseCopy", react: release },
         Rule { when: "BookReturned", then: "ReleaseCopy", react: release },
+        Rule { when: "HoldPickupExpired", then: "ReleaseCopy", react: release },
     ],
 };
 
@@ -166,6 +171,21 @@ pub const NOTICES: Policy = Policy {
             react: notify,
         },
         Rule {
+            when: "HoldQueued",
+            then: "SendNotice",
+            react: notify,
+        },
+        Rule {
+            when: "HoldAwaitingPickup",
+            then: "SendNotice",
+            react: notify,
+        },
+        Rule {
+            when: "HoldPickupExpired",
+            then: "SendNotice",
+            react: notify,
+        },
+        Rule {
             when: "LoanStarted",
             then: "SendNotice",
             react: notify,
@@ -210,10 +230,24 @@ pub const NOTICES: Policy = Policy {
 
 fn allocate(e: &Envelope) -> Vec<Reaction> {
     match &e.event {
-        Event::Rental(RentalEvent::RentalReserved { rental, book, .. }) => {
+        Event::Rental(RentalEvent::RentalReserved {
+            rental,
+            book,
+            member,
+            hold,
+            delivery_address,
+            ..
+        }) => {
             vec![Reaction::Book(BookCommand::AllocateCopy {
                 book: book.clone(),
                 rental: rental.clone(),
+                member: Some(member.clone()),
+                hold: hold.as_ref().map(|h| QueuedHold {
+                    rental: rental.clone(),
+                    member: member.clone(),
+                    not_needed_after: h.not_needed_after,
+                    pickup: delivery_address.is_none(),
+                }),
             })]
         }
         _ => vec![],
@@ -224,7 +258,8 @@ fn release(e: &Envelope) -> Vec<Reaction> {
     match &e.event {
         Event::Rental(
             RentalEvent::RentalCanceled { rental, book, .. }
-            | RentalEvent::BookReturned { rental, book, .. },
+            | RentalEvent::BookReturned { rental, book, .. }
+            | RentalEvent::HoldPickupExpired { rental, book, .. },
         ) => {
             vec![Reaction::Book(BookCommand::ReleaseCopy {
                 book: book.clone(),
@@ -237,9 +272,16 @@ fn release(e: &Envelope) -> Vec<Reaction> {
 
 fn confirm(e: &Envelope) -> Vec<Reaction> {
     match &e.event {
-        Event::Book(BookEvent::CopyAllocated { rental, .. }) => {
+        Event::Book(BookEvent::CopyAllocated {
+            rental, hold_shelf, ..
+        }) => {
+            if *hold_shelf {
+                // The pickup deadline comes from the rules and the branch's calendar.
+                return vec![Reaction::Shelve(rental.clone())];
+            }
             vec![Reaction::Rental(RentalCommand::ConfirmRental {
                 rental: rental.clone(),
+                pickup_until: None,
             })]
         }
         _ => vec![],
@@ -253,6 +295,7 @@ fn cancel_unavailable(e: &Envelope) -> Vec<Reaction> {
                 rental: rental.clone(),
                 reason: reason.clone(),
                 delivered: false,
+                hold: false,
             })]
         }
         _ => vec![],
@@ -339,6 +382,30 @@ fn notify(e: &Envelope) -> Vec<Reaction> {
                 book,
                 ..
             } => (member, rental, format!("A copy of {book} is held for you.")),
+            RentalEvent::HoldAwaitingPickup {
+                rental,
+                member,
+                book,
+                branch,
+                until,
+            } => (
+                member,
+                rental,
+                match branch {
+                    Some(b) => format!("A copy of {book} waits for you at {b} until {}.", until.date()),
+                    None => format!("A copy of {book} waits for you until {}.", until.date()),
+                },
+            ),
+            RentalEvent::HoldPickupExpired {
+                rental,
+                member,
+                book,
+                until,
+            } => (
+                member,
+                rental,
+                format!("Your hold on {book} was not collected by {} and went to the next member.", until.date()),
+            ),
             RentalEvent::LoanStarted {
                 rental,
                 member,
@@ -428,6 +495,17 @@ fn notify(e: &Envelope) -> Vec<Reaction> {
                 format!("{book} is so long overdue that it counts as lost and is billed; bring it back to get the bill refunded."),
             ),
         },
+        Event::Book(BookEvent::HoldQueued {
+            rental,
+            member,
+            book,
+            position,
+            ..
+        }) => (
+            member,
+            rental,
+            format!("No copy of {book} is free: you are number {position} in line."),
+        ),
         Event::Delivery(d) => match d {
             DeliveryEvent::DeliveryStarted {
                 rental,
@@ -483,6 +561,7 @@ mod tests {
         stored(
             1,
             RentalEvent::RentalReserved {
+                hold: None,
                 rental: RentalId::new("r1"),
                 member: MemberId::new("m1"),
                 book: BookId::new("b1"),
@@ -499,6 +578,8 @@ mod tests {
         assert_eq!(
             CATALOG.react(&reserved()),
             vec![Reaction::Book(BookCommand::AllocateCopy {
+                hold: None,
+                member: Some(MemberId::new("m1")),
                 book: BookId::new("b1"),
                 rental: RentalId::new("r1")
             })]
@@ -553,6 +634,7 @@ mod tests {
         assert_eq!(
             RENTALS.react(&failed),
             vec![Reaction::Rental(RentalCommand::CancelRental {
+                hold: false,
                 rental: RentalId::new("r1"),
                 reason: "unavailable".into(),
                 delivered: false

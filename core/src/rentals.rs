@@ -9,6 +9,7 @@
 use crate::aggregate::{Aggregate, Context};
 use crate::circulation::LoanTerms;
 use crate::codes::ErrorCode;
+use crate::holds::HoldTerms;
 use crate::ids::{Actor, BookId, MemberId, Points, RentalId, StreamKind, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -67,11 +68,32 @@ pub enum RentalCommand {
         payment_id: String,
         /// Deliver to this address, or pick up in person when `None`.
         delivery_address: Option<String>,
+        /// Set for a hold: the rental waits in the title's queue while no copy is free.
+        hold: Option<HoldTerms>,
     },
-    /// A copy is held: confirm (policy).
+    /// A copy is held: confirm (policy). A hold collected in person waits on the pickup shelf
+    /// until `pickup_until` (filled in by the library from the rules and the branch's calendar).
     ConfirmRental {
         /// Rental.
         rental: RentalId,
+        /// The last moment the member can collect it, for a hold on the pickup shelf.
+        pickup_until: Option<Timestamp>,
+    },
+    /// A hold on the pickup shelf was not collected by its deadline (lendkit's clock-driven
+    /// rules): the copy goes to the next in line; the fee is not refunded.
+    ExpirePickup {
+        /// Rental.
+        rental: RentalId,
+        /// The deadline that passed.
+        until: Timestamp,
+    },
+    /// A hold still waiting is no longer needed (its `not_needed_after` passed; lendkit's
+    /// clock-driven rules): cancelled and refunded.
+    ExpireHold {
+        /// Rental.
+        rental: RentalId,
+        /// The `not_needed_after` that passed.
+        at: Timestamp,
     },
     /// The member picks the book up (대여). The library fills in the due date and the terms
     /// from the circulation rules; without them (no rules stored) the loan lasts the library's
@@ -99,6 +121,8 @@ pub enum RentalCommand {
         reason: String,
         /// Whether the rental's delivery has already arrived (read from the delivery by the service).
         delivered: bool,
+        /// Cancelling a hold (`cancel_hold`): refused for a rental that is not one.
+        hold: bool,
     },
     /// Extend the loan by another loan period.
     RenewLoan {
@@ -146,7 +170,9 @@ impl RentalCommand {
     pub fn rental(&self) -> &RentalId {
         match self {
             RentalCommand::ReserveBook { rental, .. }
-            | RentalCommand::ConfirmRental { rental }
+            | RentalCommand::ConfirmRental { rental, .. }
+            | RentalCommand::ExpirePickup { rental, .. }
+            | RentalCommand::ExpireHold { rental, .. }
             | RentalCommand::StartLoan { rental, .. }
             | RentalCommand::ReturnBook { rental, .. }
             | RentalCommand::CancelRental { rental, .. }
@@ -177,6 +203,9 @@ crate::event::event_enum! {
             /// Delivery address, if delivered.
             #[serde(default)]
             delivery_address: Option<String>,
+            /// Set when the rental is a hold: it waits for a copy instead of failing.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            hold: Option<HoldTerms>,
         },
         /// A copy is held for the member.
         RentalConfirmed {
@@ -292,6 +321,33 @@ crate::event::event_enum! {
             /// Amount refunded.
             amount: Points,
         },
+        /// A copy of a hold waits on the pickup shelf for the member until `until`; only they
+        /// can borrow it (`collect_hold`).
+        HoldAwaitingPickup {
+            /// Rental.
+            rental: RentalId,
+            /// Borrower.
+            member: MemberId,
+            /// Book.
+            book: BookId,
+            /// Where it waits.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            branch: Option<String>,
+            /// The last moment it can be collected.
+            until: Timestamp,
+        },
+        /// The hold was not collected by `until`: the copy goes to the next in line. The fee is
+        /// kept (the hold was filled).
+        HoldPickupExpired {
+            /// Rental.
+            rental: RentalId,
+            /// Borrower.
+            member: MemberId,
+            /// Book.
+            book: BookId,
+            /// The deadline that passed.
+            until: Timestamp,
+        },
     }
 }
 
@@ -347,6 +403,25 @@ pub enum RentalError {
         /// The limit.
         max: u64,
     },
+    /// A member acted on someone else's hold.
+    #[error("hold {rental} belongs to another member; {actor} cannot act on it")]
+    NotHoldOwner {
+        /// The hold.
+        rental: RentalId,
+        /// Who tried.
+        actor: String,
+    },
+    /// `cancel_hold` on a rental that is not a hold.
+    #[error("rental {0} is not a hold; use cancel_rental")]
+    NotAHold(RentalId),
+    /// Other members wait for the title.
+    #[error("other members wait for book {book}; rental {rental} cannot be renewed, return it")]
+    HasHolds {
+        /// Rental.
+        rental: RentalId,
+        /// Book.
+        book: BookId,
+    },
     /// A renewal would not move the due date.
     #[error("renewing rental {rental} would not move its due date ({due}): the loan's schedule ends there; return the book")]
     DueDateUnchanged {
@@ -378,6 +453,9 @@ impl RentalError {
             RentalError::RenewalLimit { .. } => ErrorCode::RenewalLimit,
             RentalError::DueDateUnchanged { .. } => ErrorCode::DueDateUnchanged,
             RentalError::BadReturnTime { .. } => ErrorCode::InvalidInput,
+            RentalError::NotHoldOwner { .. } => ErrorCode::NotHoldOwner,
+            RentalError::NotAHold(_) => ErrorCode::InvalidTransition,
+            RentalError::HasHolds { .. } => ErrorCode::HasHolds,
         }
     }
 }
@@ -411,6 +489,10 @@ pub struct Rental {
     pub lost_at: Option<Timestamp>,
     /// Whether the fee was refunded.
     pub refunded: bool,
+    /// Set when the rental is a hold.
+    pub hold: Option<HoldTerms>,
+    /// While a hold's copy waits on the pickup shelf: until when.
+    pub pickup_until: Option<Timestamp>,
 }
 
 impl Rental {
@@ -484,6 +566,7 @@ impl Aggregate for Rental {
                 fee,
                 payment_id,
                 delivery_address,
+                hold,
                 ..
             } => {
                 if !(ctx.actor.is_librarian() || ctx.actor.is_member(member)) {
@@ -502,23 +585,65 @@ impl Aggregate for Rental {
                     fee: *fee,
                     payment_id: payment_id.clone(),
                     delivery_address: delivery_address.clone(),
+                    hold: hold.clone(),
                 }])
             }
-            RentalCommand::ConfirmRental { .. } => {
+            RentalCommand::ConfirmRental { pickup_until, .. } => {
                 if !ctx.actor.is_system() {
                     return Err(RentalError::SystemOnly);
                 }
                 let (member, book) = self.check_actor(&rental, &ctx.actor)?;
-                match self.status {
-                    S::Reserved => Ok(vec![RentalEvent::RentalConfirmed {
+                match (self.status, pickup_until) {
+                    (S::Reserved, Some(until)) => Ok(vec![RentalEvent::HoldAwaitingPickup {
+                        rental,
+                        member,
+                        book,
+                        branch: self.hold.as_ref().and_then(|h| h.pickup_branch.clone()),
+                        until: *until,
+                    }]),
+                    (S::Reserved, None) => Ok(vec![RentalEvent::RentalConfirmed {
                         rental,
                         member,
                         book,
                         delivery_address: self.delivery_address.clone(),
                     }]),
-                    S::Confirmed => Ok(vec![]),
+                    (S::Confirmed, _) => Ok(vec![]),
+                    // A hold cancelled while its copy was on its way: the copy is released.
+                    (S::Canceled, _) if self.hold.is_some() => Ok(vec![]),
                     _ => Err(self.transition(&rental, "be confirmed")),
                 }
+            }
+            RentalCommand::ExpirePickup { until, .. } => {
+                if !ctx.actor.is_system() {
+                    return Err(RentalError::SystemOnly);
+                }
+                let (member, book) = self.check_actor(&rental, &ctx.actor)?;
+                if self.status != S::Confirmed || self.pickup_until != Some(*until) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![RentalEvent::HoldPickupExpired {
+                    rental,
+                    member,
+                    book,
+                    until: *until,
+                }])
+            }
+            RentalCommand::ExpireHold { at, .. } => {
+                if !ctx.actor.is_system() {
+                    return Err(RentalError::SystemOnly);
+                }
+                let (member, book) = self.check_actor(&rental, &ctx.actor)?;
+                let wanted_until = self.hold.as_ref().and_then(|h| h.not_needed_after);
+                if self.status != S::Reserved || wanted_until != Some(*at) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![RentalEvent::RentalCanceled {
+                    rental,
+                    member,
+                    book,
+                    reason: format!("not needed after {}", at.to_rfc3339()),
+                    fee: self.fee,
+                }])
             }
             RentalCommand::StartLoan { .. } => {
                 let (member, book) = self.check_actor(&rental, &ctx.actor)?;
@@ -567,8 +692,24 @@ impl Aggregate for Rental {
                 }
             }
             RentalCommand::CancelRental {
-                reason, delivered, ..
+                reason,
+                delivered,
+                hold,
+                ..
             } => {
+                if *hold {
+                    if self.member.is_some() && self.hold.is_none() {
+                        return Err(RentalError::NotAHold(rental));
+                    }
+                    if let (Actor::Member(m), Some(owner)) = (&ctx.actor, &self.member) {
+                        if m != owner {
+                            return Err(RentalError::NotHoldOwner {
+                                rental,
+                                actor: ctx.actor.to_string(),
+                            });
+                        }
+                    }
+                }
                 let (member, book) = self.check_actor(&rental, &ctx.actor)?;
                 match self.status {
                     S::Reserved | S::Confirmed | S::OnLoan if *delivered => {
@@ -719,8 +860,10 @@ impl Aggregate for Rental {
                 fee,
                 payment_id,
                 delivery_address,
+                hold,
                 ..
             } => {
+                self.hold = hold.clone();
                 self.payment_id = Some(payment_id.clone());
                 self.status = RentalStatus::Reserved;
                 self.member = Some(member.clone());
@@ -745,7 +888,13 @@ impl Aggregate for Rental {
                 self.renewals += 1;
             }
             RentalEvent::BookReturned { .. } => self.status = RentalStatus::Returned,
-            RentalEvent::RentalCanceled { .. } => self.status = RentalStatus::Canceled,
+            RentalEvent::RentalCanceled { .. } | RentalEvent::HoldPickupExpired { .. } => {
+                self.status = RentalStatus::Canceled
+            }
+            RentalEvent::HoldAwaitingPickup { until, .. } => {
+                self.status = RentalStatus::Confirmed;
+                self.pickup_until = Some(*until);
+            }
             RentalEvent::PaymentRefunded { .. } => self.refunded = true,
             RentalEvent::LoanOverdue { due, .. } | RentalEvent::AutoRenewalFailed { due, .. } => {
                 self.due_noted = Some(*due)
@@ -766,6 +915,7 @@ mod tests {
     }
     fn reserved(address: Option<&str>) -> RentalEvent {
         RentalEvent::RentalReserved {
+            hold: None,
             rental: r(),
             member: MemberId::new("m1"),
             book: BookId::new("b1"),
@@ -807,6 +957,7 @@ mod tests {
     }
     fn cancel(delivered: bool) -> RentalCommand {
         RentalCommand::CancelRental {
+            hold: false,
             rental: r(),
             reason: "changed my mind".into(),
             delivered,

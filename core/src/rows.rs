@@ -127,11 +127,14 @@ pub const BOOK_STATUSES: &[&str] = &["available", "reserved", "on_loan"];
 /// The values of a rental's status on a member page.
 pub const RENTAL_STATUSES: &[&str] = &[
     "reserved",
+    "waiting",
     "confirmed",
+    "awaiting_pickup",
     "on_loan",
     "lost",
     "returned",
     "canceled",
+    "expired",
 ];
 /// The values of a rental's payment status on a member page.
 pub const PAYMENT_STATUSES: &[&str] = &["charged", "refunded"];
@@ -193,6 +196,16 @@ pub const ROWS: &[RowSpec] = &[
                 "renewals_left",
                 Integer,
                 "Renewals the loan has left under its terms (none when it was made without stored rules).",
+            ),
+            maybe(
+                "position",
+                Integer,
+                "While the rental is a hold waiting in its title's queue: its place in line, 1 first.",
+            ),
+            maybe(
+                "pickup_until",
+                Text,
+                "While a hold's copy waits on the pickup shelf: the deadline to collect it (RFC 3339, UTC).",
             ),
         ],
     },
@@ -298,6 +311,17 @@ pub const ROWS: &[RowSpec] = &[
                 Integer,
                 "The fine the loan has run up so far, in points (charged when it comes back).",
             ),
+        ],
+    },
+    RowSpec {
+        name: "HoldShelfRow",
+        doc: "One hold whose copy waits on a pickup shelf (the hold shelf list).",
+        fields: &[
+            field("hold_id", Text, "Hold id (its rental id)."),
+            field("book_id", Text, "Book id."),
+            field("member_id", Text, "Who collects it."),
+            maybe("branch", Text, "The pickup branch, if one was named."),
+            field("until", Text, "The deadline to collect it (RFC 3339, UTC)."),
         ],
     },
     RowSpec {

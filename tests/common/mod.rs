@@ -86,6 +86,7 @@ pub fn reserve(lib: &Library, book: &str, member: &str, rental: &str) -> lendkit
     run(
         lib,
         Command::ReserveBook {
+            wait: None,
             book_id: book.into(),
             member_id: member.into(),
             rental_id: Some(rental.into()),
@@ -127,8 +128,55 @@ pub fn check_invariants(lib: &Library) {
     let mut held: HashMap<String, String> = HashMap::new();
     let mut canceled_paid: Vec<(String, String)> = Vec::new();
     let mut payment_refunded: HashMap<String, u32> = HashMap::new();
+    // Hold queues, replayed as plain lists: positions are always 1..=n.
+    let mut queues: HashMap<String, Vec<String>> = HashMap::new();
+    let mut ended: HashMap<String, u32> = HashMap::new();
+    let mut wanted_forever: HashMap<String, bool> = HashMap::new();
     for e in &events {
         match &e.event {
+            Event::Book(BookEvent::HoldQueued {
+                book,
+                rental,
+                position,
+                not_needed_after,
+                ..
+            }) => {
+                let q = queues.entry(book.to_string()).or_default();
+                assert!(!q.contains(&rental.to_string()), "{rental} queued twice");
+                assert!(
+                    !held.contains_key(rental.as_str()),
+                    "{rental} queued while holding a copy"
+                );
+                q.push(rental.to_string());
+                assert_eq!(
+                    *position,
+                    q.len() as u64,
+                    "{rental} joined at a wrong position"
+                );
+                wanted_forever.insert(rental.to_string(), not_needed_after.is_none());
+            }
+            Event::Book(BookEvent::HoldLeftQueue { book, rental, .. }) => {
+                let q = queues.entry(book.to_string()).or_default();
+                let before = q.len();
+                q.retain(|r| r != rental.as_str());
+                assert_eq!(q.len() + 1, before, "{rental} left a queue it was not in");
+            }
+            Event::Book(BookEvent::QueueReordered {
+                book,
+                rental,
+                position,
+            }) => {
+                let q = queues.entry(book.to_string()).or_default();
+                let at = q.iter().position(|r| r == rental.as_str());
+                assert!(at.is_some(), "{rental} reordered while not waiting");
+                assert!(
+                    (1..=q.len() as u64).contains(position),
+                    "position {position} outside 1..={}",
+                    q.len()
+                );
+                q.retain(|r| r != rental.as_str());
+                q.insert(*position as usize - 1, rental.to_string());
+            }
             Event::Account(PointsEvent::AccountOpened { member, welcome }) => {
                 balance.insert(member.to_string(), i128::from(welcome.0));
             }
@@ -179,7 +227,10 @@ pub fn check_invariants(lib: &Library) {
             Event::Book(BookEvent::CopiesAdded { book, copies: n }) => {
                 *copies.get_mut(book.as_str()).unwrap() += i64::from(*n)
             }
-            Event::Book(BookEvent::CopyAllocated { book, rental }) => {
+            Event::Book(BookEvent::CopyAllocated { book, rental, .. }) => {
+                if let Some(q) = queues.get_mut(book.as_str()) {
+                    q.retain(|r| r != rental.as_str());
+                }
                 assert!(
                     held.insert(rental.to_string(), book.to_string()).is_none(),
                     "rental {rental} holds two copies"
@@ -197,7 +248,16 @@ pub fn check_invariants(lib: &Library) {
                 );
             }
             Event::Rental(RentalEvent::RentalCanceled { rental, member, .. }) => {
-                canceled_paid.push((member.to_string(), rental.to_string()))
+                canceled_paid.push((member.to_string(), rental.to_string()));
+                *ended.entry(rental.to_string()).or_default() += 1;
+                assert_eq!(ended[rental.as_str()], 1, "{rental} ended twice");
+            }
+            Event::Rental(
+                RentalEvent::HoldPickupExpired { rental, .. }
+                | RentalEvent::BookReturned { rental, .. },
+            ) => {
+                *ended.entry(rental.to_string()).or_default() += 1;
+                assert_eq!(ended[rental.as_str()], 1, "{rental} ended twice");
             }
             Event::Rental(RentalEvent::PaymentRefunded { rental, .. }) => {
                 *payment_refunded.entry(rental.to_string()).or_default() += 1
@@ -229,6 +289,34 @@ pub fn check_invariants(lib: &Library) {
             row.book_id
         );
         assert_eq!(i64::from(row.copies), copies[&row.book_id]);
+    }
+    // A copy is never free while a hold that is always wanted waits for its title.
+    for (book, q) in &queues {
+        if q.iter().any(|r| wanted_forever[r]) {
+            let out = held.values().filter(|b| *b == book).count() as i64;
+            assert_eq!(
+                copies[book], out,
+                "a copy of {book} is free while {q:?} wait"
+            );
+        }
+    }
+    // The member pages show each waiting hold at its place in line.
+    for page in pages.pages() {
+        let page = pages.page(&page.member_id).unwrap();
+        for row in &page.rentals {
+            let q = queues.get(&row.book_id);
+            let at = q.and_then(|q| q.iter().position(|r| *r == row.rental_id));
+            let at = at.filter(|_| row.status == "waiting");
+            assert_eq!(
+                row.position,
+                at.map(|i| i as u64 + 1),
+                "position of {} ({})",
+                row.rental_id,
+                row.status
+            );
+            let queued = q.is_some_and(|q| q.contains(&row.rental_id));
+            assert_eq!(row.status == "waiting", queued, "{row:?}");
+        }
     }
     for page in pages.pages() {
         assert_eq!(

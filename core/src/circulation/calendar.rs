@@ -224,6 +224,38 @@ impl Calendar {
         }
     }
 
+    /// The closing time of the `days`-th open day after the local date of `start` (a hold's
+    /// pickup deadline: shelf days are counted in open days). `days` = 0 is `start`'s own day's
+    /// closing time if it is open, else the next open day's.
+    pub fn after_open_days(&self, start: Timestamp, days: u64) -> Result<Timestamp, CalendarError> {
+        let mut day = self.zoned(start)?.date();
+        if days == 0 {
+            if let Some(h) = self.hours_on(day) {
+                return Ok(millis(&self.at(day, h.closes)?));
+            }
+            return Ok(millis(&self.next_open_close(day)?));
+        }
+        let mut left = days;
+        // A year without an open day is refused when the calendar is read, so this ends.
+        let limit = u64::try_from(SEARCH_DAYS)
+            .unwrap_or(400)
+            .saturating_mul(days.min(366) + 1);
+        for _ in 0..limit {
+            day = day
+                .tomorrow()
+                .map_err(|e| CalendarError::OutOfRange(e.to_string()))?;
+            if let Some(h) = self.hours_on(day) {
+                left -= 1;
+                if left == 0 {
+                    return Ok(millis(&self.at(day, h.closes)?));
+                }
+            }
+        }
+        Err(CalendarError::OutOfRange(format!(
+            "{days} open days after {day}"
+        )))
+    }
+
     /// How many open days lie after `from` up to and including `to` (both local dates).
     pub fn open_days_between(&self, from: Date, to: Date) -> i64 {
         let mut n = 0;

@@ -316,6 +316,10 @@ impl Library {
             }
             Reaction::Rental(cmd) => Step::Rental(cmd),
             Reaction::Delivery(cmd) => Step::Delivery(cmd),
+            Reaction::Shelve(rental) => Step::Loan(super::route::LoanRequest {
+                rental,
+                action: super::route::LoanAction::Shelve,
+            }),
             Reaction::Refund(charge) => {
                 self.call_gateway(self.gateway.refund(&charge)).await?;
                 Step::Rental(RentalCommand::RecordRefund { rental: charge.key })

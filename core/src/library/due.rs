@@ -12,6 +12,9 @@
 //! with it. `advance_to(now)` takes the work due at or before `now` from the front of it — the
 //! cost grows with the due work, not with the open loans.
 //!
+//! Holds have their moments too: the **pickup deadline** of a copy on the pickup shelf, and the
+//! **not needed after** of a hold still waiting.
+//!
 //! Each piece of work runs as lendkit's own command under an id made from the loan, the kind of
 //! work and its instant (`system:due:RENTAL:at`), decided as of that instant. So running
 //! `advance_to` twice, or again after a restart, changes nothing: the second run finds the
@@ -34,6 +37,11 @@ pub enum Work {
     /// It is overdue: charge the fine run up so far (daily, until it is back, lost, or at the
     /// fine's cap).
     Accrue,
+    /// A hold's copy was not collected from the pickup shelf by its deadline: it goes to the
+    /// next in line.
+    Pickup,
+    /// A hold still waiting is no longer needed (its `not_needed_after`): cancelled, refunded.
+    NotNeeded,
 }
 
 impl Work {
@@ -42,6 +50,8 @@ impl Work {
             Work::Due => "due",
             Work::Lost => "lost",
             Work::Accrue => "accrue",
+            Work::Pickup => "pickup",
+            Work::NotNeeded => "not-needed",
         }
     }
 }
@@ -75,6 +85,8 @@ pub struct ScheduledLoan {
 pub struct DueWork {
     queue: BTreeSet<(Timestamp, Work, RentalId)>,
     loans: HashMap<RentalId, ScheduledLoan>,
+    /// Holds with a deadline: (not needed after, pickup until).
+    holds: HashMap<RentalId, (Option<Timestamp>, Option<Timestamp>)>,
     position: u64,
 }
 
@@ -133,6 +145,18 @@ impl DueWork {
         }
     }
 
+    /// A hold's clock-driven work ends (it was collected, cancelled or expired).
+    fn unschedule_hold(&mut self, rental: &RentalId) {
+        if let Some((not_needed, pickup)) = self.holds.remove(rental) {
+            if let Some(at) = not_needed {
+                self.queue.remove(&(at, Work::NotNeeded, rental.clone()));
+            }
+            if let Some(at) = pickup {
+                self.queue.remove(&(at, Work::Pickup, rental.clone()));
+            }
+        }
+    }
+
     fn schedule(&mut self, rental: &RentalId) {
         if let Some(l) = self.loans.get(rental) {
             if !l.noted {
@@ -184,6 +208,32 @@ impl View for DueWork {
         let Event::Rental(r) = &e.event else {
             return;
         };
+        match r {
+            RentalEvent::RentalReserved {
+                rental,
+                hold:
+                    Some(crate::holds::HoldTerms {
+                        not_needed_after: Some(at),
+                        ..
+                    }),
+                ..
+            } => {
+                self.holds.insert(rental.clone(), (Some(*at), None));
+                self.queue.insert((*at, Work::NotNeeded, rental.clone()));
+                return;
+            }
+            RentalEvent::HoldAwaitingPickup { rental, until, .. } => {
+                self.unschedule_hold(rental);
+                self.holds.insert(rental.clone(), (None, Some(*until)));
+                self.queue.insert((*until, Work::Pickup, rental.clone()));
+                return;
+            }
+            RentalEvent::RentalConfirmed { rental, .. }
+            | RentalEvent::LoanStarted { rental, .. }
+            | RentalEvent::RentalCanceled { rental, .. }
+            | RentalEvent::HoldPickupExpired { rental, .. } => self.unschedule_hold(rental),
+            _ => {}
+        }
         match r {
             RentalEvent::LoanStarted {
                 rental,
@@ -265,7 +315,9 @@ impl Library {
     /// Runs every piece of clock-driven work that has come due at or before `now`: on a loan's
     /// due date an automatic renewal (`LoanRenewed{by: "auto"}`, or `AutoRenewalFailed{code}`
     /// with the due date unchanged) or else `LoanOverdue`; past the lost policy's days,
-    /// `ItemAgedToLost` with the bill. Each is decided as of its own instant. Running it again
+    /// `ItemAgedToLost` with the bill; a hold not collected by its pickup deadline,
+    /// `HoldPickupExpired` (the copy goes to the next in line); a hold still waiting past its
+    /// `not_needed_after`, cancelled and refunded. Each is decided as of its own instant. Running it again
     /// for the same instant, or after a restart, changes nothing. The facade's background runner
     /// calls it with the clock's time; call it yourself in tests and with `background` off.
     pub async fn advance_to(&self, now: Timestamp) -> Result<Advanced> {
@@ -319,15 +371,25 @@ impl Library {
             correlation_id: rental.to_string(),
             causation_id: format!("{}@{}", work.as_str(), at.to_rfc3339()),
         };
-        let action = match work {
-            Work::Due => LoanAction::Due { at: *at },
-            Work::Lost => LoanAction::Lost { at: *at },
-            Work::Accrue => LoanAction::Accrue { at: *at },
+        let loan = |action| {
+            Step::Loan(LoanRequest {
+                rental: rental.clone(),
+                action,
+            })
         };
-        let plan = Plan::one(Step::Loan(LoanRequest {
-            rental: rental.clone(),
-            action,
-        }));
+        let plan = Plan::one(match work {
+            Work::Due => loan(LoanAction::Due { at: *at }),
+            Work::Lost => loan(LoanAction::Lost { at: *at }),
+            Work::Accrue => loan(LoanAction::Accrue { at: *at }),
+            Work::Pickup => Step::Rental(RentalCommand::ExpirePickup {
+                rental: rental.clone(),
+                until: *at,
+            }),
+            Work::NotNeeded => Step::Rental(RentalCommand::ExpireHold {
+                rental: rental.clone(),
+                at: *at,
+            }),
+        });
         match self.engine.run(plan, &meta(work.as_str())).await {
             Ok(events) => Ok(events.len()),
             // An automatic renewal the rules refuse: the due date stays, and the member is told.

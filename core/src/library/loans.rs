@@ -135,6 +135,9 @@ impl Engine {
         let (rental, rental_version) = self.load::<Rental>(&rental_stream).await?;
         let seen = rental.clone();
         self.keep(&rental_stream, rental, rental_version);
+        if let LoanAction::Shelve = request.action {
+            return self.expand_shelve(request, &seen, rental_version, rules, ctx, out);
+        }
         let plain = match &request.action {
             LoanAction::Start { .. } => RentalCommand::StartLoan {
                 rental: request.rental.clone(),
@@ -161,6 +164,7 @@ impl Engine {
                 rental: request.rental.clone(),
                 returned_at: *returned_at,
             },
+            LoanAction::Shelve => unreachable!("expanded above"),
         };
         // A rental that does not exist, is not the actor's, or is not where this step can go:
         // the rental's own decision says so (or, for lendkit's retries, changes nothing).
@@ -193,16 +197,48 @@ impl Engine {
             || m.loans.contains_key(&request.rental)
             || seen.lost_at.is_some();
         self.keep(&member_stream, m, mv);
-        // The book's item type and branch matter only to a rules table.
-        let (item_type, home_branch) = if rules.table.is_some() {
+        // The book's item type and branch matter only to a rules table; its hold queue to a
+        // renewal.
+        let renewing = matches!(
+            request.action,
+            LoanAction::Renew { .. } | LoanAction::Due { .. }
+        );
+        let (item_type, home_branch, has_holds) = if rules.table.is_some() || renewing {
             let book_stream = StreamId::new(StreamKind::Book, book.as_str());
             let (b, bv) = self.load::<Book>(&book_stream).await?;
-            let found = (b.item_type.clone(), b.branch.clone());
+            let found = (b.item_type.clone(), b.branch.clone(), b.has_holds());
             self.keep(&book_stream, b, bv);
+            if renewing && found.2 {
+                // The holds are read: a hold placed meanwhile means deciding again.
+                out.guards.push(StreamAppend {
+                    stream: book_stream,
+                    expected_version: bv,
+                    events: vec![],
+                });
+            }
             found
         } else {
-            (None, None)
+            (None, None, false)
         };
+        // Others wait for the title: no renewal (an automatic one is recorded as failed).
+        if renewing && has_holds {
+            let due_for = match request.action {
+                LoanAction::Due { at } => Some(at),
+                _ => None,
+            };
+            let still_due = due_for.map_or(true, |at| {
+                seen.due == Some(at) && seen.lost_at.is_none() && seen.due_noted != Some(at)
+            });
+            if still_due
+                && (due_for.is_none() || seen.terms.as_ref().is_some_and(|t| t.loan.auto_renew))
+            {
+                return Err(crate::rentals::RentalError::HasHolds {
+                    rental: request.rental.clone(),
+                    book,
+                }
+                .into());
+            }
+        }
 
         let invalid = |e: crate::circulation::CalendarError| Error::InvalidInput(e.to_string());
         match &request.action {
@@ -210,7 +246,8 @@ impl Engine {
                 branch,
                 override_reason,
             } => {
-                let branch = branch.clone().or(home_branch);
+                let pickup = seen.hold.as_ref().and_then(|h| h.pickup_branch.clone());
+                let branch = branch.clone().or(pickup).or(home_branch);
                 if let Some(b) = &branch {
                     check_branch(rules, b)?;
                 }
@@ -250,6 +287,14 @@ impl Engine {
                     due: Some(due),
                     terms,
                 }));
+                // A hold's copy leaves the pickup shelf in the same commit: sixteen desks
+                // lending it at once make one loan.
+                if seen.pickup_until.is_some() {
+                    out.push(Step::Book(crate::catalog::BookCommand::CollectHold {
+                        book: book.clone(),
+                        rental: request.rental.clone(),
+                    }));
+                }
                 let record = rules.table.is_some();
                 if member_step_needed || override_reason.is_some() {
                     out.push(Step::Member(MemberCommand::CheckOut {
@@ -394,6 +439,7 @@ impl Engine {
                     override_reason: None,
                 }));
             }
+            LoanAction::Shelve => {}
             LoanAction::Accrue { at } => {
                 let (Some(terms), Some(due)) = (seen.terms.as_deref(), seen.due) else {
                     return Ok(());
@@ -438,6 +484,40 @@ impl Engine {
 }
 
 impl Engine {
+    /// A hold's copy is on the pickup shelf: it is confirmed with the deadline, counted in open
+    /// days of the pickup branch's calendar (calendar days without one).
+    fn expand_shelve(
+        &self,
+        request: &LoanRequest,
+        seen: &Rental,
+        rental_version: u64,
+        rules: &RulesNow,
+        ctx: &Context,
+        out: &mut Expanded,
+    ) -> Result<()> {
+        let rental_stream = StreamId::new(StreamKind::Rental, request.rental.as_str());
+        let pickup_until = if seen.status == RentalStatus::Reserved {
+            let branch = seen.hold.as_ref().and_then(|h| h.pickup_branch.as_deref());
+            let days = u64::from(ctx.rules.hold_shelf_days);
+            let calendar = branch.and_then(|b| rules.table.as_ref()?.calendar(b));
+            let until = match calendar {
+                Some(c) => c
+                    .after_open_days(ctx.now, days)
+                    .map_err(|e| Error::InvalidInput(e.to_string()))?,
+                None => super::due::days_after(ctx.now, days),
+            };
+            out.pinned.push((rental_stream, rental_version));
+            Some(until)
+        } else {
+            None
+        };
+        out.push(Step::Rental(RentalCommand::ConfirmRental {
+            rental: request.rental.clone(),
+            pickup_until,
+        }));
+        Ok(())
+    }
+
     /// The limits policy that applies now to a member of `group` and an item of `item_type` at
     /// `branch`; `None` before any rules were stored.
     pub(super) async fn current_limits(
@@ -454,6 +534,19 @@ impl Engine {
             .map(|t| limits_for(t, group, item_type, branch));
         self.keep(&stream, rules, version);
         Ok(limits)
+    }
+
+    /// Whether the stored rules know `branch` (any branch is known while they declare no
+    /// calendars, or none are stored).
+    pub(super) async fn knows_branch(&self, branch: &str) -> Result<bool> {
+        let stream = StreamId::new(StreamKind::Rules, RULES_STREAM_ID);
+        let (rules, version) = self.load::<CirculationRules>(&stream).await?;
+        let known = rules
+            .table
+            .as_ref()
+            .map_or(true, |t| t.knows_branch(branch));
+        self.keep(&stream, rules, version);
+        Ok(known)
     }
 }
 

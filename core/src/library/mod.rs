@@ -157,7 +157,10 @@ impl Library {
         let command_id = command_id.unwrap_or_else(CommandId::generate);
         let fingerprint = command.fingerprint(actor);
         let rental = match &command {
-            Command::ReserveBook { rental_id, .. } => Some(
+            Command::ReserveBook { rental_id, .. }
+            | Command::PlaceHold {
+                hold_id: rental_id, ..
+            } => Some(
                 rental_id
                     .clone()
                     .map_or_else(|| RentalId::for_command(&command_id), RentalId),
@@ -187,6 +190,7 @@ impl Library {
                 book,
                 member,
                 delivery_address,
+                hold,
             } => {
                 // `rental` is always set for a reservation (explicit or derived above).
                 let rental = rental
@@ -197,6 +201,7 @@ impl Library {
                     member,
                     rental.clone(),
                     delivery_address,
+                    hold,
                     &meta(rental.to_string()),
                 )
                 .await?

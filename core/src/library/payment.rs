@@ -84,6 +84,7 @@ impl Library {
         member: MemberId,
         rental: RentalId,
         delivery_address: Option<String>,
+        hold: Option<crate::holds::HoldTerms>,
         meta: &Meta,
     ) -> Result<Vec<Envelope>> {
         if !meta.fresh {
@@ -92,7 +93,7 @@ impl Library {
             }
         }
         match self
-            .reserve_once(book, member, rental, delivery_address, meta)
+            .reserve_once(book, member, rental, delivery_address, hold, meta)
             .await
         {
             Err(e) if e.is_rejection() => self.engine.refused(e, meta).await,
@@ -107,12 +108,18 @@ impl Library {
         member: MemberId,
         rental: RentalId,
         delivery_address: Option<String>,
+        mut hold: Option<crate::holds::HoldTerms>,
         meta: &Meta,
     ) -> Result<Vec<Envelope>> {
         let stream = StreamId::new(StreamKind::Rental, rental.as_str());
         let book_stream = StreamId::new(StreamKind::Book, book.as_str());
         let (b, book_version) = self.engine.load::<Book>(&book_stream).await?;
-        let (exists, fee, availability) = (b.exists(), b.fee, b.check_available(&book));
+        // A hold waits when no copy is free; it is refused only to a member who has the title.
+        let availability = match &hold {
+            Some(_) => b.check_holdable(&book, &member),
+            None => b.check_available(&book),
+        };
+        let (exists, fee) = (b.exists(), b.fee);
         let (item_type, branch) = (b.item_type.clone(), b.branch.clone());
         self.engine.keep(&book_stream, b, book_version);
         if !exists {
@@ -141,6 +148,30 @@ impl Library {
             item_limit: None,
         };
         let now = self.engine.clock.now();
+        if let Some(h) = &mut hold {
+            if let Some(t) = h.not_needed_after {
+                if t <= now {
+                    self.engine.keep(&member_stream, m, member_version);
+                    return Err(Error::InvalidInput(format!(
+                        "not_needed_after {} is not in the future",
+                        t.to_rfc3339()
+                    )));
+                }
+            }
+            if h.pickup_branch.is_none() {
+                h.pickup_branch.clone_from(&branch);
+            }
+            if let Some(pickup) = &h.pickup_branch {
+                if !self.engine.knows_branch(pickup).await? {
+                    self.engine.keep(&member_stream, m, member_version);
+                    return Err(Error::not_found(
+                        ErrorCode::BranchNotFound,
+                        "branch",
+                        pickup,
+                    ));
+                }
+            }
+        }
         let block = m.block(
             &member,
             crate::members::Borrowing::Reserve,
@@ -161,6 +192,7 @@ impl Library {
             fee,
             payment_id: String::new(),
             delivery_address,
+            hold,
         };
         // Decide once before charging: who may reserve, and whether the rental id is free.
         state.decide(&cmd, &ctx)?;

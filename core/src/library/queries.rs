@@ -127,6 +127,12 @@ impl Reader<'_> {
         self.library.overdue_list(now, branch).await
     }
 
+    /// The hold shelf: librarians.
+    pub fn hold_shelf(&self, branch: Option<&str>) -> Result<Vec<crate::views::HoldShelfRow>> {
+        self.librarian("the hold shelf")?;
+        Ok(self.library.hold_shelf(branch))
+    }
+
     /// The dead letters: librarians.
     pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
         self.librarian("the dead letters")?;
@@ -161,8 +167,17 @@ impl Library {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .page(member_id)
-            .cloned()
             .ok_or_else(|| Error::not_found(ErrorCode::MemberNotFound, "member", member_id))
+    }
+
+    /// The holds whose copies wait on the pickup shelf of `branch` (every branch: `None`): hold,
+    /// book, member, deadline; earliest deadline first within a branch. As of the last
+    /// [`settle`](Library::settle).
+    pub fn hold_shelf(&self, branch: Option<&str>) -> Vec<crate::views::HoldShelfRow> {
+        self.member_pages
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .hold_shelf(branch)
     }
 
     /// Copies of both views as they are now.

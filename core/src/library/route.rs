@@ -58,6 +58,9 @@ pub(crate) enum LoanAction {
     Lost { at: Timestamp },
     /// It is overdue at `at`: the fine run up so far is charged (the clock-driven rules, daily).
     Accrue { at: Timestamp },
+    /// A hold's copy was put on the pickup shelf: it is confirmed with the deadline the rules
+    /// and the pickup branch's calendar give.
+    Shelve,
 }
 
 impl LoanRequest {
@@ -142,6 +145,8 @@ pub(super) enum Route {
         book: BookId,
         member: MemberId,
         delivery_address: Option<String>,
+        /// Set for a hold (`place_hold`, or `reserve_book` with `wait`).
+        hold: Option<crate::holds::HoldTerms>,
     },
 }
 
@@ -210,14 +215,60 @@ impl Library {
                 book_id,
                 member_id,
                 delivery_address,
+                wait,
                 ..
             } => {
                 return Route::Reserve {
                     book: BookId(book_id),
                     member: MemberId(member_id),
                     delivery_address,
+                    hold: (wait == Some(true)).then(crate::holds::HoldTerms::default),
                 }
             }
+            Command::PlaceHold {
+                book_id,
+                member_id,
+                pickup_branch,
+                not_needed_after,
+                ..
+            } => {
+                return Route::Reserve {
+                    book: BookId(book_id),
+                    member: MemberId(member_id),
+                    delivery_address: None,
+                    hold: Some(crate::holds::HoldTerms {
+                        pickup_branch,
+                        not_needed_after: not_needed_after.map(|ms| Timestamp(ms as i64)),
+                    }),
+                }
+            }
+            Command::CancelHold { reason, .. } => Step::Rental(RentalCommand::CancelRental {
+                rental: rental(),
+                reason: reason.unwrap_or_else(|| match actor {
+                    Actor::Librarian(_) => "canceled by librarian".into(),
+                    _ => "canceled by member".into(),
+                }),
+                delivered: false,
+                hold: true,
+            }),
+            Command::ReorderQueue {
+                book_id, position, ..
+            } => Step::Book(crate::catalog::BookCommand::ReorderQueue {
+                book: BookId(book_id),
+                rental: rental(),
+                position: u64::from(position),
+            }),
+            Command::CollectHold {
+                branch,
+                override_reason,
+                ..
+            } => Step::Loan(LoanRequest {
+                rental: rental(),
+                action: LoanAction::Start {
+                    branch,
+                    override_reason,
+                },
+            }),
             Command::StartLoan {
                 branch,
                 override_reason,
@@ -294,6 +345,7 @@ impl Library {
                     _ => "canceled by member".into(),
                 }),
                 delivered: false,
+                hold: false,
             }),
             Command::MarkDelivered { .. } => Step::Delivery(DeliveryCommand::MarkDelivered {
                 rental: rental(),

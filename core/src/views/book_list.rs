@@ -133,7 +133,7 @@ impl View for BookList {
                 r.copies = r.copies.saturating_add(*copies);
                 r.available = r.available.saturating_add(*copies);
             }),
-            Event::Book(BookEvent::CopyAllocated { book, rental }) => {
+            Event::Book(BookEvent::CopyAllocated { book, rental, .. }) => {
                 self.held.insert(rental.clone(), (book.clone(), false));
                 self.touch(book, None, |r| {
                     r.available = r.available.saturating_sub(1);

@@ -1,9 +1,11 @@
 //! The member page (마이페이지): a member's points and every rental with its payment and delivery status.
 
 use super::View;
+use crate::catalog::BookEvent;
 use crate::deliveries::{DeliveryEvent, DeliveryStatus};
 use crate::event::{Envelope, Event};
-use crate::ids::{MemberId, RentalId};
+use crate::holds::{HoldQueue, QueuedHold};
+use crate::ids::{BookId, MemberId, RentalId, Timestamp};
 use crate::members::MemberEvent;
 use crate::points::PointsEvent;
 use crate::rentals::{RentalEvent, RentalStatus};
@@ -34,6 +36,25 @@ pub struct RentalRow {
     pub due_at: Option<String>,
     /// Renewals the loan has left under its terms (none when it was made without stored rules).
     pub renewals_left: Option<u64>,
+    /// While the rental is a hold waiting in its title's queue: its place in line, 1 first.
+    pub position: Option<u64>,
+    /// While a hold's copy waits on the pickup shelf: the deadline to collect it (RFC 3339, UTC).
+    pub pickup_until: Option<String>,
+}
+
+/// One hold whose copy waits on a pickup shelf.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HoldShelfRow {
+    /// Hold id (its rental id).
+    pub hold_id: String,
+    /// Book id.
+    pub book_id: String,
+    /// Who collects it.
+    pub member_id: String,
+    /// The pickup branch, if one was named.
+    pub branch: Option<String>,
+    /// The deadline to collect it (RFC 3339, UTC).
+    pub until: String,
 }
 
 /// One member's page.
@@ -59,13 +80,53 @@ pub struct MemberPages {
     pages: BTreeMap<MemberId, MemberPage>,
     /// Where each rental sits: its member and index in that member's list.
     index: HashMap<RentalId, (MemberId, usize)>,
+    /// Each title's hold queue, for the positions shown.
+    queues: HashMap<BookId, HoldQueue>,
+    /// Holds on the pickup shelves, by branch and deadline.
+    shelf: std::collections::BTreeSet<(Option<String>, Timestamp, RentalId)>,
+    /// Where each shelved hold is in `shelf`, with its member and book.
+    shelved: HashMap<RentalId, (Option<String>, Timestamp, MemberId, BookId)>,
     position: u64,
 }
 
 impl MemberPages {
     /// The page of `member`, if they have joined.
-    pub fn page(&self, member: &str) -> Option<&MemberPage> {
-        self.pages.get(&MemberId::new(member))
+    pub fn page(&self, member: &str) -> Option<MemberPage> {
+        let mut page = self.pages.get(&MemberId::new(member))?.clone();
+        for row in &mut page.rentals {
+            if row.status == "waiting" {
+                row.position = self
+                    .queues
+                    .get(&BookId::new(row.book_id.as_str()))
+                    .and_then(|q| q.position(&RentalId::new(row.rental_id.as_str())));
+            }
+        }
+        Some(page)
+    }
+
+    /// The holds on the pickup shelf of `branch` (every branch: `None`), earliest deadline
+    /// first within a branch.
+    pub fn hold_shelf(&self, branch: Option<&str>) -> Vec<HoldShelfRow> {
+        self.shelf
+            .iter()
+            .filter(|(b, _, _)| branch.is_none() || b.as_deref() == branch)
+            .filter_map(|(b, until, rental)| {
+                let (_, _, member, book) = self.shelved.get(rental)?;
+                Some(HoldShelfRow {
+                    hold_id: rental.to_string(),
+                    book_id: book.to_string(),
+                    member_id: member.to_string(),
+                    branch: b.clone(),
+                    until: until.to_rfc3339(),
+                })
+            })
+            .collect()
+    }
+
+    fn unshelve(&mut self, rental: &RentalId) {
+        if let Some((b, until, _, _)) = self.shelved.remove(rental) {
+            self.shelf.remove(&(b, until, rental.clone()));
+        }
     }
 
     /// Every page, ordered by member id.
@@ -167,6 +228,8 @@ impl View for MemberPages {
                             late_days: None,
                             due_at: None,
                             renewals_left: None,
+                            position: None,
+                            pickup_until: None,
                         });
                     }
                 }
@@ -175,10 +238,36 @@ impl View for MemberPages {
                         row.status = status(RentalStatus::Confirmed);
                     }
                 }
+                RentalEvent::HoldAwaitingPickup {
+                    rental,
+                    member,
+                    book,
+                    branch,
+                    until,
+                } => {
+                    self.shelf.insert((branch.clone(), *until, rental.clone()));
+                    self.shelved.insert(
+                        rental.clone(),
+                        (branch.clone(), *until, member.clone(), book.clone()),
+                    );
+                    if let Some(row) = self.rental(rental) {
+                        row.status = "awaiting_pickup".into();
+                        row.pickup_until = Some(until.to_rfc3339());
+                    }
+                }
+                RentalEvent::HoldPickupExpired { rental, .. } => {
+                    self.unshelve(rental);
+                    if let Some(row) = self.rental(rental) {
+                        row.status = "expired".into();
+                        row.pickup_until = None;
+                    }
+                }
                 RentalEvent::LoanStarted {
                     rental, due, terms, ..
                 } => {
+                    self.unshelve(rental);
                     if let Some(row) = self.rental(rental) {
+                        row.pickup_until = None;
                         row.status = status(RentalStatus::OnLoan);
                         row.due_date = Some(due.date());
                         row.due_at = Some(due.to_rfc3339());
@@ -202,8 +291,10 @@ impl View for MemberPages {
                     }
                 }
                 RentalEvent::RentalCanceled { rental, .. } => {
+                    self.unshelve(rental);
                     if let Some(row) = self.rental(rental) {
                         row.status = status(RentalStatus::Canceled);
+                        row.pickup_until = None;
                     }
                 }
                 RentalEvent::ItemAgedToLost { rental, .. } => {
@@ -232,7 +323,50 @@ impl View for MemberPages {
                     row.delivery_status = s.as_str().into();
                 }
             }
-            Event::Book(_) | Event::Rules(_) => {}
+            Event::Book(b) => match b {
+                BookEvent::HoldQueued {
+                    book,
+                    rental,
+                    member,
+                    not_needed_after,
+                    delivery,
+                    ..
+                } => {
+                    self.queues
+                        .entry(book.clone())
+                        .or_default()
+                        .push_back(QueuedHold {
+                            rental: rental.clone(),
+                            member: member.clone(),
+                            not_needed_after: *not_needed_after,
+                            pickup: !*delivery,
+                        });
+                    // (A hold cancelled before the catalog queued it stays cancelled: it
+                    // leaves the queue right after.)
+                    if let Some(row) = self.rental(rental) {
+                        if row.status == RentalStatus::Reserved.as_str() {
+                            row.status = "waiting".into();
+                        }
+                    }
+                }
+                BookEvent::HoldLeftQueue { book, rental, .. }
+                | BookEvent::CopyAllocated { book, rental, .. } => {
+                    if let Some(q) = self.queues.get_mut(book) {
+                        q.remove(rental);
+                    }
+                }
+                BookEvent::QueueReordered {
+                    book,
+                    rental,
+                    position,
+                } => {
+                    if let Some(q) = self.queues.get_mut(book) {
+                        q.move_to(rental, *position);
+                    }
+                }
+                _ => {}
+            },
+            Event::Rules(_) => {}
         }
     }
 

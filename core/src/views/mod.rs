@@ -8,7 +8,7 @@ mod book_list;
 mod member_page;
 
 pub use book_list::{BookList, BookRow, BookStatus};
-pub use member_page::{MemberPage, MemberPages, RentalRow};
+pub use member_page::{HoldShelfRow, MemberPage, MemberPages, RentalRow};
 
 /// One overdue loan in the overdue list (`Library::overdue_list`): loans made under circulation
 /// rules, past their due date.

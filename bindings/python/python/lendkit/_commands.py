@@ -22,6 +22,10 @@ EventType = Literal[
     "CopyAllocated",
     "CopyAllocationFailed",
     "CopyReleased",
+    "HoldQueued",
+    "HoldLeftQueue",
+    "QueueReordered",
+    "HoldCollected",
     "MemberJoined",
     "LoanRecorded",
     "LoanCleared",
@@ -48,6 +52,8 @@ EventType = Literal[
     "AutoRenewalFailed",
     "ItemAgedToLost",
     "PaymentRefunded",
+    "HoldAwaitingPickup",
+    "HoldPickupExpired",
     "DeliveryStarted",
     "Delivered",
     "DeliveryCanceled",
@@ -59,6 +65,7 @@ ErrorCode = Literal[
     "INVALID_INPUT",
     "UNAUTHORIZED",
     "NOT_RENTAL_OWNER",
+    "NOT_HOLD_OWNER",
     "BOOK_NOT_FOUND",
     "MEMBER_NOT_FOUND",
     "RENTAL_NOT_FOUND",
@@ -66,11 +73,16 @@ ErrorCode = Literal[
     "FEE_NOT_FOUND",
     "BRANCH_NOT_FOUND",
     "GROUP_NOT_FOUND",
+    "HOLD_NOT_FOUND",
     "DEAD_LETTER_NOT_FOUND",
     "BOOK_EXISTS",
     "MEMBER_EXISTS",
     "RENTAL_EXISTS",
     "BOOK_UNAVAILABLE",
+    "HELD_FOR_OTHER",
+    "ALREADY_HELD",
+    "HAS_HOLDS",
+    "HOLD_NOT_ALLOWED",
     "INVALID_TRANSITION",
     "ALREADY_DELIVERED",
     "RENEWAL_LIMIT",
@@ -99,6 +111,7 @@ ERROR_CATALOGUE: Tuple[Tuple[str, str, bool], ...] = (
     ("INVALID_INPUT", "InvalidInput", False),
     ("UNAUTHORIZED", "Unauthorized", False),
     ("NOT_RENTAL_OWNER", "Unauthorized", False),
+    ("NOT_HOLD_OWNER", "Unauthorized", False),
     ("BOOK_NOT_FOUND", "NotFound", False),
     ("MEMBER_NOT_FOUND", "NotFound", False),
     ("RENTAL_NOT_FOUND", "NotFound", False),
@@ -106,11 +119,16 @@ ERROR_CATALOGUE: Tuple[Tuple[str, str, bool], ...] = (
     ("FEE_NOT_FOUND", "NotFound", False),
     ("BRANCH_NOT_FOUND", "NotFound", False),
     ("GROUP_NOT_FOUND", "NotFound", False),
+    ("HOLD_NOT_FOUND", "NotFound", False),
     ("DEAD_LETTER_NOT_FOUND", "NotFound", False),
     ("BOOK_EXISTS", "Conflict", False),
     ("MEMBER_EXISTS", "Conflict", False),
     ("RENTAL_EXISTS", "Conflict", False),
     ("BOOK_UNAVAILABLE", "RuleViolation", True),
+    ("HELD_FOR_OTHER", "RuleViolation", True),
+    ("ALREADY_HELD", "RuleViolation", False),
+    ("HAS_HOLDS", "RuleViolation", False),
+    ("HOLD_NOT_ALLOWED", "RuleViolation", False),
     ("INVALID_TRANSITION", "RuleViolation", False),
     ("ALREADY_DELIVERED", "RuleViolation", False),
     ("RENEWAL_LIMIT", "RuleViolation", False),
@@ -140,6 +158,10 @@ CommandName = Literal[
     "join_member",
     "top_up",
     "reserve_book",
+    "place_hold",
+    "cancel_hold",
+    "reorder_queue",
+    "collect_hold",
     "start_loan",
     "return_book",
     "cancel_rental",
@@ -158,7 +180,11 @@ COMMANDS: Mapping[str, Tuple[str, ...]] = {
     "add_copies": ("book_id", "copies"),
     "join_member": ("member_id", "name", "contact", "group"),
     "top_up": ("member_id", "points"),
-    "reserve_book": ("book_id", "member_id", "rental_id", "delivery_address"),
+    "reserve_book": ("book_id", "member_id", "rental_id", "delivery_address", "wait"),
+    "place_hold": ("book_id", "member_id", "hold_id", "pickup_branch", "not_needed_after"),
+    "cancel_hold": ("hold_id", "reason"),
+    "reorder_queue": ("book_id", "hold_id", "position"),
+    "collect_hold": ("hold_id", "branch", "override_reason"),
     "start_loan": ("rental_id", "branch", "override_reason"),
     "return_book": ("rental_id", "returned_at"),
     "cancel_rental": ("rental_id", "reason"),
@@ -323,6 +349,7 @@ class LibraryCommands:
         *,
         rental_id: Optional[str] = None,
         delivery_address: Optional[str] = None,
+        wait: Optional[bool] = None,
         actor: Union[Librarian, Member],
         command_id: Optional[str] = None,
     ) -> Outcome:
@@ -334,6 +361,8 @@ class LibraryCommands:
             rental_id: Rental id to use; derived from the command id when absent (so a retry names
                 the same rental).
             delivery_address: Deliver to this address; pick up in person when absent.
+            wait: When no copy is free, join the title's hold queue (the fee is paid now and
+                refunded if the hold is cancelled or expires unfilled) instead of failing.
             actor: Who sends it: a Librarian or a Member.
             command_id: Names this effect: sending the same id again returns the first outcome.
         """
@@ -344,6 +373,133 @@ class LibraryCommands:
                 "member_id": member_id,
                 "rental_id": rental_id,
                 "delivery_address": delivery_address,
+                "wait": wait,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+    def place_hold(
+        self: _Executes,
+        book_id: str,
+        member_id: str,
+        *,
+        hold_id: Optional[str] = None,
+        pickup_branch: Optional[str] = None,
+        not_needed_after: Optional[int] = None,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Queue for a title (the member, or a librarian for them): the fee is paid now; the next copy
+        returned is held for the first in line on the pickup shelf. Refused when the member already
+        has the title.
+
+        Args:
+            book_id: Book id.
+            member_id: Member id.
+            hold_id: Hold id (the hold is a rental that waits; this is its rental id); derived from
+                the command id when absent.
+            pickup_branch: The branch to collect it at; defaults to the book's branch.
+            not_needed_after: The member no longer wants it after this instant (ms since 1970, UTC):
+                still waiting then, it is cancelled and refunded.
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return self.execute(
+            {
+                "command": "place_hold",
+                "book_id": book_id,
+                "member_id": member_id,
+                "hold_id": hold_id,
+                "pickup_branch": pickup_branch,
+                "not_needed_after": not_needed_after,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+    def cancel_hold(
+        self: _Executes,
+        hold_id: str,
+        *,
+        reason: Optional[str] = None,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Cancel a hold, waiting or on the pickup shelf (its member, or a librarian); the fee is
+        refunded and the next in line moves up.
+
+        Args:
+            hold_id: Hold id.
+            reason: Why; defaults to `canceled by member` / `canceled by librarian`.
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return self.execute(
+            {
+                "command": "cancel_hold",
+                "hold_id": hold_id,
+                "reason": reason,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+    def reorder_queue(
+        self: _Executes,
+        book_id: str,
+        hold_id: str,
+        position: int,
+        *,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Move a waiting hold to another place in its title's queue (librarian).
+
+        Args:
+            book_id: Book id.
+            hold_id: Hold id.
+            position: Its new position: 1 is first in line, at most the queue's length.
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return self.execute(
+            {
+                "command": "reorder_queue",
+                "book_id": book_id,
+                "hold_id": hold_id,
+                "position": position,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+    def collect_hold(
+        self: _Executes,
+        hold_id: str,
+        *,
+        branch: Optional[str] = None,
+        override_reason: Optional[str] = None,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Collect a hold from the pickup shelf: the loan starts (only its member, or a librarian for
+        them).
+
+        Args:
+            hold_id: Hold id.
+            branch: The branch lending it; defaults to the hold's pickup branch.
+            override_reason: A librarian's reason to lend although the member is blocked (recorded
+                as BlockOverridden).
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return self.execute(
+            {
+                "command": "collect_hold",
+                "hold_id": hold_id,
+                "branch": branch,
+                "override_reason": override_reason,
             },
             actor=actor,
             command_id=command_id,
@@ -384,7 +540,7 @@ class LibraryCommands:
         self: _Executes,
         rental_id: str,
         *,
-        returned_at: Optional[str] = None,
+        returned_at: Optional[int] = None,
         actor: Union[Librarian, Member],
         command_id: Optional[str] = None,
     ) -> Outcome:

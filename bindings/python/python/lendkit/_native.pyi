@@ -145,7 +145,7 @@ class RentalRow:
     def book_id(self) -> str:
         """Book id."""
     @property
-    def status(self) -> Literal["reserved", "confirmed", "on_loan", "lost", "returned", "canceled"]:
+    def status(self) -> Literal["reserved", "waiting", "confirmed", "awaiting_pickup", "on_loan", "lost", "returned", "canceled", "expired"]:
         """The rental's status."""
     @property
     def payment_status(self) -> Literal["charged", "refunded"]:
@@ -170,6 +170,13 @@ class RentalRow:
     @property
     def renewals_left(self) -> Optional[int]:
         """Renewals the loan has left under its terms (none when it was made without stored rules).
+        """
+    @property
+    def position(self) -> Optional[int]:
+        """While the rental is a hold waiting in its title's queue: its place in line, 1 first."""
+    @property
+    def pickup_until(self) -> Optional[str]:
+        """While a hold's copy waits on the pickup shelf: the deadline to collect it (RFC 3339, UTC).
         """
     def to_dict(self) -> Dict[str, Any]: ...
     def __eq__(self, value: object, /) -> bool: ...
@@ -297,6 +304,30 @@ class OverdueRow:
     @property
     def fee_so_far(self) -> int:
         """The fine the loan has run up so far, in points (charged when it comes back)."""
+    def to_dict(self) -> Dict[str, Any]: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class HoldShelfRow:
+    """One hold whose copy waits on a pickup shelf (the hold shelf list)."""
+
+    @property
+    def hold_id(self) -> str:
+        """Hold id (its rental id)."""
+    @property
+    def book_id(self) -> str:
+        """Book id."""
+    @property
+    def member_id(self) -> str:
+        """Who collects it."""
+    @property
+    def branch(self) -> Optional[str]:
+        """The pickup branch, if one was named."""
+    @property
+    def until(self) -> str:
+        """The deadline to collect it (RFC 3339, UTC)."""
     def to_dict(self) -> Dict[str, Any]: ...
     def __eq__(self, value: object, /) -> bool: ...
     def __ne__(self, value: object, /) -> bool: ...
