@@ -19,6 +19,7 @@ import type {
   Notice,
   Outcome,
   OverdueRow,
+  HoldShelfRow,
 } from './commands.js'
 
 export type {
@@ -39,6 +40,11 @@ export type {
   Notice,
   Outcome,
   OverdueRow,
+  HoldShelfRow,
+  PlaceHoldInput,
+  CancelHoldInput,
+  ReorderQueueInput,
+  CollectHoldInput,
   RegisterBookInput,
   RenewLoanInput,
   RentalRow,
@@ -157,6 +163,8 @@ export interface LibraryOptions {
   loanDays?: number
   /** How often one loan may be renewed (default 2). */
   maxRenewals?: number
+  /** Open days a hold's copy waits on the pickup shelf, where the rules do not say (default 7). */
+  holdShelfDays?: number
   /** When commands reach the disk (sled only). */
   durability?: Durability
   /** Take payment through the host instead of the members' point accounts. */
@@ -264,6 +272,11 @@ export declare class Library {
    * earliest due first, with days late and the fine so far; `branch` keeps one branch's.
    */
   overdueList(input?: { nowMs?: number; branch?: string }, actor?: Actor): Promise<OverdueRow[]>
+  /**
+   * The holds whose copies wait on the pickup shelf of `branch` (every branch when absent),
+   * with their deadlines, earliest first within a branch.
+   */
+  holdShelf(input?: { branch?: string }, actor?: Actor): Promise<HoldShelfRow[]>
   /**
    * Runs the clock-driven circulation rules due at or before `nowMs` (automatic renewals,
    * overdue notices, items aged to lost); resolves to how many pieces of work ran. Running it

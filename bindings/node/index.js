@@ -267,6 +267,7 @@ const OPTIONS = new Set([
   'welcomePoints',
   'loanDays',
   'maxRenewals',
+  'holdShelfDays',
   'durability',
   'payment',
   'notifier',
@@ -299,7 +300,7 @@ function nativeOptions(options) {
   plainObject(options, 'options')
   checkKeys(options, OPTIONS, 'options')
   const o = {}
-  for (const key of ['welcomePoints', 'loanDays', 'maxRenewals', 'maxAttempts', 'retryBackoffMs']) {
+  for (const key of ['welcomePoints', 'loanDays', 'maxRenewals', 'holdShelfDays', 'maxAttempts', 'retryBackoffMs']) {
     if (options[key] !== undefined) {
       if (typeof options[key] !== 'number') throw invalid(`options.${key} must be a number`)
       o[key] = options[key]
@@ -490,6 +491,15 @@ class Library extends LibraryCommands {
     }
     const { nowMs, branch } = input ?? {}
     return later(() => this.#native.overdueList(nowMs, branch, readerText(actor)))
+  }
+
+  /** The holds whose copies wait on a pickup shelf, with their deadlines: `{ branch? }`. */
+  async holdShelf(input, actor) {
+    if (input !== undefined && (input === null || typeof input !== 'object' || Array.isArray(input))) {
+      throw invalid('holdShelf takes an object of named fields: { branch? }')
+    }
+    const { branch } = input ?? {}
+    return later(() => this.#native.holdShelf(branch, readerText(actor)))
   }
 
   /** Runs the clock-driven circulation rules due at or before `nowMs`; how many ran. */

@@ -81,6 +81,11 @@ export declare class NativeLibrary {
    */
   overdueList(nowMs?: number | undefined | null, branch?: string | undefined | null, actor?: string | undefined | null): Promise<Array<OverdueRow>>
   /**
+   * The holds whose copies wait on the pickup shelf of `branch` (every branch when absent),
+   * with their deadlines. With an actor, librarians only.
+   */
+  holdShelf(branch?: string | undefined | null, actor?: string | undefined | null): Promise<Array<HoldShelfRow>>
+  /**
    * The blocks a member would meet now if they borrowed, renewed or reserved:
    * `[{ action, code, message }]`, empty when nothing stops them. With an actor, that member
    * or a librarian.
@@ -240,6 +245,20 @@ export interface Event {
   payload: any
 }
 
+/** One hold whose copy waits on a pickup shelf. */
+export interface HoldShelfRow {
+  /** Hold id (its rental id). */
+  holdId: string
+  /** Book id. */
+  bookId: string
+  /** Who collects it. */
+  memberId: string
+  /** The pickup branch; else null. */
+  branch?: string
+  /** The deadline to collect it (RFC 3339, UTC). */
+  until: string
+}
+
 /** A member's page (마이페이지). */
 export interface MemberPage {
   /** Member id. */
@@ -264,6 +283,8 @@ export interface NativeOptions {
   loanDays?: number
   /** How often one loan may be renewed (default 2). */
   maxRenewals?: number
+  /** Open days a hold's copy waits on the pickup shelf (default 7). */
+  holdShelfDays?: number
   /** Flush in the background every this many ms instead of before each command returns. */
   periodicFlushMs?: number
   /** Run the consumers on a background thread (default true). */
@@ -362,7 +383,11 @@ export interface RentalRow {
   rentalId: string
   /** Book id. */
   bookId: string
-  /** `reserved`, `confirmed`, `on_loan`, `lost` (aged to lost, not back), `returned` or `canceled`. */
+  /**
+   * `reserved`, `waiting` (a hold in its queue), `confirmed`, `awaiting_pickup` (a hold's copy
+   * on the pickup shelf), `on_loan`, `lost` (aged to lost, not back), `returned`, `canceled`
+   * or `expired` (a hold not collected in time).
+   */
   status: string
   /** `charged` or `refunded`. */
   paymentStatus: string
@@ -378,6 +403,13 @@ export interface RentalRow {
   dueAt?: string
   /** Renewals left under the loan's terms; null when made without stored rules. */
   renewalsLeft?: number
+  /** While a hold waits in its title's queue: its place in line, 1 first; else null. */
+  position?: number
+  /**
+   * While a hold's copy waits on the pickup shelf: the deadline to collect it (RFC 3339,
+   * UTC); else null.
+   */
+  pickupUntil?: string
 }
 
 /** The error codes whose calls may succeed if simply tried again later. */

@@ -14,7 +14,7 @@ use crate::clock::ManualClock;
 use crate::errors;
 use crate::input::{self, amount};
 use crate::options::NativeOptions;
-use crate::output::{BookRow, DeadLetter, Event, MemberPage, Outcome, OverdueRow};
+use crate::output::{BookRow, DeadLetter, Event, HoldShelfRow, MemberPage, Outcome, OverdueRow};
 use crate::ports::{subscriber, Listener};
 use futures::executor::block_on;
 use lendkit::{Actor, CommandId, OpenLibrary};
@@ -400,6 +400,26 @@ impl NativeLibrary {
         })
         .await
         .map(|rows| rows.into_iter().map(OverdueRow::from).collect())
+    }
+
+    /// The holds whose copies wait on the pickup shelf of `branch` (every branch when absent),
+    /// with their deadlines. With an actor, librarians only.
+    #[napi(catch_unwind)]
+    pub async fn hold_shelf(
+        &self,
+        branch: Option<String>,
+        actor: Option<String>,
+    ) -> Result<Vec<HoldShelfRow>> {
+        let (library, actor) = (self.library()?, reader_actor(actor)?);
+        guarded(move || async move {
+            let branch = branch.as_deref();
+            match &actor {
+                Some(a) => library.reader(a).hold_shelf(branch),
+                None => Ok(library.hold_shelf(branch)),
+            }
+        })
+        .await
+        .map(|rows| rows.into_iter().map(HoldShelfRow::from).collect())
     }
 
     /// The blocks a member would meet now if they borrowed, renewed or reserved:

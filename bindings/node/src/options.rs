@@ -36,6 +36,8 @@ pub struct NativeOptions {
     pub loan_days: Option<f64>,
     /// How often one loan may be renewed (default 2).
     pub max_renewals: Option<f64>,
+    /// Open days a hold's copy waits on the pickup shelf (default 7).
+    pub hold_shelf_days: Option<f64>,
     /// Flush in the background every this many ms instead of before each command returns.
     pub periodic_flush_ms: Option<f64>,
     /// Run the consumers on a background thread (default true).
@@ -80,6 +82,9 @@ impl NativeOptions {
             max_renewals: self
                 .max_renewals
                 .map_or(Ok(r.max_renewals), |n| count("maxRenewals", n))?,
+            hold_shelf_days: self
+                .hold_shelf_days
+                .map_or(Ok(r.hold_shelf_days), |n| count("holdShelfDays", n))?,
         };
         let b = BreakerConfig::default();
         let breaker = match self.breaker {

@@ -139,7 +139,9 @@ pub struct RentalRow {
     pub rental_id: String,
     /// Book id.
     pub book_id: String,
-    /// `reserved`, `confirmed`, `on_loan`, `lost` (aged to lost, not back), `returned` or `canceled`.
+    /// `reserved`, `waiting` (a hold in its queue), `confirmed`, `awaiting_pickup` (a hold's copy
+    /// on the pickup shelf), `on_loan`, `lost` (aged to lost, not back), `returned`, `canceled`
+    /// or `expired` (a hold not collected in time).
     pub status: String,
     /// `charged` or `refunded`.
     pub payment_status: String,
@@ -155,6 +157,11 @@ pub struct RentalRow {
     pub due_at: Option<String>,
     /// Renewals left under the loan's terms; null when made without stored rules.
     pub renewals_left: Option<f64>,
+    /// While a hold waits in its title's queue: its place in line, 1 first; else null.
+    pub position: Option<f64>,
+    /// While a hold's copy waits on the pickup shelf: the deadline to collect it (RFC 3339,
+    /// UTC); else null.
+    pub pickup_until: Option<String>,
 }
 
 /// A member's page (마이페이지).
@@ -194,6 +201,8 @@ impl From<lendkit::views::MemberPage> for MemberPage {
                     late_days: r.late_days,
                     due_at: r.due_at,
                     renewals_left: r.renewals_left.map(number),
+                    position: r.position.map(number),
+                    pickup_until: r.pickup_until,
                 })
                 .collect(),
             fees_owed: number(p.fees_owed),
@@ -231,6 +240,33 @@ impl From<lendkit::views::OverdueRow> for OverdueRow {
             due_at: r.due_at,
             days_late: r.days_late,
             fee_so_far: number(r.fee_so_far),
+        }
+    }
+}
+
+/// One hold whose copy waits on a pickup shelf.
+#[napi(object, object_from_js = false)]
+pub struct HoldShelfRow {
+    /// Hold id (its rental id).
+    pub hold_id: String,
+    /// Book id.
+    pub book_id: String,
+    /// Who collects it.
+    pub member_id: String,
+    /// The pickup branch; else null.
+    pub branch: Option<String>,
+    /// The deadline to collect it (RFC 3339, UTC).
+    pub until: String,
+}
+
+impl From<lendkit::views::HoldShelfRow> for HoldShelfRow {
+    fn from(r: lendkit::views::HoldShelfRow) -> Self {
+        HoldShelfRow {
+            hold_id: r.hold_id,
+            book_id: r.book_id,
+            member_id: r.member_id,
+            branch: r.branch,
+            until: r.until,
         }
     }
 }

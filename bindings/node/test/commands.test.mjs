@@ -25,7 +25,7 @@ test('every command of the schema is a Library method, declared with its input',
       const body = dts.slice(dts.indexOf(`export interface ${pascal(command.name)}Input extends CommandInput {`))
       const fields = body.slice(0, body.indexOf('\n}') + 1)
       for (const f of command.fields) {
-        const type = f.kind === 'amount' || f.kind === 'count' ? 'number' : 'string'
+        const type = { amount: 'number', count: 'number', instant: 'number', flag: 'boolean' }[f.kind] ?? 'string'
         assert.ok(fields.includes(`\n  ${camel(f.name)}${f.optional ? '?' : ''}: ${type}\n`), `${method}: ${f.name}`)
       }
     }

@@ -79,11 +79,22 @@ async function rows() {
     await lib.joinMember({ memberId: 'm-2', name: 'Lee' }, librarian)
     await lib.blockMember({ memberId: 'm-2', reason: 'card reported lost' }, librarian)
     await lib.settle()
+    // Holds: one on the shelf at a named branch, one at none, one waiting in line.
+    await lib.joinMember({ memberId: 'm-3', name: 'Park' }, librarian)
+    await lib.joinMember({ memberId: 'm-4', name: 'Choi' }, librarian)
+    await lib.registerBook({ bookId: 'b-3', title: 'Holds', copies: 1, fee: 5 }, librarian)
+    for (const [who, bookId, holdId, pickupBranch] of [['m-3', 'b-3', 'h-1', 'main'], ['m-4', 'b-2', 'h-2'], ['m-3', 'b-2', 'h-3']]) {
+      await lib.placeHold({ bookId, memberId: who, holdId, pickupBranch }, Member(who))
+      await lib.settle()
+    }
     const page = await lib.memberPage('m-1')
+    const shelf = await lib.holdShelf()
+    assert.equal(shelf.length, 2)
     return {
       BookRow: await lib.bookList(),
       MemberPage: [page, await lib.memberPage('m-2')],
-      RentalRow: page.rentals,
+      RentalRow: [...page.rentals, ...(await lib.memberPage('m-3')).rentals],
+      HoldShelfRow: shelf,
       Event: [...(await lib.events()), ...outcomes.flatMap((o) => o.events)],
       Outcome: outcomes,
       OverdueRow: await lib.overdueList(),

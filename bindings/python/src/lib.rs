@@ -42,6 +42,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<rows::Outcome>()?;
     m.add_class::<rows::DeadLetter>()?;
     m.add_class::<rows::OverdueRow>()?;
+    m.add_class::<rows::HoldShelfRow>()?;
     m.add_class::<rows::Notice>()?;
     m.add_class::<rows::ConsumerStatus>()?;
     m.add_function(wrap_pyfunction!(errors::error_codes, m)?)?;

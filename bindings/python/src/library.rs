@@ -14,7 +14,9 @@ use crate::call::{self, detached, Callback};
 use crate::errors;
 use crate::json;
 use crate::options::Options;
-use crate::rows::{BookRow, ConsumerStatus, DeadLetter, Event, MemberPage, Outcome, OverdueRow};
+use crate::rows::{
+    BookRow, ConsumerStatus, DeadLetter, Event, HoldShelfRow, MemberPage, Outcome, OverdueRow,
+};
 use crate::subscription::{Hub, Subscription};
 use lendkit::{Command, CommandId, Config, OpenLibrary};
 use pyo3::prelude::*;
@@ -258,7 +260,8 @@ impl Library {
     /// changing anything. See the README for every keyword.
     #[classmethod]
     #[pyo3(signature = (
-        path, *, welcome_points = 100, loan_days = 14, max_renewals = 2, durability = None,
+        path, *, welcome_points = 100, loan_days = 14, max_renewals = 2, hold_shelf_days = 7,
+        durability = None,
         payment = None, notifier = None, clock = None, background = true, max_attempts = 5,
         breaker_failure_threshold = 5, breaker_cool_down_ms = 30000, payment_timeout_ms = 5000,
         retry_backoff_ms = 1000, workers = None, fault_injection = false
@@ -273,6 +276,7 @@ impl Library {
         welcome_points: u64,
         loan_days: u32,
         max_renewals: u32,
+        hold_shelf_days: u32,
         durability: Option<&Bound<'_, PyAny>>,
         payment: Option<&Bound<'_, PyAny>>,
         notifier: Option<&Bound<'_, PyAny>>,
@@ -291,6 +295,7 @@ impl Library {
             welcome_points,
             loan_days,
             max_renewals,
+            hold_shelf_days,
             durability,
             payment,
             notifier,
@@ -314,7 +319,8 @@ impl Library {
     /// (`durability` has no effect).
     #[classmethod]
     #[pyo3(signature = (
-        *, welcome_points = 100, loan_days = 14, max_renewals = 2, durability = None,
+        *, welcome_points = 100, loan_days = 14, max_renewals = 2, hold_shelf_days = 7,
+        durability = None,
         payment = None, notifier = None, clock = None, background = true, max_attempts = 5,
         breaker_failure_threshold = 5, breaker_cool_down_ms = 30000, payment_timeout_ms = 5000,
         retry_backoff_ms = 1000, workers = None, fault_injection = false
@@ -328,6 +334,7 @@ impl Library {
         welcome_points: u64,
         loan_days: u32,
         max_renewals: u32,
+        hold_shelf_days: u32,
         durability: Option<&Bound<'_, PyAny>>,
         payment: Option<&Bound<'_, PyAny>>,
         notifier: Option<&Bound<'_, PyAny>>,
@@ -346,6 +353,7 @@ impl Library {
             welcome_points,
             loan_days,
             max_renewals,
+            hold_shelf_days,
             durability,
             payment,
             notifier,
@@ -637,6 +645,26 @@ impl Library {
                 None => call::wait(lib.overdue_list(now, branch))?,
             };
             Ok(rows.into_iter().map(OverdueRow::from).collect())
+        })
+    }
+
+    /// The holds whose copies wait on the pickup shelf of `branch` (every branch: `None`), with
+    /// their deadlines, earliest first within a branch. With `actor`, librarians only.
+    #[pyo3(signature = (branch = None, *, actor = None))]
+    fn hold_shelf(
+        &self,
+        py: Python<'_>,
+        branch: Option<Text>,
+        actor: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<HoldShelfRow>> {
+        let (lib, actor) = (self.lib(py)?, actors::optional(actor)?);
+        detached(py, move || {
+            let branch = branch.as_ref().map(|b| b.0.as_str());
+            let rows = match &actor {
+                Some(a) => lib.reader(a).hold_shelf(branch)?,
+                None => lib.hold_shelf(branch),
+            };
+            Ok(rows.into_iter().map(HoldShelfRow::from).collect())
         })
     }
 

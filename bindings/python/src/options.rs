@@ -16,6 +16,7 @@ pub(crate) struct Options<'a, 'py> {
     pub welcome_points: u64,
     pub loan_days: u32,
     pub max_renewals: u32,
+    pub hold_shelf_days: u32,
     pub durability: Option<&'a Bound<'py, PyAny>>,
     pub payment: Option<&'a Bound<'py, PyAny>>,
     pub notifier: Option<&'a Bound<'py, PyAny>>,
@@ -64,6 +65,7 @@ impl Options<'_, '_> {
                 welcome_points: self.welcome_points,
                 loan_days: self.loan_days,
                 max_renewals: self.max_renewals,
+                hold_shelf_days: self.hold_shelf_days,
             },
             breaker: BreakerConfig {
                 failure_threshold: self.breaker_failure_threshold,
@@ -124,6 +126,7 @@ pub(crate) fn config_defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("welcome_points", c.rules.welcome_points)?;
     d.set_item("loan_days", c.rules.loan_days)?;
     d.set_item("max_renewals", c.rules.max_renewals)?;
+    d.set_item("hold_shelf_days", c.rules.hold_shelf_days)?;
     d.set_item("background", c.background)?;
     d.set_item("max_attempts", c.max_attempts)?;
     d.set_item("breaker_failure_threshold", c.breaker.failure_threshold)?;

@@ -104,6 +104,8 @@ pub struct RentalRow {
     late_days: Option<u32>,
     due_at: Option<String>,
     renewals_left: Option<u64>,
+    position: Option<u64>,
+    pickup_until: Option<String>,
 }
 
 row_methods!(
@@ -118,7 +120,9 @@ row_methods!(
         "due_date",
         "late_days",
         "due_at",
-        "renewals_left"
+        "renewals_left",
+        "position",
+        "pickup_until"
     ]
 );
 
@@ -135,6 +139,8 @@ impl From<lendkit::views::RentalRow> for RentalRow {
             late_days: r.late_days,
             due_at: r.due_at,
             renewals_left: r.renewals_left,
+            position: r.position,
+            pickup_until: r.pickup_until,
         }
     }
 }
@@ -212,6 +218,34 @@ impl From<lendkit::views::OverdueRow> for OverdueRow {
             due_at: r.due_at,
             days_late: r.days_late,
             fee_so_far: r.fee_so_far,
+        }
+    }
+}
+
+/// One hold whose copy waits on a pickup shelf.
+#[pyclass(module = "lendkit", frozen, eq, hash, get_all)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct HoldShelfRow {
+    hold_id: String,
+    book_id: String,
+    member_id: String,
+    branch: Option<String>,
+    until: String,
+}
+
+row_methods!(
+    HoldShelfRow,
+    ["hold_id", "book_id", "member_id", "branch", "until"]
+);
+
+impl From<lendkit::views::HoldShelfRow> for HoldShelfRow {
+    fn from(r: lendkit::views::HoldShelfRow) -> Self {
+        HoldShelfRow {
+            hold_id: r.hold_id,
+            book_id: r.book_id,
+            member_id: r.member_id,
+            branch: r.branch,
+            until: r.until,
         }
     }
 }

@@ -23,14 +23,18 @@ P = inspect.Parameter
 def documented(command: Dict[str, Any]) -> List[inspect.Parameter]:
     """The signature docs/schema.json promises for a command's method (after self)."""
     fields = command["fields"]
-    hint = {True: "int", False: "str"}
+    types = {"amount": "int", "count": "int", "instant": "int", "flag": "bool"}
+
+    def hint(f: Dict[str, Any]) -> str:
+        return types.get(f["kind"], "str")
+
     params = [
-        P(f["name"], P.POSITIONAL_OR_KEYWORD, annotation=hint[f["kind"] in ("amount", "count")])
+        P(f["name"], P.POSITIONAL_OR_KEYWORD, annotation=hint(f))
         for f in fields
         if not f["optional"]
     ]
     params += [
-        P(f["name"], P.KEYWORD_ONLY, default=None, annotation=f"Optional[{hint[f['kind'] in ('amount', 'count')]}]")
+        P(f["name"], P.KEYWORD_ONLY, default=None, annotation=f"Optional[{hint(f)}]")
         for f in fields
         if f["optional"]
     ]

@@ -87,10 +87,19 @@ def rows() -> Dict[str, List[object]]:
         lib.join_member("m-2", "Lee", actor=LIBRARIAN)
         lib.block_member("m-2", "card reported lost", actor=LIBRARIAN)
         lib.settle()
+        # Holds: one on the shelf at a named branch, one at none, one waiting in line.
+        lib.join_member("m-3", "Park", actor=LIBRARIAN)
+        lib.join_member("m-4", "Choi", actor=LIBRARIAN)
+        lib.register_book("b-3", "Holds", 1, 5, actor=LIBRARIAN)
+        for who, book, hold, branch in [("m-3", "b-3", "h-1", "main"), ("m-4", "b-2", "h-2", None), ("m-3", "b-2", "h-3", None)]:
+            lib.place_hold(book, who, hold_id=hold, pickup_branch=branch, actor=member(who))
+            lib.settle()
         page = lib.member_page("m-1")
         found["BookRow"] += lib.book_list()
         found["MemberPage"] += [page, lib.member_page("m-2")]
-        found["RentalRow"] += page.rentals
+        found["RentalRow"] += page.rentals + lib.member_page("m-3").rentals
+        found["HoldShelfRow"] += lib.hold_shelf()
+        assert len(found["HoldShelfRow"]) == 2
         found["Event"] += lib.events()
         found["Outcome"] += outcomes
         found["OverdueRow"] += lib.overdue_list()

@@ -24,6 +24,7 @@ __all__ = [
     "Event",
     "Outcome",
     "OverdueRow",
+    "HoldShelfRow",
     "DeadLetter",
     "Notice",
     "ConsumerStatus",
@@ -434,6 +435,7 @@ class Library:
         welcome_points: int = 100,
         loan_days: int = 14,
         max_renewals: int = 2,
+        hold_shelf_days: int = 7,
         durability: Optional[Durability] = None,
         payment: Optional[PaymentGateway] = None,
         notifier: Optional[Notifier] = None,
@@ -454,6 +456,7 @@ class Library:
         welcome_points: int = 100,
         loan_days: int = 14,
         max_renewals: int = 2,
+        hold_shelf_days: int = 7,
         durability: Optional[Durability] = None,
         payment: Optional[PaymentGateway] = None,
         notifier: Optional[Notifier] = None,
@@ -529,6 +532,12 @@ class Library:
         *,
         actor: Optional[_Actor] = None,
     ) -> List[OverdueRow]: ...
+    def hold_shelf(
+        self,
+        branch: Optional[str] = None,
+        *,
+        actor: Optional[_Actor] = None,
+    ) -> List[HoldShelfRow]: ...
     def dead_letters(self, *, actor: Optional[_Actor] = None) -> List[DeadLetter]: ...
     def replay_dead_letter(self, id: str, *, actor: Optional[_Actor] = None) -> None: ...
     def consumers(self, *, actor: Optional[_Actor] = None) -> List[ConsumerStatus]: ...
