@@ -378,6 +378,53 @@ fn main() -> Result<(), lendkit::Error> {
         )
         .await?;
         lib.settle().await?;
+        // A recall: a hold under a request policy that recalls shortens the open loan.
+        run(
+            Command::ChangeCirculationRules {
+                rules: RECALL.into(),
+                format: None,
+            },
+            &lib_1,
+        )
+        .await?;
+        run(
+            Command::RegisterBook {
+                book_id: "b-r".into(),
+                title: "Recalled".into(),
+                author: None,
+                copies: 1,
+                fee: 5,
+                item_type: None,
+                branch: None,
+            },
+            &lib_1,
+        )
+        .await?;
+        run(
+            Command::ReserveBook {
+                wait: None,
+                book_id: "b-r".into(),
+                member_id: "m-1".into(),
+                rental_id: Some("r-r".into()),
+                delivery_address: None,
+            },
+            &kim,
+        )
+        .await?;
+        lib.settle().await?;
+        run(start("r-r", None), &kim).await?;
+        run(
+            Command::PlaceHold {
+                book_id: "b-r".into(),
+                member_id: "m-3".into(),
+                hold_id: Some("h-r".into()),
+                pickup_branch: None,
+                not_needed_after: None,
+            },
+            &lib_1,
+        )
+        .await?;
+        lib.settle().await?;
         for e in lib.events(1, usize::MAX).await? {
             println!("{}", e.to_json());
         }
@@ -436,4 +483,25 @@ loan = "auto"
 fine = "none"
 limits = "none"
 lost = "fast"
+"#;
+
+/// The rules of the fixture's last part: four-week loans that a hold recalls.
+const RECALL: &str = r#"
+[policies.loan.month]
+period = "28 days"
+[policies.fine.none]
+points = 0
+per = "day"
+[policies.limits.none]
+[policies.lost.standard]
+aged_to_lost_after_days = 60
+replacement_cost = 20
+[policies.request.recall]
+recall_days = 7
+[[rules]]
+loan = "month"
+fine = "none"
+limits = "none"
+lost = "standard"
+request = "recall"
 "#;

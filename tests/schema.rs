@@ -65,8 +65,8 @@ fn views_rebuilt_from_the_stored_log_tell_the_same_story() {
     let pages = MemberPages::rebuild(&events);
     let kim = pages.page("m-1").unwrap();
     // 100 welcome + 50 top-up - 20 (r-1) - 20 (r-4) - 20 (r-5, later refunded) + 20
-    // - 10 (r-6) - 10 (r-7) - 2 (fees paid from points) - 5 (r-h)
-    assert_eq!(kim.points, 83);
+    // - 10 (r-6) - 10 (r-7) - 2 (fees paid from points) - 5 (r-h) - 5 (r-r)
+    assert_eq!(kim.points, 78);
     // r-6 came back 16 days late: 10 points (the cap), 2 paid, the rest waived.
     assert_eq!((kim.fees_owed, kim.blocked.as_deref()), (0, None));
     let statuses: Vec<_> = kim
@@ -88,8 +88,16 @@ fn views_rebuilt_from_the_stored_log_tell_the_same_story() {
             ("r-5", "canceled", "refunded"),
             ("r-6", "returned", "charged"),
             ("r-7", "on_loan", "charged"),
-            ("r-h", "returned", "charged")
+            ("r-h", "returned", "charged"),
+            ("r-r", "on_loan", "charged")
         ]
+    );
+    // Park's hold recalled r-r: due 28 days from its start (11 March), now 7 days from the
+    // hold (18 February), and not renewable.
+    let rr = &kim.rentals[6];
+    assert_eq!(
+        (rr.due_at.as_deref(), rr.renewals_left),
+        (Some("2026-02-18T00:00:00.000Z"), Some(0))
     );
     let r7 = &kim.rentals[4];
     // Under the rules: lent on Saturday 31 January, 14 days, renewed once of once from the due
@@ -122,7 +130,8 @@ fn views_rebuilt_from_the_stored_log_tell_the_same_story() {
         [
             ("h-1", "canceled", "refunded"),
             ("h-3", "on_loan", "charged"),
-            ("h-2", "expired", "charged")
+            ("h-2", "expired", "charged"),
+            ("h-r", "waiting", "charged")
         ]
     );
     let b = books.row("b-h").unwrap();

@@ -42,6 +42,7 @@ export type EventType =
   | 'ItemAgedToLost'
   | 'PaymentRefunded'
   | 'HoldAwaitingPickup'
+  | 'LoanRecalled'
   | 'HoldPickupExpired'
   | 'DeliveryStarted'
   | 'Delivered'

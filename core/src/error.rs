@@ -160,6 +160,10 @@ pub enum Error {
         /// The version found when storing.
         actual: u64,
     },
+    /// The request policy takes no such hold (holds not allowed, another pickup branch, the
+    /// member's holds at the maximum).
+    #[error("hold not allowed: {0}")]
+    HoldNotAllowed(String),
     /// The command id was already used for a different command; nothing was stored.
     #[error("command id {command_id} was already used for a different command ({previous}); send a new command id for a new command")]
     CommandIdReused {
@@ -220,6 +224,7 @@ impl Error {
             Error::NotFound { code, .. } => *code,
             Error::Conflict { .. } => ErrorCode::Conflict,
             Error::CommandIdReused { .. } => ErrorCode::CommandIdReused,
+            Error::HoldNotAllowed(_) => ErrorCode::HoldNotAllowed,
             Error::Payment(PaymentError::InsufficientPoints { .. }) => {
                 ErrorCode::InsufficientPoints
             }

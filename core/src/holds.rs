@@ -29,6 +29,10 @@ pub struct HoldTerms {
     /// refunded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_needed_after: Option<Timestamp>,
+    /// Points charged when the hold is collected (the request policy's `charge = "collect"`);
+    /// none: the fee was paid when it was placed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collect_fee: Option<u64>,
 }
 
 /// Keys of consecutive placements are this far apart, so a reorder finds a key in between

@@ -136,6 +136,15 @@ pub enum MemberCommand {
         /// A librarian's reason to renew despite a block.
         override_reason: Option<String>,
     },
+    /// A loan was recalled to `due` (a hold waits for its title): the record moves with it.
+    Recall {
+        /// Borrower.
+        member: MemberId,
+        /// The rental.
+        rental: RentalId,
+        /// The new due date.
+        due: Timestamp,
+    },
     /// The fine an overdue loan has run up by now is charged (the clock-driven rules, daily):
     /// what it comes to less what was already charged for this due date.
     ChargeFine {
@@ -210,6 +219,7 @@ impl MemberCommand {
             MemberCommand::JoinMember { member, .. }
             | MemberCommand::CheckOut { member, .. }
             | MemberCommand::Renew { member, .. }
+            | MemberCommand::Recall { member, .. }
             | MemberCommand::CheckIn { member, .. }
             | MemberCommand::ChargeFine { member, .. }
             | MemberCommand::AgeToLost { member, .. }
@@ -852,6 +862,25 @@ impl Aggregate for Member {
                     });
                 }
                 Ok(events)
+            }
+            MemberCommand::Recall {
+                member,
+                rental,
+                due,
+            } => {
+                if !ctx.actor.is_system() {
+                    return Err(MemberError::LibrarianOnly("recall a loan (lendkit does)"));
+                }
+                self.joined(member)?;
+                Ok(match self.loans.get(rental) {
+                    Some(open) if open.due != *due => vec![MemberEvent::LoanRecorded {
+                        member: member.clone(),
+                        rental: rental.clone(),
+                        due: *due,
+                        loan_policy: open.loan_policy.clone(),
+                    }],
+                    _ => vec![],
+                })
             }
             MemberCommand::CheckIn {
                 member,

@@ -35,6 +35,16 @@ pub enum PointsCommand {
         /// The fee.
         points: Points,
     },
+    /// Pay a hold's fee as it is collected (with the loan's start, in one commit): the member or
+    /// a librarian. Stored as the rental's charge, like a reservation's.
+    PayHoldFee {
+        /// Owner.
+        member: MemberId,
+        /// The hold (its rental); a second charge for it changes nothing.
+        rental: RentalId,
+        /// The fee.
+        points: Points,
+    },
     /// Pay fees from the account (with the member's `PayFees`, in one commit): the member or a
     /// librarian.
     PayFees {
@@ -179,6 +189,7 @@ impl PointsCommand {
             PointsCommand::OpenAccount { member, .. }
             | PointsCommand::TopUp { member, .. }
             | PointsCommand::ChargePoints { member, .. }
+            | PointsCommand::PayHoldFee { member, .. }
             | PointsCommand::PayFees { member, .. }
             | PointsCommand::ReturnFeePoints { member, .. }
             | PointsCommand::RefundPoints { member, .. } => member,
@@ -257,8 +268,21 @@ impl Aggregate for PointAccount {
                 member,
                 rental,
                 points,
+            }
+            | PointsCommand::PayHoldFee {
+                member,
+                rental,
+                points,
             } => {
-                if !ctx.actor.is_system() {
+                let allowed = match command {
+                    PointsCommand::ChargePoints { .. } => ctx.actor.is_system(),
+                    _ => {
+                        ctx.actor.is_system()
+                            || ctx.actor.is_librarian()
+                            || ctx.actor.is_member(member)
+                    }
+                };
+                if !allowed {
                     return Err(PointsError::SystemOnly);
                 }
                 if !self.open {

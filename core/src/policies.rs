@@ -10,6 +10,7 @@
 //! |---|---|---|
 //! | catalog | RentalReserved | AllocateCopy (a hold with no copy free joins the queue) |
 //! | catalog | RentalCanceled, BookReturned, HoldPickupExpired | ReleaseCopy (the copy goes to the first hold still wanted) |
+//! | catalog | HoldQueued | RecallLoan (the loan due latest, if the hold's request policy recalls) |
 //! | rentals | CopyAllocated | ConfirmRental (a hold's copy waits on the pickup shelf) |
 //! | rentals | CopyAllocationFailed | CancelRental (unavailable) |
 //! | rentals | Delivered | StartLoan |
@@ -44,6 +45,9 @@ pub enum Reaction {
     Notify(Notice),
     /// Confirm a hold whose copy waits on the pickup shelf, with the deadline the rules give.
     Shelve(RentalId),
+    /// A hold joined a queue: recall the title's loan due latest, if the hold's request policy
+    /// recalls (the library finds the loan and computes the new due date).
+    Recall(RentalId),
 }
 
 /// One line of a policy: when an event of type `when` is stored, `then` happens.
@@ -97,6 +101,7 @@ pub const CATALOG: Policy = Policy {
         Rule { when: "RentalCanceled", then: "ReleaseCopy", react: release },
         Rule { when: "BookReturned", then: "ReleaseCopy", react: release },
         Rule { when: "HoldPickupExpired", then: "ReleaseCopy", react: release },
+        Rule { when: "HoldQueued", then: "RecallLoan", react: recall },
     ],
 };
 
@@ -186,6 +191,11 @@ pub const NOTICES: Policy = Policy {
             react: notify,
         },
         Rule {
+            when: "LoanRecalled",
+            then: "SendNotice",
+            react: notify,
+        },
+        Rule {
             when: "LoanStarted",
             then: "SendNotice",
             react: notify,
@@ -270,6 +280,13 @@ fn release(e: &Envelope) -> Vec<Reaction> {
     }
 }
 
+fn recall(e: &Envelope) -> Vec<Reaction> {
+    match &e.event {
+        Event::Book(BookEvent::HoldQueued { rental, .. }) => vec![Reaction::Recall(rental.clone())],
+        _ => vec![],
+    }
+}
+
 fn confirm(e: &Envelope) -> Vec<Reaction> {
     match &e.event {
         Event::Book(BookEvent::CopyAllocated {
@@ -322,7 +339,8 @@ fn refund(e: &Envelope) -> Vec<Reaction> {
             member,
             fee,
             ..
-        }) => {
+        }) if fee.0 > 0 => {
+            // (A hold charged on collecting paid nothing yet: nothing to refund.)
             vec![Reaction::Refund(ChargeRef {
                 key: rental.clone(),
                 member: member.clone(),
@@ -395,6 +413,17 @@ fn notify(e: &Envelope) -> Vec<Reaction> {
                     Some(b) => format!("A copy of {book} waits for you at {b} until {}.", until.date()),
                     None => format!("A copy of {book} waits for you until {}.", until.date()),
                 },
+            ),
+            RentalEvent::LoanRecalled {
+                rental,
+                member,
+                book,
+                due,
+                ..
+            } => (
+                member,
+                rental,
+                format!("Another member is waiting for {book}: please bring it back by {}.", due.date()),
             ),
             RentalEvent::HoldPickupExpired {
                 rental,

@@ -158,6 +158,14 @@ pub enum RentalCommand {
         /// When it counts as lost.
         at: Timestamp,
     },
+    /// A hold waits for the title: the loan is recalled to `due`, earlier than it was due
+    /// (lendkit's policy; the library computes `due` from the request policy).
+    RecallLoan {
+        /// Rental.
+        rental: RentalId,
+        /// The new due date.
+        due: Timestamp,
+    },
     /// The payment gateway refunded the fee (policy).
     RecordRefund {
         /// Rental.
@@ -180,6 +188,7 @@ impl RentalCommand {
             | RentalCommand::MarkOverdue { rental, .. }
             | RentalCommand::RecordAutoRenewalFailed { rental, .. }
             | RentalCommand::AgeToLost { rental, .. }
+            | RentalCommand::RecallLoan { rental, .. }
             | RentalCommand::RecordRefund { rental } => rental,
         }
     }
@@ -335,6 +344,20 @@ crate::event::event_enum! {
             branch: Option<String>,
             /// The last moment it can be collected.
             until: Timestamp,
+        },
+        /// A member waits for the title: the loan is due back sooner, at `due` (it was due at
+        /// `was`); it can no longer be renewed.
+        LoanRecalled {
+            /// Rental.
+            rental: RentalId,
+            /// Borrower.
+            member: MemberId,
+            /// Book.
+            book: BookId,
+            /// The new due date.
+            due: Timestamp,
+            /// The due date before the recall.
+            was: Timestamp,
         },
         /// The hold was not collected by `until`: the copy goes to the next in line. The fee is
         /// kept (the hold was filled).
@@ -493,6 +516,8 @@ pub struct Rental {
     pub hold: Option<HoldTerms>,
     /// While a hold's copy waits on the pickup shelf: until when.
     pub pickup_until: Option<Timestamp>,
+    /// Whether the loan was recalled (it cannot be renewed).
+    pub recalled: bool,
 }
 
 impl Rental {
@@ -742,6 +767,10 @@ impl Aggregate for Rental {
                         return Ok(vec![]);
                     }
                 }
+                if self.status == S::OnLoan && self.recalled {
+                    let book = self.book.clone().unwrap_or_else(|| BookId::new(""));
+                    return Err(RentalError::HasHolds { rental, book });
+                }
                 if self.status == S::OnLoan && self.lost_at.is_some() {
                     return Err(RentalError::InvalidTransition {
                         rental,
@@ -834,6 +863,29 @@ impl Aggregate for Rental {
                     at: *at,
                 }])
             }
+            RentalCommand::RecallLoan { due, .. } => {
+                if !ctx.actor.is_system() {
+                    return Err(RentalError::SystemOnly);
+                }
+                let (member, book) = self.check_actor(&rental, &ctx.actor)?;
+                match self.due {
+                    Some(was)
+                        if self.status == S::OnLoan
+                            && !self.recalled
+                            && self.lost_at.is_none()
+                            && *due < was =>
+                    {
+                        Ok(vec![RentalEvent::LoanRecalled {
+                            rental,
+                            member,
+                            book,
+                            due: *due,
+                            was,
+                        }])
+                    }
+                    _ => Ok(vec![]),
+                }
+            }
             RentalCommand::RecordRefund { .. } => {
                 if !ctx.actor.is_system() {
                     return Err(RentalError::SystemOnly);
@@ -890,6 +942,10 @@ impl Aggregate for Rental {
             RentalEvent::BookReturned { .. } => self.status = RentalStatus::Returned,
             RentalEvent::RentalCanceled { .. } | RentalEvent::HoldPickupExpired { .. } => {
                 self.status = RentalStatus::Canceled
+            }
+            RentalEvent::LoanRecalled { due, .. } => {
+                self.due = Some(*due);
+                self.recalled = true;
             }
             RentalEvent::HoldAwaitingPickup { until, .. } => {
                 self.status = RentalStatus::Confirmed;

@@ -91,8 +91,8 @@ mod terms;
 
 pub use calendar::{Calendar, CalendarError, Hours};
 pub use policy::{
-    CalendarDate, ClosedDay, FinePolicy, FineRate, LimitsPolicy, LoanPolicy, LostPolicy, Period,
-    RenewFrom, Schedule, TimeUnit,
+    CalendarDate, Charge, ClosedDay, FinePolicy, FineRate, LimitsPolicy, LoanPolicy, LostPolicy,
+    Period, RenewFrom, RequestPolicy, Schedule, TimeUnit,
 };
 pub use stored::{CirculationRules, RulesCommand, RulesEvent, StoredRulesError, RULES_STREAM_ID};
 pub use table::{
@@ -116,10 +116,12 @@ pub enum PolicyKind {
     Limits,
     /// [`LostPolicy`]: `[policies.lost.NAME]`, a row's `lost`.
     Lost,
+    /// [`RequestPolicy`]: `[policies.request.NAME]`, a row's optional `request`.
+    Request,
 }
 
 impl PolicyKind {
-    /// All four, in file order.
+    /// The four every row names, in file order (a row's `request` is optional).
     pub const ALL: [PolicyKind; 4] = [
         PolicyKind::Loan,
         PolicyKind::Fine,
@@ -134,6 +136,7 @@ impl PolicyKind {
             PolicyKind::Fine => "fine",
             PolicyKind::Limits => "limits",
             PolicyKind::Lost => "lost",
+            PolicyKind::Request => "request",
         }
     }
 }

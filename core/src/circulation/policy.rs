@@ -5,6 +5,7 @@ use super::fields::Fields;
 use super::RulesError;
 use crate::ids::MAX_AMOUNT;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::fmt;
 
 /// The unit of a [`Period`].
@@ -363,6 +364,133 @@ impl LimitsPolicy {
     }
 }
 
+/// When a hold's fee is charged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Charge {
+    /// When the hold is placed; refunded if it is cancelled or expires unfilled.
+    #[default]
+    Place,
+    /// When the hold is collected (the loan starts); nothing is charged for a hold that never is.
+    Collect,
+}
+
+/// How members queue for items: holds, the pickup shelf and recalls. In a rules file:
+/// `[policies.request.NAME]`, named by a row's optional `request`; a row without one takes
+/// holds with every default below.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestPolicy {
+    /// `holds` (default `true`): whether holds are taken at all (`HOLD_NOT_ALLOWED` if not).
+    pub holds: bool,
+    /// `max_holds`: holds a member may have at once, waiting or on the pickup shelf (none: no
+    /// limit; `HOLD_NOT_ALLOWED` past it).
+    pub max_holds: Option<u64>,
+    /// `shelf_days`: open days of the pickup branch a copy waits on the pickup shelf (none: the
+    /// library's `hold_shelf_days`).
+    pub shelf_days: Option<u64>,
+    /// `pickup_branches`: the branches holds may be collected at (none: any branch the rules
+    /// know; `HOLD_NOT_ALLOWED` for another).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pickup_branches: Option<Vec<String>>,
+    /// `fee`: points a hold costs (none: the book's fee).
+    pub fee: Option<u64>,
+    /// `charge`: `"place"` (default) or `"collect"`.
+    pub charge: Charge,
+    /// `renew_with_holds` (default `false`): whether a loan may be renewed while others wait.
+    pub renew_with_holds: bool,
+    /// `recall_days`: a hold placed while no copy is free recalls the loan due latest, to be
+    /// back this many days from now — but never before its start plus `recall_min_loan_days`,
+    /// and never later than it was due (none: no recalls).
+    pub recall_days: Option<u64>,
+    /// `recall_min_loan_days`: the days a recalled loan is guaranteed from its start (default 0).
+    pub recall_min_loan_days: u64,
+}
+
+impl Default for RequestPolicy {
+    fn default() -> Self {
+        RequestPolicy {
+            holds: true,
+            max_holds: None,
+            shelf_days: None,
+            pickup_branches: None,
+            fee: None,
+            charge: Charge::Place,
+            renew_with_holds: false,
+            recall_days: None,
+            recall_min_loan_days: 0,
+        }
+    }
+}
+
+impl RequestPolicy {
+    pub(crate) fn read(mut f: Fields) -> Result<RequestPolicy, RulesError> {
+        let holds = match f.opt_value("holds") {
+            None => true,
+            Some(Value::Bool(b)) => b,
+            Some(v) => {
+                return Err(f
+                    .place()
+                    .error("holds", format!("must be true or false, not {v}")))
+            }
+        };
+        let max_holds = f.opt_amount("max_holds")?;
+        let shelf_days = days(&mut f, "shelf_days", false)?;
+        let pickup_branches = match f.opt_value("pickup_branches") {
+            None => None,
+            Some(Value::Array(items)) => {
+                let mut branches = Vec::with_capacity(items.len());
+                for item in items {
+                    let Value::String(b) = item else {
+                        return Err(f.place().error(
+                            "pickup_branches",
+                            format!("must be a list of branch names, not one holding {item}"),
+                        ));
+                    };
+                    crate::ids::validate_id("pickup_branches", &b)
+                        .map_err(|r| f.place().error("pickup_branches", r))?;
+                    branches.push(b);
+                }
+                Some(branches)
+            }
+            Some(v) => {
+                return Err(f.place().error(
+                    "pickup_branches",
+                    format!("must be a list of branch names, not {v}"),
+                ))
+            }
+        };
+        let fee = f.opt_amount("fee")?;
+        let charge = f.choice(
+            "charge",
+            &[("place", Charge::Place), ("collect", Charge::Collect)],
+            Some(Charge::Place),
+        )?;
+        let renew_with_holds = f.flag("renew_with_holds")?;
+        let recall_days = days(&mut f, "recall_days", false)?;
+        let recall_min_loan_days = days(&mut f, "recall_min_loan_days", false)?.unwrap_or(0);
+        f.finish()?;
+        Ok(RequestPolicy {
+            holds,
+            max_holds,
+            shelf_days,
+            pickup_branches,
+            fee,
+            charge,
+            renew_with_holds,
+            recall_days,
+            recall_min_loan_days,
+        })
+    }
+
+    /// Whether holds may be collected at `branch` (`None`: no branch named, always allowed).
+    pub fn picks_up_at(&self, branch: Option<&str>) -> bool {
+        match (&self.pickup_branches, branch) {
+            (Some(allowed), Some(b)) => allowed.iter().any(|a| a == b),
+            _ => true,
+        }
+    }
+}
+
 /// What happens to an item that does not come back. In a rules file: `[policies.lost.NAME]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LostPolicy {
@@ -404,7 +532,7 @@ fn days(f: &mut Fields, field: &'static str, required: bool) -> Result<Option<u6
         f.opt_amount(field)?
     };
     match value {
-        Some(0) if field != "refund_window_days" => {
+        Some(0) if !matches!(field, "refund_window_days" | "recall_min_loan_days") => {
             Err(f.place().error(field, "must be at least 1 day"))
         }
         Some(n) if n > most => Err(f

@@ -4,7 +4,8 @@ use super::branches::{read_calendars, read_groups};
 use super::fields::{file_error, json_type, Fields, Place};
 use super::index::{rank, Index, BRANCH, GROUP, ITEM_TYPE};
 use super::{
-    Calendar, FinePolicy, LimitsPolicy, LoanPolicy, LostPolicy, PolicyKind, RulesError, Warning,
+    Calendar, FinePolicy, LimitsPolicy, LoanPolicy, LostPolicy, PolicyKind, RequestPolicy,
+    RulesError, Warning,
 };
 use crate::ids::validate_id;
 use serde::{Serialize, Serializer};
@@ -86,9 +87,15 @@ pub struct Rule {
     pub limits: String,
     /// The name of its lost-item policy.
     pub lost: String,
+    /// The name of its request policy (holds), if it names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
     /// The policies' positions in the table's lists: loan, fine, limits, lost.
     #[serde(skip)]
     policies: [usize; 4],
+    /// Its request policy's position, if it names one.
+    #[serde(skip)]
+    request_policy: Option<usize>,
 }
 
 impl Rule {
@@ -139,6 +146,9 @@ pub struct Resolved<'t> {
     pub limits: &'t Named<LimitsPolicy>,
     /// Its lost-item policy.
     pub lost: &'t Named<LostPolicy>,
+    /// Its request policy, if the row names one (else holds take the defaults).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<&'t Named<RequestPolicy>>,
 }
 
 /// Why a matching row did not win.
@@ -191,6 +201,7 @@ pub struct RulesTable {
     fines: Vec<Named<FinePolicy>>,
     limits: Vec<Named<LimitsPolicy>>,
     lost: Vec<Named<LostPolicy>>,
+    requests: Vec<Named<RequestPolicy>>,
     /// `[calendars.BRANCH]`, by branch (shared: a clone of the table does not copy them).
     calendars: Arc<BTreeMap<String, Calendar>>,
     /// `groups`, in file order, when given.
@@ -258,6 +269,7 @@ impl RulesTable {
             fines: read_kind(&mut policies, PolicyKind::Fine, FinePolicy::read)?,
             limits: read_kind(&mut policies, PolicyKind::Limits, LimitsPolicy::read)?,
             lost: read_kind(&mut policies, PolicyKind::Lost, LostPolicy::read)?,
+            requests: read_kind(&mut policies, PolicyKind::Request, RequestPolicy::read)?,
             calendars: Arc::new(read_calendars(calendars)?),
             groups: read_groups(groups)?.map(Arc::from),
             rules: Vec::new(),
@@ -267,7 +279,7 @@ impl RulesTable {
         if let Some(extra) = policies.keys().next() {
             return Err(file_error(
                 &format!("policies.{extra}"),
-                "is not a kind of policy; the kinds are loan, fine, limits, lost",
+                "is not a kind of policy; the kinds are loan, fine, limits, lost, request",
             ));
         }
         let Value::Array(rows) = rows else {
@@ -348,6 +360,31 @@ impl RulesTable {
             })?;
             names[i] = name;
         }
+        let request = f.opt_text("request")?;
+        let request_policy = match &request {
+            None => None,
+            Some(name) => Some(self.find(PolicyKind::Request, name).ok_or_else(|| {
+                let known = self.names(PolicyKind::Request);
+                let reason = if known.is_empty() {
+                    format!("names the request policy {name:?}, but there are no request policies; add [policies.request.{name}]")
+                } else {
+                    format!("names the request policy {name:?}, which does not exist; the request policies are {}", known.join(", "))
+                };
+                f.place().error("request", reason)
+            })?),
+        };
+        for branch in request_policy
+            .and_then(|i| self.requests[i].policy.pickup_branches.as_ref())
+            .into_iter()
+            .flatten()
+        {
+            if !self.knows_branch(branch) {
+                return Err(f.place().error(
+                    "request",
+                    format!("its request policy lets holds be collected at branch {branch:?}, which has no calendar"),
+                ));
+            }
+        }
         f.finish()?;
         let [loan, fine, limits, lost] = names;
         Ok(Rule {
@@ -359,7 +396,9 @@ impl RulesTable {
             fine,
             limits,
             lost,
+            request,
             policies,
+            request_policy,
         })
     }
 
@@ -369,6 +408,7 @@ impl RulesTable {
             PolicyKind::Fine => self.fines.iter().map(|p| p.name.as_str()).collect(),
             PolicyKind::Limits => self.limits.iter().map(|p| p.name.as_str()).collect(),
             PolicyKind::Lost => self.lost.iter().map(|p| p.name.as_str()).collect(),
+            PolicyKind::Request => self.requests.iter().map(|p| p.name.as_str()).collect(),
         }
     }
 
@@ -399,6 +439,14 @@ impl RulesTable {
                         name: name.to_owned(),
                     });
                 }
+            }
+        }
+        for (p, name) in self.names(PolicyKind::Request).into_iter().enumerate() {
+            if !self.rules.iter().any(|r| r.request_policy == Some(p)) {
+                warnings.push(Warning::UnusedPolicy {
+                    kind: PolicyKind::Request,
+                    name: name.to_owned(),
+                });
             }
         }
         warnings
@@ -464,6 +512,11 @@ impl RulesTable {
         &self.lost
     }
 
+    /// The request policies, by name.
+    pub fn request_policies(&self) -> &[Named<RequestPolicy>] {
+        &self.requests
+    }
+
     /// The row (from 1) that wins for a member of `group` borrowing an item of `item_type` at
     /// `branch`, from the precomputed index: at most eight hash lookups, whatever the table's size.
     pub fn resolve_row(&self, group: &str, item_type: &str, branch: &str) -> usize {
@@ -522,6 +575,7 @@ impl RulesTable {
             fine: &self.fines[fine],
             limits: &self.limits[limits],
             lost: &self.lost[lost],
+            request: rule.request_policy.map(|i| &self.requests[i]),
         }
     }
 }

@@ -320,6 +320,10 @@ impl Library {
                 rental,
                 action: super::route::LoanAction::Shelve,
             }),
+            Reaction::Recall(hold) => Step::Loan(super::route::LoanRequest {
+                rental: hold,
+                action: super::route::LoanAction::Recall,
+            }),
             Reaction::Refund(charge) => {
                 self.call_gateway(self.gateway.refund(&charge)).await?;
                 Step::Rental(RentalCommand::RecordRefund { rental: charge.key })

@@ -87,10 +87,53 @@ pub struct DueWork {
     loans: HashMap<RentalId, ScheduledLoan>,
     /// Holds with a deadline: (not needed after, pickup until).
     holds: HashMap<RentalId, (Option<Timestamp>, Option<Timestamp>)>,
+    /// Each member's holds not yet ended (waiting or on the pickup shelf), for the request
+    /// policy's `max_holds`.
+    held_by: HashMap<MemberId, std::collections::HashSet<RentalId>>,
+    /// Each title's open loans under rules that a hold may still recall, by due date.
+    recallable: HashMap<BookId, BTreeSet<(Timestamp, RentalId)>>,
     position: u64,
 }
 
 impl DueWork {
+    /// How many holds `member` has that have not ended (waiting or on the pickup shelf).
+    pub fn holds_of(&self, member: &MemberId) -> usize {
+        self.held_by.get(member).map_or(0, |h| h.len())
+    }
+
+    /// The open loan of `book` due latest that has not been recalled yet.
+    pub fn latest_recallable(&self, book: &BookId) -> Option<(Timestamp, RentalId)> {
+        self.recallable.get(book)?.last().cloned()
+    }
+
+    fn not_recallable(&mut self, rental: &RentalId) {
+        if let Some(l) = self.loans.get(rental) {
+            if let Some(set) = self.recallable.get_mut(&l.book) {
+                set.remove(&(l.due, rental.clone()));
+                if set.is_empty() {
+                    self.recallable.remove(&l.book);
+                }
+            }
+        }
+    }
+
+    fn recallable_now(&self, rental: &RentalId) -> bool {
+        self.loans.get(rental).is_some_and(|l| {
+            self.recallable
+                .get(&l.book)
+                .is_some_and(|s| s.contains(&(l.due, rental.clone())))
+        })
+    }
+
+    fn hold_ended(&mut self, member: &MemberId, rental: &RentalId) {
+        if let Some(held) = self.held_by.get_mut(member) {
+            held.remove(rental);
+            if held.is_empty() {
+                self.held_by.remove(member);
+            }
+        }
+    }
+
     /// The earliest piece of work due at or before `now`.
     fn first_due(&self, now: Timestamp) -> Option<(Timestamp, Work, RentalId)> {
         self.queue.first().filter(|(at, _, _)| *at <= now).cloned()
@@ -211,15 +254,18 @@ impl View for DueWork {
         match r {
             RentalEvent::RentalReserved {
                 rental,
-                hold:
-                    Some(crate::holds::HoldTerms {
-                        not_needed_after: Some(at),
-                        ..
-                    }),
+                member,
+                hold: Some(hold),
                 ..
             } => {
-                self.holds.insert(rental.clone(), (Some(*at), None));
-                self.queue.insert((*at, Work::NotNeeded, rental.clone()));
+                self.held_by
+                    .entry(member.clone())
+                    .or_default()
+                    .insert(rental.clone());
+                if let Some(at) = hold.not_needed_after {
+                    self.holds.insert(rental.clone(), (Some(at), None));
+                    self.queue.insert((at, Work::NotNeeded, rental.clone()));
+                }
                 return;
             }
             RentalEvent::HoldAwaitingPickup { rental, until, .. } => {
@@ -228,10 +274,13 @@ impl View for DueWork {
                 self.queue.insert((*until, Work::Pickup, rental.clone()));
                 return;
             }
-            RentalEvent::RentalConfirmed { rental, .. }
-            | RentalEvent::LoanStarted { rental, .. }
-            | RentalEvent::RentalCanceled { rental, .. }
-            | RentalEvent::HoldPickupExpired { rental, .. } => self.unschedule_hold(rental),
+            RentalEvent::RentalConfirmed { rental, .. } => self.unschedule_hold(rental),
+            RentalEvent::LoanStarted { rental, member, .. }
+            | RentalEvent::RentalCanceled { rental, member, .. }
+            | RentalEvent::HoldPickupExpired { rental, member, .. } => {
+                self.unschedule_hold(rental);
+                self.hold_ended(member, rental);
+            }
             _ => {}
         }
         match r {
@@ -258,10 +307,33 @@ impl View for DueWork {
                         fined: 0,
                     },
                 );
+                self.recallable
+                    .entry(book.clone())
+                    .or_default()
+                    .insert((*due, rental.clone()));
                 self.schedule(rental);
             }
             RentalEvent::LoanRenewed { rental, due, .. } => {
                 self.unschedule(rental);
+                let recallable = self.recallable_now(rental);
+                self.not_recallable(rental);
+                if let Some(l) = self.loans.get_mut(rental) {
+                    l.due = *due;
+                    l.noted = false;
+                    l.accrue_at = None;
+                    l.fined = 0;
+                    if recallable {
+                        self.recallable
+                            .entry(l.book.clone())
+                            .or_default()
+                            .insert((*due, rental.clone()));
+                    }
+                }
+                self.schedule(rental);
+            }
+            RentalEvent::LoanRecalled { rental, due, .. } => {
+                self.unschedule(rental);
+                self.not_recallable(rental);
                 if let Some(l) = self.loans.get_mut(rental) {
                     l.due = *due;
                     l.noted = false;
@@ -288,6 +360,7 @@ impl View for DueWork {
             RentalEvent::ItemAgedToLost { rental, .. }
             | RentalEvent::BookReturned { rental, .. } => {
                 self.unschedule(rental);
+                self.not_recallable(rental);
                 self.loans.remove(rental);
             }
             _ => {}

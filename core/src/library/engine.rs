@@ -44,6 +44,14 @@ const STATE_CACHE: usize = 200_000;
 pub type CommitHook = Arc<dyn Fn() + Send + Sync>;
 
 impl Engine {
+    /// How many holds `member` has now that have not ended (as far as the relay has folded).
+    pub(super) fn holds_of(&self, member: &MemberId) -> usize {
+        self.due_work
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .holds_of(member)
+    }
+
     /// The aggregate in `stream`, folded to its newest version. The folded state is taken out of
     /// the cache (so no copy is made) and only events newer than it are read; give it back with
     /// [`keep`](Engine::keep) once done. (A concurrent loader of the same stream meanwhile folds

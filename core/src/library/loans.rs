@@ -135,8 +135,13 @@ impl Engine {
         let (rental, rental_version) = self.load::<Rental>(&rental_stream).await?;
         let seen = rental.clone();
         self.keep(&rental_stream, rental, rental_version);
+        if let LoanAction::Recall = request.action {
+            return self.expand_recall(&seen, rules, ctx, out).await;
+        }
         if let LoanAction::Shelve = request.action {
-            return self.expand_shelve(request, &seen, rental_version, rules, ctx, out);
+            return self
+                .expand_shelve(request, &seen, rental_version, rules, ctx, out)
+                .await;
         }
         let plain = match &request.action {
             LoanAction::Start { .. } => RentalCommand::StartLoan {
@@ -164,7 +169,7 @@ impl Engine {
                 rental: request.rental.clone(),
                 returned_at: *returned_at,
             },
-            LoanAction::Shelve => unreachable!("expanded above"),
+            LoanAction::Shelve | LoanAction::Recall => unreachable!("expanded above"),
         };
         // A rental that does not exist, is not the actor's, or is not where this step can go:
         // the rental's own decision says so (or, for lendkit's retries, changes nothing).
@@ -220,8 +225,20 @@ impl Engine {
         } else {
             (None, None, false)
         };
-        // Others wait for the title: no renewal (an automatic one is recorded as failed).
-        if renewing && has_holds {
+        // Others wait for the title: no renewal (an automatic one is recorded as failed), unless
+        // the request policy lets loans be renewed while others wait.
+        let renew_with_holds = renewing
+            && has_holds
+            && rules.table.as_ref().is_some_and(|t| {
+                let branch = seen
+                    .terms
+                    .as_ref()
+                    .and_then(|t| t.branch.clone())
+                    .or(home_branch.clone());
+                request_for(t, group.as_deref(), item_type.as_deref(), branch.as_deref())
+                    .is_some_and(|r| r.renew_with_holds)
+            });
+        if renewing && has_holds && !renew_with_holds {
             let due_for = match request.action {
                 LoanAction::Due { at } => Some(at),
                 _ => None,
@@ -287,6 +304,14 @@ impl Engine {
                     due: Some(due),
                     terms,
                 }));
+                // A hold charged on collecting is paid in the same commit.
+                if let Some(fee) = seen.hold.as_ref().and_then(|h| h.collect_fee) {
+                    out.push(Step::Account(PointsCommand::PayHoldFee {
+                        member: member.clone(),
+                        rental: request.rental.clone(),
+                        points: Points(fee),
+                    }));
+                }
                 // A hold's copy leaves the pickup shelf in the same commit: sixteen desks
                 // lending it at once make one loan.
                 if seen.pickup_until.is_some() {
@@ -439,7 +464,7 @@ impl Engine {
                     override_reason: None,
                 }));
             }
-            LoanAction::Shelve => {}
+            LoanAction::Shelve | LoanAction::Recall => {}
             LoanAction::Accrue { at } => {
                 let (Some(terms), Some(due)) = (seen.terms.as_deref(), seen.due) else {
                     return Ok(());
@@ -484,9 +509,88 @@ impl Engine {
 }
 
 impl Engine {
+    /// A hold joined its title's queue: under a request policy that recalls, the title's open
+    /// loan due latest (not recalled yet) is due back at the later of now plus `recall_days`
+    /// and its start plus `recall_min_loan_days` — only ever earlier than it was due.
+    async fn expand_recall(
+        &self,
+        hold: &Rental,
+        rules: &RulesNow,
+        ctx: &Context,
+        out: &mut Expanded,
+    ) -> Result<()> {
+        let (Some(table), Some(member), Some(book)) = (&rules.table, &hold.member, &hold.book)
+        else {
+            return Ok(());
+        };
+        if hold.status != RentalStatus::Reserved {
+            return Ok(());
+        }
+        let group = self.member_group(member).await?;
+        let item_type = self.item_type(book).await?;
+        let pickup = hold.hold.as_ref().and_then(|h| h.pickup_branch.as_deref());
+        let Some(policy) = request_for(table, group.as_deref(), item_type.as_deref(), pickup)
+        else {
+            return Ok(());
+        };
+        let Some(days) = policy.recall_days else {
+            return Ok(());
+        };
+        let latest = self
+            .due_work
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .latest_recallable(book);
+        let Some((_, loan)) = latest else {
+            return Ok(());
+        };
+        let stream = StreamId::new(StreamKind::Rental, loan.as_str());
+        let (l, version) = self.load::<Rental>(&stream).await?;
+        let found = (l.due, l.loaned_at, l.member.clone(), l.status);
+        self.keep(&stream, l, version);
+        let (Some(due), Some(started), Some(borrower), RentalStatus::OnLoan) = found else {
+            return Ok(());
+        };
+        let recalled = super::due::days_after(ctx.now, days)
+            .max(super::due::days_after(started, policy.recall_min_loan_days));
+        if recalled >= due {
+            return Ok(());
+        }
+        out.pinned.push((stream, version));
+        out.push(Step::Rental(RentalCommand::RecallLoan {
+            rental: loan.clone(),
+            due: recalled,
+        }));
+        out.push(Step::Member(MemberCommand::Recall {
+            member: borrower,
+            rental: loan,
+            due: recalled,
+        }));
+        Ok(())
+    }
+
+    /// A member's group.
+    async fn member_group(&self, member: &MemberId) -> Result<Option<String>> {
+        let stream = StreamId::new(StreamKind::Member, member.as_str());
+        let (m, v) = self.load::<Member>(&stream).await?;
+        let group = m.group.clone();
+        self.keep(&stream, m, v);
+        Ok(group)
+    }
+
+    /// A book's item type.
+    async fn item_type(&self, book: &BookId) -> Result<Option<String>> {
+        let stream = StreamId::new(StreamKind::Book, book.as_str());
+        let (b, v) = self.load::<Book>(&stream).await?;
+        let item_type = b.item_type.clone();
+        self.keep(&stream, b, v);
+        Ok(item_type)
+    }
+
     /// A hold's copy is on the pickup shelf: it is confirmed with the deadline, counted in open
-    /// days of the pickup branch's calendar (calendar days without one).
-    fn expand_shelve(
+    /// days of the pickup branch's calendar (calendar days without one), the request policy's
+    /// `shelf_days` or else the library's `hold_shelf_days`.
+    async fn expand_shelve(
         &self,
         request: &LoanRequest,
         seen: &Rental,
@@ -498,7 +602,18 @@ impl Engine {
         let rental_stream = StreamId::new(StreamKind::Rental, request.rental.as_str());
         let pickup_until = if seen.status == RentalStatus::Reserved {
             let branch = seen.hold.as_ref().and_then(|h| h.pickup_branch.as_deref());
-            let days = u64::from(ctx.rules.hold_shelf_days);
+            let mut days = u64::from(ctx.rules.hold_shelf_days);
+            if let (Some(table), Some(member), Some(book)) =
+                (&rules.table, &seen.member, &seen.book)
+            {
+                let group = self.member_group(member).await?;
+                let item_type = self.item_type(book).await?;
+                if let Some(d) = request_for(table, group.as_deref(), item_type.as_deref(), branch)
+                    .and_then(|r| r.shelf_days)
+                {
+                    days = d;
+                }
+            }
             let calendar = branch.and_then(|b| rules.table.as_ref()?.calendar(b));
             let until = match calendar {
                 Some(c) => c
@@ -534,6 +649,25 @@ impl Engine {
             .map(|t| limits_for(t, group, item_type, branch));
         self.keep(&stream, rules, version);
         Ok(limits)
+    }
+
+    /// The request policy that applies now to a member of `group` and an item of `item_type` at
+    /// `branch`: the winning row's, or the defaults (also before any rules were stored).
+    pub(super) async fn request_policy(
+        &self,
+        group: Option<&str>,
+        item_type: Option<&str>,
+        branch: Option<&str>,
+    ) -> Result<crate::circulation::RequestPolicy> {
+        let stream = StreamId::new(StreamKind::Rules, RULES_STREAM_ID);
+        let (rules, version) = self.load::<CirculationRules>(&stream).await?;
+        let policy = rules
+            .table
+            .as_ref()
+            .and_then(|t| request_for(t, group, item_type, branch))
+            .unwrap_or_default();
+        self.keep(&stream, rules, version);
+        Ok(policy)
     }
 
     /// Whether the stored rules know `branch` (any branch is known while they declare no
@@ -572,6 +706,21 @@ fn limits_for(
         .limits
         .policy
         .clone()
+}
+
+/// The request policy of the row for a member of `group` and an item of `item_type` at
+/// `branch`, if it names one.
+fn request_for(
+    table: &crate::circulation::RulesTable,
+    group: Option<&str>,
+    item_type: Option<&str>,
+    branch: Option<&str>,
+) -> Option<crate::circulation::RequestPolicy> {
+    let key = |v: Option<&str>| v.unwrap_or("*").to_owned();
+    table
+        .resolve(&key(group), &key(item_type), &key(branch))
+        .request
+        .map(|r| r.policy.clone())
 }
 
 /// A branch the stored rules do not know is `BRANCH_NOT_FOUND` (any branch is known while the

@@ -76,6 +76,37 @@ impl PaymentGateway for PointsGateway {
     }
 }
 
+/// Whether the request policy takes a hold for pickup at `pickup` from a member who has `held`
+/// holds now; the refusal's reason.
+fn hold_allowed(
+    policy: &crate::circulation::RequestPolicy,
+    pickup: Option<&str>,
+    held: usize,
+) -> std::result::Result<(), String> {
+    if !policy.holds {
+        return Err("the request policy takes no holds for this member and item".into());
+    }
+    if !policy.picks_up_at(pickup) {
+        return Err(format!(
+            "holds cannot be collected at branch {}; the request policy's pickup branches are {}",
+            pickup.unwrap_or("-"),
+            policy
+                .pickup_branches
+                .as_deref()
+                .unwrap_or_default()
+                .join(", ")
+        ));
+    }
+    if let Some(max) = policy.max_holds {
+        if held as u64 >= max {
+            return Err(format!(
+                "the member has {held} holds, the most the request policy allows ({max})"
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Library {
     /// The synchronous step: check, charge, then store the rental; refund if storing fails.
     pub(super) async fn reserve_book(
@@ -172,6 +203,25 @@ impl Library {
                 }
             }
         }
+        // The request policy of the member's group, the item type and the pickup branch.
+        let mut fee = fee;
+        if let Some(h) = &mut hold {
+            let pickup = h.pickup_branch.clone();
+            let policy = self
+                .engine
+                .request_policy(m.group.as_deref(), item_type.as_deref(), pickup.as_deref())
+                .await?;
+            let held = self.engine.holds_of(&member);
+            if let Err(why) = hold_allowed(&policy, pickup.as_deref(), held) {
+                self.engine.keep(&member_stream, m, member_version);
+                return Err(Error::HoldNotAllowed(why));
+            }
+            fee = policy.fee.map_or(fee, Points);
+            if policy.charge == crate::circulation::Charge::Collect {
+                h.collect_fee = Some(fee.0);
+                fee = Points(0);
+            }
+        }
         let block = m.block(
             &member,
             crate::members::Borrowing::Reserve,
@@ -197,10 +247,14 @@ impl Library {
         // Decide once before charging: who may reserve, and whether the rental id is free.
         state.decide(&cmd, &ctx)?;
         availability?;
-        let receipt = self
-            .call_gateway(self.gateway.charge(&member, fee, &rental))
-            .await?;
-        let payment_id = receipt.payment_id;
+        // A hold paid on collecting (or a free one) charges nothing now.
+        let payment_id = if fee.0 == 0 {
+            String::new()
+        } else {
+            self.call_gateway(self.gateway.charge(&member, fee, &rental))
+                .await?
+                .payment_id
+        };
         if let RentalCommand::ReserveBook { payment_id: id, .. } = &mut cmd {
             id.clone_from(&payment_id);
         }
@@ -223,6 +277,13 @@ impl Library {
             Ok(stored) => {
                 self.engine.relay_stored(&stored).await;
                 Ok(stored)
+            }
+            Err(StoreError::Conflict { .. } | StoreError::CommandApplied(_)) if fee.0 == 0 => {
+                // Nothing was charged: a concurrent retry's outcome is ours, or the id is taken.
+                if let Some(done) = self.engine.recorded(meta).await? {
+                    return Ok(done);
+                }
+                Err(RentalError::AlreadyExists(rental).into())
             }
             Err(StoreError::Conflict { .. } | StoreError::CommandApplied(_)) => {
                 // Someone stored this rental id (or used this command id) first. When that was
@@ -252,6 +313,7 @@ impl Library {
                 recorded?;
                 Err(RentalError::AlreadyExists(rental).into())
             }
+            Err(e) if fee.0 == 0 => Err(e.into()),
             Err(e) => {
                 let charge = ChargeRef {
                     key: rental.clone(),

@@ -61,6 +61,9 @@ pub(crate) enum LoanAction {
     /// A hold's copy was put on the pickup shelf: it is confirmed with the deadline the rules
     /// and the pickup branch's calendar give.
     Shelve,
+    /// A hold (this request's rental) joined its title's queue: the title's loan due latest is
+    /// recalled, if the hold's request policy recalls.
+    Recall,
 }
 
 impl LoanRequest {
@@ -239,6 +242,7 @@ impl Library {
                     hold: Some(crate::holds::HoldTerms {
                         pickup_branch,
                         not_needed_after: not_needed_after.map(|ms| Timestamp(ms as i64)),
+                        collect_fee: None,
                     }),
                 }
             }

@@ -201,8 +201,20 @@ impl View for MemberPages {
                 | PointsEvent::PointsRefunded { member, points, .. } => {
                     self.points(member, |p| *p = p.saturating_add(points.0))
                 }
-                PointsEvent::PointsCharged { member, points, .. }
-                | PointsEvent::PointsSpentOnFees { member, points } => {
+                PointsEvent::PointsCharged {
+                    member,
+                    points,
+                    rental,
+                } => {
+                    self.points(member, |p| *p = p.saturating_sub(points.0));
+                    // A hold paid on collecting: its row shows what was paid.
+                    if let Some(row) = self.rental(rental) {
+                        if row.fee == 0 {
+                            row.fee = points.0;
+                        }
+                    }
+                }
+                PointsEvent::PointsSpentOnFees { member, points } => {
                     self.points(member, |p| *p = p.saturating_sub(points.0))
                 }
             },
@@ -253,6 +265,13 @@ impl View for MemberPages {
                     if let Some(row) = self.rental(rental) {
                         row.status = "awaiting_pickup".into();
                         row.pickup_until = Some(until.to_rfc3339());
+                    }
+                }
+                RentalEvent::LoanRecalled { rental, due, .. } => {
+                    if let Some(row) = self.rental(rental) {
+                        row.due_date = Some(due.date());
+                        row.due_at = Some(due.to_rfc3339());
+                        row.renewals_left = row.renewals_left.map(|_| 0);
                     }
                 }
                 RentalEvent::HoldPickupExpired { rental, .. } => {

@@ -53,6 +53,7 @@ EventType = Literal[
     "ItemAgedToLost",
     "PaymentRefunded",
     "HoldAwaitingPickup",
+    "LoanRecalled",
     "HoldPickupExpired",
     "DeliveryStarted",
     "Delivered",
