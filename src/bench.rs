@@ -25,6 +25,8 @@ pub struct Plan {
     pub latency_calls: usize,
     /// Open loans in the clock-driven rules figure (1,000 of them come due).
     pub open_loans: usize,
+    /// Holds waiting for one title in the hold-queue figure.
+    pub queue_holds: usize,
 }
 
 impl Plan {
@@ -37,6 +39,7 @@ impl Plan {
             replay_events: 1_000_000,
             latency_calls: 2_000,
             open_loans: 100_000,
+            queue_holds: 10_000,
         }
     }
     /// A smoke run in seconds.
@@ -48,6 +51,7 @@ impl Plan {
             replay_events: 50_000,
             latency_calls: 300,
             open_loans: 10_000,
+            queue_holds: 10_000,
         }
     }
 }
@@ -481,6 +485,39 @@ fn run_in(
         ),
     )?;
 
+    // The hold queue: placing, cancelling from the middle and a return that fills the first
+    // hold, on a title with many holds waiting, against the same on a title with ten.
+    let ops = 200;
+    let long = hold_queue_us(plan.queue_holds, ops);
+    let short = hold_queue_us(10, ops);
+    let (queue_ops, short_ops) = queue_struct_us(plan.queue_holds);
+    report.insert(
+        "hold_queue".into(),
+        json!({"holds": plan.queue_holds, "ops": ops,
+               "place_us": long[0], "cancel_middle_us": long[1], "return_promote_us": long[2],
+               "baseline_10_holds_us": short,
+               "ratios": [long[0] / short[0], long[1] / short[1], long[2] / short[2]],
+               "queue_only_us": queue_ops, "queue_only_baseline_10_us": short_ops}),
+    );
+    say(
+        out,
+        &mut lines,
+        format!(
+            "hold queue, {} holds on one title (command + its settle, in memory): place {:.1} µs, cancel from the middle {:.1} µs, return → pickup shelf {:.1} µs   baseline 10 holds: {:.1} / {:.1} / {:.1} µs   ratios {:.2} / {:.2} / {:.2}",
+            plan.queue_holds, long[0], long[1], long[2], short[0], short[1], short[2],
+            long[0] / short[0], long[1] / short[1], long[2] / short[2]
+        ),
+    )?;
+    say(
+        out,
+        &mut lines,
+        format!(
+            "hold queue alone (the book's order-statistic queue): place {:.2} µs, cancel from the middle {:.2} µs, position {:.2} µs, promote {:.2} µs   baseline 10 holds: {:.2} / {:.2} / {:.2} / {:.2} µs",
+            queue_ops[0], queue_ops[1], queue_ops[2], queue_ops[3],
+            short_ops[0], short_ops[1], short_ops[2], short_ops[3]
+        ),
+    )?;
+
     for (name, durability, flush) in [
         ("every_commit", Durability::EveryCommit, true),
         ("periodic_100ms", Durability::Periodic(100), false),
@@ -646,6 +683,208 @@ pub fn rule_resolution(rows: usize) -> (f64, f64) {
     let index = time(200, &|g, t, b| table.resolve_row(g, t, b));
     let scan = time(5, &|g, t, b| table.resolve_row_by_scan(g, t, b));
     (index, scan)
+}
+
+/// Microseconds per operation, averaged over `ops` of each, with `holds` holds waiting for one
+/// title (in memory; each command followed by the `settle` that runs its reactions): placing a
+/// hold, cancelling one from the middle of the queue, and a return whose copy goes to the first
+/// in line (released, put on the pickup shelf, confirmed with its deadline).
+fn hold_queue_us(holds: usize, ops: usize) -> [f64; 3] {
+    use lendkit::adapters::{InMemoryEventBus, InMemoryEventStore, ManualClock};
+    use lendkit::{LibraryBuilder, Timestamp};
+    let lib = must(block_on(
+        LibraryBuilder::new(
+            std::sync::Arc::new(InMemoryEventStore::new()),
+            std::sync::Arc::new(InMemoryEventBus::new()),
+            std::sync::Arc::new(ManualClock::new(Timestamp(1_767_225_600_000))),
+        )
+        .build(),
+    ));
+    let exec = |c: Command, a: &Actor| must(block_on(lib.execute(c, a)));
+    let copies = u32::try_from(ops).unwrap_or(u32::MAX);
+    exec(
+        Command::RegisterBook {
+            book_id: "b-q".into(),
+            title: "Queued".into(),
+            copies,
+            fee: 1,
+            author: None,
+            item_type: None,
+            branch: None,
+        },
+        &librarian(),
+    );
+    let members = holds + 4 * ops;
+    for m in 0..members {
+        exec(
+            Command::JoinMember {
+                member_id: format!("m-{m}"),
+                name: "M".into(),
+                contact: None,
+                group: None,
+            },
+            &librarian(),
+        );
+    }
+    // Every copy out on loan, to the last members.
+    for i in 0..ops {
+        let m = format!("m-{}", holds + 3 * ops + i);
+        exec(
+            Command::ReserveBook {
+                wait: None,
+                book_id: "b-q".into(),
+                member_id: m.clone(),
+                rental_id: Some(format!("r-{i}")),
+                delivery_address: None,
+            },
+            &Actor::member(m),
+        );
+    }
+    must(block_on(lib.settle()));
+    for i in 0..ops {
+        exec(
+            Command::StartLoan {
+                rental_id: format!("r-{i}"),
+                branch: None,
+                override_reason: None,
+            },
+            &librarian(),
+        );
+    }
+    let place = |m: usize| {
+        exec(
+            Command::PlaceHold {
+                book_id: "b-q".into(),
+                member_id: format!("m-{m}"),
+                hold_id: Some(format!("h-{m}")),
+                pickup_branch: None,
+                not_needed_after: None,
+            },
+            &Actor::member(format!("m-{m}")),
+        )
+    };
+    for m in 0..holds {
+        place(m);
+        if m % 500 == 499 {
+            must(block_on(lib.settle()));
+        }
+    }
+    must(block_on(lib.settle()));
+    // Rounds that keep the queue at `holds`: place one (timed), cancel one from the middle
+    // (timed), return a loan whose copy goes to the first in line (timed), then that member
+    // collects it (their loan is returned next round) and one more hold is placed (untimed).
+    let mut line: Vec<usize> = (0..holds).collect();
+    let mut next = holds;
+    let mut loans: std::collections::VecDeque<String> =
+        (0..ops).map(|i| format!("r-{i}")).collect();
+    let mut spent = [std::time::Duration::ZERO; 3];
+    let settle = || must(block_on(lib.settle()));
+    for _ in 0..ops {
+        let t = Instant::now();
+        place(next);
+        settle();
+        spent[0] += t.elapsed();
+        line.push(next);
+        next += 1;
+        let m = line.remove(line.len() / 2);
+        let t = Instant::now();
+        exec(
+            Command::CancelHold {
+                hold_id: format!("h-{m}"),
+                reason: None,
+            },
+            &Actor::member(format!("m-{m}")),
+        );
+        settle();
+        spent[1] += t.elapsed();
+        let Some(loan) = loans.pop_front() else { break };
+        let t = Instant::now();
+        exec(
+            Command::ReturnBook {
+                rental_id: loan,
+                returned_at: None,
+            },
+            &librarian(),
+        );
+        settle();
+        spent[2] += t.elapsed();
+        let first = line.remove(0);
+        exec(
+            Command::CollectHold {
+                hold_id: format!("h-{first}"),
+                branch: None,
+                override_reason: None,
+            },
+            &Actor::member(format!("m-{first}")),
+        );
+        loans.push_back(format!("h-{first}"));
+        place(next);
+        line.push(next);
+        next += 1;
+        settle();
+    }
+    let [place_us, cancel_us, promote_us] = spent.map(|d| d.as_secs_f64() * 1e6 / ops as f64);
+    [place_us, cancel_us, promote_us]
+}
+
+/// Microseconds per operation of the hold queue itself (no library around it) with `holds`
+/// waiting, and with ten: placing at the end, cancelling from the middle, asking a position,
+/// and promoting the first in line.
+fn queue_struct_us(holds: usize) -> ([f64; 4], [f64; 4]) {
+    use lendkit::holds::{HoldQueue, QueuedHold};
+    use lendkit::{MemberId, RentalId};
+    use std::hint::black_box;
+    let hold = |i: usize| QueuedHold {
+        rental: RentalId::new(format!("h-{i}")),
+        member: MemberId::new(format!("m-{i}")),
+        not_needed_after: None,
+        pickup: true,
+    };
+    // Each round places one hold, cancels one from the middle, asks a position and promotes
+    // the first in line, then places one more (untimed): the queue stays at `n` holds. Each
+    // operation is timed on its own (the clock read costs some tens of nanoseconds of it).
+    let measure = |n: usize| {
+        let rounds = 10_000;
+        let mut q = HoldQueue::default();
+        for i in 0..n {
+            q.push_back(hold(i));
+        }
+        let mut next = n;
+        let mut spent = [std::time::Duration::ZERO; 4];
+        for k in 0..rounds {
+            let h = hold(next);
+            next += 1;
+            let t = Instant::now();
+            q.push_back(h);
+            spent[0] += t.elapsed();
+            let middle = q.at(q.len() as u64 / 2 + 1).map(|h| h.rental.clone());
+            if let Some(r) = middle {
+                let t = Instant::now();
+                black_box(q.remove(&r));
+                spent[1] += t.elapsed();
+            }
+            let asked = q
+                .at((k % q.len().max(1)) as u64 + 1)
+                .map(|h| h.rental.clone());
+            if let Some(r) = asked {
+                let t = Instant::now();
+                black_box(q.position(&r));
+                spent[2] += t.elapsed();
+            }
+            let t = Instant::now();
+            let first = q
+                .first_wanted(lendkit::Timestamp(0))
+                .map(|h| h.rental.clone());
+            if let Some(r) = first {
+                black_box(q.remove(&r));
+            }
+            spent[3] += t.elapsed();
+            q.push_back(hold(next));
+            next += 1;
+        }
+        spent.map(|d| d.as_secs_f64() * 1e6 / rounds as f64)
+    };
+    (measure(holds), measure(10))
 }
 
 /// Seconds one `advance_to` takes when `due` of `open` loans (all made under circulation rules,

@@ -1001,12 +1001,17 @@ fn query_on(
                 for r in &rows {
                     writeln!(
                         out,
-                        "  {:<8} {:<10} {:<10} {:<10} until {}",
+                        "  {:<8} {:<10} {:<10} {:<10} until {}{}",
                         r.branch.as_deref().unwrap_or("-"),
                         r.hold_id,
                         r.book_id,
                         r.member_id,
-                        r.until
+                        r.until,
+                        if r.pull {
+                            "  (pull from the shelf)"
+                        } else {
+                            ""
+                        }
                     )?;
                 }
             }

@@ -100,6 +100,8 @@ fn sixteen_desks_lending_the_one_copy_on_the_shelf_make_one_loan_to_its_holder()
         )
         .unwrap();
         settle(&lib);
+        // Back at the desk, straight to the pickup shelf: not on the pull list.
+        assert!(!lib.hold_shelf(None)[0].pull);
         // Eight desks collect A's hold; eight other members try to borrow the copy.
         let results: Vec<(bool, lendkit::Result<lendkit::Outcome>)> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..16)
@@ -143,6 +145,39 @@ fn sixteen_desks_lending_the_one_copy_on_the_shelf_make_one_loan_to_its_holder()
         assert!(lib.hold_shelf(None).is_empty());
         check_invariants(&lib);
     }
+}
+
+#[test]
+fn holds_filled_from_the_open_shelf_are_the_pull_list() {
+    let (_h, lib) = all_out();
+    for m in ["m-a", "m-b", "m-c"] {
+        join(&lib, m);
+    }
+    hold(&lib, "m-a", "h-a").unwrap();
+    hold(&lib, "m-b", "h-b").unwrap();
+    settle(&lib);
+    // Two new copies go to the two waiting holds: both must be fetched from the stacks.
+    run(
+        &lib,
+        Command::AddCopies {
+            book_id: "b-1".into(),
+            copies: 3,
+        },
+        &librarian(),
+    )
+    .unwrap();
+    settle(&lib);
+    // The third new copy is free: a hold placed now is filled from the shelf too.
+    hold(&lib, "m-c", "h-c").unwrap();
+    settle(&lib);
+    let shelf = lib.hold_shelf(None);
+    let pulls: Vec<(&str, bool)> = shelf.iter().map(|r| (r.hold_id.as_str(), r.pull)).collect();
+    assert_eq!(pulls.len(), 3, "{shelf:?}");
+    assert!(pulls.iter().all(|(_, pull)| *pull), "{pulls:?}");
+    run(&lib, collect("h-a"), &Actor::member("m-a")).unwrap();
+    settle(&lib);
+    assert_eq!(lib.hold_shelf(None).len(), 2);
+    check_invariants(&lib);
 }
 
 #[test]

@@ -598,6 +598,11 @@ export interface HoldShelfRow {
   branch?: string
   /** The deadline to collect it (RFC 3339, UTC). */
   until: string
+  /**
+   * The copy was on the open shelf when the hold was filled (a free or a new copy, not one just returned):
+   * fetch it to the pickup shelf. These rows are the pull list.
+   */
+  pull: boolean
 }
 
 /** An event a consumer gave up on after every retry. */

@@ -257,6 +257,8 @@ export interface HoldShelfRow {
   branch?: string
   /** The deadline to collect it (RFC 3339, UTC). */
   until: string
+  /** The copy was on the open shelf when the hold was filled: fetch it (the pull list). */
+  pull: boolean
 }
 
 /** A member's page (마이페이지). */

@@ -117,6 +117,10 @@ crate::event::event_enum! {
             /// True when the copy waits on the pickup shelf for a hold.
             #[serde(default, skip_serializing_if = "is_false")]
             hold_shelf: bool,
+            /// True when that copy is on the open shelf (a free or a new copy, not one just
+            /// returned): staff fetch it to the pickup shelf (the pull list).
+            #[serde(default, skip_serializing_if = "is_false")]
+            pull: bool,
         },
         /// No copy was free for the rental.
         CopyAllocationFailed {
@@ -320,7 +324,8 @@ impl Book {
     }
 
     /// A copy for each of the first `copies` holds still wanted at `now`.
-    fn promote(&self, book: &BookId, copies: u32, now: Timestamp) -> Vec<BookEvent> {
+    /// (`pull`: the copies are on the open shelf, not at the return desk.)
+    fn promote(&self, book: &BookId, copies: u32, now: Timestamp, pull: bool) -> Vec<BookEvent> {
         self.queue
             .iter()
             .filter(|h| h.not_needed_after.map_or(true, |t| t >= now))
@@ -330,6 +335,7 @@ impl Book {
                 rental: h.rental.clone(),
                 member: Some(h.member.clone()),
                 hold_shelf: h.pickup,
+                pull: pull && h.pickup,
             })
             .collect()
     }
@@ -418,7 +424,7 @@ impl Aggregate for Book {
                     book: book.clone(),
                     copies: *copies,
                 }];
-                events.extend(self.promote(&book, *copies, ctx.now));
+                events.extend(self.promote(&book, *copies, ctx.now, true));
                 Ok(events)
             }
             BookCommand::AllocateCopy {
@@ -467,6 +473,7 @@ impl Aggregate for Book {
                     rental: rental.clone(),
                     member: member.clone(),
                     hold_shelf: hold.as_ref().is_some_and(|h| h.pickup),
+                    pull: hold.as_ref().is_some_and(|h| h.pickup),
                 }])
             }
             BookCommand::ReleaseCopy { book, rental } => {
@@ -489,7 +496,7 @@ impl Aggregate for Book {
                     book: book.clone(),
                     rental: rental.clone(),
                 }];
-                events.extend(self.promote(&book, 1, ctx.now));
+                events.extend(self.promote(&book, 1, ctx.now, false));
                 Ok(events)
             }
             BookCommand::ReorderQueue {
@@ -626,6 +633,7 @@ mod tests {
             rental: RentalId::new(r),
             member: None,
             hold_shelf: false,
+            pull: false,
         }
     }
 

@@ -322,6 +322,11 @@ pub const ROWS: &[RowSpec] = &[
             field("member_id", Text, "Who collects it."),
             maybe("branch", Text, "The pickup branch, if one was named."),
             field("until", Text, "The deadline to collect it (RFC 3339, UTC)."),
+            field(
+                "pull",
+                Boolean,
+                "The copy was on the open shelf when the hold was filled (a free or a new copy, not one just returned): fetch it to the pickup shelf. These rows are the pull list.",
+            ),
         ],
     },
     RowSpec {

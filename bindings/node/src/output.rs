@@ -257,6 +257,8 @@ pub struct HoldShelfRow {
     pub branch: Option<String>,
     /// The deadline to collect it (RFC 3339, UTC).
     pub until: String,
+    /// The copy was on the open shelf when the hold was filled: fetch it (the pull list).
+    pub pull: bool,
 }
 
 impl From<lendkit::views::HoldShelfRow> for HoldShelfRow {
@@ -267,6 +269,7 @@ impl From<lendkit::views::HoldShelfRow> for HoldShelfRow {
             member_id: r.member_id,
             branch: r.branch,
             until: r.until,
+            pull: r.pull,
         }
     }
 }

@@ -231,11 +231,12 @@ pub struct HoldShelfRow {
     member_id: String,
     branch: Option<String>,
     until: String,
+    pull: bool,
 }
 
 row_methods!(
     HoldShelfRow,
-    ["hold_id", "book_id", "member_id", "branch", "until"]
+    ["hold_id", "book_id", "member_id", "branch", "until", "pull"]
 );
 
 impl From<lendkit::views::HoldShelfRow> for HoldShelfRow {
@@ -246,6 +247,7 @@ impl From<lendkit::views::HoldShelfRow> for HoldShelfRow {
             member_id: r.member_id,
             branch: r.branch,
             until: r.until,
+            pull: r.pull,
         }
     }
 }

@@ -55,6 +55,9 @@ pub struct HoldShelfRow {
     pub branch: Option<String>,
     /// The deadline to collect it (RFC 3339, UTC).
     pub until: String,
+    /// The copy was on the open shelf when the hold was filled (a free or a new copy, not one
+    /// just returned): fetch it to the pickup shelf. These rows are the pull list.
+    pub pull: bool,
 }
 
 /// One member's page.
@@ -86,6 +89,8 @@ pub struct MemberPages {
     shelf: std::collections::BTreeSet<(Option<String>, Timestamp, RentalId)>,
     /// Where each shelved hold is in `shelf`, with its member and book.
     shelved: HashMap<RentalId, (Option<String>, Timestamp, MemberId, BookId)>,
+    /// Holds filled from the open shelf whose copy is not collected yet (the pull list).
+    pulls: std::collections::HashSet<RentalId>,
     position: u64,
 }
 
@@ -118,12 +123,14 @@ impl MemberPages {
                     member_id: member.to_string(),
                     branch: b.clone(),
                     until: until.to_rfc3339(),
+                    pull: self.pulls.contains(rental),
                 })
             })
             .collect()
     }
 
     fn unshelve(&mut self, rental: &RentalId) {
+        self.pulls.remove(rental);
         if let Some((b, until, _, _)) = self.shelved.remove(rental) {
             self.shelf.remove(&(b, until, rental.clone()));
         }
@@ -368,11 +375,23 @@ impl View for MemberPages {
                         }
                     }
                 }
-                BookEvent::HoldLeftQueue { book, rental, .. }
-                | BookEvent::CopyAllocated { book, rental, .. } => {
+                BookEvent::CopyAllocated {
+                    book, rental, pull, ..
+                } => {
                     if let Some(q) = self.queues.get_mut(book) {
                         q.remove(rental);
                     }
+                    if *pull {
+                        self.pulls.insert(rental.clone());
+                    }
+                }
+                BookEvent::HoldLeftQueue { book, rental, .. } => {
+                    if let Some(q) = self.queues.get_mut(book) {
+                        q.remove(rental);
+                    }
+                }
+                BookEvent::CopyReleased { rental, .. } => {
+                    self.pulls.remove(rental);
                 }
                 BookEvent::QueueReordered {
                     book,

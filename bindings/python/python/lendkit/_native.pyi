@@ -329,6 +329,11 @@ class HoldShelfRow:
     @property
     def until(self) -> str:
         """The deadline to collect it (RFC 3339, UTC)."""
+    @property
+    def pull(self) -> bool:
+        """The copy was on the open shelf when the hold was filled (a free or a new copy, not one just
+        returned): fetch it to the pickup shelf. These rows are the pull list.
+        """
     def to_dict(self) -> Dict[str, Any]: ...
     def __eq__(self, value: object, /) -> bool: ...
     def __ne__(self, value: object, /) -> bool: ...
