@@ -454,6 +454,9 @@ fn rules(action: RulesCmd, db: &Path, json: bool, out: &mut dyn Write) -> Outcom
                     p.lost.name,
                     serde_json::json!(p.lost.policy)
                 )?;
+                if let Some(r) = p.request {
+                    writeln!(out, "request {}: {}", r.name, serde_json::json!(r.policy))?;
+                }
                 writeln!(out, "a loan made now is due {due}")?;
             }
         }
@@ -1364,22 +1367,51 @@ fn model() -> String {
         ("AddCopies", "Book", "CopiesAdded"),
         ("AllocateCopy", "Book", "CopyAllocated"),
         ("AllocateCopy", "Book", "CopyAllocationFailed"),
+        ("AllocateCopy", "Book", "HoldQueued"),
         ("ReleaseCopy", "Book", "CopyReleased"),
+        ("ReleaseCopy", "Book", "HoldLeftQueue"),
+        ("ReorderQueue", "Book", "QueueReordered"),
+        ("CollectHold", "Book", "HoldCollected"),
         ("JoinMember", "Member", "MemberJoined"),
         ("JoinMember", "PointAccount", "AccountOpened"),
+        ("StartLoan", "Member", "LoanRecorded"),
+        ("StartLoan", "Member", "BlockOverridden"),
+        ("ReturnBook", "Member", "LoanCleared"),
+        ("ReturnBook", "Member", "FeeCharged"),
+        ("ReturnBook", "Member", "FeeRefunded"),
+        ("ReturnBook", "PointAccount", "FeePointsReturned"),
+        ("PayFees", "Member", "FeePaid"),
+        ("PayFees", "PointAccount", "PointsSpentOnFees"),
+        ("WaiveFee", "Member", "FeeWaived"),
+        ("BlockMember", "Member", "MemberBlocked"),
+        ("UnblockMember", "Member", "MemberUnblocked"),
         ("TopUp", "PointAccount", "PointsToppedUp"),
         ("ReserveBook", "PointAccount", "PointsCharged"),
         ("ReserveBook", "Rental", "RentalReserved"),
+        ("PlaceHold", "Rental", "RentalReserved"),
         ("ConfirmRental", "Rental", "RentalConfirmed"),
+        ("ConfirmRental", "Rental", "HoldAwaitingPickup"),
         ("StartLoan", "Rental", "LoanStarted"),
+        ("CollectHold", "Rental", "LoanStarted"),
         ("RenewLoan", "Rental", "LoanRenewed"),
         ("ReturnBook", "Rental", "BookReturned"),
         ("CancelRental", "Rental", "RentalCanceled"),
+        ("CancelHold", "Rental", "RentalCanceled"),
+        ("MarkOverdue", "Rental", "LoanOverdue"),
+        ("RecordAutoRenewalFailed", "Rental", "AutoRenewalFailed"),
+        ("AgeToLost", "Rental", "ItemAgedToLost"),
+        ("RecallLoan", "Rental", "LoanRecalled"),
+        ("ExpirePickup", "Rental", "HoldPickupExpired"),
         ("RefundPayment", "PointAccount", "PointsRefunded"),
         ("RefundPayment", "Rental", "PaymentRefunded"),
         ("StartDelivery", "Delivery", "DeliveryStarted"),
         ("MarkDelivered", "Delivery", "Delivered"),
         ("CancelDelivery", "Delivery", "DeliveryCanceled"),
+        (
+            "ChangeCirculationRules",
+            "CirculationRules",
+            "CirculationRulesChanged",
+        ),
     ];
     for (command, aggregate, event) in commands {
         out.push_str(&format!("  cmd_{command}[{command}]:::command --> agg_{aggregate}{{{{{aggregate}}}}}:::aggregate --> evt_{event}({event}):::event\n"));
@@ -1473,6 +1505,28 @@ lost = "standard"
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_model_shows_every_event_type_and_every_command() {
+        let model = model();
+        for (_, event) in lendkit::event::Event::types() {
+            assert!(
+                model.contains(&format!("evt_{event}({event})")),
+                "lendkit model does not show {event}"
+            );
+        }
+        for spec in Command::SPECS {
+            let name: String = spec
+                .name
+                .split('_')
+                .map(|w| w[..1].to_uppercase() + &w[1..])
+                .collect();
+            assert!(
+                model.contains(&format!("cmd_{name}[")),
+                "lendkit model does not show {name}"
+            );
+        }
+    }
 
     #[test]
     fn every_command_has_a_subcommand_of_its_own_name() {
