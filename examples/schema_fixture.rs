@@ -314,6 +314,7 @@ fn main() -> Result<(), lendkit::Error> {
         )
         .await?;
         let hold = |member: &str, hold: &str| Command::PlaceHold {
+            copy: None,
             book_id: "b-h".into(),
             member_id: member.into(),
             hold_id: Some(hold.into()),
@@ -415,11 +416,69 @@ fn main() -> Result<(), lendkit::Error> {
         run(start("r-r", None), &kim).await?;
         run(
             Command::PlaceHold {
+                copy: None,
                 book_id: "b-r".into(),
                 member_id: "m-3".into(),
                 hold_id: Some("h-r".into()),
                 pickup_branch: None,
                 not_needed_after: None,
+            },
+            &lib_1,
+        )
+        .await?;
+        lib.settle().await?;
+        // Numbered copies: a loan aged to lost marks its copy lost; a free copy is withdrawn.
+        run(
+            Command::ChangeCirculationRules {
+                rules: CLOCK_RULES.into(),
+                format: None,
+            },
+            &lib_1,
+        )
+        .await?;
+        run(
+            Command::RegisterBook {
+                book_id: "b-w".into(),
+                title: "Withdrawn".into(),
+                author: None,
+                copies: 2,
+                fee: 5,
+                item_type: None,
+                branch: None,
+            },
+            &lib_1,
+        )
+        .await?;
+        run(
+            Command::JoinMember {
+                member_id: "m-4".into(),
+                name: "Jung".into(),
+                contact: None,
+                group: None,
+            },
+            &lib_1,
+        )
+        .await?;
+        run(
+            Command::ReserveBook {
+                wait: None,
+                book_id: "b-w".into(),
+                member_id: "m-4".into(),
+                rental_id: Some("r-w".into()),
+                delivery_address: None,
+            },
+            &Actor::member("m-4"),
+        )
+        .await?;
+        lib.settle().await?;
+        run(start("r-w", None), &lib_1).await?;
+        clock.advance_days(3);
+        lib.advance_to(lib.now()).await?;
+        lib.settle().await?;
+        run(
+            Command::WithdrawCopy {
+                book_id: "b-w".into(),
+                copy: 2,
             },
             &lib_1,
         )

@@ -754,6 +754,7 @@ fn hold_queue_us(holds: usize, ops: usize) -> [f64; 3] {
     let place = |m: usize| {
         exec(
             Command::PlaceHold {
+                copy: None,
                 book_id: "b-q".into(),
                 member_id: format!("m-{m}"),
                 hold_id: Some(format!("h-{m}")),
@@ -835,6 +836,7 @@ fn queue_struct_us(holds: usize) -> ([f64; 4], [f64; 4]) {
     use lendkit::{MemberId, RentalId};
     use std::hint::black_box;
     let hold = |i: usize| QueuedHold {
+        copy: None,
         rental: RentalId::new(format!("h-{i}")),
         member: MemberId::new(format!("m-{i}")),
         not_needed_after: None,

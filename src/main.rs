@@ -146,6 +146,16 @@ enum Cmd {
         /// Not wanted after this: RFC 3339 (`2026-03-16T17:30:00Z`) or ms since 1970.
         #[arg(long)]
         not_needed_after: Option<String>,
+        /// Hold this copy (its number, 1 for the first) rather than any copy.
+        #[arg(long)]
+        copy: Option<u32>,
+    },
+    /// Take a copy that is on the shelf out of the collection (librarian).
+    WithdrawCopy {
+        /// The book's id.
+        book_id: String,
+        /// The copy's number (1 for the first).
+        copy: u32,
     },
     /// Cancel a hold (the fee is refunded; the next in line moves up).
     CancelHold {
@@ -496,6 +506,7 @@ impl Cmd {
             | Cmd::TopUp { .. }
             | Cmd::Reserve { .. }
             | Cmd::PlaceHold { .. }
+            | Cmd::WithdrawCopy { .. }
             | Cmd::CancelHold { .. }
             | Cmd::ReorderQueue { .. }
             | Cmd::CollectHold { .. }
@@ -831,13 +842,16 @@ fn execute(cli: Cli, out: &mut dyn Write) -> Outcome {
             hold_id,
             pickup_branch,
             not_needed_after,
+            copy,
         } => Command::PlaceHold {
             book_id,
             member_id,
             hold_id,
             pickup_branch,
             not_needed_after: not_needed_after.map(|t| instant(&t)).transpose()?,
+            copy,
         },
+        Cmd::WithdrawCopy { book_id, copy } => Command::WithdrawCopy { book_id, copy },
         Cmd::CancelHold { hold_id, reason } => Command::CancelHold { hold_id, reason },
         Cmd::ReorderQueue {
             book_id,
@@ -1372,6 +1386,8 @@ fn model() -> String {
         ("ReleaseCopy", "Book", "HoldLeftQueue"),
         ("ReorderQueue", "Book", "QueueReordered"),
         ("CollectHold", "Book", "HoldCollected"),
+        ("WithdrawCopy", "Book", "CopyWithdrawn"),
+        ("MarkCopyLost", "Book", "CopyLost"),
         ("JoinMember", "Member", "MemberJoined"),
         ("JoinMember", "PointAccount", "AccountOpened"),
         ("StartLoan", "Member", "LoanRecorded"),

@@ -14,6 +14,7 @@ fn hold(lib: &Library, member: &str, hold: &str) -> lendkit::Result<lendkit::Out
     run(
         lib,
         Command::PlaceHold {
+            copy: None,
             book_id: "b-1".into(),
             member_id: member.into(),
             hold_id: Some(hold.into()),
@@ -256,7 +257,8 @@ request = "recall"
 
 #[derive(Debug, Clone)]
 enum Op {
-    Place(u8),
+    Place(u8, Option<u32>),
+    Withdraw(u32),
     Cancel(u8),
     Reorder(u8, u32),
     Collect(u8),
@@ -267,7 +269,8 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (0..8u8).prop_map(Op::Place),
+        6 => ((0..8u8), prop::option::weighted(0.25, 1..4u32)).prop_map(|(m, c)| Op::Place(m, c)),
+        1 => (1..4u32).prop_map(Op::Withdraw),
         2 => (0..8u8).prop_map(Op::Cancel),
         3 => ((0..8u8), (1..6u32)).prop_map(|(m, p)| Op::Reorder(m, p)),
         6 => (0..8u8).prop_map(Op::Collect),
@@ -285,7 +288,7 @@ proptest! {
     /// are always 1..n, a copy is on at most one shelf or loan, every hold ends once, fees are
     /// refunded at most what was charged, and the views equal a rebuild (`check_invariants`).
     #[test]
-    fn the_hold_queue_never_loses_its_place(ops in prop::collection::vec(op(), 1..80), copies in 1..3u32, rules in any::<bool>()) {
+    fn the_hold_queue_never_loses_its_place(ops in prop::collection::vec(op(), 1..80), copies in 1..4u32, rules in any::<bool>()) {
         let h = Harness::new();
         let lib = h.library();
         if rules {
@@ -303,10 +306,18 @@ proptest! {
             let id = |m: u8, n: &[u32; 8]| format!("h-{m}-{}", n[m as usize]);
             let member = |m: u8| Actor::member(format!("m-{m}"));
             let result = match op {
-                Op::Place(m) => {
+                Op::Place(m, copy) => {
                     n[m as usize] += 1;
-                    Some(hold(&lib, &format!("m-{m}"), &id(m, &n)))
+                    Some(run(&lib, Command::PlaceHold {
+                        book_id: "b-1".into(),
+                        member_id: format!("m-{m}"),
+                        hold_id: Some(id(m, &n)),
+                        pickup_branch: None,
+                        not_needed_after: None,
+                        copy,
+                    }, &member(m)))
                 }
+                Op::Withdraw(copy) => Some(run(&lib, Command::WithdrawCopy { book_id: "b-1".into(), copy }, &librarian())),
                 Op::Cancel(m) => Some(run(&lib, Command::CancelHold { hold_id: id(m, &n), reason: None }, &member(m))),
                 Op::Reorder(m, p) => Some(run(&lib, Command::ReorderQueue { book_id: "b-1".into(), hold_id: id(m, &n), position: p }, &librarian())),
                 Op::Collect(m) => Some(run(&lib, collect(&id(m, &n)), &member(m))),

@@ -179,7 +179,7 @@ proptest! {
                 Op::Resume { consumer } => { lib.resume(CONSUMERS[consumer as usize]).unwrap(); None }
                 Op::AdvanceDays { days } => { h.clock.advance_days(days); None }
                 Op::Hold { book, member, rental, actor: a, not_needed_days } => {
-                    let r = run(&lib, Command::PlaceHold {
+                    let r = run(&lib, Command::PlaceHold { copy: None,
                         book_id: format!("b-{book}"),
                         member_id: format!("m-{member}"),
                         hold_id: Some(format!("r-{rental}")),

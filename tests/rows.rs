@@ -132,6 +132,7 @@ fn rows() -> BTreeMap<&'static str, Vec<Value>> {
         run(
             &lib,
             Command::PlaceHold {
+                copy: None,
                 book_id: book.into(),
                 member_id: member.into(),
                 hold_id: Some(hold.into()),

@@ -109,8 +109,8 @@ fn views_rebuilt_from_the_stored_log_tell_the_same_story() {
     let lee = pages.page("m-2").unwrap();
     assert_eq!(lee.rentals[1].delivery_status, "delivered");
     assert_eq!(lee.rentals[1].status, "on_loan");
-    // The holds: Lee's first was cancelled and refunded, the second collected; Park's was
-    // moved to the front, filled, and not collected in time.
+    // The holds: Lee's first was cancelled and refunded, the second collected (a one-day loan,
+    // later aged to lost); Park's was moved to the front, filled, and not collected in time.
     let park = pages.page("m-3").unwrap();
     let holds: Vec<_> = lee
         .rentals
@@ -129,11 +129,15 @@ fn views_rebuilt_from_the_stored_log_tell_the_same_story() {
         holds,
         [
             ("h-1", "canceled", "refunded"),
-            ("h-3", "on_loan", "charged"),
+            ("h-3", "lost", "charged"),
             ("h-2", "expired", "charged"),
             ("h-r", "waiting", "charged")
         ]
     );
+    // Numbered copies: b-w's copy 1 went out on a loan that was aged to lost, copy 2 was
+    // withdrawn.
+    let w = books.row("b-w").unwrap();
+    assert_eq!((w.copies, w.available, w.on_loan), (1, 0, 1), "{w:?}");
     let b = books.row("b-h").unwrap();
     assert_eq!((b.available, b.on_loan), (0, 1), "{b:?}");
     assert!(pages.hold_shelf(None).is_empty());

@@ -15,6 +15,8 @@ export type EventType =
   | 'HoldLeftQueue'
   | 'QueueReordered'
   | 'HoldCollected'
+  | 'CopyWithdrawn'
+  | 'CopyLost'
   | 'MemberJoined'
   | 'LoanRecorded'
   | 'LoanCleared'
@@ -62,6 +64,7 @@ export type ErrorCode =
   | 'FEE_NOT_FOUND'
   | 'BRANCH_NOT_FOUND'
   | 'GROUP_NOT_FOUND'
+  | 'COPY_NOT_FOUND'
   | 'HOLD_NOT_FOUND'
   | 'DEAD_LETTER_NOT_FOUND'
   | 'BOOK_EXISTS'
@@ -103,6 +106,7 @@ export type CommandName =
   | 'placeHold'
   | 'cancelHold'
   | 'reorderQueue'
+  | 'withdrawCopy'
   | 'collectHold'
   | 'startLoan'
   | 'returnBook'
@@ -212,6 +216,11 @@ export interface PlaceHoldInput extends CommandInput {
    * cancelled and refunded.
    */
   notNeededAfter?: number
+  /**
+   * Hold this copy (its number, 1 for the first) rather than any copy of the title; a lost or withdrawn copy
+   * cannot be held.
+   */
+  copy?: number
 }
 
 /**
@@ -233,6 +242,14 @@ export interface ReorderQueueInput extends CommandInput {
   holdId: string
   /** Its new position: 1 is first in line, at most the queue's length. */
   position: number
+}
+
+/** Take a copy that is on the shelf out of the collection (librarian): it is never lent or held again. */
+export interface WithdrawCopyInput extends CommandInput {
+  /** Book id. */
+  bookId: string
+  /** The copy's number (1 for the first). */
+  copy: number
 }
 
 /** Collect a hold from the pickup shelf: the loan starts (only its member, or a librarian for them). */
@@ -346,6 +363,7 @@ export interface CommandInputs {
   placeHold: PlaceHoldInput
   cancelHold: CancelHoldInput
   reorderQueue: ReorderQueueInput
+  withdrawCopy: WithdrawCopyInput
   collectHold: CollectHoldInput
   startLoan: StartLoanInput
   returnBook: ReturnBookInput
@@ -393,6 +411,9 @@ export interface LibraryCommands {
 
   /** Move a waiting hold to another place in its title's queue (librarian). */
   reorderQueue(input: ReorderQueueInput, actor: Actor): Promise<OutcomeOf<'reorderQueue'>>
+
+  /** Take a copy that is on the shelf out of the collection (librarian): it is never lent or held again. */
+  withdrawCopy(input: WithdrawCopyInput, actor: Actor): Promise<OutcomeOf<'withdrawCopy'>>
 
   /** Collect a hold from the pickup shelf: the loan starts (only its member, or a librarian for them). */
   collectHold(input: CollectHoldInput, actor: Actor): Promise<OutcomeOf<'collectHold'>>
@@ -444,6 +465,7 @@ export type BatchItem =
   | { command: 'placeHold'; input: PlaceHoldInput; actor: Actor }
   | { command: 'cancelHold'; input: CancelHoldInput; actor: Actor }
   | { command: 'reorderQueue'; input: ReorderQueueInput; actor: Actor }
+  | { command: 'withdrawCopy'; input: WithdrawCopyInput; actor: Actor }
   | { command: 'collectHold'; input: CollectHoldInput; actor: Actor }
   | { command: 'startLoan'; input: StartLoanInput; actor: Actor }
   | { command: 'returnBook'; input: ReturnBookInput; actor: Actor }

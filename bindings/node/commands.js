@@ -12,9 +12,10 @@ const COMMANDS = Object.freeze({
   joinMember: Object.freeze({ name: 'join_member', fields: Object.freeze(['memberId', 'name', 'contact', 'group']) }),
   topUp: Object.freeze({ name: 'top_up', fields: Object.freeze(['memberId', 'points']) }),
   reserveBook: Object.freeze({ name: 'reserve_book', fields: Object.freeze(['bookId', 'memberId', 'rentalId', 'deliveryAddress', 'wait']) }),
-  placeHold: Object.freeze({ name: 'place_hold', fields: Object.freeze(['bookId', 'memberId', 'holdId', 'pickupBranch', 'notNeededAfter']) }),
+  placeHold: Object.freeze({ name: 'place_hold', fields: Object.freeze(['bookId', 'memberId', 'holdId', 'pickupBranch', 'notNeededAfter', 'copy']) }),
   cancelHold: Object.freeze({ name: 'cancel_hold', fields: Object.freeze(['holdId', 'reason']) }),
   reorderQueue: Object.freeze({ name: 'reorder_queue', fields: Object.freeze(['bookId', 'holdId', 'position']) }),
+  withdrawCopy: Object.freeze({ name: 'withdraw_copy', fields: Object.freeze(['bookId', 'copy']) }),
   collectHold: Object.freeze({ name: 'collect_hold', fields: Object.freeze(['holdId', 'branch', 'overrideReason']) }),
   startLoan: Object.freeze({ name: 'start_loan', fields: Object.freeze(['rentalId', 'branch', 'overrideReason']) }),
   returnBook: Object.freeze({ name: 'return_book', fields: Object.freeze(['rentalId', 'returnedAt']) }),
@@ -77,6 +78,11 @@ class LibraryCommands {
   /** Move a waiting hold to another place in its title's queue (librarian). */
   reorderQueue(input, actor) {
     return this.execute('reorderQueue', input, actor)
+  }
+
+  /** Take a copy that is on the shelf out of the collection (librarian): it is never lent or held again. */
+  withdrawCopy(input, actor) {
+    return this.execute('withdrawCopy', input, actor)
   }
 
   /** Collect a hold from the pickup shelf: the loan starts (only its member, or a librarian for them). */

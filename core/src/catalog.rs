@@ -72,6 +72,20 @@ pub enum BookCommand {
         /// The hold (its rental).
         rental: RentalId,
     },
+    /// Take a copy that is on the shelf out of the collection (librarian).
+    WithdrawCopy {
+        /// The book.
+        book: BookId,
+        /// The copy's number.
+        copy: u32,
+    },
+    /// The copy a loan has was aged to lost (policy).
+    MarkCopyLost {
+        /// The book.
+        book: BookId,
+        /// The loan (its rental).
+        rental: RentalId,
+    },
 }
 
 crate::event::event_enum! {
@@ -121,6 +135,10 @@ crate::event::event_enum! {
             /// returned): staff fetch it to the pickup shelf (the pull list).
             #[serde(default, skip_serializing_if = "is_false")]
             pull: bool,
+            /// The copy (its number, from 1); absent in logs written before copies were
+            /// numbered, where the fold takes the lowest-numbered free copy, as lendkit did.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            copy: Option<u32>,
         },
         /// No copy was free for the rental.
         CopyAllocationFailed {
@@ -154,6 +172,9 @@ crate::event::event_enum! {
             /// True when the hold is delivered rather than collected.
             #[serde(default, skip_serializing_if = "is_false")]
             delivery: bool,
+            /// For a copy-level hold: the copy it waits for.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            copy: Option<u32>,
         },
         /// A waiting hold left the queue unfilled (cancelled, or no longer needed).
         HoldLeftQueue {
@@ -178,6 +199,22 @@ crate::event::event_enum! {
             /// Book id.
             book: BookId,
             /// The hold (its rental).
+            rental: RentalId,
+        },
+        /// A librarian took a copy out of the collection: it is never lent or held again.
+        CopyWithdrawn {
+            /// Book id.
+            book: BookId,
+            /// The copy's number.
+            copy: u32,
+        },
+        /// The copy a loan has was aged to lost: it cannot be held (until it comes back).
+        CopyLost {
+            /// Book id.
+            book: BookId,
+            /// The copy's number.
+            copy: u32,
+            /// The loan (its rental).
             rental: RentalId,
         },
     }
@@ -220,6 +257,24 @@ pub enum BookError {
         /// The member.
         member: MemberId,
     },
+    /// The copy does not exist, was withdrawn, or is lost.
+    #[error("copy {copy} of book {book} {why}; it cannot be held")]
+    CopyNotHoldable {
+        /// The book.
+        book: BookId,
+        /// The copy's number.
+        copy: u32,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A copy out on a loan cannot be withdrawn.
+    #[error("copy {copy} of book {book} is out; withdraw it once it is back")]
+    CopyOut {
+        /// The book.
+        book: BookId,
+        /// The copy's number.
+        copy: u32,
+    },
     /// The hold does not wait in this book's queue.
     #[error("no hold {rental} waits in the queue of book {book}")]
     HoldNotFound {
@@ -242,6 +297,8 @@ impl BookError {
             BookError::HeldForOther(_) => ErrorCode::HeldForOther,
             BookError::AlreadyHeld { .. } => ErrorCode::AlreadyHeld,
             BookError::HoldNotFound { .. } => ErrorCode::HoldNotFound,
+            BookError::CopyNotHoldable { .. } => ErrorCode::CopyNotFound,
+            BookError::CopyOut { .. } => ErrorCode::InvalidTransition,
         }
     }
 }
@@ -269,6 +326,14 @@ pub struct Book {
     pub shelf: BTreeSet<RentalId>,
     /// Holds waiting for a copy, first in line first.
     pub queue: HoldQueue,
+    /// The copy (its number, from 1) each of those rentals holds.
+    pub copy_of: HashMap<RentalId, u32>,
+    /// Copies out (held for or lent to a rental), by number.
+    pub out: BTreeSet<u32>,
+    /// Copies taken out of the collection (never lent again).
+    pub withdrawn: BTreeSet<u32>,
+    /// Copies out on a loan that was aged to lost (until they come back).
+    pub lost: BTreeSet<u32>,
 }
 
 impl Book {
@@ -278,8 +343,56 @@ impl Book {
     }
     /// Copies on the shelf now.
     pub fn available(&self) -> u32 {
+        let gone = self.allocated.len().saturating_add(self.withdrawn.len());
         self.copies
-            .saturating_sub(u32::try_from(self.allocated.len()).unwrap_or(u32::MAX))
+            .saturating_sub(u32::try_from(gone).unwrap_or(u32::MAX))
+    }
+
+    /// The lowest-numbered copy on the shelf, if any: the copy a title-level allocation takes.
+    /// (Walks the copies out and withdrawn, so it costs as many steps as copies are gone.)
+    pub fn first_free_copy(&self) -> Option<u32> {
+        let mut candidate = 1u32;
+        let mut out = self.out.iter().peekable();
+        let mut withdrawn = self.withdrawn.iter().peekable();
+        loop {
+            let next = match (out.peek(), withdrawn.peek()) {
+                (Some(a), Some(b)) => (**a).min(**b),
+                (Some(a), None) => **a,
+                (None, Some(b)) => **b,
+                (None, None) => break,
+            };
+            if next > candidate {
+                break;
+            }
+            if out.peek() == Some(&&next) {
+                out.next();
+            }
+            if withdrawn.peek() == Some(&&next) {
+                withdrawn.next();
+            }
+            candidate = next.saturating_add(1);
+        }
+        (candidate <= self.copies).then_some(candidate)
+    }
+
+    /// Whether copy `copy` is on the shelf now.
+    pub fn is_free(&self, copy: u32) -> bool {
+        (1..=self.copies).contains(&copy)
+            && !self.out.contains(&copy)
+            && !self.withdrawn.contains(&copy)
+    }
+
+    /// Why copy `copy` cannot be held: it does not exist, was withdrawn, or is lost.
+    fn unholdable(&self, copy: u32) -> Option<&'static str> {
+        if !(1..=self.copies).contains(&copy) {
+            Some("does not exist")
+        } else if self.withdrawn.contains(&copy) {
+            Some("was withdrawn")
+        } else if self.lost.contains(&copy) {
+            Some("is lost")
+        } else {
+            None
+        }
     }
 
     /// The quick check at reservation time: is a copy free right now? (The copy itself is
@@ -300,9 +413,21 @@ impl Book {
     /// The quick check when a hold is placed: the book exists and the member does not have it
     /// already (on loan, reserved, on the shelf or in the queue). The catalog's allocation
     /// checks again and has the final word.
-    pub fn check_holdable(&self, book: &BookId, member: &MemberId) -> Result<(), BookError> {
+    pub fn check_holdable(
+        &self,
+        book: &BookId,
+        member: &MemberId,
+        copy: Option<u32>,
+    ) -> Result<(), BookError> {
         if !self.exists() {
             return Err(BookError::NotFound(book.clone()));
+        }
+        if let Some(why) = copy.and_then(|c| self.unholdable(c)) {
+            return Err(BookError::CopyNotHoldable {
+                book: book.clone(),
+                copy: copy.unwrap_or_default(),
+                why,
+            });
         }
         if self.has_member(member) {
             return Err(BookError::AlreadyHeld {
@@ -324,20 +449,31 @@ impl Book {
     }
 
     /// A copy for each of the first `copies` holds still wanted at `now`.
-    /// (`pull`: the copies are on the open shelf, not at the return desk.)
-    fn promote(&self, book: &BookId, copies: u32, now: Timestamp, pull: bool) -> Vec<BookEvent> {
-        self.queue
-            .iter()
-            .filter(|h| h.not_needed_after.map_or(true, |t| t >= now))
-            .take(copies as usize)
-            .map(|h| BookEvent::CopyAllocated {
-                book: book.clone(),
-                rental: h.rental.clone(),
-                member: Some(h.member.clone()),
-                hold_shelf: h.pickup,
-                pull: pull && h.pickup,
-            })
-            .collect()
+    /// Each of `copies` (freed or new) to the first hold still wanted at `now` that takes it: a
+    /// title-level hold takes any copy, a copy-level hold only its own. (`pull`: the copies are on
+    /// the open shelf, not at the return desk.)
+    fn promote(&self, book: &BookId, copies: &[u32], now: Timestamp, pull: bool) -> Vec<BookEvent> {
+        let mut events = Vec::new();
+        let mut taken: Vec<&RentalId> = Vec::new();
+        for &copy in copies {
+            let next = self.queue.iter().find(|h| {
+                h.not_needed_after.map_or(true, |t| t >= now)
+                    && h.copy.map_or(true, |c| c == copy)
+                    && !taken.contains(&&h.rental)
+            });
+            if let Some(h) = next {
+                taken.push(&h.rental);
+                events.push(BookEvent::CopyAllocated {
+                    book: book.clone(),
+                    rental: h.rental.clone(),
+                    member: Some(h.member.clone()),
+                    hold_shelf: h.pickup,
+                    pull: pull && h.pickup,
+                    copy: Some(copy),
+                });
+            }
+        }
+        events
     }
 }
 
@@ -350,7 +486,9 @@ impl BookCommand {
             | BookCommand::AllocateCopy { book, .. }
             | BookCommand::ReleaseCopy { book, .. }
             | BookCommand::ReorderQueue { book, .. }
-            | BookCommand::CollectHold { book, .. } => book,
+            | BookCommand::CollectHold { book, .. }
+            | BookCommand::WithdrawCopy { book, .. }
+            | BookCommand::MarkCopyLost { book, .. } => book,
         }
     }
 }
@@ -424,7 +562,8 @@ impl Aggregate for Book {
                     book: book.clone(),
                     copies: *copies,
                 }];
-                events.extend(self.promote(&book, *copies, ctx.now, true));
+                let new: Vec<u32> = (1..=*copies).map(|i| self.copies + i).collect();
+                events.extend(self.promote(&book, &new, ctx.now, true));
                 Ok(events)
             }
             BookCommand::AllocateCopy {
@@ -450,30 +589,52 @@ impl Aggregate for Book {
                             reason: "already_held".into(),
                         }]);
                     }
-                    if self.available() == 0 {
-                        return Ok(vec![BookEvent::HoldQueued {
+                    // A copy-level hold takes its copy or waits for it.
+                    let wanted = match hold.copy {
+                        Some(c) if self.unholdable(c).is_some() => {
+                            return Ok(vec![BookEvent::CopyAllocationFailed {
+                                book,
+                                rental: rental.clone(),
+                                reason: "copy_not_holdable".into(),
+                            }])
+                        }
+                        Some(c) => self.is_free(c).then_some(c),
+                        None => self.first_free_copy(),
+                    };
+                    if let Some(copy) = wanted {
+                        return Ok(vec![BookEvent::CopyAllocated {
                             book,
                             rental: rental.clone(),
-                            member: member.clone(),
-                            position: self.queue.len() as u64 + 1,
-                            not_needed_after: hold.not_needed_after,
-                            delivery: !hold.pickup,
+                            member: Some(member.clone()),
+                            hold_shelf: hold.pickup,
+                            pull: hold.pickup,
+                            copy: Some(copy),
                         }]);
                     }
+                    return Ok(vec![BookEvent::HoldQueued {
+                        book,
+                        rental: rental.clone(),
+                        member: member.clone(),
+                        position: self.queue.len() as u64 + 1,
+                        not_needed_after: hold.not_needed_after,
+                        delivery: !hold.pickup,
+                        copy: hold.copy,
+                    }]);
                 }
-                if self.available() == 0 {
+                let Some(copy) = self.first_free_copy() else {
                     return Ok(vec![BookEvent::CopyAllocationFailed {
                         book,
                         rental: rental.clone(),
                         reason: "unavailable".into(),
                     }]);
-                }
+                };
                 Ok(vec![BookEvent::CopyAllocated {
                     book,
                     rental: rental.clone(),
                     member: member.clone(),
-                    hold_shelf: hold.as_ref().is_some_and(|h| h.pickup),
-                    pull: hold.as_ref().is_some_and(|h| h.pickup),
+                    hold_shelf: false,
+                    pull: false,
+                    copy: Some(copy),
                 }])
             }
             BookCommand::ReleaseCopy { book, rental } => {
@@ -496,7 +657,11 @@ impl Aggregate for Book {
                     book: book.clone(),
                     rental: rental.clone(),
                 }];
-                events.extend(self.promote(&book, 1, ctx.now, false));
+                if let Some(&copy) = self.copy_of.get(rental) {
+                    if !self.withdrawn.contains(&copy) {
+                        events.extend(self.promote(&book, &[copy], ctx.now, false));
+                    }
+                }
                 Ok(events)
             }
             BookCommand::ReorderQueue {
@@ -528,6 +693,41 @@ impl Aggregate for Book {
                     rental: rental.clone(),
                     position: *position,
                 }])
+            }
+            BookCommand::WithdrawCopy { book, copy } => {
+                if !ctx.actor.is_librarian() {
+                    return Err(BookError::LibrarianOnly("withdraw copies"));
+                }
+                let book = exists(book)?;
+                if !(1..=self.copies).contains(copy) || self.withdrawn.contains(copy) {
+                    return Err(BookError::CopyNotHoldable {
+                        book,
+                        copy: *copy,
+                        why: if self.withdrawn.contains(copy) {
+                            "was withdrawn already"
+                        } else {
+                            "does not exist"
+                        },
+                    });
+                }
+                if self.out.contains(copy) {
+                    return Err(BookError::CopyOut { book, copy: *copy });
+                }
+                Ok(vec![BookEvent::CopyWithdrawn { book, copy: *copy }])
+            }
+            BookCommand::MarkCopyLost { book, rental } => {
+                if !ctx.actor.is_system() {
+                    return Err(BookError::SystemOnly);
+                }
+                let book = exists(book)?;
+                Ok(match self.copy_of.get(rental) {
+                    Some(&copy) if !self.lost.contains(&copy) => vec![BookEvent::CopyLost {
+                        book,
+                        copy,
+                        rental: rental.clone(),
+                    }],
+                    _ => vec![],
+                })
             }
             BookCommand::CollectHold { book, rental } => {
                 let book = exists(book)?;
@@ -567,8 +767,14 @@ impl Aggregate for Book {
                 rental,
                 member,
                 hold_shelf,
+                copy,
                 ..
             } => {
+                // (Logs from before copies were numbered: the lowest free one, as allocated.)
+                if let Some(copy) = copy.or_else(|| self.first_free_copy()) {
+                    self.out.insert(copy);
+                    self.copy_of.insert(rental.clone(), copy);
+                }
                 self.allocated.insert(rental.clone());
                 self.queue.remove(rental);
                 if let Some(member) = member {
@@ -580,6 +786,10 @@ impl Aggregate for Book {
             }
             BookEvent::CopyAllocationFailed { .. } => {}
             BookEvent::CopyReleased { rental, .. } => {
+                if let Some(copy) = self.copy_of.remove(rental) {
+                    self.out.remove(&copy);
+                    self.lost.remove(&copy);
+                }
                 self.allocated.remove(rental);
                 self.borrowers.remove(rental);
                 self.shelf.remove(rental);
@@ -589,12 +799,14 @@ impl Aggregate for Book {
                 member,
                 not_needed_after,
                 delivery,
+                copy,
                 ..
             } => self.queue.push_back(QueuedHold {
                 rental: rental.clone(),
                 member: member.clone(),
                 not_needed_after: *not_needed_after,
                 pickup: !*delivery,
+                copy: *copy,
             }),
             BookEvent::HoldLeftQueue { rental, .. } => {
                 self.queue.remove(rental);
@@ -606,6 +818,12 @@ impl Aggregate for Book {
             }
             BookEvent::HoldCollected { rental, .. } => {
                 self.shelf.remove(rental);
+            }
+            BookEvent::CopyWithdrawn { copy, .. } => {
+                self.withdrawn.insert(*copy);
+            }
+            BookEvent::CopyLost { copy, .. } => {
+                self.lost.insert(*copy);
             }
         }
     }
@@ -634,6 +852,7 @@ mod tests {
             member: None,
             hold_shelf: false,
             pull: false,
+            copy: None,
         }
     }
 
@@ -746,6 +965,78 @@ mod tests {
                 system(),
             )
             .then_events([]);
+    }
+
+    #[test]
+    fn a_log_from_before_copies_were_numbered_folds_to_the_lowest_free_copies() {
+        let mut book = Book::default();
+        for e in [registered(3), allocated("r1"), allocated("r2")] {
+            book.apply(&e);
+        }
+        assert_eq!(
+            (
+                book.copy_of[&RentalId::new("r1")],
+                book.copy_of[&RentalId::new("r2")]
+            ),
+            (1, 2)
+        );
+        book.apply(&BookEvent::CopyReleased {
+            book: BookId::new("b1"),
+            rental: RentalId::new("r1"),
+        });
+        assert_eq!(book.first_free_copy(), Some(1));
+        book.apply(&allocated("r3"));
+        assert_eq!(book.copy_of[&RentalId::new("r3")], 1);
+        assert_eq!(book.first_free_copy(), Some(3));
+    }
+
+    #[test]
+    fn a_released_copy_passes_a_hold_for_another_copy_by() {
+        let queued = |r: &str, copy: Option<u32>| BookEvent::HoldQueued {
+            book: BookId::new("b1"),
+            rental: RentalId::new(r),
+            member: MemberId::new(format!("m-{r}")),
+            position: 0,
+            not_needed_after: None,
+            delivery: false,
+            copy,
+        };
+        let with_copy = |r: &str, copy: u32| BookEvent::CopyAllocated {
+            book: BookId::new("b1"),
+            rental: RentalId::new(r),
+            member: None,
+            hold_shelf: false,
+            pull: false,
+            copy: Some(copy),
+        };
+        given::<Book>([
+            registered(2),
+            with_copy("x", 1),
+            with_copy("y", 2),
+            queued("a", Some(2)),
+            queued("b", None),
+        ])
+        .when(
+            BookCommand::ReleaseCopy {
+                book: BookId::new("b1"),
+                rental: RentalId::new("x"),
+            },
+            system(),
+        )
+        .then_events([
+            BookEvent::CopyReleased {
+                book: BookId::new("b1"),
+                rental: RentalId::new("x"),
+            },
+            BookEvent::CopyAllocated {
+                book: BookId::new("b1"),
+                rental: RentalId::new("b"),
+                member: Some(MemberId::new("m-b")),
+                hold_shelf: true,
+                pull: false,
+                copy: Some(1),
+            },
+        ]);
     }
 
     #[test]

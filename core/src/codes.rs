@@ -64,6 +64,9 @@ codes! {
     BranchNotFound = "BRANCH_NOT_FOUND", NotFound, false;
     /// The circulation rules declare member groups, and not that one.
     GroupNotFound = "GROUP_NOT_FOUND", NotFound, false;
+    /// The book has no such copy to hold: the number does not exist, or the copy was withdrawn
+    /// or is lost.
+    CopyNotFound = "COPY_NOT_FOUND", NotFound, false;
     /// No hold with that id waits in the book's queue.
     HoldNotFound = "HOLD_NOT_FOUND", NotFound, false;
     /// A dead letter with that id does not exist (or was already replayed).

@@ -234,6 +234,8 @@ commands! {
         pickup_branch: Option<Id>,
         /// The member no longer wants it after this instant (ms since 1970, UTC): still waiting then, it is cancelled and refunded.
         not_needed_after: Option<Instant>,
+        /// Hold this copy (its number, 1 for the first) rather than any copy of the title; a lost or withdrawn copy cannot be held.
+        copy: Option<Count>,
     }
     /// Cancel a hold, waiting or on the pickup shelf (its member, or a librarian); the fee is refunded and the next in line moves up.
     CancelHold = "cancel_hold" {
@@ -250,6 +252,13 @@ commands! {
         hold_id: Id,
         /// Its new position: 1 is first in line, at most the queue's length.
         position: Count,
+    }
+    /// Take a copy that is on the shelf out of the collection (librarian): it is never lent or held again.
+    WithdrawCopy = "withdraw_copy" {
+        /// Book id.
+        book_id: Id,
+        /// The copy's number (1 for the first).
+        copy: Count,
     }
     /// Collect a hold from the pickup shelf: the loan starts (only its member, or a librarian for them).
     CollectHold = "collect_hold" {
@@ -350,6 +359,7 @@ impl Command {
             | Command::CollectHold { hold_id, .. } => Some(hold_id),
             Command::RegisterBook { .. }
             | Command::AddCopies { .. }
+            | Command::WithdrawCopy { .. }
             | Command::JoinMember { .. }
             | Command::TopUp { .. }
             | Command::PayFees { .. }

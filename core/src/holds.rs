@@ -29,6 +29,9 @@ pub struct HoldTerms {
     /// refunded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_needed_after: Option<Timestamp>,
+    /// For a copy-level hold: the copy (its number, from 1) it waits for; none: any copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy: Option<u32>,
     /// Points charged when the hold is collected (the request policy's `charge = "collect"`);
     /// none: the fee was paid when it was placed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,6 +53,8 @@ pub struct QueuedHold {
     pub not_needed_after: Option<Timestamp>,
     /// Whether it waits on the pickup shelf when filled (else it is delivered).
     pub pickup: bool,
+    /// For a copy-level hold: the copy it waits for (the others pass it by).
+    pub copy: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -345,6 +350,7 @@ mod tests {
             member: MemberId::new(format!("m{i}")),
             not_needed_after: None,
             pickup: true,
+            copy: None,
         }
     }
 

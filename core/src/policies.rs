@@ -102,6 +102,7 @@ pub const CATALOG: Policy = Policy {
         Rule { when: "BookReturned", then: "ReleaseCopy", react: release },
         Rule { when: "HoldPickupExpired", then: "ReleaseCopy", react: release },
         Rule { when: "HoldQueued", then: "RecallLoan", react: recall },
+        Rule { when: "ItemAgedToLost", then: "MarkCopyLost", react: copy_lost },
     ],
 };
 
@@ -257,6 +258,7 @@ fn allocate(e: &Envelope) -> Vec<Reaction> {
                     member: member.clone(),
                     not_needed_after: h.not_needed_after,
                     pickup: delivery_address.is_none(),
+                    copy: h.copy,
                 }),
             })]
         }
@@ -272,6 +274,18 @@ fn release(e: &Envelope) -> Vec<Reaction> {
             | RentalEvent::HoldPickupExpired { rental, book, .. },
         ) => {
             vec![Reaction::Book(BookCommand::ReleaseCopy {
+                book: book.clone(),
+                rental: rental.clone(),
+            })]
+        }
+        _ => vec![],
+    }
+}
+
+fn copy_lost(e: &Envelope) -> Vec<Reaction> {
+    match &e.event {
+        Event::Rental(RentalEvent::ItemAgedToLost { rental, book, .. }) => {
+            vec![Reaction::Book(BookCommand::MarkCopyLost {
                 book: book.clone(),
                 rental: rental.clone(),
             })]

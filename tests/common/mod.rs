@@ -132,6 +132,12 @@ pub fn check_invariants(lib: &Library) {
     let mut queues: HashMap<String, Vec<String>> = HashMap::new();
     let mut ended: HashMap<String, u32> = HashMap::new();
     let mut wanted_forever: HashMap<String, bool> = HashMap::new();
+    // Numbered copies: each out to at most one rental, never a withdrawn one.
+    let mut copy_holder: HashMap<(String, u32), String> = HashMap::new();
+    let mut copy_of: HashMap<String, (String, u32)> = HashMap::new();
+    let mut withdrawn: std::collections::HashSet<(String, u32)> = Default::default();
+    let mut numbered: HashMap<String, u32> = HashMap::new();
+    let mut hold_copy: HashMap<String, Option<u32>> = HashMap::new();
     for e in &events {
         match &e.event {
             Event::Book(BookEvent::HoldQueued {
@@ -139,6 +145,7 @@ pub fn check_invariants(lib: &Library) {
                 rental,
                 position,
                 not_needed_after,
+                copy,
                 ..
             }) => {
                 let q = queues.entry(book.to_string()).or_default();
@@ -154,6 +161,7 @@ pub fn check_invariants(lib: &Library) {
                     "{rental} joined at a wrong position"
                 );
                 wanted_forever.insert(rental.to_string(), not_needed_after.is_none());
+                hold_copy.insert(rental.to_string(), *copy);
             }
             Event::Book(BookEvent::HoldLeftQueue { book, rental, .. }) => {
                 let q = queues.entry(book.to_string()).or_default();
@@ -222,12 +230,36 @@ pub fn check_invariants(lib: &Library) {
             Event::Book(BookEvent::BookRegistered {
                 book, copies: n, ..
             }) => {
+                numbered.insert(book.to_string(), *n);
                 copies.insert(book.to_string(), i64::from(*n));
             }
             Event::Book(BookEvent::CopiesAdded { book, copies: n }) => {
-                *copies.get_mut(book.as_str()).unwrap() += i64::from(*n)
+                *copies.get_mut(book.as_str()).unwrap() += i64::from(*n);
+                *numbered.entry(book.to_string()).or_default() += *n;
             }
-            Event::Book(BookEvent::CopyAllocated { book, rental, .. }) => {
+            Event::Book(BookEvent::CopyWithdrawn { book, copy }) => {
+                *copies.get_mut(book.as_str()).unwrap() -= 1;
+                let key = (book.to_string(), *copy);
+                assert!(
+                    !copy_holder.contains_key(&key),
+                    "copy {copy} of {book} withdrawn while out"
+                );
+                withdrawn.insert(key);
+            }
+            Event::Book(BookEvent::CopyAllocated {
+                book, rental, copy, ..
+            }) => {
+                if let Some(copy) = copy {
+                    let key = (book.to_string(), *copy);
+                    assert!(
+                        !withdrawn.contains(&key),
+                        "withdrawn copy {copy} of {book} allocated"
+                    );
+                    if let Some(other) = copy_holder.insert(key.clone(), rental.to_string()) {
+                        panic!("copy {copy} of {book} given to {rental} while {other} has it");
+                    }
+                    copy_of.insert(rental.to_string(), key);
+                }
                 if let Some(q) = queues.get_mut(book.as_str()) {
                     q.retain(|r| r != rental.as_str());
                 }
@@ -242,6 +274,9 @@ pub fn check_invariants(lib: &Library) {
                 );
             }
             Event::Book(BookEvent::CopyReleased { rental, .. }) => {
+                if let Some(key) = copy_of.remove(rental.as_str()) {
+                    copy_holder.remove(&key);
+                }
                 assert!(
                     held.remove(rental.as_str()).is_some(),
                     "rental {rental} released a copy it did not hold"
@@ -290,14 +325,27 @@ pub fn check_invariants(lib: &Library) {
         );
         assert_eq!(i64::from(row.copies), copies[&row.book_id]);
     }
-    // A copy is never free while a hold that is always wanted waits for its title.
+    // A copy is never free while a hold that is always wanted waits for it: any copy for a
+    // title-level hold, its own for a copy-level one.
     for (book, q) in &queues {
-        if q.iter().any(|r| wanted_forever[r]) {
-            let out = held.values().filter(|b| *b == book).count() as i64;
-            assert_eq!(
-                copies[book], out,
-                "a copy of {book} is free while {q:?} wait"
-            );
+        let numbered = numbered.get(book).copied().unwrap_or(0);
+        let free: Vec<u32> = (1..=numbered)
+            .filter(|c| {
+                let key = (book.clone(), *c);
+                !copy_holder.contains_key(&key) && !withdrawn.contains(&key)
+            })
+            .collect();
+        for r in q.iter().filter(|r| wanted_forever[*r]) {
+            match hold_copy.get(r).copied().flatten() {
+                None => assert!(
+                    free.is_empty(),
+                    "copies {free:?} of {book} are free while {r} waits"
+                ),
+                Some(c) => assert!(
+                    !free.contains(&c),
+                    "copy {c} of {book} is free while {r} waits for it"
+                ),
+            }
         }
     }
     // The member pages show each waiting hold at its place in line.

@@ -86,6 +86,7 @@ const VALID = {
   cancelHold: { holdId: 'r-0' },
   reorderQueue: { bookId: 'b-1', holdId: 'r-0', position: 1 },
   collectHold: { holdId: 'r-0' },
+  withdrawCopy: { bookId: 'b-1', copy: 1 },
   startLoan: { rentalId: 'r-0' },
   returnBook: { rentalId: 'r-0' },
   cancelRental: { rentalId: 'r-0' },

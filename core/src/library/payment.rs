@@ -147,7 +147,7 @@ impl Library {
         let (b, book_version) = self.engine.load::<Book>(&book_stream).await?;
         // A hold waits when no copy is free; it is refused only to a member who has the title.
         let availability = match &hold {
-            Some(_) => b.check_holdable(&book, &member),
+            Some(h) => b.check_holdable(&book, &member, h.copy),
             None => b.check_available(&book),
         };
         let (exists, fee) = (b.exists(), b.fee);

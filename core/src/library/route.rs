@@ -180,6 +180,12 @@ impl Library {
                 item_type,
                 branch,
             }),
+            Command::WithdrawCopy { book_id, copy } => {
+                Step::Book(crate::catalog::BookCommand::WithdrawCopy {
+                    book: BookId(book_id),
+                    copy,
+                })
+            }
             Command::AddCopies { book_id, copies } => {
                 Step::Book(crate::catalog::BookCommand::AddCopies {
                     book: BookId(book_id),
@@ -233,6 +239,7 @@ impl Library {
                 member_id,
                 pickup_branch,
                 not_needed_after,
+                copy,
                 ..
             } => {
                 return Route::Reserve {
@@ -242,6 +249,7 @@ impl Library {
                     hold: Some(crate::holds::HoldTerms {
                         pickup_branch,
                         not_needed_after: not_needed_after.map(|ms| Timestamp(ms as i64)),
+                        copy,
                         collect_fee: None,
                     }),
                 }

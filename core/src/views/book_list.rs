@@ -133,6 +133,10 @@ impl View for BookList {
                 r.copies = r.copies.saturating_add(*copies);
                 r.available = r.available.saturating_add(*copies);
             }),
+            Event::Book(BookEvent::CopyWithdrawn { book, .. }) => self.touch(book, step, |r| {
+                r.copies = r.copies.saturating_sub(1);
+                r.available = r.available.saturating_sub(1);
+            }),
             Event::Book(BookEvent::CopyAllocated { book, rental, .. }) => {
                 self.held.insert(rental.clone(), (book.clone(), false));
                 self.touch(book, None, |r| {

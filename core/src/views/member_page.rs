@@ -356,6 +356,7 @@ impl View for MemberPages {
                     member,
                     not_needed_after,
                     delivery,
+                    copy,
                     ..
                 } => {
                     self.queues
@@ -366,6 +367,7 @@ impl View for MemberPages {
                             member: member.clone(),
                             not_needed_after: *not_needed_after,
                             pickup: !*delivery,
+                            copy: *copy,
                         });
                     // (A hold cancelled before the catalog queued it stays cancelled: it
                     // leaves the queue right after.)

@@ -26,6 +26,8 @@ EventType = Literal[
     "HoldLeftQueue",
     "QueueReordered",
     "HoldCollected",
+    "CopyWithdrawn",
+    "CopyLost",
     "MemberJoined",
     "LoanRecorded",
     "LoanCleared",
@@ -74,6 +76,7 @@ ErrorCode = Literal[
     "FEE_NOT_FOUND",
     "BRANCH_NOT_FOUND",
     "GROUP_NOT_FOUND",
+    "COPY_NOT_FOUND",
     "HOLD_NOT_FOUND",
     "DEAD_LETTER_NOT_FOUND",
     "BOOK_EXISTS",
@@ -120,6 +123,7 @@ ERROR_CATALOGUE: Tuple[Tuple[str, str, bool], ...] = (
     ("FEE_NOT_FOUND", "NotFound", False),
     ("BRANCH_NOT_FOUND", "NotFound", False),
     ("GROUP_NOT_FOUND", "NotFound", False),
+    ("COPY_NOT_FOUND", "NotFound", False),
     ("HOLD_NOT_FOUND", "NotFound", False),
     ("DEAD_LETTER_NOT_FOUND", "NotFound", False),
     ("BOOK_EXISTS", "Conflict", False),
@@ -162,6 +166,7 @@ CommandName = Literal[
     "place_hold",
     "cancel_hold",
     "reorder_queue",
+    "withdraw_copy",
     "collect_hold",
     "start_loan",
     "return_book",
@@ -182,9 +187,10 @@ COMMANDS: Mapping[str, Tuple[str, ...]] = {
     "join_member": ("member_id", "name", "contact", "group"),
     "top_up": ("member_id", "points"),
     "reserve_book": ("book_id", "member_id", "rental_id", "delivery_address", "wait"),
-    "place_hold": ("book_id", "member_id", "hold_id", "pickup_branch", "not_needed_after"),
+    "place_hold": ("book_id", "member_id", "hold_id", "pickup_branch", "not_needed_after", "copy"),
     "cancel_hold": ("hold_id", "reason"),
     "reorder_queue": ("book_id", "hold_id", "position"),
+    "withdraw_copy": ("book_id", "copy"),
     "collect_hold": ("hold_id", "branch", "override_reason"),
     "start_loan": ("rental_id", "branch", "override_reason"),
     "return_book": ("rental_id", "returned_at"),
@@ -388,6 +394,7 @@ class LibraryCommands:
         hold_id: Optional[str] = None,
         pickup_branch: Optional[str] = None,
         not_needed_after: Optional[int] = None,
+        copy: Optional[int] = None,
         actor: Union[Librarian, Member],
         command_id: Optional[str] = None,
     ) -> Outcome:
@@ -403,6 +410,8 @@ class LibraryCommands:
             pickup_branch: The branch to collect it at; defaults to the book's branch.
             not_needed_after: The member no longer wants it after this instant (ms since 1970, UTC):
                 still waiting then, it is cancelled and refunded.
+            copy: Hold this copy (its number, 1 for the first) rather than any copy of the title; a
+                lost or withdrawn copy cannot be held.
             actor: Who sends it: a Librarian or a Member.
             command_id: Names this effect: sending the same id again returns the first outcome.
         """
@@ -414,6 +423,7 @@ class LibraryCommands:
                 "hold_id": hold_id,
                 "pickup_branch": pickup_branch,
                 "not_needed_after": not_needed_after,
+                "copy": copy,
             },
             actor=actor,
             command_id=command_id,
@@ -470,6 +480,33 @@ class LibraryCommands:
                 "book_id": book_id,
                 "hold_id": hold_id,
                 "position": position,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+    def withdraw_copy(
+        self: _Executes,
+        book_id: str,
+        copy: int,
+        *,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Take a copy that is on the shelf out of the collection (librarian): it is never lent or held
+        again.
+
+        Args:
+            book_id: Book id.
+            copy: The copy's number (1 for the first).
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return self.execute(
+            {
+                "command": "withdraw_copy",
+                "book_id": book_id,
+                "copy": copy,
             },
             actor=actor,
             command_id=command_id,
