@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check and every test lendkit has, exactly as CI does. Installs nothing by hand:
-# what it needs comes from crates.io through cargo.
+# what it needs comes from crates.io through cargo (and, as root on Debian, strace through apt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +18,14 @@ if cargo clippy --version >/dev/null 2>&1; then
   cargo clippy --workspace --all-targets --all-features -- -D warnings
 else
   echo "clippy is not installed on this machine; skipping the lint check"
+fi
+
+# The sync-count test (tests/cli.rs) counts the fdatasync calls of a command with strace.
+if ! command -v strace >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  step "strace, from Debian, for the test that counts sync calls"
+  apt-get install -y -qq strace >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq strace >/dev/null 2>&1; } \
+    || echo "could not install strace; the sync-count test will say it skipped"
 fi
 
 step "cargo test (unit, store contract, saga, properties, crash, CLI, scenarios, doctests)"
