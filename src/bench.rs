@@ -118,13 +118,106 @@ pub fn saga(
     lifecycles: usize,
     tag: &str,
 ) -> (f64, f64, u64, Duration) {
+    saga_in_batches(lib, members, books, lifecycles, tag, 500)
+}
+
+/// The SQLite CRUD peer (`crud.rs`) next to lendkit in memory, same members, books and
+/// lifecycles, same run: batches of 500 (lendkit's figure `batched`, measured above) and each
+/// lifecycle finished before the next; the peer in memory and on a file at FULL and NORMAL.
+#[cfg(feature = "sqlite")]
+fn crud_rows(
+    plan: &Plan,
+    batched: f64,
+    tmp: &Path,
+    report: &mut serde_json::Map<String, Value>,
+    say: &mut dyn FnMut(String) -> io::Result<()>,
+) -> io::Result<()> {
+    use crate::crud::{lifecycles_per_s, Sync};
+    let one_by_one = {
+        let lib = must(OpenLibrary::in_memory(Config {
+            background: false,
+            ..Config::default()
+        }));
+        let n = plan.lifecycles / 4;
+        saga_in_batches(&lib, plan.members, plan.books, n, "one", 1).0
+    };
+    for (shape, batch, lendkit) in [
+        ("batches of 500", 500, batched),
+        ("each finished first", 1, one_by_one),
+    ] {
+        let mut row = serde_json::Map::new();
+        row.insert("lendkit_in_memory_lifecycles_per_s".into(), json!(lendkit));
+        for sync in [Sync::Memory, Sync::Full, Sync::Normal] {
+            let n = if sync == Sync::Full {
+                plan.lifecycles / 10
+            } else {
+                plan.lifecycles
+            };
+            let crud = match lifecycles_per_s(tmp, sync, plan.members, plan.books, n, batch) {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("the SQLite CRUD peer failed: {e}");
+                    continue;
+                }
+            };
+            let key = match sync {
+                Sync::Memory => "memory",
+                Sync::Full => "full",
+                Sync::Normal => "normal",
+            };
+            if sync == Sync::Memory {
+                // Like for like: both in memory.
+                row.insert(
+                    format!("sqlite_crud_{key}"),
+                    json!({"lifecycles_per_s": crud, "lendkit_in_memory_ratio": lendkit / crud}),
+                );
+                say(format!(
+                    "SQLite CRUD peer, {shape}, {:<24} {crud:>10.0} lifecycles/s   lendkit in memory {lendkit:>10.0}   lendkit ÷ SQLite {:.2}",
+                    sync.name(),
+                    lendkit / crud
+                ))?;
+            } else {
+                row.insert(
+                    format!("sqlite_crud_{key}"),
+                    json!({"lifecycles_per_s": crud}),
+                );
+                say(format!(
+                    "SQLite CRUD peer, {shape}, {:<24} {crud:>10.0} lifecycles/s",
+                    sync.name()
+                ))?;
+            }
+        }
+        report.insert(
+            format!(
+                "sqlite_crud_{}",
+                if batch == 1 {
+                    "each_finished"
+                } else {
+                    "batches_of_500"
+                }
+            ),
+            Value::Object(row),
+        );
+    }
+    Ok(())
+}
+
+/// [`saga`] in batches of `batch` lifecycles: `batch` = 1 finishes each lifecycle (settled
+/// after its reservation and after its return) before the next.
+pub fn saga_in_batches(
+    lib: &OpenLibrary,
+    members: usize,
+    books: usize,
+    lifecycles: usize,
+    tag: &str,
+    batch: usize,
+) -> (f64, f64, u64, Duration) {
     setup(lib, members, books, lifecycles);
     let head = must(block_on(lib.head()));
     let started = Instant::now();
-    const BATCH: usize = 500;
     let mut done = 0;
     while done < lifecycles {
-        let n = BATCH.min(lifecycles - done);
+        let n = batch.max(1).min(lifecycles - done);
         let ids: Vec<(String, String)> = (done..done + n)
             .map(|i| (format!("{tag}-{i}"), format!("m-{}", i % members)))
             .collect();
@@ -447,6 +540,10 @@ fn run_in(
         }
         return Ok(());
     }
+    #[cfg(feature = "sqlite")]
+    crud_rows(plan, lps, tmp, &mut report, &mut |s| {
+        say(out, &mut lines, s)
+    })?;
 
     // Rule resolution on a 1,000-row table, and a scan that scores every row as its baseline.
     let (index_ns, scan_ns) = rule_resolution(1_000);

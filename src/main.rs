@@ -4,6 +4,8 @@
 //! event-storming flowchart generated from the policy table.
 
 mod bench;
+#[cfg(feature = "sqlite")]
+mod crud;
 
 /// mimalloc instead of the system allocator: lendkit allocates many small strings, and glibc's
 /// malloc spent about 40% of the saga benchmark's time (see docs/PERFORMANCE.md).
