@@ -21,6 +21,9 @@
 pub mod clock;
 #[cfg(feature = "contract")]
 pub mod contract;
+pub mod durability;
+#[cfg(feature = "sled")]
+mod lock_file;
 pub mod memory_bus;
 pub mod memory_store;
 pub mod notifier;
@@ -28,8 +31,9 @@ pub mod notifier;
 pub mod sled_store;
 
 pub use clock::{ManualClock, SystemClock};
+pub use durability::Durability;
 pub use memory_bus::InMemoryEventBus;
 pub use memory_store::InMemoryEventStore;
 pub use notifier::{NullNotifier, RecordingNotifier};
 #[cfg(feature = "sled")]
-pub use sled_store::{Durability, SledEventStore};
+pub use sled_store::SledEventStore;

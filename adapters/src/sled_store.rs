@@ -52,6 +52,8 @@
 //!    (`SchemaTooNew`). Corruption that sled reports in a library is `Damaged` (`CORRUPT`):
 //!    retrying cannot help; the folder must be restored from a backup.
 
+pub use crate::durability::Durability;
+use crate::lock_file::{contended, io_failed, sync_dir, LockFile, LOCK_RETRY};
 use crate::memory_store::check_shape;
 use async_trait::async_trait;
 use lendkit_core::error::StoreError;
@@ -59,7 +61,7 @@ use lendkit_core::event::{Envelope, SCHEMA_VERSION};
 use lendkit_core::ids::{CommandId, StreamId};
 use lendkit_core::ports::{CommandRecord, Commit, DeadLetter, EventStore};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,27 +74,12 @@ const FORMAT: &[u8] = b"lendkit-events";
 pub const DEFAULT_CACHE_BYTES: u64 = 128 << 20;
 /// How long `open` waits for a lock held elsewhere before reporting `Locked`.
 const LOCK_WAIT: Duration = Duration::from_millis(1500);
-/// How long `open` sleeps between two tries of a lock held elsewhere.
-const LOCK_RETRY: Duration = Duration::from_millis(20);
 /// lendkit's own lock file in a library folder.
 const LOCK_FILE: &str = "lendkit.lock";
 /// Present in a library folder from before sled writes anything until the library is complete.
 const CREATING_FILE: &str = "lendkit.creating";
 /// The suffix of sled's unfinished snapshot files (`snap.<lsn>.generating`).
 const UNFINISHED_SNAPSHOT: &str = ".generating";
-
-/// When appends reach the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Durability {
-    /// Flush before every append returns (concurrent appends share a flush): sled's flush, then
-    /// an `fdatasync` of its data file, since sled 0.34 syncs with `sync_file_range` only.
-    /// Survives a crash or power loss of everything that returned success.
-    #[default]
-    EveryCommit,
-    /// Flush in the background every `n` milliseconds. Faster; a crash may lose the appends of
-    /// the last interval (whole appends only, never half of one).
-    Periodic(u64),
-}
 
 /// The durable event store on a sled database. Cheap to clone (shares the database).
 #[derive(Clone)]
@@ -119,7 +106,7 @@ struct Inner {
     /// it makes what sled wrote survive a power loss.
     data_file: Option<std::fs::File>,
     /// lendkit's lock on the folder; declared last so it is released after sled's handles.
-    _lock: FolderLock,
+    _lock: LockFile,
 }
 
 impl std::fmt::Debug for SledEventStore {
@@ -145,111 +132,6 @@ fn sled_failed(path: &Path, e: sled::Error) -> StoreError {
             reason: e.to_string(),
         },
         e => StoreError::Backend(e.to_string()),
-    }
-}
-
-/// A file-system failure while opening `shown`.
-fn io_failed(shown: &str, doing: &str, e: std::io::Error) -> StoreError {
-    StoreError::Backend(format!("{shown}: cannot {doing}: {e}"))
-}
-
-/// Makes a directory's entries (files created, renamed or removed in it) durable. Windows cannot
-/// open a directory as a file and makes entries durable by itself, so there it does nothing.
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir)?.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        Ok(())
-    }
-}
-
-/// True when a lock attempt failed only because someone else holds the lock.
-fn contended(e: &std::io::Error) -> bool {
-    e.kind() == ErrorKind::WouldBlock
-        || e.raw_os_error().is_some()
-            && e.raw_os_error() == fs2::lock_contended_error().raw_os_error()
-}
-
-/// lendkit's own exclusive lock on a library folder: an `flock` (through fs2, `LockFileEx` on
-/// Windows) on [`LOCK_FILE`], released when dropped (also by the kernel when the process dies).
-struct FolderLock {
-    file: File,
-    path: PathBuf,
-    /// This open created the lock file, so refusing the folder removes it again.
-    created: bool,
-}
-
-impl FolderLock {
-    /// Takes the lock on `dir`, waiting until `deadline` for another holder.
-    fn acquire(dir: &Path, shown: &str, deadline: Instant) -> Result<Self, StoreError> {
-        let path = dir.join(LOCK_FILE);
-        loop {
-            let created = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path);
-            let (file, created) = match created {
-                Ok(file) => (file, true),
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                    match OpenOptions::new().read(true).write(true).open(&path) {
-                        Ok(file) => (file, false),
-                        // Removed in between by an opener that refused the folder: try again.
-                        Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                        Err(e) => return Err(io_failed(shown, "open its lock file", e)),
-                    }
-                }
-                Err(e) => return Err(io_failed(shown, "create its lock file", e)),
-            };
-            match fs2::FileExt::try_lock_exclusive(&file) {
-                // The file may have been removed (by an opener that refused the folder) between
-                // our open and our lock: then the lock guards nothing, and we take it again.
-                Ok(()) if Self::still_at(&file, &path) => {
-                    return Ok(FolderLock {
-                        file,
-                        path,
-                        created,
-                    })
-                }
-                Ok(()) => {}
-                Err(e) if contended(&e) => {}
-                Err(e) => return Err(io_failed(shown, "lock its lock file", e)),
-            }
-            if Instant::now() >= deadline {
-                return Err(StoreError::Locked(shown.to_owned()));
-            }
-            std::thread::sleep(LOCK_RETRY);
-        }
-    }
-
-    /// True when `file` is still the file at `path`.
-    #[cfg(unix)]
-    fn still_at(file: &File, path: &Path) -> bool {
-        use std::os::unix::fs::MetadataExt;
-        match (file.metadata(), std::fs::metadata(path)) {
-            (Ok(held), Ok(named)) => held.dev() == named.dev() && held.ino() == named.ino(),
-            _ => false,
-        }
-    }
-
-    /// True when `file` is still the file at `path` (Windows cannot remove an open file).
-    #[cfg(not(unix))]
-    fn still_at(_file: &File, path: &Path) -> bool {
-        path.is_file()
-    }
-
-    /// Leaves the folder as it was found: removes the lock file if this open created it (still
-    /// holding the lock, so no one can have locked the file being removed), then unlocks.
-    fn release_as_found(self) {
-        if self.created {
-            // Best effort: a lock file left behind is harmless, and the refusal matters more.
-            let _ = std::fs::remove_file(&self.path);
-        }
-        drop(self.file);
     }
 }
 
@@ -454,7 +336,7 @@ impl SledEventStore {
             }
         }
         let deadline = Instant::now() + LOCK_WAIT;
-        let lock = FolderLock::acquire(&path, &shown, deadline)?;
+        let lock = LockFile::acquire(&path.join(LOCK_FILE), &shown, deadline)?;
         let (db, meta) = match Self::open_locked(&path, &shown, durability, cache_bytes, deadline) {
             Ok(opened) => opened,
             Err(e) => {
