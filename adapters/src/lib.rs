@@ -11,6 +11,7 @@
 //! | [`ManualClock`] | [`Clock`](lendkit_core::ports::Clock) | time that only moves when a test moves it; its sleeps end when the time is moved past them |
 //! | [`RecordingNotifier`] | [`Notifier`](lendkit_core::ports::Notifier) | keeps every notice sent; can be told to fail the next sends |
 //! | `SledEventStore` (feature `sled`) | [`EventStore`](lendkit_core::ports::EventStore) | durable: one sled transaction per append; flush before returning by default (group commit), or periodic flushes |
+//! | `SqliteEventStore` (feature `sqlite`) | [`EventStore`](lendkit_core::ports::EventStore) | durable, in one SQLite file (WAL) that SQLite's own tools can read: one `BEGIN IMMEDIATE` transaction per group of concurrent appends, each checked and stored all or nothing; synced before returning by default (`synchronous=FULL`), or `synchronous=NORMAL` with periodic checkpoints |
 //! | [`NullNotifier`] | [`Notifier`](lendkit_core::ports::Notifier) | accepts and drops every notice |
 //!
 //! With the `contract` feature, the `contract` module holds the conformance suite every
@@ -22,13 +23,15 @@ pub mod clock;
 #[cfg(feature = "contract")]
 pub mod contract;
 pub mod durability;
-#[cfg(feature = "sled")]
+#[cfg(any(feature = "sled", feature = "sqlite"))]
 mod lock_file;
 pub mod memory_bus;
 pub mod memory_store;
 pub mod notifier;
 #[cfg(feature = "sled")]
 pub mod sled_store;
+#[cfg(feature = "sqlite")]
+pub mod sqlite_store;
 
 pub use clock::{ManualClock, SystemClock};
 pub use durability::Durability;
@@ -37,3 +40,5 @@ pub use memory_store::InMemoryEventStore;
 pub use notifier::{NullNotifier, RecordingNotifier};
 #[cfg(feature = "sled")]
 pub use sled_store::SledEventStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite_store::SqliteEventStore;

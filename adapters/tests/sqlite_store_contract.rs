@@ -1,0 +1,445 @@
+//! The store contract, run against [`SqliteEventStore`] on real files in a temporary directory,
+//! with both durability settings; plus what only a durable store can show: data, command
+//! records and checkpoints survive reopening, foreign or newer files are refused untouched, a
+//! library open elsewhere is locked, and a creation cut short starts afresh.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use futures::executor::block_on;
+use lendkit_adapters::contract;
+use lendkit_adapters::{Durability, SqliteEventStore};
+use lendkit_core::error::StoreError;
+use lendkit_core::ids::CommandId;
+use lendkit_core::ports::{DeadLetter, EventStore};
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A store factory: every call opens a fresh database in `dir`.
+fn fresh(dir: &tempfile::TempDir, durability: Durability) -> impl Fn() -> SqliteEventStore + '_ {
+    let n = AtomicUsize::new(0);
+    move || {
+        SqliteEventStore::open(
+            dir.path()
+                .join(format!("db-{}.sqlite", n.fetch_add(1, Ordering::SeqCst))),
+            durability,
+        )
+        .unwrap()
+    }
+}
+
+macro_rules! contract_tests {
+    ($($check:ident),* $(,)?) => {
+        mod every_commit {
+            use super::*;
+            $( #[test] fn $check() { let dir = tempfile::tempdir().unwrap(); block_on(contract::$check(fresh(&dir, Durability::EveryCommit))); } )*
+        }
+        mod periodic {
+            use super::*;
+            $( #[test] fn $check() { let dir = tempfile::tempdir().unwrap(); block_on(contract::$check(fresh(&dir, Durability::Periodic(5)))); } )*
+        }
+    };
+}
+
+contract_tests!(
+    append_then_read_back,
+    stale_version_conflicts,
+    concurrent_appends_one_wins,
+    positions_gap_free_across_threads,
+    multi_stream_all_or_nothing,
+    read_all_returns_suffixes,
+    command_ids_are_recorded,
+    concurrent_commits_of_one_command_id,
+    version_guards,
+    checkpoints,
+    dead_letters,
+);
+
+fn one_event(store: &SqliteEventStore, stream: &str, command: &str) {
+    let s = contract::stream(stream);
+    block_on(store.append(contract::commit(vec![contract::batch(&s, 0, 1, command)]))).unwrap();
+}
+
+/// The names and contents of the files in `dir`, to show a folder was left as it was.
+fn snapshot_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let bytes = if e.file_type().unwrap().is_dir() {
+                b"<dir>".to_vec()
+            } else {
+                std::fs::read(e.path()).unwrap()
+            };
+            (e.file_name().to_string_lossy().into_owned(), bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn events_command_records_checkpoints_and_dead_letters_survive_reopening() {
+    for durability in [Durability::EveryCommit, Durability::Periodic(50)] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("library.sqlite");
+        let (s, t) = (contract::stream("m-1"), contract::stream("m-2"));
+        let letter = DeadLetter {
+            id: "notices@2".into(),
+            consumer: "notices".into(),
+            position: 2,
+            event_id: "member:m-1#2".into(),
+            event_type: "MemberJoined".into(),
+            error: "smtp down".into(),
+            attempts: 5,
+        };
+        let stored = {
+            let store = SqliteEventStore::open(&path, durability).unwrap();
+            let stored = block_on(store.append(contract::commit(vec![
+                contract::batch(&s, 0, 3, "c-1"),
+                contract::batch(&t, 0, 1, "c-1"),
+            ])))
+            .unwrap();
+            block_on(store.save_checkpoint("catalog/1#0", 2)).unwrap();
+            block_on(store.add_dead_letter(letter.clone())).unwrap();
+            stored
+        };
+        let store = SqliteEventStore::open(&path, durability).unwrap();
+        let events = block_on(store.read_stream(&s)).unwrap();
+        assert_eq!(
+            events
+                .iter()
+                .map(|e| (e.version, e.position))
+                .collect::<Vec<_>>(),
+            [(1, 1), (2, 2), (3, 3)]
+        );
+        assert_eq!(block_on(store.head()).unwrap(), 4);
+        assert_eq!(block_on(store.read_all(0, 100)).unwrap(), stored);
+        assert_eq!(block_on(store.checkpoint("catalog/1#0")).unwrap(), Some(2));
+        assert_eq!(block_on(store.dead_letters()).unwrap(), [letter]);
+        let record = block_on(store.command(&CommandId::new("c-1")))
+            .unwrap()
+            .expect("c-1 is recorded");
+        assert_eq!(record.fingerprint, "fp:c-1");
+        assert_eq!(record.events, stored);
+        let again =
+            block_on(store.append(contract::commit(vec![contract::batch(&s, 0, 1, "c-2")])))
+                .unwrap_err();
+        assert_eq!(
+            again,
+            StoreError::Conflict {
+                stream: s.to_string(),
+                expected: 0,
+                actual: 3
+            }
+        );
+        let retried =
+            block_on(store.append(contract::commit(vec![contract::batch(&s, 3, 1, "c-1")])));
+        assert_eq!(retried, Err(StoreError::CommandApplied("c-1".into())));
+        let more = block_on(store.append(contract::commit(vec![contract::batch(&s, 3, 1, "c-3")])))
+            .unwrap();
+        assert_eq!(more[0].position, 5, "positions go on after a reopen");
+    }
+}
+
+#[test]
+fn the_log_reads_with_sqlite_tools_while_the_library_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("library.sqlite");
+    let store = SqliteEventStore::open(&path, Durability::EveryCommit).unwrap();
+    one_event(&store, "m-1", "c-1");
+    one_event(&store, "m-2", "c-2");
+    let sqlite = Connection::open(&path).unwrap();
+    let rows: Vec<(i64, String, String, String)> = sqlite
+        .prepare("select position, stream, type, command_id from events order by position")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        [
+            (1, "member:m-1".into(), "MemberJoined".into(), "c-1".into()),
+            (2, "member:m-2".into(), "MemberJoined".into(), "c-2".into()),
+        ]
+    );
+    let meta: Vec<(String, String)> = sqlite
+        .prepare("select key, value from meta order by key")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        meta,
+        [
+            ("format".into(), "lendkit-events".into()),
+            ("schema".into(), "1".into())
+        ]
+    );
+    let mode: String = sqlite
+        .query_row("pragma journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    drop(sqlite);
+    // The reader did not disturb the library.
+    one_event(&store, "m-3", "c-3");
+    assert_eq!(block_on(store.head()).unwrap(), 3);
+}
+
+#[test]
+fn a_directory_a_plain_file_or_a_foreign_database_is_not_a_library_and_stays_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = |path: &Path| match SqliteEventStore::open(path, Durability::EveryCommit) {
+        Err(StoreError::NotALibrary(_)) => {}
+        other => panic!("expected NotALibrary for {path:?}, got {other:?}"),
+    };
+
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "my notes, long enough to hold a header").unwrap();
+    let short = dir.path().join("short.txt");
+    std::fs::write(&short, "hi").unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    std::fs::write(photos.join("cat.jpg"), "meow").unwrap();
+
+    // Another program's database, one whose `meta` table has other columns, one whose `meta`
+    // names another format, and one with lendkit's table names but no `meta` marker.
+    let foreign = |name: &str, sql: &str| -> PathBuf {
+        let path = dir.path().join(name);
+        Connection::open(&path).unwrap().execute_batch(sql).unwrap();
+        path
+    };
+    let users = foreign(
+        "users.sqlite",
+        "create table users(id integer primary key, name text); insert into users(name) values ('alice');",
+    );
+    let odd_meta = foreign(
+        "odd-meta.sqlite",
+        "create table meta(id integer primary key, note text); insert into meta(note) values ('x');",
+    );
+    let other_format = foreign(
+        "other-format.sqlite",
+        "create table meta(key text primary key, value text); insert into meta values ('format', 'photos'), ('schema', '1');",
+    );
+    let unmarked = foreign(
+        "unmarked.sqlite",
+        "create table events(position integer primary key, stream text, version integer, type text, command_id text, body text);
+         create table streams(stream text primary key, version integer);",
+    );
+    let wal_foreign = foreign(
+        "wal.sqlite",
+        "pragma journal_mode=wal; create table users(id integer primary key, name text); insert into users(name) values ('bob');",
+    );
+
+    let before = snapshot_of(dir.path());
+    for path in [
+        &notes,
+        &short,
+        &photos,
+        &users,
+        &odd_meta,
+        &other_format,
+        &unmarked,
+        &wal_foreign,
+    ] {
+        refused(path);
+        refused(path);
+    }
+    assert!(
+        snapshot_of(dir.path()) == before,
+        "refused files are left exactly as they were, with no lock file, log or journal beside them"
+    );
+    let name: String = Connection::open(&users)
+        .unwrap()
+        .query_row("select name from users", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(name, "alice");
+}
+
+#[test]
+fn a_database_written_by_a_newer_schema_is_refused_and_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("future.sqlite");
+    {
+        let store = SqliteEventStore::open(&path, Durability::EveryCommit).unwrap();
+        one_event(&store, "m-1", "c-1");
+    }
+    Connection::open(&path)
+        .unwrap()
+        .execute("update meta set value = '99' where key = 'schema'", [])
+        .unwrap();
+    let before = snapshot_of(dir.path());
+    for _ in 0..2 {
+        match SqliteEventStore::open(&path, Durability::EveryCommit) {
+            Err(StoreError::SchemaTooNew {
+                found: 99,
+                supported: 1,
+            }) => {}
+            other => panic!("expected SchemaTooNew, got {other:?}"),
+        }
+    }
+    assert!(snapshot_of(dir.path()) == before, "the file is untouched");
+    let sqlite = Connection::open(&path).unwrap();
+    let schema: String = sqlite
+        .query_row("select value from meta where key = 'schema'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(schema, "99");
+    let events: i64 = sqlite
+        .query_row("select count(*) from events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(events, 1);
+}
+
+#[test]
+fn a_library_open_elsewhere_is_locked_and_opens_at_once_when_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("busy.sqlite");
+    let first = SqliteEventStore::open(&path, Durability::EveryCommit).unwrap();
+    one_event(&first, "m-1", "c-1");
+    // The flock belongs to the open file, so a second open in this process fails just as one in
+    // another process would.
+    match SqliteEventStore::open(&path, Durability::EveryCommit) {
+        Err(StoreError::Locked(shown)) => assert_eq!(shown, path.display().to_string()),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    // A clone shares the lock; the library closes when the last one is dropped.
+    let clone = first.clone();
+    drop(first);
+    assert!(matches!(
+        SqliteEventStore::open(&path, Durability::EveryCommit),
+        Err(StoreError::Locked(_))
+    ));
+    assert_eq!(block_on(clone.head()).unwrap(), 1);
+    drop(clone);
+    let started = std::time::Instant::now();
+    let store = SqliteEventStore::open(&path, Durability::Periodic(10)).unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_millis(1000));
+    assert_eq!(block_on(store.head()).unwrap(), 1);
+}
+
+#[test]
+fn a_creation_cut_short_is_started_afresh_on_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    // What a kill during creation can leave: an empty file (SQLite created it, nothing written),
+    // a file switched to WAL with no table yet, or a WAL whose creation transaction never
+    // committed (SQLite ignores it: the file has no table).
+    let empty = dir.path().join("empty.sqlite");
+    std::fs::write(&empty, b"").unwrap();
+    let switched = dir.path().join("switched.sqlite");
+    {
+        let sqlite = Connection::open(&switched).unwrap();
+        let mode: String = sqlite
+            .query_row("pragma journal_mode=wal", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+    let lock_left = dir.path().join("lock-left.sqlite");
+    std::fs::write(dir.path().join("lock-left.sqlite.lock"), b"").unwrap();
+    for path in [&empty, &switched, &lock_left] {
+        {
+            let store = SqliteEventStore::open(path, Durability::EveryCommit).unwrap();
+            assert_eq!(block_on(store.head()).unwrap(), 0, "{path:?} starts empty");
+            one_event(&store, "m-1", "c");
+        }
+        let store = SqliteEventStore::open(path, Durability::EveryCommit).unwrap();
+        assert_eq!(block_on(store.read_all(0, 10)).unwrap().len(), 1);
+    }
+}
+
+#[test]
+fn a_library_in_a_new_folder_is_created_with_its_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a/b/library.sqlite");
+    let store = SqliteEventStore::open(&path, Durability::EveryCommit).unwrap();
+    one_event(&store, "m-1", "c-1");
+    assert_eq!(store.path(), path);
+    assert_eq!(store.durability(), Durability::EveryCommit);
+    assert!(path.is_file());
+}
+
+#[test]
+fn a_damaged_database_is_reported_as_damaged_and_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lib.sqlite");
+    {
+        let store = SqliteEventStore::open(&path, Durability::EveryCommit).unwrap();
+        for i in 0..20 {
+            one_event(&store, &format!("m-{i}"), &format!("c-{i}"));
+        }
+    }
+    assert!(
+        !dir.path().join("lib.sqlite-wal").exists(),
+        "closing the library moved its log into the file"
+    );
+    // Scribble over the first page's table of contents (after the 100-byte file header).
+    let mut bytes = std::fs::read(&path).unwrap();
+    for b in &mut bytes[100..140] {
+        *b ^= 0x5A;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let before = snapshot_of(dir.path());
+    for _ in 0..2 {
+        match SqliteEventStore::open(&path, Durability::EveryCommit) {
+            Err(StoreError::Damaged {
+                path: shown,
+                reason,
+            }) => {
+                assert_eq!(shown, path.display().to_string());
+                assert!(reason.contains("malformed"), "{reason}");
+            }
+            other => panic!("expected Damaged, got {other:?}"),
+        }
+    }
+    assert!(
+        snapshot_of(dir.path()) == before,
+        "a damaged database is left as it was"
+    );
+}
+
+#[test]
+fn a_damaged_event_body_is_reported_as_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lib.sqlite");
+    {
+        let store = SqliteEventStore::open(&path, Durability::EveryCommit).unwrap();
+        one_event(&store, "m-1", "c-1");
+        one_event(&store, "m-2", "c-2");
+    }
+    Connection::open(&path)
+        .unwrap()
+        .execute(
+            "update events set body = '{\"not\": 1}' where position = 2",
+            [],
+        )
+        .unwrap();
+    let store = SqliteEventStore::open(&path, Durability::EveryCommit).unwrap();
+    assert_eq!(block_on(store.read_all(0, 1)).unwrap().len(), 1);
+    match block_on(store.read_all(0, 10)) {
+        Err(StoreError::Corrupt { position: 2, .. }) => {}
+        other => panic!("expected Corrupt at 2, got {other:?}"),
+    }
+}
+
+#[test]
+fn periodic_durability_checkpoints_in_the_background_and_flush_syncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lib.sqlite");
+    let store = SqliteEventStore::open(&path, Durability::Periodic(5)).unwrap();
+    let created = std::fs::metadata(&path).unwrap().len();
+    for i in 0..50 {
+        one_event(&store, &format!("m-{i}"), &format!("c-{i}"));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::fs::metadata(&path).unwrap().len() <= created {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the checkpoint thread never copied the log into the file"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    store.flush().unwrap();
+    assert_eq!(block_on(store.head()).unwrap(), 50);
+}
