@@ -80,11 +80,14 @@
 //!    — a database of another program, or lendkit's table names without the `meta` marker,
 //!    which lendkit's one-transaction creation never leaves behind — is `NotALibrary`. A
 //!    refused file is left as it was found.
-//! 4. SQLite's own errors map as sled's do: a damaged file (`SQLITE_CORRUPT`, or `SQLITE_NOTADB`
-//!    in a file that passed step 1) is `Damaged` (`CORRUPT`), an event whose body cannot be
-//!    decoded is `Corrupt`, a database locked by another program while opening is `Locked`,
-//!    and everything else (I/O errors, a full disk, a database busy past the busy timeout) is
-//!    `Backend`.
+//! 4. SQLite's own errors map as sled's do. While opening, a file with SQLite's header that
+//!    SQLite still cannot read as a database (`SQLITE_NOTADB`) is `NotALibrary`, and a database
+//!    that another program keeps locked (`SQLITE_BUSY`/`SQLITE_LOCKED` past the busy timeout) is
+//!    `Locked` (`LIBRARY_LOCKED`). At any time a damaged file (`SQLITE_CORRUPT`, and
+//!    `SQLITE_NOTADB` once open) is `Damaged` (`CORRUPT`): retrying cannot help, restore a
+//!    backup; an event whose body cannot be decoded is `Corrupt`. Everything else (I/O errors,
+//!    a full disk, a write lock that another program holds past the busy timeout) is `Backend`
+//!    (`STORAGE`, retryable).
 
 use crate::durability::Durability;
 use crate::lock_file::{io_failed, sync_dir, LockFile};
@@ -761,7 +764,10 @@ fn append_in(
                 actual,
             }));
         }
-        seen.push((&a.stream, a.expected_version + a.events.len() as u64));
+        seen.push((
+            &a.stream,
+            a.expected_version.saturating_add(a.events.len() as u64),
+        ));
     }
     if commit.appends.iter().all(|a| a.events.is_empty()) {
         return Ok(Ok(Vec::new()));
@@ -823,7 +829,7 @@ fn append_in(
             ])?;
             stored.push(e);
         }
-        let version = a.expected_version + a.events.len() as u64;
+        let version = a.expected_version.saturating_add(a.events.len() as u64);
         set_version.execute(params![stream, version as i64])?;
     }
     conn.prepare_cached(
@@ -874,19 +880,15 @@ impl EventStore for SqliteEventStore {
     }
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
-        let (Ok(after), Ok(limit)) = (i64::try_from(after), i64::try_from(limit)) else {
-            // Past SQLite's integers: nothing after such a position; no limit is that high.
-            return match i64::try_from(after) {
-                Err(_) => Ok(Vec::new()),
-                Ok(after) => self.envelopes(
-                    "SELECT position, body FROM events WHERE position > ?1 ORDER BY position",
-                    [after],
-                ),
-            };
+        // No position is past SQLite's integers, so nothing comes after such a one.
+        let Ok(after) = i64::try_from(after) else {
+            return Ok(Vec::new());
         };
         if limit == 0 {
             return Ok(Vec::new());
         }
+        // A negative LIMIT is no limit to SQLite.
+        let limit = i64::try_from(limit).unwrap_or(-1);
         self.envelopes(
             "SELECT position, body FROM events WHERE position > ?1 ORDER BY position LIMIT ?2",
             [after, limit],
@@ -923,7 +925,11 @@ impl EventStore for SqliteEventStore {
             "SELECT position, body FROM events WHERE position BETWEEN ?1 AND ?2 ORDER BY position",
             [first, last],
         )?;
-        let expected = usize::try_from(last - first + 1).unwrap_or(0);
+        let expected = last
+            .checked_sub(first)
+            .and_then(|span| usize::try_from(span).ok())
+            .and_then(|span| span.checked_add(1))
+            .unwrap_or(0);
         if events.len() != expected {
             return Err(StoreError::Corrupt {
                 position: u64::try_from(first).unwrap_or(0),

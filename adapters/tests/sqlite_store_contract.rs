@@ -199,6 +199,11 @@ fn a_directory_a_plain_file_or_a_foreign_database_is_not_a_library_and_stays_unt
     std::fs::write(&notes, "my notes, long enough to hold a header").unwrap();
     let short = dir.path().join("short.txt");
     std::fs::write(&short, "hi").unwrap();
+    // SQLite's header and then nothing SQLite can read.
+    let header_only = dir.path().join("header-only.sqlite");
+    let mut bytes = b"SQLite format 3\0".to_vec();
+    bytes.extend([0xAB; 200]);
+    std::fs::write(&header_only, &bytes).unwrap();
     let photos = dir.path().join("photos");
     std::fs::create_dir(&photos).unwrap();
     std::fs::write(photos.join("cat.jpg"), "meow").unwrap();
@@ -236,6 +241,7 @@ fn a_directory_a_plain_file_or_a_foreign_database_is_not_a_library_and_stays_unt
     for path in [
         &notes,
         &short,
+        &header_only,
         &photos,
         &users,
         &odd_meta,
@@ -400,6 +406,21 @@ fn a_damaged_database_is_reported_as_damaged_and_left_as_it_was() {
 }
 
 #[test]
+fn a_library_missing_a_table_is_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lib.sqlite");
+    drop(SqliteEventStore::open(&path, Durability::EveryCommit).unwrap());
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("drop table commands")
+        .unwrap();
+    match SqliteEventStore::open(&path, Durability::EveryCommit) {
+        Err(StoreError::Damaged { reason, .. }) => assert!(reason.contains("commands"), "{reason}"),
+        other => panic!("expected Damaged, got {other:?}"),
+    }
+}
+
+#[test]
 fn a_damaged_event_body_is_reported_as_corrupt() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lib.sqlite");
@@ -442,4 +463,146 @@ fn periodic_durability_checkpoints_in_the_background_and_flush_syncs() {
     }
     store.flush().unwrap();
     assert_eq!(block_on(store.head()).unwrap(), 50);
+}
+
+/// Set in the child process of the kill tests: the library it writes to, and its durability.
+const CHILD_PATH: &str = "LENDKIT_SQLITE_KILL_CHILD";
+const CHILD_DURABILITY: &str = "LENDKIT_SQLITE_KILL_DURABILITY";
+
+/// Not a test of its own: the writer that the kill tests run in a child process (and kill). In
+/// a normal test run it returns at once. With 4 threads it appends commits of 2 events (one to
+/// each of the thread's 2 streams) and prints `ok COMMAND` after every append that returned.
+#[test]
+fn kill_child_writer() {
+    use std::io::Write;
+    let Ok(path) = std::env::var(CHILD_PATH) else {
+        return;
+    };
+    let durability = match std::env::var(CHILD_DURABILITY).as_deref() {
+        Ok("periodic") => Durability::Periodic(20),
+        _ => Durability::EveryCommit,
+    };
+    let store = std::sync::Arc::new(SqliteEventStore::open(&path, durability).unwrap());
+    let writers: Vec<_> = (0..4)
+        .map(|t| {
+            let store = std::sync::Arc::clone(&store);
+            std::thread::spawn(move || {
+                let (a, b) = (
+                    contract::stream(&format!("t{t}-a")),
+                    contract::stream(&format!("t{t}-b")),
+                );
+                for i in 0u64.. {
+                    let command = format!("t{t}-c{i}");
+                    block_on(store.append(contract::commit(vec![
+                        contract::batch(&a, i, 1, &command),
+                        contract::batch(&b, i, 1, &command),
+                    ])))
+                    .unwrap();
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "ok {command}").unwrap();
+                    out.flush().unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+}
+
+/// Runs [`kill_child_writer`] on `path` in a child process, kills it after `after`, and returns
+/// the commands it reported stored.
+fn run_and_kill(path: &Path, durability: &str, after: std::time::Duration) -> Vec<String> {
+    use std::io::Read;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "kill_child_writer",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_PATH, path)
+        .env(CHILD_DURABILITY, durability)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(after);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    out.lines()
+        .filter_map(|l| l.strip_prefix("ok "))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_killed_writer_leaves_whole_commits_and_every_one_it_acknowledged() {
+    for durability in ["every", "periodic"] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lib.sqlite");
+        let mut acknowledged = Vec::new();
+        for round in 0..3 {
+            acknowledged.extend(run_and_kill(
+                &path,
+                durability,
+                std::time::Duration::from_millis(300 + 100 * round),
+            ));
+            let store = SqliteEventStore::open(&path, Durability::EveryCommit).unwrap();
+            let log = block_on(store.read_all(0, usize::MAX)).unwrap();
+            let head = block_on(store.head()).unwrap();
+            assert_eq!(
+                log.iter().map(|e| e.position).collect::<Vec<_>>(),
+                (1..=head).collect::<Vec<_>>(),
+                "{durability} round {round}: the log is gap-free"
+            );
+            let mut commands: Vec<_> = log.iter().map(|e| e.command_id.clone()).collect();
+            commands.dedup();
+            for command in &commands {
+                let record = block_on(store.command(command)).unwrap().unwrap();
+                assert_eq!(
+                    record.events.len(),
+                    2,
+                    "{durability} round {round}: {command} is stored whole"
+                );
+            }
+            assert_eq!(log.len(), 2 * commands.len());
+            for command in &acknowledged {
+                assert!(
+                    block_on(store.command(&CommandId::new(command.as_str())))
+                        .unwrap()
+                        .is_some(),
+                    "{durability} round {round}: acknowledged {command} was lost"
+                );
+            }
+            assert!(
+                !acknowledged.is_empty() || round == 0,
+                "the child wrote nothing"
+            );
+        }
+        assert!(!acknowledged.is_empty(), "the child never appended");
+    }
+}
+
+#[test]
+fn a_library_killed_while_being_created_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, ms) in [0u64, 1, 2, 3, 4, 6, 8, 12, 16, 25].into_iter().enumerate() {
+        let path = dir.path().join(format!("lib-{i}.sqlite"));
+        run_and_kill(&path, "every", std::time::Duration::from_millis(ms));
+        let store = SqliteEventStore::open(&path, Durability::EveryCommit)
+            .unwrap_or_else(|e| panic!("killed after {ms} ms: {e:?}"));
+        let head = block_on(store.head()).unwrap();
+        assert_eq!(
+            block_on(store.read_all(0, usize::MAX)).unwrap().len() as u64,
+            head
+        );
+    }
 }
