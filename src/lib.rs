@@ -44,7 +44,7 @@ mod open;
 
 pub use drills::PaymentSwitch;
 pub use lendkit_adapters::Durability;
-pub use open::{open, Config, OpenLibrary, Subscriber};
+pub use open::{open, Config, OpenLibrary, Store, Subscriber};
 
 use lendkit_adapters::{InMemoryEventBus, InMemoryEventStore, SystemClock};
 use std::sync::Arc;

@@ -31,6 +31,10 @@ struct Cli {
     /// must exist; queries need an existing library.
     #[arg(long, global = true, default_value = "library.db")]
     db: PathBuf,
+    /// The store: `sled` (a folder), `sqlite` (one file), or `auto` — the one already at
+    /// `--db`; a new library is sled unless the name ends in `.sqlite`.
+    #[arg(long, global = true, default_value = "auto")]
+    store: String,
     /// Who acts: `librarian:ID` or `member:ID`.
     #[arg(
         long = "as",
@@ -739,11 +743,15 @@ fn check_db(db: &Path, access: Access) -> Outcome {
     }
 }
 
+/// The store `--store` names, for every library this run opens.
+static STORE: std::sync::OnceLock<lendkit::Store> = std::sync::OnceLock::new();
+
 fn open(db: &Path) -> lendkit::Result<OpenLibrary> {
     OpenLibrary::open(
         db,
         Config {
             background: false,
+            store: STORE.get().copied().unwrap_or_default(),
             ..Config::default()
         },
     )
@@ -751,6 +759,7 @@ fn open(db: &Path) -> lendkit::Result<OpenLibrary> {
 
 fn execute(cli: Cli, out: &mut dyn Write) -> Outcome {
     let actor = Actor::parse(&cli.actor).map_err(lendkit::Error::InvalidInput)?;
+    let _ = STORE.set(lendkit::Store::parse(&cli.store)?);
     check_db(&cli.db, cli.command.access())?;
     let command = match cli.command {
         Cmd::Demo { keep } => {

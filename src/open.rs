@@ -1,6 +1,7 @@
 //! [`OpenLibrary`]: a [`Library`] on its embedded adapters, with a background runner.
 //!
-//! `lendkit::open("library.db")` opens (or creates) a sled database, wires the in-memory bus
+//! `lendkit::open("library.db")` opens (or creates) a library — a sled folder, or one SQLite file
+//! (`Store`) — wires the in-memory bus
 //! and the system clock, and starts one background thread that runs the consumers whenever
 //! events are committed — so copies are allocated, rentals confirmed, refunds paid and views
 //! updated without anyone calling [`Library::settle`] — and, on every tick, runs the clock-driven
@@ -26,7 +27,9 @@ use std::time::Duration;
 /// How to open a library. `Config::default()` is the embedded default.
 #[derive(Clone)]
 pub struct Config {
-    /// When appends reach the disk (sled only). Default: flush before every command returns.
+    /// Which embedded store keeps the library (default: from what is at the path).
+    pub store: Store,
+    /// When appends reach the disk. Default: durable before every command returns.
     pub durability: Durability,
     /// The most memory sled may use to cache pages, in bytes (sled only; default 128 MiB).
     pub cache_bytes: u64,
@@ -56,6 +59,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            store: Store::Auto,
             durability: Durability::EveryCommit,
             cache_bytes: lendkit_adapters::sled_store::DEFAULT_CACHE_BYTES,
             rules: Rules::default(),
@@ -100,10 +104,80 @@ impl Shared {
     }
 }
 
+/// The embedded store a library lives in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Store {
+    /// Decided by what is at the path: a folder is a sled library, a file a SQLite one
+    /// (`NOT_A_LIBRARY` if it is not); nothing there yet: SQLite for a name ending in `.sqlite`
+    /// or `.sqlite3`, else sled.
+    #[default]
+    Auto,
+    /// sled: a folder, the default for a new library.
+    Sled,
+    /// SQLite: one file in WAL mode (`SqliteEventStore`), readable with the `sqlite3` tool.
+    #[cfg(feature = "sqlite")]
+    Sqlite,
+}
+
+impl Store {
+    /// The store named `name` (`sled`, `sqlite`, or `auto`).
+    pub fn parse(name: &str) -> crate::Result<Store> {
+        match name {
+            "auto" => Ok(Store::Auto),
+            "sled" => Ok(Store::Sled),
+            #[cfg(feature = "sqlite")]
+            "sqlite" => Ok(Store::Sqlite),
+            other => Err(crate::Error::InvalidInput(format!(
+                "store is {other:?}; use \"sled\" or \"sqlite\" (or \"auto\": from what is at the path)"
+            ))),
+        }
+    }
+
+    /// The store a library at `path` is opened with.
+    fn at(self, path: &Path) -> Store {
+        match self {
+            Store::Auto => {}
+            chosen => return chosen,
+        }
+        #[cfg(feature = "sqlite")]
+        {
+            if path.is_file() {
+                return Store::Sqlite;
+            }
+            let named = path.extension().and_then(|x| x.to_str()).is_some_and(|x| {
+                x.eq_ignore_ascii_case("sqlite") || x.eq_ignore_ascii_case("sqlite3")
+            });
+            if !path.exists() && named {
+                return Store::Sqlite;
+            }
+        }
+        let _ = path;
+        Store::Sled
+    }
+}
+
+/// The durable store behind an open library, for flushing.
+enum Durable {
+    Sled(SledEventStore),
+    #[cfg(feature = "sqlite")]
+    Sqlite(lendkit_adapters::SqliteEventStore),
+}
+
+impl Durable {
+    fn flush(&self) -> crate::Result<()> {
+        match self {
+            Durable::Sled(s) => s.flush()?,
+            #[cfg(feature = "sqlite")]
+            Durable::Sqlite(s) => s.flush()?,
+        }
+        Ok(())
+    }
+}
+
 /// A library on its embedded adapters. Dereferences to [`Library`] for commands and queries.
 pub struct OpenLibrary {
     library: Arc<Library>,
-    sled: Option<SledEventStore>,
+    durable: Option<Durable>,
     shared: Arc<Shared>,
     runner: Option<JoinHandle<()>>,
     outage: Option<Arc<AtomicBool>>,
@@ -117,7 +191,9 @@ impl std::ops::Deref for OpenLibrary {
 }
 
 impl OpenLibrary {
-    /// Opens (or creates) the sled database at `path`. Fails with `NOT_A_LIBRARY`,
+    /// Opens (or creates) the library at `path`, in the store `config.store` names (by default
+    /// the one already there; a new library is a sled folder unless the name ends in
+    /// `.sqlite`). Fails with `NOT_A_LIBRARY`,
     /// `SCHEMA_TOO_NEW` or `LIBRARY_LOCKED` without changing anything, and with `CORRUPT` when
     /// the database is damaged (restore it from a backup). A library whose creation or whose
     /// last open was cut short by a kill is finished or repaired here (see
@@ -130,8 +206,24 @@ impl OpenLibrary {
 
     /// [`open`](OpenLibrary::open) for async callers.
     pub async fn open_async(path: impl AsRef<Path>, config: Config) -> crate::Result<Self> {
-        let store = SledEventStore::open_with_cache(path, config.durability, config.cache_bytes)?;
-        Self::start(Arc::new(store.clone()), Some(store), config).await
+        let path = path.as_ref();
+        match config.store.at(path) {
+            #[cfg(feature = "sqlite")]
+            Store::Sqlite => {
+                let store = lendkit_adapters::SqliteEventStore::open(path, config.durability)?;
+                Self::start(
+                    Arc::new(store.clone()),
+                    Some(Durable::Sqlite(store)),
+                    config,
+                )
+                .await
+            }
+            _ => {
+                let store =
+                    SledEventStore::open_with_cache(path, config.durability, config.cache_bytes)?;
+                Self::start(Arc::new(store.clone()), Some(Durable::Sled(store)), config).await
+            }
+        }
     }
 
     /// A library kept in memory only: nothing survives the process. Blocks; inside an async
@@ -147,7 +239,7 @@ impl OpenLibrary {
 
     async fn start(
         store: Arc<dyn EventStore>,
-        sled: Option<SledEventStore>,
+        durable: Option<Durable>,
         config: Config,
     ) -> crate::Result<Self> {
         let shared = Arc::new(Shared {
@@ -209,7 +301,7 @@ impl OpenLibrary {
         };
         Ok(OpenLibrary {
             library,
-            sled,
+            durable,
             shared,
             runner,
             outage,
@@ -268,8 +360,8 @@ impl OpenLibrary {
 
     /// Flushes the database to disk (a no-op in memory).
     pub fn flush(&self) -> crate::Result<()> {
-        if let Some(s) = &self.sled {
-            s.flush()?;
+        if let Some(d) = &self.durable {
+            d.flush()?;
         }
         Ok(())
     }

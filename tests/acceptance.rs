@@ -108,8 +108,37 @@ struct Expect {
 }
 
 /// One scenario's library and the handles the runner keeps on it.
+/// Where a scenario's library keeps its log: every file runs on each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoreKind {
+    Memory,
+    Sled,
+    Sqlite,
+}
+
+impl StoreKind {
+    /// The store, in `dir` for the durable ones (flushed in the background: the scenarios test
+    /// the rules on each store, not its durability, which the store suites and crash tests do).
+    fn open(self, dir: &Path) -> Result<Arc<dyn lendkit::ports::EventStore>, String> {
+        let periodic = lendkit::Durability::Periodic(50);
+        Ok(match self {
+            StoreKind::Memory => Arc::new(InMemoryEventStore::new()),
+            StoreKind::Sled => Arc::new(
+                lendkit::adapters::SledEventStore::open(dir.join("library.db"), periodic)
+                    .map_err(|e| format!("sled: {e}"))?,
+            ),
+            StoreKind::Sqlite => Arc::new(
+                lendkit::adapters::SqliteEventStore::open(dir.join("library.sqlite"), periodic)
+                    .map_err(|e| format!("sqlite: {e}"))?,
+            ),
+        })
+    }
+}
+
 struct World {
     lib: Library,
+    /// The durable store's folder, removed with the world.
+    _dir: Option<tempfile::TempDir>,
     clock: ManualClock,
     notices: Arc<RecordingNotifier>,
     payment_down: Arc<AtomicBool>,
@@ -119,7 +148,7 @@ fn text<E: Display>(e: E) -> String {
     e.to_string()
 }
 
-fn build(o: &Options) -> Result<World, String> {
+fn build(o: &Options, kind: StoreKind) -> Result<World, String> {
     let clock = ManualClock::new(START);
     let notices = Arc::new(RecordingNotifier::new());
     let payment_down = Arc::new(AtomicBool::new(false));
@@ -135,8 +164,13 @@ fn build(o: &Options) -> Result<World, String> {
         cool_down: Duration::from_millis(o.breaker.cool_down_ms),
         call_timeout: None,
     };
-    let (store, bus) = (InMemoryEventStore::new(), InMemoryEventBus::new());
-    let mut builder = LibraryBuilder::new(Arc::new(store), Arc::new(bus), Arc::new(clock.clone()))
+    let dir = match kind {
+        StoreKind::Memory => None,
+        _ => Some(tempfile::tempdir().map_err(text)?),
+    };
+    let store = kind.open(dir.as_ref().map_or(Path::new("."), |d| d.path()))?;
+    let bus = InMemoryEventBus::new();
+    let mut builder = LibraryBuilder::new(store, Arc::new(bus), Arc::new(clock.clone()))
         .notifier(notices.clone())
         .wrap_payment(move |inner| Arc::new(lendkit::PaymentSwitch::new(inner, down)))
         .rules(rules)
@@ -151,6 +185,7 @@ fn build(o: &Options) -> Result<World, String> {
         block_on(builder.build()).map_err(|e| format!("the library could not be built: {e}"))?;
     Ok(World {
         lib,
+        _dir: dir,
         clock,
         notices,
         payment_down,
@@ -675,7 +710,7 @@ fn step(w: &World, action: &Object, then: &Expect) -> Result<(), String> {
 }
 
 /// Runs the scenario `file`, named `name` (its path under `tests/scenarios`).
-fn run(name: &str, file: &Value, schema: &Schema) -> Result<(), String> {
+fn run(name: &str, file: &Value, schema: &Schema, kind: StoreKind) -> Result<(), String> {
     schema.check(&schema.0, file, "scenario")?;
     let s: Scenario =
         serde_json::from_value(file.clone()).map_err(|e| format!("not a scenario: {e}"))?;
@@ -683,7 +718,7 @@ fn run(name: &str, file: &Value, schema: &Schema) -> Result<(), String> {
     ensure(folder == Some(s.seed.as_str()), || {
         format!("seed {:?} must name the folder", s.seed)
     })?;
-    let w = build(&s.options)?;
+    let w = build(&s.options, kind)?;
     for (i, action) in s.given.iter().enumerate() {
         let when = Value::Object(action.clone());
         if let Err(e) = act(&w, action).and_then(|r| r.map_err(|e| format!("{}: {e}", e.code()))) {
@@ -722,6 +757,7 @@ fn self_test(path: &Path, schema: &Schema) -> Result<(), String> {
             &format!("{seed}/self-test.json"),
             &Value::Object(scenario),
             schema,
+            StoreKind::Memory,
         );
         match (&case["fails_with"], result) {
             (Value::Null, Ok(())) => {}
@@ -875,15 +911,23 @@ fn main() {
         "self-test: tests/scenario-selftest.json",
         move || self_test(&cases, &s).map_err(Failed::from),
     ));
+    // Every file on every store: in memory under its own name, on sled and SQLite under
+    // `sled:` and `sqlite:`.
     for (name, path) in named {
         let pending = name.starts_with(PENDING);
-        let (test, s) = (name.clone(), Arc::clone(&schema));
-        let trial = Trial::test(name, move || {
-            read(&path)
-                .and_then(|file| run(&test, &file, &s))
-                .map_err(|e| Failed::from(format!("{test}: {e}")))
-        });
-        trials.push(trial.with_ignored_flag(pending));
+        for (kind, prefix) in [
+            (StoreKind::Memory, ""),
+            (StoreKind::Sled, "sled:"),
+            (StoreKind::Sqlite, "sqlite:"),
+        ] {
+            let (test, s, path) = (name.clone(), Arc::clone(&schema), path.clone());
+            let trial = Trial::test(format!("{prefix}{name}"), move || {
+                read(&path)
+                    .and_then(|file| run(&test, &file, &s, kind))
+                    .map_err(|e| Failed::from(format!("{prefix}{test}: {e}")))
+            });
+            trials.push(trial.with_ignored_flag(pending));
+        }
     }
     libtest_mimic::run(&args, trials).exit();
 }

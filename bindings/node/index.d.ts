@@ -165,7 +165,13 @@ export interface LibraryOptions {
   maxRenewals?: number
   /** Open days a hold's copy waits on the pickup shelf, where the rules do not say (default 7). */
   holdShelfDays?: number
-  /** When commands reach the disk (sled only). */
+  /**
+   * The store a library opened at a path lives in: `'sled'` (a folder), `'sqlite'` (one file),
+   * or `'auto'` (default: the one already there; a new library is sled unless the name ends in
+   * `.sqlite`).
+   */
+  store?: 'sled' | 'sqlite' | 'auto'
+  /** When commands reach the disk. */
   durability?: Durability
   /** Take payment through the host instead of the members' point accounts. */
   payment?: PaymentGateway

@@ -268,6 +268,7 @@ const OPTIONS = new Set([
   'loanDays',
   'maxRenewals',
   'holdShelfDays',
+  'store',
   'durability',
   'payment',
   'notifier',
@@ -312,7 +313,11 @@ function nativeOptions(options) {
       o[key] = options[key]
     }
   }
-  const { durability, breaker, workers, payment, notifier, clock } = options
+  const { durability, breaker, workers, payment, notifier, clock, store } = options
+  if (store !== undefined) {
+    if (typeof store !== 'string') throw invalid("options.store must be 'sled', 'sqlite' or 'auto'")
+    o.store = store
+  }
   if (durability !== undefined && durability !== 'everyCommit') {
     if (durability === null || typeof durability !== 'object' || typeof durability.periodicMs !== 'number') {
       throw invalid("options.durability must be 'everyCommit' or { periodicMs: number }")

@@ -287,6 +287,8 @@ export interface NativeOptions {
   maxRenewals?: number
   /** Open days a hold's copy waits on the pickup shelf (default 7). */
   holdShelfDays?: number
+  /** The store: `sled`, `sqlite` or `auto` (default: the one already at the path). */
+  store?: string
   /** Flush in the background every this many ms instead of before each command returns. */
   periodicFlushMs?: number
   /** Run the consumers on a background thread (default true). */

@@ -38,6 +38,8 @@ pub struct NativeOptions {
     pub max_renewals: Option<f64>,
     /// Open days a hold's copy waits on the pickup shelf (default 7).
     pub hold_shelf_days: Option<f64>,
+    /// The store: `sled`, `sqlite` or `auto` (default: the one already at the path).
+    pub store: Option<String>,
     /// Flush in the background every this many ms instead of before each command returns.
     pub periodic_flush_ms: Option<f64>,
     /// Run the consumers on a background thread (default true).
@@ -123,7 +125,16 @@ impl NativeOptions {
         let notifier: Option<Arc<dyn lendkit::ports::Notifier>> = self
             .notify
             .map(|send| Arc::new(JsNotifier { send }) as Arc<dyn lendkit::ports::Notifier>);
+        let store = match self.store.as_deref() {
+            None => lendkit::Store::Auto,
+            Some(name) => lendkit::Store::parse(name).map_err(|_| {
+                errors::invalid(format!(
+                    "options.store is {name:?}; use 'sled', 'sqlite' or 'auto'"
+                ))
+            })?,
+        };
         Ok(Config {
+            store,
             durability: match self.periodic_flush_ms {
                 Some(n) => Durability::Periodic(amount("durability.periodicMs", n)?),
                 None => Durability::EveryCommit,

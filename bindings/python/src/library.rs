@@ -254,13 +254,15 @@ impl Library {
         }
     }
 
-    /// Opens (or creates) the library stored in the sled database at `path`.
+    /// Opens (or creates) the library at `path`: a sled folder, or one SQLite file (`store`:
+    /// `"sled"`, `"sqlite"`, or by default the one already there; a new library is sled unless
+    /// the name ends in `.sqlite`).
     ///
     /// Fails with `StorageError` (`NOT_A_LIBRARY`, `SCHEMA_TOO_NEW`, `LIBRARY_LOCKED`) without
     /// changing anything. See the README for every keyword.
     #[classmethod]
     #[pyo3(signature = (
-        path, *, welcome_points = 100, loan_days = 14, max_renewals = 2, hold_shelf_days = 7,
+        path, *, store = None, welcome_points = 100, loan_days = 14, max_renewals = 2, hold_shelf_days = 7,
         durability = None,
         payment = None, notifier = None, clock = None, background = true, max_attempts = 5,
         breaker_failure_threshold = 5, breaker_cool_down_ms = 30000, payment_timeout_ms = 5000,
@@ -273,6 +275,7 @@ impl Library {
     fn open<'py>(
         cls: &Bound<'py, PyType>,
         path: PathBuf,
+        store: Option<String>,
         welcome_points: u64,
         loan_days: u32,
         max_renewals: u32,
@@ -310,6 +313,15 @@ impl Library {
             fault_injection,
         }
         .config(py)?;
+        let config = lendkit::Config {
+            store: match store.as_deref() {
+                None => lendkit::Store::Auto,
+                Some(name) => {
+                    lendkit::Store::parse(name).map_err(|e| crate::errors::to_py(py, e))?
+                }
+            },
+            ..config
+        };
         let origin = format!("Library.open({:?})", path.display().to_string());
         let open = move |config| call::wait(OpenLibrary::open_async(path, config));
         instantiate(cls, start(py, config, open, origin)?)

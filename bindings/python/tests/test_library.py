@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import List
+from typing import Optional, List
 
 import pytest
 
@@ -26,9 +26,10 @@ def test_context_manager_closes(tmp_path: Path) -> None:
     lib.close()  # closing twice is harmless
 
 
-def test_a_sled_file_survives_close_and_reopen(tmp_path: Path) -> None:
-    path = tmp_path / "library.db"
-    with lendkit.Library.open(path) as lib:
+@pytest.mark.parametrize("name,store", [("library.db", None), ("library.sqlite", None), ("lib", "sqlite")])
+def test_a_library_survives_close_and_reopen_on_either_store(tmp_path: Path, name: str, store: Optional[str]) -> None:
+    path = tmp_path / name
+    with lendkit.Library.open(path, store=store) as lib:  # type: ignore[arg-type]
         stock(lib, copies=2)
         r = lib.reserve_book("b-1", "m-1", actor=member("m-1"), rental_id="r-1")
         lib.settle()
@@ -36,6 +37,8 @@ def test_a_sled_file_survives_close_and_reopen(tmp_path: Path) -> None:
         page = lib.member_page("m-1")
         books = lib.book_list()
     assert path.exists()
+    # sled keeps a folder, SQLite one file (and its WAL beside it); reopening finds which.
+    assert path.is_dir() == (name == "library.db")
     with lendkit.Library.open(str(path)) as again:
         again.settle()
         assert again.events() == events
@@ -47,6 +50,22 @@ def test_a_sled_file_survives_close_and_reopen(tmp_path: Path) -> None:
             again.reserve_book("b-1", "m-1", actor=member("m-1"), rental_id="r-1")
         retried = again.reserve_book("b-1", "m-1", actor=member("m-1"), rental_id="r-1", command_id=r.command_id)
         assert retried.events == r.events
+
+
+def test_an_unknown_store_is_invalid_input(tmp_path: Path) -> None:
+    with pytest.raises(lendkit.InvalidInputError) as bad:
+        lendkit.Library.open(tmp_path / "x", store="csv")  # type: ignore[arg-type]
+    assert "sqlite" in str(bad.value)
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_text_file_is_not_a_library_on_either_store(tmp_path: Path) -> None:
+    path = tmp_path / "notes.sqlite"
+    path.write_text("not a library")
+    with pytest.raises(lendkit.StorageError) as refused:
+        lendkit.Library.open(path)
+    assert refused.value.code == "NOT_A_LIBRARY"
+    assert path.read_text() == "not a library"
 
 
 def test_periodic_durability_and_flush(tmp_path: Path) -> None:

@@ -437,6 +437,7 @@ class Library:
         cls,
         path: str | os.PathLike[str],
         *,
+        store: Optional[Literal["sled", "sqlite", "auto"]] = None,
         welcome_points: int = 100,
         loan_days: int = 14,
         max_renewals: int = 2,
