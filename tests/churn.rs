@@ -46,11 +46,20 @@ fn main() {
         vec![
             Trial::test(
                 "open_close_churn_under_random_sigkill_leaves_no_unopenable_library",
-                churn,
+                || churn("db"),
             ),
             Trial::test(
                 "a_kill_during_creation_leaves_a_folder_that_opens_as_a_library",
-                kill_during_creation,
+                || kill_during_creation("db"),
+            ),
+            // The same on SQLite: a `.sqlite` name picks it (for the children too).
+            Trial::test(
+                "sqlite: open_close_churn_under_random_sigkill_leaves_no_unopenable_library",
+                || churn("sqlite"),
+            ),
+            Trial::test(
+                "sqlite: a_kill_during_creation_leaves_a_file_that_opens_as_a_library",
+                || kill_during_creation("sqlite"),
             ),
             Trial::test(
                 "a_damaged_library_is_corrupt_not_a_retryable_storage_failure",
@@ -152,12 +161,12 @@ fn keep(dir: tempfile::TempDir) {
     }
 }
 
-fn churn() -> Result<(), Failed> {
+fn churn(ext: &str) -> Result<(), Failed> {
     let cycles = env_number("LENDKIT_CHURN_CYCLES", 300);
     let mut rng = Rng(seed());
     let dir = tempfile::tempdir().unwrap();
     let mut generation = 0;
-    let mut db = dir.path().join("churn-0.db");
+    let mut db = dir.path().join(format!("churn-0.{ext}"));
     OpenLibrary::open(&db, config()).unwrap().close().unwrap();
     let mut acknowledged: Vec<(String, u64)> = Vec::new();
     let mut unopenable: Vec<String> = Vec::new();
@@ -202,7 +211,7 @@ fn churn() -> Result<(), Failed> {
                 ));
                 // Go on with a fresh library, to count how often this happens.
                 generation += 1;
-                db = dir.path().join(format!("churn-{generation}.db"));
+                db = dir.path().join(format!("churn-{generation}.{ext}"));
                 acknowledged.clear();
                 OpenLibrary::open(&db, config()).unwrap().close().unwrap();
                 continue;
@@ -250,14 +259,14 @@ fn churn() -> Result<(), Failed> {
     Ok(())
 }
 
-fn kill_during_creation() -> Result<(), Failed> {
+fn kill_during_creation(ext: &str) -> Result<(), Failed> {
     let kills = env_number("LENDKIT_CREATE_KILLS", 300);
     let mut rng = Rng(seed());
     let dir = tempfile::tempdir().unwrap();
     let mut refused: Vec<String> = Vec::new();
     let (mut unfinished, started) = (0, Instant::now());
     for kill in 0..kills {
-        let db = dir.path().join(format!("lib-{kill}.db"));
+        let db = dir.path().join(format!("lib-{kill}.{ext}"));
         let mut child = spawn(CREATE_CHILD_ENV, &db);
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();

@@ -26,10 +26,17 @@ fn main() {
     let args = Arguments::from_args();
     libtest_mimic::run(
         &args,
-        vec![Trial::test(
-            "killed_at_random_moments_loses_nothing_acknowledged",
-            parent,
-        )],
+        vec![
+            Trial::test(
+                "killed_at_random_moments_loses_nothing_acknowledged",
+                || parent("crash.db"),
+            ),
+            // The same on SQLite: a `.sqlite` name picks it (for the child too).
+            Trial::test(
+                "sqlite: killed_at_random_moments_loses_nothing_acknowledged",
+                || parent("crash.sqlite"),
+            ),
+        ],
     )
     .exit();
 }
@@ -136,9 +143,9 @@ fn child(db: &str) {
     }
 }
 
-fn parent() -> Result<(), libtest_mimic::Failed> {
+fn parent(name: &str) -> Result<(), libtest_mimic::Failed> {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("crash.db");
+    let db = dir.path().join(name);
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut acknowledged: Vec<(String, u64)> = Vec::new();
     for kill in 0..KILLS {
