@@ -646,6 +646,46 @@ fn run_in(
         say(out,&mut lines, format!("saga, sled {name:<14}{lps:>10.0} lifecycles/s {eps:>10.0} events/s   raw sled     {raw_eps:>12.0} events/s   ratio {:.2}", eps / raw_eps))?;
     }
 
+    // The SQLite store, next to the SQLite CRUD peer on a file with the matching sync
+    // setting, same lifecycles, same run.
+    #[cfg(feature = "sqlite")]
+    for (name, durability, sync, share) in [
+        (
+            "every_commit",
+            Durability::EveryCommit,
+            crate::crud::Sync::Full,
+            4,
+        ),
+        (
+            "periodic_100ms",
+            Durability::Periodic(100),
+            crate::crud::Sync::Normal,
+            1,
+        ),
+    ] {
+        let path = tmp.join(format!("saga-{name}.sqlite"));
+        let lib = must(OpenLibrary::open(
+            &path,
+            Config {
+                background: false,
+                durability,
+                store: lendkit::Store::Sqlite,
+                ..Config::default()
+            },
+        ));
+        let lifecycles = plan.lifecycles / share;
+        let (lps, eps, events, elapsed) = saga(&lib, plan.members, plan.books, lifecycles, name);
+        must(lib.close());
+        let crud =
+            crate::crud::lifecycles_per_s(tmp, sync, plan.members, plan.books, lifecycles, 500)
+                .unwrap_or(f64::NAN);
+        report.insert(
+            format!("saga_sqlite_{name}"),
+            json!({"lifecycles": lifecycles, "lifecycles_per_s": lps, "events_per_s": eps, "events": events, "elapsed_s": elapsed.as_secs_f64(), "baseline_sqlite_crud_lifecycles_per_s": crud, "ratio": lps / crud}),
+        );
+        say(out, &mut lines, format!("saga, SQLite store {name:<14}{lps:>10.0} lifecycles/s   SQLite CRUD {:<24} {crud:>10.0} lifecycles/s   ratio {:.2}", sync.name(), lps / crud))?;
+    }
+
     for callers in [1, 8] {
         let (p50, p99, p999) = latency(
             &tmp.join(format!("latency-{callers}")),
