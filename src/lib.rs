@@ -40,10 +40,12 @@ pub use lendkit_core::{
 };
 
 pub mod drills;
+mod migrate;
 mod open;
 
 pub use drills::PaymentSwitch;
 pub use lendkit_adapters::Durability;
+pub use migrate::{migrate, Migrated};
 pub use open::{open, Config, OpenLibrary, Store, Subscriber};
 
 use lendkit_adapters::{InMemoryEventBus, InMemoryEventStore, SystemClock};

@@ -191,6 +191,19 @@ enum Cmd {
         #[arg(long)]
         override_reason: Option<String>,
     },
+    /// Copy the library at FROM into a new library at TO: every event at the same position,
+    /// with its id and command record, every checkpoint and dead letter. `--store` names
+    /// FROM's store (default: the one there), `--to-store` TO's (default: sled, or SQLite for a
+    /// name ending in `.sqlite`).
+    Migrate {
+        /// The library to copy.
+        from: PathBuf,
+        /// Where the copy goes (must not hold a library yet).
+        to: PathBuf,
+        /// The copy's store: `sled` or `sqlite`.
+        #[arg(long, default_value = "auto")]
+        to_store: String,
+    },
     /// The holds waiting on a pickup shelf, with their deadlines (librarian).
     HoldShelf {
         /// Only this branch's shelf.
@@ -498,7 +511,11 @@ impl Cmd {
                 action: RulesCmd::Explain { file: None, .. },
             } => Access::Existing,
             Cmd::Demo { keep: true } => Access::Write,
-            Cmd::Demo { .. } | Cmd::Model | Cmd::Bench { .. } | Cmd::Rules { .. } => Access::None,
+            Cmd::Demo { .. }
+            | Cmd::Model
+            | Cmd::Bench { .. }
+            | Cmd::Rules { .. }
+            | Cmd::Migrate { .. } => Access::None,
             Cmd::Books
             | Cmd::Member { .. }
             | Cmd::Events { .. }
@@ -766,6 +783,25 @@ fn execute(cli: Cli, out: &mut dyn Write) -> Outcome {
             return lendkit::block_on(demo(keep.then_some(cli.db.as_path()), out))
         }
         Cmd::Rules { action } => return rules(action, &cli.db, cli.json, out),
+        Cmd::Migrate { from, to, to_store } => {
+            let from_store = STORE.get().copied().unwrap_or_default();
+            let to_store = lendkit::Store::parse(&to_store)?;
+            let (done, a, b) =
+                lendkit::block_on(lendkit::migrate(&from, from_store, &to, to_store))?;
+            writeln!(
+                out,
+                "copied {} events ({} commits), {} checkpoints and {} dead letters from {} ({}) to {} ({})",
+                done.events,
+                done.commits,
+                done.checkpoints,
+                done.dead_letters,
+                from.display(),
+                a.name(),
+                to.display(),
+                b.name()
+            )?;
+            return Ok(());
+        }
         Cmd::Model => {
             out.write_all(model().as_bytes())?;
             return Ok(());

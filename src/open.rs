@@ -133,8 +133,18 @@ impl Store {
         }
     }
 
+    /// Its name: `auto`, `sled` or `sqlite`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Store::Auto => "auto",
+            Store::Sled => "sled",
+            #[cfg(feature = "sqlite")]
+            Store::Sqlite => "sqlite",
+        }
+    }
+
     /// The store a library at `path` is opened with.
-    fn at(self, path: &Path) -> Store {
+    pub(crate) fn at(self, path: &Path) -> Store {
         match self {
             Store::Auto => {}
             chosen => return chosen,
@@ -157,14 +167,40 @@ impl Store {
 }
 
 /// The durable store behind an open library, for flushing.
-enum Durable {
+pub(crate) enum Durable {
     Sled(SledEventStore),
     #[cfg(feature = "sqlite")]
     Sqlite(lendkit_adapters::SqliteEventStore),
 }
 
 impl Durable {
-    fn flush(&self) -> crate::Result<()> {
+    /// Opens the store a library at `path` lives in (`store`: as [`Store`] says).
+    pub(crate) fn open(
+        path: &Path,
+        store: Store,
+        durability: Durability,
+    ) -> crate::Result<(Durable, Store)> {
+        let chosen = store.at(path);
+        let opened = match chosen {
+            #[cfg(feature = "sqlite")]
+            Store::Sqlite => {
+                Durable::Sqlite(lendkit_adapters::SqliteEventStore::open(path, durability)?)
+            }
+            _ => Durable::Sled(SledEventStore::open(path, durability)?),
+        };
+        Ok((opened, chosen))
+    }
+
+    /// The store, behind the port.
+    pub(crate) fn store(&self) -> Arc<dyn EventStore> {
+        match self {
+            Durable::Sled(s) => Arc::new(s.clone()),
+            #[cfg(feature = "sqlite")]
+            Durable::Sqlite(s) => Arc::new(s.clone()),
+        }
+    }
+
+    pub(crate) fn flush(&self) -> crate::Result<()> {
         match self {
             Durable::Sled(s) => s.flush()?,
             #[cfg(feature = "sqlite")]

@@ -488,6 +488,9 @@ impl EventStore for NoRentals {
     async fn save_checkpoint(&self, c: &str, p: u64) -> Result<(), StoreError> {
         self.0.save_checkpoint(c, p).await
     }
+    async fn checkpoints(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.0.checkpoints().await
+    }
     async fn add_dead_letter(&self, l: DeadLetter) -> Result<(), StoreError> {
         self.0.add_dead_letter(l).await
     }

@@ -730,6 +730,13 @@ pub async fn checkpoints<S: EventStore>(make: impl Fn() -> S) {
         Some(9),
         "consumers' checkpoints are separate"
     );
+    let mut all = store.checkpoints().await.unwrap();
+    all.sort();
+    assert_eq!(
+        all,
+        [("notices".to_owned(), 0), ("views".to_owned(), 9)],
+        "every checkpoint is listed, each once, with its last position"
+    );
 }
 
 /// (j) Dead letters: added ones are listed oldest first, adding one with an existing id replaces

@@ -213,6 +213,17 @@ impl EventStore for InMemoryEventStore {
         Ok(self.lock().checkpoints.get(consumer).copied())
     }
 
+    async fn checkpoints(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut all: Vec<(String, u64)> = self
+            .lock()
+            .checkpoints
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        all.sort();
+        Ok(all)
+    }
+
     async fn save_checkpoint(&self, consumer: &str, position: u64) -> Result<(), StoreError> {
         self.lock()
             .checkpoints

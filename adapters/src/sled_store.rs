@@ -747,6 +747,17 @@ impl EventStore for SledEventStore {
             .map(|v| u64_of(&v)))
     }
 
+    async fn checkpoints(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.inner
+            .checkpoints
+            .iter()
+            .map(|entry| {
+                let (k, v) = entry.map_err(|e| self.failed(e))?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), u64_of(&v)))
+            })
+            .collect()
+    }
+
     async fn save_checkpoint(&self, consumer: &str, position: u64) -> Result<(), StoreError> {
         self.inner
             .checkpoints

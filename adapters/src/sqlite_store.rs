@@ -956,6 +956,23 @@ impl EventStore for SqliteEventStore {
             .transpose()
     }
 
+    async fn checkpoints(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let rows: Vec<(String, i64)> = self.read(|conn| {
+            conn.prepare_cached("SELECT consumer, position FROM checkpoints ORDER BY consumer")
+                .and_then(|mut stmt| {
+                    stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(|e| self.failed(&e))
+        })?;
+        rows.into_iter()
+            .map(|(consumer, p)| {
+                let position = from_sql_int(p, 0, &format!("the checkpoint of {consumer}"))?;
+                Ok((consumer, position))
+            })
+            .collect()
+    }
+
     async fn save_checkpoint(&self, consumer: &str, position: u64) -> Result<(), StoreError> {
         self.write(Op::SaveCheckpoint(consumer.to_owned(), position))
             .map(drop)

@@ -97,6 +97,9 @@ pub trait EventStore: Send + Sync {
     /// Records that `consumer` has handled everything it should up to `position`.
     async fn save_checkpoint(&self, consumer: &str, position: u64) -> Result<(), StoreError>;
 
+    /// Every saved checkpoint, by consumer name (to copy a library between stores).
+    async fn checkpoints(&self) -> Result<Vec<(String, u64)>, StoreError>;
+
     /// Stores a dead letter (an event a consumer gave up on).
     async fn add_dead_letter(&self, letter: DeadLetter) -> Result<(), StoreError>;
 
