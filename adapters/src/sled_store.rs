@@ -763,8 +763,10 @@ impl EventStore for SledEventStore {
             .checkpoints
             .insert(consumer, &position.to_be_bytes())
             .map_err(|e| self.failed(e))?;
-        let ticket = self.commit_ticket();
-        self.made_durable(ticket)
+        // Not flushed on its own: the next append's flush makes it durable with it. A
+        // checkpoint lost to a crash before then only has its consumer handle those events
+        // again, which changes nothing (reactions run under ids derived from the event).
+        Ok(())
     }
 
     async fn add_dead_letter(&self, letter: DeadLetter) -> Result<(), StoreError> {

@@ -617,7 +617,31 @@ impl SqliteEventStore {
             // This thread is the writer now: it stores every waiting write, its own among them.
             let group = std::mem::take(&mut writes.waiting);
             drop(writes);
+            // A group of checkpoints only is committed without a sync of its own: the next
+            // synced commit (every append, under `EveryCommit`) makes it durable with it. A
+            // checkpoint lost to a crash before then only has its consumer handle those events
+            // again, which changes nothing (reactions run under ids derived from the event).
+            let lazy = inner.durability == Durability::EveryCommit
+                && group
+                    .iter()
+                    .all(|(_, op)| matches!(op, Op::SaveCheckpoint(..)));
+            if lazy {
+                let _ = writer.pragma_update(None, "synchronous", "NORMAL");
+            }
             let outcomes = write_group(&writer, &inner.path, group);
+            if lazy {
+                if let Err(e) = writer.pragma_update(None, "synchronous", "FULL") {
+                    // Never let a later append go unsynced: fail it rather.
+                    let error = sqlite_failed(&inner.path, &e);
+                    lock(&inner.writes)
+                        .done
+                        .extend(outcomes.into_iter().map(|(t, _)| (t, Err(error.clone()))));
+                    drop(writer);
+                    writes = lock(&inner.writes);
+                    inner.written.notify_all();
+                    continue;
+                }
+            }
             // The outcomes are posted while the writer is still held, so that no waiting thread
             // can become a writer with nothing to write; the wake-up comes after the release.
             lock(&inner.writes).done.extend(outcomes);

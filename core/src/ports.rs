@@ -94,7 +94,11 @@ pub trait EventStore: Send + Sync {
     /// The last position `consumer` has handled, if it ever saved one.
     async fn checkpoint(&self, consumer: &str) -> Result<Option<u64>, StoreError>;
 
-    /// Records that `consumer` has handled everything it should up to `position`.
+    /// Records that `consumer` has handled everything it should up to `position`. A durable
+    /// store may make it durable with its next synced append rather than on its own: a
+    /// checkpoint lost to a crash only has the consumer handle those events again, which the
+    /// consumers make harmless (reactions run under command ids derived from the event; notices
+    /// are at least once).
     async fn save_checkpoint(&self, consumer: &str, position: u64) -> Result<(), StoreError>;
 
     /// Every saved checkpoint, by consumer name (to copy a library between stores).
