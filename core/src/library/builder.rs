@@ -27,6 +27,8 @@ pub struct LibraryBuilder {
     bus: Arc<dyn EventBus>,
     clock: Arc<dyn Clock>,
     notifier: Arc<dyn Notifier>,
+    /// Whether a notifier was given (without one, notices are not even written).
+    notifying: bool,
     payment: PaymentChoice,
     rules: Rules,
     breaker: BreakerConfig,
@@ -44,6 +46,7 @@ impl LibraryBuilder {
             bus,
             clock,
             notifier: Arc::new(NoNotices),
+            notifying: false,
             payment: PaymentChoice::Points,
             rules: Rules::default(),
             breaker: BreakerConfig::default(),
@@ -70,6 +73,7 @@ impl LibraryBuilder {
     /// Sends notices through `notifier`.
     pub fn notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
         self.notifier = notifier;
+        self.notifying = true;
         self
     }
 
@@ -147,6 +151,7 @@ impl LibraryBuilder {
             states: Mutex::new(HashMap::new()),
             due_work: Mutex::new(super::due::DueWork::default()),
         });
+        let in_store_payment = matches!(self.payment, PaymentChoice::Points);
         let gateway: Arc<dyn PaymentGateway> = match self.payment {
             PaymentChoice::Points => Arc::new(PointsGateway {
                 engine: Arc::clone(&engine),
@@ -220,6 +225,8 @@ impl LibraryBuilder {
             gateway,
             breaker: CircuitBreaker::new(self.breaker),
             notifier: self.notifier,
+            notifying: self.notifying,
+            in_store_payment,
             consumers,
             book_list: Mutex::new(book_list),
             member_pages: Mutex::new(member_pages),

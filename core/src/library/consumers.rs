@@ -265,6 +265,12 @@ impl Library {
                     .apply(e);
                 Ok(())
             }
+            // Nobody listens for notices: none is written (each is a formatted message).
+            Kind::Policy(policy)
+                if !self.notifying && policy.name == crate::policies::NOTICES.name =>
+            {
+                Ok(())
+            }
             Kind::Policy(policy) => {
                 for (i, reaction) in policy.react(e).into_iter().enumerate() {
                     let meta = Meta {

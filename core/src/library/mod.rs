@@ -98,6 +98,11 @@ pub struct Library {
     gateway: Arc<dyn PaymentGateway>,
     breaker: CircuitBreaker,
     notifier: Arc<dyn Notifier>,
+    /// Whether a host notifier listens: without one the notices policy writes no notices.
+    notifying: bool,
+    /// Whether payment is the members' point accounts in this store (no call leaves the
+    /// process, so none needs a time limit).
+    in_store_payment: bool,
     consumers: Vec<Consumer>,
     book_list: Mutex<BookList>,
     member_pages: Mutex<MemberPages>,

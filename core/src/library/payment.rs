@@ -341,7 +341,13 @@ impl Library {
             .acquire(clock.now())
             .map_err(|retry_after| Error::PaymentUnavailable { retry_after })?;
         let answer = async {
-            match self.breaker.config().call_timeout {
+            // The members' point accounts answer from this store: no timer is armed for them.
+            let limit = self
+                .breaker
+                .config()
+                .call_timeout
+                .filter(|_| !self.in_store_payment);
+            match limit {
                 Some(limit) => match select(Box::pin(call), clock.sleep(limit)).await {
                     Either::Left((r, _)) => r,
                     Either::Right(((), _)) => Err(PaymentError::Unavailable(format!(
