@@ -972,7 +972,8 @@ fn execute(cli: Cli, out: &mut dyn Write) -> Outcome {
         &actor,
         cli.command_id.map(lendkit::CommandId),
     ))?;
-    // What the command stored (a reservation's charge is stored just before the rental), then
+    // What the command stored (with the in-store point accounts a reservation's charge is in its
+    // commit; a host gateway's charge is stored just before it), then
     // what the policies did about it.
     let done = outcome.events.last().map_or(head, |e| e.position.max(head));
     let replayed = !outcome.events.is_empty() && outcome.events.iter().all(|e| e.position <= head);

@@ -504,12 +504,15 @@ impl EventStore for NoRentals {
 
 #[test]
 fn a_charge_whose_rental_cannot_be_stored_is_refunded_before_the_error_returns() {
+    // A gateway outside the store (here the points gateway behind a wrapper): it charges first,
+    // and the charge is given back when the rental cannot be stored.
     let lib = block_on(
         LibraryBuilder::new(
             Arc::new(NoRentals(InMemoryEventStore::new())),
             Arc::new(InMemoryEventBus::new()),
             Arc::new(SystemClock::new()),
         )
+        .wrap_payment(|inner| inner)
         .build(),
     )
     .unwrap();
@@ -527,6 +530,57 @@ fn a_charge_whose_rental_cannot_be_stored_is_refunded_before_the_error_returns()
     settle(&lib);
     assert_eq!(lib.member_page("m-1").unwrap().points, 100);
     assert!(lib.member_page("m-1").unwrap().rentals.is_empty());
+}
+
+#[test]
+fn with_the_in_store_point_accounts_a_reservation_that_cannot_be_stored_charges_nothing() {
+    // The charge is in the reservation's own commit: the store refuses both or neither.
+    let lib = block_on(
+        LibraryBuilder::new(
+            Arc::new(NoRentals(InMemoryEventStore::new())),
+            Arc::new(InMemoryEventBus::new()),
+            Arc::new(SystemClock::new()),
+        )
+        .build(),
+    )
+    .unwrap();
+    register(&lib, "b-1", 1, 30);
+    join(&lib, "m-1");
+    let err = reserve(&lib, "b-1", "m-1", "r-1").unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Storage);
+    let events = all_events(&lib);
+    assert_eq!(count(&events, "PointsCharged"), 0);
+    assert_eq!(count(&events, "PointsRefunded"), 0);
+    settle(&lib);
+    assert_eq!(lib.member_page("m-1").unwrap().points, 100);
+}
+
+#[test]
+fn a_reservation_and_its_charge_are_one_commit_and_concurrent_charges_on_one_account_all_land() {
+    // Sixteen reservations by one member at once: each decides its charge on the account, the
+    // ones that lose the race on the account decide again, and every one is charged once.
+    let h = Harness::new();
+    let lib = h.library();
+    register(&lib, "b-1", 16, 5);
+    join(&lib, "m-1");
+    let outcomes: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..16)
+            .map(|i| {
+                let lib = &lib;
+                s.spawn(move || reserve(lib, "b-1", "m-1", &format!("r-{i}")).unwrap())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for o in &outcomes {
+        assert_eq!(o.types(), ["PointsCharged", "RentalReserved"]);
+        let commands: std::collections::HashSet<_> =
+            o.events.iter().map(|e| e.command_id.clone()).collect();
+        assert_eq!(commands.len(), 1, "one commit, one command id");
+    }
+    settle(&lib);
+    assert_eq!(lib.member_page("m-1").unwrap().points, 100 - 16 * 5);
+    check_invariants(&lib);
 }
 
 /// Holds every charge until `n` charges are in flight, so reservations race past payment together.

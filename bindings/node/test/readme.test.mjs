@@ -23,7 +23,7 @@ const NODE_README = 'bindings/node/README.md'
 // What each block prints. A new block needs its entry here: running without error is not enough.
 const EXPECTED = {
   'README.md#0': ['70', 'NOT_RENTAL_OWNER'],
-  'bindings/node/README.md#0': ["[ 'RentalReserved' ]", '70', '1', 'true', '100'],
+  'bindings/node/README.md#0': ["[ 'PointsCharged', 'RentalReserved' ]", '70', '1', 'true', '100'],
 }
 
 function blocks(name) {

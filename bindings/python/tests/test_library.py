@@ -91,7 +91,7 @@ def test_commands_return_their_events(lib: lendkit.Library) -> None:
     assert lib.add_copies("b-1", 1, actor=LIBRARIAN).types == ["CopiesAdded"]
     assert lib.top_up("m-1", 50, actor=LIBRARIAN).types == ["PointsToppedUp"]
     reserved = lib.reserve_book("b-1", "m-1", actor=member("m-1"), delivery_address="1 Main St")
-    assert reserved.rental_id and reserved.types == ["RentalReserved"]
+    assert reserved.rental_id and reserved.types == ["PointsCharged", "RentalReserved"]
     lib.settle()
     rental = reserved.rental_id
     assert lib.member_page("m-1").rentals[0].delivery_status == "started"

@@ -31,7 +31,7 @@ def check_quickstart(out: List[str]) -> None:
 
 
 def check_complete_example(out: List[str]) -> None:
-    assert re.fullmatch(r"r-\S+ \['RentalReserved'\]", out[0]), out[0]
+    assert re.fullmatch(r"r-\S+ \['PointsCharged', 'RentalReserved'\]", out[0]), out[0]
     assert out[1:4] == ["70 confirmed", "NOT_RENTAL_OWNER", "100"]
     assert out[4].startswith("BookRow(book_id='isbn-978-0'") and "available=2" in out[4]
     assert out[5].startswith("1 BookRegistered book:isbn-978-0 {")

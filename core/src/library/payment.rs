@@ -123,12 +123,29 @@ impl Library {
                 return Ok(done);
             }
         }
-        match self
-            .reserve_once(book, member, rental, delivery_address, hold, meta)
-            .await
-        {
-            Err(e) if e.is_rejection() => self.engine.refused(e, meta).await,
-            other => other,
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .reserve_once(
+                    book.clone(),
+                    member.clone(),
+                    rental.clone(),
+                    delivery_address.clone(),
+                    hold.clone(),
+                    meta,
+                )
+                .await;
+            match result {
+                // The member's account moved while the charge was decided (another charge or
+                // a top-up): decide again on the fresh account.
+                Err(Error::Storage(StoreError::Conflict { .. }))
+                    if self.in_store_payment && attempt + 1 < MAX_CONFLICT_RETRIES =>
+                {
+                    attempt += 1;
+                }
+                Err(e) if e.is_rejection() => return self.engine.refused(e, meta).await,
+                other => return other,
+            }
         }
     }
 
@@ -247,6 +264,16 @@ impl Library {
         // Decide once before charging: who may reserve, and whether the rental id is free.
         state.decide(&cmd, &ctx)?;
         availability?;
+        // The members' point accounts live in this store: the charge is decided on the account
+        // and stored in the reservation's own commit — one atomic, durable write, under the
+        // reservation's command id.
+        if self.in_store_payment && fee.0 > 0 {
+            return self
+                .reserve_charged_in_store(
+                    &member, &rental, fee, &stream, version, state, cmd, meta, &ctx,
+                )
+                .await;
+        }
         // A hold paid on collecting (or a free one) charges nothing now.
         let payment_id = if fee.0 == 0 {
             String::new()
@@ -324,6 +351,143 @@ impl Library {
                     Ok(()) => Err(e.into()),
                     Err(refund) => Err(Error::Storage(StoreError::Backend(format!("{e}; the charge for rental {rental} could not be refunded either: {refund}")))),
                 }
+            }
+        }
+    }
+
+    /// The reservation with its charge on the member's point account, in one commit. A stream
+    /// that moved meanwhile (the account, by another charge or top-up) is `CONFLICT`, which
+    /// [`reserve_book`](Library::reserve_book) answers by deciding again.
+    #[allow(clippy::too_many_arguments)]
+    async fn reserve_charged_in_store(
+        &self,
+        member: &MemberId,
+        rental: &RentalId,
+        fee: Points,
+        stream: &StreamId,
+        version: u64,
+        state: Rental,
+        mut cmd: RentalCommand,
+        meta: &Meta,
+        ctx: &Context,
+    ) -> Result<Vec<Envelope>> {
+        self.shutdown.check()?;
+        let account_stream = StreamId::new(StreamKind::Account, member.as_str());
+        let (account, account_version) = self.engine.load::<PointAccount>(&account_stream).await?;
+        let system = Context {
+            actor: Actor::System,
+            ..ctx.clone()
+        };
+        let charge = PointsCommand::ChargePoints {
+            member: member.clone(),
+            rental: rental.clone(),
+            points: fee,
+        };
+        let charged = match account.decide(&charge, &system) {
+            Ok(events) => events,
+            Err(e) => {
+                self.engine.keep(&account_stream, account, account_version);
+                // The same errors, codes and messages a gateway's refusal gives.
+                return Err(match e {
+                    crate::points::PointsError::InsufficientPoints {
+                        member,
+                        balance,
+                        needed,
+                    } => Error::Payment(PaymentError::InsufficientPoints {
+                        member: member.to_string(),
+                        balance,
+                        needed,
+                    }),
+                    crate::points::PointsError::NoAccount(member) => {
+                        Error::Payment(PaymentError::NoAccount {
+                            member: member.to_string(),
+                        })
+                    }
+                    other => other.into(),
+                });
+            }
+        };
+        if let RentalCommand::ReserveBook { payment_id, .. } = &mut cmd {
+            *payment_id = format!("points:{member}:{rental}");
+        }
+        let reserved = match state.decide(&cmd, ctx) {
+            Ok(events) => events,
+            Err(e) => {
+                self.engine.keep(&account_stream, account, account_version);
+                return Err(e.into());
+            }
+        };
+        let charged_len = charged.len() as u64;
+        let appends = vec![
+            // The charge first, as a gateway's charge came first: positions read as before.
+            StreamAppend {
+                stream: account_stream.clone(),
+                expected_version: account_version,
+                events: Engine::envelopes(
+                    &account_stream,
+                    account_version,
+                    meta,
+                    ctx,
+                    charged.iter().cloned().map(Event::from).collect(),
+                ),
+            },
+            StreamAppend {
+                stream: stream.clone(),
+                expected_version: version,
+                events: Engine::envelopes(
+                    stream,
+                    version,
+                    meta,
+                    ctx,
+                    reserved.into_iter().map(Event::from).collect(),
+                ),
+            },
+        ];
+        match self
+            .engine
+            .store
+            .append(Engine::commit(meta, appends))
+            .await
+        {
+            Ok(stored) => {
+                let mut account = account;
+                for e in &charged {
+                    account.apply(e);
+                }
+                self.engine
+                    .keep(&account_stream, account, account_version + charged_len);
+                self.engine.relay_stored(&stored).await;
+                Ok(stored)
+            }
+            Err(StoreError::Conflict {
+                stream: moved,
+                expected,
+                actual,
+            }) => {
+                self.engine.keep(&account_stream, account, account_version);
+                if let Some(done) = self.engine.recorded(meta).await? {
+                    return Ok(done);
+                }
+                if moved == stream.to_string() {
+                    // The rental id was taken by another reservation.
+                    return Err(RentalError::AlreadyExists(rental.clone()).into());
+                }
+                Err(Error::Storage(StoreError::Conflict {
+                    stream: moved,
+                    expected,
+                    actual,
+                }))
+            }
+            Err(StoreError::CommandApplied(_)) => {
+                self.engine.keep(&account_stream, account, account_version);
+                match self.engine.recorded(meta).await? {
+                    Some(done) => Ok(done),
+                    None => Err(RentalError::AlreadyExists(rental.clone()).into()),
+                }
+            }
+            Err(e) => {
+                self.engine.keep(&account_stream, account, account_version);
+                Err(e.into())
             }
         }
     }
