@@ -822,21 +822,27 @@ pub fn rule_resolution(rows: usize) -> (f64, f64) {
     (index, scan)
 }
 
+/// A core library on the in-memory store and bus, with `clock`.
+fn memory_library(clock: &lendkit::adapters::ManualClock) -> lendkit::Library {
+    use lendkit::adapters::{InMemoryEventBus, InMemoryEventStore};
+    must(block_on(
+        lendkit::LibraryBuilder::new(
+            std::sync::Arc::new(InMemoryEventStore::new()),
+            std::sync::Arc::new(InMemoryEventBus::new()),
+            std::sync::Arc::new(clock.clone()),
+        )
+        .build(),
+    ))
+}
+
 /// Microseconds per operation, averaged over `ops` of each, with `holds` holds waiting for one
 /// title (in memory; each command followed by the `settle` that runs its reactions): placing a
 /// hold, cancelling one from the middle of the queue, and a return whose copy goes to the first
 /// in line (released, put on the pickup shelf, confirmed with its deadline).
 fn hold_queue_us(holds: usize, ops: usize) -> [f64; 3] {
-    use lendkit::adapters::{InMemoryEventBus, InMemoryEventStore, ManualClock};
-    use lendkit::{LibraryBuilder, Timestamp};
-    let lib = must(block_on(
-        LibraryBuilder::new(
-            std::sync::Arc::new(InMemoryEventStore::new()),
-            std::sync::Arc::new(InMemoryEventBus::new()),
-            std::sync::Arc::new(ManualClock::new(Timestamp(1_767_225_600_000))),
-        )
-        .build(),
-    ));
+    let lib = memory_library(&lendkit::adapters::ManualClock::new(lendkit::Timestamp(
+        1_767_225_600_000,
+    )));
     let exec = |c: Command, a: &Actor| must(block_on(lib.execute(c, a)));
     let copies = u32::try_from(ops).unwrap_or(u32::MAX);
     exec(
@@ -1029,18 +1035,11 @@ fn queue_struct_us(holds: usize) -> ([f64; 4], [f64; 4]) {
 /// Seconds one `advance_to` takes when `due` of `open` loans (all made under circulation rules,
 /// in memory) have come due: each of those is marked overdue.
 fn advance_to_seconds(open: usize, due: usize) -> f64 {
-    use lendkit::adapters::{InMemoryEventBus, InMemoryEventStore, ManualClock};
-    use lendkit::{LibraryBuilder, Timestamp};
+    use lendkit::adapters::ManualClock;
+    use lendkit::Timestamp;
     let start = Timestamp(1_767_225_600_000);
     let clock = ManualClock::new(start);
-    let lib = must(block_on(
-        LibraryBuilder::new(
-            std::sync::Arc::new(InMemoryEventStore::new()),
-            std::sync::Arc::new(InMemoryEventBus::new()),
-            std::sync::Arc::new(clock.clone()),
-        )
-        .build(),
-    ));
+    let lib = memory_library(&clock);
     let exec = |c: Command, a: &Actor| must(block_on(lib.execute(c, a)));
     exec(
         Command::ChangeCirculationRules {

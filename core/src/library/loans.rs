@@ -633,6 +633,19 @@ impl Engine {
         Ok(())
     }
 
+    /// `read` of the stored rules table (`None` before any was stored), taken out of the cache
+    /// and given back, so the table is never copied.
+    async fn with_rules<T>(
+        &self,
+        read: impl FnOnce(Option<&crate::circulation::RulesTable>) -> T,
+    ) -> Result<T> {
+        let stream = StreamId::new(StreamKind::Rules, RULES_STREAM_ID);
+        let (rules, version) = self.load::<CirculationRules>(&stream).await?;
+        let found = read(rules.table.as_ref());
+        self.keep(&stream, rules, version);
+        Ok(found)
+    }
+
     /// The limits policy that applies now to a member of `group` and an item of `item_type` at
     /// `branch`; `None` before any rules were stored.
     pub(super) async fn current_limits(
@@ -641,14 +654,8 @@ impl Engine {
         item_type: Option<&str>,
         branch: Option<&str>,
     ) -> Result<Option<crate::circulation::LimitsPolicy>> {
-        let stream = StreamId::new(StreamKind::Rules, RULES_STREAM_ID);
-        let (rules, version) = self.load::<CirculationRules>(&stream).await?;
-        let limits = rules
-            .table
-            .as_ref()
-            .map(|t| limits_for(t, group, item_type, branch));
-        self.keep(&stream, rules, version);
-        Ok(limits)
+        self.with_rules(|t| t.map(|t| limits_for(t, group, item_type, branch)))
+            .await
     }
 
     /// The request policy that applies now to a member of `group` and an item of `item_type` at
@@ -659,28 +666,18 @@ impl Engine {
         item_type: Option<&str>,
         branch: Option<&str>,
     ) -> Result<crate::circulation::RequestPolicy> {
-        let stream = StreamId::new(StreamKind::Rules, RULES_STREAM_ID);
-        let (rules, version) = self.load::<CirculationRules>(&stream).await?;
-        let policy = rules
-            .table
-            .as_ref()
-            .and_then(|t| request_for(t, group, item_type, branch))
-            .unwrap_or_default();
-        self.keep(&stream, rules, version);
-        Ok(policy)
+        self.with_rules(|t| {
+            t.and_then(|t| request_for(t, group, item_type, branch))
+                .unwrap_or_default()
+        })
+        .await
     }
 
     /// Whether the stored rules know `branch` (any branch is known while they declare no
     /// calendars, or none are stored).
     pub(super) async fn knows_branch(&self, branch: &str) -> Result<bool> {
-        let stream = StreamId::new(StreamKind::Rules, RULES_STREAM_ID);
-        let (rules, version) = self.load::<CirculationRules>(&stream).await?;
-        let known = rules
-            .table
-            .as_ref()
-            .map_or(true, |t| t.knows_branch(branch));
-        self.keep(&stream, rules, version);
-        Ok(known)
+        self.with_rules(|t| t.map_or(true, |t| t.knows_branch(branch)))
+            .await
     }
 }
 
