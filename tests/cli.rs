@@ -654,3 +654,67 @@ fn a_command_on_sled_is_acknowledged_after_an_fdatasync() {
         "no fdatasync while storing a command:\n{calls}"
     );
 }
+
+/// The syncs (`fsync`/`fdatasync`) of the library's own files while `lendkit ARGS` runs.
+fn syncs_of(db: &Path, args: &[&str]) -> usize {
+    let trace = db.with_extension("trace");
+    let out = Command::new("strace")
+        .args(["-f", "-y", "-e", "trace=fdatasync,fsync", "-o"])
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_lendkit"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let calls = std::fs::read_to_string(&trace).unwrap();
+    let name = db.to_string_lossy().into_owned();
+    calls
+        .lines()
+        .filter(|l| l.contains("sync(") && l.contains(&format!("<{name}")))
+        .filter(|l| !l.contains(".generating>") && !l.contains(&format!("<{name}>")))
+        .count()
+}
+
+/// A user request is one durable commit, and the reactions its settle stores are another: a
+/// reservation, whose saga allocates a copy and confirms the rental, costs one sync more than a
+/// top-up, which sets nothing off — not one per reaction. On both stores, shown with strace.
+#[test]
+fn the_reactions_of_a_settle_share_one_sync() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: strace is not installed, so the sync calls cannot be counted");
+        return;
+    }
+    for name in ["lib.db", "lib.sqlite"] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join(name);
+        let librarian = ["--as", "librarian:l-1"];
+        ok(
+            &db,
+            &[&["join-member", "m-1", "Kim"][..], &librarian].concat(),
+        );
+        ok(
+            &db,
+            &[
+                &["register-book", "b-1", "Dune", "--fee", "5"][..],
+                &librarian,
+            ]
+            .concat(),
+        );
+        let top_up = syncs_of(&db, &[&["top-up", "m-1", "50"][..], &librarian].concat());
+        let reserve = syncs_of(&db, &["reserve-book", "b-1", "m-1", "--as", "member:m-1"]);
+        assert!(top_up >= 1, "{name}: a top-up was stored without a sync");
+        assert_eq!(
+            reserve,
+            top_up + 1,
+            "{name}: a reservation and its saga must cost one sync more than a top-up"
+        );
+        let page = ok(&db, &["member", "m-1"]);
+        assert!(page.contains("confirmed"), "{name}: {page}");
+    }
+}

@@ -140,6 +140,7 @@ pub async fn run_all<S: EventStore + 'static>(make: impl Fn() -> S) {
     version_guards(&make).await;
     checkpoints(&make).await;
     dead_letters(&make).await;
+    unsynced_appends(&make).await;
 }
 
 /// (a) An append to a new stream at expected version 0 is read back unchanged but for its
@@ -801,4 +802,65 @@ pub async fn dead_letters<S: EventStore>(make: impl Fn() -> S) {
         [b],
         "dead letters after removal"
     );
+}
+
+/// (l) An unsynced append is an append in everything but the wait for the disk: interleaved with
+/// synced ones it takes the next positions, checks versions and command ids the same way and is
+/// readable at once; `sync` succeeds with and without anything waiting.
+pub async fn unsynced_appends<S: EventStore>(make: impl Fn() -> S) {
+    let store = make();
+    let s = stream("l-1");
+    let first = match store
+        .append_unsynced(commit(vec![batch(&s, 0, 2, "c-1")]))
+        .await
+    {
+        Ok(stored) => stored,
+        Err(e) => panic!("an unsynced append to a new stream must succeed, failed with {e:?}"),
+    };
+    assert_eq!(positions(&first), [1, 2], "positions of an unsynced append");
+    assert_eq!(
+        store.read_stream(&s).await.unwrap(),
+        first,
+        "an unsynced append is readable at once"
+    );
+    let second = append_ok(
+        &store,
+        vec![batch(&s, 2, 1, "c-2")],
+        "a synced append after it",
+    )
+    .await;
+    assert_eq!(positions(&second), [3], "a synced append follows it");
+    assert_eq!(
+        store
+            .append_unsynced(commit(vec![batch(&s, 1, 1, "c-3")]))
+            .await,
+        Err(StoreError::Conflict {
+            stream: s.to_string(),
+            expected: 1,
+            actual: 3
+        }),
+        "an unsynced append at a stale version"
+    );
+    assert_eq!(
+        store
+            .append_unsynced(commit(vec![batch(&stream("l-2"), 0, 1, "c-1")]))
+            .await,
+        Err(StoreError::CommandApplied("c-1".into())),
+        "an unsynced append under an applied command id"
+    );
+    assert_eq!(
+        command_record(&store, "c-1").await.map(|r| r.events),
+        Some(first),
+        "an unsynced append records its command id"
+    );
+    store.sync().await.expect("sync with commits waiting");
+    store.sync().await.expect("sync with nothing waiting");
+    store.save_checkpoint("l", 3).await.unwrap();
+    store.sync().await.expect("sync with a checkpoint waiting");
+    assert_eq!(
+        store.checkpoint("l").await.unwrap(),
+        Some(3),
+        "the checkpoint"
+    );
+    assert_eq!(everything(&store).await.len(), 3, "nothing else was stored");
 }

@@ -23,6 +23,8 @@
 //! that returned success survives a crash or power loss. With [`Durability::Periodic`] sled
 //! flushes in the background every few milliseconds: appends return sooner, and a crash loses
 //! at most the appends of that last interval (never part of one).
+//! [`append_unsynced`](EventStore::append_unsynced) and checkpoints are not flushed on their
+//! own: the next flush (a synced append or [`sync`](EventStore::sync)) covers them.
 //!
 //! **Opening, and surviving a kill while opening.** A library is a folder: sled's files
 //! (`conf`, `db`, `blobs/`, `snap.*`) plus two of lendkit's own, and
@@ -592,11 +594,9 @@ impl SledEventStore {
             })
             .collect()
     }
-}
 
-#[async_trait]
-impl EventStore for SledEventStore {
-    async fn append(&self, commit: Commit) -> Result<Vec<Envelope>, StoreError> {
+    /// Stores a commit in one sled transaction (see [`EventStore::append`]), without flushing.
+    fn store(&self, commit: &Commit) -> Result<Vec<Envelope>, StoreError> {
         let appends = &commit.appends;
         for a in appends {
             check_shape(a)?;
@@ -659,16 +659,36 @@ impl EventStore for SledEventStore {
                 Ok(stored)
             },
         );
-        let stored = match result {
-            Ok(stored) => stored,
-            Err(TransactionError::Abort(e)) => return Err(e),
-            Err(TransactionError::Storage(e)) => return Err(self.failed(e)),
-        };
+        match result {
+            Ok(stored) => Ok(stored),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(self.failed(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl EventStore for SledEventStore {
+    async fn append(&self, commit: Commit) -> Result<Vec<Envelope>, StoreError> {
+        let stored = self.store(&commit)?;
         if !stored.is_empty() {
             let ticket = self.commit_ticket();
             self.made_durable(ticket)?;
         }
         Ok(stored)
+    }
+
+    async fn append_unsynced(&self, commit: Commit) -> Result<Vec<Envelope>, StoreError> {
+        let stored = self.store(&commit)?;
+        if !stored.is_empty() {
+            // Counted, so that the next sync (or synced append) flushes it.
+            self.commit_ticket();
+        }
+        Ok(stored)
+    }
+
+    async fn sync(&self) -> Result<(), StoreError> {
+        self.made_durable(self.inner.committed.load(Ordering::SeqCst))
     }
 
     async fn read_stream(&self, stream: &StreamId) -> Result<Vec<Envelope>, StoreError> {
@@ -763,7 +783,8 @@ impl EventStore for SledEventStore {
             .checkpoints
             .insert(consumer, &position.to_be_bytes())
             .map_err(|e| self.failed(e))?;
-        // Not flushed on its own: the next append's flush makes it durable with it. A
+        self.commit_ticket();
+        // Counted but not flushed on its own: the next sync or synced append makes it durable. A
         // checkpoint lost to a crash before then only has its consumer handle those events
         // again, which changes nothing (reactions run under ids derived from the event).
         Ok(())

@@ -59,6 +59,12 @@
 //! process loses nothing that returned, and a power loss or OS crash loses at most the appends
 //! since the last sync, whole appends only. The thread stops when the store is dropped.
 //!
+//! [`append_unsynced`](EventStore::append_unsynced) (the reactions of a settle pass) and
+//! checkpoints commit under `EveryCommit` with `synchronous=NORMAL`: no sync of their own.
+//! The next synced commit — an `append`, or [`sync`](EventStore::sync), which writes a counter
+//! row in `meta` (`syncs`) when anything is waiting — syncs the write-ahead log up to its end
+//! and so makes all of them durable at once.
+//!
 //! # Opening, the lock, and creation
 //!
 //! 1. Judge the path before touching it: a directory, or a file that is neither empty nor a
@@ -165,6 +171,9 @@ struct Inner {
     written: Condvar,
     /// Idle read-only connections.
     readers: Mutex<Vec<Connection>>,
+    /// Set when a group was committed without a sync under `EveryCommit`; cleared by the next
+    /// synced group (only the writer changes it).
+    unsynced: std::sync::atomic::AtomicBool,
     /// The `Periodic` checkpoint thread, stopped on drop.
     checkpointer: Option<Checkpointer>,
     /// lendkit's lock on the file; declared last so it is released after every connection.
@@ -190,7 +199,10 @@ struct Checkpointer {
 
 /// One write, as queued for the writer.
 enum Op {
-    Append(Commit),
+    /// A commit, and whether it must be synced before its caller hears of it.
+    Append(Commit, bool),
+    /// No data: a synced commit that makes every unsynced one before it durable.
+    Sync,
     SaveCheckpoint(String, u64),
     AddDeadLetter(DeadLetter),
     RemoveDeadLetter(String),
@@ -356,6 +368,7 @@ impl SqliteEventStore {
                 writes: Mutex::new(Writes::default()),
                 written: Condvar::new(),
                 readers: Mutex::new(Vec::new()),
+                unsynced: std::sync::atomic::AtomicBool::new(false),
                 checkpointer,
                 _lock: lock,
             }),
@@ -617,14 +630,15 @@ impl SqliteEventStore {
             // This thread is the writer now: it stores every waiting write, its own among them.
             let group = std::mem::take(&mut writes.waiting);
             drop(writes);
-            // A group of checkpoints only is committed without a sync of its own: the next
-            // synced commit (every append, under `EveryCommit`) makes it durable with it. A
-            // checkpoint lost to a crash before then only has its consumer handle those events
-            // again, which changes nothing (reactions run under ids derived from the event).
+            // A group of checkpoints and unsynced appends only is committed without a sync of
+            // its own: the next synced commit makes it durable with it (the write-ahead log is
+            // one file, synced up to its end). A checkpoint lost to a crash before then only has
+            // its consumer handle those events again, which changes nothing (reactions run under
+            // ids derived from the event); an unsynced append is one the library derives again.
             let lazy = inner.durability == Durability::EveryCommit
                 && group
                     .iter()
-                    .all(|(_, op)| matches!(op, Op::SaveCheckpoint(..)));
+                    .all(|(_, op)| matches!(op, Op::SaveCheckpoint(..) | Op::Append(_, false)));
             if lazy {
                 let _ = writer.pragma_update(None, "synchronous", "NORMAL");
             }
@@ -641,6 +655,17 @@ impl SqliteEventStore {
                     inner.written.notify_all();
                     continue;
                 }
+            }
+            if inner.durability == Durability::EveryCommit
+                && outcomes.iter().any(|(_, outcome)| match outcome {
+                    Ok(Done::Appended(stored)) => !stored.is_empty(),
+                    Ok(Done::Saved | Done::Removed(_)) => true,
+                    Err(_) => false,
+                })
+            {
+                inner
+                    .unsynced
+                    .store(lazy, std::sync::atomic::Ordering::SeqCst);
             }
             // The outcomes are posted while the writer is still held, so that no waiting thread
             // can become a writer with nothing to write; the wake-up comes after the release.
@@ -724,7 +749,16 @@ fn write_in_one_transaction(
 /// group must be rolled back); the inner one a refusal, decided before anything was written.
 fn apply(conn: &Connection, op: Op) -> Result<Result<Done, StoreError>, rusqlite::Error> {
     match op {
-        Op::Append(commit) => append_in(conn, &commit).map(|r| r.map(Done::Appended)),
+        Op::Append(commit, _) => append_in(conn, &commit).map(|r| r.map(Done::Appended)),
+        Op::Sync => {
+            // A row must change for the commit to be written (and synced) at all.
+            conn.prepare_cached(
+                "INSERT INTO meta(key, value) VALUES ('syncs', '1')
+                 ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+            )?
+            .execute([])?;
+            Ok(Ok(Done::Saved))
+        }
         Op::SaveCheckpoint(consumer, position) => {
             let position = match to_sql_int(position, "checkpoint") {
                 Ok(p) => p,
@@ -875,10 +909,32 @@ impl EventStore for SqliteEventStore {
         for a in &commit.appends {
             check_shape(a)?;
         }
-        match self.write(Op::Append(commit))? {
+        match self.write(Op::Append(commit, true))? {
             Done::Appended(stored) => Ok(stored),
             Done::Saved | Done::Removed(_) => Ok(Vec::new()),
         }
+    }
+
+    async fn append_unsynced(&self, commit: Commit) -> Result<Vec<Envelope>, StoreError> {
+        for a in &commit.appends {
+            check_shape(a)?;
+        }
+        match self.write(Op::Append(commit, false))? {
+            Done::Appended(stored) => Ok(stored),
+            Done::Saved | Done::Removed(_) => Ok(Vec::new()),
+        }
+    }
+
+    async fn sync(&self) -> Result<(), StoreError> {
+        if self.inner.durability != Durability::EveryCommit
+            || !self
+                .inner
+                .unsynced
+                .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Ok(());
+        }
+        self.write(Op::Sync).map(drop)
     }
 
     async fn read_stream(&self, stream: &StreamId) -> Result<Vec<Envelope>, StoreError> {

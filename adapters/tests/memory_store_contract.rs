@@ -71,3 +71,8 @@ fn dead_letters() {
 fn run_all_passes() {
     block_on(contract::run_all(InMemoryEventStore::new));
 }
+
+#[test]
+fn unsynced_appends() {
+    block_on(contract::unsynced_appends(InMemoryEventStore::new));
+}

@@ -48,6 +48,7 @@ contract_tests!(
     version_guards,
     checkpoints,
     dead_letters,
+    unsynced_appends,
 );
 
 /// A database written before command ids were library-wide (no `command_ids` tree) gets its

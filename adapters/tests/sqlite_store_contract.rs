@@ -52,6 +52,7 @@ contract_tests!(
     version_guards,
     checkpoints,
     dead_letters,
+    unsynced_appends,
 );
 
 fn one_event(store: &SqliteEventStore, stream: &str, command: &str) {

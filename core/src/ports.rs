@@ -65,6 +65,25 @@ pub trait EventStore: Send + Sync {
     /// no event (only version guards) records nothing. Returns the stored envelopes in position order.
     async fn append(&self, commit: Commit) -> Result<Vec<Envelope>, StoreError>;
 
+    /// [`append`](EventStore::append) without waiting for the disk: the commit is stored,
+    /// ordered and readable when this returns, but a crash may lose it until the next
+    /// [`sync`](EventStore::sync) or synced `append` returns. A crash loses a suffix of the
+    /// unsynced commits, never one in the middle: whatever survives is a prefix of what was
+    /// stored. The library uses it for the reactions of a settle pass (which it can derive again
+    /// from the events they react to, under the same command ids) and syncs once at the end of
+    /// the pass and before any call to a host port. Stores that sync every commit anyway (or
+    /// never) keep this default.
+    async fn append_unsynced(&self, commit: Commit) -> Result<Vec<Envelope>, StoreError> {
+        self.append(commit).await
+    }
+
+    /// Makes every commit and checkpoint stored so far as durable as a synced
+    /// [`append`](EventStore::append) would be: one sync for all of them. Cheap when nothing
+    /// is waiting; the default (for stores without a disk) does nothing.
+    async fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Every event of one stream, in version order (empty for an unknown stream).
     async fn read_stream(&self, stream: &StreamId) -> Result<Vec<Envelope>, StoreError>;
 

@@ -150,6 +150,7 @@ impl LibraryBuilder {
             on_commit: self.on_commit,
             states: Mutex::new(HashMap::new()),
             due_work: Mutex::new(super::due::DueWork::default()),
+            unsynced: std::sync::atomic::AtomicBool::new(false),
         });
         let in_store_payment = matches!(self.payment, PaymentChoice::Points);
         let gateway: Arc<dyn PaymentGateway> = match self.payment {

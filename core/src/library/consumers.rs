@@ -123,18 +123,32 @@ impl Library {
     /// again — and after `max_attempts` real failures it moves to the dead letters. So `settle`
     /// always returns; a later call (or the background runner) picks the waiting events up
     /// once their time has come. On a closed library it fails with `LIBRARY_CLOSED`.
+    ///
+    /// The reactions `settle` stores are written without waiting for the disk, and one sync at
+    /// the end makes all of them (and the checkpoints they moved) durable: when `settle`
+    /// returns, what it did survives a crash as a command does. A crash before then loses some
+    /// of them, never a host's payment or notice (the library syncs before every call to a
+    /// host port); the policies derive them again from the same events, under the same ids.
     pub async fn settle(&self) -> Result<()> {
         loop {
             self.shutdown.check()?;
             self.engine.relay().await?;
-            if !self.run_pending().await? {
-                return Ok(());
+            if !self.run_pass().await? {
+                return self.engine.sync().await;
             }
         }
     }
 
-    /// One pass over every unpaused consumer's pending events. True if anything was handled or tried.
+    /// One pass over every unpaused consumer's pending events, synced at its end as
+    /// [`settle`](Library::settle) is. True if anything was handled or tried.
     pub async fn run_pending(&self) -> Result<bool> {
+        let worked = self.run_pass().await?;
+        self.engine.sync().await?;
+        Ok(worked)
+    }
+
+    /// [`run_pending`](Library::run_pending) without the sync at the end.
+    async fn run_pass(&self) -> Result<bool> {
         self.shutdown.check()?;
         let mut worked = false;
         for c in &self.consumers {
@@ -284,6 +298,7 @@ impl Library {
                         at: None,
                         correlation_id: e.correlation_id.clone(),
                         causation_id: e.event_id.clone(),
+                        deferred: true,
                     };
                     match self.react(reaction, &meta).await {
                         Ok(()) => {}
@@ -334,13 +349,15 @@ impl Library {
                 self.call_gateway(self.gateway.refund(&charge)).await?;
                 Step::Rental(RentalCommand::RecordRefund { rental: charge.key })
             }
-            // The notifier has no time limit, so only closing ends a wait on it.
+            // The notifier has no time limit, so only closing ends a wait on it. What the notice
+            // tells is on the disk before it is sent.
             Reaction::Notify(notice) => {
+                self.engine.sync().await?;
                 return self
                     .shutdown
                     .race(self.notifier.send(&notice))
                     .await?
-                    .map_err(|e| Error::Storage(StoreError::Backend(e.to_string())))
+                    .map_err(|e| Error::Storage(StoreError::Backend(e.to_string())));
             }
         };
         self.engine.run(Plan::one(step), meta).await.map(drop)
@@ -358,7 +375,8 @@ impl Library {
             } else {
                 Error::Storage(StoreError::Backend(f.message))
             }
-        })
+        })?;
+        self.engine.sync().await
     }
 
     async fn event_at(&self, position: u64) -> Result<Envelope> {

@@ -443,6 +443,7 @@ impl Library {
             at: Some(*at),
             correlation_id: rental.to_string(),
             causation_id: format!("{}@{}", work.as_str(), at.to_rfc3339()),
+            deferred: false,
         };
         let loan = |action| {
             Step::Loan(LoanRequest {

@@ -23,6 +23,8 @@ pub(crate) struct Engine {
     /// The clock-driven work on open loans (see `due.rs`): folded from the log at build, kept
     /// current here as events are relayed.
     pub(super) due_work: Mutex<super::due::DueWork>,
+    /// Set when a commit was stored unsynced ([`Meta::deferred`]); [`Engine::sync`] clears it.
+    pub(super) unsynced: std::sync::atomic::AtomicBool,
 }
 
 /// One step decided: its stream, the version it was decided on, the new events and the state
@@ -295,8 +297,17 @@ impl Engine {
                 .collect();
             appends.append(&mut guards);
             let written: Vec<u64> = appends.iter().map(|a| a.events.len() as u64).collect();
-            match self.store.append(Self::commit(meta, appends)).await {
+            let commit = Self::commit(meta, appends);
+            let appended = if meta.deferred {
+                self.store.append_unsynced(commit).await
+            } else {
+                self.store.append(commit).await
+            };
+            match appended {
                 Ok(stored) => {
+                    if meta.deferred && !stored.is_empty() {
+                        self.unsynced.store(true, Ordering::SeqCst);
+                    }
                     for (d, n) in decided.into_iter().zip(written) {
                         self.keep_boxed(d.stream, d.version + n, d.state);
                     }
@@ -307,6 +318,17 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// Makes every commit stored unsynced so far durable (one sync of the store), if there is any.
+    pub(super) async fn sync(&self) -> Result<()> {
+        if self.unsynced.swap(false, Ordering::SeqCst) {
+            if let Err(e) = self.store.sync().await {
+                self.unsynced.store(true, Ordering::SeqCst);
+                return Err(e.into());
+            }
+        }
+        Ok(())
     }
 
     /// Hands every committed event not yet relayed to the bus, in position order.

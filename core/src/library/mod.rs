@@ -64,6 +64,9 @@ struct Meta {
     at: Option<Timestamp>,
     correlation_id: String,
     causation_id: String,
+    /// Stored without waiting for the disk ([`EventStore::append_unsynced`]): a reaction of a
+    /// settle pass, which the pass syncs at its end (and before any call to a host port).
+    deferred: bool,
 }
 
 mod builder;
@@ -180,6 +183,7 @@ impl Library {
             at: None,
             correlation_id: correlation,
             causation_id: command_id.to_string(),
+            deferred: false,
         };
         let events = match self.route(command, actor, rental.as_ref()) {
             Route::Plan(plan) => {

@@ -22,6 +22,7 @@ impl PointsGateway {
             fresh: false,
             at: None,
             correlation_id: key.to_string(),
+            deferred: false,
         }
     }
 }
@@ -499,6 +500,11 @@ impl Library {
         call: impl std::future::Future<Output = Result<T, PaymentError>> + Send,
     ) -> Result<T> {
         self.shutdown.check()?;
+        // A host's gateway acts on what it is told: the reactions that led to the call are on
+        // the disk first. (The in-store point accounts are in the log itself, after them.)
+        if !self.in_store_payment {
+            self.engine.sync().await?;
+        }
         let clock = &self.engine.clock;
         let permit = self
             .breaker
