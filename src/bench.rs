@@ -153,7 +153,7 @@ fn crud_rows(
             } else {
                 plan.lifecycles
             };
-            let crud = match lifecycles_per_s(tmp, sync, plan.members, plan.books, n, batch) {
+            let crud = match lifecycles_per_s(tmp, sync, plan.members, plan.books, n, batch, 1) {
                 Ok(v) => v,
                 Err(e) => {
                     eprintln!("the SQLite CRUD peer failed: {e}");
@@ -202,6 +202,114 @@ fn crud_rows(
     Ok(())
 }
 
+/// The durable stores' table: for each durability setting, shape and number of callers, the
+/// SQLite CRUD peer on a file with the matching sync setting, then lendkit on the SQLite store
+/// and on sled, with lendkit ÷ CRUD.
+#[cfg(feature = "sqlite")]
+fn store_table(
+    plan: &Plan,
+    tmp: &Path,
+    report: &mut serde_json::Map<String, Value>,
+    say: &mut dyn FnMut(String) -> io::Result<()>,
+) -> io::Result<()> {
+    use crate::crud::{lifecycles_per_s, Sync};
+    use lendkit::Store;
+    let mut cell = 0;
+    for (setting, durability, sync, share) in [
+        ("every_commit", Durability::EveryCommit, Sync::Full, 20),
+        ("periodic_100ms", Durability::Periodic(100), Sync::Normal, 2),
+    ] {
+        for (shape, key, batch) in [
+            ("each finished first", "each_finished", 1),
+            ("batches of 500", "batches_of_500", 500),
+        ] {
+            for callers in [1, 16] {
+                // `LENDKIT_BENCH_CELL=every_commit/batches_of_500/1/sqlite` runs one cell alone
+                // (to profile it); the CRUD peer of a skipped row is skipped too.
+                let only = std::env::var("LENDKIT_BENCH_CELL").ok();
+                let wanted = |store: &str| {
+                    only.as_deref().map_or(true, |o| {
+                        o == format!("{setting}/{key}/{callers}/{store}")
+                            || o == format!("{setting}/{key}/{callers}")
+                    })
+                };
+                if !wanted("sqlite") && !wanted("sled") {
+                    continue;
+                }
+                let n = (plan.lifecycles / share).max(callers * 4);
+                let crud = lifecycles_per_s(
+                    &tmp.join("crud-table"),
+                    sync,
+                    plan.members,
+                    plan.books,
+                    n,
+                    batch,
+                    callers,
+                )
+                .unwrap_or_else(|e| {
+                    eprintln!("the SQLite CRUD peer failed: {e}");
+                    f64::NAN
+                });
+                let mut row = serde_json::Map::new();
+                row.insert("lifecycles".into(), json!(n));
+                row.insert(
+                    format!(
+                        "sqlite_crud_{}_lifecycles_per_s",
+                        sync.name()
+                            .rsplit('=')
+                            .next()
+                            .unwrap_or("file")
+                            .to_lowercase()
+                    ),
+                    json!(crud),
+                );
+                let mut line = format!(
+                    "{setting:<15}{shape:<20}{callers:>3} caller(s): SQLite CRUD {:<7}{crud:>8.0}/s",
+                    sync.name().rsplit('=').next().unwrap_or(""),
+                );
+                for (name, store) in [("sqlite", Store::Sqlite), ("sled", Store::Sled)] {
+                    cell += 1;
+                    if !wanted(name) {
+                        continue;
+                    }
+                    let path = match store {
+                        Store::Sqlite => tmp.join(format!("table-{cell}.sqlite")),
+                        _ => tmp.join(format!("table-{cell}")),
+                    };
+                    let lib = must(OpenLibrary::open(
+                        &path,
+                        Config {
+                            background: false,
+                            durability,
+                            store,
+                            ..Config::default()
+                        },
+                    ));
+                    let (lps, ..) =
+                        saga_by_callers(&lib, plan.members, plan.books, n, "t", batch, callers);
+                    must(lib.close());
+                    row.insert(
+                        format!("lendkit_{name}"),
+                        json!({"lifecycles_per_s": lps, "ratio": lps / crud}),
+                    );
+                    let shown = if name == "sqlite" {
+                        "SQLite store"
+                    } else {
+                        "sled"
+                    };
+                    line.push_str(&format!("   {shown} {lps:>8.0}/s ({:.2}×)", lps / crud));
+                }
+                report.insert(
+                    format!("stores_{setting}_{key}_{callers}_callers"),
+                    Value::Object(row),
+                );
+                say(line)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// [`saga`] in batches of `batch` lifecycles: `batch` = 1 finishes each lifecycle (settled
 /// after its reservation and after its return) before the next.
 pub fn saga_in_batches(
@@ -212,51 +320,34 @@ pub fn saga_in_batches(
     tag: &str,
     batch: usize,
 ) -> (f64, f64, u64, Duration) {
+    saga_by_callers(lib, members, books, lifecycles, tag, batch, 1)
+}
+
+/// [`saga_in_batches`] with `callers` threads at once, each running every `callers`-th
+/// lifecycle in its own batches (and settling them itself).
+pub fn saga_by_callers(
+    lib: &OpenLibrary,
+    members: usize,
+    books: usize,
+    lifecycles: usize,
+    tag: &str,
+    batch: usize,
+    callers: usize,
+) -> (f64, f64, u64, Duration) {
     setup(lib, members, books, lifecycles);
     let head = must(block_on(lib.head()));
+    let callers = callers.max(1);
     let started = Instant::now();
-    let mut done = 0;
-    while done < lifecycles {
-        let n = batch.max(1).min(lifecycles - done);
-        let ids: Vec<(String, String)> = (done..done + n)
-            .map(|i| (format!("{tag}-{i}"), format!("m-{}", i % members)))
-            .collect();
-        for (i, (rental, member)) in ids.iter().enumerate() {
-            let book = format!("b-{}", (done + i) % books);
-            must(block_on(lib.execute(
-                Command::ReserveBook {
-                    wait: None,
-                    book_id: book,
-                    member_id: member.clone(),
-                    rental_id: Some(rental.clone()),
-                    delivery_address: None,
-                },
-                &Actor::member(member.clone()),
-            )));
+    std::thread::scope(|scope| {
+        for t in 0..callers {
+            scope.spawn(move || {
+                let mine: Vec<usize> = (t..lifecycles).step_by(callers).collect();
+                for chunk in mine.chunks(batch.max(1)) {
+                    lifecycles_once(lib, members, books, chunk, tag);
+                }
+            });
         }
-        must(block_on(lib.settle()));
-        for (rental, member) in &ids {
-            must(block_on(lib.execute(
-                Command::StartLoan {
-                    rental_id: rental.clone(),
-                    branch: None,
-                    override_reason: None,
-                },
-                &Actor::member(member.clone()),
-            )));
-        }
-        for (rental, member) in &ids {
-            must(block_on(lib.execute(
-                Command::ReturnBook {
-                    rental_id: rental.clone(),
-                    returned_at: None,
-                },
-                &Actor::member(member.clone()),
-            )));
-        }
-        must(block_on(lib.settle()));
-        done += n;
-    }
+    });
     let elapsed = started.elapsed();
     let events = must(block_on(lib.head())) - head;
     let secs = elapsed.as_secs_f64();
@@ -266,6 +357,54 @@ pub fn saga_in_batches(
         events,
         elapsed,
     )
+}
+
+/// The lifecycles numbered `which`, phase by phase: every reservation, a settle, every loan,
+/// every return, a settle.
+fn lifecycles_once(lib: &OpenLibrary, members: usize, books: usize, which: &[usize], tag: &str) {
+    let ids: Vec<(String, String, String)> = which
+        .iter()
+        .map(|i| {
+            (
+                format!("{tag}-{i}"),
+                format!("m-{}", i % members),
+                format!("b-{}", i % books),
+            )
+        })
+        .collect();
+    for (rental, member, book) in &ids {
+        must(block_on(lib.execute(
+            Command::ReserveBook {
+                wait: None,
+                book_id: book.clone(),
+                member_id: member.clone(),
+                rental_id: Some(rental.clone()),
+                delivery_address: None,
+            },
+            &Actor::member(member.clone()),
+        )));
+    }
+    must(block_on(lib.settle()));
+    for (rental, member, _) in &ids {
+        must(block_on(lib.execute(
+            Command::StartLoan {
+                rental_id: rental.clone(),
+                branch: None,
+                override_reason: None,
+            },
+            &Actor::member(member.clone()),
+        )));
+    }
+    for (rental, member, _) in &ids {
+        must(block_on(lib.execute(
+            Command::ReturnBook {
+                rental_id: rental.clone(),
+                returned_at: None,
+            },
+            &Actor::member(member.clone()),
+        )));
+    }
+    must(block_on(lib.settle()));
 }
 
 /// The storage limit: the same envelopes written to a fresh sled database as raw bytes, one
@@ -484,10 +623,16 @@ pub fn replay_part(db: &Path) -> Value {
 
 /// Runs everything and prints a table (or JSON) to `out`; stops at the first failed write (a
 /// reader that went away), removing its temporary databases either way.
-pub fn run(plan: &Plan, json_out: bool, saga_only: bool, out: &mut dyn Write) -> io::Result<()> {
+pub fn run(
+    plan: &Plan,
+    json_out: bool,
+    saga_only: bool,
+    stores_only: bool,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let tmp = std::env::temp_dir().join(format!("lendkit-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    let result = run_in(&tmp, plan, json_out, saga_only, out);
+    let result = run_in(&tmp, plan, json_out, saga_only, stores_only, out);
     let _ = std::fs::remove_dir_all(&tmp);
     result
 }
@@ -497,6 +642,7 @@ fn run_in(
     plan: &Plan,
     json_out: bool,
     saga_only: bool,
+    stores_only: bool,
     out: &mut dyn Write,
 ) -> io::Result<()> {
     let mut report = serde_json::Map::new();
@@ -516,6 +662,15 @@ fn run_in(
             plan.lifecycles, plan.members, plan.books
         ),
     )?;
+
+    if stores_only {
+        #[cfg(feature = "sqlite")]
+        store_table(plan, tmp, &mut report, &mut |s| say(out, &mut lines, s))?;
+        if json_out {
+            writeln!(out, "{}", Value::Object(report))?;
+        }
+        return Ok(());
+    }
 
     // Saga throughput in memory, and its in-memory baseline.
     let lib = must(OpenLibrary::in_memory(Config {
@@ -646,45 +801,10 @@ fn run_in(
         say(out,&mut lines, format!("saga, sled {name:<14}{lps:>10.0} lifecycles/s {eps:>10.0} events/s   raw sled     {raw_eps:>12.0} events/s   ratio {:.2}", eps / raw_eps))?;
     }
 
-    // The SQLite store, next to the SQLite CRUD peer on a file with the matching sync
-    // setting, same lifecycles, same run.
+    // Both stores next to the SQLite CRUD peer on a file with the matching sync setting: each
+    // shape, 1 and 16 callers, same lifecycles, same run.
     #[cfg(feature = "sqlite")]
-    for (name, durability, sync, share) in [
-        (
-            "every_commit",
-            Durability::EveryCommit,
-            crate::crud::Sync::Full,
-            4,
-        ),
-        (
-            "periodic_100ms",
-            Durability::Periodic(100),
-            crate::crud::Sync::Normal,
-            1,
-        ),
-    ] {
-        let path = tmp.join(format!("saga-{name}.sqlite"));
-        let lib = must(OpenLibrary::open(
-            &path,
-            Config {
-                background: false,
-                durability,
-                store: lendkit::Store::Sqlite,
-                ..Config::default()
-            },
-        ));
-        let lifecycles = plan.lifecycles / share;
-        let (lps, eps, events, elapsed) = saga(&lib, plan.members, plan.books, lifecycles, name);
-        must(lib.close());
-        let crud =
-            crate::crud::lifecycles_per_s(tmp, sync, plan.members, plan.books, lifecycles, 500)
-                .unwrap_or(f64::NAN);
-        report.insert(
-            format!("saga_sqlite_{name}"),
-            json!({"lifecycles": lifecycles, "lifecycles_per_s": lps, "events_per_s": eps, "events": events, "elapsed_s": elapsed.as_secs_f64(), "baseline_sqlite_crud_lifecycles_per_s": crud, "ratio": lps / crud}),
-        );
-        say(out, &mut lines, format!("saga, SQLite store {name:<14}{lps:>10.0} lifecycles/s   SQLite CRUD {:<24} {crud:>10.0} lifecycles/s   ratio {:.2}", sync.name(), lps / crud))?;
-    }
+    store_table(plan, tmp, &mut report, &mut |s| say(out, &mut lines, s))?;
 
     for callers in [1, 8] {
         let (p50, p99, p999) = latency(

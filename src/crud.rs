@@ -37,16 +37,24 @@ impl Sync {
     }
 }
 
+/// The database file of a `sync` setting (none in memory).
+fn path_of(dir: &Path, sync: Sync) -> std::path::PathBuf {
+    dir.join(format!("crud-{}.sqlite", sync.name().len()))
+}
+
 fn open(dir: &Path, sync: Sync) -> rusqlite::Result<Connection> {
     let conn = match sync {
         Sync::Memory => Connection::open_in_memory()?,
         Sync::Full | Sync::Normal => {
             std::fs::create_dir_all(dir)
                 .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-            let path = dir.join(format!("crud-{}.sqlite", sync.name().len()));
-            let _ = std::fs::remove_file(&path);
+            let path = path_of(dir, sync);
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
             let conn = Connection::open(path)?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.busy_timeout(std::time::Duration::from_secs(30))?;
             conn.pragma_update(
                 None,
                 "synchronous",
@@ -65,7 +73,7 @@ fn open(dir: &Path, sync: Sync) -> rusqlite::Result<Connection> {
 }
 
 fn reserve(conn: &mut Connection, id: &str, member: &str, book: &str) -> rusqlite::Result<bool> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let fee: i64 = tx
         .prepare_cached("SELECT fee FROM books WHERE book = ?1")?
         .query_row(params![book], |r| r.get(0))?;
@@ -91,7 +99,7 @@ fn reserve(conn: &mut Connection, id: &str, member: &str, book: &str) -> rusqlit
 }
 
 fn lend(conn: &mut Connection, id: &str) -> rusqlite::Result<bool> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let n = tx
         .prepare_cached(
             "UPDATE rentals SET status = 'on_loan' WHERE id = ?1 AND status = 'confirmed'",
@@ -102,7 +110,7 @@ fn lend(conn: &mut Connection, id: &str) -> rusqlite::Result<bool> {
 }
 
 fn give_back(conn: &mut Connection, id: &str, book: &str) -> rusqlite::Result<bool> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let n = tx
         .prepare_cached(
             "UPDATE rentals SET status = 'returned' WHERE id = ?1 AND status = 'on_loan'",
@@ -120,7 +128,8 @@ fn give_back(conn: &mut Connection, id: &str, book: &str) -> rusqlite::Result<bo
 /// Lifecycles per second of the CRUD peer: `members` members with enough points, `books` books
 /// with enough copies, `lifecycles` reserve → loan → return, in batches of `batch` (each phase
 /// for the whole batch, as `lendkit bench` runs it) — `batch` = 1 finishes each lifecycle before
-/// the next.
+/// the next. With `callers` > 1, that many threads run every `callers`-th lifecycle each,
+/// sharing the one connection behind a mutex.
 pub fn lifecycles_per_s(
     dir: &Path,
     sync: Sync,
@@ -128,6 +137,7 @@ pub fn lifecycles_per_s(
     books: usize,
     lifecycles: usize,
     batch: usize,
+    callers: usize,
 ) -> rusqlite::Result<f64> {
     let mut conn = open(dir, sync)?;
     {
@@ -147,34 +157,69 @@ pub fn lifecycles_per_s(
         }
         tx.commit()?;
     }
+    let callers = callers.max(1);
+    let shared = std::sync::Mutex::new(conn);
+    let failed = std::sync::atomic::AtomicUsize::new(0);
     let started = Instant::now();
-    let mut done = 0;
-    let mut failed = 0usize;
-    while done < lifecycles {
-        let n = batch.max(1).min(lifecycles - done);
-        let ids: Vec<(String, String, String)> = (done..done + n)
-            .map(|i| {
-                (
-                    format!("r-{i}"),
-                    format!("m-{}", i % members.max(1)),
-                    format!("b-{}", i % books.max(1)),
-                )
+    let outcome: rusqlite::Result<()> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..callers)
+            .map(|t| {
+                let (shared, failed) = (&shared, &failed);
+                scope.spawn(move || -> rusqlite::Result<()> {
+                    // Callers share the one connection: a connection each would make SQLite's
+                    // busy handler put the losers of every write race to sleep (for
+                    // milliseconds), which no team would ship — a pool of one is what they do.
+                    let mine: Vec<usize> = (t..lifecycles).step_by(callers).collect();
+                    for chunk in mine.chunks(batch.max(1)) {
+                        let n = {
+                            let mut conn = shared.lock().unwrap_or_else(|p| p.into_inner());
+                            run_batch(&mut conn, chunk, members, books)?
+                        };
+                        failed.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Ok(())
+                })
             })
             .collect();
-        for (id, member, book) in &ids {
-            failed += usize::from(!reserve(&mut conn, id, member, book)?);
-        }
-        for (id, _, _) in &ids {
-            failed += usize::from(!lend(&mut conn, id)?);
-        }
-        for (id, _, book) in &ids {
-            failed += usize::from(!give_back(&mut conn, id, book)?);
-        }
-        done += n;
-    }
+        threads
+            .into_iter()
+            .try_for_each(|t| t.join().unwrap_or(Err(rusqlite::Error::InvalidQuery)))
+    });
+    outcome?;
     let secs = started.elapsed().as_secs_f64();
+    let failed = failed.into_inner();
     if failed > 0 {
         eprintln!("the SQLite CRUD peer refused {failed} steps; its figure is not comparable");
     }
     Ok(lifecycles as f64 / secs.max(1e-9))
+}
+
+/// The lifecycles numbered `which`, phase by phase; how many steps were refused.
+fn run_batch(
+    conn: &mut Connection,
+    which: &[usize],
+    members: usize,
+    books: usize,
+) -> rusqlite::Result<usize> {
+    let ids: Vec<(String, String, String)> = which
+        .iter()
+        .map(|i| {
+            (
+                format!("r-{i}"),
+                format!("m-{}", i % members.max(1)),
+                format!("b-{}", i % books.max(1)),
+            )
+        })
+        .collect();
+    let mut failed = 0;
+    for (id, member, book) in &ids {
+        failed += usize::from(!reserve(conn, id, member, book)?);
+    }
+    for (id, _, _) in &ids {
+        failed += usize::from(!lend(conn, id)?);
+    }
+    for (id, _, book) in &ids {
+        failed += usize::from(!give_back(conn, id, book)?);
+    }
+    Ok(failed)
 }

@@ -330,6 +330,9 @@ enum Cmd {
         /// Only the in-memory saga throughput (the figure the Python and Node benches compare with).
         #[arg(long)]
         saga_only: bool,
+        /// Only the durable stores next to the SQLite CRUD peer (both shapes, 1 and 16 callers).
+        #[arg(long)]
+        stores_only: bool,
         /// Internal: measure replay, queries and memory on this database in this process.
         #[arg(long, hide = true)]
         replay_part: Option<PathBuf>,
@@ -809,6 +812,7 @@ fn execute(cli: Cli, out: &mut dyn Write) -> Outcome {
         Cmd::Bench {
             quick,
             saga_only,
+            stores_only,
             replay_part,
             lifecycles,
             members,
@@ -825,7 +829,7 @@ fn execute(cli: Cli, out: &mut dyn Write) -> Outcome {
                     plan.lifecycles = lifecycles.unwrap_or(plan.lifecycles).max(1);
                     plan.members = members.unwrap_or(plan.members).max(1);
                     plan.books = books.unwrap_or(plan.books).max(1);
-                    bench::run(&plan, cli.json, saga_only, out)?
+                    bench::run(&plan, cli.json, saga_only, stores_only, out)?
                 }
             }
             return Ok(());

@@ -790,6 +790,19 @@ impl EventStore for SledEventStore {
         Ok(())
     }
 
+    async fn save_checkpoints(&self, checkpoints: &[(String, u64)]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (consumer, position) in checkpoints {
+            batch.insert(consumer.as_bytes(), &position.to_be_bytes());
+        }
+        self.inner
+            .checkpoints
+            .apply_batch(batch)
+            .map_err(|e| self.failed(e))?;
+        self.commit_ticket();
+        Ok(())
+    }
+
     async fn add_dead_letter(&self, letter: DeadLetter) -> Result<(), StoreError> {
         let seq = match self
             .inner

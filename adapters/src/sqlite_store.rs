@@ -204,6 +204,7 @@ enum Op {
     /// No data: a synced commit that makes every unsynced one before it durable.
     Sync,
     SaveCheckpoint(String, u64),
+    SaveCheckpoints(Vec<(String, u64)>),
     AddDeadLetter(DeadLetter),
     RemoveDeadLetter(String),
 }
@@ -382,6 +383,15 @@ impl SqliteEventStore {
         let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .map_err(failed)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(failed)?;
+        // The bundled SQLite is built with STAT4, under which a statement whose plan could
+        // depend on a bound value (`version > ?2`, `LIMIT ?2`) is compiled again whenever that
+        // value changes — every read. The query planner stability guarantee turns that off:
+        // the cached statements stay compiled (their plans use the indexes either way).
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )
+        .map_err(failed)?;
         Ok(conn)
     }
 
@@ -636,9 +646,12 @@ impl SqliteEventStore {
             // its consumer handle those events again, which changes nothing (reactions run under
             // ids derived from the event); an unsynced append is one the library derives again.
             let lazy = inner.durability == Durability::EveryCommit
-                && group
-                    .iter()
-                    .all(|(_, op)| matches!(op, Op::SaveCheckpoint(..) | Op::Append(_, false)));
+                && group.iter().all(|(_, op)| {
+                    matches!(
+                        op,
+                        Op::SaveCheckpoint(..) | Op::SaveCheckpoints(_) | Op::Append(_, false)
+                    )
+                });
             if lazy {
                 let _ = writer.pragma_update(None, "synchronous", "NORMAL");
             }
@@ -759,18 +772,8 @@ fn apply(conn: &Connection, op: Op) -> Result<Result<Done, StoreError>, rusqlite
             .execute([])?;
             Ok(Ok(Done::Saved))
         }
-        Op::SaveCheckpoint(consumer, position) => {
-            let position = match to_sql_int(position, "checkpoint") {
-                Ok(p) => p,
-                Err(e) => return Ok(Err(e)),
-            };
-            conn.prepare_cached(
-                "INSERT INTO checkpoints(consumer, position) VALUES (?1, ?2)
-                 ON CONFLICT(consumer) DO UPDATE SET position = excluded.position",
-            )?
-            .execute(params![consumer, position])?;
-            Ok(Ok(Done::Saved))
-        }
+        Op::SaveCheckpoint(consumer, position) => save_checkpoints(conn, &[(consumer, position)]),
+        Op::SaveCheckpoints(checkpoints) => save_checkpoints(conn, &checkpoints),
         Op::AddDeadLetter(letter) => {
             let body = match serde_json::to_string(&letter) {
                 Ok(body) => body,
@@ -790,6 +793,28 @@ fn apply(conn: &Connection, op: Op) -> Result<Result<Done, StoreError>, rusqlite
             Ok(Ok(Done::Removed(removed > 0)))
         }
     }
+}
+
+/// Checkpoints inside the group's transaction (see [`apply`] for the two kinds of error).
+fn save_checkpoints(
+    conn: &Connection,
+    checkpoints: &[(String, u64)],
+) -> Result<Result<Done, StoreError>, rusqlite::Error> {
+    let mut rows = Vec::with_capacity(checkpoints.len());
+    for (consumer, position) in checkpoints {
+        match to_sql_int(*position, "checkpoint") {
+            Ok(p) => rows.push((consumer, p)),
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    let mut save = conn.prepare_cached(
+        "INSERT INTO checkpoints(consumer, position) VALUES (?1, ?2)
+         ON CONFLICT(consumer) DO UPDATE SET position = excluded.position",
+    )?;
+    for (consumer, position) in rows {
+        save.execute(params![consumer, position])?;
+    }
+    Ok(Ok(Done::Saved))
 }
 
 /// One append inside the group's transaction (see [`apply`] for the two kinds of error).
@@ -1055,6 +1080,11 @@ impl EventStore for SqliteEventStore {
 
     async fn save_checkpoint(&self, consumer: &str, position: u64) -> Result<(), StoreError> {
         self.write(Op::SaveCheckpoint(consumer.to_owned(), position))
+            .map(drop)
+    }
+
+    async fn save_checkpoints(&self, checkpoints: &[(String, u64)]) -> Result<(), StoreError> {
+        self.write(Op::SaveCheckpoints(checkpoints.to_vec()))
             .map(drop)
     }
 

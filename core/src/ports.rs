@@ -120,6 +120,15 @@ pub trait EventStore: Send + Sync {
     /// are at least once).
     async fn save_checkpoint(&self, consumer: &str, position: u64) -> Result<(), StoreError>;
 
+    /// [`save_checkpoint`](EventStore::save_checkpoint) for several consumers at once, as one
+    /// write where the store can (the library saves the checkpoints a settle moved together).
+    async fn save_checkpoints(&self, checkpoints: &[(String, u64)]) -> Result<(), StoreError> {
+        for (consumer, position) in checkpoints {
+            self.save_checkpoint(consumer, *position).await?;
+        }
+        Ok(())
+    }
+
     /// Every saved checkpoint, by consumer name (to copy a library between stores).
     async fn checkpoints(&self) -> Result<Vec<(String, u64)>, StoreError>;
 

@@ -210,6 +210,7 @@ impl LibraryBuilder {
                 oldest = oldest.min(checkpoint);
                 c.workers.push(futures::lock::Mutex::new(Worker {
                     checkpoint,
+                    saved: checkpoint,
                     attempts: 0,
                     outages: 0,
                     retry_at: None,

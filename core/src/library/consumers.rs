@@ -13,6 +13,8 @@ pub(super) enum Kind {
 
 pub(super) struct Worker {
     pub(super) checkpoint: u64,
+    /// The checkpoint last saved in the store (policies only).
+    pub(super) saved: u64,
     /// Failed tries of the event after the checkpoint.
     pub(super) attempts: u32,
     /// Tries of that event that met a payment outage (these wait, but never dead-letter it).
@@ -134,6 +136,7 @@ impl Library {
             self.shutdown.check()?;
             self.engine.relay().await?;
             if !self.run_pass().await? {
+                self.save_checkpoints().await?;
                 return self.engine.sync().await;
             }
         }
@@ -143,8 +146,43 @@ impl Library {
     /// [`settle`](Library::settle) is. True if anything was handled or tried.
     pub async fn run_pending(&self) -> Result<bool> {
         let worked = self.run_pass().await?;
+        self.save_checkpoints().await?;
         self.engine.sync().await?;
         Ok(worked)
+    }
+
+    /// Saves, in one write, every policy checkpoint that moved since it was last saved. (A
+    /// checkpoint saved late only has its policy handle those events again after a crash,
+    /// which changes nothing: reactions run under ids derived from the event.)
+    async fn save_checkpoints(&self) -> Result<()> {
+        // (consumer, worker, position)
+        let mut moved = Vec::new();
+        for (i, c) in self
+            .consumers
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.durable())
+        {
+            for (w, worker) in c.workers.iter().enumerate() {
+                let worker = worker.lock().await;
+                if worker.checkpoint != worker.saved {
+                    moved.push((i, w, worker.checkpoint));
+                }
+            }
+        }
+        if moved.is_empty() {
+            return Ok(());
+        }
+        let batch: Vec<(String, u64)> = moved
+            .iter()
+            .map(|&(i, w, position)| (self.consumers[i].checkpoint_key(w), position))
+            .collect();
+        self.engine.store.save_checkpoints(&batch).await?;
+        for (i, w, position) in moved {
+            let mut worker = self.consumers[i].workers[w].lock().await;
+            worker.saved = worker.saved.max(position);
+        }
+        Ok(())
     }
 
     /// [`run_pending`](Library::run_pending) without the sync at the end.
@@ -243,12 +281,6 @@ impl Library {
                     progressed = true;
                 }
             }
-        }
-        if state.checkpoint != start && c.durable() {
-            self.engine
-                .store
-                .save_checkpoint(&c.checkpoint_key(w), state.checkpoint)
-                .await?;
         }
         self.engine
             .bus

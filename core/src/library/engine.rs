@@ -333,6 +333,13 @@ impl Engine {
 
     /// Hands every committed event not yet relayed to the bus, in position order.
     pub(super) async fn relay(&self) -> Result<()> {
+        self.relay_from_store(true).await
+    }
+
+    /// [`relay`](Engine::relay); with `look` false, the store is read only to fill a gap
+    /// between what this process stored — not to find what others may have (the next
+    /// [`relay`](Engine::relay), at every settle, looks): a commit costs no read.
+    async fn relay_from_store(&self, look: bool) -> Result<()> {
         let mut relayed = self.relayed.lock().await;
         loop {
             // What this process just appended is relayed from memory; anything else (a gap left
@@ -355,6 +362,16 @@ impl Engine {
                 }
                 batch
             };
+            if remembered.is_empty()
+                && !look
+                && self
+                    .recent
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .is_empty()
+            {
+                return Ok(());
+            }
             let batch: Vec<Arc<Envelope>> = if remembered.is_empty() {
                 self.store
                     .read_all(*relayed, BATCH)
@@ -395,6 +412,6 @@ impl Engine {
                 recent.insert(e.position, Arc::new(e.clone()));
             }
         }
-        let _ = self.relay().await;
+        let _ = self.relay_from_store(false).await;
     }
 }
