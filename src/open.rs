@@ -295,7 +295,9 @@ impl OpenLibrary {
             .rules(config.rules.clone())
             .breaker(config.breaker.clone())
             .max_attempts(config.max_attempts)
-            .retry_backoff(config.retry_backoff);
+            .retry_backoff(config.retry_backoff)
+            // The store was opened here, for this library alone (under its lock, on disk).
+            .sole_writer(true);
         for (name, n) in &config.workers {
             builder = builder.workers(name, *n);
         }

@@ -36,6 +36,7 @@ pub struct LibraryBuilder {
     max_attempts: u32,
     retry_backoff: std::time::Duration,
     on_commit: Option<CommitHook>,
+    sole_writer: bool,
 }
 
 impl LibraryBuilder {
@@ -53,6 +54,7 @@ impl LibraryBuilder {
             workers: HashMap::new(),
             max_attempts: 5,
             retry_backoff: std::time::Duration::from_secs(1),
+            sole_writer: false,
             on_commit: None,
         }
     }
@@ -60,6 +62,18 @@ impl LibraryBuilder {
     /// The wait before a failing event is tried again; it doubles with each failure (default 1 s, at most 5 min).
     pub fn retry_backoff(mut self, backoff: std::time::Duration) -> Self {
         self.retry_backoff = backoff;
+        self
+    }
+
+    /// Promises that nothing but this library appends to the store while it is open (a store
+    /// it was given alone, under a lock that keeps other processes out). Aggregates it keeps
+    /// folded in memory are then current without asking the store for newer events, which
+    /// saves a read per stream a command touches. Without the promise (the default), every
+    /// load asks; should the promise be broken, appends still fail with a conflict and are
+    /// decided again on what is stored, but a decision that only reads a stream may use a
+    /// stale fold.
+    pub fn sole_writer(mut self, sole: bool) -> Self {
+        self.sole_writer = sole;
         self
     }
 
@@ -151,6 +165,7 @@ impl LibraryBuilder {
             states: Mutex::new(HashMap::new()),
             due_work: Mutex::new(super::due::DueWork::default()),
             unsynced: std::sync::atomic::AtomicBool::new(false),
+            sole_writer: self.sole_writer,
         });
         let in_store_payment = matches!(self.payment, PaymentChoice::Points);
         let gateway: Arc<dyn PaymentGateway> = match self.payment {

@@ -25,6 +25,8 @@ pub(crate) struct Engine {
     pub(super) due_work: Mutex<super::due::DueWork>,
     /// Set when a commit was stored unsynced ([`Meta::deferred`]); [`Engine::sync`] clears it.
     pub(super) unsynced: std::sync::atomic::AtomicBool,
+    /// Nothing else appends to the store (see [`LibraryBuilder::sole_writer`]).
+    pub(super) sole_writer: bool,
 }
 
 /// One step decided: its stream, the version it was decided on, the new events and the state
@@ -36,8 +38,10 @@ pub(super) struct Decided {
     state: Box<dyn std::any::Any + Send + Sync>,
 }
 
-/// Folded aggregates by stream: (version, state).
-type StateCache = HashMap<StreamId, (u64, Box<dyn std::any::Any + Send + Sync>)>;
+/// Folded aggregates by stream: (version, state). While a loader has the state out (or after
+/// an append found the stream further on), the entry stays as a marker without a state: the
+/// newest version known, so that a slower loader cannot put back an older fold.
+type StateCache = HashMap<StreamId, (u64, Option<Box<dyn std::any::Any + Send + Sync>>)>;
 
 /// Streams whose folded state is kept in memory at most; past it the cache starts over.
 const STATE_CACHE: usize = 200_000;
@@ -63,8 +67,16 @@ impl Engine {
             .states
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(stream)
+            .get_mut(stream)
+            .and_then(|(v, state)| state.take().map(|any| (*v, any)))
             .and_then(|(v, any)| any.downcast::<A>().ok().map(|a| (*a, v)));
+        if self.sole_writer {
+            if let Some(current) = cached {
+                // Every append to the store went through this engine, which keeps the fold
+                // after it: nothing newer can be stored.
+                return Ok(current);
+            }
+        }
         let (mut state, mut version) = cached.unwrap_or_default();
         for e in self.store.read_stream_from(stream, version).await? {
             if let Some(own) = A::own_event(&e.event) {
@@ -91,8 +103,22 @@ impl Engine {
         if states.len() >= STATE_CACHE {
             states.clear();
         }
-        if !matches!(states.get(&stream), Some((v, _)) if *v >= version) {
-            states.insert(stream, (version, state));
+        let newer = match states.get(&stream) {
+            Some((v, Some(_))) => *v >= version,
+            Some((v, None)) => *v > version,
+            None => false,
+        };
+        if !newer {
+            states.insert(stream, (version, Some(state)));
+        }
+    }
+
+    /// Notes that `stream` is at `version` in the store (an append found it there): no fold
+    /// older than that goes back into the cache, and the next load reads the store.
+    pub(super) fn stale(&self, stream: &StreamId, version: u64) {
+        let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        if !matches!(states.get(stream), Some((v, _)) if *v >= version) {
+            states.insert(stream.clone(), (version, None));
         }
     }
 
@@ -314,7 +340,14 @@ impl Engine {
                     self.relay_stored(&stored).await;
                     return Ok(stored);
                 }
-                Err(e) if Self::retry(&e, attempt) => attempt += 1,
+                Err(e) if Self::retry(&e, attempt) => {
+                    if let StoreError::Conflict { stream, actual, .. } = &e {
+                        if let Some(d) = decided.iter().find(|d| d.stream.to_string() == *stream) {
+                            self.stale(&d.stream, *actual);
+                        }
+                    }
+                    attempt += 1
+                }
                 Err(e) => return Err(e.into()),
             }
         }

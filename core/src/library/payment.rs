@@ -465,7 +465,12 @@ impl Library {
                 expected,
                 actual,
             }) => {
-                self.engine.keep(&account_stream, account, account_version);
+                if moved == account_stream.to_string() {
+                    // The account moved on: the next try folds it from the store.
+                    self.engine.stale(&account_stream, actual);
+                } else {
+                    self.engine.keep(&account_stream, account, account_version);
+                }
                 if let Some(done) = self.engine.recorded(meta).await? {
                     return Ok(done);
                 }
