@@ -55,7 +55,8 @@
 //! an append returns only after its transaction is synced to the write-ahead log, so a command
 //! that returned success survives a crash or power loss. With [`Durability::Periodic`]`(ms)` it
 //! runs with `synchronous=NORMAL`, and a background thread runs `PRAGMA wal_checkpoint(PASSIVE)`
-//! every `ms` milliseconds (a checkpoint syncs the log first). Appends return sooner; a killed
+//! every `ms` milliseconds (a checkpoint syncs the log first); a commit checkpoints by itself
+//! only once the log has grown past 16,384 pages, so commits do not wait for checkpoints. Appends return sooner; a killed
 //! process loses nothing that returned, and a power loss or OS crash loses at most the appends
 //! since the last sync, whole appends only. The thread stops when the store is dropped.
 //!
@@ -124,6 +125,8 @@ const LOCK_WAIT: Duration = Duration::from_millis(1500);
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Read connections kept open between reads.
 const IDLE_READERS: usize = 4;
+/// Pages of log (4 KiB each) past which a commit checkpoints by itself under `Periodic`.
+const WRITER_CHECKPOINT_PAGES: i64 = 16_384;
 /// Every table of a library (besides `meta`).
 const TABLES: &[&str] = &[
     "events",
@@ -355,6 +358,8 @@ impl SqliteEventStore {
             }
         };
         let checkpointer = match durability {
+            // Every commit syncs anyway; the checkpoints SQLite runs as the log grows add
+            // about one sync per thousand pages.
             Durability::EveryCommit => None,
             Durability::Periodic(ms) => Some(Self::start_checkpointer(
                 Self::connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)?,
@@ -445,6 +450,13 @@ impl SqliteEventStore {
         };
         conn.pragma_update(None, "synchronous", synchronous)
             .map_err(opening)?;
+        if let Durability::Periodic(_) = durability {
+            // The checkpoint thread folds the log (a checkpoint syncs): no commit waits for it,
+            // unless the log has grown this far (the thread cannot keep up, or a reader holds
+            // old pages).
+            conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
+                .map_err(opening)?;
+        }
         if let Kind::Fresh = kind {
             Self::create(&conn).map_err(opening)?;
         }
