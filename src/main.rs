@@ -656,6 +656,10 @@ fn hint(code: ErrorCode, book: Option<&str>, subcommand: &str) -> String {
         }
         ErrorCode::SchemaTooNew => "`lendkit --version` shows the version of this build".into(),
         ErrorCode::LibraryLocked => "wait for the other lendkit command to finish".into(),
+        ErrorCode::LibraryReadOnly => {
+            "make the library's files writable (or copy it somewhere writable) and try again"
+                .into()
+        }
         ErrorCode::PaymentUnavailable | ErrorCode::Conflict | ErrorCode::Storage => {
             "try again in a moment; nothing was stored".into()
         }

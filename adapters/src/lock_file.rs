@@ -12,7 +12,40 @@ pub(crate) const LOCK_RETRY: Duration = Duration::from_millis(20);
 
 /// A file-system failure while opening `shown`.
 pub(crate) fn io_failed(shown: &str, doing: &str, e: std::io::Error) -> StoreError {
+    if read_only(&e) {
+        return StoreError::ReadOnly(format!("{shown} ({doing}: {e})"));
+    }
     StoreError::Backend(format!("{shown}: cannot {doing}: {e}"))
+}
+
+/// Whether a failed file operation says the file, its folder or its file system cannot be
+/// written: permission denied, not permitted (an immutable file) or a read-only file system.
+pub(crate) fn read_only(e: &std::io::Error) -> bool {
+    // EPERM and EROFS (the same numbers on Linux and macOS).
+    e.kind() == ErrorKind::PermissionDenied
+        || (cfg!(unix) && matches!(e.raw_os_error(), Some(1 | 30)))
+}
+
+/// Fails with [`StoreError::ReadOnly`] when one of `files` (those that exist) cannot be opened
+/// for writing. Changes nothing: the files are only opened.
+pub(crate) fn check_writable<'a>(
+    shown: &str,
+    files: impl IntoIterator<Item = &'a Path>,
+) -> Result<(), StoreError> {
+    for file in files {
+        match OpenOptions::new().write(true).open(file) {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(io_failed(
+                    shown,
+                    &format!("open {} for writing", file.display()),
+                    e,
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Makes a directory's entries (files created, renamed or removed in it) durable. Windows cannot

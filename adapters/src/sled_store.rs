@@ -339,6 +339,20 @@ impl SledEventStore {
         }
         let deadline = Instant::now() + LOCK_WAIT;
         let lock = LockFile::acquire(&path.join(LOCK_FILE), &shown, deadline)?;
+        // sled would fail on its first write with a bare I/O error: say what it is, up front.
+        let files: Vec<PathBuf> = std::fs::read_dir(&path)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.is_file())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Err(e) = crate::lock_file::check_writable(&shown, files.iter().map(PathBuf::as_path))
+        {
+            lock.release_as_found();
+            return Err(e);
+        }
         let (db, meta) = match Self::open_locked(&path, &shown, durability, cache_bytes, deadline) {
             Ok(opened) => opened,
             Err(e) => {

@@ -257,6 +257,8 @@ fn sqlite_failed(path: &Path, e: &rusqlite::Error) -> StoreError {
             path: path.display().to_string(),
             reason: e.to_string(),
         },
+        // The file became write-protected while open (or its file system read-only).
+        Some(ErrorCode::ReadOnly) => StoreError::ReadOnly(format!("{} ({e})", path.display())),
         _ => StoreError::Backend(format!("{}: {e}", path.display())),
     }
 }
@@ -345,6 +347,15 @@ impl SqliteEventStore {
             }
         }
         let lock = LockFile::acquire(&lock_path(&path), &shown, Instant::now() + LOCK_WAIT)?;
+        // SQLite would open a write-protected file read-only and fail at the first write.
+        let wal = PathBuf::from(format!("{}-wal", path.display()));
+        let shm = PathBuf::from(format!("{}-shm", path.display()));
+        if let Err(e) =
+            crate::lock_file::check_writable(&shown, [path.as_path(), wal.as_path(), shm.as_path()])
+        {
+            lock.release_as_found();
+            return Err(e);
+        }
         let writer = match Self::open_locked(&path, &shown, durability) {
             Ok(writer) => writer,
             Err(e) => {

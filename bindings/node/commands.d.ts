@@ -92,6 +92,7 @@ export type ErrorCode =
   | 'NOT_A_LIBRARY'
   | 'SCHEMA_TOO_NEW'
   | 'LIBRARY_LOCKED'
+  | 'LIBRARY_READ_ONLY'
   | 'LIBRARY_CLOSED'
   | 'INTERNAL'
   | 'CORRUPT'

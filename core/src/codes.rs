@@ -126,6 +126,9 @@ codes! {
     SchemaTooNew = "SCHEMA_TOO_NEW", Storage, false;
     /// The database is open in another process.
     LibraryLocked = "LIBRARY_LOCKED", Storage, true;
+    /// The library's files cannot be written (a read-only file, folder or file system). Nothing
+    /// was changed; make them writable, or copy the library somewhere writable.
+    LibraryReadOnly = "LIBRARY_READ_ONLY", Storage, false;
     /// The library was closed; open it again to go on.
     LibraryClosed = "LIBRARY_CLOSED", Storage, false;
     /// A bug in lendkit (a panic caught at a language boundary). Nothing was stored by the failed call.

@@ -54,6 +54,9 @@ pub enum StoreError {
     /// Another process holds the database open.
     #[error("{0} is already open (in another process, or through another handle in this one); close it there first")]
     Locked(String),
+    /// The library's files cannot be written: a read-only file, folder or file system.
+    #[error("{0} cannot be written (a read-only file, folder or file system); nothing was changed — make it writable, or copy the library somewhere writable")]
+    ReadOnly(String),
     /// The database's files are damaged: the storage engine cannot read them. Retrying cannot
     /// help. Holds the folder and what the engine said.
     #[error("the database at {path} is damaged and cannot be read ({reason}); restore the folder from a backup, or move it aside and open a new library at that path")]
@@ -235,6 +238,7 @@ impl Error {
             Error::Storage(StoreError::NotALibrary(_)) => ErrorCode::NotALibrary,
             Error::Storage(StoreError::SchemaTooNew { .. }) => ErrorCode::SchemaTooNew,
             Error::Storage(StoreError::Locked(_)) => ErrorCode::LibraryLocked,
+            Error::Storage(StoreError::ReadOnly(_)) => ErrorCode::LibraryReadOnly,
             Error::Storage(StoreError::Corrupt { .. } | StoreError::Damaged { .. }) => {
                 ErrorCode::Corrupt
             }
