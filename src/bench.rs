@@ -224,8 +224,9 @@ fn store_table(
             ("batches of 500", "batches_of_500", 500),
         ] {
             for callers in [1, 16] {
-                // `LENDKIT_BENCH_CELL=every_commit/batches_of_500/1/sqlite` runs one cell alone
-                // (to profile it); the CRUD peer of a skipped row is skipped too.
+                // `LENDKIT_BENCH_CELL=every_commit/batches_of_500/1/sqlite` (or `…/sled`,
+                // `…/crud`) runs one cell alone, to profile it or count its syncs; without the
+                // last part, the whole row.
                 let only = std::env::var("LENDKIT_BENCH_CELL").ok();
                 let wanted = |store: &str| {
                     only.as_deref().map_or(true, |o| {
@@ -233,23 +234,27 @@ fn store_table(
                             || o == format!("{setting}/{key}/{callers}")
                     })
                 };
-                if !wanted("sqlite") && !wanted("sled") {
+                if !wanted("sqlite") && !wanted("sled") && !wanted("crud") {
                     continue;
                 }
                 let n = (plan.lifecycles / share).max(callers * 4);
-                let crud = lifecycles_per_s(
-                    &tmp.join("crud-table"),
-                    sync,
-                    plan.members,
-                    plan.books,
-                    n,
-                    batch,
-                    callers,
-                )
-                .unwrap_or_else(|e| {
-                    eprintln!("the SQLite CRUD peer failed: {e}");
+                let crud = if !wanted("crud") {
                     f64::NAN
-                });
+                } else {
+                    lifecycles_per_s(
+                        &tmp.join("crud-table"),
+                        sync,
+                        plan.members,
+                        plan.books,
+                        n,
+                        batch,
+                        callers,
+                    )
+                    .unwrap_or_else(|e| {
+                        eprintln!("the SQLite CRUD peer failed: {e}");
+                        f64::NAN
+                    })
+                };
                 let mut row = serde_json::Map::new();
                 row.insert("lifecycles".into(), json!(n));
                 row.insert(

@@ -95,10 +95,18 @@ fn refused_then_reopened(name: &str, store: Store) {
     }
     let refused = OpenLibrary::open(&path, config(store));
     let after = contents(&files);
-    assert!(protect(&files, false), "{name}: cannot make the files writable again");
-    let e = refused.err().expect("a read-only library must not open for writing");
+    assert!(
+        protect(&files, false),
+        "{name}: cannot make the files writable again"
+    );
+    let e = refused
+        .err()
+        .expect("a read-only library must not open for writing");
     assert_eq!(e.code(), ErrorCode::LibraryReadOnly, "{name}: {e}");
-    assert!(!e.code().is_retryable(), "{name}: a read-only library is not a retry away");
+    assert!(
+        !e.code().is_retryable(),
+        "{name}: a read-only library is not a retry away"
+    );
     assert_eq!(after, before, "{name}: the refused open changed the files");
 
     let lib = OpenLibrary::open(&path, config(store)).unwrap();
