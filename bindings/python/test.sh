@@ -29,7 +29,7 @@ fi
 py="$venv/bin/python"
 
 step "test tools"
-"$py" -m pip install --quiet --disable-pip-version-check 'maturin==1.16.*' pytest hypothesis mypy
+"$py" -m pip install --quiet --disable-pip-version-check 'maturin==1.16.*' pytest hypothesis mypy trove-classifiers
 
 step "pip install ./bindings/python (maturin builds the abi3 wheel)"
 # A leftover in-place build (maturin develop) must not shadow the installed wheel.
