@@ -15,7 +15,7 @@ fi
 
 if cargo clippy --version >/dev/null 2>&1; then
   step "cargo clippy -D warnings"
-  cargo clippy --workspace --all-targets --all-features -- -D warnings
+  cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
 else
   echo "clippy is not installed on this machine; skipping the lint check"
 fi
@@ -29,10 +29,10 @@ if ! command -v strace >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-g
 fi
 
 step "cargo test (unit, store contract, saga, properties, crash, CLI, scenarios, doctests)"
-cargo test --all-features
+cargo test --locked --all-features
 
 step "cargo doc: the manual builds without a broken link"
-RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p lendkit-core -p lendkit-adapters -p lendkit
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p lendkit-core -p lendkit-adapters -p lendkit
 
 step "Python package: build the wheel with maturin into a venv, run pytest (scenarios and Python-only tests)"
 bash bindings/python/test.sh

@@ -168,3 +168,44 @@ fn no_manifest_holds_a_placeholder_address() {
         }
     }
 }
+
+#[test]
+fn every_build_of_the_test_command_uses_the_lockfile() {
+    // scripts/test.sh: each cargo command that resolves dependencies passes --locked.
+    let script = read("scripts/test.sh");
+    let mut cargo_commands = 0;
+    for line in script.lines().map(str::trim) {
+        // Comments and the step titles and messages that name a command are not commands.
+        if line.starts_with('#') || line.starts_with("step ") || line.starts_with("echo ") {
+            continue;
+        }
+        let Some(at) = line.find("cargo ") else {
+            continue;
+        };
+        if line.contains("--version") {
+            continue;
+        }
+        let command = &line[at..];
+        if ["clippy", "test", "doc", "build", "install", "fetch"]
+            .iter()
+            .any(|sub| command.starts_with(&format!("cargo {sub} ")))
+        {
+            cargo_commands += 1;
+            assert!(command.contains("--locked"), "scripts/test.sh: {line}");
+        }
+    }
+    assert!(cargo_commands >= 3, "found {cargo_commands} cargo commands");
+    // The wheel: maturin's `locked` option; the addon: `napi build … -- --locked`.
+    assert!(
+        read("bindings/python/pyproject.toml").contains("\nlocked = true\n"),
+        "[tool.maturin] locked = true"
+    );
+    let package: Value = serde_json::from_str(&read("bindings/node/package.json")).unwrap();
+    for script in ["build", "build:debug"] {
+        let command = package["scripts"][script].as_str().unwrap();
+        assert!(
+            command.starts_with("napi build ") && command.ends_with(" -- --locked"),
+            "package.json scripts.{script}: {command}"
+        );
+    }
+}
