@@ -208,4 +208,23 @@ fn every_build_of_the_test_command_uses_the_lockfile() {
             "package.json scripts.{script}: {command}"
         );
     }
+    // The Python test tools: hash-checked, from the lock; the build uses the locked maturin.
+    let python = read("bindings/python/test.sh");
+    assert!(python.contains("--require-hashes") && python.contains("requirements-test.txt"));
+    assert!(python.contains("--no-build-isolation"));
+    let lock = read("bindings/python/requirements-test.txt");
+    for tool in ["maturin", "pytest", "hypothesis", "mypy"] {
+        assert!(
+            lock.lines().any(|l| l.starts_with(&format!("{tool}=="))),
+            "requirements-test.txt pins {tool}"
+        );
+    }
+    // Every requirement is exact and hashed.
+    for requirement in lock
+        .lines()
+        .filter(|l| !l.starts_with([' ', '#']) && !l.is_empty())
+    {
+        assert!(requirement.contains("=="), "{requirement} is not pinned");
+        assert!(requirement.ends_with('\\'), "{requirement} has no hashes");
+    }
 }
