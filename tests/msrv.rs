@@ -98,9 +98,15 @@ fn no_locked_package_needs_a_newer_rust_than_we_declare() {
         too_new.join("\n  ")
     );
 
-    // The README states the same version.
+    // The docs state the same version.
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    for (file, says) in [("README.md", format!("(stable, {ours_text} or newer)"))] {
+    for (file, says) in [
+        ("README.md", format!("(stable, {ours_text} or newer)")),
+        (
+            "docs/VERSIONING.md",
+            format!("(`rust-version`, now {ours_text})"),
+        ),
+    ] {
         let text = std::fs::read_to_string(root.join(file)).unwrap();
         assert!(text.contains(&says), "{file} should say {says:?}");
     }
