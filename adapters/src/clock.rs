@@ -15,7 +15,7 @@ type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// `duration` in whole milliseconds, rounded up so a sleep never ends early; saturating.
 fn millis(duration: Duration) -> i64 {
     let whole = duration.as_millis();
-    let ms = if duration.subsec_nanos() % 1_000_000 == 0 {
+    let ms = if duration.subsec_nanos().is_multiple_of(1_000_000) {
         whole
     } else {
         whole.saturating_add(1)

@@ -49,7 +49,9 @@ pub fn envelope(stream: &StreamId, version: u64, command: &CommandId) -> Envelop
         event: Event::Member(MemberEvent::MemberJoined {
             member: MemberId::new(stream.id.clone()),
             name: format!("Member {} v{version}", stream.id),
-            contact: (version % 2 == 0).then(|| format!("{}@example.invalid", stream.id)),
+            contact: version
+                .is_multiple_of(2)
+                .then(|| format!("{}@example.invalid", stream.id)),
             group: None,
             joined_at: None,
         }),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the lendkit wheel exactly as `pip install ./bindings/python` does, installs it into a
+# Builds the lendkit wheel as `pip install ./bindings/python` does (with the locked maturin), installs it into a
 # virtual environment and runs the Python suite. Needs Python >= 3.9 with pip, a Rust toolchain,
-# and PyPI (for maturin, pytest, hypothesis and mypy).
+# and PyPI (for maturin, pytest, hypothesis, mypy and trove-classifiers: the exact versions and
+# hashes of requirements-test.txt, locked for CPython 3.11 on Linux x86_64).
 #
 #   bash bindings/python/test.sh            # venv in bindings/python/.venv (reused if present)
 #   LENDKIT_VENV=/tmp/v bash bindings/python/test.sh
@@ -28,14 +29,21 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 py="$venv/bin/python"
 
-step "test tools"
-"$py" -m pip install --quiet --disable-pip-version-check 'maturin==1.16.*' pytest hypothesis mypy
+step "test tools: the hash-pinned lock bindings/python/requirements-test.txt"
+# To update the lock: pip-compile --generate-hashes --allow-unsafe --strip-extras
+# --no-emit-index-url --no-emit-find-links requirements-test.in (pip-tools, with Python 3.11).
+"$py" -m pip install --quiet --disable-pip-version-check --require-hashes \
+  -r "$here/requirements-test.txt"
 
 step "pip install ./bindings/python (maturin builds the abi3 wheel)"
 # A leftover in-place build (maturin develop) must not shadow the installed wheel.
 rm -f "$here"/python/lendkit/_native*.so "$here"/python/lendkit/_native*.pyd
 "$py" -m pip uninstall --quiet --yes lendkit >/dev/null 2>&1 || true
-"$py" -m pip install --disable-pip-version-check --no-deps "$here"
+# --no-build-isolation: the build uses the locked maturin just installed, not whatever PyPI
+# serves at build time (maturin's build hook runs `maturin` from PATH, hence the venv's bin/
+# first). maturin builds with `cargo --locked` ([tool.maturin] locked = true).
+export PATH="$venv/bin:$PATH"
+"$py" -m pip install --disable-pip-version-check --no-deps --no-build-isolation "$here"
 "$py" -c 'import lendkit, sys; print("lendkit", lendkit.__version__, "from", lendkit._native.__file__)'
 
 step "pytest bindings/python/tests"

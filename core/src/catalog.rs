@@ -457,8 +457,8 @@ impl Book {
         let mut taken: Vec<&RentalId> = Vec::new();
         for &copy in copies {
             let next = self.queue.iter().find(|h| {
-                h.not_needed_after.map_or(true, |t| t >= now)
-                    && h.copy.map_or(true, |c| c == copy)
+                h.not_needed_after.is_none_or(|t| t >= now)
+                    && h.copy.is_none_or(|c| c == copy)
                     && !taken.contains(&&h.rental)
             });
             if let Some(h) = next {

@@ -229,7 +229,7 @@ impl HoldQueue {
     /// The first hold still wanted at `now` (its `not_needed_after` not passed).
     pub fn first_wanted(&self, now: Timestamp) -> Option<&QueuedHold> {
         self.iter()
-            .find(|h| h.not_needed_after.map_or(true, |t| t >= now))
+            .find(|h| h.not_needed_after.is_none_or(|t| t >= now))
     }
 
     /// Puts `hold` at the end of the line (a hold already waiting stays where it is).

@@ -479,7 +479,7 @@ impl RulesTable {
     pub fn knows_group(&self, group: &str) -> bool {
         self.groups
             .as_ref()
-            .map_or(true, |groups| groups.iter().any(|g| g == group))
+            .is_none_or(|groups| groups.iter().any(|g| g == group))
     }
 
     /// The rows, in file order.
@@ -1259,7 +1259,7 @@ mod tests {
             // (how many specific, then item type, branch, group specific), then the row.
             let specific = [ri != "*", rb != "*", rg != "*"];
             let score = (specific.iter().filter(|s| **s).count(), specific);
-            if best.as_ref().map_or(true, |(s, _)| score >= *s) {
+            if best.as_ref().is_none_or(|(s, _)| score >= *s) {
                 best = Some((score, n + 1));
             }
         }

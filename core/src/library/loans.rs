@@ -243,7 +243,7 @@ impl Engine {
                 LoanAction::Due { at } => Some(at),
                 _ => None,
             };
-            let still_due = due_for.map_or(true, |at| {
+            let still_due = due_for.is_none_or(|at| {
                 seen.due == Some(at) && seen.lost_at.is_none() && seen.due_noted != Some(at)
             });
             if still_due
@@ -676,7 +676,7 @@ impl Engine {
     /// Whether the stored rules know `branch` (any branch is known while they declare no
     /// calendars, or none are stored).
     pub(super) async fn knows_branch(&self, branch: &str) -> Result<bool> {
-        self.with_rules(|t| t.map_or(true, |t| t.knows_branch(branch)))
+        self.with_rules(|t| t.is_none_or(|t| t.knows_branch(branch)))
             .await
     }
 }
