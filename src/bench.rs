@@ -229,7 +229,7 @@ fn store_table(
                 // last part, the whole row.
                 let only = std::env::var("LENDKIT_BENCH_CELL").ok();
                 let wanted = |store: &str| {
-                    only.as_deref().map_or(true, |o| {
+                    only.as_deref().is_none_or(|o| {
                         o == format!("{setting}/{key}/{callers}/{store}")
                             || o == format!("{setting}/{key}/{callers}")
                     })
