@@ -677,12 +677,16 @@ fn run_in(
         return Ok(());
     }
 
-    // Saga throughput in memory, and its in-memory baseline.
+    // Saga throughput in memory, and its in-memory baseline; what the library holds per
+    // lifecycle (resident memory grown, the log and both views included).
+    let resident_before = rss_kib("VmRSS:");
     let lib = must(OpenLibrary::in_memory(Config {
         background: false,
         ..Config::default()
     }));
     let (lps, eps, events, _) = saga(&lib, plan.members, plan.books, plan.lifecycles, "mem");
+    let grown = rss_kib("VmRSS:").saturating_sub(resident_before);
+    let per_lifecycle = grown as f64 * 1024.0 / plan.lifecycles.max(1) as f64;
     let log = must(block_on(lib.events(1, usize::MAX)));
     drop(lib);
     let started = Instant::now();
@@ -694,6 +698,18 @@ fn run_in(
     drop(v);
     report.insert("saga_memory".into(), json!({"lifecycles_per_s": lps, "events_per_s": eps, "events": events, "baseline_vec_events_per_s": vec_eps, "ratio": eps / vec_eps}));
     say(out,&mut lines, format!("saga, in memory          {lps:>10.0} lifecycles/s {eps:>10.0} events/s   Vec baseline {vec_eps:>12.0} events/s   ratio {:.4}", eps / vec_eps))?;
+    report.insert(
+        "memory_in_memory_library".into(),
+        json!({"lifecycles": plan.lifecycles, "resident_kib_grown": grown, "bytes_per_lifecycle": per_lifecycle}),
+    );
+    say(
+        out,
+        &mut lines,
+        format!(
+            "memory, in-memory library: {per_lifecycle:.0} bytes resident per completed lifecycle ({} lifecycles, {grown} KiB grown; log and both views)",
+            plan.lifecycles
+        ),
+    )?;
     if saga_only {
         if json_out {
             writeln!(out, "{}", Value::Object(report))?;
