@@ -29,9 +29,9 @@ struct State {
     )]
     log: Vec<Box<Envelope>>,
     /// Each stream's positions, in version order (so a stream's version is its length).
-    streams: HashMap<StreamId, Vec<u64>>,
+    streams: lendkit_core::ids::IdMap<StreamId, Vec<u64>>,
     /// Each applied command id: its fingerprint and the positions it stored.
-    commands: HashMap<CommandId, (String, Vec<u64>)>,
+    commands: lendkit_core::ids::IdMap<CommandId, (String, Vec<u64>)>,
     /// The last position saved per consumer.
     checkpoints: HashMap<String, u64>,
     /// Dead letters, oldest first.

@@ -8,7 +8,7 @@ use crate::aggregate::{Aggregate, Context};
 use crate::codes::ErrorCode;
 use crate::holds::{HoldQueue, QueuedHold};
 use crate::ids::{BookId, MemberId, Points, RentalId, StreamKind, Timestamp};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 /// Commands on a book.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -321,13 +321,13 @@ pub struct Book {
     /// Rentals currently holding a copy.
     pub allocated: BTreeSet<RentalId>,
     /// The members of those rentals, where known.
-    pub borrowers: HashMap<RentalId, MemberId>,
+    pub borrowers: crate::ids::IdMap<RentalId, MemberId>,
     /// Holds whose copy waits on the pickup shelf.
     pub shelf: BTreeSet<RentalId>,
     /// Holds waiting for a copy, first in line first.
     pub queue: HoldQueue,
     /// The copy (its number, from 1) each of those rentals holds.
-    pub copy_of: HashMap<RentalId, u32>,
+    pub copy_of: crate::ids::IdMap<RentalId, u32>,
     /// Copies out (held for or lent to a rental), by number.
     pub out: BTreeSet<u32>,
     /// Copies taken out of the collection (never lent again).

@@ -17,7 +17,6 @@
 
 use crate::ids::{MemberId, RentalId, Timestamp};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 
 /// What makes a rental a hold: where it is collected, and until when it is wanted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,9 +128,9 @@ fn merge(a: Link, b: Link) -> Link {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HoldQueue {
     root: Link,
-    keys: HashMap<RentalId, u64>,
+    keys: crate::ids::IdMap<RentalId, u64>,
     /// Holds per member.
-    members: HashMap<MemberId, usize>,
+    members: crate::ids::IdMap<MemberId, usize>,
     /// The key the next placement gets.
     next: u64,
 }

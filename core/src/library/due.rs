@@ -84,14 +84,14 @@ pub struct ScheduledLoan {
 #[derive(Debug, Clone, Default)]
 pub struct DueWork {
     queue: BTreeSet<(Timestamp, Work, RentalId)>,
-    loans: HashMap<RentalId, ScheduledLoan>,
+    loans: crate::ids::IdMap<RentalId, ScheduledLoan>,
     /// Holds with a deadline: (not needed after, pickup until).
-    holds: HashMap<RentalId, (Option<Timestamp>, Option<Timestamp>)>,
+    holds: crate::ids::IdMap<RentalId, (Option<Timestamp>, Option<Timestamp>)>,
     /// Each member's holds not yet ended (waiting or on the pickup shelf), for the request
     /// policy's `max_holds`.
-    held_by: HashMap<MemberId, std::collections::HashSet<RentalId>>,
+    held_by: crate::ids::IdMap<MemberId, crate::ids::IdSet<RentalId>>,
     /// Each title's open loans under rules that a hold may still recall, by due date.
-    recallable: HashMap<BookId, BTreeSet<(Timestamp, RentalId)>>,
+    recallable: crate::ids::IdMap<BookId, BTreeSet<(Timestamp, RentalId)>>,
     position: u64,
 }
 

@@ -41,7 +41,7 @@ pub(super) struct Decided {
 /// Folded aggregates by stream: (version, state). While a loader has the state out (or after
 /// an append found the stream further on), the entry stays as a marker without a state: the
 /// newest version known, so that a slower loader cannot put back an older fold.
-type StateCache = HashMap<StreamId, (u64, Option<Box<dyn std::any::Any + Send + Sync>>)>;
+type StateCache = crate::ids::IdMap<StreamId, (u64, Option<Box<dyn std::any::Any + Send + Sync>>)>;
 
 /// Streams whose folded state is kept in memory at most; past it the cache starts over.
 const STATE_CACHE: usize = 200_000;

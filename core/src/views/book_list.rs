@@ -6,7 +6,7 @@ use crate::event::{Envelope, Event};
 use crate::ids::{BookId, RentalId};
 use crate::rentals::RentalEvent;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// A book's status in the list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -63,7 +63,7 @@ pub struct BookRow {
 pub struct BookList {
     books: BTreeMap<BookId, BookRow>,
     /// Rentals holding a copy, and whether that copy is out on loan.
-    held: HashMap<RentalId, (BookId, bool)>,
+    held: crate::ids::IdMap<RentalId, (BookId, bool)>,
     position: u64,
 }
 

@@ -10,7 +10,7 @@ use crate::members::MemberEvent;
 use crate::points::PointsEvent;
 use crate::rentals::{RentalEvent, RentalStatus};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// One rental on a member page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -82,15 +82,15 @@ pub struct MemberPage {
 pub struct MemberPages {
     pages: BTreeMap<MemberId, MemberPage>,
     /// Where each rental sits: its member and index in that member's list.
-    index: HashMap<RentalId, (MemberId, usize)>,
+    index: crate::ids::IdMap<RentalId, (MemberId, usize)>,
     /// Each title's hold queue, for the positions shown.
-    queues: HashMap<BookId, HoldQueue>,
+    queues: crate::ids::IdMap<BookId, HoldQueue>,
     /// Holds on the pickup shelves, by branch and deadline.
     shelf: std::collections::BTreeSet<(Option<String>, Timestamp, RentalId)>,
     /// Where each shelved hold is in `shelf`, with its member and book.
-    shelved: HashMap<RentalId, (Option<String>, Timestamp, MemberId, BookId)>,
+    shelved: crate::ids::IdMap<RentalId, (Option<String>, Timestamp, MemberId, BookId)>,
     /// Holds filled from the open shelf whose copy is not collected yet (the pull list).
-    pulls: std::collections::HashSet<RentalId>,
+    pulls: crate::ids::IdSet<RentalId>,
     position: u64,
 }
 
