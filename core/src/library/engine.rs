@@ -337,6 +337,12 @@ impl Engine {
                     for (d, n) in decided.into_iter().zip(written) {
                         self.keep_boxed(d.stream, d.version + n, d.state);
                     }
+                    if meta.deferred {
+                        // A reaction's events go to the relay without a copy: nobody reads
+                        // them from here (see [`Meta::deferred`]).
+                        self.relay_owned(stored).await;
+                        return Ok(Vec::new());
+                    }
                     self.relay_stored(&stored).await;
                     return Ok(stored);
                 }
@@ -443,6 +449,17 @@ impl Engine {
             let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
             for e in stored {
                 recent.insert(e.position, Arc::new(e.clone()));
+            }
+        }
+        let _ = self.relay_from_store(false).await;
+    }
+
+    /// [`relay_stored`](Engine::relay_stored) taking the events, so none is copied.
+    async fn relay_owned(&self, stored: Vec<Envelope>) {
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+            for e in stored {
+                recent.insert(e.position, Arc::new(e));
             }
         }
         let _ = self.relay_from_store(false).await;

@@ -65,7 +65,8 @@ struct Meta {
     correlation_id: String,
     causation_id: String,
     /// Stored without waiting for the disk ([`EventStore::append_unsynced`]): a reaction of a
-    /// settle pass, which the pass syncs at its end (and before any call to a host port).
+    /// settle pass, which the pass syncs at its end (and before any call to a host port). Its
+    /// events go to the relay as they are; [`Engine::run`] returns none of them.
     deferred: bool,
 }
 
