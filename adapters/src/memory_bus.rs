@@ -22,12 +22,26 @@ pub struct InMemoryEventBus {
 }
 
 /// 64-bit FNV-1a: a stable hash, unlike `std`'s randomly seeded one.
+#[cfg(test)]
 fn fnv1a(bytes: &[u8]) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    fnv1a_on(FNV_OFFSET, bytes)
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a of `bytes` continued from `hash` (so parts hash as their concatenation).
+fn fnv1a_on(hash: u64, bytes: &[u8]) -> u64 {
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     bytes
         .iter()
-        .fold(OFFSET, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(PRIME))
+        .fold(hash, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(PRIME))
+}
+
+/// FNV-1a of a stream's text form, `kind:id`, without writing it out.
+fn stream_hash(stream: &StreamId) -> u64 {
+    let hash = fnv1a_on(FNV_OFFSET, stream.kind.as_str().as_bytes());
+    let hash = fnv1a_on(hash, b":");
+    fnv1a_on(hash, stream.id.as_bytes())
 }
 
 impl InMemoryEventBus {
@@ -42,7 +56,7 @@ impl InMemoryEventBus {
         if workers == 0 {
             return 0;
         }
-        let slot = fnv1a(stream.to_string().as_bytes()) % u64::from(workers);
+        let slot = stream_hash(stream) % u64::from(workers);
         // `slot < workers`, so it fits.
         u32::try_from(slot).unwrap_or(0)
     }
@@ -108,11 +122,13 @@ impl EventBus for InMemoryEventBus {
     }
 
     async fn publish(&self, events: &[Arc<Envelope>]) -> Result<(), BusError> {
+        // Each stream is hashed once, whatever the number of groups.
+        let hashes: Vec<u64> = events.iter().map(|e| stream_hash(&e.stream)).collect();
         let mut groups = self.lock();
         for queues in groups.values_mut() {
-            let workers = u32::try_from(queues.len()).unwrap_or(u32::MAX);
-            for envelope in events {
-                let worker = Self::worker_for(&envelope.stream, workers);
+            let workers = queues.len() as u64;
+            for (envelope, hash) in events.iter().zip(&hashes) {
+                let worker = if workers == 0 { 0 } else { hash % workers };
                 if let Some(queue) = usize::try_from(worker).ok().and_then(|w| queues.get_mut(w)) {
                     queue.push_back(Arc::clone(envelope));
                 }
@@ -178,6 +194,17 @@ mod tests {
         assert_eq!(InMemoryEventBus::worker_for(&s, 1), 0);
         assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        // The mapping is the FNV-1a of the text form, as it always was (checkpoints are kept
+        // per worker, so a stream must not move to another worker between versions).
+        for kind in [
+            lendkit_core::ids::StreamKind::Book,
+            lendkit_core::ids::StreamKind::Rental,
+        ] {
+            for id in STREAMS {
+                let s = StreamId::new(kind, id);
+                assert_eq!(stream_hash(&s), fnv1a(s.to_string().as_bytes()), "{s}");
+            }
+        }
     }
 
     #[test]
