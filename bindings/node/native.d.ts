@@ -35,6 +35,18 @@ export declare class NativeLibrary {
    */
   executeBatch(commands: Array<BatchCommand>, withEvents?: boolean | undefined | null): Promise<Array<BatchAnswer>>
   /**
+   * Whether [`execute_now`](NativeLibrary::execute_now) may be used: a library in memory whose
+   * payment is the members' point accounts. Its commands wait for no disk and no host port,
+   * so running one on the JS thread takes microseconds — less than the hop to a worker
+   * thread and back that a Promise costs.
+   */
+  runsInline(): boolean
+  /**
+   * [`execute`](NativeLibrary::execute) on the calling thread, for a library that
+   * [`runs_inline`](NativeLibrary::runs_inline); otherwise an `INVALID_INPUT` error.
+   */
+  executeNow(command: Record<string, unknown>, actor: string, commandId?: string | undefined | null): Outcome
+  /**
    * Runs a command (its JSON form, `{"command": "reserve_book", "book_id": …}`) as `actor`
    * (`librarian:ID` / `member:ID`), under `commandId` if given. Every field is checked by the
    * core, which names the one at fault. The wrapper's per-command methods are made of this.

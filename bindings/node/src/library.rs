@@ -62,6 +62,8 @@ struct Handle {
     library: Mutex<Option<Arc<OpenLibrary>>>,
     /// Whether a background runner delivers events to subscribers (else `settle` does).
     background: bool,
+    /// Whether a command may run on the JS thread (see [`NativeLibrary::runs_inline`]).
+    inline: bool,
 }
 
 /// One open library. Made by `open` (never by `new`); closed by `close()`.
@@ -84,6 +86,9 @@ pub fn open<'env>(
         config.clock = Some(Arc::new(c.shared()));
     }
     let background = config.background;
+    // In memory, with the members' point accounts, a command touches no disk and calls no host
+    // port (a JS gateway would need this very thread): nothing it waits for can need the JS thread.
+    let inline = path.is_none() && config.payment.is_none();
     env.spawn_future(async move {
         let library = guarded(move || async move {
             match path {
@@ -96,6 +101,7 @@ pub fn open<'env>(
             handle: Arc::new(Handle {
                 library: Mutex::new(Some(Arc::new(library))),
                 background,
+                inline,
             }),
         })
     })
@@ -220,6 +226,43 @@ impl NativeLibrary {
                 })
             })
             .collect())
+    }
+
+    /// Whether [`execute_now`](NativeLibrary::execute_now) may be used: a library in memory whose
+    /// payment is the members' point accounts. Its commands wait for no disk and no host port,
+    /// so running one on the JS thread takes microseconds — less than the hop to a worker
+    /// thread and back that a Promise costs.
+    #[napi]
+    pub fn runs_inline(&self) -> bool {
+        self.handle.inline
+    }
+
+    /// [`execute`](NativeLibrary::execute) on the calling thread, for a library that
+    /// [`runs_inline`](NativeLibrary::runs_inline); otherwise an `INVALID_INPUT` error.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "command: Record<string, unknown>, actor: string, commandId?: string | undefined | null"
+    )]
+    pub fn execute_now(
+        &self,
+        command: serde_json::Value,
+        actor: String,
+        command_id: Option<String>,
+    ) -> Result<Outcome> {
+        if !self.handle.inline {
+            return Err(errors::invalid(
+                "executeNow is only for a library in memory with the members' point accounts",
+            ));
+        }
+        let command = input::command(command).map_err(errors::to_js)?;
+        let actor = self::actor(&actor)?;
+        let library = self.library()?;
+        let run =
+            move || block_on(library.execute_with_id(command, &actor, command_id.map(CommandId)));
+        match catch_unwind(AssertUnwindSafe(run)) {
+            Ok(result) => result.map(Outcome::from).map_err(errors::to_js),
+            Err(panic) => Err(errors::panicked(panic.as_ref())),
+        }
     }
 
     /// Runs a command (its JSON form, `{"command": "reserve_book", "book_id": …}`) as `actor`
