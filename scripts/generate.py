@@ -84,16 +84,17 @@ def py_literal(name: str, values: List[str]) -> List[str]:
 # ---- Python ------------------------------------------------------------------------------------
 
 
-def python_method(c: Schema) -> List[str]:
-    """One command's method: required fields positional, then keyword-only optional fields, actor and command id."""
-    params = ["self: _Executes"]
+def python_method(c: Schema, asynchronous: bool = False) -> List[str]:
+    """One command's method: required fields positional, then keyword-only optional fields, actor and command id.
+    With `asynchronous`, the coroutine method of `AsyncLibraryCommands` (over an awaitable `execute`)."""
+    params = ["self: _ExecutesAsync" if asynchronous else "self: _Executes"]
     params += [f"{f['name']}: {py_type(f)}" for f in required(c)]
     params.append("*")
     params += [f"{f['name']}: Optional[{py_type(f)}] = None" for f in optional(c)]
     params += ["actor: Union[Librarian, Member]", "command_id: Optional[str] = None"]
     doc = wrap(c["doc"], "        ")
     doc[0] = doc[0].replace("        ", '        """', 1)
-    out = ["", f"    def {c['name']}("]
+    out = ["", f"    {'async def' if asynchronous else 'def'} {c['name']}("]
     out += [f"        {p}," for p in params]
     out += ["    ) -> Outcome:", *doc, "", "        Args:"]
     for f in c["fields"]:
@@ -102,10 +103,11 @@ def python_method(c: Schema) -> List[str]:
     out += wrap("command_id: Names this effect: sending the same id again returns the first outcome.", "            ")
     out.append('        """')
     fields = "".join(f', "{f["name"]}": {f["name"]}' for f in c["fields"])
-    line = f'        return self.execute({{"command": "{c["name"]}"{fields}}}, actor=actor, command_id=command_id)'
+    call = "return await self.execute" if asynchronous else "return self.execute"
+    line = f'        {call}({{"command": "{c["name"]}"{fields}}}, actor=actor, command_id=command_id)'
     if len(line) <= 110:
         return out + [line]
-    out += ["        return self.execute(", "            {", f'                "command": "{c["name"]}",']
+    out += [f"        {call}(", "            {", f'                "command": "{c["name"]}",']
     out += [f'                "{f["name"]}": {f["name"]},' for f in c["fields"]]
     return out + ["            },", "            actor=actor,", "            command_id=command_id,", "        )"]
 
@@ -119,6 +121,7 @@ def python(schema: Schema) -> str:
         "",
         "Every method is a one-liner over ``Library.execute``: the core checks every field and names",
         "the one at fault in ``InvalidInputError``, whichever way a command is sent.",
+        "``AsyncLibraryCommands`` has the same methods as coroutines, for :mod:`lendkit.aio`.",
         '"""',
         "",
         "from __future__ import annotations",
@@ -128,7 +131,15 @@ def python(schema: Schema) -> str:
         "if TYPE_CHECKING:",
         "    from ._native import Librarian, Member, Outcome",
         "",
-        '__all__ = ["COMMANDS", "ERROR_CATALOGUE", "CommandName", "ErrorCode", "EventType", "LibraryCommands"]',
+        "__all__ = [",
+        '    "COMMANDS",',
+        '    "ERROR_CATALOGUE",',
+        '    "AsyncLibraryCommands",',
+        '    "CommandName",',
+        '    "ErrorCode",',
+        '    "EventType",',
+        '    "LibraryCommands",',
+        "]",
         "",
         "#: The type name of every event the core stores.",
         *py_literal("EventType", [e["type"] for e in schema["events"]]),
@@ -172,6 +183,26 @@ def python(schema: Schema) -> str:
     ]
     for c in commands:
         out += python_method(c)
+    out += [
+        "",
+        "",
+        "class _ExecutesAsync(Protocol):",
+        "    async def execute(",
+        "        self,",
+        "        command: Mapping[str, object],",
+        "        *,",
+        "        actor: Union[Librarian, Member],",
+        "        command_id: Optional[str] = None,",
+        "    ) -> Outcome: ...",
+        "",
+        "",
+        "class AsyncLibraryCommands:",
+        '    """One coroutine method per command of the core; mixed into :class:`lendkit.aio.AsyncLibrary`."""',
+        "",
+        "    __slots__ = ()",
+    ]
+    for c in commands:
+        out += python_method(c, asynchronous=True)
     return "\n".join(out) + "\n"
 
 

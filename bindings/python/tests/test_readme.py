@@ -45,11 +45,16 @@ def check_ports_example(out: List[str]) -> None:
     ]
 
 
+def check_asyncio_example(out: List[str]) -> None:
+    assert out == ["10"]
+
+
 # What each block prints. A new block needs its entry here: running without error is not enough.
 EXPECTED: Dict[Tuple[str, int], Callable[[List[str]], None]] = {
     ("README.md", 0): check_quickstart,
     ("bindings/python/README.md", 0): check_complete_example,
     ("bindings/python/README.md", 1): check_ports_example,
+    ("bindings/python/README.md", 2): check_asyncio_example,
 }
 
 

@@ -4,6 +4,7 @@ schema's names as types.
 
 Every method is a one-liner over ``Library.execute``: the core checks every field and names
 the one at fault in ``InvalidInputError``, whichever way a command is sent.
+``AsyncLibraryCommands`` has the same methods as coroutines, for :mod:`lendkit.aio`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ from typing import TYPE_CHECKING, Literal, Mapping, Optional, Protocol, Tuple, U
 if TYPE_CHECKING:
     from ._native import Librarian, Member, Outcome
 
-__all__ = ["COMMANDS", "ERROR_CATALOGUE", "CommandName", "ErrorCode", "EventType", "LibraryCommands"]
+__all__ = [
+    "COMMANDS",
+    "ERROR_CATALOGUE",
+    "AsyncLibraryCommands",
+    "CommandName",
+    "ErrorCode",
+    "EventType",
+    "LibraryCommands",
+]
 
 #: The type name of every event the core stores.
 EventType = Literal[
@@ -807,6 +816,616 @@ class LibraryCommands:
             command_id: Names this effect: sending the same id again returns the first outcome.
         """
         return self.execute(
+            {
+                "command": "change_circulation_rules",
+                "rules": rules,
+                "format": format,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+
+class _ExecutesAsync(Protocol):
+    async def execute(
+        self,
+        command: Mapping[str, object],
+        *,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome: ...
+
+
+class AsyncLibraryCommands:
+    """One coroutine method per command of the core; mixed into :class:`lendkit.aio.AsyncLibrary`."""
+
+    __slots__ = ()
+
+    async def register_book(
+        self: _ExecutesAsync,
+        book_id: str,
+        title: str,
+        copies: int,
+        fee: int,
+        *,
+        author: Optional[str] = None,
+        item_type: Optional[str] = None,
+        branch: Optional[str] = None,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Put a title in the catalogue (librarian).
+
+        Args:
+            book_id: New book id (e.g. an ISBN).
+            title: Title.
+            copies: Copies on the shelf, at least 1.
+            fee: Rental fee in points, at least 1.
+            author: Author.
+            item_type: Item type for the circulation rules (`book`, `dvd`, …); without one only the
+                rules' `*` rows apply.
+            branch: The branch its copies belong to (their loans follow that branch's rules and
+                calendar unless lent elsewhere); none: the rules' `*`.
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return await self.execute(
+            {
+                "command": "register_book",
+                "book_id": book_id,
+                "title": title,
+                "copies": copies,
+                "fee": fee,
+                "author": author,
+                "item_type": item_type,
+                "branch": branch,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+    async def add_copies(
+        self: _ExecutesAsync,
+        book_id: str,
+        copies: int,
+        *,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Stock more copies (librarian).
+
+        Args:
+            book_id: Book id.
+            copies: How many, at least 1.
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return await self.execute(
+            {
+                "command": "add_copies",
+                "book_id": book_id,
+                "copies": copies,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+    async def join_member(
+        self: _ExecutesAsync,
+        member_id: str,
+        name: str,
+        *,
+        contact: Optional[str] = None,
+        group: Optional[str] = None,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Register a member (librarian, or the person themselves); opens their point account with the
+        welcome points.
+
+        Args:
+            member_id: New member id.
+            name: Name.
+            contact: Phone or e-mail for notices.
+            group: Group for the circulation rules (`adult`, `student`, …; a librarian's to give);
+                without one only the rules' `*` rows apply.
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return await self.execute(
+            {
+                "command": "join_member",
+                "member_id": member_id,
+                "name": name,
+                "contact": contact,
+                "group": group,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+    async def top_up(
+        self: _ExecutesAsync,
+        member_id: str,
+        points: int,
+        *,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Add points to a member's point account (librarian).
+
+        Args:
+            member_id: Member id.
+            points: How many, at least 1.
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return await self.execute(
+            {
+                "command": "top_up",
+                "member_id": member_id,
+                "points": points,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+    async def reserve_book(
+        self: _ExecutesAsync,
+        book_id: str,
+        member_id: str,
+        *,
+        rental_id: Optional[str] = None,
+        delivery_address: Optional[str] = None,
+        wait: Optional[bool] = None,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Reserve a book, paying its fee now (the member, or a librarian for them).
+
+        Args:
+            book_id: Book id.
+            member_id: Member id.
+            rental_id: Rental id to use; derived from the command id when absent (so a retry names
+                the same rental).
+            delivery_address: Deliver to this address; pick up in person when absent.
+            wait: When no copy is free, join the title's hold queue (the fee is paid now and
+                refunded if the hold is cancelled or expires unfilled) instead of failing.
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return await self.execute(
+            {
+                "command": "reserve_book",
+                "book_id": book_id,
+                "member_id": member_id,
+                "rental_id": rental_id,
+                "delivery_address": delivery_address,
+                "wait": wait,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+    async def place_hold(
+        self: _ExecutesAsync,
+        book_id: str,
+        member_id: str,
+        *,
+        hold_id: Optional[str] = None,
+        pickup_branch: Optional[str] = None,
+        not_needed_after: Optional[int] = None,
+        copy: Optional[int] = None,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Queue for a title (the member, or a librarian for them): the fee is paid now; the next copy
+        returned is held for the first in line on the pickup shelf. Refused when the member already
+        has the title.
+
+        Args:
+            book_id: Book id.
+            member_id: Member id.
+            hold_id: Hold id (the hold is a rental that waits; this is its rental id); derived from
+                the command id when absent.
+            pickup_branch: The branch to collect it at; defaults to the book's branch.
+            not_needed_after: The member no longer wants it after this instant (ms since 1970, UTC):
+                still waiting then, it is cancelled and refunded.
+            copy: Hold this copy (its number, 1 for the first) rather than any copy of the title; a
+                lost or withdrawn copy cannot be held.
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return await self.execute(
+            {
+                "command": "place_hold",
+                "book_id": book_id,
+                "member_id": member_id,
+                "hold_id": hold_id,
+                "pickup_branch": pickup_branch,
+                "not_needed_after": not_needed_after,
+                "copy": copy,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+    async def cancel_hold(
+        self: _ExecutesAsync,
+        hold_id: str,
+        *,
+        reason: Optional[str] = None,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Cancel a hold, waiting or on the pickup shelf (its member, or a librarian); the fee is
+        refunded and the next in line moves up.
+
+        Args:
+            hold_id: Hold id.
+            reason: Why; defaults to `canceled by member` / `canceled by librarian`.
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return await self.execute(
+            {
+                "command": "cancel_hold",
+                "hold_id": hold_id,
+                "reason": reason,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+    async def reorder_queue(
+        self: _ExecutesAsync,
+        book_id: str,
+        hold_id: str,
+        position: int,
+        *,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Move a waiting hold to another place in its title's queue (librarian).
+
+        Args:
+            book_id: Book id.
+            hold_id: Hold id.
+            position: Its new position: 1 is first in line, at most the queue's length.
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return await self.execute(
+            {
+                "command": "reorder_queue",
+                "book_id": book_id,
+                "hold_id": hold_id,
+                "position": position,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+    async def withdraw_copy(
+        self: _ExecutesAsync,
+        book_id: str,
+        copy: int,
+        *,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Take a copy that is on the shelf out of the collection (librarian): it is never lent or held
+        again.
+
+        Args:
+            book_id: Book id.
+            copy: The copy's number (1 for the first).
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return await self.execute(
+            {
+                "command": "withdraw_copy",
+                "book_id": book_id,
+                "copy": copy,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+    async def collect_hold(
+        self: _ExecutesAsync,
+        hold_id: str,
+        *,
+        branch: Optional[str] = None,
+        override_reason: Optional[str] = None,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Collect a hold from the pickup shelf: the loan starts (only its member, or a librarian for
+        them).
+
+        Args:
+            hold_id: Hold id.
+            branch: The branch lending it; defaults to the hold's pickup branch.
+            override_reason: A librarian's reason to lend although the member is blocked (recorded
+                as BlockOverridden).
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return await self.execute(
+            {
+                "command": "collect_hold",
+                "hold_id": hold_id,
+                "branch": branch,
+                "override_reason": override_reason,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+    async def start_loan(
+        self: _ExecutesAsync,
+        rental_id: str,
+        *,
+        branch: Optional[str] = None,
+        override_reason: Optional[str] = None,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Pick up a confirmed rental (the member, or a librarian for them).
+
+        Args:
+            rental_id: Rental id.
+            branch: The branch lending it (its rules and calendar decide the due date); defaults to
+                the book's branch.
+            override_reason: A librarian's reason to lend although the member is blocked (recorded
+                as BlockOverridden).
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return await self.execute(
+            {
+                "command": "start_loan",
+                "rental_id": rental_id,
+                "branch": branch,
+                "override_reason": override_reason,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+    async def return_book(
+        self: _ExecutesAsync,
+        rental_id: str,
+        *,
+        returned_at: Optional[int] = None,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Bring a loan back (the member, or a librarian for them). Never blocked.
+
+        Args:
+            rental_id: Rental id.
+            returned_at: When the book really came back (ms since 1970, UTC), for a drop box emptied
+                later: fines count to then. Not in the future, not before the loan started.
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return await self.execute(
+            {
+                "command": "return_book",
+                "rental_id": rental_id,
+                "returned_at": returned_at,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+    async def cancel_rental(
+        self: _ExecutesAsync,
+        rental_id: str,
+        *,
+        reason: Optional[str] = None,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Cancel a reservation; the refund, the copy's release and the delivery's cancellation follow.
+
+        Args:
+            rental_id: Rental id.
+            reason: Why; defaults to `canceled by member` / `canceled by librarian`.
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return await self.execute(
+            {
+                "command": "cancel_rental",
+                "rental_id": rental_id,
+                "reason": reason,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+    async def renew_loan(
+        self: _ExecutesAsync,
+        rental_id: str,
+        *,
+        override_reason: Optional[str] = None,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Extend a loan by its loan period, from the due date or from now as its loan policy says;
+        refused over the renewal limit, when the member is blocked, or when the due date would not
+        move.
+
+        Args:
+            rental_id: Rental id.
+            override_reason: A librarian's reason to renew although the member is blocked (recorded
+                as BlockOverridden).
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return await self.execute(
+            {
+                "command": "renew_loan",
+                "rental_id": rental_id,
+                "override_reason": override_reason,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+    async def mark_delivered(
+        self: _ExecutesAsync,
+        rental_id: str,
+        *,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Record that a delivery arrived (librarian); the loan starts.
+
+        Args:
+            rental_id: Rental id.
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return await self.execute(
+            {
+                "command": "mark_delivered",
+                "rental_id": rental_id,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+    async def pay_fees(
+        self: _ExecutesAsync,
+        member_id: str,
+        amount: int,
+        *,
+        paid_from: Optional[str] = None,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Pay a member's fees, oldest first (the member from their points, or a librarian).
+
+        Args:
+            member_id: Member id.
+            amount: Points to pay, at most what is owed.
+            paid_from: `points` (the default: from the member's point account) or `external` (paid
+                at the desk; librarian).
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return await self.execute(
+            {
+                "command": "pay_fees",
+                "member_id": member_id,
+                "amount": amount,
+                "paid_from": paid_from,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+    async def waive_fee(
+        self: _ExecutesAsync,
+        member_id: str,
+        fee_id: str,
+        reason: str,
+        *,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Waive what is left of a fee (librarian).
+
+        Args:
+            member_id: Member id.
+            fee_id: The fee's id (`RENTAL:overdue`, as in FeeCharged).
+            reason: Why.
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return await self.execute(
+            {
+                "command": "waive_fee",
+                "member_id": member_id,
+                "fee_id": fee_id,
+                "reason": reason,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+    async def block_member(
+        self: _ExecutesAsync,
+        member_id: str,
+        reason: str,
+        *,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Block a member from borrowing, renewing and reserving (librarian).
+
+        Args:
+            member_id: Member id.
+            reason: Why.
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return await self.execute(
+            {
+                "command": "block_member",
+                "member_id": member_id,
+                "reason": reason,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+    async def unblock_member(
+        self: _ExecutesAsync,
+        member_id: str,
+        *,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Lift a member's manual block (librarian).
+
+        Args:
+            member_id: Member id.
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return await self.execute(
+            {
+                "command": "unblock_member",
+                "member_id": member_id,
+            },
+            actor=actor,
+            command_id=command_id,
+        )
+
+    async def change_circulation_rules(
+        self: _ExecutesAsync,
+        rules: str,
+        *,
+        format: Optional[str] = None,
+        actor: Union[Librarian, Member],
+        command_id: Optional[str] = None,
+    ) -> Outcome:
+        """Replace the circulation rules (librarian): a rules table in TOML or JSON (see
+        docs/rules.md), checked before it is stored; each change gets the next version.
+
+        Args:
+            rules: The rules file's text.
+            format: `toml` (the default) or `json`.
+            actor: Who sends it: a Librarian or a Member.
+            command_id: Names this effect: sending the same id again returns the first outcome.
+        """
+        return await self.execute(
             {
                 "command": "change_circulation_rules",
                 "rules": rules,
