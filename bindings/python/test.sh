@@ -44,7 +44,7 @@ rm -f "$here"/python/lendkit/_native*.so "$here"/python/lendkit/_native*.pyd
 # first). maturin builds with `cargo --locked` ([tool.maturin] locked = true).
 export PATH="$venv/bin:$PATH"
 "$py" -m pip install --disable-pip-version-check --no-deps --no-build-isolation "$here"
-"$py" -c 'import lendkit, sys; print("lendkit", lendkit.__version__, "from", lendkit._native.__file__)'
+"$py" -c 'import lendkit, os; f = lendkit._native.__file__; print("lendkit", lendkit.__version__, "from", f, "(%.2f MiB)" % (os.path.getsize(f) / 2**20))'
 
 step "pytest bindings/python/tests"
 cd "$root"

@@ -5,7 +5,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { tempDir } from './helpers.mjs'
@@ -35,6 +35,15 @@ test('the npm tarball ships both licence texts, the same as the repository root'
   } finally {
     cleanup()
   }
+})
+
+test('the addon is the stripped dist build, under 8 MiB', () => {
+  const addon = readdirSync(PACKAGE).find((f) => f.endsWith('.node'))
+  assert.ok(addon, 'no .node file: run npm run build')
+  const bytes = readFileSync(join(PACKAGE, addon))
+  console.log(`lendkit addon: ${addon}, ${(bytes.length / 2 ** 20).toFixed(2)} MiB`)
+  assert.ok(bytes.length < 8 * 2 ** 20, `${addon} is ${bytes.length} bytes: not the stripped dist build?`)
+  assert.ok(!bytes.includes('.symtab'), `${addon} still carries its symbol table`)
 })
 
 test('package.json states the licence, keywords and engines, and no placeholder address', () => {
