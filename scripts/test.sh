@@ -22,7 +22,7 @@ else
   echo "clippy is not installed on this machine; skipping the lint check"
 fi
 
-# The sync-count test (tests/cli.rs) counts the fdatasync calls of a command with strace.
+# The sync-count test (cli/tests/cli.rs) counts the fdatasync calls of a command with strace.
 if ! command -v strace >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   step "strace, from Debian, for the test that counts sync calls"
   apt-get install -y -qq strace >/dev/null 2>&1 \

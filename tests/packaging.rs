@@ -11,7 +11,7 @@ use std::process::Command;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const LICENCES: [&str; 2] = ["LICENSE-MIT", "LICENSE-APACHE"];
 /// The crates published to crates.io.
-const PUBLISHED: [&str; 3] = ["lendkit", "lendkit-core", "lendkit-adapters"];
+const PUBLISHED: [&str; 4] = ["lendkit", "lendkit-core", "lendkit-adapters", "lendkit-cli"];
 /// Every folder that is packaged on its own: each crate, the Python and the npm package.
 const PACKAGE_DIRS: [&str; 5] = [".", "core", "adapters", "bindings/python", "bindings/node"];
 
@@ -80,7 +80,7 @@ fn published_manifests_have_honest_metadata() {
     );
     let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
     let packages = meta["packages"].as_array().unwrap();
-    assert_eq!(packages.len(), 5, "the workspace's packages");
+    assert_eq!(packages.len(), 6, "the workspace's packages");
     for package in packages {
         let name = package["name"].as_str().unwrap();
         let manifest = Path::new(package["manifest_path"].as_str().unwrap());
@@ -108,11 +108,24 @@ fn published_manifests_have_honest_metadata() {
             continue;
         }
         assert!(package["publish"].is_null(), "{name} is published");
-        assert_eq!(
-            package["documentation"],
-            format!("https://docs.rs/{name}").as_str(),
-            "{name}: documentation"
-        );
+        // docs.rs documents libraries; the command line's manual is its --help.
+        let library = package["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["kind"].as_array().unwrap().iter().any(|k| k == "lib"));
+        if library {
+            assert_eq!(
+                package["documentation"],
+                format!("https://docs.rs/{name}").as_str(),
+                "{name}: documentation"
+            );
+        } else {
+            assert!(
+                package["documentation"].is_null(),
+                "{name}: no docs.rs page"
+            );
+        }
         let readme = package["readme"].as_str().expect("a readme");
         assert!(
             manifest.parent().unwrap().join(readme).is_file(),
@@ -227,4 +240,52 @@ fn every_build_of_the_test_command_uses_the_lockfile() {
         assert!(requirement.contains("=="), "{requirement} is not pinned");
         assert!(requirement.ends_with('\\'), "{requirement} has no hashes");
     }
+}
+
+/// A program that only wants `Library` gets no command line and no allocator: clap, its
+/// completions and mimalloc belong to `lendkit-cli`.
+#[test]
+fn the_library_crate_pulls_in_no_cli_and_no_allocator() {
+    let out = cargo()
+        .args([
+            "tree", "-p", "lendkit", "-e", "normal", "--locked", "--prefix", "none",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        tree.contains("lendkit-core"),
+        "the tree names the core:\n{tree}"
+    );
+    for unwanted in ["clap", "mimalloc"] {
+        assert!(
+            !tree.lines().any(|l| l.starts_with(unwanted)),
+            "lendkit depends on {unwanted}:\n{tree}"
+        );
+    }
+    let cli = cargo()
+        .args([
+            "tree",
+            "-p",
+            "lendkit-cli",
+            "-e",
+            "normal",
+            "--locked",
+            "--depth",
+            "1",
+            "--prefix",
+            "none",
+        ])
+        .output()
+        .unwrap();
+    let cli = String::from_utf8_lossy(&cli.stdout);
+    assert!(
+        cli.lines().any(|l| l.starts_with("clap ")),
+        "the CLI has clap:\n{cli}"
+    );
 }

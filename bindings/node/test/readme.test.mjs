@@ -2,7 +2,7 @@
 // comments say, and passes `tsc` (checkJs, strict) against the package's types — from this
 // checkout, and the Node README's example also from the `npm pack` tarball installed into an
 // empty project. A block that uses `import` runs as an ES module (`.mjs`), any other as
-// CommonJS (`.cjs`). (tests/readme.rs fails when a README holds a block that no test runs.)
+// CommonJS (`.cjs`). (cli/tests/readme.rs fails when a README holds a block that no test runs.)
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'

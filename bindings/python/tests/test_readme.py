@@ -1,5 +1,5 @@
 """Every ```python block of the READMEs runs as written with the built package, prints what its
-comments say, and passes `mypy --strict` — as a user's code would be checked. (tests/readme.rs
+comments say, and passes `mypy --strict` — as a user's code would be checked. (cli/tests/readme.rs
 fails when a README holds a block that no test runs.)"""
 
 from __future__ import annotations

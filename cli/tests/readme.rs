@@ -19,7 +19,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+/// The repository (this crate is `cli/` in it).
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
 /// The test that runs each language's blocks, and the READMEs it reads.
 const RUNNERS: &[(&str, &str)] = &[
