@@ -195,6 +195,10 @@ impl Drop for Inner {
             // The thread only sleeps and checkpoints; it ends as soon as it sees the stop.
             let _ = thread.join();
         }
+        // The readers close first, so that the writer is the last connection: the last one to
+        // close folds the write-ahead log into the file and removes `-wal` and `-shm`, which a
+        // read-only connection cannot do.
+        lock(&self.readers).clear();
     }
 }
 

@@ -607,3 +607,34 @@ fn a_library_killed_while_being_created_opens() {
         );
     }
 }
+
+/// Closing the store leaves one file: the write-ahead log is folded in and removed, whichever
+/// connections were used (reads open read-only ones).
+#[test]
+fn closing_leaves_only_the_database_file() {
+    for durability in [Durability::EveryCommit, Durability::Periodic(50)] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("library.sqlite");
+        {
+            let store = SqliteEventStore::open(&path, durability).unwrap();
+            let s = contract::stream("w-1");
+            block_on(store.append(contract::commit(vec![contract::batch(&s, 0, 3, "c-1")])))
+                .unwrap();
+            assert_eq!(block_on(store.read_stream(&s)).unwrap().len(), 3);
+            assert_eq!(block_on(store.read_all(0, 10)).unwrap().len(), 3);
+        }
+        for companion in ["-wal", "-shm"] {
+            let file = format!("{}{companion}", path.display());
+            assert!(
+                !std::path::Path::new(&file).exists(),
+                "{durability:?}: {file} is left after closing"
+            );
+        }
+        let store = SqliteEventStore::open(&path, durability).unwrap();
+        assert_eq!(
+            block_on(store.head()).unwrap(),
+            3,
+            "{durability:?}: the events are in the file"
+        );
+    }
+}
