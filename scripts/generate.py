@@ -112,6 +112,20 @@ def python_method(c: Schema, asynchronous: bool = False) -> List[str]:
     return out + ["            },", "            actor=actor,", "            command_id=command_id,", "        )"]
 
 
+def executes_protocol(name: str, define: str) -> List[str]:
+    """The protocol the command methods of a mixin call: an `execute` defined with `define`."""
+    return [
+        f"class {name}(Protocol):",
+        f"    {define} execute(",
+        "        self,",
+        "        command: Mapping[str, object],",
+        "        *,",
+        "        actor: Union[Librarian, Member],",
+        "        command_id: Optional[str] = None,",
+        "    ) -> Outcome: ...",
+    ]
+
+
 def python(schema: Schema) -> str:
     commands = schema["commands"]
     out = [
@@ -166,14 +180,7 @@ def python(schema: Schema) -> str:
         "}",
         "",
         "",
-        "class _Executes(Protocol):",
-        "    def execute(",
-        "        self,",
-        "        command: Mapping[str, object],",
-        "        *,",
-        "        actor: Union[Librarian, Member],",
-        "        command_id: Optional[str] = None,",
-        "    ) -> Outcome: ...",
+        *executes_protocol("_Executes", "def"),
         "",
         "",
         "class LibraryCommands:",
@@ -186,14 +193,7 @@ def python(schema: Schema) -> str:
     out += [
         "",
         "",
-        "class _ExecutesAsync(Protocol):",
-        "    async def execute(",
-        "        self,",
-        "        command: Mapping[str, object],",
-        "        *,",
-        "        actor: Union[Librarian, Member],",
-        "        command_id: Optional[str] = None,",
-        "    ) -> Outcome: ...",
+        *executes_protocol("_ExecutesAsync", "async def"),
         "",
         "",
         "class AsyncLibraryCommands:",

@@ -13,12 +13,31 @@ const LICENCES: [&str; 2] = ["LICENSE-MIT", "LICENSE-APACHE"];
 /// The crates published to crates.io.
 const PUBLISHED: [&str; 4] = ["lendkit", "lendkit-core", "lendkit-adapters", "lendkit-cli"];
 /// Every folder that is packaged on its own: each crate, the Python and the npm package.
-const PACKAGE_DIRS: [&str; 5] = [".", "core", "adapters", "bindings/python", "bindings/node"];
+const PACKAGE_DIRS: [&str; 6] = [
+    ".",
+    "core",
+    "adapters",
+    "cli",
+    "bindings/python",
+    "bindings/node",
+];
 
 fn cargo() -> Command {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     command.current_dir(ROOT);
     command
+}
+
+/// What `cargo ARGS` prints, run in the repository; fails with cargo's own message.
+fn cargo_stdout(args: &[&str]) -> String {
+    let out = cargo().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "cargo {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 fn read(path: &str) -> String {
@@ -29,16 +48,7 @@ fn read(path: &str) -> String {
 #[test]
 fn every_crate_package_holds_both_licences_and_its_readme() {
     for name in PUBLISHED {
-        let out = cargo()
-            .args(["package", "--list", "--allow-dirty", "--locked", "-p", name])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "cargo package --list -p {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let files = String::from_utf8(out.stdout).unwrap();
+        let files = cargo_stdout(&["package", "--list", "--allow-dirty", "--locked", "-p", name]);
         let files: Vec<&str> = files.lines().collect();
         for wanted in LICENCES.iter().chain(&["README.md"]) {
             assert!(
@@ -69,16 +79,8 @@ fn every_package_folder_has_the_same_licence_texts() {
 
 #[test]
 fn published_manifests_have_honest_metadata() {
-    let out = cargo()
-        .args(["metadata", "--format-version", "1", "--no-deps", "--locked"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = cargo_stdout(&["metadata", "--format-version", "1", "--no-deps", "--locked"]);
+    let meta: Value = serde_json::from_str(&out).unwrap();
     let packages = meta["packages"].as_array().unwrap();
     assert_eq!(packages.len(), 6, "the workspace's packages");
     for package in packages {
@@ -246,18 +248,9 @@ fn every_build_of_the_test_command_uses_the_lockfile() {
 /// completions and mimalloc belong to `lendkit-cli`.
 #[test]
 fn the_library_crate_pulls_in_no_cli_and_no_allocator() {
-    let out = cargo()
-        .args([
-            "tree", "-p", "lendkit", "-e", "normal", "--locked", "--prefix", "none",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let tree = String::from_utf8_lossy(&out.stdout);
+    let tree = cargo_stdout(&[
+        "tree", "-p", "lendkit", "-e", "normal", "--locked", "--prefix", "none",
+    ]);
     assert!(
         tree.contains("lendkit-core"),
         "the tree names the core:\n{tree}"
@@ -268,22 +261,18 @@ fn the_library_crate_pulls_in_no_cli_and_no_allocator() {
             "lendkit depends on {unwanted}:\n{tree}"
         );
     }
-    let cli = cargo()
-        .args([
-            "tree",
-            "-p",
-            "lendkit-cli",
-            "-e",
-            "normal",
-            "--locked",
-            "--depth",
-            "1",
-            "--prefix",
-            "none",
-        ])
-        .output()
-        .unwrap();
-    let cli = String::from_utf8_lossy(&cli.stdout);
+    let cli = cargo_stdout(&[
+        "tree",
+        "-p",
+        "lendkit-cli",
+        "-e",
+        "normal",
+        "--locked",
+        "--depth",
+        "1",
+        "--prefix",
+        "none",
+    ]);
     assert!(
         cli.lines().any(|l| l.starts_with("clap ")),
         "the CLI has clap:\n{cli}"

@@ -609,8 +609,21 @@ impl SledEventStore {
             .collect()
     }
 
-    /// Stores a commit in one sled transaction (see [`EventStore::append`]), without flushing.
-    fn store(&self, commit: &Commit) -> Result<Vec<Envelope>, StoreError> {
+    /// Stores a commit in one sled transaction (see [`EventStore::append`]), and counts it;
+    /// with `synced`, flushes before returning (else the next sync or synced append does).
+    fn store(&self, commit: &Commit, synced: bool) -> Result<Vec<Envelope>, StoreError> {
+        let stored = self.transact(commit)?;
+        if !stored.is_empty() {
+            let ticket = self.commit_ticket();
+            if synced {
+                self.made_durable(ticket)?;
+            }
+        }
+        Ok(stored)
+    }
+
+    /// The sled transaction of [`store`](SledEventStore::store).
+    fn transact(&self, commit: &Commit) -> Result<Vec<Envelope>, StoreError> {
         let appends = &commit.appends;
         for a in appends {
             check_shape(a)?;
@@ -684,21 +697,11 @@ impl SledEventStore {
 #[async_trait]
 impl EventStore for SledEventStore {
     async fn append(&self, commit: Commit) -> Result<Vec<Envelope>, StoreError> {
-        let stored = self.store(&commit)?;
-        if !stored.is_empty() {
-            let ticket = self.commit_ticket();
-            self.made_durable(ticket)?;
-        }
-        Ok(stored)
+        self.store(&commit, true)
     }
 
     async fn append_unsynced(&self, commit: Commit) -> Result<Vec<Envelope>, StoreError> {
-        let stored = self.store(&commit)?;
-        if !stored.is_empty() {
-            // Counted, so that the next sync (or synced append) flushes it.
-            self.commit_ticket();
-        }
-        Ok(stored)
+        self.store(&commit, false)
     }
 
     async fn sync(&self) -> Result<(), StoreError> {

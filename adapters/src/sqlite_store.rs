@@ -967,26 +967,27 @@ fn append_in(
     Ok(Ok(stored))
 }
 
-#[async_trait]
-impl EventStore for SqliteEventStore {
-    async fn append(&self, commit: Commit) -> Result<Vec<Envelope>, StoreError> {
+impl SqliteEventStore {
+    /// An append, synced before it returns or not (see [`EventStore::append_unsynced`]).
+    fn append_as(&self, commit: Commit, synced: bool) -> Result<Vec<Envelope>, StoreError> {
         for a in &commit.appends {
             check_shape(a)?;
         }
-        match self.write(Op::Append(commit, true))? {
+        match self.write(Op::Append(commit, synced))? {
             Done::Appended(stored) => Ok(stored),
             Done::Saved | Done::Removed(_) => Ok(Vec::new()),
         }
     }
+}
+
+#[async_trait]
+impl EventStore for SqliteEventStore {
+    async fn append(&self, commit: Commit) -> Result<Vec<Envelope>, StoreError> {
+        self.append_as(commit, true)
+    }
 
     async fn append_unsynced(&self, commit: Commit) -> Result<Vec<Envelope>, StoreError> {
-        for a in &commit.appends {
-            check_shape(a)?;
-        }
-        match self.write(Op::Append(commit, false))? {
-            Done::Appended(stored) => Ok(stored),
-            Done::Saved | Done::Removed(_) => Ok(Vec::new()),
-        }
+        self.append_as(commit, false)
     }
 
     async fn sync(&self) -> Result<(), StoreError> {

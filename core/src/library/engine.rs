@@ -23,7 +23,9 @@ pub(crate) struct Engine {
     /// The clock-driven work on open loans (see `due.rs`): folded from the log at build, kept
     /// current here as events are relayed.
     pub(super) due_work: Mutex<super::due::DueWork>,
-    /// Set when a commit was stored unsynced ([`Meta::deferred`]); [`Engine::sync`] clears it.
+    /// Set when a reaction was stored unsynced ([`Meta::deferred`]); [`Engine::sync`] clears
+    /// it. Not the store's own notion of what waits: checkpoints alone wait for the next
+    /// append rather than cost a sync of their own.
     pub(super) unsynced: std::sync::atomic::AtomicBool,
     /// Nothing else appends to the store (see [`LibraryBuilder::sole_writer`]).
     pub(super) sole_writer: bool,
@@ -445,13 +447,7 @@ impl Engine {
     /// Notes freshly stored events and relays. The events are stored either way, so a failing
     /// bus must not turn the command into an error; the next [`Library::settle`] relays again.
     pub(super) async fn relay_stored(&self, stored: &[Envelope]) {
-        {
-            let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
-            for e in stored {
-                recent.insert(e.position, Arc::new(e.clone()));
-            }
-        }
-        let _ = self.relay_from_store(false).await;
+        self.relay_owned(stored.to_vec()).await;
     }
 
     /// [`relay_stored`](Engine::relay_stored) taking the events, so none is copied.
