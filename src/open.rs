@@ -43,6 +43,11 @@ pub struct Config {
     pub max_attempts: u32,
     /// Run consumers on a background thread (default). Off: only `settle()` runs them.
     pub background: bool,
+    /// The in-process policies (copy allocation, confirmation, release, deliveries) react within
+    /// the command that caused them, so a command and its saga share one sync
+    /// ([`LibraryBuilder::immediate_reactions`]). Off by default: reactions follow on the
+    /// background thread or at `settle()`.
+    pub immediate_reactions: bool,
     /// The payment gateway; default: the members' point accounts.
     pub payment: Option<Arc<dyn PaymentGateway>>,
     /// Where notices go; default: nowhere.
@@ -67,6 +72,7 @@ impl Default for Config {
             workers: BTreeMap::new(),
             max_attempts: 5,
             background: true,
+            immediate_reactions: false,
             payment: None,
             notifier: None,
             clock: None,
@@ -297,7 +303,8 @@ impl OpenLibrary {
             .max_attempts(config.max_attempts)
             .retry_backoff(config.retry_backoff)
             // The store was opened here, for this library alone (under its lock, on disk).
-            .sole_writer(true);
+            .sole_writer(true)
+            .immediate_reactions(config.immediate_reactions);
         for (name, n) in &config.workers {
             builder = builder.workers(name, *n);
         }

@@ -174,7 +174,9 @@ fn build(o: &Options, kind: StoreKind) -> Result<World, String> {
         .notifier(notices.clone())
         .wrap_payment(move |inner| Arc::new(lendkit::PaymentSwitch::new(inner, down)))
         .rules(rules)
-        .breaker(breaker);
+        .breaker(breaker)
+        // On the files, as `lendkit::open` runs a library: its only writer.
+        .sole_writer(kind != StoreKind::Memory);
     for (consumer, n) in &o.workers {
         builder = builder.workers(consumer, *n);
     }

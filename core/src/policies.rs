@@ -83,6 +83,11 @@ impl Policy {
             .collect()
     }
 
+    /// Whether one of this policy's rules is about events of type `event_type`.
+    pub fn reacts_to(&self, event_type: &str) -> bool {
+        self.rules.iter().any(|r| r.when == event_type)
+    }
+
     /// The policy named `name`.
     pub fn named(name: &str) -> Option<&'static Policy> {
         POLICIES.iter().find(|p| p.name == name)
@@ -91,6 +96,12 @@ impl Policy {
 
 /// Every policy lendkit runs.
 pub const POLICIES: &[Policy] = &[CATALOG, RENTALS, PAYMENTS, DELIVERIES, NOTICES];
+
+/// The policies whose reactions are commands on the library's own books, rentals and
+/// deliveries — no call to a host port. A library that is its store's only writer runs them
+/// within the command that caused them, in the same sync (see `LibraryBuilder::immediate_reactions`);
+/// refunds and notices always wait for [`settle`](crate::Library::settle).
+pub const IMMEDIATE: &[&Policy] = &[&CATALOG, &RENTALS, &DELIVERIES];
 
 /// The catalogue side: holds and frees copies.
 pub const CATALOG: Policy = Policy {

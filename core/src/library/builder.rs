@@ -37,6 +37,7 @@ pub struct LibraryBuilder {
     retry_backoff: std::time::Duration,
     on_commit: Option<CommitHook>,
     sole_writer: bool,
+    immediate_reactions: bool,
 }
 
 impl LibraryBuilder {
@@ -55,6 +56,7 @@ impl LibraryBuilder {
             max_attempts: 5,
             retry_backoff: std::time::Duration::from_secs(1),
             sole_writer: false,
+            immediate_reactions: false,
             on_commit: None,
         }
     }
@@ -74,6 +76,21 @@ impl LibraryBuilder {
     /// stale fold.
     pub fn sole_writer(mut self, sole: bool) -> Self {
         self.sole_writer = sole;
+        self
+    }
+
+    /// Whether the policies that only touch this library's own aggregates (copy allocation,
+    /// confirmation, release, deliveries: [`IMMEDIATE`](crate::policies::IMMEDIATE)) react
+    /// within the command that caused them, so that a command and what it sets off share one
+    /// sync of the disk (default: no). A reservation then returns with its copy allocated and
+    /// the rental confirmed — or cancelled when no copy is free — instead of `RentalReserved`
+    /// alone; the same events under the same ids, stored sooner. It takes a
+    /// [`sole_writer`](LibraryBuilder::sole_writer) library, and a policy run with one worker
+    /// that is neither paused nor behind; otherwise every reaction waits for
+    /// [`settle`](Library::settle) (or the background runner). Refunds, notices and the views
+    /// wait for it either way.
+    pub fn immediate_reactions(mut self, immediate: bool) -> Self {
+        self.immediate_reactions = immediate;
         self
     }
 
@@ -153,6 +170,20 @@ impl LibraryBuilder {
                 )));
             }
         }
+        // The immediate policies start out owing what their consumer has not handled yet.
+        let mut immediate = Vec::new();
+        if self.sole_writer && self.immediate_reactions {
+            for &policy in crate::policies::IMMEDIATE {
+                if self.workers.get(policy.name).copied().unwrap_or(1) == 1 {
+                    let floor = self
+                        .store
+                        .checkpoint(&super::consumers::checkpoint_key(policy.name, 1, 0))
+                        .await?
+                        .unwrap_or(0);
+                    immediate.push(super::immediate::Owed::new(policy, floor));
+                }
+            }
+        }
         let engine = Arc::new(Engine {
             store: self.store,
             bus: self.bus,
@@ -166,6 +197,7 @@ impl LibraryBuilder {
             due_work: Mutex::new(super::due::DueWork::default()),
             unsynced: std::sync::atomic::AtomicBool::new(false),
             sole_writer: self.sole_writer,
+            immediate,
         });
         let in_store_payment = matches!(self.payment, PaymentChoice::Points);
         let gateway: Arc<dyn PaymentGateway> = match self.payment {

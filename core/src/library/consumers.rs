@@ -49,8 +49,13 @@ impl Consumer {
     /// The durable name of one worker's checkpoint: `catalog/3#1` is worker 1 of 3. (The
     /// count is part of the name: with another count, streams fall to other workers.)
     pub(super) fn checkpoint_key(&self, worker: usize) -> String {
-        format!("{}/{}#{worker}", self.name, self.count)
+        checkpoint_key(self.name, self.count, worker)
     }
+}
+
+/// The durable name of worker `worker`'s checkpoint of `consumer` run with `count` workers.
+pub(super) fn checkpoint_key(consumer: &str, count: usize, worker: usize) -> String {
+    format!("{consumer}/{count}#{worker}")
 }
 
 /// A consumer's progress.
@@ -219,7 +224,17 @@ impl Library {
         let mut progressed = batch.iter().any(|e| e.position <= start);
         let mut closed = false;
         for e in batch.iter().filter(|e| e.position > start) {
-            match self.handle(c.kind, e).await {
+            // Reacted to within the command that stored it (see `immediate.rs`).
+            let done_at_once = match c.kind {
+                Kind::Policy(policy) => self.engine.reacted_at_once(policy, e.position),
+                _ => false,
+            };
+            let handled = if done_at_once {
+                Ok(())
+            } else {
+                self.handle(c.kind, e).await
+            };
+            match handled {
                 // Closing ended the handling (a host port was still busy): not a failure of the
                 // event, so it is neither counted nor given up on; it is handled after reopening.
                 Err(_) if self.shutdown.is_closed() => {
@@ -282,6 +297,9 @@ impl Library {
                 }
             }
         }
+        if let Kind::Policy(policy) = c.kind {
+            self.engine.passed(policy, state.checkpoint);
+        }
         self.engine
             .bus
             .ack(c.name, worker, state.checkpoint)
@@ -319,21 +337,9 @@ impl Library {
             }
             Kind::Policy(policy) => {
                 for (i, reaction) in policy.react(e).into_iter().enumerate() {
-                    let meta = Meta {
-                        actor: Actor::System,
-                        command_id: CommandId::system(format_args!(
-                            "{}:{i}:{}",
-                            policy.name, e.event_id
-                        )),
-                        fingerprint: String::new(),
-                        fresh: false,
-                        at: None,
-                        correlation_id: e.correlation_id.clone(),
-                        causation_id: e.event_id.clone(),
-                        deferred: true,
-                    };
+                    let meta = Self::reaction_meta(policy, i, e);
                     match self.react(reaction, &meta).await {
-                        Ok(()) => {}
+                        Ok(_) => {}
                         Err(err) if err.is_rejection() => {}
                         Err(Error::PaymentUnavailable { retry_after }) => {
                             return Err(Failure {
@@ -361,7 +367,28 @@ impl Library {
         }
     }
 
-    async fn react(&self, reaction: Reaction, meta: &Meta) -> Result<()> {
+    /// Who runs a policy's `i`th reaction to `e`, and under which id: lendkit's own actor, under a
+    /// command id derived from the event, so a second delivery of `e` changes nothing.
+    pub(super) fn reaction_meta(policy: &Policy, i: usize, e: &Envelope) -> Meta {
+        Meta {
+            actor: Actor::System,
+            command_id: CommandId::system(format_args!("{}:{i}:{}", policy.name, e.event_id)),
+            fingerprint: String::new(),
+            fresh: false,
+            at: None,
+            correlation_id: e.correlation_id.clone(),
+            causation_id: e.event_id.clone(),
+            deferred: true,
+            follow: false,
+        }
+    }
+
+    /// Carries out one reaction; the events it stored, if any.
+    pub(super) async fn react(
+        &self,
+        reaction: Reaction,
+        meta: &Meta,
+    ) -> Result<Vec<Arc<Envelope>>> {
         let step = match reaction {
             Reaction::Book(cmd) => Step::Book(cmd),
             Reaction::Rental(RentalCommand::StartLoan { rental, .. }) => {
@@ -389,10 +416,11 @@ impl Library {
                     .shutdown
                     .race(self.notifier.send(&notice))
                     .await?
+                    .map(|()| Vec::new())
                     .map_err(|e| Error::Storage(StoreError::Backend(e.to_string())));
             }
         };
-        self.engine.run(Plan::one(step), meta).await.map(drop)
+        self.engine.run_shared(Plan::one(step), meta).await
     }
 
     /// Hands the stored event at `position` to `consumer` once more, as an at-least-once bus may

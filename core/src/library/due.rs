@@ -444,6 +444,7 @@ impl Library {
             correlation_id: rental.to_string(),
             causation_id: format!("{}@{}", work.as_str(), at.to_rfc3339()),
             deferred: false,
+            follow: false,
         };
         let loan = |action| {
             Step::Loan(LoanRequest {

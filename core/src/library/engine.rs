@@ -29,6 +29,15 @@ pub(crate) struct Engine {
     pub(super) unsynced: std::sync::atomic::AtomicBool,
     /// Nothing else appends to the store (see [`LibraryBuilder::sole_writer`]).
     pub(super) sole_writer: bool,
+    /// The policies that react within the command that caused them, with what each still
+    /// owes (see `immediate.rs`); empty when reactions wait for [`Library::settle`].
+    pub(super) immediate: Vec<super::immediate::Owed>,
+}
+
+/// What [`Engine::run_shared`] stored: the caller's own copy, or the relay's shared one.
+enum Committed {
+    Owned(Vec<Envelope>),
+    Shared(Vec<Arc<Envelope>>),
 }
 
 /// One step decided: its stream, the version it was decided on, the new events and the state
@@ -254,18 +263,55 @@ impl Engine {
     /// Runs a plan: decides its steps in order (each filled in from the stream it reads) and
     /// stores them in one commit, with a version guard on every stream read. A command id
     /// already applied returns its events; a stream that moved meanwhile means deciding again.
-    pub(super) async fn run(&self, mut plan: Plan, meta: &Meta) -> Result<Vec<Envelope>> {
+    pub(super) async fn run(&self, plan: Plan, meta: &Meta) -> Result<Vec<Envelope>> {
+        match self.run_committed(plan, meta).await? {
+            Committed::Owned(events) => Ok(events),
+            Committed::Shared(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// [`run`](Engine::run) for a reaction ([`Meta::deferred`]): the events it stored, as the
+    /// relay shares them (no copy is made).
+    pub(super) async fn run_shared(&self, plan: Plan, meta: &Meta) -> Result<Vec<Arc<Envelope>>> {
+        match self.run_committed(plan, meta).await? {
+            Committed::Owned(events) => Ok(events.into_iter().map(Arc::new).collect()),
+            Committed::Shared(events) => Ok(events),
+        }
+    }
+
+    /// Stores a commit of `meta`'s command: synced, unless it is a reaction
+    /// ([`Meta::deferred`]) or a caller's command whose events some policy reacts to at once
+    /// ([`Meta::follow`]; the caller then syncs once after those reactions).
+    pub(super) async fn store_commit(
+        &self,
+        commit: Commit,
+        meta: &Meta,
+    ) -> std::result::Result<Vec<Envelope>, StoreError> {
+        let unsynced = meta.deferred
+            || (meta.follow
+                && self.reacts_at_once(commit.appends.iter().flat_map(|a| a.events.iter())));
+        if !unsynced {
+            return self.store.append(commit).await;
+        }
+        let stored = self.store.append_unsynced(commit).await?;
+        if !stored.is_empty() {
+            self.unsynced.store(true, Ordering::SeqCst);
+        }
+        Ok(stored)
+    }
+
+    async fn run_committed(&self, mut plan: Plan, meta: &Meta) -> Result<Committed> {
         let mut attempt = 0;
         loop {
             if attempt > 0 || !meta.fresh {
                 if let Some(done) = self.recorded(meta).await? {
-                    return Ok(done);
+                    return Ok(Committed::Owned(done));
                 }
             }
             let ctx = self.context(meta);
             let expanded = match self.expand(&plan.steps, &ctx).await {
                 Ok(e) => e,
-                Err(e) => return self.refused(e, meta).await,
+                Err(e) => return self.refused(e, meta).await.map(Committed::Owned),
             };
             let mut guards = expanded.guards;
             let mut expanded_steps = expanded.steps;
@@ -286,7 +332,7 @@ impl Engine {
                 }
                 match self.decide_step(step, &ctx).await {
                     Ok(d) => decided.push(d),
-                    Err(e) => return self.refused(e, meta).await,
+                    Err(e) => return self.refused(e, meta).await.map(Committed::Owned),
                 }
             }
             // The expansion read a stream this plan also writes: decided on another version,
@@ -307,7 +353,7 @@ impl Engine {
                 for d in decided {
                     self.keep_boxed(d.stream, d.version, d.state);
                 }
-                return Ok(Vec::new());
+                return Ok(Committed::Owned(Vec::new()));
             }
             let mut appends: Vec<StreamAppend> = decided
                 .iter_mut()
@@ -326,27 +372,18 @@ impl Engine {
             appends.append(&mut guards);
             let written: Vec<u64> = appends.iter().map(|a| a.events.len() as u64).collect();
             let commit = Self::commit(meta, appends);
-            let appended = if meta.deferred {
-                self.store.append_unsynced(commit).await
-            } else {
-                self.store.append(commit).await
-            };
-            match appended {
+            match self.store_commit(commit, meta).await {
                 Ok(stored) => {
-                    if meta.deferred && !stored.is_empty() {
-                        self.unsynced.store(true, Ordering::SeqCst);
-                    }
                     for (d, n) in decided.into_iter().zip(written) {
                         self.keep_boxed(d.stream, d.version + n, d.state);
                     }
                     if meta.deferred {
-                        // A reaction's events go to the relay without a copy: nobody reads
-                        // them from here (see [`Meta::deferred`]).
-                        self.relay_owned(stored).await;
-                        return Ok(Vec::new());
+                        // A reaction's events go to the relay without a copy; whoever reacts
+                        // to them at once shares the relay's (see [`Meta::deferred`]).
+                        return Ok(Committed::Shared(self.relay_owned(stored).await));
                     }
                     self.relay_stored(&stored).await;
-                    return Ok(stored);
+                    return Ok(Committed::Owned(stored));
                 }
                 Err(e) if Self::retry(&e, attempt) => {
                     if let StoreError::Conflict { stream, actual, .. } = &e {
@@ -432,6 +469,7 @@ impl Engine {
                     crate::views::View::apply(&mut *due, e);
                 }
             }
+            self.note_relayed(&batch);
             self.bus
                 .publish(&batch)
                 .await
@@ -450,14 +488,17 @@ impl Engine {
         self.relay_owned(stored.to_vec()).await;
     }
 
-    /// [`relay_stored`](Engine::relay_stored) taking the events, so none is copied.
-    async fn relay_owned(&self, stored: Vec<Envelope>) {
+    /// [`relay_stored`](Engine::relay_stored) taking the events, so none is copied: they come
+    /// back as the relay shares them.
+    async fn relay_owned(&self, stored: Vec<Envelope>) -> Vec<Arc<Envelope>> {
+        let shared: Vec<Arc<Envelope>> = stored.into_iter().map(Arc::new).collect();
         {
             let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
-            for e in stored {
-                recent.insert(e.position, Arc::new(e));
+            for e in &shared {
+                recent.insert(e.position, Arc::clone(e));
             }
         }
         let _ = self.relay_from_store(false).await;
+        shared
     }
 }

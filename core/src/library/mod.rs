@@ -68,12 +68,16 @@ struct Meta {
     /// settle pass, which the pass syncs at its end (and before any call to a host port). Its
     /// events go to the relay as they are; [`Engine::run`] returns none of them.
     deferred: bool,
+    /// A caller's command: when its events are ones a policy reacts to at once (see
+    /// `immediate.rs`), it is stored unsynced and synced once with those reactions.
+    follow: bool,
 }
 
 mod builder;
 mod consumers;
 mod due;
 mod engine;
+mod immediate;
 mod loans;
 mod payment;
 mod queries;
@@ -185,6 +189,7 @@ impl Library {
             correlation_id: correlation,
             causation_id: command_id.to_string(),
             deferred: false,
+            follow: true,
         };
         let events = match self.route(command, actor, rental.as_ref()) {
             Route::Plan(plan) => {
@@ -217,6 +222,7 @@ impl Library {
                 .await?
             }
         };
+        self.react_at_once(&events).await?;
         Ok(Outcome {
             command_id,
             rental_id: rental,

@@ -23,6 +23,7 @@ impl PointsGateway {
             at: None,
             correlation_id: key.to_string(),
             deferred: false,
+            follow: false,
         }
     }
 }
@@ -298,8 +299,7 @@ impl Library {
         };
         match self
             .engine
-            .store
-            .append(Engine::commit(meta, vec![append]))
+            .store_commit(Engine::commit(meta, vec![append]), meta)
             .await
         {
             Ok(stored) => {
@@ -446,8 +446,7 @@ impl Library {
         ];
         match self
             .engine
-            .store
-            .append(Engine::commit(meta, appends))
+            .store_commit(Engine::commit(meta, appends), meta)
             .await
         {
             Ok(stored) => {
