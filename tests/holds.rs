@@ -288,9 +288,10 @@ proptest! {
     /// are always 1..n, a copy is on at most one shelf or loan, every hold ends once, fees are
     /// refunded at most what was charged, and the views equal a rebuild (`check_invariants`).
     #[test]
-    fn the_hold_queue_never_loses_its_place(ops in prop::collection::vec(op(), 1..80), copies in 1..4u32, rules in any::<bool>()) {
+    fn the_hold_queue_never_loses_its_place(ops in prop::collection::vec(op(), 1..80), copies in 1..4u32, rules in any::<bool>(), immediate in any::<bool>()) {
         let h = Harness::new();
-        let lib = h.library();
+        // Half the runs with the in-process policies reacting within each command.
+        let lib = block_on(h.builder().sole_writer(immediate).immediate_reactions(immediate).build()).unwrap();
         if rules {
             // Four-week loans that a hold recalls to three days from now (at least a day).
             run(&lib, Command::ChangeCirculationRules { rules: RECALL_RULES.into(), format: None }, &librarian()).unwrap();

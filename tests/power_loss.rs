@@ -208,28 +208,48 @@ impl PaymentGateway for Ledger {
     }
 }
 
+/// A library on `store`; with `immediate`, its in-process policies react within each command
+/// (stored unsynced with it, one sync for all).
 fn library(
     store: Arc<PowerLossStore>,
     ledger: &Arc<Ledger>,
     notices: &Arc<RecordingNotifier>,
+    immediate: bool,
 ) -> lendkit::Library {
     let h = Harness::new();
     block_on(
         LibraryBuilder::new(store, Arc::new(InMemoryEventBus::new()), Arc::new(h.clock))
             .notifier(notices.clone())
             .payment(ledger.clone())
+            .sole_writer(immediate)
+            .immediate_reactions(immediate)
             .build(),
     )
     .unwrap()
 }
 
 /// The day's work: two members want the one copy; the saga confirms one and cancels and
-/// refunds the other. Returns the reservations that were acknowledged.
-fn the_day(lib: &lendkit::Library) -> Vec<&'static str> {
+/// refunds the other. With immediate reactions the second is refused before anything is
+/// charged (the copy is already allocated), so the first member cancels instead, and that
+/// cancellation is refunded. Returns the commands that were acknowledged: the rentals
+/// reserved, and `cancel r-1` when the cancellation was.
+fn the_day(lib: &lendkit::Library, immediate: bool) -> Vec<&'static str> {
     let mut acknowledged = Vec::new();
     for (member, rental) in [("m-1", "r-1"), ("m-2", "r-2")] {
         if reserve(lib, "b-1", member, rental).is_ok() {
             acknowledged.push(rental);
+        }
+    }
+    if immediate && acknowledged.contains(&"r-1") {
+        let canceled = block_on(lib.execute(
+            Command::CancelRental {
+                rental_id: "r-1".into(),
+                reason: None,
+            },
+            &lendkit::Actor::member("m-1"),
+        ));
+        if canceled.is_ok() {
+            acknowledged.push("cancel r-1");
         }
     }
     let _ = block_on(lib.settle());
@@ -238,6 +258,18 @@ fn the_day(lib: &lendkit::Library) -> Vec<&'static str> {
 
 #[test]
 fn no_host_acts_on_a_reaction_the_power_took() {
+    power_cut_after_every_write(false);
+}
+
+/// The same day with the in-process policies reacting within each command: a reservation, its
+/// allocation and its confirmation (or cancellation) are stored unsynced and synced once before
+/// the member hears of it — so the power takes all of them or none of the acknowledged ones.
+#[test]
+fn no_host_acts_on_a_reaction_the_power_took_when_reactions_are_immediate() {
+    power_cut_after_every_write(true);
+}
+
+fn power_cut_after_every_write(immediate: bool) {
     // How many writes the whole day takes, with the power on.
     let writes = {
         let store = Arc::new(PowerLossStore::new(None));
@@ -245,12 +277,13 @@ fn no_host_acts_on_a_reaction_the_power_took() {
             store.clone(),
             &Arc::new(Ledger::default()),
             &Arc::new(RecordingNotifier::new()),
+            immediate,
         );
         register(&lib, "b-1", 1, 5);
         join(&lib, "m-1");
         join(&lib, "m-2");
         let before = store.disk.lock().unwrap().writes.len();
-        the_day(&lib);
+        the_day(&lib, immediate);
         let events = all_events(&lib);
         assert_eq!(
             count(&events, "RentalConfirmed"),
@@ -271,12 +304,12 @@ fn no_host_acts_on_a_reaction_the_power_took() {
         let notices = Arc::new(RecordingNotifier::new());
         let store = Arc::new(PowerLossStore::new(None));
         let acknowledged = {
-            let lib = library(store.clone(), &ledger, &notices);
+            let lib = library(store.clone(), &ledger, &notices, immediate);
             register(&lib, "b-1", 1, 5);
             join(&lib, "m-1");
             join(&lib, "m-2");
             store.disk.lock().unwrap().power_left = Some(cut);
-            the_day(&lib)
+            the_day(&lib, immediate)
         };
         {
             let disk = store.disk.lock().unwrap();
@@ -285,7 +318,7 @@ fn no_host_acts_on_a_reaction_the_power_took() {
         // The reboot; then the librarian stocks a second copy before the saga has run again:
         // a lost cancellation of the second member would now go the other way.
         let rebooted = Arc::new(store.reboot());
-        let lib = library(rebooted, &ledger, &notices);
+        let lib = library(rebooted, &ledger, &notices, immediate);
         run(
             &lib,
             Command::AddCopies {
@@ -325,7 +358,16 @@ fn no_host_acts_on_a_reaction_the_power_took() {
                 _ => {}
             }
         }
-        for rental in acknowledged {
+        for done in acknowledged {
+            if done == "cancel r-1" {
+                assert_eq!(
+                    of("r-1", "RentalCanceled"),
+                    1,
+                    "cut after {cut} writes: the acknowledged cancellation of r-1 was lost"
+                );
+                continue;
+            }
+            let rental = done;
             assert_eq!(
                 of(rental, "RentalReserved"),
                 1,

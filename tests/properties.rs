@@ -144,9 +144,10 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn invariants_hold_and_views_match_a_rebuild(ops in prop::collection::vec(op(), 1..150)) {
+    fn invariants_hold_and_views_match_a_rebuild(ops in prop::collection::vec(op(), 1..150), immediate in any::<bool>()) {
         let h = Harness::new();
-        let lib = h.library();
+        // Half the runs with the in-process policies reacting within each command.
+        let lib = block_on(h.builder().sole_writer(immediate).immediate_reactions(immediate).build()).unwrap();
         let mut owners = [0u8; 8];
         let mut books = [0u8; 8];
         // A small library to start from; the random operations may add to it.
