@@ -225,7 +225,7 @@ fn store_table(
         ] {
             for callers in [1, 16] {
                 // `LENDKIT_BENCH_CELL=every_commit/batches_of_500/1/sqlite` (or `…/sled`,
-                // `…/crud`) runs one cell alone, to profile it or count its syncs; without the
+                // `…/sqlite_immediate`, `…/sled_immediate`, `…/crud`) runs one cell alone, to profile it or count its syncs; without the
                 // last part, the whole row.
                 let only = std::env::var("LENDKIT_BENCH_CELL").ok();
                 let wanted = |store: &str| {
@@ -234,7 +234,16 @@ fn store_table(
                             || o == format!("{setting}/{key}/{callers}")
                     })
                 };
-                if !wanted("sqlite") && !wanted("sled") && !wanted("crud") {
+                if [
+                    "sqlite",
+                    "sqlite_immediate",
+                    "sled",
+                    "sled_immediate",
+                    "crud",
+                ]
+                .iter()
+                .all(|store| !wanted(store))
+                {
                     continue;
                 }
                 let n = (plan.lifecycles / share).max(callers * 4);
@@ -272,7 +281,14 @@ fn store_table(
                     "{setting:<15}{shape:<20}{callers:>3} caller(s): SQLite CRUD {:<7}{crud:>8.0}/s",
                     sync.name().rsplit('=').next().unwrap_or(""),
                 );
-                for (name, store) in [("sqlite", Store::Sqlite), ("sled", Store::Sled)] {
+                // Each store as a library opens by default (reactions at settle), and with
+                // immediate reactions (a command and its saga under one sync).
+                for (name, store, immediate) in [
+                    ("sqlite", Store::Sqlite, false),
+                    ("sqlite_immediate", Store::Sqlite, true),
+                    ("sled", Store::Sled, false),
+                    ("sled_immediate", Store::Sled, true),
+                ] {
                     cell += 1;
                     if !wanted(name) {
                         continue;
@@ -287,6 +303,7 @@ fn store_table(
                             background: false,
                             durability,
                             store,
+                            immediate_reactions: immediate,
                             ..Config::default()
                         },
                     ));
@@ -297,10 +314,11 @@ fn store_table(
                         format!("lendkit_{name}"),
                         json!({"lifecycles_per_s": lps, "ratio": lps / crud}),
                     );
-                    let shown = if name == "sqlite" {
-                        "SQLite store"
-                    } else {
-                        "sled"
+                    let shown = match name {
+                        "sqlite" => "SQLite store",
+                        "sqlite_immediate" => "+immediate",
+                        "sled" => "sled",
+                        _ => "+immediate",
                     };
                     line.push_str(&format!("   {shown} {lps:>8.0}/s ({:.2}×)", lps / crud));
                 }

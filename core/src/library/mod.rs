@@ -10,6 +10,9 @@
 //! 5. The events are appended with the version the decision was made on (and a version guard
 //!    on any other stream it read); on a conflict the command is decided again on fresh state.
 //! 6. Committed events are relayed, in position order, to the [`EventBus`].
+//! 7. With [immediate reactions](LibraryBuilder::immediate_reactions) on, the in-process
+//!    policies react to them before the command returns, and one sync covers the command and
+//!    its reactions (step 5 then stores without waiting for the disk).
 //!
 //! Consumers — the [`policies`](crate::policies) and the [`views`](crate::views) — run when
 //! [`Library::settle`] (or [`Library::run_pending`]) is called: the core has no threads. The
@@ -100,7 +103,9 @@ use shutdown::Shutdown;
 ///
 /// Every command returns the events it stored or a typed [`Error`]; nothing partial is ever
 /// stored. Reactions (copy allocation, confirmation, refunds, deliveries, notices) and the
-/// views follow when [`settle`](Library::settle) runs the consumers.
+/// views follow when [`settle`](Library::settle) runs the consumers — or, for copy allocation,
+/// confirmation, release and deliveries, within the command itself when the library was built
+/// with [`immediate_reactions`](LibraryBuilder::immediate_reactions).
 pub struct Library {
     engine: Arc<Engine>,
     gateway: Arc<dyn PaymentGateway>,
