@@ -181,6 +181,13 @@ export interface LibraryOptions {
   clock?: ManualClock
   /** Run the saga and views on a background thread (default true). Off: only `settle()` runs them. */
   background?: boolean
+  /**
+   * Copy allocation, confirmation, release and deliveries happen within the command that caused
+   * them (default false): `reserveBook` resolves with the rental already confirmed (or
+   * cancelled), and the request and its reactions cost one sync. Refunds, notices and the views
+   * still wait for `settle()`.
+   */
+  immediateReactions?: boolean
   /** Attempts before an event is moved to the dead letters (default 5). */
   maxAttempts?: number
   /** The first wait before a failing event is retried, in ms (default 1000; doubles per failure). */

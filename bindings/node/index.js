@@ -274,6 +274,7 @@ const OPTIONS = new Set([
   'notifier',
   'clock',
   'background',
+  'immediateReactions',
   'maxAttempts',
   'retryBackoffMs',
   'breaker',
@@ -307,7 +308,7 @@ function nativeOptions(options) {
       o[key] = options[key]
     }
   }
-  for (const key of ['background', 'faultInjection']) {
+  for (const key of ['background', 'immediateReactions', 'faultInjection']) {
     if (options[key] !== undefined) {
       if (typeof options[key] !== 'boolean') throw invalid(`options.${key} must be true or false`)
       o[key] = options[key]

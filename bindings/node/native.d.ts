@@ -305,6 +305,11 @@ export interface NativeOptions {
   periodicFlushMs?: number
   /** Run the consumers on a background thread (default true). */
   background?: boolean
+  /**
+   * Copy allocation, confirmation, release and deliveries within the command that caused
+   * them, under its sync (default false).
+   */
+  immediateReactions?: boolean
   /** Attempts before an event is dead-lettered (default 5). */
   maxAttempts?: number
   /** The first wait before a failing event is retried, in ms (default 1000; doubles per failure). */

@@ -43,6 +43,12 @@ struct Cli {
         value_name = "ACTOR"
     )]
     actor: String,
+    /// The in-process policies react within the command that caused them: a reservation
+    /// returns with its copy allocated and the rental confirmed (or cancelled when no copy is
+    /// free), and the command and those reactions share one sync. Refunds, notices and the
+    /// views still follow after it.
+    #[arg(long, global = true)]
+    immediate_reactions: bool,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -777,6 +783,8 @@ fn check_db(db: &Path, access: Access) -> Outcome {
 
 /// The store `--store` names, for every library this run opens.
 static STORE: std::sync::OnceLock<lendkit::Store> = std::sync::OnceLock::new();
+/// Whether `--immediate-reactions` was given, for every library this run opens.
+static IMMEDIATE_REACTIONS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 
 fn open(db: &Path) -> lendkit::Result<OpenLibrary> {
     OpenLibrary::open(
@@ -784,6 +792,7 @@ fn open(db: &Path) -> lendkit::Result<OpenLibrary> {
         Config {
             background: false,
             store: STORE.get().copied().unwrap_or_default(),
+            immediate_reactions: IMMEDIATE_REACTIONS.get().copied().unwrap_or_default(),
             ..Config::default()
         },
     )
@@ -792,6 +801,7 @@ fn open(db: &Path) -> lendkit::Result<OpenLibrary> {
 fn execute(cli: Cli, out: &mut dyn Write) -> Outcome {
     let actor = Actor::parse(&cli.actor).map_err(lendkit::Error::InvalidInput)?;
     let _ = STORE.set(lendkit::Store::parse(&cli.store)?);
+    let _ = IMMEDIATE_REACTIONS.set(cli.immediate_reactions);
     check_db(&cli.db, cli.command.access())?;
     let command = match cli.command {
         Cmd::Demo { keep } => {

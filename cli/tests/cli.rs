@@ -806,40 +806,69 @@ fn syncs_of(db: &Path, args: &[&str]) -> usize {
         .count()
 }
 
-/// A user request is one durable commit, and the reactions its settle stores are another: a
-/// reservation, whose saga allocates a copy and confirms the rental, costs one sync more than a
-/// top-up, which sets nothing off — not one per reaction. On both stores, shown with strace.
+/// What a reservation's saga costs the disk, in syncs, next to a top-up (which sets nothing
+/// off), on both stores, shown with strace. By default a user request is one durable commit and
+/// the reactions its settle stores are another: a reservation, whose saga allocates a copy and
+/// confirms the rental, costs exactly one sync more than a top-up — not one per reaction. With
+/// `--immediate-reactions` the copy is allocated and the rental confirmed within the
+/// reservation, under its sync: a reservation costs exactly what a top-up costs. Either way the
+/// member page then says confirmed.
 #[test]
-fn the_reactions_of_a_settle_share_one_sync() {
+fn a_saga_costs_one_sync_after_its_request_or_none_with_immediate_reactions() {
     if Command::new("strace").arg("-V").output().is_err() {
         eprintln!("SKIPPED: strace is not installed, so the sync calls cannot be counted");
         return;
     }
     for name in ["lib.db", "lib.sqlite"] {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join(name);
-        let librarian = ["--as", "librarian:l-1"];
-        ok(
-            &db,
-            &[&["join-member", "m-1", "Kim"][..], &librarian].concat(),
-        );
-        ok(
-            &db,
-            &[
-                &["register-book", "b-1", "Dune", "--fee", "5"][..],
-                &librarian,
-            ]
-            .concat(),
-        );
-        let top_up = syncs_of(&db, &[&["top-up", "m-1", "50"][..], &librarian].concat());
-        let reserve = syncs_of(&db, &["reserve-book", "b-1", "m-1", "--as", "member:m-1"]);
-        assert!(top_up >= 1, "{name}: a top-up was stored without a sync");
-        assert_eq!(
-            reserve,
-            top_up + 1,
-            "{name}: a reservation and its saga must cost one sync more than a top-up"
-        );
-        let page = ok(&db, &["member", "m-1"]);
-        assert!(page.contains("confirmed"), "{name}: {page}");
+        for (immediate, extra) in [(false, 1), (true, 0)] {
+            let mode = if immediate {
+                "--immediate-reactions"
+            } else {
+                "by default"
+            };
+            let dir = tempfile::tempdir().unwrap();
+            let db = dir.path().join(name);
+            let librarian = ["--as", "librarian:l-1"];
+            let flag: &[&str] = if immediate {
+                &["--immediate-reactions"]
+            } else {
+                &[]
+            };
+            ok(
+                &db,
+                &[&["join-member", "m-1", "Kim"][..], &librarian].concat(),
+            );
+            ok(
+                &db,
+                &[
+                    &["register-book", "b-1", "Dune", "--fee", "5"][..],
+                    &librarian,
+                ]
+                .concat(),
+            );
+            let top_up = syncs_of(
+                &db,
+                &[&["top-up", "m-1", "50"][..], &librarian, flag].concat(),
+            );
+            let reserve = syncs_of(
+                &db,
+                &[
+                    &["reserve-book", "b-1", "m-1", "--as", "member:m-1"][..],
+                    flag,
+                ]
+                .concat(),
+            );
+            assert!(
+                top_up >= 1,
+                "{name}, {mode}: a top-up was stored without a sync"
+            );
+            assert_eq!(
+                reserve,
+                top_up + extra,
+                "{name}, {mode}: a reservation and its saga must cost {extra} sync(s) more than a top-up"
+            );
+            let page = ok(&db, &["member", "m-1"]);
+            assert!(page.contains("confirmed"), "{name}, {mode}: {page}");
+        }
     }
 }

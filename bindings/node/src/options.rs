@@ -44,6 +44,9 @@ pub struct NativeOptions {
     pub periodic_flush_ms: Option<f64>,
     /// Run the consumers on a background thread (default true).
     pub background: Option<bool>,
+    /// Copy allocation, confirmation, release and deliveries within the command that caused
+    /// them, under its sync (default false).
+    pub immediate_reactions: Option<bool>,
     /// Attempts before an event is dead-lettered (default 5).
     pub max_attempts: Option<f64>,
     /// The first wait before a failing event is retried, in ms (default 1000; doubles per failure).
@@ -146,6 +149,7 @@ impl NativeOptions {
                 .max_attempts
                 .map_or(Ok(d.max_attempts), |n| count("maxAttempts", n))?,
             background: self.background.unwrap_or(d.background),
+            immediate_reactions: self.immediate_reactions.unwrap_or(d.immediate_reactions),
             payment,
             notifier,
             clock: None,

@@ -45,6 +45,7 @@ async function example(): Promise<number> {
     durability: { periodicMs: 50 },
     clock,
     background: false,
+    immediateReactions: true,
     breaker: { failureThreshold: 3, coolDownMs: 60_000, callTimeoutMs: null },
     workers: { catalog: 2 },
     payment: {

@@ -264,7 +264,8 @@ impl Library {
     #[pyo3(signature = (
         path, *, store = None, welcome_points = 100, loan_days = 14, max_renewals = 2, hold_shelf_days = 7,
         durability = None,
-        payment = None, notifier = None, clock = None, background = true, max_attempts = 5,
+        payment = None, notifier = None, clock = None, background = true,
+        immediate_reactions = false, max_attempts = 5,
         breaker_failure_threshold = 5, breaker_cool_down_ms = 30000, payment_timeout_ms = 5000,
         retry_backoff_ms = 1000, workers = None, fault_injection = false
     ))]
@@ -285,6 +286,7 @@ impl Library {
         notifier: Option<&Bound<'_, PyAny>>,
         clock: Option<&Bound<'_, PyAny>>,
         background: bool,
+        immediate_reactions: bool,
         max_attempts: u32,
         breaker_failure_threshold: u32,
         breaker_cool_down_ms: u64,
@@ -304,6 +306,7 @@ impl Library {
             notifier,
             clock,
             background,
+            immediate_reactions,
             max_attempts,
             breaker_failure_threshold,
             breaker_cool_down_ms,
@@ -333,7 +336,8 @@ impl Library {
     #[pyo3(signature = (
         *, welcome_points = 100, loan_days = 14, max_renewals = 2, hold_shelf_days = 7,
         durability = None,
-        payment = None, notifier = None, clock = None, background = true, max_attempts = 5,
+        payment = None, notifier = None, clock = None, background = true,
+        immediate_reactions = false, max_attempts = 5,
         breaker_failure_threshold = 5, breaker_cool_down_ms = 30000, payment_timeout_ms = 5000,
         retry_backoff_ms = 1000, workers = None, fault_injection = false
     ))]
@@ -352,6 +356,7 @@ impl Library {
         notifier: Option<&Bound<'_, PyAny>>,
         clock: Option<&Bound<'_, PyAny>>,
         background: bool,
+        immediate_reactions: bool,
         max_attempts: u32,
         breaker_failure_threshold: u32,
         breaker_cool_down_ms: u64,
@@ -371,6 +376,7 @@ impl Library {
             notifier,
             clock,
             background,
+            immediate_reactions,
             max_attempts,
             breaker_failure_threshold,
             breaker_cool_down_ms,

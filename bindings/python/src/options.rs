@@ -22,6 +22,7 @@ pub(crate) struct Options<'a, 'py> {
     pub notifier: Option<&'a Bound<'py, PyAny>>,
     pub clock: Option<&'a Bound<'py, PyAny>>,
     pub background: bool,
+    pub immediate_reactions: bool,
     pub max_attempts: u32,
     pub breaker_failure_threshold: u32,
     pub breaker_cool_down_ms: u64,
@@ -75,6 +76,7 @@ impl Options<'_, '_> {
             workers: self.workers.unwrap_or_default(),
             max_attempts: self.max_attempts,
             background: self.background,
+            immediate_reactions: self.immediate_reactions,
             payment,
             notifier,
             clock,
@@ -128,6 +130,7 @@ pub(crate) fn config_defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("max_renewals", c.rules.max_renewals)?;
     d.set_item("hold_shelf_days", c.rules.hold_shelf_days)?;
     d.set_item("background", c.background)?;
+    d.set_item("immediate_reactions", c.immediate_reactions)?;
     d.set_item("max_attempts", c.max_attempts)?;
     d.set_item("breaker_failure_threshold", c.breaker.failure_threshold)?;
     d.set_item("breaker_cool_down_ms", millis(c.breaker.cool_down))?;

@@ -175,7 +175,7 @@ def test_fuzz_every_method(tmp_path: Path) -> None:
         st.sampled_from(
             [
                 "welcome_points", "loan_days", "max_renewals", "durability", "payment", "notifier", "clock",
-                "background", "max_attempts", "breaker_failure_threshold", "breaker_cool_down_ms",
+                "background", "immediate_reactions", "max_attempts", "breaker_failure_threshold", "breaker_cool_down_ms",
                 "payment_timeout_ms", "retry_backoff_ms", "fault_injection",
             ]
         ),
