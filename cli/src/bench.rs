@@ -133,20 +133,28 @@ fn crud_rows(
     say: &mut dyn FnMut(String) -> io::Result<()>,
 ) -> io::Result<()> {
     use crate::crud::{lifecycles_per_s, Sync};
-    let one_by_one = {
+    let one_by_one = |immediate_reactions: bool| {
         let lib = must(OpenLibrary::in_memory(Config {
             background: false,
+            immediate_reactions,
             ..Config::default()
         }));
         let n = plan.lifecycles / 4;
         saga_in_batches(&lib, plan.members, plan.books, n, "one", 1).0
     };
+    let (one_by_one, one_by_one_immediate) = (one_by_one(false), one_by_one(true));
     for (shape, batch, lendkit) in [
         ("batches of 500", 500, batched),
         ("each finished first", 1, one_by_one),
     ] {
         let mut row = serde_json::Map::new();
         row.insert("lendkit_in_memory_lifecycles_per_s".into(), json!(lendkit));
+        if batch == 1 {
+            row.insert(
+                "lendkit_in_memory_immediate_lifecycles_per_s".into(),
+                json!(one_by_one_immediate),
+            );
+        }
         for sync in [Sync::Memory, Sync::Full, Sync::Normal] {
             let n = if sync == Sync::Full {
                 plan.lifecycles / 10
@@ -176,6 +184,12 @@ fn crud_rows(
                     sync.name(),
                     lendkit / crud
                 ))?;
+                if batch == 1 {
+                    say(format!(
+                        "  … with immediate reactions: lendkit in memory {one_by_one_immediate:>10.0}   lendkit ÷ SQLite {:.2}",
+                        one_by_one_immediate / crud
+                    ))?;
+                }
             } else {
                 row.insert(
                     format!("sqlite_crud_{key}"),

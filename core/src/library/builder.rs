@@ -83,8 +83,10 @@ impl LibraryBuilder {
     /// confirmation, release, deliveries: [`IMMEDIATE`](crate::policies::IMMEDIATE)) react
     /// within the command that caused them, so that a command and what it sets off share one
     /// sync of the disk (default: no). A reservation then returns with its copy allocated and
-    /// the rental confirmed — or cancelled when no copy is free — instead of `RentalReserved`
-    /// alone; the same events under the same ids, stored sooner. It takes a
+    /// the rental confirmed instead of `RentalReserved` alone — the same events under the same
+    /// ids, stored sooner (the outcome carries the command's own events; the reactions are in
+    /// the log) — and a second reservation of a copy already taken is refused at once
+    /// (`BOOK_UNAVAILABLE`) rather than reserved, then cancelled and refunded by the saga. It takes a
     /// [`sole_writer`](LibraryBuilder::sole_writer) library, and a policy run with one worker
     /// that is neither paused nor behind; otherwise every reaction waits for
     /// [`settle`](Library::settle) (or the background runner). Refunds, notices and the views
