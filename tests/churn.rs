@@ -259,6 +259,16 @@ fn churn(ext: &str) -> Result<(), Failed> {
     Ok(())
 }
 
+/// A child creating the library at `db`, once it has said `start`, and its output.
+fn creating(db: &Path) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
+    let mut child = spawn(CREATE_CHILD_ENV, db);
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "start");
+    (child, stdout)
+}
+
 fn kill_during_creation(ext: &str) -> Result<(), Failed> {
     let kills = env_number("LENDKIT_CREATE_KILLS", 300);
     let mut rng = Rng(seed());
@@ -269,14 +279,9 @@ fn kill_during_creation(ext: &str) -> Result<(), Failed> {
     // it however fast or loaded the machine is.
     let span = (0..3)
         .map(|i| {
-            let db = dir.path().join(format!("timed-{i}.{ext}"));
-            let mut child = spawn(CREATE_CHILD_ENV, &db);
-            let mut stdout = BufReader::new(child.stdout.take().unwrap());
-            let mut line = String::new();
-            stdout.read_line(&mut line).unwrap();
-            assert_eq!(line.trim(), "start");
+            let (mut child, mut stdout) = creating(&dir.path().join(format!("timed-{i}.{ext}")));
             let began = Instant::now();
-            line.clear();
+            let mut line = String::new();
             while stdout.read_line(&mut line).unwrap() > 0 && line.trim() != "created" {
                 line.clear();
             }
@@ -292,11 +297,7 @@ fn kill_during_creation(ext: &str) -> Result<(), Failed> {
     let (mut unfinished, started) = (0, Instant::now());
     for kill in 0..kills {
         let db = dir.path().join(format!("lib-{kill}.{ext}"));
-        let mut child = spawn(CREATE_CHILD_ENV, &db);
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "start");
+        let (mut child, stdout) = creating(&db);
         let delay = rng.next(2 * span + 1);
         std::thread::sleep(Duration::from_micros(delay));
         child.kill().unwrap();
