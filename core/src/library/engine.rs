@@ -303,7 +303,11 @@ impl Engine {
     async fn run_committed(&self, mut plan: Plan, meta: &Meta) -> Result<Committed> {
         let mut attempt = 0;
         loop {
-            if attempt > 0 || !meta.fresh {
+            // A reaction does not look first: it is new nearly always, and when its event is
+            // delivered again the store refuses the repeated command id atomically, and the
+            // next try returns what was recorded. (A caller's command with its own id looks
+            // first, so that a retry costs no decision.)
+            if attempt > 0 || (!meta.fresh && !meta.deferred) {
                 if let Some(done) = self.recorded(meta).await? {
                     return Ok(Committed::Owned(done));
                 }
