@@ -248,8 +248,10 @@ fn churn(ext: &str) -> Result<(), Failed> {
         )
         .into());
     }
-    // Most kills should land inside an open (a child says `opening` before each one).
-    if killed_opening * 2 < cycles {
+    // Many kills should land inside an open (a child says `opening` before each one): at least
+    // a third. (The share follows how long an open takes next to an append and a close, which
+    // moves with the machine's load: 146 to 254 of 300 in two runs on a busy 2-core machine.)
+    if killed_opening * 3 < cycles {
         return Err(format!(
             "only {killed_opening} of {cycles} kills came while a child was opening the \
              library; the kills proved too little"

@@ -65,11 +65,20 @@
 //! process loses nothing that returned, and a power loss or OS crash loses at most the appends
 //! since the last sync, whole appends only. The thread stops when the store is dropped.
 //!
-//! [`append_unsynced`](EventStore::append_unsynced) (the reactions of a settle pass) and
-//! checkpoints commit under `EveryCommit` with `synchronous=NORMAL`: no sync of their own.
-//! The next synced commit — an `append`, or [`sync`](EventStore::sync), which writes a counter
-//! row in `meta` (`syncs`) when anything is waiting — syncs the write-ahead log up to its end
-//! and so makes all of them durable at once.
+//! [`append_unsynced`](EventStore::append_unsynced) (the reactions of a settle pass, or of a
+//! command with immediate reactions) and checkpoints are not committed on their own: they go
+//! into a write transaction the writer keeps open, each group under a savepoint, so a settle's
+//! reactions and the checkpoints they moved — or a command and its reactions — are **one
+//! transaction**: the pages they share are written to the log once. The open transaction is
+//! committed by the next synced `append`, by [`sync`](EventStore::sync) (under `EveryCommit`
+//! with a sync, writing a counter row in `meta` (`syncs`) so there is something to sync; under
+//! `Periodic` without), before any read (read-only connections see only what is committed;
+//! under `EveryCommit` that commit does not sync, and the next synced commit does), by
+//! [`flush`](SqliteEventStore::flush), and when the store is dropped. A crash before then loses
+//! those unsynced writes, a suffix, as the port allows. Should the commit of such a transaction
+//! itself fail (a full disk), the writes it carried are gone although their callers were told
+//! they were stored: the store then refuses every later call with a `STORAGE` error that says
+//! to reopen the library, which rebuilds everything from what the file holds.
 //!
 //! # Opening, the lock, and creation
 //!
@@ -182,6 +191,12 @@ struct Inner {
     /// Set when a group was committed without a sync under `EveryCommit`; cleared by the next
     /// synced group (only the writer changes it).
     unsynced: std::sync::atomic::AtomicBool,
+    /// Set while the writer holds a write transaction open with unsynced writes in it (only
+    /// the writer changes it; readers commit it first).
+    open: std::sync::atomic::AtomicBool,
+    /// Why the store refuses every call: the commit of an open transaction failed, taking
+    /// writes its callers were told were stored.
+    poisoned: Mutex<Option<String>>,
     /// The `Periodic` checkpoint thread, stopped on drop.
     checkpointer: Option<Checkpointer>,
     /// lendkit's lock on the file; declared last so it is released after every connection.
@@ -199,6 +214,14 @@ impl Drop for Inner {
         // close folds the write-ahead log into the file and removes `-wal` and `-shm`, which a
         // read-only connection cannot do.
         lock(&self.readers).clear();
+        // Unsynced writes still in the open transaction are committed, not rolled back.
+        if self.open.load(std::sync::atomic::Ordering::SeqCst) {
+            let writer = self
+                .writer
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner);
+            let _ = writer.execute_batch("COMMIT");
+        }
     }
 }
 
@@ -215,6 +238,8 @@ enum Op {
     Append(Commit, bool),
     /// No data: a synced commit that makes every unsynced one before it durable.
     Sync,
+    /// Commits the open transaction, if any, without a sync (before a read).
+    Flush,
     SaveCheckpoint(String, u64),
     SaveCheckpoints(Vec<(String, u64)>),
     AddDeadLetter(DeadLetter),
@@ -395,6 +420,8 @@ impl SqliteEventStore {
                 written: Condvar::new(),
                 readers: Mutex::new(Vec::new()),
                 unsynced: std::sync::atomic::AtomicBool::new(false),
+                open: std::sync::atomic::AtomicBool::new(false),
+                poisoned: Mutex::new(None),
                 checkpointer,
                 _lock: lock,
             }),
@@ -606,9 +633,22 @@ impl SqliteEventStore {
     /// Makes everything committed so far durable (with `Periodic`, without waiting for the next
     /// checkpoint): copies the write-ahead log into the database file and syncs both.
     pub fn flush(&self) -> Result<(), StoreError> {
+        self.commit_open()?;
         let conn = lock(&self.inner.writer);
         conn.query_row("PRAGMA wal_checkpoint(FULL)", [], |_| Ok(()))
             .map_err(|e| self.failed(&e))
+    }
+
+    /// Commits the writer's open transaction, if it holds one, so that a read-only connection
+    /// sees what was stored in it; refuses when the store is poisoned.
+    fn commit_open(&self) -> Result<(), StoreError> {
+        if let Some(why) = lock(&self.inner.poisoned).as_ref() {
+            return Err(StoreError::Backend(why.clone()));
+        }
+        if self.inner.open.load(std::sync::atomic::Ordering::SeqCst) {
+            self.write(Op::Flush)?;
+        }
+        Ok(())
     }
 
     /// A SQLite failure of this store (see [`sqlite_failed`]).
@@ -621,6 +661,7 @@ impl SqliteEventStore {
         &self,
         read: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.commit_open()?;
         let idle = lock(&self.inner.readers).pop();
         let conn = match idle {
             Some(conn) => conn,
@@ -679,46 +720,14 @@ impl SqliteEventStore {
             // This thread is the writer now: it stores every waiting write, its own among them.
             let group = std::mem::take(&mut writes.waiting);
             drop(writes);
-            // A group of checkpoints and unsynced appends only is committed without a sync of
-            // its own: the next synced commit makes it durable with it (the write-ahead log is
-            // one file, synced up to its end). A checkpoint lost to a crash before then only has
-            // its consumer handle those events again, which changes nothing (reactions run under
-            // ids derived from the event); an unsynced append is one the library derives again.
-            let lazy = inner.durability == Durability::EveryCommit
-                && group.iter().all(|(_, op)| {
-                    matches!(
-                        op,
-                        Op::SaveCheckpoint(..) | Op::SaveCheckpoints(_) | Op::Append(_, false)
-                    )
-                });
-            if lazy {
-                let _ = writer.pragma_update(None, "synchronous", "NORMAL");
-            }
-            let outcomes = write_group(&writer, &inner.path, group);
-            if lazy {
-                if let Err(e) = writer.pragma_update(None, "synchronous", "FULL") {
-                    // Never let a later append go unsynced: fail it rather.
-                    let error = sqlite_failed(&inner.path, &e);
-                    lock(&inner.writes)
-                        .done
-                        .extend(outcomes.into_iter().map(|(t, _)| (t, Err(error.clone()))));
-                    drop(writer);
-                    writes = lock(&inner.writes);
-                    inner.written.notify_all();
-                    continue;
-                }
-            }
-            if inner.durability == Durability::EveryCommit
-                && outcomes.iter().any(|(_, outcome)| match outcome {
-                    Ok(Done::Appended(stored)) => !stored.is_empty(),
-                    Ok(Done::Saved | Done::Removed(_)) => true,
-                    Err(_) => false,
-                })
-            {
-                inner
-                    .unsynced
-                    .store(lazy, std::sync::atomic::Ordering::SeqCst);
-            }
+            let poisoned = lock(&inner.poisoned).clone();
+            let outcomes = match poisoned {
+                Some(why) => group
+                    .into_iter()
+                    .map(|(ticket, _)| (ticket, Err(StoreError::Backend(why.clone()))))
+                    .collect(),
+                None => Self::write_as_writer(inner, &writer, group),
+            };
             // The outcomes are posted while the writer is still held, so that no waiting thread
             // can become a writer with nothing to write; the wake-up comes after the release.
             lock(&inner.writes).done.extend(outcomes);
@@ -727,6 +736,99 @@ impl SqliteEventStore {
             inner.written.notify_all();
         }
     }
+}
+
+impl SqliteEventStore {
+    /// Writes a group as the writer: kept in the open transaction (checkpoints and unsynced
+    /// appends only: a checkpoint lost to a crash only has its consumer handle those events
+    /// again, under ids derived from the event, and an unsynced append is one the library
+    /// derives again), committed without a sync (a [`Op::Flush`] among those), or committed
+    /// with the connection's sync setting (anything else). Keeps `open`, `unsynced` and
+    /// `poisoned` true to what happened.
+    fn write_as_writer(
+        inner: &Inner,
+        writer: &Connection,
+        group: Vec<(u64, Op)>,
+    ) -> Vec<(u64, Result<Done, StoreError>)> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let lazy = |op: &Op| {
+            matches!(
+                op,
+                Op::SaveCheckpoint(..) | Op::SaveCheckpoints(_) | Op::Append(_, false)
+            )
+        };
+        let ending = if group.iter().all(|(_, op)| lazy(op)) {
+            Ending::Keep
+        } else if group
+            .iter()
+            .all(|(_, op)| lazy(op) || matches!(op, Op::Flush))
+        {
+            Ending::NoSync
+        } else {
+            Ending::Synced
+        };
+        let every_commit = inner.durability == Durability::EveryCommit;
+        let was_open = inner.open.load(SeqCst);
+        let quiet = ending == Ending::NoSync && every_commit;
+        if quiet {
+            let _ = writer.pragma_update(None, "synchronous", "NORMAL");
+        }
+        let written = write_group(writer, &inner.path, group, ending, was_open);
+        // Whether the commit, if any, carried data (an empty one syncs nothing).
+        let carried = was_open
+            || written.outcomes.iter().any(|(_, outcome)| match outcome {
+                Ok(Done::Appended(stored)) => !stored.is_empty(),
+                Ok(Done::Saved | Done::Removed(_)) => true,
+                Err(_) => false,
+            });
+        inner.open.store(written.open, SeqCst);
+        if let Some(lost) = &written.lost {
+            *lock(&inner.poisoned) = Some(format!(
+                "{}: a commit failed ({lost}) and took with it writes that had been reported \
+                 stored; reopen the library, which rebuilds from what the file holds",
+                inner.path.display()
+            ));
+        }
+        let mut outcomes = written.outcomes;
+        if quiet {
+            if let Err(e) = writer.pragma_update(None, "synchronous", "FULL") {
+                // Never let a later append go unsynced: fail it rather.
+                let error = sqlite_failed(&inner.path, &e);
+                outcomes = outcomes
+                    .into_iter()
+                    .map(|(t, _)| (t, Err(error.clone())))
+                    .collect();
+            }
+        }
+        if every_commit && written.committed && carried {
+            // A commit without a sync leaves the log unsynced up to its end; a synced one covers
+            // everything before it.
+            inner.unsynced.store(ending == Ending::NoSync, SeqCst);
+        }
+        outcomes
+    }
+}
+
+/// How a group's write ends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Kept in the open transaction.
+    Keep,
+    /// Committed without a sync.
+    NoSync,
+    /// Committed with the connection's sync setting.
+    Synced,
+}
+
+/// What writing a group did.
+struct Written {
+    outcomes: Vec<(u64, Result<Done, StoreError>)>,
+    /// A write transaction is open afterwards.
+    open: bool,
+    /// Something was committed.
+    committed: bool,
+    /// Writes of earlier groups, reported stored, were lost with this failure.
+    lost: Option<StoreError>,
 }
 
 /// How judging a file failed: a verdict on the file, or SQLite could not read it.
@@ -751,50 +853,91 @@ fn decode(position: i64, body: &str) -> Result<Envelope, StoreError> {
     Ok(envelope)
 }
 
-/// Stores a group of writes in one transaction. A refused write changes nothing and the group
-/// goes on; a SQLite failure rolls the whole group back and is every write's outcome.
+/// Stores a group of writes under a savepoint of the write transaction — begun here unless
+/// one is open — and ends as `ending` says. A refused write changes nothing and the group goes
+/// on; a SQLite failure undoes the whole group (only the group, when earlier ones wait in the
+/// open transaction) and is every write's outcome.
 fn write_group(
     conn: &Connection,
     path: &Path,
     group: Vec<(u64, Op)>,
-) -> Vec<(u64, Result<Done, StoreError>)> {
-    if group.is_empty() {
-        return Vec::new();
-    }
+    ending: Ending,
+    was_open: bool,
+) -> Written {
     let tickets: Vec<u64> = group.iter().map(|(ticket, _)| *ticket).collect();
-    match write_in_one_transaction(conn, group) {
-        Ok(outcomes) => tickets.into_iter().zip(outcomes).collect(),
-        Err(e) => {
+    let nothing = group.iter().all(|(_, op)| matches!(op, Op::Flush));
+    if group.is_empty() || (nothing && !was_open) {
+        return Written {
+            outcomes: tickets.into_iter().map(|t| (t, Ok(Done::Saved))).collect(),
+            open: was_open,
+            committed: false,
+            lost: None,
+        };
+    }
+    let failed = |e: &rusqlite::Error, open: bool, lost: bool| {
+        let error = sqlite_failed(path, e);
+        Written {
+            outcomes: tickets.iter().map(|&t| (t, Err(error.clone()))).collect(),
+            open,
+            committed: false,
+            lost: lost.then_some(error),
+        }
+    };
+    let applied = (|| -> Result<Vec<Result<Done, StoreError>>, rusqlite::Error> {
+        if !was_open {
             if !conn.is_autocommit() {
-                // Nothing of the group may stay. Should even the rollback fail, the transaction
-                // is never committed: the next group rolls it back before it begins.
+                // A transaction left open by a group whose rollback failed: never committed.
+                conn.execute_batch("ROLLBACK")?;
+            }
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+        }
+        conn.execute_batch("SAVEPOINT grp")?;
+        let mut outcomes = Vec::with_capacity(group.len());
+        for (_, op) in group {
+            outcomes.push(apply(conn, op)?);
+        }
+        conn.execute_batch("RELEASE grp")?;
+        Ok(outcomes)
+    })();
+    let outcomes = match applied {
+        Ok(outcomes) => outcomes,
+        Err(e) => {
+            if was_open {
+                // Undo this group only; what earlier groups stored stays open.
+                if conn.execute_batch("ROLLBACK TO grp; RELEASE grp").is_ok() {
+                    return failed(&e, true, false);
+                }
+            }
+            if !conn.is_autocommit() {
+                // Nothing of it may stay. Should even the rollback fail, the transaction is
+                // never committed: the next group rolls it back before it begins.
                 let _ = conn.execute_batch("ROLLBACK");
             }
-            let error = sqlite_failed(path, &e);
-            tickets
-                .into_iter()
-                .map(|ticket| (ticket, Err(error.clone())))
-                .collect()
+            return failed(&e, false, was_open);
         }
+    };
+    let outcomes: Vec<(u64, Result<Done, StoreError>)> =
+        tickets.iter().copied().zip(outcomes).collect();
+    if ending == Ending::Keep {
+        return Written {
+            outcomes,
+            open: true,
+            committed: false,
+            lost: None,
+        };
     }
-}
-
-/// The outcomes of the group's writes, in order, once they are committed.
-fn write_in_one_transaction(
-    conn: &Connection,
-    group: Vec<(u64, Op)>,
-) -> Result<Vec<Result<Done, StoreError>>, rusqlite::Error> {
-    if !conn.is_autocommit() {
-        // A transaction left open by a group whose rollback failed: it was never committed.
-        conn.execute_batch("ROLLBACK")?;
+    if let Err(e) = conn.execute_batch("COMMIT") {
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        return failed(&e, false, was_open);
     }
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    let mut outcomes = Vec::with_capacity(group.len());
-    for (_, op) in group {
-        outcomes.push(apply(conn, op)?);
+    Written {
+        outcomes,
+        open: false,
+        committed: true,
+        lost: None,
     }
-    conn.execute_batch("COMMIT")?;
-    Ok(outcomes)
 }
 
 /// Applies one write inside the group's transaction. The outer error is a SQLite failure (the
@@ -802,6 +945,7 @@ fn write_in_one_transaction(
 fn apply(conn: &Connection, op: Op) -> Result<Result<Done, StoreError>, rusqlite::Error> {
     match op {
         Op::Append(commit, _) => append_in(conn, &commit).map(|r| r.map(Done::Appended)),
+        Op::Flush => Ok(Ok(Done::Saved)),
         Op::Sync => {
             // A row must change for the commit to be written (and synced) at all.
             conn.prepare_cached(
@@ -991,12 +1135,17 @@ impl EventStore for SqliteEventStore {
     }
 
     async fn sync(&self) -> Result<(), StoreError> {
-        if self.inner.durability != Durability::EveryCommit
-            || !self
-                .inner
-                .unsynced
-                .load(std::sync::atomic::Ordering::SeqCst)
-        {
+        use std::sync::atomic::Ordering::SeqCst;
+        let open = self.inner.open.load(SeqCst);
+        if self.inner.durability != Durability::EveryCommit {
+            // Nothing waits for a sync here; what the open transaction holds is committed.
+            return if open {
+                self.write(Op::Flush).map(drop)
+            } else {
+                Ok(())
+            };
+        }
+        if !open && !self.inner.unsynced.load(SeqCst) {
             return Ok(());
         }
         self.write(Op::Sync).map(drop)

@@ -638,3 +638,90 @@ fn closing_leaves_only_the_database_file() {
         );
     }
 }
+
+/// How many events a connection of its own (a reader outside the store) sees committed.
+fn committed_events(path: &Path) -> i64 {
+    Connection::open(path)
+        .unwrap()
+        .query_row("select count(*) from events", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Unsynced appends and checkpoints (a settle's reactions, a command's immediate reactions)
+/// wait in one open transaction: nobody outside sees them until a sync commits them all at
+/// once — under both settings — while the store's own reads see them at once (committing
+/// first), and dropping the store commits them rather than rolling them back.
+#[test]
+fn unsynced_writes_are_one_transaction_until_a_sync() {
+    for durability in [Durability::EveryCommit, Durability::Periodic(60_000)] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("library.sqlite");
+        let store = SqliteEventStore::open(&path, durability).unwrap();
+        one_event(&store, "m-1", "c-1");
+        for (i, stream) in ["m-2", "m-3"].into_iter().enumerate() {
+            let s = contract::stream(stream);
+            let commit = contract::commit(vec![contract::batch(&s, 0, 1, &format!("r-{i}"))]);
+            assert_eq!(block_on(store.append_unsynced(commit)).unwrap().len(), 1);
+        }
+        block_on(store.save_checkpoints(&[("catalog/1#0".into(), 3)])).unwrap();
+        assert_eq!(
+            committed_events(&path),
+            1,
+            "{durability:?}: the unsynced appends are not committed one by one"
+        );
+        block_on(store.sync()).unwrap();
+        assert_eq!(
+            committed_events(&path),
+            3,
+            "{durability:?}: the sync commits all"
+        );
+        // More unsynced writes; a read through the store sees them (and commits them first).
+        let s = contract::stream("m-4");
+        block_on(store.append_unsynced(contract::commit(vec![contract::batch(&s, 0, 1, "r-9")])))
+            .unwrap();
+        assert_eq!(committed_events(&path), 3);
+        assert_eq!(block_on(store.head()).unwrap(), 4);
+        assert_eq!(committed_events(&path), 4);
+        // Left open at the end, they are committed when the store closes.
+        let s = contract::stream("m-5");
+        block_on(store.append_unsynced(contract::commit(vec![contract::batch(&s, 0, 1, "r-10")])))
+            .unwrap();
+        block_on(store.save_checkpoints(&[("catalog/1#0".into(), 5)])).unwrap();
+        drop(store);
+        let store = SqliteEventStore::open(&path, durability).unwrap();
+        assert_eq!(block_on(store.head()).unwrap(), 5, "{durability:?}");
+        assert_eq!(
+            block_on(store.checkpoint("catalog/1#0")).unwrap(),
+            Some(5),
+            "{durability:?}"
+        );
+    }
+}
+
+/// A refused append in the open transaction (a stale version) changes nothing and leaves the
+/// unsynced writes before it in place.
+#[test]
+fn a_refusal_inside_the_open_transaction_keeps_what_came_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("library.sqlite");
+    let store = SqliteEventStore::open(&path, Durability::EveryCommit).unwrap();
+    let s = contract::stream("m-1");
+    block_on(store.append_unsynced(contract::commit(vec![contract::batch(&s, 0, 1, "a")])))
+        .unwrap();
+    let stale =
+        block_on(store.append_unsynced(contract::commit(vec![contract::batch(&s, 0, 1, "b")])));
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { .. })),
+        "{stale:?}"
+    );
+    block_on(store.append_unsynced(contract::commit(vec![contract::batch(&s, 1, 1, "c")])))
+        .unwrap();
+    block_on(store.sync()).unwrap();
+    assert_eq!(committed_events(&path), 2);
+    let ids: Vec<String> = block_on(store.read_all(0, 10))
+        .unwrap()
+        .iter()
+        .map(|e| e.command_id.to_string())
+        .collect();
+    assert_eq!(ids, ["a", "c"]);
+}

@@ -270,7 +270,7 @@ impl LibraryBuilder {
         let start = if oldest == u64::MAX { 0 } else { oldest };
         *engine.relayed.lock().await = start;
         engine.relayed_at.store(start, Ordering::SeqCst);
-        engine.relay().await?;
+        engine.relay_stored_log().await?;
         Ok(Library {
             engine,
             gateway,

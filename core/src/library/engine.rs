@@ -413,8 +413,16 @@ impl Engine {
         Ok(())
     }
 
-    /// Hands every committed event not yet relayed to the bus, in position order.
+    /// Hands every committed event not yet relayed to the bus, in position order. A library
+    /// that is its store's only writer relays what it stored itself, from memory: nobody else
+    /// stores anything, so the store is read only to fill a gap.
     pub(super) async fn relay(&self) -> Result<()> {
+        self.relay_from_store(!self.sole_writer).await
+    }
+
+    /// [`relay`](Engine::relay), reading the store for everything after what was relayed: at
+    /// open, for what was stored before.
+    pub(super) async fn relay_stored_log(&self) -> Result<()> {
         self.relay_from_store(true).await
     }
 

@@ -287,11 +287,8 @@ impl Library {
         if let RentalCommand::ReserveBook { payment_id: id, .. } = &mut cmd {
             id.clone_from(&payment_id);
         }
-        let events = state
-            .decide(&cmd, &ctx)?
-            .into_iter()
-            .map(Event::from)
-            .collect();
+        let reserved = state.decide(&cmd, &ctx)?;
+        let events = reserved.iter().cloned().map(Event::from).collect();
         let append = StreamAppend {
             stream: stream.clone(),
             expected_version: version,
@@ -303,6 +300,13 @@ impl Library {
             .await
         {
             Ok(stored) => {
+                // The new rental, folded: its saga loads it next.
+                let mut rental_state = state;
+                for e in &reserved {
+                    rental_state.apply(e);
+                }
+                self.engine
+                    .keep(&stream, rental_state, version + reserved.len() as u64);
                 self.engine.relay_stored(&stored).await;
                 Ok(stored)
             }
@@ -440,7 +444,7 @@ impl Library {
                     version,
                     meta,
                     ctx,
-                    reserved.into_iter().map(Event::from).collect(),
+                    reserved.iter().cloned().map(Event::from).collect(),
                 ),
             },
         ];
@@ -456,6 +460,13 @@ impl Library {
                 }
                 self.engine
                     .keep(&account_stream, account, account_version + charged_len);
+                // The new rental, folded: its saga loads it next.
+                let mut rental_state = state;
+                for e in &reserved {
+                    rental_state.apply(e);
+                }
+                self.engine
+                    .keep(stream, rental_state, version + reserved.len() as u64);
                 self.engine.relay_stored(&stored).await;
                 Ok(stored)
             }
