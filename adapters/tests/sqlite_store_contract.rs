@@ -725,3 +725,106 @@ fn a_refusal_inside_the_open_transaction_keeps_what_came_before() {
         .collect();
     assert_eq!(ids, ["a", "c"]);
 }
+
+const POISON_PATH: &str = "LENDKIT_SQLITE_POISON_CHILD";
+
+/// The child of [`a_failed_commit_of_waiting_writes_refuses_every_call_until_reopened`]: runs
+/// under a file-size limit, stores 400 events unsynced (they wait in the open transaction, in
+/// SQLite's page cache), then syncs — the commit does not fit — and reports each answer.
+#[test]
+fn poison_child() {
+    use std::io::Write;
+    let Ok(path) = std::env::var(POISON_PATH) else {
+        return;
+    };
+    let answer = |r: Result<String, StoreError>| match r {
+        Ok(s) => format!("ok {s}"),
+        Err(e) => format!("error {e}"),
+    };
+    let store = SqliteEventStore::open(&path, Durability::EveryCommit).unwrap();
+    let s = contract::stream("big");
+    let unsynced =
+        block_on(store.append_unsynced(contract::commit(vec![contract::batch(&s, 0, 400, "big")])))
+            .map(|stored| stored.len().to_string());
+    let synced = block_on(store.sync()).map(|()| String::new());
+    let head = block_on(store.head()).map(|h| h.to_string());
+    let one = contract::stream("after");
+    let append =
+        block_on(store.append(contract::commit(vec![contract::batch(&one, 0, 1, "after")])))
+            .map(|stored| stored.len().to_string());
+    let mut out = std::io::stdout().lock();
+    // On lines of their own, after the test runner's `test poison_child ... `.
+    writeln!(out).unwrap();
+    for (what, r) in [
+        ("unsynced", unsynced),
+        ("sync", synced),
+        ("head", head),
+        ("append", append),
+    ] {
+        writeln!(out, "{what} {}", answer(r)).unwrap();
+    }
+    out.flush().unwrap();
+}
+
+/// Writes waiting in the open transaction were reported stored; when the commit that should
+/// make them durable fails (here: the log may not grow, as on a full disk), they are gone. The
+/// sync fails, and so does every later call — with a `STORAGE` error that says to reopen —
+/// rather than answer from a store that lost what the library was told it holds. Reopened,
+/// the library has every synced event and none of the lost ones.
+#[test]
+fn a_failed_commit_of_waiting_writes_refuses_every_call_until_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("library.sqlite");
+    {
+        let store = SqliteEventStore::open(&path, Durability::EveryCommit).unwrap();
+        one_event(&store, "m-1", "c-1");
+    }
+    // No file may grow past the database's size or the 32 KiB of the log's index (`-shm`),
+    // whichever is more, plus 4 KiB (in 512-byte blocks): room for the open and a small
+    // commit, not for 400 events.
+    let size = std::fs::metadata(&path).unwrap().len().max(32 * 1024);
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; ulimit -f {}; exec \"$0\" --exact poison_child --nocapture --test-threads 1",
+            size / 512 + 8
+        ))
+        .arg(std::env::current_exe().unwrap())
+        .env(POISON_PATH, &path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = |what: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{what} ")))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no `{what}` from the child:\n{stdout}\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })
+            .to_owned()
+    };
+    assert_eq!(
+        line("unsynced"),
+        "ok 400",
+        "stored, waiting in the open transaction"
+    );
+    assert!(line("sync").starts_with("error "), "{stdout}");
+    for what in ["head", "append"] {
+        let answer = line(what);
+        assert!(
+            answer.starts_with("error ") && answer.contains("reopen the library"),
+            "{what}: {answer}"
+        );
+    }
+    let store = SqliteEventStore::open(&path, Durability::EveryCommit).unwrap();
+    assert_eq!(
+        block_on(store.head()).unwrap(),
+        1,
+        "the synced event, none of the lost"
+    );
+    one_event(&store, "m-2", "c-2");
+    assert_eq!(block_on(store.head()).unwrap(), 2);
+}
