@@ -567,6 +567,7 @@ impl SledEventStore {
             return Ok(());
         }
         let covered = self.inner.committed.load(Ordering::SeqCst);
+        let started = std::time::Instant::now();
         self.inner.db.flush().map_err(|e| self.failed(e))?;
         if let Some(file) = &self.inner.data_file {
             file.sync_data().map_err(|e| {
@@ -577,6 +578,12 @@ impl SledEventStore {
             })?;
         }
         *flushed = covered;
+        tracing::debug!(
+            target: "lendkit::store",
+            store = "sled",
+            micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "flushed and synced"
+        );
         Ok(())
     }
 

@@ -773,7 +773,20 @@ impl SqliteEventStore {
         if quiet {
             let _ = run(writer, "PRAGMA synchronous=NORMAL");
         }
+        let (writes, started) = (group.len(), std::time::Instant::now());
         let written = write_group(writer, &inner.path, group, ending, was_open);
+        tracing::debug!(
+            target: "lendkit::store",
+            store = "sqlite",
+            writes,
+            ending = match ending {
+                Ending::Keep => "kept open",
+                Ending::NoSync => "committed",
+                Ending::Synced => "committed and synced",
+            },
+            micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "write group"
+        );
         // Whether the commit, if any, carried data (an empty one syncs nothing).
         let carried = was_open
             || written.outcomes.iter().any(|(_, outcome)| match outcome {
@@ -783,6 +796,12 @@ impl SqliteEventStore {
             });
         inner.open.store(written.open, SeqCst);
         if let Some(lost) = &written.lost {
+            tracing::error!(
+                target: "lendkit::store",
+                store = "sqlite",
+                error = %lost,
+                "a commit failed and took unsynced writes with it: the store refuses every call until reopened"
+            );
             *lock(&inner.poisoned) = Some(format!(
                 "{}: a commit failed ({lost}) and took with it writes that had been reported \
                  stored; reopen the library, which rebuilds from what the file holds",

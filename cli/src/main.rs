@@ -44,11 +44,18 @@ struct Cli {
     )]
     actor: String,
     /// The in-process policies react within the command that caused them: a reservation
-    /// returns with its copy allocated and the rental confirmed (or cancelled when no copy is
-    /// free), and the command and those reactions share one sync. Refunds, notices and the
-    /// views still follow after it.
+    /// returns with its copy allocated and the rental confirmed (a copy already taken is
+    /// refused at once), and the command and those reactions share one sync. Refunds, notices
+    /// and the views still follow after it.
     #[arg(long, global = true)]
     immediate_reactions: bool,
+    /// Log what the library does to stderr: once for info (circuit changes), twice for debug
+    /// (every command, reaction and commit), three times for trace. Without it only warnings
+    /// (retries, dead letters, failed commits) are printed; `RUST_LOG` (e.g. `lendkit=debug`)
+    /// overrides both. Log lines carry ids, command names and error codes, never a member's
+    /// name, contact or address.
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -595,11 +602,31 @@ impl From<io::Error> for Failure {
 
 type Outcome<T = ()> = Result<T, Failure>;
 
+/// Sends the library's tracing events to stderr: warnings by default, more with `-v`, or what
+/// `RUST_LOG` says.
+fn logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("lendkit={level}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
+        .with_target(true)
+        .try_init();
+}
+
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     // The subcommand as typed (`add-copies`), for hints.
     let subcommand = matches.subcommand_name().unwrap_or_default().to_owned();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    logging(cli.verbose);
     let access = cli.command.access();
     // Everything goes through one handle, so a closed pipe is an error to handle, not the panic
     // of `println!` (Rust ignores SIGPIPE, so the write fails with EPIPE instead).

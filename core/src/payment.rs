@@ -134,6 +134,11 @@ impl CircuitBreaker {
                 } else {
                     inner.state = BreakerState::HalfOpen;
                     inner.trial_in_flight = true;
+                    tracing::info!(
+                        target: "lendkit::payment",
+                        circuit = "half_open",
+                        "payment circuit half open: one trial call goes through"
+                    );
                     Ok(Permit { trial: true })
                 }
             }
@@ -157,10 +162,26 @@ impl CircuitBreaker {
                 || inner.state == BreakerState::HalfOpen
                 || inner.failures >= self.config.failure_threshold
             {
+                if inner.state != BreakerState::Open {
+                    tracing::warn!(
+                        target: "lendkit::payment",
+                        circuit = "open",
+                        failures = inner.failures,
+                        cool_down_ms = self.cool_down_ms(),
+                        "payment circuit opened: calls are refused until the cool-down ends"
+                    );
+                }
                 inner.state = BreakerState::Open;
                 inner.opened_at = now;
             }
         } else {
+            if inner.state != BreakerState::Closed {
+                tracing::info!(
+                    target: "lendkit::payment",
+                    circuit = "closed",
+                    "payment circuit closed: the gateway answers again"
+                );
+            }
             inner.failures = 0;
             inner.state = BreakerState::Closed;
         }

@@ -255,12 +255,26 @@ impl Library {
                         Some(now.plus_ms(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX)));
                     break;
                 }
-                Err(Failure { outage: true, .. }) => {
+                Err(Failure {
+                    outage: true,
+                    message,
+                    ..
+                }) => {
                     state.outages += 1;
                     let backoff = self
                         .retry_backoff
                         .saturating_mul(1 << (state.outages - 1).min(16))
                         .min(MAX_BACKOFF);
+                    tracing::warn!(
+                        target: "lendkit::consumer",
+                        consumer = c.name,
+                        position = e.position,
+                        event_type = e.type_name(),
+                        outages = state.outages,
+                        backoff_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX),
+                        code = message.split(':').next().unwrap_or(""),
+                        "payment outage: the event waits and is tried again"
+                    );
                     state.retry_at =
                         Some(now.plus_ms(i64::try_from(backoff.as_millis()).unwrap_or(i64::MAX)));
                     break;
@@ -272,11 +286,30 @@ impl Library {
                             .retry_backoff
                             .saturating_mul(1 << (state.attempts - 1).min(16))
                             .min(MAX_BACKOFF);
+                        tracing::warn!(
+                            target: "lendkit::consumer",
+                            consumer = c.name,
+                            position = e.position,
+                            event_type = e.type_name(),
+                            attempts = state.attempts,
+                            backoff_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX),
+                            code = message.split(':').next().unwrap_or(""),
+                            "an event failed: it is tried again after the back-off"
+                        );
                         state.retry_at = Some(
                             now.plus_ms(i64::try_from(backoff.as_millis()).unwrap_or(i64::MAX)),
                         );
                         break;
                     }
+                    tracing::warn!(
+                        target: "lendkit::consumer",
+                        consumer = c.name,
+                        position = e.position,
+                        event_type = e.type_name(),
+                        attempts = state.attempts,
+                        code = message.split(':').next().unwrap_or(""),
+                        "gave up on an event: it moves to the dead letters"
+                    );
                     self.engine
                         .store
                         .add_dead_letter(DeadLetter {
@@ -338,6 +371,15 @@ impl Library {
             Kind::Policy(policy) => {
                 for (i, reaction) in policy.react(e).into_iter().enumerate() {
                     let meta = Self::reaction_meta(policy, i, e);
+                    tracing::debug!(
+                        target: "lendkit::policy",
+                        policy = policy.name,
+                        event_type = e.type_name(),
+                        position = e.position,
+                        command_id = %meta.command_id,
+                        correlation_id = e.correlation_id.as_str(),
+                        "reaction"
+                    );
                     match self.react(reaction, &meta).await {
                         Ok(_) => {}
                         Err(err) if err.is_rejection() => {}

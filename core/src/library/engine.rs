@@ -405,10 +405,17 @@ impl Engine {
     /// Makes every commit stored unsynced so far durable (one sync of the store), if there is any.
     pub(super) async fn sync(&self) -> Result<()> {
         if self.unsynced.swap(false, Ordering::SeqCst) {
+            let started = std::time::Instant::now();
             if let Err(e) = self.store.sync().await {
                 self.unsynced.store(true, Ordering::SeqCst);
+                tracing::warn!(target: "lendkit::store", error = %e, "sync failed");
                 return Err(e.into());
             }
+            tracing::debug!(
+                target: "lendkit::store",
+                micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                "synced"
+            );
         }
         Ok(())
     }

@@ -161,6 +161,14 @@ impl Library {
                 continue;
             }
             let mut handled = true;
+            tracing::debug!(
+                target: "lendkit::policy",
+                policy = policy.name,
+                event_type = e.type_name(),
+                position = e.position,
+                correlation_id = e.correlation_id.as_str(),
+                "reaction within the command"
+            );
             for (k, reaction) in policy.react(e).into_iter().enumerate() {
                 if matches!(reaction, Reaction::Refund(_) | Reaction::Notify(_)) {
                     // A host port: the consumer calls it, after the sync.
@@ -180,6 +188,13 @@ impl Library {
                 }
             }
             if !handled {
+                tracing::info!(
+                    target: "lendkit::policy",
+                    policy = policy.name,
+                    event_type = e.type_name(),
+                    position = e.position,
+                    "a reaction within the command failed: left to the policy's consumer"
+                );
                 self.engine.give_back(i, e.position);
             }
         }

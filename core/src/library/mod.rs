@@ -174,6 +174,50 @@ impl Library {
         let fresh = command_id.is_none();
         let command_id = command_id.unwrap_or_else(CommandId::generate);
         let fingerprint = command.fingerprint(actor);
+        let name = command.name();
+        let outcome = self
+            .run_command(command, actor, command_id.clone(), fresh, fingerprint)
+            .await;
+        // Ids, names of commands and codes only: never a payload (names, contacts, addresses).
+        match &outcome {
+            Ok(o) => tracing::debug!(
+                target: "lendkit::command",
+                command = name,
+                command_id = %command_id,
+                actor = %actor,
+                correlation_id = o.events.first().map_or("", |e| e.correlation_id.as_str()),
+                events = o.events.len(),
+                "command applied"
+            ),
+            Err(e) if e.is_rejection() => tracing::debug!(
+                target: "lendkit::command",
+                command = name,
+                command_id = %command_id,
+                actor = %actor,
+                code = %e.code(),
+                "command refused"
+            ),
+            Err(e) => tracing::warn!(
+                target: "lendkit::command",
+                command = name,
+                command_id = %command_id,
+                actor = %actor,
+                code = %e.code(),
+                "command failed"
+            ),
+        }
+        outcome
+    }
+
+    /// [`execute_with_id`](Library::execute_with_id) once the input is checked.
+    async fn run_command(
+        &self,
+        command: Command,
+        actor: &Actor,
+        command_id: CommandId,
+        fresh: bool,
+        fingerprint: String,
+    ) -> Result<Outcome> {
         let rental = match &command {
             Command::ReserveBook { rental_id, .. }
             | Command::PlaceHold {
