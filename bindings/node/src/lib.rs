@@ -25,6 +25,7 @@ mod clock;
 mod errors;
 mod input;
 mod library;
+mod logging;
 mod options;
 mod output;
 mod ports;

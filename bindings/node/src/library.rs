@@ -81,6 +81,7 @@ pub fn open<'env>(
     options: NativeOptions,
     clock: Option<&ManualClock>,
 ) -> Result<PromiseRaw<'env, NativeLibrary>> {
+    crate::logging::install();
     let mut config = options.into_config()?;
     if let Some(c) = clock {
         config.clock = Some(Arc::new(c.shared()));

@@ -20,6 +20,7 @@ mod clock;
 mod errors;
 mod json;
 mod library;
+mod logging;
 mod options;
 mod ports;
 mod rows;

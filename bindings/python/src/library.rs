@@ -130,6 +130,7 @@ fn start(
     open: impl FnOnce(Config) -> lendkit::Result<OpenLibrary> + Send,
     origin: String,
 ) -> PyResult<Arc<State>> {
+    crate::logging::follow_python_level(py)?;
     let background = config.background;
     let (open, hub) = detached(py, move || {
         let open = open(config)?;
