@@ -189,7 +189,8 @@ impl Library {
                 events = o.events.len(),
                 "command applied"
             ),
-            Err(e) if e.is_rejection() => tracing::debug!(
+            // Refusals by the rules, the input, the actor or payment are answers, not faults.
+            Err(e) if e.code().family() != crate::error::ErrorFamily::Storage => tracing::debug!(
                 target: "lendkit::command",
                 command = name,
                 command_id = %command_id,
