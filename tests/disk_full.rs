@@ -56,6 +56,15 @@ fn child(db: &str) {
             }
             Err(e) => {
                 writeln!(out, "error {} {}", e.code(), e.code().is_retryable()).unwrap();
+                // What the layer below said, kept as the error's source chain.
+                let mut below = std::error::Error::source(&e);
+                while let Some(cause) = below {
+                    let errno = cause
+                        .downcast_ref::<std::io::Error>()
+                        .and_then(std::io::Error::raw_os_error);
+                    writeln!(out, "cause {errno:?} {cause}").unwrap();
+                    below = cause.source();
+                }
                 out.flush().unwrap();
                 // Exits without closing: what a host would see if it gave up here.
                 std::process::exit(0);
@@ -100,6 +109,30 @@ fn run_full_disk(name: &str) {
         error, "STORAGE true",
         "a full disk is a retryable STORAGE error"
     );
+    // The error keeps what the storage engine (or the OS) reported as its source: on sled the
+    // OS's EFBIG (27, "File too large", as sled passes it on), on SQLite its own error (a disk
+    // I/O error with its extended code: SQLITE_IOERR_WRITE is 778).
+    let causes: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("cause "))
+        .collect();
+    assert!(
+        !causes.is_empty(),
+        "the STORAGE error has no source:\n{stdout}"
+    );
+    if name.ends_with(".sqlite") {
+        assert!(
+            causes.iter().any(|c| c.contains("disk")),
+            "SQLite's own error is not in the chain: {causes:?}"
+        );
+    } else {
+        assert!(
+            causes
+                .iter()
+                .any(|c| c.contains("27") && c.contains("File too large")),
+            "the OS's EFBIG is not in the chain: {causes:?}"
+        );
+    }
     let acknowledged: Vec<(String, u64)> = stdout
         .lines()
         .filter_map(|l| l.strip_prefix("ok "))

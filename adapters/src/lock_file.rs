@@ -15,7 +15,7 @@ pub(crate) fn io_failed(shown: &str, doing: &str, e: std::io::Error) -> StoreErr
     if read_only(&e) {
         return StoreError::ReadOnly(format!("{shown} ({doing}: {e})"));
     }
-    StoreError::Backend(format!("{shown}: cannot {doing}: {e}"))
+    StoreError::io(format!("{shown}: cannot {doing}"), e)
 }
 
 /// Whether a failed file operation says the file, its folder or its file system cannot be

@@ -126,14 +126,16 @@ fn path_of_data(folder: &Path) -> PathBuf {
 }
 
 /// A sled failure as a store error: corruption is [`StoreError::Damaged`] (retrying cannot
-/// help), anything else [`StoreError::Backend`].
+/// help), anything else [`StoreError::Io`] with sled's error as its source.
 fn sled_failed(path: &Path, e: sled::Error) -> StoreError {
     match e {
         sled::Error::Corruption { .. } => StoreError::Damaged {
             path: path.display().to_string(),
             reason: e.to_string(),
         },
-        e => StoreError::Backend(e.to_string()),
+        // sled's own error has no `source`: keep the operating system's error itself.
+        sled::Error::Io(io) => StoreError::io(path.display().to_string(), io),
+        e => StoreError::io(path.display().to_string(), e),
     }
 }
 
@@ -479,11 +481,7 @@ impl SledEventStore {
                     return Err(StoreError::NotALibrary(format!("{shown} ({e})")))
                 }
                 Err(e @ sled::Error::Corruption { .. }) => return Err(sled_failed(path, e)),
-                Err(e) => {
-                    return Err(StoreError::Backend(format!(
-                        "{shown} cannot be opened: {e}"
-                    )))
-                }
+                Err(e) => return Err(StoreError::io(format!("{shown} cannot be opened"), e)),
             }
         };
         let failed = |e| sled_failed(path, e);
@@ -571,10 +569,13 @@ impl SledEventStore {
         self.inner.db.flush().map_err(|e| self.failed(e))?;
         if let Some(file) = &self.inner.data_file {
             file.sync_data().map_err(|e| {
-                StoreError::Backend(format!(
-                    "{}: syncing the data to disk failed: {e}",
-                    self.inner.path.display()
-                ))
+                StoreError::io(
+                    format!(
+                        "{}: syncing the data to disk failed",
+                        self.inner.path.display()
+                    ),
+                    e,
+                )
             })?;
         }
         *flushed = covered;

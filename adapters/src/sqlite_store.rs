@@ -284,16 +284,17 @@ fn code_of(e: &rusqlite::Error) -> Option<ErrorCode> {
 }
 
 /// A SQLite failure of the library at `path` as a store error: a damaged file is
-/// [`StoreError::Damaged`] (retrying cannot help), anything else [`StoreError::Backend`].
-fn sqlite_failed(path: &Path, e: &rusqlite::Error) -> StoreError {
-    match code_of(e) {
+/// [`StoreError::Damaged`] (retrying cannot help), anything else [`StoreError::Io`] with the
+/// SQLite error as its source.
+fn sqlite_failed(path: &Path, e: rusqlite::Error) -> StoreError {
+    match code_of(&e) {
         Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => StoreError::Damaged {
             path: path.display().to_string(),
             reason: e.to_string(),
         },
         // The file became write-protected while open (or its file system read-only).
         Some(ErrorCode::ReadOnly) => StoreError::ReadOnly(format!("{} ({e})", path.display())),
-        _ => StoreError::Backend(format!("{}: {e}", path.display())),
+        _ => StoreError::io(path.display().to_string(), e),
     }
 }
 
@@ -431,7 +432,7 @@ impl SqliteEventStore {
     /// A connection to the database at `path` with `flags` (plus no-mutex: each connection is
     /// used by one thread at a time) and lendkit's busy timeout.
     fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
-        let failed = |e: rusqlite::Error| sqlite_failed(path, &e);
+        let failed = |e: rusqlite::Error| sqlite_failed(path, e);
         let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .map_err(failed)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(failed)?;
@@ -470,7 +471,7 @@ impl SqliteEventStore {
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
                 StoreError::Locked(shown.to_owned())
             }
-            _ => sqlite_failed(path, &e),
+            _ => sqlite_failed(path, e),
         };
         let kind = Self::kind_of(&conn, shown).map_err(|e| match e {
             Judged::Refused(e) => e,
@@ -636,7 +637,7 @@ impl SqliteEventStore {
         self.commit_open()?;
         let conn = lock(&self.inner.writer);
         conn.query_row("PRAGMA wal_checkpoint(FULL)", [], |_| Ok(()))
-            .map_err(|e| self.failed(&e))
+            .map_err(|e| self.failed(e))
     }
 
     /// Commits the writer's open transaction, if it holds one, so that a read-only connection
@@ -652,7 +653,7 @@ impl SqliteEventStore {
     }
 
     /// A SQLite failure of this store (see [`sqlite_failed`]).
-    fn failed(&self, e: &rusqlite::Error) -> StoreError {
+    fn failed(&self, e: rusqlite::Error) -> StoreError {
         sqlite_failed(&self.inner.path, e)
     }
 
@@ -682,12 +683,12 @@ impl SqliteEventStore {
         params: impl rusqlite::Params,
     ) -> Result<Vec<Envelope>, StoreError> {
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached(sql).map_err(|e| self.failed(&e))?;
-            let mut rows = stmt.query(params).map_err(|e| self.failed(&e))?;
+            let mut stmt = conn.prepare_cached(sql).map_err(|e| self.failed(e))?;
+            let mut rows = stmt.query(params).map_err(|e| self.failed(e))?;
             let mut events = Vec::new();
-            while let Some(row) = rows.next().map_err(|e| self.failed(&e))? {
-                let position: i64 = row.get(0).map_err(|e| self.failed(&e))?;
-                let body: String = row.get(1).map_err(|e| self.failed(&e))?;
+            while let Some(row) = rows.next().map_err(|e| self.failed(e))? {
+                let position: i64 = row.get(0).map_err(|e| self.failed(e))?;
+                let body: String = row.get(1).map_err(|e| self.failed(e))?;
                 events.push(decode(position, &body)?);
             }
             Ok(events)
@@ -812,7 +813,7 @@ impl SqliteEventStore {
         if quiet {
             if let Err(e) = run(writer, "PRAGMA synchronous=FULL") {
                 // Never let a later append go unsynced: fail it rather.
-                let error = sqlite_failed(&inner.path, &e);
+                let error = sqlite_failed(&inner.path, e);
                 outcomes = outcomes
                     .into_iter()
                     .map(|(t, _)| (t, Err(error.clone())))
@@ -900,7 +901,7 @@ fn write_group(
             lost: None,
         };
     }
-    let failed = |e: &rusqlite::Error, open: bool, lost: bool| {
+    let failed = |e: rusqlite::Error, open: bool, lost: bool| {
         let error = sqlite_failed(path, e);
         Written {
             outcomes: tickets.iter().map(|&t| (t, Err(error.clone()))).collect(),
@@ -931,7 +932,7 @@ fn write_group(
             if was_open {
                 // Undo this group only; what earlier groups stored stays open.
                 if conn.execute_batch("ROLLBACK TO grp; RELEASE grp").is_ok() {
-                    return failed(&e, true, false);
+                    return failed(e, true, false);
                 }
             }
             if !conn.is_autocommit() {
@@ -939,7 +940,7 @@ fn write_group(
                 // never committed: the next group rolls it back before it begins.
                 let _ = conn.execute_batch("ROLLBACK");
             }
-            return failed(&e, false, was_open);
+            return failed(e, false, was_open);
         }
     };
     let outcomes: Vec<(u64, Result<Done, StoreError>)> =
@@ -956,7 +957,7 @@ fn write_group(
         if !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
         }
-        return failed(&e, false, was_open);
+        return failed(e, false, was_open);
     }
     Written {
         outcomes,
@@ -1219,7 +1220,7 @@ impl EventStore for SqliteEventStore {
         let head: i64 = self.read(|conn| {
             conn.prepare_cached("SELECT coalesce(max(position), 0) FROM events")
                 .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
-                .map_err(|e| self.failed(&e))
+                .map_err(|e| self.failed(e))
         })?;
         from_sql_int(head, 0, "the head")
     }
@@ -1236,7 +1237,7 @@ impl EventStore for SqliteEventStore {
                 })
                 .optional()
             })
-            .map_err(|e| self.failed(&e))
+            .map_err(|e| self.failed(e))
         })?;
         let Some((fingerprint, first, last)) = record else {
             return Ok(None);
@@ -1269,7 +1270,7 @@ impl EventStore for SqliteEventStore {
         let position: Option<i64> = self.read(|conn| {
             conn.prepare_cached("SELECT position FROM checkpoints WHERE consumer = ?1")
                 .and_then(|mut stmt| stmt.query_row([consumer], |row| row.get(0)).optional())
-                .map_err(|e| self.failed(&e))
+                .map_err(|e| self.failed(e))
         })?;
         position
             .map(|p| from_sql_int(p, 0, &format!("the checkpoint of {consumer}")))
@@ -1283,7 +1284,7 @@ impl EventStore for SqliteEventStore {
                     stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
                         .collect::<rusqlite::Result<Vec<_>>>()
                 })
-                .map_err(|e| self.failed(&e))
+                .map_err(|e| self.failed(e))
         })?;
         rows.into_iter()
             .map(|(consumer, p)| {
@@ -1311,11 +1312,11 @@ impl EventStore for SqliteEventStore {
         let bodies: Vec<String> = self.read(|conn| {
             let mut stmt = conn
                 .prepare_cached("SELECT body FROM dead_letters ORDER BY seq")
-                .map_err(|e| self.failed(&e))?;
+                .map_err(|e| self.failed(e))?;
             let rows = stmt
                 .query_map([], |row| row.get(0))
-                .map_err(|e| self.failed(&e))?;
-            rows.collect::<Result<_, _>>().map_err(|e| self.failed(&e))
+                .map_err(|e| self.failed(e))?;
+            rows.collect::<Result<_, _>>().map_err(|e| self.failed(e))
         })?;
         bodies
             .iter()

@@ -37,6 +37,18 @@ pub enum StoreError {
     /// The backing storage failed (I/O, full disk, closed database).
     #[error("storage failed: {0}")]
     Backend(String),
+    /// The storage engine or the operating system failed, and said why: the error it returned is
+    /// kept whole as this error's [`source`](std::error::Error::source) (a `std::io::Error`, a
+    /// `rusqlite::Error`, a `sled::Error`, …), so a host can walk the chain or downcast it.
+    /// The message repeats the cause, so that one line tells the whole story.
+    #[error("storage failed: {context}: {source}")]
+    Io {
+        /// What lendkit was doing, and on which library (a path or a table).
+        context: String,
+        /// What the layer below reported.
+        #[source]
+        source: Cause,
+    },
     /// The path holds something that is not a lendkit database.
     #[error("{0} is not a lendkit database; choose a new path or an existing lendkit database")]
     NotALibrary(String),
@@ -67,6 +79,65 @@ pub enum StoreError {
         reason: String,
     },
 }
+
+impl StoreError {
+    /// A failure of the layer below, kept as the [`source`](std::error::Error::source) of a
+    /// [`StoreError::Io`] with what lendkit was doing.
+    pub fn io(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StoreError::Io {
+            context: context.into(),
+            source: Cause::new(source),
+        }
+    }
+}
+
+/// The error a storage engine or the operating system returned, shared so that a
+/// [`StoreError`] stays cheap to clone. It dereferences to the original error, and it is what
+/// [`std::error::Error::source`] of a [`StoreError::Io`] returns (the original itself, so
+/// `downcast_ref::<std::io::Error>()` works).
+#[derive(Clone)]
+pub struct Cause(std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl Cause {
+    /// Keeps `error` whole.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Cause(std::sync::Arc::new(error))
+    }
+}
+
+// Deliberately not `std::error::Error` itself: thiserror then finds `as_dyn_error` through this
+// `Deref`, so `StoreError::source()` is the original error rather than this wrapper.
+impl std::ops::Deref for Cause {
+    type Target = dyn std::error::Error + Send + Sync + 'static;
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+impl std::fmt::Debug for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+/// Two causes are equal when they are the same error or say the same thing (errors of the
+/// layers below are rarely comparable themselves).
+impl PartialEq for Cause {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for Cause {}
 
 /// Failures of a [`PaymentGateway`](crate::ports::PaymentGateway).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -316,6 +387,23 @@ mod tests {
             assert!(!message.contains("nothing was stored"), "{message}");
         }
         assert_eq!(ErrorCode::parse("CORRUPT"), Some(ErrorCode::Corrupt));
+    }
+
+    #[test]
+    fn a_storage_failure_keeps_what_the_layer_below_said_as_its_source() {
+        use std::error::Error as _;
+        let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device");
+        let e = Error::from(StoreError::io("/data/library.db: cannot write", io));
+        assert_eq!(e.code(), ErrorCode::Storage);
+        assert!(e.to_string().contains("No space left on device"), "{e}");
+        // `Error::Storage` is transparent: its source is the store error's source, the original.
+        let below = e.source().expect("a source");
+        let io = below
+            .downcast_ref::<std::io::Error>()
+            .expect("the io::Error itself");
+        assert_eq!(io.kind(), std::io::ErrorKind::StorageFull);
+        let copy = e.clone();
+        assert_eq!(copy, e);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! `OverflowError` for a negative count) before the core is called.
 
 use lendkit::{Error, ErrorCode};
-use pyo3::exceptions::{PyRuntimeError, PyTimeoutError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTimeoutError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyDict;
@@ -24,7 +24,29 @@ pub(crate) fn to_py(py: Python<'_>, err: Error) -> PyErr {
         _ => None,
     };
     let code = err.code();
-    raise(py, code, code.is_retryable(), &err.to_string(), retry_after)
+    let raised = raise(py, code, code.is_retryable(), &err.to_string(), retry_after);
+    if let Some(os) = os_error_below(&err) {
+        // `raise StorageError(...) from OSError(errno, strerror)`: what the operating system
+        // said stays reachable as `__cause__`, as Python's own I/O errors are.
+        let cause = match os.raw_os_error() {
+            Some(errno) => PyOSError::new_err((errno, os.to_string())),
+            None => PyOSError::new_err(os.to_string()),
+        };
+        raised.set_cause(py, Some(cause));
+    }
+    raised
+}
+
+/// The operating system's error in the chain of `err`'s sources, if there is one.
+fn os_error_below(err: &Error) -> Option<&std::io::Error> {
+    let mut below = std::error::Error::source(err);
+    while let Some(e) = below {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        below = e.source();
+    }
+    None
 }
 
 /// `StorageError` (`LIBRARY_CLOSED`) for a call on a closed library.

@@ -140,6 +140,20 @@ def test_storage_errors_on_open(tmp_path: Path) -> None:
         assert locked.value.code == "LIBRARY_LOCKED" and locked.value.retryable
 
 
+def test_a_storage_error_from_the_os_keeps_it_as_its_cause(tmp_path: Path) -> None:
+    # A library inside a plain file: the operating system refuses (ENOTDIR), and the StorageError
+    # says so in its message and carries the OSError as __cause__, as Python's own I/O does.
+    plain = tmp_path / "notes.txt"
+    plain.write_text("not a folder")
+    with pytest.raises(lendkit.StorageError) as caught:
+        lendkit.Library.open(plain / "lib.db")
+    assert caught.value.code == "STORAGE", caught.value
+    cause = caught.value.__cause__
+    assert isinstance(cause, NotADirectoryError), repr(cause)
+    assert cause.errno == 20
+    assert str(cause.strerror) in str(caught.value)
+
+
 def test_wrong_python_types_raise_builtin_errors(lib: lendkit.Library) -> None:
     # Fields of a command are checked by the core: InvalidInputError (code INVALID_INPUT), naming the field.
     with pytest.raises(lendkit.InvalidInputError, match="copies must be a whole number"):

@@ -238,7 +238,7 @@ impl LibraryBuilder {
                 .bus
                 .join(name, n)
                 .await
-                .map_err(|e| Error::Storage(StoreError::Backend(e.to_string())))?;
+                .map_err(|e| Error::Storage(StoreError::io("joining the event bus", e)))?;
             let mut c = Consumer {
                 name,
                 kind,

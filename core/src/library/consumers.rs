@@ -206,8 +206,7 @@ impl Library {
     }
 
     async fn run_worker(&self, c: &Consumer, w: usize, state: &mut Worker) -> Result<bool> {
-        let bus_err =
-            |e: crate::error::BusError| Error::Storage(StoreError::Backend(e.to_string()));
+        let bus_err = |e: crate::error::BusError| Error::Storage(StoreError::io("event bus", e));
         let now = self.engine.clock.now();
         if state.retry_at.is_some_and(|at| now < at) {
             return Ok(false);
@@ -459,7 +458,7 @@ impl Library {
                     .race(self.notifier.send(&notice))
                     .await?
                     .map(|()| Vec::new())
-                    .map_err(|e| Error::Storage(StoreError::Backend(e.to_string())));
+                    .map_err(|e| Error::Storage(StoreError::io("sending a notice", e)));
             }
         };
         self.engine.run_shared(Plan::one(step), meta).await

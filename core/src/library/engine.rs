@@ -492,7 +492,7 @@ impl Engine {
             self.bus
                 .publish(&batch)
                 .await
-                .map_err(|e| Error::Storage(StoreError::Backend(e.to_string())))?;
+                .map_err(|e| Error::Storage(StoreError::io("publishing to the event bus", e)))?;
             *relayed = last;
             self.relayed_at.store(last, Ordering::SeqCst);
             if let Some(hook) = &self.on_commit {
