@@ -134,6 +134,25 @@ export interface PaymentGateway {
  */
 export type Notifier = (notice: Notice) => unknown
 
+/** One of lendkit's log lines, as a `logger` receives it. */
+export interface LogRecord {
+  /** `error`, `warn`, `info`, `debug` or `trace`. */
+  level: 'error' | 'warn' | 'info' | 'debug' | 'trace'
+  /** Where it comes from: `lendkit::command`, `lendkit::policy`, `lendkit::store`, … */
+  target: string
+  /** What happened, then its fields as `key=value`. */
+  message: string
+  /** The fields by name (`command`, `command_id`, `code`, …), as text. */
+  fields: Record<string, string>
+}
+
+/**
+ * Receives lendkit's log lines instead of stderr. Which lines: `LENDKIT_LOG` (warnings and worse
+ * without it). Per process: the logger of the last library opened with one gets the lines of
+ * every library. A thrown error is reported as a process warning, never a crash.
+ */
+export type Logger = (record: LogRecord) => unknown
+
 // ---- options -----------------------------------------------------------------------------------
 
 /** The circuit breaker around the payment gateway. */
@@ -179,6 +198,8 @@ export interface LibraryOptions {
   notifier?: Notifier
   /** The clock (default: the system clock). */
   clock?: ManualClock
+  /** Where lendkit's log lines go instead of stderr (see `Logger`). */
+  logger?: Logger
   /** Run the saga and views on a background thread (default true). Off: only `settle()` runs them. */
   background?: boolean
   /**

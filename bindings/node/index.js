@@ -280,6 +280,7 @@ const OPTIONS = new Set([
   'breaker',
   'workers',
   'faultInjection',
+  'logger',
 ])
 const BREAKER = new Set(['failureThreshold', 'coolDownMs', 'callTimeoutMs'])
 
@@ -362,6 +363,17 @@ function nativeOptions(options) {
   if (notifier !== undefined) {
     if (typeof notifier !== 'function') throw invalid('options.notifier must be a function (notice) => …')
     o.notify = notifierPort(notifier)
+  }
+  if (options.logger !== undefined) {
+    const { logger } = options
+    if (typeof logger !== 'function') throw invalid('options.logger must be a function (record) => …')
+    o.logger = (record) => {
+      try {
+        logger(record)
+      } catch (e) {
+        process.emitWarning(`a lendkit logger failed: ${describe(e)}`, { code: 'LENDKIT_LOGGER' })
+      }
+    }
   }
   let nclock
   if (clock !== undefined) {

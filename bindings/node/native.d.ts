@@ -273,6 +273,18 @@ export interface HoldShelfRow {
   pull: boolean
 }
 
+/** One log line as the host's `logger` receives it. */
+export interface LogRecord {
+  /** `error`, `warn`, `info`, `debug` or `trace`. */
+  level: string
+  /** Where it comes from: `lendkit::command`, `lendkit::policy`, `lendkit::store`, … */
+  target: string
+  /** The line: what happened, then its fields as `key=value`. */
+  message: string
+  /** The line's fields by name (`command`, `command_id`, `code`, …), as text. */
+  fields: Record<string, string>
+}
+
 /** A member's page (마이페이지). */
 export interface MemberPage {
   /** Member id. */
@@ -326,6 +338,8 @@ export interface NativeOptions {
   refund?: (request: RefundRequest) => Promise<PortReply>
   /** The host's notifier (normalised by the wrapper). */
   notify?: (notice: Notice) => Promise<PortReply>
+  /** Where the process's log lines go instead of stderr (normalised by the wrapper). */
+  logger?: (record: LogRecord) => void
 }
 
 /** A message to a member about their rental or delivery (문자 알림). */

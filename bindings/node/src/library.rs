@@ -81,7 +81,8 @@ pub fn open<'env>(
     options: NativeOptions,
     clock: Option<&ManualClock>,
 ) -> Result<PromiseRaw<'env, NativeLibrary>> {
-    crate::logging::install();
+    let mut options = options;
+    crate::logging::install(options.logger.take());
     let mut config = options.into_config()?;
     if let Some(c) = clock {
         config.clock = Some(Arc::new(c.shared()));

@@ -66,6 +66,9 @@ pub struct NativeOptions {
     /// The host's notifier (normalised by the wrapper).
     #[napi(ts_type = "(notice: Notice) => Promise<PortReply>")]
     pub notify: Option<Port<Notice>>,
+    /// Where the process's log lines go instead of stderr (normalised by the wrapper).
+    #[napi(ts_type = "(record: LogRecord) => void")]
+    pub logger: Option<crate::logging::Logger>,
 }
 
 fn ms(field: &str, value: f64) -> Result<Duration> {

@@ -10,6 +10,7 @@ import {
   ManualClock,
   Member,
   type BookRow,
+  type LogRecord,
   type CancelRentalInput,
   type DeadLetter,
   type ErrorCodeName,
@@ -53,6 +54,7 @@ async function example(): Promise<number> {
       refund: (key: string) => undefined,
     },
     notifier: (notice: Notice) => log(notice.kind, notice.message),
+    logger: (record: LogRecord) => log(record.level, `${record.target}: ${record.message} ${record.fields['code'] ?? ''}`),
   }
   const lib: Library = await Library.inMemory(options)
   const librarian = Librarian('lib-1')
