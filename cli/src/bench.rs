@@ -567,7 +567,7 @@ fn rss_kib(field: &str) -> u64 {
 
 /// Builds a log of at least `events` events through the real saga, on a sled database at `db`
 /// with periodic flushing; the policies' checkpoints end at the head, as in a library in use.
-fn build_replay_log(db: &Path, events: usize) -> u64 {
+pub fn build_replay_log(db: &Path, events: usize) -> u64 {
     let lib = must(OpenLibrary::open(
         db,
         Config {

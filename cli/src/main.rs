@@ -356,6 +356,9 @@ enum Cmd {
         /// Internal: measure replay, queries and memory on this database in this process.
         #[arg(long, hide = true)]
         replay_part: Option<PathBuf>,
+        /// Internal: build a replay log of this many events at `--db` (for profiling an open), and stop.
+        #[arg(long, hide = true)]
+        build_replay_log: Option<usize>,
         /// Lifecycles per saga run (default 20,000; 2,000 with --quick).
         #[arg(long)]
         lifecycles: Option<usize>,
@@ -871,10 +874,16 @@ fn execute(cli: Cli, out: &mut dyn Write) -> Outcome {
             saga_only,
             stores_only,
             replay_part,
+            build_replay_log,
             lifecycles,
             members,
             books,
         } => {
+            if let Some(events) = build_replay_log {
+                let head = bench::build_replay_log(&cli.db, events);
+                writeln!(out, "built {} with {head} events", cli.db.display())?;
+                return Ok(());
+            }
             match replay_part {
                 Some(db) => writeln!(out, "{}", bench::replay_part(&db))?,
                 None => {
