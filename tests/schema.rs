@@ -156,3 +156,43 @@ fn a_newer_schema_or_an_unknown_type_is_refused_with_a_reason() {
         .unwrap_err()
         .contains("not a lendkit event"));
 }
+
+/// `Envelope::decode` reads the current schema on a path of its own (borrowed strings, the
+/// payload straight into its type); it must agree with `from_json` on everything, errors too.
+#[test]
+fn decoding_stored_bytes_agrees_with_the_general_path_on_odd_input() {
+    let decode = |line: &serde_json::Value| Envelope::decode(line.to_string().as_bytes());
+    let general = |line: &serde_json::Value| Envelope::from_json(line.clone());
+    let base = fixture()
+        .into_iter()
+        .find(|l| l["type"] == "BookRegistered")
+        .expect("the fixture has a BookRegistered");
+    // Escapes in the envelope's strings and the payload's (not borrowable: copied).
+    let mut odd = base.clone();
+    odd["payload"]["title"] = "\"Quoted\" \u{e9}t\u{e9} \\ tab\t \u{1F4DA}".into();
+    odd["correlation_id"] = "b-\"1\"".into();
+    assert_eq!(decode(&odd).unwrap(), general(&odd).unwrap());
+    // A payload that names a `type` of its own: the envelope's type decides.
+    let mut typed = base.clone();
+    typed["payload"]["type"] = "BookBurned".into();
+    assert_eq!(decode(&typed).unwrap(), general(&typed).unwrap());
+    // Errors: an unknown type, a payload that is not an object, a missing field.
+    let mut unknown = base.clone();
+    unknown["type"] = "BookBurned".into();
+    let mut scalar = base.clone();
+    scalar["payload"] = 7.into();
+    let mut missing = base.clone();
+    missing["payload"]
+        .as_object_mut()
+        .expect("an object")
+        .remove("title");
+    for bad in [unknown, scalar, missing] {
+        let (fast, slow) = (decode(&bad).unwrap_err(), general(&bad).unwrap_err());
+        assert_eq!(
+            fast.split(':').next(),
+            slow.split(':').next(),
+            "{fast} / {slow}"
+        );
+        assert!(!fast.is_empty());
+    }
+}
