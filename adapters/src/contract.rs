@@ -143,6 +143,44 @@ pub async fn run_all<S: EventStore + 'static>(make: impl Fn() -> S) {
     checkpoints(&make).await;
     dead_letters(&make).await;
     unsynced_appends(&make).await;
+    snapshots(&make).await;
+}
+
+/// A store that keeps snapshots returns the last one saved under a name, whole, and nothing
+/// for a name never saved; one that keeps none (the port's default) returns nothing at all.
+/// Either way a snapshot is never mistaken for another name's, nor for an older one.
+pub async fn snapshots<S: EventStore>(make: impl Fn() -> S) {
+    let store = make();
+    assert_eq!(store.snapshot("views").await.unwrap(), None);
+    let body: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    store.save_snapshot("views", 3, body.clone()).await.unwrap();
+    let kept = store.snapshot("views").await.unwrap();
+    assert!(
+        kept.is_none() || kept == Some((3, body.clone())),
+        "snapshot read back changed"
+    );
+    if kept.is_none() {
+        return;
+    }
+    store
+        .save_snapshot("views", 9, b"newer".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.snapshot("views").await.unwrap(),
+        Some((9, b"newer".to_vec())),
+        "the newer snapshot replaces the older"
+    );
+    assert_eq!(store.snapshot("other").await.unwrap(), None);
+    store.save_snapshot("other", 1, Vec::new()).await.unwrap();
+    assert_eq!(
+        store.snapshot("other").await.unwrap(),
+        Some((1, Vec::new()))
+    );
+    assert_eq!(
+        store.snapshot("views").await.unwrap(),
+        Some((9, b"newer".to_vec()))
+    );
 }
 
 /// (a) An append to a new stream at expected version 0 is read back unchanged but for its

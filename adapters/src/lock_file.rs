@@ -150,3 +150,17 @@ impl LockFile {
         drop(self.file);
     }
 }
+
+/// A snapshot as the durable stores keep it: its position (8 bytes, big-endian), then its body.
+pub(crate) fn snapshot_value(position: u64, body: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(8 + body.len());
+    value.extend_from_slice(&position.to_be_bytes());
+    value.extend_from_slice(body);
+    value
+}
+
+/// The position and body of a value [`snapshot_value`] made (`None` for anything shorter).
+pub(crate) fn snapshot_parts(value: &[u8]) -> Option<(u64, Vec<u8>)> {
+    let (position, body) = value.split_first_chunk::<8>()?;
+    Some((u64::from_be_bytes(*position), body.to_vec()))
+}

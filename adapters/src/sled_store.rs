@@ -8,7 +8,7 @@
 //! | `streams` | `stream\0version` | position |
 //! | `versions` | `stream` | the stream's version |
 //! | `command_ids` | command id | the fingerprint's length (u16), the fingerprint, then the positions the command stored (u64 each) |
-//! | `meta` | `format`, `schema`, `head`, `command_ids` | `lendkit-events`, the schema written, the last position, whether `command_ids` covers the log |
+//! | `meta` | `format`, `schema`, `head`, `command_ids`, `snapshot:NAME` | `lendkit-events`, the schema written, the last position, whether `command_ids` covers the log; a snapshot's position (8 bytes) then its body |
 //! | `checkpoints` | consumer | position |
 //! | `dead_letters` | id | JSON |
 //!
@@ -826,6 +826,33 @@ impl EventStore for SledEventStore {
             .map_err(|e| self.failed(e))?;
         self.commit_ticket();
         Ok(())
+    }
+
+    /// Kept in the `meta` tree under `snapshot:NAME`: the position (8 bytes, big-endian), then
+    /// the body.
+    async fn snapshot(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        let key = format!("snapshot:{name}");
+        let value = self
+            .inner
+            .meta
+            .get(key.as_bytes())
+            .map_err(|e| self.failed(e))?;
+        Ok(value.and_then(|v| crate::lock_file::snapshot_parts(&v)))
+    }
+
+    async fn save_snapshot(
+        &self,
+        name: &str,
+        position: u64,
+        body: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let value = crate::lock_file::snapshot_value(position, &body);
+        self.inner
+            .meta
+            .insert(format!("snapshot:{name}").as_bytes(), value)
+            .map_err(|e| self.failed(e))?;
+        let ticket = self.commit_ticket();
+        self.made_durable(ticket)
     }
 
     async fn add_dead_letter(&self, letter: DeadLetter) -> Result<(), StoreError> {

@@ -7,7 +7,8 @@
 //! beside it while it is open, and lendkit's lock file `library.sqlite.lock`):
 //!
 //! ```sql
-//! CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+//! CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);  -- format, schema; and
+//!     -- `snapshot:NAME`: a blob, the snapshot's position (8 bytes, big-endian) then its body
 //! CREATE TABLE events(
 //!     position   INTEGER PRIMARY KEY,  -- global position, from 1, without gaps
 //!     stream     TEXT NOT NULL,        -- `member:m-1`
@@ -244,6 +245,8 @@ enum Op {
     SaveCheckpoints(Vec<(String, u64)>),
     AddDeadLetter(DeadLetter),
     RemoveDeadLetter(String),
+    /// A snapshot: its name, position and body.
+    SaveSnapshot(String, u64, Vec<u8>),
 }
 
 /// What a write returned.
@@ -984,6 +987,15 @@ fn apply(conn: &Connection, op: Op) -> Result<Result<Done, StoreError>, rusqlite
         }
         Op::SaveCheckpoint(consumer, position) => save_checkpoints(conn, &[(consumer, position)]),
         Op::SaveCheckpoints(checkpoints) => save_checkpoints(conn, &checkpoints),
+        Op::SaveSnapshot(name, position, body) => {
+            let value = crate::lock_file::snapshot_value(position, &body);
+            conn.prepare_cached(
+                "INSERT INTO meta(key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![format!("snapshot:{name}"), value])?;
+            Ok(Ok(Done::Saved))
+        }
         Op::AddDeadLetter(letter) => {
             let body = match serde_json::to_string(&letter) {
                 Ok(body) => body,
@@ -1325,6 +1337,30 @@ impl EventStore for SqliteEventStore {
                     .map_err(|e| StoreError::Backend(format!("dead letter: {e}")))
             })
             .collect()
+    }
+
+    /// Kept in `meta` under `snapshot:NAME`, as a blob: the position (8 bytes, big-endian),
+    /// then the body.
+    async fn snapshot(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        let key = format!("snapshot:{name}");
+        let value: Option<Vec<u8>> = self.read(|conn| {
+            conn.query_row("SELECT value FROM meta WHERE key = ?1", [&key], |row| {
+                row.get::<_, Vec<u8>>(0)
+            })
+            .optional()
+            .map_err(|e| self.failed(e))
+        })?;
+        Ok(value.and_then(|v| crate::lock_file::snapshot_parts(&v)))
+    }
+
+    async fn save_snapshot(
+        &self,
+        name: &str,
+        position: u64,
+        body: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        self.write(Op::SaveSnapshot(name.to_owned(), position, body))
+            .map(drop)
     }
 
     async fn remove_dead_letter(&self, id: &str) -> Result<bool, StoreError> {

@@ -76,3 +76,9 @@ fn run_all_passes() {
 fn unsynced_appends() {
     block_on(contract::unsynced_appends(InMemoryEventStore::new));
 }
+
+#[test]
+fn snapshots() {
+    // The in-memory store keeps none (nothing reopens it): the contract's other branch.
+    block_on(contract::snapshots(InMemoryEventStore::new));
+}

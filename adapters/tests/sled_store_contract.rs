@@ -49,6 +49,7 @@ contract_tests!(
     checkpoints,
     dead_letters,
     unsynced_appends,
+    snapshots,
 );
 
 /// A database written before command ids were library-wide (no `command_ids` tree) gets its

@@ -53,6 +53,7 @@ contract_tests!(
     checkpoints,
     dead_letters,
     unsynced_appends,
+    snapshots,
 );
 
 fn one_event(store: &SqliteEventStore, stream: &str, command: &str) {

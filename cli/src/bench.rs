@@ -899,7 +899,7 @@ fn run_in(
         out,
         &mut lines,
         format!(
-            "replay: {built} events; open (views rebuilt) {:.2} s; rebuild {:.0} events/s",
+            "replay: {built} events; open (views from the snapshot saved at its last close, and the events after it) {:.2} s; both views folded from the whole log {:.0} events/s",
             replay["open_s"].as_f64().unwrap_or(0.0),
             replay["rebuild_events_per_s"].as_f64().unwrap_or(0.0)
         ),

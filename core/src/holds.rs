@@ -42,7 +42,7 @@ pub struct HoldTerms {
 const GAP: u64 = 1 << 20;
 
 /// One hold in a queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueuedHold {
     /// The hold (its rental).
     pub rental: RentalId,
@@ -125,7 +125,11 @@ fn merge(a: Link, b: Link) -> Link {
 }
 
 /// A title's queue of holds, first in line first. See the module docs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Saved (in a views snapshot) as its holds in line order with their keys, and rebuilt from
+/// them: the treap's shape is a function of the keys, so the rebuilt queue is the same.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "SavedQueue", from = "SavedQueue")]
 pub struct HoldQueue {
     root: Link,
     keys: crate::ids::IdMap<RentalId, u64>,
@@ -133,6 +137,45 @@ pub struct HoldQueue {
     members: crate::ids::IdMap<MemberId, usize>,
     /// The key the next placement gets.
     next: u64,
+}
+
+/// A [`HoldQueue`] as saved: the key the next placement gets, and each hold with its key.
+#[derive(Serialize, Deserialize)]
+struct SavedQueue {
+    next: u64,
+    holds: Vec<(u64, QueuedHold)>,
+}
+
+impl From<HoldQueue> for SavedQueue {
+    fn from(queue: HoldQueue) -> Self {
+        let mut holds = Vec::with_capacity(queue.len());
+        let mut stack: Vec<&Node> = Vec::new();
+        let mut link = queue.root.as_deref();
+        loop {
+            while let Some(node) = link {
+                stack.push(node);
+                link = node.left.as_deref();
+            }
+            let Some(node) = stack.pop() else { break };
+            holds.push((node.key, node.hold.clone()));
+            link = node.right.as_deref();
+        }
+        SavedQueue {
+            next: queue.next,
+            holds,
+        }
+    }
+}
+
+impl From<SavedQueue> for HoldQueue {
+    fn from(saved: SavedQueue) -> Self {
+        let mut queue = HoldQueue::default();
+        for (key, hold) in saved.holds {
+            queue.insert(key, hold);
+        }
+        queue.next = saved.next;
+        queue
+    }
 }
 
 impl HoldQueue {
@@ -420,6 +463,11 @@ mod tests {
                     prop_assert_eq!(q.position(&r), Some(k as u64 + 1));
                     prop_assert_eq!(q.at(k as u64 + 1).map(|h| &h.rental), Some(&r));
                 }
+                // Saved (in a views snapshot) and read back, it is the same queue, down to
+                // the treap's shape and the next key.
+                let saved = serde_json::to_string(&q).unwrap();
+                let read: HoldQueue = serde_json::from_str(&saved).unwrap();
+                prop_assert_eq!(&read, &q);
             }
         }
     }

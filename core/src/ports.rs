@@ -140,6 +140,28 @@ pub trait EventStore: Send + Sync {
 
     /// Removes a dead letter (after a successful replay); false when there was none with that id.
     async fn remove_dead_letter(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// The snapshot saved under `name`, if there is one: the log position it was taken at and
+    /// its bytes. A snapshot is a cache of what the log says (the views folded up to a
+    /// position, so that an open folds only the events after it): a store may lose one at
+    /// any time, and the default keeps none.
+    async fn snapshot(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        let _ = name;
+        Ok(None)
+    }
+
+    /// Saves `body` as the snapshot `name` taken at log position `position`, replacing the one
+    /// before all or nothing. The caller syncs the log up to `position` first, so a snapshot
+    /// never gets ahead of what survives a crash. The default keeps nothing.
+    async fn save_snapshot(
+        &self,
+        name: &str,
+        position: u64,
+        body: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let _ = (name, position, body);
+        Ok(())
+    }
 }
 
 /// An event a consumer could not handle after every retry.

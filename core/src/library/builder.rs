@@ -226,7 +226,9 @@ impl LibraryBuilder {
         let mut consumers = Vec::new();
         // The views are rebuilt straight from the log (not through the bus), so opening a long
         // log does not queue every event for every consumer.
-        let (book_list, member_pages, due_work) = fold_views(engine.store.as_ref()).await?;
+        // From the views' snapshot, when the store has a usable one: only the events after it.
+        let ((book_list, member_pages, due_work), views_saved_at) =
+            super::snapshot::load_views(engine.store.as_ref()).await?;
         *engine
             .due_work
             .lock()
@@ -284,18 +286,26 @@ impl LibraryBuilder {
             max_attempts: self.max_attempts,
             retry_backoff: self.retry_backoff,
             shutdown: Shutdown::new(),
+            views_saved_at: std::sync::atomic::AtomicU64::new(views_saved_at),
         })
     }
 }
 
-/// Both views folded from the whole log, read in batches.
+/// Both views (and the schedule of due work) folded from the whole log, read in batches.
 pub(super) async fn fold_views(
     store: &dyn EventStore,
 ) -> Result<(BookList, MemberPages, super::due::DueWork)> {
-    let mut book_list = BookList::default();
-    let mut pages = MemberPages::default();
-    let mut due = super::due::DueWork::default();
-    let mut after = 0;
+    fold_views_after(store, Default::default(), 0).await
+}
+
+/// `views` brought up to the head of the log by folding the events after position `after`
+/// (each view also passes over what it has already seen).
+pub(super) async fn fold_views_after(
+    store: &dyn EventStore,
+    views: (BookList, MemberPages, super::due::DueWork),
+    mut after: u64,
+) -> Result<(BookList, MemberPages, super::due::DueWork)> {
+    let (mut book_list, mut pages, mut due) = views;
     loop {
         let batch = store.read_all(after, 4096).await?;
         let Some(last) = batch.last() else { break };

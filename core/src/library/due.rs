@@ -28,7 +28,9 @@ use crate::views::View;
 use std::collections::BTreeSet;
 
 /// What comes due on a loan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Work {
     /// Its due date: renew it automatically, or mark it overdue.
     Due,
@@ -57,7 +59,7 @@ impl Work {
 }
 
 /// One open loan as the schedule knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ScheduledLoan {
     /// Borrower.
     pub member: MemberId,
@@ -81,7 +83,7 @@ pub struct ScheduledLoan {
 
 /// The schedule of clock-driven work: open loans under circulation rules, by the instant their
 /// next work comes due. A fold of the log (see the module docs).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DueWork {
     queue: BTreeSet<(Timestamp, Work, RentalId)>,
     loans: crate::ids::IdMap<RentalId, ScheduledLoan>,

@@ -86,6 +86,7 @@ mod payment;
 mod queries;
 mod route;
 mod shutdown;
+mod snapshot;
 
 use builder::fold_views;
 pub use builder::LibraryBuilder;
@@ -122,6 +123,8 @@ pub struct Library {
     max_attempts: u32,
     retry_backoff: std::time::Duration,
     shutdown: Shutdown,
+    /// The log position of the views' last snapshot (opened from or saved), 0 for none.
+    views_saved_at: std::sync::atomic::AtomicU64,
 }
 
 impl Library {

@@ -5,11 +5,11 @@ use crate::catalog::BookEvent;
 use crate::event::{Envelope, Event};
 use crate::ids::{BookId, RentalId};
 use crate::rentals::RentalEvent;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A book's status in the list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BookStatus {
     /// At least one copy is on the shelf.
@@ -32,7 +32,7 @@ impl BookStatus {
 }
 
 /// One row of the book list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BookRow {
     /// Book id.
     pub book_id: String,
@@ -59,7 +59,7 @@ pub struct BookRow {
 }
 
 /// The book list view.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BookList {
     books: BTreeMap<BookId, BookRow>,
     /// Rentals holding a copy, and whether that copy is out on loan.

@@ -9,11 +9,11 @@ use crate::ids::{BookId, MemberId, RentalId, Timestamp};
 use crate::members::MemberEvent;
 use crate::points::PointsEvent;
 use crate::rentals::{RentalEvent, RentalStatus};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// One rental on a member page.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RentalRow {
     /// Rental id.
     pub rental_id: String,
@@ -43,7 +43,7 @@ pub struct RentalRow {
 }
 
 /// One hold whose copy waits on a pickup shelf.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HoldShelfRow {
     /// Hold id (its rental id).
     pub hold_id: String,
@@ -61,7 +61,7 @@ pub struct HoldShelfRow {
 }
 
 /// One member's page.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberPage {
     /// Member id.
     pub member_id: String,
@@ -78,7 +78,7 @@ pub struct MemberPage {
 }
 
 /// The member pages view: one [`MemberPage`] per member.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberPages {
     pages: BTreeMap<MemberId, MemberPage>,
     /// Where each rental sits: its member and index in that member's list.
