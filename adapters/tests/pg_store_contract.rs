@@ -292,18 +292,27 @@ fn multi_stream_appends_in_opposite_orders_do_not_deadlock() {
     );
 }
 
+/// A count from the environment, or `default`.
+fn count_from_env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// 8 tasks × 50 appends, each task on its own connection pool, while a reader tails the log
 /// with `read_all(last seen)`: the positions are exactly 1..=400, every append got consecutive
 /// ones, and the reader, which only ever asks for what follows what it has, saw every one of
 /// them in order — no event committed behind its back at a position it had passed.
+/// `LENDKIT_PG_WRITERS=16 LENDKIT_PG_APPENDS=1000` is the longer run.
 #[test]
 fn positions_are_contiguous_under_concurrent_writers_and_a_tailing_reader() {
     let Some(url) = pg_url() else { return };
     let schemas = Schemas::new(&url);
     let schema = schemas.name();
-    const TASKS: usize = 8;
-    const APPENDS: u64 = 50;
-    let writers: Vec<PgEventStore> = (0..TASKS).map(|_| schemas.open(&schema)).collect();
+    let tasks = usize::try_from(count_from_env("LENDKIT_PG_WRITERS", 8)).unwrap();
+    let appends = count_from_env("LENDKIT_PG_APPENDS", 50);
+    let writers: Vec<PgEventStore> = (0..tasks).map(|_| schemas.open(&schema)).collect();
     let reader = schemas.open(&schema);
     let done = AtomicUsize::new(0);
     let started = Instant::now();
@@ -312,7 +321,7 @@ fn positions_are_contiguous_under_concurrent_writers_and_a_tailing_reader() {
             let mut seen = Vec::new();
             let mut last = 0;
             loop {
-                let finished = done.load(Ordering::SeqCst) == TASKS;
+                let finished = done.load(Ordering::SeqCst) == tasks;
                 let next = block_on(reader.read_all(last, 64)).unwrap();
                 for e in &next {
                     assert_eq!(e.position, last + 1, "the tail skipped a position");
@@ -332,7 +341,7 @@ fn positions_are_contiguous_under_concurrent_writers_and_a_tailing_reader() {
                 scope.spawn(move || {
                     let s = contract::stream(&format!("w{t}"));
                     let mut stored = Vec::new();
-                    for i in 0..APPENDS {
+                    for i in 0..appends {
                         let commit =
                             contract::commit(vec![contract::batch(&s, i, 1, &format!("t{t}-{i}"))]);
                         stored.push(block_on(store.append(commit)).unwrap());
@@ -349,7 +358,7 @@ fn positions_are_contiguous_under_concurrent_writers_and_a_tailing_reader() {
         (batches, tail.join().unwrap())
     });
     let elapsed = started.elapsed();
-    let total = TASKS as u64 * APPENDS;
+    let total = tasks as u64 * appends;
     let log = block_on(reader.read_all(0, usize::MAX)).unwrap();
     assert_eq!(
         log.iter().map(|e| e.position).collect::<Vec<_>>(),
@@ -359,7 +368,7 @@ fn positions_are_contiguous_under_concurrent_writers_and_a_tailing_reader() {
     assert_eq!(batches.len() as u64, total);
     assert_eq!(block_on(reader.head()).unwrap(), total);
     eprintln!(
-        "{total} appends from {TASKS} writers in {elapsed:?}: {:.0} appends/s",
+        "{total} appends from {tasks} writers in {elapsed:?}: {:.0} appends/s",
         total as f64 / elapsed.as_secs_f64()
     );
 }
