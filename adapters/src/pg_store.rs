@@ -122,6 +122,12 @@
 //! of the host's or none. Dropping the last handle shuts the runtime down without blocking, so
 //! it may be dropped anywhere.
 //!
+//! # Connections
+//!
+//! A pool of at most [`PgOptions::max_connections`] per handle, each checked before it is
+//! handed out (a connection the server ended is replaced, not used), named
+//! `lendkit:SCHEMA` in `pg_stat_activity`.
+//!
 //! # Errors
 //!
 //! Everything PostgreSQL or the network reports is [`StoreError::Backend`] (`STORAGE`,
@@ -551,13 +557,15 @@ impl PgEventStore {
         let shown = format!("{shown} schema {}", options.schema);
         let runtime = new_runtime()?;
         let sql = Sql::new(&options.schema);
+        // What pg_stat_activity shows for the store's connections.
+        let application_name = format!("lendkit:{}", options.schema);
         let opened = {
             let shown = shown.clone();
             run_blocking(&runtime, async move {
                 let pool = PgPoolOptions::new()
                     .max_connections(options.max_connections.max(1))
                     .acquire_timeout(options.connect_timeout)
-                    .connect_with(connect.application_name("lendkit"))
+                    .connect_with(connect.application_name(&application_name))
                     .await
                     .map_err(|e| failed(&shown, &e))?;
                 let migrated = {

@@ -629,3 +629,67 @@ fn calls_to_an_unreachable_server_fail_with_a_storage_error() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The server ends the store's connections under it (as a restart or a failover does): calls
+/// answer with a `STORAGE` error or succeed, never panic, and once the server takes
+/// connections again the store appends as before, with nothing committed lost and no gap.
+#[test]
+fn connections_ended_by_the_server_are_replaced() {
+    let Some(url) = pg_url() else { return };
+    let schemas = Schemas::new(&url);
+    let schema = schemas.name();
+    let store = schemas.open(&schema);
+    let s = contract::stream("m-1");
+    let mut version = 0;
+    for round in 0..3 {
+        block_on(store.append(contract::commit(vec![contract::batch(
+            &s,
+            version,
+            1,
+            &format!("before-{round}"),
+        )])))
+        .unwrap();
+        version += 1;
+        // Only this store's connections (the test's schema names them).
+        let ended = rows(
+            &url,
+            &format!(
+                "SELECT pg_terminate_backend(pid)::text FROM pg_stat_activity
+                 WHERE application_name = 'lendkit:{schema}'"
+            ),
+        );
+        assert!(
+            !ended.is_empty(),
+            "round {round}: no connection of the store found"
+        );
+        let mut failures = 0;
+        loop {
+            let command = format!("after-{round}");
+            match block_on(store.append(contract::commit(vec![contract::batch(
+                &s, version, 1, &command,
+            )]))) {
+                Ok(_) => break,
+                Err(StoreError::Backend(why)) => {
+                    failures += 1;
+                    assert!(failures < 20, "the store never recovered: {why}");
+                    // A lost answer may hide a commit: the same command id tells.
+                    if block_on(store.command(&CommandId::new(command.as_str())))
+                        .ok()
+                        .flatten()
+                        .is_some()
+                    {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("round {round}: {e:?}"),
+            }
+        }
+        version += 1;
+    }
+    let log = block_on(store.read_all(0, usize::MAX)).unwrap();
+    assert_eq!(
+        log.iter().map(|e| e.position).collect::<Vec<_>>(),
+        (1..=version).collect::<Vec<_>>()
+    );
+}
