@@ -8,6 +8,22 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
 
+# The PostgreSQL store's tests run against the server LENDKIT_PG_URL names (.ci/run always sets
+# it). Left unset, a server answering on the usual local port is used; with none — or with
+# LENDKIT_PG_URL set empty — those tests print `skipped: LENDKIT_PG_URL is not set` and pass.
+if [ -z "${LENDKIT_PG_URL+set}" ]; then
+  if (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
+    export LENDKIT_PG_URL=postgres://postgres@127.0.0.1:5432/test
+    echo "LENDKIT_PG_URL is not set; using the PostgreSQL server at 127.0.0.1:5432 ($LENDKIT_PG_URL)"
+  else
+    echo "LENDKIT_PG_URL is not set and no PostgreSQL answers at 127.0.0.1:5432: the PostgreSQL store tests will print skips"
+  fi
+elif [ -z "$LENDKIT_PG_URL" ]; then
+  echo "LENDKIT_PG_URL is empty: the PostgreSQL store tests will print skips"
+else
+  echo "the PostgreSQL store tests run against LENDKIT_PG_URL"
+fi
+
 if cargo fmt --version >/dev/null 2>&1; then
   step "cargo fmt --check"
   cargo fmt --all -- --check
@@ -30,7 +46,7 @@ if ! command -v strace >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-g
     || echo "could not install strace; the sync-count test will say it skipped"
 fi
 
-step "cargo test (unit, store contract, saga, properties, crash, CLI, scenarios, doctests)"
+step "cargo test (unit, store contracts incl. PostgreSQL, saga, properties, crash, CLI, scenarios, doctests)"
 cargo test --locked --all-features
 
 step "cargo doc: the manual builds without a broken link"

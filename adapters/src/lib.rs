@@ -12,6 +12,7 @@
 //! | [`RecordingNotifier`] | [`Notifier`](lendkit_core::ports::Notifier) | keeps every notice sent; can be told to fail the next sends |
 //! | `SledEventStore` (feature `sled`) | [`EventStore`](lendkit_core::ports::EventStore) | durable: one sled transaction per append; flush before returning by default (group commit), or periodic flushes |
 //! | `SqliteEventStore` (feature `sqlite`) | [`EventStore`](lendkit_core::ports::EventStore) | durable, in one SQLite file (WAL) that SQLite's own tools can read: one `BEGIN IMMEDIATE` transaction per group of concurrent appends, each checked and stored all or nothing; synced before returning by default (`synchronous=FULL`), or `synchronous=NORMAL` with periodic checkpoints |
+//! | `PgEventStore` (feature `pg`) | [`EventStore`](lendkit_core::ports::EventStore) | durable and shared by processes: the tables of one PostgreSQL schema; one transaction per append, streams locked in sorted order and version-checked, the command id recorded, positions taken last from one counter row (gap-free, in commit order); synced by PostgreSQL's commit |
 //! | [`NullNotifier`] | [`Notifier`](lendkit_core::ports::Notifier) | accepts and drops every notice |
 //!
 //! With the `contract` feature, the `contract` module holds the conformance suite every
@@ -28,6 +29,8 @@ mod lock_file;
 pub mod memory_bus;
 pub mod memory_store;
 pub mod notifier;
+#[cfg(feature = "pg")]
+pub mod pg_store;
 #[cfg(feature = "sled")]
 pub mod sled_store;
 #[cfg(feature = "sqlite")]
@@ -38,6 +41,8 @@ pub use durability::Durability;
 pub use memory_bus::InMemoryEventBus;
 pub use memory_store::InMemoryEventStore;
 pub use notifier::{NullNotifier, RecordingNotifier};
+#[cfg(feature = "pg")]
+pub use pg_store::{PgEventStore, PgOptions};
 #[cfg(feature = "sled")]
 pub use sled_store::SledEventStore;
 #[cfg(feature = "sqlite")]
