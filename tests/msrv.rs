@@ -1,26 +1,32 @@
 //! The declared minimum supported Rust version is true for what the lockfile resolves: no
-//! locked package may declare a `rust-version` newer than the workspace's.
+//! locked package of the default build may declare a `rust-version` newer than the
+//! workspace's, and the optional `pg` feature needs no newer Rust than the docs say it does.
 //!
 //! Cargo refuses to build a package whose `rust-version` is newer than the compiler, so a
 //! locked dependency that needs more than ours makes ours false. This reads every package of the
-//! resolved graph (all features, every target platform, build and dev dependencies included)
-//! from `cargo metadata --locked` and names each one that needs a newer Rust.
+//! resolved graph (every target platform, build and dev dependencies included) from
+//! `cargo metadata --locked` — with the default features, then with all of them — and names
+//! each one that needs a newer Rust. An optional dependency is compiled only for those who ask
+//! for its feature, so it may need more than the rest, as long as the docs say so: the `pg`
+//! feature's sqlx 0.9 needs Rust 1.94.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::Value;
 use std::process::Command;
 
-/// `cargo metadata` for the whole workspace, exactly as the lockfile resolves it.
-fn metadata() -> Value {
+/// What the `pg` feature needs (sqlx 0.9's minimum); the README and the feature's doc say so.
+const PG_RUST_VERSION: &str = "1.94";
+
+/// `cargo metadata` for the whole workspace, exactly as the lockfile resolves it, with the
+/// default features or (`all`) every feature.
+fn metadata(all: bool) -> Value {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut args = vec!["metadata", "--format-version", "1", "--locked"];
+    if all {
+        args.push("--all-features");
+    }
     let out = Command::new(cargo)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--locked",
-            "--all-features",
-        ])
+        .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo metadata runs");
@@ -51,9 +57,9 @@ fn versions_compare_as_numbers() {
     assert_eq!(version("1.89"), version("1.89.0"));
 }
 
-#[test]
-fn no_locked_package_needs_a_newer_rust_than_we_declare() {
-    let meta = metadata();
+/// Every locked package of `meta`'s graph (not ours) that needs a newer Rust than `limit`, and
+/// how many were checked. Workspace members must inherit `ours_text`.
+fn too_new(meta: &Value, limit: (u64, u64, u64), ours_text: &str) -> (usize, Vec<String>) {
     let packages = meta["packages"].as_array().unwrap();
     let members: Vec<&str> = meta["workspace_members"]
         .as_array()
@@ -61,13 +67,6 @@ fn no_locked_package_needs_a_newer_rust_than_we_declare() {
         .iter()
         .map(|m| m.as_str().unwrap())
         .collect();
-    let ours_text = packages
-        .iter()
-        .find(|p| p["name"] == "lendkit")
-        .and_then(|p| p["rust_version"].as_str())
-        .expect("the lendkit package declares a rust-version");
-    let ours = version(ours_text);
-
     let mut checked = 0;
     let mut too_new = Vec::new();
     for node in meta["resolve"]["nodes"].as_array().unwrap() {
@@ -84,11 +83,56 @@ fn no_locked_package_needs_a_newer_rust_than_we_declare() {
             continue;
         }
         checked += 1;
-        if let Some(needs) = needs.filter(|n| version(n) > ours) {
+        if let Some(needs) = needs.filter(|n| version(n) > limit) {
             let locked = package["version"].as_str().unwrap();
             too_new.push(format!("{name} {locked} needs {needs}"));
         }
     }
+    (checked, too_new)
+}
+
+/// The workspace's declared `rust-version`.
+fn ours(meta: &Value) -> String {
+    meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "lendkit")
+        .and_then(|p| p["rust_version"].as_str())
+        .expect("the lendkit package declares a rust-version")
+        .to_owned()
+}
+
+#[test]
+fn the_pg_feature_needs_no_newer_rust_than_the_docs_say() {
+    let meta = metadata(true);
+    let ours_text = ours(&meta);
+    let (checked, too_new) = too_new(&meta, version(PG_RUST_VERSION), &ours_text);
+    assert!(checked > 50, "the walk saw the locked packages: {checked}");
+    assert!(
+        too_new.is_empty(),
+        "with every feature, some locked packages need more than Rust {PG_RUST_VERSION}:\n  {}",
+        too_new.join("\n  ")
+    );
+    // Whatever needs more than ours comes with `pg` only (the default build checks that), and
+    // the docs name the version it needs.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for file in ["README.md", "adapters/Cargo.toml", "Cargo.toml"] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        assert!(
+            text.contains(&format!("Rust {PG_RUST_VERSION}"))
+                || text.contains(&format!("Rust\n{PG_RUST_VERSION}")),
+            "{file} should say the pg feature needs Rust {PG_RUST_VERSION}"
+        );
+    }
+}
+
+#[test]
+fn no_locked_package_needs_a_newer_rust_than_we_declare() {
+    let meta = metadata(false);
+    let ours_text = ours(&meta);
+    let (checked, too_new) = too_new(&meta, version(&ours_text), &ours_text);
+    let ours_text = ours_text.as_str();
     assert!(checked > 50, "the walk saw the locked packages: {checked}");
     assert!(
         too_new.is_empty(),
