@@ -621,10 +621,6 @@ pub fn replay_part(db: &Path) -> Value {
     ));
     let open = started.elapsed();
     let head = must(block_on(lib.head()));
-    let started = Instant::now();
-    let rebuilt = must(block_on(lib.rebuild_views()));
-    let rebuild = started.elapsed();
-    drop(rebuilt);
     // Queries: the book list (10,000 books) and the page of the member with the most rentals.
     let n = 50;
     let started = Instant::now();
@@ -645,9 +641,17 @@ pub fn replay_part(db: &Path) -> Value {
         let _ = lib.member_page(&member);
     }
     let member_page_us = started.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+    // The library open and serving queries: its peak so far. (The rebuild below holds a
+    // second copy of both views, which is the rebuild's cost, not the library's.)
+    let serving_peak = rss_kib("VmHWM:");
+    let started = Instant::now();
+    let rebuilt = must(block_on(lib.rebuild_views()));
+    let rebuild = started.elapsed();
+    drop(rebuilt);
     json!({
         "events": head,
         "open_s": open.as_secs_f64(),
+        "serving_peak_rss_mib": serving_peak as f64 / 1024.0,
         "rebuild_events_per_s": head as f64 / rebuild.as_secs_f64(),
         "book_list_rows": rows,
         "book_list_us": book_list_us,
@@ -919,7 +923,8 @@ fn run_in(
         out,
         &mut lines,
         format!(
-            "memory: peak RSS {:.0} MiB with the {built}-event database open and serving queries",
+            "memory: peak RSS {:.0} MiB with the {built}-event database open and serving queries ({:.0} MiB after also rebuilding both views beside the live ones)",
+            replay["serving_peak_rss_mib"].as_f64().unwrap_or(0.0),
             replay["peak_rss_mib"].as_f64().unwrap_or(0.0)
         ),
     )?;
