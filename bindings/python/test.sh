@@ -41,9 +41,11 @@ rm -f "$here"/python/lendkit/_native*.so "$here"/python/lendkit/_native*.pyd
 "$py" -m pip uninstall --quiet --yes lendkit >/dev/null 2>&1 || true
 # --no-build-isolation: the build uses the locked maturin just installed, not whatever PyPI
 # serves at build time (maturin's build hook runs `maturin` from PATH, hence the venv's bin/
-# first). maturin builds with `cargo --locked` ([tool.maturin] locked = true).
+# first). maturin builds with `cargo --locked`: MATURIN_PEP517_ARGS are its build options here
+# (pyproject.toml says why the lock is not enforced there).
 export PATH="$venv/bin:$PATH"
-"$py" -m pip install --disable-pip-version-check --no-deps --no-build-isolation "$here"
+MATURIN_PEP517_ARGS="--locked" \
+  "$py" -m pip install --disable-pip-version-check --no-deps --no-build-isolation "$here"
 "$py" -c 'import lendkit, os; f = lendkit._native.__file__; print("lendkit", lendkit.__version__, "from", f, "(%.2f MiB)" % (os.path.getsize(f) / 2**20))'
 
 step "pytest bindings/python/tests"
