@@ -17,7 +17,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[3]
 WORKFLOW = ROOT / ".github" / "workflows" / "release.yml"
 NODE = ROOT / "bindings" / "node"
-HERE = ("built and run here", "built here, run under qemu")
+HERE = ("built and run here", "built here, run under qemu", "built and checked here, not run")
 
 
 def workflow() -> Dict[Any, Any]:
@@ -59,7 +59,12 @@ def test_the_readme_table_lists_seven_platforms_and_how_far_each_goes() -> None:
     rows = platforms()
     assert len(rows) == 7, rows
     here = [row["Rust target"] for row in rows if row["here"] in HERE]
-    assert here == ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"]
+    assert here == [
+        "x86_64-unknown-linux-gnu",
+        "aarch64-unknown-linux-gnu",
+        "x86_64-unknown-linux-musl",
+        "aarch64-unknown-linux-musl",
+    ]
     for row in rows:
         assert row["here"] in HERE + ("built by the release workflow only",), row
         if "apple" in row["Rust target"] or "windows" in row["Rust target"]:
@@ -181,7 +186,9 @@ def test_the_test_command_builds_and_runs_what_the_table_says_is_tested_here() -
     for row in platforms():
         arch = row["Rust target"].split("-")[0]
         if row["here"] in HERE:
-            assert arch in re.findall(r"wheel_targets(?:\+)?=\((\w+)\)", cross), row
+            targets = "musl_targets" if row["Rust target"].endswith("-musl") else "wheel_targets"
+            assert arch in re.findall(targets + r"(?:\+)?=\((\w+)\)", cross), row
             assert row["npm package"].removeprefix("lendkit-") in cross, row
     assert "qemu-aarch64" in cross and "--compatibility manylinux2014" in cross
+    assert "--compatibility musllinux_1_2" in cross
     assert "auditwheel show" in cross
