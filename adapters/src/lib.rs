@@ -31,6 +31,8 @@ pub mod memory_store;
 pub mod notifier;
 #[cfg(feature = "pg")]
 pub mod pg_store;
+#[cfg(any(feature = "sqlite", feature = "pg"))]
+mod record;
 #[cfg(feature = "sled")]
 pub mod sled_store;
 #[cfg(feature = "sqlite")]

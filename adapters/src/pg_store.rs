@@ -1205,24 +1205,7 @@ impl EventStore for PgEventStore {
                 .bind(first)
                 .bind(last);
             let events = shared.envelopes(query).await?;
-            let expected = last
-                .checked_sub(first)
-                .and_then(|span| usize::try_from(span).ok())
-                .and_then(|span| span.checked_add(1))
-                .unwrap_or(0);
-            if events.len() != expected {
-                return Err(StoreError::Corrupt {
-                    position: u64::try_from(first).unwrap_or(0),
-                    reason: format!(
-                        "command {command} stored positions {first}..={last}, and {} of them are in the log",
-                        events.len()
-                    ),
-                });
-            }
-            Ok(Some(CommandRecord {
-                fingerprint,
-                events,
-            }))
+            crate::record::whole(&command, fingerprint, first, last, events).map(Some)
         })
         .await
     }

@@ -1258,24 +1258,7 @@ impl EventStore for SqliteEventStore {
             "SELECT position, body FROM events WHERE position BETWEEN ?1 AND ?2 ORDER BY position",
             [first, last],
         )?;
-        let expected = last
-            .checked_sub(first)
-            .and_then(|span| usize::try_from(span).ok())
-            .and_then(|span| span.checked_add(1))
-            .unwrap_or(0);
-        if events.len() != expected {
-            return Err(StoreError::Corrupt {
-                position: u64::try_from(first).unwrap_or(0),
-                reason: format!(
-                    "command {command} stored positions {first}..={last}, and {} of them are in the log",
-                    events.len()
-                ),
-            });
-        }
-        Ok(Some(CommandRecord {
-            fingerprint,
-            events,
-        }))
+        crate::record::whole(command, fingerprint, first, last, events).map(Some)
     }
 
     async fn checkpoint(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
