@@ -88,6 +88,42 @@ impl Default for Config {
     }
 }
 
+/// Where a library shared by several processes keeps its log and spreads its events (see
+/// [`OpenLibrary::connect`]): the PostgreSQL schema and the NATS namespace, both `lendkit` by
+/// default.
+#[cfg(feature = "nats")]
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// The PostgreSQL store's settings (schema, connections, timeouts).
+    pub pg: lendkit_adapters::PgOptions,
+    /// The NATS bus's settings (namespace, partitions, ack wait, retention).
+    pub nats: lendkit_adapters::NatsOptions,
+}
+
+#[cfg(feature = "nats")]
+impl ConnectOptions {
+    /// The PostgreSQL schema and NATS namespace `name` (both), other settings default.
+    pub fn named(name: &str) -> Self {
+        ConnectOptions {
+            pg: lendkit_adapters::PgOptions::in_schema(name),
+            nats: lendkit_adapters::NatsOptions::in_namespace(name),
+        }
+    }
+}
+
+/// Connects to the library shared through the PostgreSQL server at `pg_url` and the NATS
+/// server at `nats_url`, in schema and namespace `lendkit`, with the default configuration
+/// (see [`OpenLibrary::connect`]).
+#[cfg(feature = "nats")]
+pub fn connect(pg_url: &str, nats_url: &str) -> crate::Result<OpenLibrary> {
+    OpenLibrary::connect(
+        pg_url,
+        nats_url,
+        ConnectOptions::default(),
+        Config::default(),
+    )
+}
+
 /// Opens the library at `path` with the default configuration.
 pub fn open(path: impl AsRef<Path>) -> crate::Result<OpenLibrary> {
     OpenLibrary::open(path, Config::default())
@@ -289,8 +325,73 @@ impl OpenLibrary {
         Self::start(Arc::new(InMemoryEventStore::new()), None, config).await
     }
 
+    /// Connects to a library shared by several processes: its log in a PostgreSQL schema
+    /// (`pg_url`, [`PgOptions`](lendkit_adapters::PgOptions)), its events spread through a
+    /// NATS JetStream stream (`nats_url`, [`NatsOptions`](lendkit_adapters::NatsOptions)).
+    /// Every process that connects with the same schema and namespace serves the same books,
+    /// members and rentals under the same rules: each policy reaction happens once for the
+    /// library, in whichever process pulled the event; each process keeps the views current
+    /// for its own queries. `config.store`, `durability` and `cache_bytes` do not apply
+    /// (PostgreSQL's commit is the sync); `config.immediate_reactions` is refused, since it
+    /// needs a sole writer.
+    ///
+    /// Fails with `STORAGE` naming the server or the setting when a server cannot be reached,
+    /// the schema or stream belongs to something else, or a newer lendkit wrote the schema
+    /// (`SCHEMA_TOO_NEW`); nothing is written then. Blocks; inside an async runtime use
+    /// [`connect_async`](OpenLibrary::connect_async).
+    #[cfg(feature = "nats")]
+    pub fn connect(
+        pg_url: &str,
+        nats_url: &str,
+        options: ConnectOptions,
+        config: Config,
+    ) -> crate::Result<Self> {
+        futures::executor::block_on(Self::connect_async(pg_url, nats_url, options, config))
+    }
+
+    /// [`connect`](OpenLibrary::connect) for async callers.
+    #[cfg(feature = "nats")]
+    pub async fn connect_async(
+        pg_url: &str,
+        nats_url: &str,
+        options: ConnectOptions,
+        config: Config,
+    ) -> crate::Result<Self> {
+        if config.immediate_reactions {
+            return Err(crate::Error::InvalidInput(
+                "immediate_reactions needs a library that is its store's only writer; a connected library shares its store".into(),
+            ));
+        }
+        let store = lendkit_adapters::PgEventStore::connect(pg_url, options.pg)?;
+        let store: Arc<dyn EventStore> = Arc::new(store);
+        let bus =
+            lendkit_adapters::NatsEventBus::connect(nats_url, options.nats, Arc::clone(&store))
+                .map_err(|e| {
+                    crate::Error::Storage(crate::error::StoreError::io("connecting to NATS", e))
+                })?;
+        Self::start_on(store, Arc::new(bus), false, None, config).await
+    }
+
     async fn start(
         store: Arc<dyn EventStore>,
+        durable: Option<Durable>,
+        config: Config,
+    ) -> crate::Result<Self> {
+        // The store was opened here, for this library alone (under its lock, on disk).
+        Self::start_on(
+            store,
+            Arc::new(InMemoryEventBus::new()),
+            true,
+            durable,
+            config,
+        )
+        .await
+    }
+
+    async fn start_on(
+        store: Arc<dyn EventStore>,
+        bus: Arc<dyn lendkit_core::ports::EventBus>,
+        sole_writer: bool,
         durable: Option<Durable>,
         config: Config,
     ) -> crate::Result<Self> {
@@ -308,13 +409,12 @@ impl OpenLibrary {
             .clock
             .clone()
             .unwrap_or_else(|| Arc::new(SystemClock::new()));
-        let mut builder = LibraryBuilder::new(store, Arc::new(InMemoryEventBus::new()), clock)
+        let mut builder = LibraryBuilder::new(store, bus, clock)
             .rules(config.rules.clone())
             .breaker(config.breaker.clone())
             .max_attempts(config.max_attempts)
             .retry_backoff(config.retry_backoff)
-            // The store was opened here, for this library alone (under its lock, on disk).
-            .sole_writer(true)
+            .sole_writer(sole_writer)
             .immediate_reactions(config.immediate_reactions);
         for (name, n) in &config.workers {
             builder = builder.workers(name, *n);

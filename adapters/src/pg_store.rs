@@ -137,6 +137,7 @@
 //! [`StoreError::Corrupt`].
 
 use crate::memory_store::check_shape;
+use crate::runtime::OwnedRuntime;
 use async_trait::async_trait;
 use lendkit_core::error::StoreError;
 use lendkit_core::event::{Envelope, SCHEMA_VERSION};
@@ -242,19 +243,10 @@ pub struct PgEventStore {
 /// Owns the runtime; the tasks hold only [`Shared`], so the runtime is never dropped by one of
 /// its own tasks.
 struct Inner {
-    runtime: Option<tokio::runtime::Runtime>,
+    runtime: OwnedRuntime,
     shared: Arc<Shared>,
     /// Set when this handle made an unsynced append since its last sync.
     unsynced: AtomicBool,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            // Never blocks (a plain drop would, and panics inside another runtime).
-            runtime.shutdown_background();
-        }
-    }
 }
 
 /// What every task needs: the pool, the statements for this schema, and names for errors.
@@ -362,9 +354,11 @@ impl Sql {
                 "SELECT consumer, position FROM {s}.checkpoints ORDER BY consumer"
             ),
             save_checkpoints: format!(
-                "INSERT INTO {s}.checkpoints(consumer, position)
+                // Processes sharing the schema save one consumer's checkpoint in any order:
+                // it never moves back.
+                "INSERT INTO {s}.checkpoints AS c (consumer, position)
                  SELECT * FROM unnest($1::text[], $2::int8[])
-                 ON CONFLICT (consumer) DO UPDATE SET position = excluded.position"
+                 ON CONFLICT (consumer) DO UPDATE SET position = GREATEST(c.position, excluded.position)"
             ),
             sync: format!(
                 "INSERT INTO {s}.meta AS m (key, value) VALUES ('syncs', '1')
@@ -508,37 +502,13 @@ fn parse_url(url: &str) -> Result<(PgConnectOptions, String), StoreError> {
     Ok((options, shown))
 }
 
-fn new_runtime() -> Result<tokio::runtime::Runtime, StoreError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("lendkit-pg")
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            StoreError::Backend(format!("cannot start the PostgreSQL store's runtime: {e}"))
-        })
-}
-
-/// Runs `work` on `runtime` and waits for it on the calling thread: through a channel, neither
-/// entering the runtime nor running an executor, so it may be called from anywhere (inside
-/// `block_on` or an async context too).
-fn run_blocking<T: Send + 'static>(
-    runtime: &tokio::runtime::Runtime,
-    work: impl Future<Output = Result<T, StoreError>> + Send + 'static,
-) -> Result<T, StoreError> {
-    let (send, receive) = std::sync::mpsc::sync_channel(1);
-    runtime.spawn(async move {
-        // The receiver waits below until this is sent; it cannot be gone.
-        let _ = send.send(work.await);
-    });
-    receive.recv().unwrap_or_else(|_| {
-        Err(StoreError::Backend(
-            "the PostgreSQL store's task ended without an answer".into(),
-        ))
+fn new_runtime() -> Result<OwnedRuntime, StoreError> {
+    OwnedRuntime::start("lendkit-pg").map_err(|e| {
+        StoreError::Backend(format!("cannot start the PostgreSQL store's runtime: {e}"))
     })
 }
 
-fn task_failed(e: &tokio::task::JoinError) -> StoreError {
+fn task_failed(e: String) -> StoreError {
     StoreError::Backend(format!("the PostgreSQL store's task failed: {e}"))
 }
 
@@ -561,35 +531,33 @@ impl PgEventStore {
         let application_name = format!("lendkit:{}", options.schema);
         let opened = {
             let shown = shown.clone();
-            run_blocking(&runtime, async move {
-                let pool = PgPoolOptions::new()
-                    .max_connections(options.max_connections.max(1))
-                    .acquire_timeout(options.connect_timeout)
-                    .connect_with(connect.application_name(&application_name))
-                    .await
-                    .map_err(|e| failed(&shown, &e))?;
-                let migrated = {
-                    let mut conn = pool.acquire().await.map_err(|e| failed(&shown, &e))?;
-                    open_schema(&mut conn, &options.schema, &shown).await
-                };
-                if let Err(e) = migrated {
-                    pool.close().await;
-                    return Err(e);
-                }
-                Ok(pool)
-            })
+            runtime.block(
+                async move {
+                    let pool = PgPoolOptions::new()
+                        .max_connections(options.max_connections.max(1))
+                        .acquire_timeout(options.connect_timeout)
+                        .connect_with(connect.application_name(&application_name))
+                        .await
+                        .map_err(|e| failed(&shown, &e))?;
+                    let migrated = {
+                        let mut conn = pool.acquire().await.map_err(|e| failed(&shown, &e))?;
+                        open_schema(&mut conn, &options.schema, &shown).await
+                    };
+                    if let Err(e) = migrated {
+                        pool.close().await;
+                        return Err(e);
+                    }
+                    Ok(pool)
+                },
+                task_failed,
+            )
         };
-        let pool = match opened {
-            Ok(pool) => pool,
-            Err(e) => {
-                runtime.shutdown_background();
-                return Err(e);
-            }
-        };
+        // A failure drops the runtime, which shuts it down without blocking.
+        let pool = opened?;
         tracing::debug!(target: "lendkit::store", store = "pg", library = %shown, "opened");
         Ok(PgEventStore {
             inner: Arc::new(Inner {
-                runtime: Some(runtime),
+                runtime,
                 shared: Arc::new(Shared { pool, sql, shown }),
                 unsynced: AtomicBool::new(false),
             }),
@@ -607,25 +575,28 @@ impl PgEventStore {
         let shown = format!("{shown} schema {schema}");
         let runtime = new_runtime()?;
         let schema = schema.to_owned();
-        let dropped = run_blocking(&runtime, async move {
-            let fail = |e: sqlx::Error| failed(&shown, &e);
-            let mut conn = PgConnection::connect_with(&connect).await.map_err(fail)?;
-            let mut tx = conn.begin().await.map_err(fail)?;
-            lock_schema(&mut tx, &schema).await.map_err(fail)?;
-            let Some(tables) = tables_of(&mut tx, &schema).await.map_err(fail)? else {
-                return Ok(false);
-            };
-            if !tables.is_empty() {
-                // A library of any version may be dropped; another program's schema not.
-                library_version(&mut tx, &schema, &tables, &shown, false).await?;
-            }
-            let drop = format!("DROP SCHEMA {} CASCADE", quoted(&schema));
-            tx.execute(AssertSqlSafe(drop)).await.map_err(fail)?;
-            tx.commit().await.map_err(fail)?;
-            let _ = conn.close().await;
-            Ok(true)
-        });
-        runtime.shutdown_background();
+        let dropped = runtime.block(
+            async move {
+                let fail = |e: sqlx::Error| failed(&shown, &e);
+                let mut conn = PgConnection::connect_with(&connect).await.map_err(fail)?;
+                let mut tx = conn.begin().await.map_err(fail)?;
+                lock_schema(&mut tx, &schema).await.map_err(fail)?;
+                let Some(tables) = tables_of(&mut tx, &schema).await.map_err(fail)? else {
+                    return Ok(false);
+                };
+                if !tables.is_empty() {
+                    // A library of any version may be dropped; another program's schema not.
+                    library_version(&mut tx, &schema, &tables, &shown, false).await?;
+                }
+                let drop = format!("DROP SCHEMA {} CASCADE", quoted(&schema));
+                tx.execute(AssertSqlSafe(drop)).await.map_err(fail)?;
+                tx.commit().await.map_err(fail)?;
+                let _ = conn.close().await;
+                Ok(true)
+            },
+            task_failed,
+        );
+        drop(runtime);
         dropped
     }
 
@@ -641,13 +612,7 @@ impl PgEventStore {
         F: Future<Output = Result<T, StoreError>> + Send + 'static,
     {
         let task = work(Arc::clone(&self.inner.shared));
-        let Some(runtime) = self.inner.runtime.as_ref() else {
-            return Err(StoreError::Backend("the PostgreSQL store is closed".into()));
-        };
-        runtime
-            .spawn(task)
-            .await
-            .unwrap_or_else(|e| Err(task_failed(&e)))
+        self.inner.runtime.run(task, task_failed).await
     }
 
     /// An append, synced or not (see [`EventStore::append_unsynced`]).

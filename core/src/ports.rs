@@ -117,7 +117,9 @@ pub trait EventStore: Send + Sync {
     /// store may make it durable with its next synced append rather than on its own: a
     /// checkpoint lost to a crash only has the consumer handle those events again, which the
     /// consumers make harmless (reactions run under command ids derived from the event; notices
-    /// are at least once).
+    /// are at least once). A store shared by several processes keeps the greatest position
+    /// saved, so that two processes saving one consumer's checkpoint in either order cannot
+    /// move it back.
     async fn save_checkpoint(&self, consumer: &str, position: u64) -> Result<(), StoreError>;
 
     /// [`save_checkpoint`](EventStore::save_checkpoint) for several consumers at once, as one
@@ -192,6 +194,15 @@ pub struct DeadLetter {
 pub trait EventBus: Send + Sync {
     /// Registers a consumer group with `workers` workers (at least one). Events published before a group joins are not delivered to it.
     async fn join(&self, group: &str, workers: u32) -> Result<(), BusError>;
+
+    /// Registers a group that every process runs for itself, with one worker: a view each
+    /// process keeps in its own memory. A bus that spans processes delivers every event to this
+    /// group in every process (where a group from [`join`](EventBus::join) gets each event in
+    /// one process only); a bus within one process treats it as `join(group, 1)`, which is
+    /// what this method does unless a bus says otherwise.
+    async fn join_each_process(&self, group: &str) -> Result<(), BusError> {
+        self.join(group, 1).await
+    }
 
     /// Publishes committed events, in position order.
     async fn publish(&self, events: &[Arc<Envelope>]) -> Result<(), BusError>;

@@ -236,11 +236,12 @@ impl LibraryBuilder {
         let views_at = book_list.position();
         let mut oldest = u64::MAX;
         for (name, kind, n) in kinds {
-            engine
-                .bus
-                .join(name, n)
-                .await
-                .map_err(|e| Error::Storage(StoreError::io("joining the event bus", e)))?;
+            // A policy acts once for the whole library; the views are this process's own.
+            let joined = match kind {
+                Kind::Policy(_) => engine.bus.join(name, n).await,
+                Kind::BookList | Kind::MemberPages => engine.bus.join_each_process(name).await,
+            };
+            joined.map_err(|e| Error::Storage(StoreError::io("joining the event bus", e)))?;
             let mut c = Consumer {
                 name,
                 kind,
