@@ -26,6 +26,21 @@ else
   echo "the PostgreSQL store tests run against LENDKIT_PG_URL"
 fi
 
+# The NATS bus's tests and the scale-out test (PostgreSQL and NATS together) likewise run against
+# LENDKIT_NATS_URL, or a NATS server answering on the usual local port, or print skips.
+if [ -z "${LENDKIT_NATS_URL+set}" ]; then
+  if (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
+    export LENDKIT_NATS_URL=nats://127.0.0.1:4222
+    echo "LENDKIT_NATS_URL is not set; using the NATS server at 127.0.0.1:4222"
+  else
+    echo "LENDKIT_NATS_URL is not set and no NATS answers at 127.0.0.1:4222: the NATS tests will print skips"
+  fi
+elif [ -z "$LENDKIT_NATS_URL" ]; then
+  echo "LENDKIT_NATS_URL is empty: the NATS tests will print skips"
+else
+  echo "the NATS tests run against LENDKIT_NATS_URL"
+fi
+
 if cargo fmt --version >/dev/null 2>&1; then
   step "cargo fmt --check"
   cargo fmt --all -- --check
@@ -48,7 +63,7 @@ if ! command -v strace >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-g
     || echo "could not install strace; the sync-count test will say it skipped"
 fi
 
-step "cargo test (unit, store contracts incl. PostgreSQL, saga, properties, crash, CLI, scenarios, doctests)"
+step "cargo test (unit, store contracts incl. PostgreSQL, NATS bus, scale-out with kills, saga, properties, crash, CLI, scenarios, doctests)"
 cargo test --locked --all-features
 
 step "cargo doc: the manual builds without a broken link"

@@ -6,7 +6,6 @@
 //! Needs `LENDKIT_PG_URL` and `LENDKIT_NATS_URL` (both set by `.ci/run`); without them each
 //! test prints `skipped: …` and passes. Each test uses a schema and namespace of its own,
 //! dropped when it ends.
-#![cfg(feature = "nats")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use lendkit::adapters::{NatsEventBus, PgEventStore};

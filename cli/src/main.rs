@@ -217,6 +217,22 @@ enum Cmd {
         #[arg(long, default_value = "auto")]
         to_store: String,
     },
+    /// Run this process's share of a library shared through PostgreSQL and NATS: its policies
+    /// (each event handled once, by whichever worker process pulls it) and its clock-driven
+    /// rules, until stdin closes or the process is stopped. Start as many as you like, on as
+    /// many machines; a stopped or killed one leaves its events to the others. Needs a build
+    /// with the `nats` feature (`cargo install lendkit-cli --features nats`).
+    ServeWorkers {
+        /// The PostgreSQL server: `postgres://user@host:5432/database`.
+        #[arg(long)]
+        pg: String,
+        /// The NATS server: `nats://host:4222`.
+        #[arg(long)]
+        nats: String,
+        /// The library's PostgreSQL schema and NATS namespace.
+        #[arg(long, default_value = "lendkit")]
+        name: String,
+    },
     /// The holds waiting on a pickup shelf, with their deadlines (librarian).
     HoldShelf {
         /// Only this branch's shelf.
@@ -542,7 +558,8 @@ impl Cmd {
             | Cmd::Completions { .. }
             | Cmd::Bench { .. }
             | Cmd::Rules { .. }
-            | Cmd::Migrate { .. } => Access::None,
+            | Cmd::Migrate { .. }
+            | Cmd::ServeWorkers { .. } => Access::None,
             Cmd::Books
             | Cmd::Member { .. }
             | Cmd::Events { .. }
@@ -669,6 +686,37 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `lendkit serve-workers`: connects, says so, and runs the background consumers until stdin
+/// closes.
+#[cfg(feature = "nats")]
+fn serve_workers(pg: &str, nats: &str, name: &str, out: &mut dyn Write) -> Outcome {
+    use std::io::Read;
+    let lib = OpenLibrary::connect(
+        pg,
+        nats,
+        lendkit::ConnectOptions::named(name),
+        Config::default(),
+    )?;
+    writeln!(
+        out,
+        "serving the workers of library {name} (close stdin or stop the process to end)"
+    )?;
+    out.flush()?;
+    let _ = io::stdin().read_to_end(&mut Vec::new());
+    lib.close()?;
+    Ok(())
+}
+
+/// `lendkit serve-workers` in a build without PostgreSQL and NATS.
+#[cfg(not(feature = "nats"))]
+fn serve_workers(_: &str, _: &str, _: &str, _: &mut dyn Write) -> Outcome {
+    Err(Failure::Refused {
+        code: ErrorCode::InvalidInput,
+        message: "this lendkit was built without PostgreSQL and NATS".into(),
+        hint: "install it with `cargo install lendkit-cli --features nats`".into(),
+    })
 }
 
 /// The error's message without a restatement of its code (`INVALID_INPUT: invalid input: …`).
@@ -861,6 +909,7 @@ fn execute(cli: Cli, out: &mut dyn Write) -> Outcome {
             out.write_all(model().as_bytes())?;
             return Ok(());
         }
+        Cmd::ServeWorkers { pg, nats, name } => return serve_workers(&pg, &nats, &name, out),
         Cmd::Completions { shell } => {
             // Into a buffer first: clap_complete panics on a failed write, and a closed pipe
             // (`lendkit completions bash | head`) is an output error to report, not a panic.
