@@ -1,5 +1,5 @@
 //! [`NatsEventBus`]: the event bus on a NATS JetStream stream, shared by every process of one
-//! library — the bus for a library served by several app servers (with [`PgEventStore`] as the
+//! library — the bus for a library served by several app servers (with `PgEventStore` as the
 //! store they share).
 //!
 //! # What is on the server
@@ -417,10 +417,28 @@ impl Shared {
     /// Publishes `events` (consecutive positions, as the engine relays them) — and, first,
     /// anything between what the stream holds and them, read from the store.
     async fn relay(&self, events: &[Arc<Envelope>]) -> Result<(), BusError> {
+        match events.last() {
+            Some(last) => self.relay_upto(last.position, events).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Fills the stream up to the store's head.
+    async fn catch_up(&self) -> Result<(), BusError> {
+        let head = self
+            .store
+            .head()
+            .await
+            .map_err(|e| BusError(format!("cannot read the library's log: {e}")))?;
+        self.relay_upto(head, &[]).await?;
+        self.behind.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Publishes every position up to `upto` the stream lacks: from `events` where they hold
+    /// it, else read from the store.
+    async fn relay_upto(&self, upto: u64, events: &[Arc<Envelope>]) -> Result<(), BusError> {
         let mut published = self.published.lock().await;
-        let Some(upto) = events.last().map(|e| e.position) else {
-            return Ok(());
-        };
         while *published < upto {
             let next = *published + 1;
             let batch: Vec<Arc<Envelope>> = match events.iter().position(|e| e.position == next) {
@@ -440,33 +458,6 @@ impl Shared {
             *published = self.publish_batch(&batch).await?;
             self.published_at.store(*published, Ordering::SeqCst);
         }
-        Ok(())
-    }
-
-    /// Fills the stream up to the store's head.
-    async fn catch_up(&self) -> Result<(), BusError> {
-        let head = self
-            .store
-            .head()
-            .await
-            .map_err(|e| BusError(format!("cannot read the library's log: {e}")))?;
-        let mut published = self.published.lock().await;
-        while *published < head {
-            let batch: Vec<Arc<Envelope>> = self
-                .store
-                .read_all(*published, PIPELINE)
-                .await
-                .map_err(|e| BusError(format!("cannot read the library's log: {e}")))?
-                .into_iter()
-                .map(Arc::new)
-                .collect();
-            if batch.is_empty() {
-                break;
-            }
-            *published = self.publish_batch(&batch).await?;
-            self.published_at.store(*published, Ordering::SeqCst);
-        }
-        self.behind.store(false, Ordering::SeqCst);
         Ok(())
     }
 

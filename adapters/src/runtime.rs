@@ -7,6 +7,8 @@
 
 use std::future::Future;
 
+const SHUT_DOWN: &str = "the runtime is shut down";
+
 /// A runtime that shuts down without blocking when dropped (a plain drop blocks, and panics
 /// when it happens inside another runtime).
 pub(crate) struct OwnedRuntime(Option<tokio::runtime::Runtime>);
@@ -33,8 +35,9 @@ impl OwnedRuntime {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let Some(runtime) = self.0.as_ref() else {
-            return Err(failed("the runtime is shut down".into()));
+        let runtime = match self.0.as_ref() {
+            Some(runtime) => runtime,
+            None => return Err(failed(SHUT_DOWN.into())),
         };
         match runtime.spawn(work).await {
             Ok(done) => done,
@@ -54,8 +57,9 @@ impl OwnedRuntime {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let Some(runtime) = self.0.as_ref() else {
-            return Err(failed("the runtime is shut down".into()));
+        let runtime = match self.0.as_ref() {
+            Some(runtime) => runtime,
+            None => return Err(failed(SHUT_DOWN.into())),
         };
         let (send, receive) = std::sync::mpsc::sync_channel(1);
         runtime.spawn(async move {
