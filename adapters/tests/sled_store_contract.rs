@@ -70,7 +70,7 @@ fn command_records_are_built_for_an_older_database() {
     }
     {
         // What an older lendkit left behind: the log, and no library-wide command records.
-        let db = sled::open(&path).unwrap();
+        let db = open_raw_sled(&path);
         db.drop_tree("command_ids").unwrap();
         db.open_tree("meta").unwrap().remove("command_ids").unwrap();
         db.flush().unwrap();
@@ -159,8 +159,7 @@ fn a_plain_file_or_a_foreign_directory_is_not_a_library_and_stays_untouched() {
         Err(StoreError::NotALibrary(_))
     ));
     assert_eq!(
-        sled::open(&other_sled)
-            .unwrap()
+        open_raw_sled(&other_sled)
             .get("user:1")
             .unwrap()
             .unwrap()
@@ -184,7 +183,7 @@ fn a_database_written_by_a_newer_schema_is_refused_and_left_as_it_was() {
         .unwrap();
     }
     {
-        let db = sled::open(&path).unwrap();
+        let db = open_raw_sled(&path);
         db.open_tree("meta")
             .unwrap()
             .insert("schema", &99u64.to_be_bytes())
@@ -195,7 +194,7 @@ fn a_database_written_by_a_newer_schema_is_refused_and_left_as_it_was() {
         Err(StoreError::SchemaTooNew { found: 99, .. }) => {}
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
-    let db = sled::open(&path).unwrap();
+    let db = open_raw_sled(&path);
     assert_eq!(
         db.open_tree("meta")
             .unwrap()
@@ -391,4 +390,20 @@ fn a_refused_sled_database_keeps_no_lock_file_and_a_closed_library_opens_at_once
     let started = std::time::Instant::now();
     drop(SledEventStore::open(&path, Durability::EveryCommit).unwrap());
     assert!(started.elapsed() < std::time::Duration::from_millis(1000));
+}
+
+/// `sled::open`, retried for a while: a database closed in this process a moment ago (here, by
+/// the store's refusal) may still be locked by sled's background flusher for some milliseconds
+/// — longer on a loaded machine (the store's own open waits the same way).
+fn open_raw_sled(path: &std::path::Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("sled::open({}) failed: {e}", path.display()),
+        }
+    }
 }
