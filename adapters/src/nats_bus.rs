@@ -37,16 +37,20 @@
 //!   [`NatsOptions::ack_wait`]. The handler's effects are commands under ids derived from the
 //!   event and the store dedupes them, so a redelivery changes nothing; the consumer's
 //!   checkpoint in the store, not the ack, is the truth.
-//!   A group runs with one worker or with [`NatsOptions::partitions`] workers.
+//!   A group runs with one worker or with [`NatsOptions::partitions`] workers. A consumer
+//!   that joins when the stream no longer holds events it never acknowledged (they aged out
+//!   past [`NatsOptions::max_age`] while no process ran it, or the group is new to an old
+//!   library) reads those from the store, its partition's share, before it pulls again.
 //! - A **view** ([`join_each_process`](EventBus::join_each_process)) is each process's own: it
 //!   is fed in memory from the process's relay, never through the server.
 //!
 //! # When NATS is away
 //!
-//! The store is the truth. A publish that cannot reach the server still delivers to the views
-//! and returns `Ok` (commands commit, views stay current); the relay marks itself behind and
-//! fills the stream from the store at the next publish or pull. A pull that cannot reach the
-//! server returns no events (the policies wait) and logs a warning once per outage.
+//! The store is the truth. A publish while the connection is down delivers to the views and
+//! returns `Ok` at once (commands commit, views stay current: no request waits out its
+//! timeout); the relay marks itself behind and fills the stream from the store at the next
+//! publish or pull once the client has reconnected (it does so by itself). A pull while down
+//! returns no events (the policies wait); a warning is logged once per outage.
 
 use crate::memory_bus::InMemoryEventBus;
 use crate::runtime::OwnedRuntime;
@@ -120,6 +124,9 @@ struct Inner {
 }
 
 struct Shared {
+    /// The connection (asked whether it is up before any request, so an outage costs no
+    /// request timeout).
+    client: async_nats::Client,
     js: jetstream::Context,
     stream: String,
     prefix: String,
@@ -146,8 +153,15 @@ struct Group {
 
 struct Worker {
     consumer: PullConsumer,
+    /// Which partition it takes (`None`: every one).
+    partition: Option<u32>,
     /// Pulled, not acknowledged yet: returned again by the next receive.
     held: Vec<(Arc<Envelope>, jetstream::Message)>,
+    /// Positions the consumer never got that the stream no longer holds (aged out past
+    /// `max_age`): `(after, upto)`, read from the store before anything is pulled.
+    gap: Option<(u64, u64)>,
+    /// The gap's events read so far and not yet acknowledged, oldest first.
+    backlog: std::collections::VecDeque<Arc<Envelope>>,
 }
 
 /// The longest a pull waits while another process holds the consumer's message in flight.
@@ -288,7 +302,7 @@ async fn open(
         .connect(url)
         .await
         .map_err(|e| BusError(format!("cannot reach NATS at {shown}: {e}")))?;
-    let js = jetstream::new(client);
+    let js = jetstream::new(client.clone());
     let name = format!("LENDKIT_{}", options.namespace);
     let prefix = format!("lk.{}.ev", options.namespace);
     let description = format!("lendkit events; partitions={}", options.partitions);
@@ -300,7 +314,8 @@ async fn open(
         storage: StorageType::File,
         discard: DiscardPolicy::Old,
         max_age: options.max_age,
-        duplicate_window: Duration::from_secs(120),
+        // The server refuses a window longer than the age limit.
+        duplicate_window: Duration::from_secs(120).min(options.max_age),
         ..Default::default()
     };
     let mut stream = match js.get_stream(&name).await {
@@ -366,6 +381,7 @@ async fn open(
         )));
     }
     Ok(Shared {
+        client,
         js,
         stream: name,
         prefix,
@@ -395,6 +411,15 @@ impl Shared {
             .map_err(|e| self.unreachable(e))?;
         let info = stream.info().await.map_err(|e| self.unreachable(e))?;
         Ok(info.state.last_sequence)
+    }
+
+    /// An error unless the client is connected now: while the server is away, a request would
+    /// only wait for its timeout (5 s) before failing.
+    fn connected(&self) -> Result<(), BusError> {
+        match self.client.connection_state() {
+            async_nats::connection::State::Connected => Ok(()),
+            state => Err(self.unreachable(format!("the connection is {state:?}"))),
+        }
     }
 
     fn unreachable(&self, e: impl std::fmt::Display) -> BusError {
@@ -439,6 +464,9 @@ impl Shared {
     /// it, else read from the store.
     async fn relay_upto(&self, upto: u64, events: &[Arc<Envelope>]) -> Result<(), BusError> {
         let mut published = self.published.lock().await;
+        if *published < upto {
+            self.connected()?;
+        }
         while *published < upto {
             let next = *published + 1;
             let batch: Vec<Arc<Envelope>> = match events.iter().position(|e| e.position == next) {
@@ -527,11 +555,18 @@ impl Shared {
                 existing.workers.len()
             )));
         }
-        let stream = self
+        let mut stream = self
             .js
             .get_stream(&self.stream)
             .await
             .map_err(|e| self.unreachable(e))?;
+        // The first position the stream still holds (past its last when it is empty).
+        let first_held = stream
+            .info()
+            .await
+            .map_err(|e| self.unreachable(e))?
+            .state
+            .first_sequence;
         let mut list = Vec::new();
         for w in 0..workers {
             let name = format!("{group}-{w}-of-{workers}");
@@ -567,9 +602,19 @@ impl Shared {
                     self.stream, info.config.filter_subject, info.config.max_ack_pending
                 )));
             }
+            // Acknowledged up to `floor`; if the stream has since dropped what follows, those
+            // events come from the store first.
+            let floor = info.ack_floor.stream_sequence;
+            let gap = (first_held > floor + 1).then(|| (floor, first_held - 1));
+            if let Some((after, upto)) = gap {
+                tracing::info!(target: "lendkit::bus", bus = "nats", consumer = %name, after, upto, "the stream no longer holds events this consumer never got: they are read from the store");
+            }
             list.push(tokio::sync::Mutex::new(Worker {
                 consumer,
+                partition: (workers > 1).then_some(w),
                 held: Vec::new(),
+                gap,
+                backlog: std::collections::VecDeque::new(),
             }));
         }
         let joined = Arc::new(Group { workers: list });
@@ -582,6 +627,7 @@ impl Shared {
     }
 
     async fn receive(&self, group: &Group, worker: u32) -> Result<Vec<Arc<Envelope>>, BusError> {
+        self.connected()?;
         if self.behind.load(Ordering::SeqCst) {
             self.catch_up().await?;
         }
@@ -591,6 +637,32 @@ impl Shared {
             .ok_or_else(|| BusError(format!("there is no worker {worker}")))?
             .lock()
             .await;
+        // Until the gap is read: a partition's share of a chunk may be empty.
+        while w.backlog.is_empty() {
+            let Some((after, upto)) = w.gap else { break };
+            let read = self
+                .store
+                .read_all(after, PIPELINE)
+                .await
+                .map_err(|e| BusError(format!("cannot read the library's log: {e}")))?;
+            let reached = read.last().map_or(upto, |e| e.position.min(upto));
+            let partitions = self.partitions;
+            let partition = w.partition;
+            w.backlog.extend(
+                read.into_iter()
+                    .filter(|e| e.position <= upto)
+                    .filter(|e| {
+                        partition.is_none_or(|p| {
+                            InMemoryEventBus::worker_for(&e.stream, partitions) == p
+                        })
+                    })
+                    .map(Arc::new),
+            );
+            w.gap = (reached < upto).then_some((reached, upto));
+        }
+        if !w.backlog.is_empty() {
+            return Ok(w.backlog.iter().cloned().collect());
+        }
         if w.held.is_empty() {
             let mut batch = w
                 .consumer
@@ -626,6 +698,12 @@ impl Shared {
             .ok_or_else(|| BusError(format!("there is no worker {worker}")))?
             .lock()
             .await;
+        while w.backlog.front().is_some_and(|e| e.position <= upto) {
+            w.backlog.pop_front();
+        }
+        if w.held.first().is_some_and(|(e, _)| e.position <= upto) {
+            self.connected()?;
+        }
         while let Some((e, _)) = w.held.first() {
             if e.position > upto {
                 break;

@@ -272,3 +272,65 @@ fn a_stream_that_does_not_fit_is_refused_naming_the_setting() {
         "{err}"
     );
 }
+
+#[test]
+fn a_consumer_whose_events_aged_out_of_the_stream_reads_them_from_the_store() {
+    let Some(url) = nats_url() else { return };
+    let ns = Namespace::new(&url);
+    let store = Arc::new(InMemoryEventStore::new());
+    let options = NatsOptions {
+        max_age: Duration::from_secs(1),
+        ..ns.options()
+    };
+    let bus = NatsEventBus::connect(&url, options.clone(), store.clone()).unwrap();
+    block_on(bus.join("early", 1)).unwrap();
+    let events = append(&store, 5, 2);
+    block_on(bus.publish(&events)).unwrap();
+    // "early" takes all five in time.
+    for p in 1..=5 {
+        assert_eq!(
+            positions(&block_on(bus.receive("early", 0, 256)).unwrap()),
+            vec![p]
+        );
+        block_on(bus.ack("early", 0, p)).unwrap();
+    }
+    // Past max_age the stream holds none of them.
+    std::thread::sleep(Duration::from_millis(2500));
+    // A process joining now: "late" never got them, "early" has no gap.
+    let later = NatsEventBus::connect(&url, options, store.clone()).unwrap();
+    block_on(later.join("early", 1)).unwrap();
+    block_on(later.join("late", 4)).unwrap();
+    assert_eq!(
+        positions(&block_on(later.receive("early", 0, 256)).unwrap()),
+        Vec::<u64>::new()
+    );
+    let mut from_store = Vec::new();
+    for w in 0..4 {
+        let got = block_on(later.receive("late", w, 256)).unwrap();
+        for e in &got {
+            assert_eq!(
+                lendkit_adapters::InMemoryEventBus::worker_for(&e.stream, 4),
+                w
+            );
+        }
+        if let Some(last) = got.last().map(|e| e.position) {
+            block_on(later.ack("late", w, last)).unwrap();
+        }
+        from_store.extend(positions(&got));
+        assert!(block_on(later.receive("late", w, 256)).unwrap().is_empty());
+    }
+    from_store.sort_unstable();
+    assert_eq!(from_store, vec![1, 2, 3, 4, 5]);
+    // What comes next arrives through the stream, to both.
+    let next = append(&store, 1, 2);
+    block_on(later.publish(&next)).unwrap();
+    assert_eq!(
+        positions(&block_on(later.receive("early", 0, 256)).unwrap()),
+        vec![6]
+    );
+    let w = lendkit_adapters::InMemoryEventBus::worker_for(&next[0].stream, 4);
+    assert_eq!(
+        positions(&block_on(later.receive("late", w, 256)).unwrap()),
+        vec![6]
+    );
+}
