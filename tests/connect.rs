@@ -8,10 +8,11 @@
 //! dropped when it ends.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use lendkit::adapters::{NatsEventBus, PgEventStore};
+use lendkit::adapters::{NatsEventBus, PgEventStore, RecordingNotifier};
 use lendkit::ports::EventStore;
 use lendkit::{block_on, Actor, Command, Config, ConnectOptions, OpenLibrary};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 fn servers() -> Option<(String, String)> {
@@ -59,10 +60,15 @@ impl Place {
     }
 
     fn connect(&self) -> OpenLibrary {
+        self.connect_with(None)
+    }
+
+    fn connect_with(&self, notifier: Option<Arc<RecordingNotifier>>) -> OpenLibrary {
         let mut options = ConnectOptions::named(&self.name);
         options.nats.ack_wait = Duration::from_secs(2);
         let config = Config {
             background: false,
+            notifier: notifier.map(|n| n as Arc<dyn lendkit::ports::Notifier>),
             ..Config::default()
         };
         OpenLibrary::connect(&self.pg, &self.nats, options, config).unwrap()
@@ -119,7 +125,9 @@ fn reserve(book: &str, member: &str) -> Command {
 fn two_processes_run_one_saga_and_agree_on_every_view() {
     let Some((pg, nats)) = servers() else { return };
     let place = Place::new(&pg, &nats, "saga");
-    let a = place.connect();
+    // Only `a` has a notifier: `b` must leave every notice to it.
+    let notices = Arc::new(RecordingNotifier::new());
+    let a = place.connect_with(Some(Arc::clone(&notices)));
     let b = place.connect();
     let librarian = Actor::librarian("lib-1");
     a.execute_blocking(
@@ -152,7 +160,8 @@ fn two_processes_run_one_saga_and_agree_on_every_view() {
             &Actor::member(format!("m-{i}")),
         );
     }
-    settle_all(&place, &[&a, &b]);
+    // `b` settles first: without the rule it would take (and drop) the notices.
+    settle_all(&place, &[&b, &a]);
 
     // The log: two confirmed, three canceled and refunded, each once.
     let log = block_on(a.events(1, 100_000)).unwrap();
@@ -166,6 +175,16 @@ fn two_processes_run_one_saga_and_agree_on_every_view() {
     assert_eq!(by_type.get("RentalCanceled"), Some(&3), "{by_type:?}");
     assert_eq!(by_type.get("PointsRefunded"), Some(&3), "{by_type:?}");
     assert_eq!(by_type.get("PointsCharged"), Some(&5), "{by_type:?}");
+
+    // Every notice reached the one notifier, once: five reservations, two confirmations,
+    // three cancellations, three refunds.
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for n in notices.notices() {
+        *kinds.entry(n.kind.clone()).or_default() += 1;
+    }
+    assert_eq!(kinds.get("RentalReserved"), Some(&5), "{kinds:?}");
+    assert_eq!(kinds.get("RentalConfirmed"), Some(&2), "{kinds:?}");
+    assert_eq!(kinds.get("RentalCanceled"), Some(&3), "{kinds:?}");
 
     // Both processes' views, and a third process's fresh rebuild, agree.
     let c = place.connect();

@@ -732,6 +732,10 @@ impl EventBus for NatsEventBus {
         self.inner.local.join(group, 1).await
     }
 
+    fn spans_processes(&self) -> bool {
+        true
+    }
+
     async fn publish(&self, events: &[Arc<Envelope>]) -> Result<(), BusError> {
         self.inner.local.publish(events).await?;
         let shared = Arc::clone(&self.inner.shared);

@@ -502,6 +502,9 @@ fn parse_url(url: &str) -> Result<(PgConnectOptions, String), StoreError> {
     Ok((options, shown))
 }
 
+/// How long a pooled connection may sit idle before it is pinged on its way out.
+const IDLE_PING: Duration = Duration::from_secs(1);
+
 fn new_runtime() -> Result<OwnedRuntime, StoreError> {
     OwnedRuntime::start("lendkit-pg").map_err(|e| {
         StoreError::Backend(format!("cannot start the PostgreSQL store's runtime: {e}"))
@@ -536,6 +539,19 @@ impl PgEventStore {
                     let pool = PgPoolOptions::new()
                         .max_connections(options.max_connections.max(1))
                         .acquire_timeout(options.connect_timeout)
+                        // A connection idle for a while is pinged before it is handed out (the
+                        // server may have ended it); one in steady use is not, which saves a
+                        // round trip per append. A connection that fails mid-call is closed, and
+                        // the call fails with a retryable STORAGE error.
+                        .test_before_acquire(false)
+                        .before_acquire(|conn, meta| {
+                            Box::pin(async move {
+                                if meta.idle_for > IDLE_PING {
+                                    sqlx::Connection::ping(conn).await?;
+                                }
+                                Ok(true)
+                            })
+                        })
                         .connect_with(connect.application_name(&application_name))
                         .await
                         .map_err(|e| failed(&shown, &e))?;

@@ -60,7 +60,7 @@ fn librarian() -> Actor {
     Actor::librarian("bench")
 }
 
-fn must<T>(r: lendkit::Result<T>) -> T {
+pub(crate) fn must<T>(r: lendkit::Result<T>) -> T {
     match r {
         Ok(v) => v,
         Err(e) => {
@@ -71,7 +71,7 @@ fn must<T>(r: lendkit::Result<T>) -> T {
 }
 
 /// Registers books and members with enough copies and points for `lifecycles` rentals.
-fn setup(lib: &OpenLibrary, plan_members: usize, plan_books: usize, lifecycles: usize) {
+pub(crate) fn setup(lib: &OpenLibrary, plan_members: usize, plan_books: usize, lifecycles: usize) {
     let copies = u32::try_from(lifecycles / plan_books + 2).unwrap_or(u32::MAX);
     for b in 0..plan_books {
         must(block_on(lib.execute(

@@ -204,6 +204,13 @@ pub trait EventBus: Send + Sync {
         self.join(group, 1).await
     }
 
+    /// Whether other processes take events from this bus too (false unless a bus says so).
+    /// A library on such a bus leaves a policy it cannot carry out (notices, without a
+    /// notifier) to the processes that can.
+    fn spans_processes(&self) -> bool {
+        false
+    }
+
     /// Publishes committed events, in position order.
     async fn publish(&self, events: &[Arc<Envelope>]) -> Result<(), BusError>;
 

@@ -193,23 +193,61 @@ impl Library {
     /// [`run_pending`](Library::run_pending) without the sync at the end.
     async fn run_pass(&self) -> Result<bool> {
         self.shutdown.check()?;
+        let spans = self.engine.bus.spans_processes();
+        let runnable = self.consumers.iter().filter(|c| {
+            !c.paused.load(Ordering::SeqCst)
+                // A library sharing its bus with other processes leaves the notices to those
+                // that have a notifier: taking them here would drop them for everyone.
+                && !(spans
+                    && !self.notifying
+                    && matches!(c.kind, Kind::Policy(p) if p.name == crate::policies::NOTICES.name))
+        });
         let mut worked = false;
-        for c in &self.consumers {
-            if c.paused.load(Ordering::SeqCst) {
-                continue;
+        if spans {
+            // Each event taken from such a bus is a round trip: the consumers take theirs at
+            // the same time rather than one after another. (They are independent: each keeps
+            // its own checkpoint, and their reactions are commands like any other.)
+            for done in futures::future::join_all(runnable.map(|c| self.run_consumer(c))).await {
+                worked |= done?;
             }
-            for (w, worker) in c.workers.iter().enumerate() {
-                worked |= self.run_worker(c, w, &mut *worker.lock().await).await?;
+        } else {
+            for c in runnable {
+                worked |= self.run_consumer(c).await?;
             }
         }
         Ok(worked)
     }
 
-    async fn run_worker(&self, c: &Consumer, w: usize, state: &mut Worker) -> Result<bool> {
+    /// Every worker of `c` takes and handles what the bus has for it.
+    async fn run_consumer(&self, c: &Consumer) -> Result<bool> {
+        let mut worked = false;
+        for (w, worker) in c.workers.iter().enumerate() {
+            let mut state = worker.lock().await;
+            // A bus that hands out few events at a time (NATS: one in flight per consumer) is
+            // asked again while it has more, so a pass is not one event per policy.
+            for _ in 0..MAX_ROUNDS {
+                let (progressed, received) = self.run_worker(c, w, &mut state).await?;
+                worked |= progressed;
+                if !progressed || received == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(worked)
+    }
+
+    /// Takes one batch from the bus for worker `w` of `c` and handles it. Returns whether
+    /// anything was handled or tried, and how many events the bus handed out.
+    async fn run_worker(
+        &self,
+        c: &Consumer,
+        w: usize,
+        state: &mut Worker,
+    ) -> Result<(bool, usize)> {
         let bus_err = |e: crate::error::BusError| Error::Storage(StoreError::io("event bus", e));
         let now = self.engine.clock.now();
         if state.retry_at.is_some_and(|at| now < at) {
-            return Ok(false);
+            return Ok((false, 0));
         }
         let worker = u32::try_from(w).unwrap_or(u32::MAX);
         let batch = self
@@ -340,7 +378,7 @@ impl Library {
         if closed {
             return Err(Error::Closed);
         }
-        Ok(progressed)
+        Ok((progressed, batch.len()))
     }
 
     /// Hands one event to one consumer. Rejections by the rules are expected outcomes of races

@@ -47,6 +47,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 const MAX_CONFLICT_RETRIES: u32 = 16;
 /// How many events a consumer takes from the bus at a time.
 const BATCH: usize = 256;
+/// How many batches one worker takes from the bus in one pass, at most, while they come.
+const MAX_ROUNDS: usize = 64;
 /// The most workers one policy may run with.
 const MAX_WORKERS: u32 = 64;
 /// The longest wait between two tries of a failing event.
