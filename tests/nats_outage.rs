@@ -110,7 +110,12 @@ fn with_nats_down_commands_commit_and_views_follow_and_the_policies_catch_up_aft
         background: false,
         ..Config::default()
     };
-    let lib = OpenLibrary::connect(&pg, &nats.url(), ConnectOptions::named(&name), config).unwrap();
+    // A pull answered while the client is still restoring its subscriptions after the
+    // restart is lost to it; the server redelivers that message after ack_wait (30 s by
+    // default; 5 s here, to keep the test short).
+    let mut options = ConnectOptions::named(&name);
+    options.nats.ack_wait = Duration::from_secs(5);
+    let lib = OpenLibrary::connect(&pg, &nats.url(), options, config).unwrap();
     let librarian = Actor::librarian("lib-1");
     block_on(lib.execute(
         Command::RegisterBook {
