@@ -47,7 +47,7 @@ pub use drills::PaymentSwitch;
 pub use lendkit_adapters::Durability;
 pub use migrate::{migrate, Migrated};
 #[cfg(feature = "nats")]
-pub use open::{connect, ConnectOptions};
+pub use open::{connect, drop_connected, ConnectOptions};
 pub use open::{open, Config, OpenLibrary, Store, Subscriber};
 
 use lendkit_adapters::{InMemoryEventBus, InMemoryEventStore, SystemClock};

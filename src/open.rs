@@ -124,6 +124,19 @@ pub fn connect(pg_url: &str, nats_url: &str) -> crate::Result<OpenLibrary> {
     )
 }
 
+/// Removes a library shared through PostgreSQL and NATS: the schema `name` (every table in it)
+/// and the stream of namespace `name`. True if there was something to remove. Refuses, with
+/// `NOT_A_LIBRARY`, a schema that holds another program's tables. For tests and for removing
+/// a library on purpose: what it removes cannot be recovered.
+#[cfg(feature = "nats")]
+pub fn drop_connected(pg_url: &str, nats_url: &str, name: &str) -> crate::Result<bool> {
+    let schema = lendkit_adapters::PgEventStore::drop_schema(pg_url, name)?;
+    let stream = lendkit_adapters::NatsEventBus::delete_namespace(nats_url, name).map_err(|e| {
+        crate::Error::Storage(crate::error::StoreError::io("removing the NATS stream", e))
+    })?;
+    Ok(schema || stream)
+}
+
 /// Opens the library at `path` with the default configuration.
 pub fn open(path: impl AsRef<Path>) -> crate::Result<OpenLibrary> {
     OpenLibrary::open(path, Config::default())

@@ -331,6 +331,101 @@ impl Library {
         instantiate(cls, start(py, config, open, origin)?)
     }
 
+    /// Connects to a library shared by several processes: its log in the PostgreSQL schema
+    /// `name` at `pg_url`, its events spread through the NATS JetStream stream of namespace
+    /// `name` at `nats_url`. Every process connected with the same `name` serves the same
+    /// books, members and rentals: each policy reaction happens once, in whichever process
+    /// takes the event; each process keeps its own views. The keywords are `open`'s, without
+    /// `store` and `durability` (PostgreSQL's commit is the sync) and with `ack_wait_ms`: how
+    /// long a process may hold an event before another takes it over.
+    ///
+    /// Fails with `StorageError` naming the server or the setting (nothing is written then),
+    /// and with `InvalidInputError` for `immediate_reactions=True`.
+    #[classmethod]
+    #[pyo3(signature = (
+        pg_url, nats_url, *, name = "lendkit", welcome_points = 100, loan_days = 14,
+        max_renewals = 2, hold_shelf_days = 7,
+        payment = None, notifier = None, clock = None, background = true,
+        immediate_reactions = false, max_attempts = 5,
+        breaker_failure_threshold = 5, breaker_cool_down_ms = 30000, payment_timeout_ms = 5000,
+        retry_backoff_ms = 1000, workers = None, fault_injection = false, ack_wait_ms = 30000
+    ))]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one Rust argument per Python keyword argument"
+    )]
+    fn connect<'py>(
+        cls: &Bound<'py, PyType>,
+        pg_url: String,
+        nats_url: String,
+        name: &str,
+        welcome_points: u64,
+        loan_days: u32,
+        max_renewals: u32,
+        hold_shelf_days: u32,
+        payment: Option<&Bound<'_, PyAny>>,
+        notifier: Option<&Bound<'_, PyAny>>,
+        clock: Option<&Bound<'_, PyAny>>,
+        background: bool,
+        immediate_reactions: bool,
+        max_attempts: u32,
+        breaker_failure_threshold: u32,
+        breaker_cool_down_ms: u64,
+        payment_timeout_ms: Option<u64>,
+        retry_backoff_ms: u64,
+        workers: Option<BTreeMap<String, u32>>,
+        fault_injection: bool,
+        ack_wait_ms: u64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = cls.py();
+        let config = Options {
+            welcome_points,
+            loan_days,
+            max_renewals,
+            hold_shelf_days,
+            durability: None,
+            payment,
+            notifier,
+            clock,
+            background,
+            immediate_reactions,
+            max_attempts,
+            breaker_failure_threshold,
+            breaker_cool_down_ms,
+            payment_timeout_ms,
+            retry_backoff_ms,
+            workers,
+            fault_injection,
+        }
+        .config(py)?;
+        let mut options = lendkit::ConnectOptions::named(name);
+        options.nats.ack_wait = std::time::Duration::from_millis(ack_wait_ms.max(1));
+        let origin = format!("Library.connect(name={name:?})");
+        let open = move |config| {
+            call::wait(OpenLibrary::connect_async(
+                &pg_url, &nats_url, options, config,
+            ))
+        };
+        instantiate(cls, start(py, config, open, origin)?)
+    }
+
+    /// Removes a library shared through PostgreSQL and NATS (see `connect`): the schema `name`
+    /// and its stream. True if there was something to remove. A schema holding another
+    /// program's tables is refused (`StorageError`, `NOT_A_LIBRARY`). What it removes cannot be
+    /// recovered.
+    #[staticmethod]
+    #[pyo3(signature = (pg_url, nats_url, *, name))]
+    fn drop_connected(
+        py: Python<'_>,
+        pg_url: String,
+        nats_url: String,
+        name: String,
+    ) -> PyResult<bool> {
+        detached(py, move || {
+            lendkit::drop_connected(&pg_url, &nats_url, &name)
+        })
+    }
+
     /// A library kept in memory only: nothing survives the process. Same keywords as `open`
     /// (`durability` has no effect).
     #[classmethod]

@@ -48,13 +48,14 @@ def test_the_classifiers_are_ones_pypi_accepts() -> None:
         assert any(c.startswith(prefix) for c in classifiers), f"no {prefix} classifier"
 
 
-def test_the_extension_is_stripped_and_under_8_mib() -> None:
-    """The wheel ships the `dist` build (stripped, LTO); the module it installs bounds its size."""
+def test_the_extension_is_stripped_and_under_16_mib() -> None:
+    """The wheel ships the `dist` build (stripped, LTO); the module it installs bounds its size
+    (about 10.5 MiB with the PostgreSQL and NATS clients of `Library.connect`)."""
     import lendkit._native as native
 
     path = Path(native.__file__)
     size = path.stat().st_size
     print(f"\nlendkit extension module: {path.name}, {size / 2**20:.2f} MiB")
-    assert size < 8 * 2**20, f"{path.name} is {size} bytes: not the stripped dist build?"
+    assert size < 16 * 2**20, f"{path.name} is {size} bytes: not the stripped dist build?"
     # A stripped ELF file has no symbol table section.
     assert b".symtab" not in path.read_bytes(), f"{path.name} still carries its symbol table"

@@ -195,12 +195,12 @@ impl Library {
         self.shutdown.check()?;
         let spans = self.engine.bus.spans_processes();
         let runnable = self.consumers.iter().filter(|c| {
-            !c.paused.load(Ordering::SeqCst)
-                // A library sharing its bus with other processes leaves the notices to those
-                // that have a notifier: taking them here would drop them for everyone.
-                && !(spans
-                    && !self.notifying
-                    && matches!(c.kind, Kind::Policy(p) if p.name == crate::policies::NOTICES.name))
+            // A library sharing its bus with other processes leaves the notices to those that
+            // have a notifier: taking them here would drop them for everyone.
+            let left_to_others = spans
+                && !self.notifying
+                && matches!(c.kind, Kind::Policy(p) if p.name == crate::policies::NOTICES.name);
+            !c.paused.load(Ordering::SeqCst) && !left_to_others
         });
         let mut worked = false;
         if spans {

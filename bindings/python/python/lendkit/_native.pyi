@@ -457,6 +457,40 @@ class Library:
         fault_injection: bool = False,
     ) -> Self: ...
     @classmethod
+    def connect(
+        cls,
+        pg_url: str,
+        nats_url: str,
+        *,
+        name: str = "lendkit",
+        welcome_points: int = 100,
+        loan_days: int = 14,
+        max_renewals: int = 2,
+        hold_shelf_days: int = 7,
+        payment: Optional[PaymentGateway] = None,
+        notifier: Optional[Notifier] = None,
+        clock: Optional[ManualClock] = None,
+        background: bool = True,
+        immediate_reactions: bool = False,
+        max_attempts: int = 5,
+        breaker_failure_threshold: int = 5,
+        breaker_cool_down_ms: int = 30000,
+        payment_timeout_ms: Optional[int] = 5000,
+        retry_backoff_ms: int = 1000,
+        workers: Optional[Mapping[str, int]] = None,
+        fault_injection: bool = False,
+        ack_wait_ms: int = 30000,
+    ) -> Self:
+        """Connects to a library shared by several processes: its log in the PostgreSQL schema
+        ``name`` at ``pg_url``, its events spread through the NATS JetStream stream of namespace
+        ``name`` at ``nats_url``. Each policy reaction happens once, in whichever process takes
+        the event; each process keeps its own views. ``StorageError`` naming the server or
+        setting when it cannot (nothing written)."""
+    @staticmethod
+    def drop_connected(pg_url: str, nats_url: str, *, name: str) -> bool:
+        """Removes a library shared through PostgreSQL and NATS: the schema ``name`` and its
+        stream. True if there was something to remove. Cannot be undone."""
+    @classmethod
     def in_memory(
         cls,
         *,

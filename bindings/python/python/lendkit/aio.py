@@ -79,6 +79,12 @@ class AsyncLibrary(AsyncLibraryCommands):
         return cls(await asyncio.to_thread(Library.open, path, **options))
 
     @classmethod
+    async def connect(cls, pg_url: str, nats_url: str, **options: Any) -> AsyncLibrary:
+        """Connects to a library shared through PostgreSQL and NATS, in a worker thread; see
+        :meth:`lendkit.Library.connect`."""
+        return cls(await asyncio.to_thread(Library.connect, pg_url, nats_url, **options))
+
+    @classmethod
     async def in_memory(cls, **options: Any) -> AsyncLibrary:
         """A library kept in memory only; see :meth:`lendkit.Library.in_memory`."""
         return cls(await asyncio.to_thread(Library.in_memory, **options))
