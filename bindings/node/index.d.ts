@@ -175,6 +175,14 @@ export interface BreakerOptions {
  */
 export type Durability = 'everyCommit' | { periodicMs: number }
 
+/** How to connect to a library shared through PostgreSQL and NATS (`Library.connect`). */
+export interface ConnectOptions extends Omit<LibraryOptions, 'store' | 'durability'> {
+  /** The PostgreSQL schema and NATS namespace of the library (default `'lendkit'`). */
+  name?: string
+  /** How long a process may hold an event before another takes it over (default 30,000). */
+  ackWaitMs?: number
+}
+
 export interface LibraryOptions {
   /** Points every new member's account opens with (default 100). */
   welcomePoints?: number
@@ -266,6 +274,14 @@ export declare class Library {
   static open(path: string, options?: LibraryOptions): Promise<Library>
   /** A library kept in memory only. */
   static inMemory(options?: LibraryOptions): Promise<Library>
+  /**
+   * Connects to a library shared by several processes through PostgreSQL (`pgUrl`) and NATS
+   * JetStream (`natsUrl`): each policy reaction happens once, in whichever process takes the
+   * event; each process keeps its own views.
+   */
+  static connect(pgUrl: string, natsUrl: string, options?: ConnectOptions): Promise<Library>
+  /** Removes a library shared through PostgreSQL and NATS: its schema and stream `name`. */
+  static dropConnected(pgUrl: string, natsUrl: string, name: string): Promise<boolean>
 
   /**
    * Runs one command: `command` is its method's name and `input` what that method takes;

@@ -417,6 +417,29 @@ class Library extends LibraryCommands {
     return new Library(handle, CONSTRUCT)
   }
 
+  /**
+   * Connects to a library shared by several processes: its log in the PostgreSQL schema
+   * `options.name` (default `'lendkit'`) at `pgUrl`, its events spread through the NATS
+   * JetStream stream of that namespace at `natsUrl`. The other options are `open`'s (without
+   * `store` and `durability`), plus `ackWaitMs`.
+   */
+  static async connect(pgUrl, natsUrl, options) {
+    if (typeof pgUrl !== 'string' || pgUrl.length === 0) throw invalid('Library.connect takes the PostgreSQL URL as a non-empty string')
+    if (typeof natsUrl !== 'string' || natsUrl.length === 0) throw invalid('Library.connect takes the NATS URL as a non-empty string')
+    const { name, ackWaitMs, ...rest } = options === undefined ? {} : plainObject(options, 'options')
+    if (name !== undefined && typeof name !== 'string') throw invalid('options.name must be a string')
+    if (ackWaitMs !== undefined && (typeof ackWaitMs !== 'number' || !(ackWaitMs > 0))) throw invalid('options.ackWaitMs must be a positive number')
+    if (rest.store !== undefined || rest.durability !== undefined) throw invalid('options.store and options.durability do not apply to a connected library')
+    const handle = await later(() => native.connect(pgUrl, natsUrl, name, ackWaitMs, ...nativeOptions(rest)))
+    return new Library(handle, CONSTRUCT)
+  }
+
+  /** Removes a library shared through PostgreSQL and NATS: the schema and stream `name`. */
+  static async dropConnected(pgUrl, natsUrl, name) {
+    if (typeof name !== 'string' || name.length === 0) throw invalid('Library.dropConnected takes the name as a non-empty string')
+    return later(() => native.dropConnected(pgUrl, natsUrl, name))
+  }
+
   /** A library kept in memory only: nothing survives the process. */
   static async inMemory(options) {
     const handle = await later(() => native.open(null, ...nativeOptions(options)))

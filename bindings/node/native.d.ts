@@ -208,6 +208,14 @@ export interface ChargeRequest {
   key: string
 }
 
+/**
+ * Connects to the library shared through the PostgreSQL server at `pg_url` and the NATS
+ * server at `nats_url`, in schema and namespace `name` (default `lendkit`), with `options`
+ * (`store` and durability do not apply); `ack_wait_ms` is how long a process may hold an event
+ * before another takes it over. Resolves to the open library.
+ */
+export declare function connect(pgUrl: string, natsUrl: string, name: string | undefined | null, ackWaitMs: number | undefined | null, options: NativeOptions, clock?: ManualClock | undefined | null): Promise<NativeLibrary>
+
 /** An event a consumer gave up on after every retry. */
 export interface DeadLetter {
   /** `consumer@position`. */
@@ -225,6 +233,12 @@ export interface DeadLetter {
   /** How many times it was tried. */
   attempts: number
 }
+
+/**
+ * Removes the library shared through PostgreSQL and NATS in schema and namespace `name`.
+ * Resolves to true if there was something to remove.
+ */
+export declare function dropConnected(pgUrl: string, natsUrl: string, name: string): Promise<boolean>
 
 /** Every error code of the catalogue, in catalogue order. */
 export declare function errorCodes(): Array<string>

@@ -109,6 +109,54 @@ pub fn open<'env>(
     })
 }
 
+/// Connects to the library shared through the PostgreSQL server at `pg_url` and the NATS
+/// server at `nats_url`, in schema and namespace `name` (default `lendkit`), with `options`
+/// (`store` and durability do not apply); `ack_wait_ms` is how long a process may hold an event
+/// before another takes it over. Resolves to the open library.
+#[napi(catch_unwind)]
+pub fn connect<'env>(
+    env: &'env Env,
+    pg_url: String,
+    nats_url: String,
+    name: Option<String>,
+    ack_wait_ms: Option<u32>,
+    options: NativeOptions,
+    clock: Option<&ManualClock>,
+) -> Result<PromiseRaw<'env, NativeLibrary>> {
+    let mut options = options;
+    crate::logging::install(options.logger.take());
+    let mut config = options.into_config()?;
+    if let Some(c) = clock {
+        config.clock = Some(Arc::new(c.shared()));
+    }
+    let background = config.background;
+    let mut shared = lendkit::ConnectOptions::named(name.as_deref().unwrap_or("lendkit"));
+    if let Some(ms) = ack_wait_ms {
+        shared.nats.ack_wait = Duration::from_millis(u64::from(ms.max(1)));
+    }
+    env.spawn_future(async move {
+        let library = guarded(move || async move {
+            OpenLibrary::connect_async(&pg_url, &nats_url, shared, config).await
+        })
+        .await?;
+        Ok(NativeLibrary {
+            handle: Arc::new(Handle {
+                library: Mutex::new(Some(Arc::new(library))),
+                background,
+                // Every command goes to the servers: never on the JS thread.
+                inline: false,
+            }),
+        })
+    })
+}
+
+/// Removes the library shared through PostgreSQL and NATS in schema and namespace `name`.
+/// Resolves to true if there was something to remove.
+#[napi(catch_unwind)]
+pub async fn drop_connected(pg_url: String, nats_url: String, name: String) -> Result<bool> {
+    guarded(move || async move { lendkit::drop_connected(&pg_url, &nats_url, &name) }).await
+}
+
 impl NativeLibrary {
     fn library(&self) -> Result<Arc<OpenLibrary>> {
         self.handle

@@ -37,12 +37,13 @@ test('the npm tarball ships both licence texts, the same as the repository root'
   }
 })
 
-test('the addon is the stripped dist build, under 8 MiB', () => {
+test('the addon is the stripped dist build, under 16 MiB', () => {
   const addon = readdirSync(PACKAGE).find((f) => f.endsWith('.node'))
   assert.ok(addon, 'no .node file: run npm run build')
   const bytes = readFileSync(join(PACKAGE, addon))
   console.log(`lendkit addon: ${addon}, ${(bytes.length / 2 ** 20).toFixed(2)} MiB`)
-  assert.ok(bytes.length < 8 * 2 ** 20, `${addon} is ${bytes.length} bytes: not the stripped dist build?`)
+  // About 10.5 MiB with the PostgreSQL and NATS clients of Library.connect.
+  assert.ok(bytes.length < 16 * 2 ** 20, `${addon} is ${bytes.length} bytes: not the stripped dist build?`)
   assert.ok(!bytes.includes('.symtab'), `${addon} still carries its symbol table`)
 })
 

@@ -113,6 +113,11 @@ export type Drift = [
 // A wrong call must not type-check.
 // @ts-expect-error copies is a number
 void Library.inMemory().then((l) => l.registerBook({ bookId: 'b', title: 't', copies: '1', fee: 1 }, Librarian('x')))
+// A connected library takes the same options but a store or durability, plus its name.
+void Library.connect('postgres://h/db', 'nats://h:4222', { name: 'lib', ackWaitMs: 5_000, background: false })
+// @ts-expect-error a connected library has no store option
+void Library.connect('postgres://h/db', 'nats://h:4222', { store: 'sled' })
+void Library.dropConnected('postgres://h/db', 'nats://h:4222', 'lib').then((gone: boolean) => gone)
 // @ts-expect-error not an event type
 void ((t: EventType) => t)('BookBorrowed')
 // @ts-expect-error not an error code
