@@ -151,6 +151,14 @@ struct Group {
     workers: Vec<tokio::sync::Mutex<Worker>>,
 }
 
+impl Group {
+    fn worker(&self, worker: u32) -> Result<&tokio::sync::Mutex<Worker>, BusError> {
+        self.workers
+            .get(worker as usize)
+            .ok_or_else(|| BusError(format!("there is no worker {worker}")))
+    }
+}
+
 struct Worker {
     consumer: PullConsumer,
     /// Which partition it takes (`None`: every one).
@@ -631,12 +639,7 @@ impl Shared {
         if self.behind.load(Ordering::SeqCst) {
             self.catch_up().await?;
         }
-        let mut w = group
-            .workers
-            .get(worker as usize)
-            .ok_or_else(|| BusError(format!("there is no worker {worker}")))?
-            .lock()
-            .await;
+        let mut w = group.worker(worker)?.lock().await;
         // Until the gap is read: a partition's share of a chunk may be empty.
         while w.backlog.is_empty() {
             let Some((after, upto)) = w.gap else { break };
@@ -692,12 +695,7 @@ impl Shared {
     }
 
     async fn ack(&self, group: &Group, worker: u32, upto: u64) -> Result<(), BusError> {
-        let mut w = group
-            .workers
-            .get(worker as usize)
-            .ok_or_else(|| BusError(format!("there is no worker {worker}")))?
-            .lock()
-            .await;
+        let mut w = group.worker(worker)?.lock().await;
         while w.backlog.front().is_some_and(|e| e.position <= upto) {
             w.backlog.pop_front();
         }

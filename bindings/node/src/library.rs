@@ -72,6 +72,16 @@ pub struct NativeLibrary {
     handle: Arc<Handle>,
 }
 
+/// The core's configuration from the options and the clock (installing the options' logger).
+fn config_of(mut options: NativeOptions, clock: Option<&ManualClock>) -> Result<lendkit::Config> {
+    crate::logging::install(options.logger.take());
+    let mut config = options.into_config()?;
+    if let Some(c) = clock {
+        config.clock = Some(Arc::new(c.shared()));
+    }
+    Ok(config)
+}
+
 /// Opens the sled database at `path` (or, without a path, a library in memory) with `options`
 /// and, if given, a manual `clock`. Resolves to the open library.
 #[napi(catch_unwind)]
@@ -81,12 +91,7 @@ pub fn open<'env>(
     options: NativeOptions,
     clock: Option<&ManualClock>,
 ) -> Result<PromiseRaw<'env, NativeLibrary>> {
-    let mut options = options;
-    crate::logging::install(options.logger.take());
-    let mut config = options.into_config()?;
-    if let Some(c) = clock {
-        config.clock = Some(Arc::new(c.shared()));
-    }
+    let config = config_of(options, clock)?;
     let background = config.background;
     // In memory, with the members' point accounts, a command touches no disk and calls no host
     // port (a JS gateway would need this very thread): nothing it waits for can need the JS thread.
@@ -123,12 +128,7 @@ pub fn connect<'env>(
     options: NativeOptions,
     clock: Option<&ManualClock>,
 ) -> Result<PromiseRaw<'env, NativeLibrary>> {
-    let mut options = options;
-    crate::logging::install(options.logger.take());
-    let mut config = options.into_config()?;
-    if let Some(c) = clock {
-        config.clock = Some(Arc::new(c.shared()));
-    }
+    let config = config_of(options, clock)?;
     let background = config.background;
     let mut shared = lendkit::ConnectOptions::named(name.as_deref().unwrap_or("lendkit"));
     if let Some(ms) = ack_wait_ms {
