@@ -377,12 +377,20 @@ impl OpenLibrary {
         }
         let store = lendkit_adapters::PgEventStore::connect(pg_url, options.pg)?;
         let store: Arc<dyn EventStore> = Arc::new(store);
+        let nats_failed =
+            |e| crate::Error::Storage(crate::error::StoreError::io("connecting to NATS", e));
         let bus =
             lendkit_adapters::NatsEventBus::connect(nats_url, options.nats, Arc::clone(&store))
-                .map_err(|e| {
-                    crate::Error::Storage(crate::error::StoreError::io("connecting to NATS", e))
-                })?;
-        Self::start_on(store, Arc::new(bus), false, None, config).await
+                .map_err(nats_failed)?;
+        let background = config.background;
+        let opened = Self::start_on(store, Arc::new(bus.clone()), false, None, config).await?;
+        if background {
+            // Another process's events wake the runner at once, not at its next tick.
+            let shared = Arc::clone(&opened.shared);
+            bus.on_published(Arc::new(move || shared.poke()))
+                .map_err(nats_failed)?;
+        }
+        Ok(opened)
     }
 
     async fn start(

@@ -273,6 +273,32 @@ impl NatsEventBus {
         )
     }
 
+    /// Calls `wake` whenever any process publishes an event of this library (a plain NATS
+    /// subscription on its subjects), until the bus is dropped: a background runner can then
+    /// wake on another process's events instead of waiting for its next tick. `wake` should be
+    /// cheap (set a flag, signal a condition variable); calls are not coalesced here.
+    pub fn on_published(&self, wake: Arc<dyn Fn() + Send + Sync>) -> Result<(), BusError> {
+        let shared = Arc::clone(&self.inner.shared);
+        let subject = format!("{}.>", shared.prefix);
+        let subscriber = self.inner.runtime.block(
+            async move {
+                shared
+                    .client
+                    .subscribe(subject)
+                    .await
+                    .map_err(|e| shared.unreachable(e))
+            },
+            |e| BusError(format!("the NATS bus's task failed: {e}")),
+        )?;
+        self.inner.runtime.spawn(async move {
+            let mut subscriber = subscriber;
+            while subscriber.next().await.is_some() {
+                wake();
+            }
+        });
+        Ok(())
+    }
+
     /// The last position this process knows to be in the stream.
     pub fn published(&self) -> u64 {
         self.inner.shared.published_at.load(Ordering::SeqCst)

@@ -45,6 +45,13 @@ impl OwnedRuntime {
         }
     }
 
+    /// Starts `work` as a task that runs until it ends or the runtime shuts down.
+    pub(crate) fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
+        if let Some(runtime) = self.0.as_ref() {
+            drop(runtime.spawn(work));
+        }
+    }
+
     /// Runs `work` and waits for it on the calling thread: through a channel, neither entering
     /// the runtime nor running an executor, so it may be called from anywhere (inside
     /// `block_on` or an async context too).
