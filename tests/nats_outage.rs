@@ -13,6 +13,13 @@ use lendkit::{block_on, Actor, Command, Config, ConnectOptions, OpenLibrary};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+/// Says why the test does not run, straight to stderr, past the harness's capture, so the skip
+/// shows in every run.
+fn skipped(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped: {why}");
+}
+
 fn nats_server() -> Option<String> {
     [
         "/usr/sbin/nats-server",
@@ -96,11 +103,11 @@ fn with_nats_down_commands_commit_and_views_follow_and_the_policies_catch_up_aft
         .ok()
         .filter(|u| !u.is_empty())
     else {
-        eprintln!("skipped: LENDKIT_PG_URL is not set (this test needs PostgreSQL)");
+        skipped("LENDKIT_PG_URL is not set (this test needs PostgreSQL)");
         return;
     };
     let Some(binary) = nats_server() else {
-        eprintln!("skipped: no nats-server binary (this test runs a private one)");
+        skipped("no nats-server binary (this test runs a private one)");
         return;
     };
     let mut nats = Server::start(&binary);
