@@ -764,22 +764,18 @@ impl EventBus for NatsEventBus {
         self.inner.local.publish(events).await?;
         let shared = Arc::clone(&self.inner.shared);
         let events = events.to_vec();
-        let relayed = self
-            .run(async move {
-                let relayed = shared.relay(&events).await;
-                match &relayed {
-                    Ok(()) => shared.came_back(),
-                    Err(e) => {
-                        shared.behind.store(true, Ordering::SeqCst);
-                        shared.went_down(e);
-                    }
+        // The store is the truth and the views are fed: a failed relay fills the stream later.
+        self.run(async move {
+            match shared.relay(&events).await {
+                Ok(()) => shared.came_back(),
+                Err(e) => {
+                    shared.behind.store(true, Ordering::SeqCst);
+                    shared.went_down(&e);
                 }
-                relayed
-            })
-            .await;
-        // The store is the truth and the views are fed: the relay fills the stream later.
-        let _ = relayed;
-        Ok(())
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn receive(

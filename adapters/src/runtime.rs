@@ -35,9 +35,8 @@ impl OwnedRuntime {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let runtime = match self.0.as_ref() {
-            Some(runtime) => runtime,
-            None => return Err(failed(SHUT_DOWN.into())),
+        let Some(runtime) = self.0.as_ref() else {
+            return Err(failed(SHUT_DOWN.into()));
         };
         match runtime.spawn(work).await {
             Ok(done) => done,
@@ -64,9 +63,8 @@ impl OwnedRuntime {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let runtime = match self.0.as_ref() {
-            Some(runtime) => runtime,
-            None => return Err(failed(SHUT_DOWN.into())),
+        let Some(runtime) = self.0.as_ref() else {
+            return Err(failed(SHUT_DOWN.into()));
         };
         let (send, receive) = std::sync::mpsc::sync_channel(1);
         runtime.spawn(async move {

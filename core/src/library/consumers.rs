@@ -221,14 +221,17 @@ impl Library {
     /// Every worker of `c` takes and handles what the bus has for it.
     async fn run_consumer(&self, c: &Consumer) -> Result<bool> {
         let mut worked = false;
+        // A bus spanning processes hands out few events at a time (NATS: one in flight per
+        // consumer): it is asked again while it has more, so a pass is not one event per
+        // policy. A bus in this process hands out all it holds, up to a full batch: only a full
+        // one is worth asking again.
+        let few_at_a_time = self.engine.bus.spans_processes();
         for (w, worker) in c.workers.iter().enumerate() {
             let mut state = worker.lock().await;
-            // A bus that hands out few events at a time (NATS: one in flight per consumer) is
-            // asked again while it has more, so a pass is not one event per policy.
             for _ in 0..MAX_ROUNDS {
                 let (progressed, received) = self.run_worker(c, w, &mut state).await?;
                 worked |= progressed;
-                if !progressed || received == 0 {
+                if !progressed || received == 0 || (!few_at_a_time && received < BATCH) {
                     break;
                 }
             }
