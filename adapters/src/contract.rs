@@ -521,6 +521,61 @@ pub async fn multi_stream_all_or_nothing<S: EventStore>(make: impl Fn() -> S) {
         4,
         "head after both streams were stored"
     );
+
+    // A stream named twice in one commit: its second part goes on where its first ends.
+    let twice = append_ok(
+        &store,
+        vec![
+            batch(&b, 1, 1, "c-t"),
+            batch(&a, 3, 1, "c-t"),
+            batch(&b, 2, 2, "c-t"),
+        ],
+        "a stream named twice",
+    )
+    .await;
+    assert_eq!(positions(&twice), [5, 6, 7, 8]);
+    assert_eq!(
+        versions(&store.read_stream(&b).await.unwrap()),
+        [1, 2, 3, 4],
+        "both parts of a stream named twice"
+    );
+    let before = everything(&store).await;
+    for (what, appends, conflict) in [
+        (
+            "a second part that does not go on from its first",
+            vec![
+                batch(&a, 4, 1, "c-u"),
+                batch(&b, 4, 1, "c-u"),
+                batch(&b, 4, 1, "c-u"),
+            ],
+            (b.to_string(), 4, 5),
+        ),
+        (
+            "such a commit whose first part is stale too",
+            vec![
+                batch(&a, 2, 1, "c-v"),
+                batch(&b, 4, 1, "c-v"),
+                batch(&b, 4, 1, "c-v"),
+            ],
+            (a.to_string(), 2, 4),
+        ),
+    ] {
+        let (stream, expected, actual) = conflict;
+        assert_eq!(
+            store.append(commit(appends)).await,
+            Err(StoreError::Conflict {
+                stream,
+                expected,
+                actual
+            }),
+            "{what}"
+        );
+    }
+    assert_eq!(
+        everything(&store).await,
+        before,
+        "a refused commit naming a stream twice must store nothing"
+    );
 }
 
 /// (f) `read_all(p, limit)` returns exactly the events after every position `p`, at most `limit`.

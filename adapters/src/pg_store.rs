@@ -26,6 +26,7 @@
 //!                       first_position bigint NOT NULL, last_position bigint NOT NULL);
 //! CREATE TABLE checkpoints(consumer text PRIMARY KEY, position bigint NOT NULL);
 //! CREATE TABLE dead_letters(seq bigserial PRIMARY KEY, id text NOT NULL UNIQUE, body jsonb NOT NULL);
+//! CREATE FUNCTION append_commit(…) RETURNS bigint;  -- one append (see "Appends")
 //! ```
 //!
 //! `meta` holds `format` = `lendkit-events` (what makes a schema a lendkit library) and
@@ -57,40 +58,50 @@
 //!
 //! # Appends
 //!
-//! One transaction (PostgreSQL's default READ COMMITTED) per [`append`](EventStore::append):
+//! One call of the schema's function `append_commit` (migration 2) per
+//! [`append`](EventStore::append): a single statement, so one round trip and one transaction
+//! (PostgreSQL's default READ COMMITTED). Inside it:
 //!
-//! 1. **Lock the streams, in sorted order.** One statement inserts a row for every stream the
-//!    commit names (guards too) that has none, and locks the rows of those that have one
-//!    (`INSERT … SELECT … ORDER BY stream_id ON CONFLICT DO UPDATE … RETURNING version`).
-//!    Every append takes its row locks in the same order, so appends to several streams cannot
-//!    deadlock, whatever order their commits name the streams in. A writer that waits here
-//!    reads the version its predecessor committed.
-//! 2. **Check the versions** against those locked rows, in the commit's order (a stream named
-//!    twice is checked against its own earlier part): the first stale one is
-//!    [`StoreError::Conflict`]. A commit of guards only stops here (rolled back: it writes
-//!    nothing).
-//! 3. **Record the command id and move the versions** in one statement: `INSERT INTO commands
-//!    … ON CONFLICT DO NOTHING` (no row: the id was applied — [`StoreError::CommandApplied`];
-//!    a concurrent commit of the same id waits for the first to end, then sees it), and the
-//!    conditional `UPDATE streams SET version = new WHERE stream_id = s AND version = expected`
-//!    for every written stream (a row not updated would be a conflict; under the locks it cannot
-//!    happen). A guard on a stream that has no events leaves no row behind.
-//! 4. **Take the positions, last**: one statement moves the single counter row
-//!    (`UPDATE counter SET position = position + n RETURNING`), inserts the events with the
-//!    positions after the old value (their bodies get the position written in) and writes the
-//!    command record's positions. The counter row stays locked until COMMIT, so positions are
-//!    handed out in commit order and a rolled-back append gives its numbers back: the log has
-//!    no gaps and a reader of `position > p` never skips an event that commits later. The lock
-//!    is held for this one statement and the commit only.
-//! 5. **COMMIT.** `UNIQUE(stream_id, version)` is the backstop: should two events ever claim
-//!    one version, the insert fails and the append is a `Conflict`.
+//! 1. **Lock the streams and move their versions, in sorted order, in one statement.** For
+//!    every stream the commit names (guards too), once, sorted:
+//!    `INSERT INTO streams … ORDER BY stream_id ON CONFLICT DO UPDATE SET version = new WHERE
+//!    version = expected RETURNING …`. A stream without a row gets one (right only if the
+//!    commit expected version 0); a row at its expected version moves to the commit's version;
+//!    a row at another version is locked but not moved. Every append takes its row locks in
+//!    the same order, so appends to several streams cannot deadlock, whatever order their
+//!    commits name the streams in; a writer that waits here sees the version its predecessor
+//!    committed. (A stream named twice in a commit counts once: expected at its first part's
+//!    version, moved past all its events; a commit whose second part expects another version
+//!    than its first leaves is a conflict before any call.)
+//! 2. **Check**: a stream not moved (or created though the commit expected it further) ends
+//!    the call with SQLSTATE `LK409`, the named streams' versions as DETAIL; lendkit reports
+//!    the first stale part in the commit's order — [`StoreError::Conflict`]. A commit of guards
+//!    only ends here too (`LK204`; nothing stored, the append returns no events). An error
+//!    ends the transaction, so a refusal writes nothing.
+//! 3. A guard on a stream that has no events leaves no row behind.
+//! 4. **Take the positions, last**: the single counter row moves
+//!    (`UPDATE counter SET position = position + n RETURNING`) and the events are inserted with
+//!    the positions after the old value (their bodies get the position written in). The counter
+//!    row stays locked until COMMIT, so positions are handed out in commit order and a
+//!    rolled-back append gives its numbers back: the log has no gaps and a reader of
+//!    `position > p` never skips an event that commits later. The lock is held from here to the
+//!    end of COMMIT only.
+//! 5. **Record the command id** with its positions (`INSERT INTO commands … ON CONFLICT DO
+//!    NOTHING`): an id applied before ends the call with `LK208` —
+//!    [`StoreError::CommandApplied`]; a concurrent append of the same id waits for the first
+//!    to end, then sees it.
 //!
-//! Five round trips (BEGIN, three statements, COMMIT). Appends from one process share a pool
-//! of connections ([`PgOptions::max_connections`]); appends from any number of processes
-//! serialize only on the counter row, from step 4 to the end of COMMIT.
+//! Then COMMIT. `UNIQUE(stream_id, version)` is the backstop: should two events ever claim one
+//! version, the insert fails and the append is a retryable `STORAGE` error.
+//!
+//! Appends from one process share a pool of connections ([`PgOptions::max_connections`]);
+//! appends from any number of processes serialize only on the counter row, from step 4 to the
+//! end of COMMIT. (Before migration 2 an append was five round trips — BEGIN, three statements,
+//! COMMIT — and reached 0.46–0.50 of the raw counter-row baseline at one writer; see
+//! `docs/PERFORMANCE.md`.)
 //!
 //! [`command`](EventStore::command) returns the original events of an applied id (the
-//! positions recorded in step 4), so a client that retries a command whose answer it lost
+//! positions recorded in step 5), so a client that retries a command whose answer it lost
 //! gets what the first attempt stored.
 //!
 //! # Durability
@@ -98,9 +109,9 @@
 //! PostgreSQL's own: an [`append`](EventStore::append) returns after its COMMIT, which (with
 //! the server's default `synchronous_commit = on`) waits for the write-ahead log to be flushed.
 //! [`append_unsynced`](EventStore::append_unsynced) runs its transaction with
-//! `SET LOCAL synchronous_commit = off`: it is committed, ordered and visible to every reader
-//! at once, but a server crash may lose it until a synced commit follows. PostgreSQL's log is
-//! sequential, so a crash loses a suffix of such commits, never one in the middle, and any
+//! `synchronous_commit` off (`set_config(…, true)` inside `append_commit`): it is committed,
+//! ordered and visible to every reader at once, but a server crash may lose it until a synced
+//! commit follows. PostgreSQL's log is sequential, so a crash loses a suffix of such commits, never one in the middle, and any
 //! synced commit — this process's or another's — makes every commit before it durable.
 //! [`sync`](EventStore::sync), when this handle made unsynced appends since the last one,
 //! commits a one-row write (`meta.syncs`) with a synced commit. Checkpoints and dead letters
@@ -158,10 +169,11 @@ const FORMAT: &str = "lendkit-events";
 /// schema. A library records each one it ran in `migrations`; one whose newest is past the
 /// last here was written by a newer lendkit and is refused. Add new ones at the end; never
 /// change one that shipped.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "the log, streams, command records, checkpoints and dead letters",
-    "
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "the log, streams, command records, checkpoints and dead letters",
+        "
 CREATE TABLE {s}.meta(key text PRIMARY KEY, value text NOT NULL);
 CREATE TABLE {s}.counter(
     id boolean PRIMARY KEY DEFAULT true CHECK (id),
@@ -185,7 +197,82 @@ CREATE TABLE {s}.commands(
 CREATE TABLE {s}.checkpoints(consumer text PRIMARY KEY, position bigint NOT NULL);
 CREATE TABLE {s}.dead_letters(seq bigserial PRIMARY KEY, id text NOT NULL UNIQUE, body jsonb NOT NULL);
 ",
-)];
+    ),
+    (2, "an append in one call: the function append_commit", APPEND_COMMIT),
+];
+
+/// Migration 2: [`append`](EventStore::append) as one server-side function, so that an append
+/// is one round trip (see the module documentation, "Appends"). Its refusals are errors with
+/// lendkit's own SQLSTATEs, which end the call's transaction (nothing written): `LK409` a stale
+/// stream (DETAIL: the named streams' `[stream, version]` pairs as they are), `LK204` a commit
+/// of guards only (nothing to store), `LK208` a command id already applied.
+const APPEND_COMMIT: &str = "
+CREATE FUNCTION {s}.append_commit(
+    p_command text, p_fingerprint text, p_synced boolean,
+    p_streams text[], p_expected int8[], p_new int8[], p_guarded text[],
+    p_ids text[], p_versions int8[], p_types text[], p_bodies text[])
+RETURNS bigint LANGUAGE plpgsql AS $append$
+DECLARE
+    v_moved bigint;
+    v_created text[];
+    v_updated text[];
+    v_base bigint;
+    v_n bigint := coalesce(cardinality(p_ids), 0);
+BEGIN
+    IF NOT p_synced THEN
+        PERFORM set_config('synchronous_commit', 'off', true);
+    END IF;
+    -- 1-3. Lock every stream named, in sorted order (p_streams is sorted and distinct), and move
+    -- each from its expected version to its new one in the same statement. A row that is not
+    -- at its expected version is locked but not moved, so it is not returned; a stream without
+    -- a row gets one, which is right only if the commit expected version 0.
+    WITH m AS (
+        INSERT INTO {s}.streams AS s (stream_id, version)
+        SELECT v.id, v.new FROM unnest(p_streams, p_new) AS v(id, new) ORDER BY v.id
+        ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version
+        WHERE s.version = p_expected[array_position(p_streams, excluded.stream_id)]
+        RETURNING s.stream_id AS id, s.xmax = 0 AS fresh)
+    SELECT count(*) FILTER (WHERE NOT m.fresh OR p_expected[array_position(p_streams, m.id)] = 0),
+           array_agg(m.id) FILTER (WHERE m.fresh),
+           array_agg(m.id) FILTER (WHERE NOT m.fresh)
+    INTO v_moved, v_created, v_updated FROM m;
+    IF v_moved <> cardinality(p_streams) THEN
+        RAISE EXCEPTION 'a stream of the commit of % is not at its expected version', p_command
+            USING ERRCODE = 'LK409',
+                  -- the versions before this statement: a moved row was at its expected
+                  -- one, a created row had none (0)
+                  DETAIL = coalesce((SELECT jsonb_agg(jsonb_build_array(stream_id,
+                                         CASE WHEN stream_id = ANY(coalesce(v_updated, '{}'))
+                                              THEN p_expected[array_position(p_streams, stream_id)]
+                                              ELSE version END))
+                                     FROM {s}.streams
+                                     WHERE stream_id = ANY(p_streams)
+                                       AND NOT stream_id = ANY(coalesce(v_created, '{}'))), '[]')::text;
+    END IF;
+    IF v_n = 0 THEN
+        RAISE EXCEPTION 'a commit of guards only stores nothing' USING ERRCODE = 'LK204';
+    END IF;
+    -- A guard on a stream that has no events leaves no row behind.
+    IF cardinality(p_guarded) > 0 THEN
+        DELETE FROM {s}.streams WHERE stream_id = ANY(p_guarded) AND version = 0;
+    END IF;
+    -- 4. The positions, last: the counter row stays locked until COMMIT.
+    UPDATE {s}.counter SET position = position + v_n RETURNING position - v_n INTO v_base;
+    INSERT INTO {s}.events(position, stream_id, version, type, command_id, body)
+    SELECT v_base + v.k, v.id, v.version, v.type, p_command,
+           v.body::jsonb || jsonb_build_object('position', v_base + v.k)
+    FROM unnest(p_ids, p_versions, p_types, p_bodies) WITH ORDINALITY AS v(id, version, type, body, k);
+    -- 5. The command record, with its positions: an id applied before is refused.
+    INSERT INTO {s}.commands(command_id, fingerprint, first_position, last_position)
+    VALUES (p_command, p_fingerprint, v_base + 1, v_base + v_n)
+    ON CONFLICT (command_id) DO NOTHING;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'command % was applied before', p_command USING ERRCODE = 'LK208';
+    END IF;
+    RETURN v_base;
+END
+$append$;
+";
 
 /// Every table of a library.
 const TABLES: &[&str] = &[
@@ -267,9 +354,7 @@ impl std::fmt::Debug for PgEventStore {
 
 /// The statements, with the schema written in (prepared once per connection by sqlx).
 struct Sql {
-    lock_streams: String,
-    record_and_move: String,
-    take_positions: String,
+    append_commit: String,
     versions: String,
     read_stream: String,
     read_stream_from: String,
@@ -290,41 +375,8 @@ impl Sql {
     fn new(schema: &str) -> Sql {
         let s = quoted(schema);
         Sql {
-            lock_streams: format!(
-                "INSERT INTO {s}.streams AS s (stream_id, version)
-                 SELECT id, 0 FROM unnest($1::text[]) AS t(id) ORDER BY id
-                 ON CONFLICT (stream_id) DO UPDATE SET version = s.version
-                 RETURNING stream_id, version"
-            ),
-            record_and_move: format!(
-                "WITH cmd AS (
-                     INSERT INTO {s}.commands(command_id, fingerprint, first_position, last_position)
-                     VALUES ($1, $2, 0, 0) ON CONFLICT (command_id) DO NOTHING RETURNING 1),
-                 moved AS (
-                     UPDATE {s}.streams AS s SET version = v.new
-                     FROM unnest($3::text[], $4::int8[], $5::int8[]) AS v(id, expected, new)
-                     WHERE s.stream_id = v.id AND s.version = v.expected
-                       AND EXISTS (SELECT 1 FROM cmd)
-                     RETURNING 1),
-                 unused AS (
-                     DELETE FROM {s}.streams
-                     WHERE stream_id = ANY($6::text[]) AND version = 0
-                       AND EXISTS (SELECT 1 FROM cmd))
-                 SELECT (SELECT count(*) FROM cmd), (SELECT count(*) FROM moved)"
-            ),
-            take_positions: format!(
-                "WITH c AS (
-                     UPDATE {s}.counter SET position = position + $1 RETURNING position - $1 AS base),
-                 e AS (
-                     INSERT INTO {s}.events(position, stream_id, version, type, command_id, body)
-                     SELECT c.base + v.n, v.id, v.version, v.type, $2,
-                            jsonb_set(v.body::jsonb, '{{position}}', to_jsonb(c.base + v.n))
-                     FROM c, unnest($3::text[], $4::int8[], $5::text[], $6::text[])
-                          WITH ORDINALITY AS v(id, version, type, body, n)),
-                 r AS (
-                     UPDATE {s}.commands SET first_position = c.base + 1, last_position = c.base + $1
-                     FROM c WHERE command_id = $2)
-                 SELECT base FROM c"
+            append_commit: format!(
+                "SELECT {s}.append_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
             ),
             versions: format!(
                 "SELECT stream_id, version FROM {s}.streams WHERE stream_id = ANY($1::text[])"
@@ -814,85 +866,93 @@ async fn open_schema(conn: &mut PgConnection, schema: &str, shown: &str) -> Resu
             reason: format!("the library has no {missing} table"),
         });
     }
+    let appends: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                        WHERE n.nspname = $1 AND p.proname = 'append_commit')",
+    )
+    .bind(schema)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(fail)?;
+    if !appends {
+        return Err(StoreError::Damaged {
+            path: shown.to_owned(),
+            reason: "the library has no append_commit function".into(),
+        });
+    }
     tx.commit().await.map_err(fail)
 }
 
-/// One written stream of a commit: its id, the version the commit expects, and the version
-/// after it (a stream written twice in one commit counts once, from its first expected version).
-struct Written {
-    stream: String,
-    expected: i64,
-    new: i64,
-}
-
-/// What an append stores, prepared (and checked for size) before its transaction begins.
+/// What an append sends, prepared (and checked for size) before the call.
 struct Plan {
-    /// Every stream the commit names, once each, sorted (the lock order).
+    /// Every stream the commit names, once each, sorted (the lock order), with the version
+    /// the commit expects it at (its first part's) and the version after the commit.
     streams: Vec<String>,
-    written: Vec<Written>,
-    /// Streams only guarded (no events in this commit).
+    expected: Vec<i64>,
+    new: Vec<i64>,
+    /// The streams the commit only guards (no events).
     guarded: Vec<String>,
+    /// False when a stream named twice is expected, the second time, at another version than
+    /// its first part leaves it at: such a commit is a conflict whatever is stored.
+    consistent: bool,
     /// The events' columns, in commit order.
     ids: Vec<String>,
     versions: Vec<i64>,
     types: Vec<String>,
     bodies: Vec<String>,
-    count: i64,
 }
 
 fn plan(commit: &Commit) -> Result<Plan, StoreError> {
-    let mut streams: Vec<String> = commit
-        .appends
-        .iter()
-        .map(|a| a.stream.to_string())
-        .collect();
-    streams.sort();
-    streams.dedup();
-    let mut written: Vec<Written> = Vec::new();
+    // (stream, expected, after, events) per stream, in the commit's order.
+    let mut named: Vec<(String, u64, u64, usize)> = Vec::with_capacity(commit.appends.len());
+    let mut consistent = true;
     let (mut ids, mut versions, mut types, mut bodies) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for a in &commit.appends {
-        if a.events.is_empty() {
-            continue;
-        }
         let stream = a.stream.to_string();
-        let last = a.expected_version.saturating_add(a.events.len() as u64);
-        let new = to_sql_int(last, "version")?;
-        match written.iter_mut().find(|w| w.stream == stream) {
-            Some(w) => w.new = new,
-            None => written.push(Written {
-                stream: stream.clone(),
-                expected: to_sql_int(a.expected_version, "version")?,
-                new,
-            }),
-        }
+        let count = a.events.len();
         for e in &a.events {
             ids.push(stream.clone());
             versions.push(to_sql_int(e.version, "version")?);
             types.push(e.type_name().to_owned());
             bodies.push(e.to_json().to_string());
         }
+        let after = a.expected_version.saturating_add(count as u64);
+        match named.iter_mut().find(|(s, ..)| *s == stream) {
+            Some((_, _, at, events)) => {
+                consistent &= *at == a.expected_version;
+                *at = after;
+                *events += count;
+            }
+            None => named.push((stream, a.expected_version, after, count)),
+        }
     }
-    let guarded = streams
-        .iter()
-        .filter(|s| !written.iter().any(|w| &&w.stream == s))
-        .cloned()
-        .collect();
-    let count = to_sql_int(ids.len() as u64, "event count")?;
-    Ok(Plan {
-        streams,
-        written,
-        guarded,
+    named.sort_by(|x, y| x.0.cmp(&y.0));
+    let mut plan = Plan {
+        streams: Vec::with_capacity(named.len()),
+        expected: Vec::with_capacity(named.len()),
+        new: Vec::with_capacity(named.len()),
+        guarded: Vec::new(),
+        consistent,
         ids,
         versions,
         types,
         bodies,
-        count,
-    })
+    };
+    for (stream, expected, after, events) in named {
+        plan.expected.push(to_sql_int(expected, "version")?);
+        plan.new.push(to_sql_int(after, "version")?);
+        if events == 0 {
+            plan.guarded.push(stream.clone());
+        }
+        plan.streams.push(stream);
+    }
+    Ok(plan)
 }
 
 /// The first stream of `commit`, in its order, whose expected version differs from `current`
-/// (a stream named twice is checked against its own earlier part).
+/// (a stream named twice is checked against its own earlier part; a stream not in `current`
+/// is at version 0).
 fn first_stale(commit: &Commit, current: &[(String, u64)]) -> Option<StoreError> {
     let mut seen: Vec<(&StreamId, u64)> = Vec::new();
     for a in &commit.appends {
@@ -933,97 +993,65 @@ fn stream_versions(rows: &[PgRow], shown: &str) -> Result<Vec<(String, u64)>, St
         .collect()
 }
 
+/// The versions an `LK409` refusal reports in its DETAIL (`[[stream, version], …]`).
+fn refused_versions(db: &dyn sqlx::error::DatabaseError) -> Option<Vec<(String, u64)>> {
+    db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .and_then(|e| e.detail())
+        .and_then(|d| serde_json::from_str(d).ok())
+}
+
 impl Shared {
     fn failed(&self, e: &sqlx::Error) -> StoreError {
         failed(&self.shown, e)
     }
 
-    /// One append in one transaction (see the module documentation).
+    /// One append: one call of `append_commit`, in its own transaction (see the module
+    /// documentation).
     async fn append(&self, commit: Commit, synced: bool) -> Result<Vec<Envelope>, StoreError> {
         let started = Instant::now();
         let plan = plan(&commit)?;
-        let mut tx = if synced {
-            self.pool.begin().await
-        } else {
-            self.pool
-                .begin_with("BEGIN; SET LOCAL synchronous_commit TO OFF")
-                .await
+        if !plan.consistent {
+            // A conflict whatever is stored: report the first stale part as things are.
+            return Err(self.stale_now(&commit).await);
         }
-        .map_err(|e| self.failed(&e))?;
-
-        // 1. Lock every stream, in sorted order; read the versions.
-        let locked = sqlx::query(AssertSqlSafe(self.sql.lock_streams.as_str()))
+        let called = sqlx::query_scalar::<_, i64>(AssertSqlSafe(self.sql.append_commit.as_str()))
+            .bind(commit.command_id.as_str())
+            .bind(&commit.fingerprint)
+            .bind(synced)
             .bind(&plan.streams)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(|e| self.failed(&e))?;
-        let current = stream_versions(&locked, &self.shown)?;
-
-        // 2. Check them in the commit's order.
-        if let Some(conflict) = first_stale(&commit, &current) {
-            tx.rollback().await.map_err(|e| self.failed(&e))?;
-            return Err(conflict);
-        }
-        if plan.written.is_empty() {
-            // Guards only: nothing to store, nothing to record.
-            tx.rollback().await.map_err(|e| self.failed(&e))?;
-            return Ok(Vec::new());
-        }
-
-        // 3. The command id, and the conditional version updates.
-        let (written, expected, new): (Vec<&str>, Vec<i64>, Vec<i64>) = plan.written.iter().fold(
-            (Vec::new(), Vec::new(), Vec::new()),
-            |(mut s, mut e, mut n), w| {
-                s.push(w.stream.as_str());
-                e.push(w.expected);
-                n.push(w.new);
-                (s, e, n)
-            },
-        );
-        let (recorded, moved): (i64, i64) =
-            sqlx::query_as(AssertSqlSafe(self.sql.record_and_move.as_str()))
-                .bind(commit.command_id.as_str())
-                .bind(&commit.fingerprint)
-                .bind(&written)
-                .bind(&expected)
-                .bind(&new)
-                .bind(&plan.guarded)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| self.failed(&e))?;
-        if recorded == 0 {
-            tx.rollback().await.map_err(|e| self.failed(&e))?;
-            return Err(StoreError::CommandApplied(commit.command_id.to_string()));
-        }
-        if moved != written.len() as i64 {
-            tx.rollback().await.map_err(|e| self.failed(&e))?;
-            return Err(self.stale_after_all(&commit).await);
-        }
-
-        // 4. The positions, last; the events and the command record's positions with them.
-        let inserted =
-            sqlx::query_scalar::<_, i64>(AssertSqlSafe(self.sql.take_positions.as_str()))
-                .bind(plan.count)
-                .bind(commit.command_id.as_str())
-                .bind(&plan.ids)
-                .bind(&plan.versions)
-                .bind(&plan.types)
-                .bind(&plan.bodies)
-                .fetch_one(&mut *tx)
-                .await;
-        let base = match inserted {
+            .bind(&plan.expected)
+            .bind(&plan.new)
+            .bind(&plan.guarded)
+            .bind(&plan.ids)
+            .bind(&plan.versions)
+            .bind(&plan.types)
+            .bind(&plan.bodies)
+            .fetch_one(&self.pool)
+            .await;
+        let base = match called {
             Ok(base) => base,
-            Err(sqlx::Error::Database(db)) if db.constraint() == Some("events_stream_version") => {
-                // The backstop: another event holds one of these versions.
-                tx.rollback().await.map_err(|e| self.failed(&e))?;
-                return Err(self.stale_after_all(&commit).await);
-            }
+            Err(sqlx::Error::Database(db)) => match db.code().as_deref() {
+                Some("LK409") => {
+                    return Err(match refused_versions(db.as_ref()) {
+                        Some(current) => first_stale(&commit, &current)
+                            .unwrap_or_else(|| self.taken_concurrently(&commit)),
+                        None => self.taken_concurrently(&commit),
+                    })
+                }
+                // Guards only: nothing to store, nothing recorded.
+                Some("LK204") => return Ok(Vec::new()),
+                Some("LK208") => {
+                    return Err(StoreError::CommandApplied(commit.command_id.to_string()))
+                }
+                // The backstop (`UNIQUE(stream_id, version)`), which the stream locks rule out.
+                _ if db.constraint() == Some("events_stream_version") => {
+                    return Err(self.taken_concurrently(&commit))
+                }
+                _ => return Err(self.failed(&sqlx::Error::Database(db))),
+            },
             Err(e) => return Err(self.failed(&e)),
         };
         let base = from_sql_int(base, 0, "the position counter")?;
-
-        // 5. Commit.
-        tx.commit().await.map_err(|e| self.failed(&e))?;
         let mut position = base;
         let mut stored = Vec::with_capacity(plan.ids.len());
         for a in commit.appends {
@@ -1044,10 +1072,9 @@ impl Shared {
         Ok(stored)
     }
 
-    /// The conflict to report when a write found a version other than the one checked under
-    /// the lock (which the locks rule out; the backstop's answer): the first stale stream as
-    /// committed now.
-    async fn stale_after_all(&self, commit: &Commit) -> StoreError {
+    /// The conflict of a commit that cannot apply whatever is stored: its first stale part
+    /// against the versions as they are now.
+    async fn stale_now(&self, commit: &Commit) -> StoreError {
         let streams: Vec<String> = commit
             .appends
             .iter()
@@ -1064,12 +1091,16 @@ impl Shared {
             },
             Err(e) => return self.failed(&e),
         };
-        first_stale(commit, &current).unwrap_or_else(|| {
-            StoreError::Backend(format!(
-                "{}: a version of the commit of {} was taken concurrently; nothing was stored, retry",
-                self.shown, commit.command_id
-            ))
-        })
+        first_stale(commit, &current).unwrap_or_else(|| self.taken_concurrently(commit))
+    }
+
+    /// The retryable error for a refusal whose stale stream could not be named (which the
+    /// locks rule out).
+    fn taken_concurrently(&self, commit: &Commit) -> StoreError {
+        StoreError::Backend(format!(
+            "{}: a version of the commit of {} was taken concurrently; nothing was stored, retry",
+            self.shown, commit.command_id
+        ))
     }
 
     async fn envelopes(

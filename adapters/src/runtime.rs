@@ -45,6 +45,7 @@ impl OwnedRuntime {
     }
 
     /// Starts `work` as a task that runs until it ends or the runtime shuts down.
+    #[cfg(feature = "nats")]
     pub(crate) fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
         if let Some(runtime) = self.0.as_ref() {
             drop(runtime.spawn(work));

@@ -517,6 +517,60 @@ fn a_schema_written_by_a_newer_lendkit_is_refused_untouched() {
     );
 }
 
+/// A library written before appends were one function call (migration 1 only) gets the
+/// function on its next open and appends on from where it was; a library whose function was
+/// dropped (by hand) is damaged, not a library that fails each append.
+#[test]
+fn a_library_of_migration_1_is_migrated_and_one_without_its_function_is_damaged() {
+    let Some(url) = pg_url() else { return };
+    let schemas = Schemas::new(&url);
+    let s = contract::stream("m-1");
+
+    let old = schemas.name();
+    let stored = {
+        let store = schemas.open(&old);
+        block_on(store.append(contract::commit(vec![contract::batch(&s, 0, 2, "c-1")]))).unwrap()
+    };
+    psql(
+        &url,
+        &format!(
+            "DROP FUNCTION {old}.append_commit; DELETE FROM {old}.migrations WHERE version > 1;"
+        ),
+    );
+    let store = schemas.open(&old);
+    assert_eq!(
+        rows(
+            &url,
+            &format!("SELECT max(version)::text FROM {old}.migrations")
+        ),
+        [[Some(
+            lendkit_adapters::pg_store::MIGRATIONS.len().to_string()
+        )]],
+        "the missing migration ran"
+    );
+    assert_eq!(block_on(store.read_all(0, 10)).unwrap(), stored);
+    let more =
+        block_on(store.append(contract::commit(vec![contract::batch(&s, 2, 1, "c-2")]))).unwrap();
+    assert_eq!((more[0].position, more[0].version), (3, 3));
+    assert_eq!(
+        block_on(store.append(contract::commit(vec![contract::batch(&s, 2, 1, "c-3")]))),
+        Err(StoreError::Conflict {
+            stream: s.to_string(),
+            expected: 2,
+            actual: 3
+        })
+    );
+    drop(store);
+
+    psql(&url, &format!("DROP FUNCTION {old}.append_commit"));
+    match PgEventStore::connect(&url, PgOptions::in_schema(&old)) {
+        Err(StoreError::Damaged { reason, .. }) => {
+            assert!(reason.contains("append_commit"), "{reason}");
+        }
+        other => panic!("expected Damaged, got {other:?}"),
+    }
+}
+
 /// A schema holding another program's tables is not a library: opening it is refused, writes
 /// nothing, and `drop_schema` will not drop it. An empty schema (made by a DBA, say) becomes one.
 #[test]
@@ -591,7 +645,9 @@ fn concurrent_opens_of_a_new_schema_create_it_once() {
             &url,
             &format!("SELECT count(*)::text FROM {schema}.migrations")
         ),
-        [vec![Some("1".to_owned())]]
+        [vec![Some(
+            lendkit_adapters::pg_store::MIGRATIONS.len().to_string()
+        )]]
     );
 }
 
