@@ -388,8 +388,8 @@ enum Cmd {
         books: Option<usize>,
         /// Only the PostgreSQL and NATS figures, against this PostgreSQL server (with
         /// `--nats`): appends next to a raw counter-row insert at 1, 4 and 16 writers,
-        /// lifecycles through 1 and 3 connected libraries, commit-to-handler latency. Needs a
-        /// build with the `nats` feature.
+        /// lifecycles through 1 and 3 connected libraries (policies with one worker, and with
+        /// one per partition), commit-to-handler latency. Needs a build with the `nats` feature.
         #[arg(long, requires = "nats", value_name = "URL")]
         pg: Option<String>,
         /// The NATS server for `--pg`.

@@ -17,9 +17,11 @@
 //! Each run works in schemas and namespaces of its own and drops them at the end.
 
 use crate::bench::{must, setup};
+use lendkit::adapters::InMemoryEventBus;
 use lendkit::adapters::{NatsEventBus, PgEventStore, PgOptions};
 use lendkit::event::Envelope;
 use lendkit::ids::{CommandId, StreamId};
+use lendkit::policies::POLICIES;
 use lendkit::ports::{Commit, EventStore, StreamAppend};
 use lendkit::{block_on, Actor, Command, Config, ConnectOptions, OpenLibrary};
 use serde_json::{json, Value};
@@ -106,12 +108,22 @@ pub fn run(
     report.insert("pg_appends".into(), Value::Array(appends));
 
     let mut lifecycles = Vec::new();
-    for libraries in [1usize, 3] {
-        let name = format!("{tag}_l{libraries}");
-        let rate = lifecycles_per_s(pg, nats, &name, libraries, sizes.lifecycles);
-        drop_place(pg, nats, &name);
-        say(out, format!("lifecycles through {libraries} connected librar{} (background runners, every policy done): {rate:>6.0}/s", if libraries == 1 { "y" } else { "ies" }))?;
-        lifecycles.push(json!({"libraries": libraries, "lifecycles_per_s": rate, "lifecycles": sizes.lifecycles}));
+    // Each policy with one worker (the default: one event in flight per policy, whichever
+    // process takes it), then with one worker per partition of the stream (one event in flight
+    // per policy and partition).
+    for workers in [1u32, PARTITIONS] {
+        for libraries in [1usize, 3] {
+            let name = format!("{tag}_l{libraries}_w{workers}");
+            let rate = lifecycles_per_s(pg, nats, &name, libraries, workers, sizes.lifecycles);
+            drop_place(pg, nats, &name);
+            let how = if workers == 1 {
+                "each policy one worker".to_owned()
+            } else {
+                format!("each policy {workers} workers, one per partition")
+            };
+            say(out, format!("lifecycles through {libraries} connected librar{} ({how}; background runners, every policy done): {rate:>6.0}/s", if libraries == 1 { "y" } else { "ies" }))?;
+            lifecycles.push(json!({"libraries": libraries, "policy_workers": workers, "lifecycles_per_s": rate, "lifecycles": sizes.lifecycles}));
+        }
     }
     report.insert("pg_nats_lifecycles".into(), Value::Array(lifecycles));
 
@@ -369,24 +381,62 @@ fn raw_appends(pg: &str, schema: &str, commits: &[Commit], writers: usize) -> f6
     rate
 }
 
-fn connect(pg: &str, nats: &str, name: &str, background: bool) -> OpenLibrary {
+/// The partitions of the benches' NATS streams (the default).
+const PARTITIONS: u32 = 4;
+
+/// A connected library whose policies run with `workers` workers each (1, or one per
+/// partition).
+fn connect(pg: &str, nats: &str, name: &str, background: bool, workers: u32) -> OpenLibrary {
+    let options = ConnectOptions::named(name);
+    debug_assert_eq!(options.nats.partitions, PARTITIONS);
     must(OpenLibrary::connect(
         pg,
         nats,
-        ConnectOptions::named(name),
+        options,
         Config {
             background,
+            workers: POLICIES
+                .iter()
+                .map(|p| (p.name.to_owned(), workers))
+                .collect(),
             ..Config::default()
         },
     ))
 }
 
-/// Waits until every policy checkpoint the store holds has reached its head.
-fn wait_for_policies(store: &PgEventStore) {
+/// Waits until every policy has handled every event: each worker's checkpoint has reached the
+/// last event of its share of the log (the head, for a policy with one worker; with one worker
+/// per partition, the last event of a stream in that partition).
+fn wait_for_policies(store: &PgEventStore, workers: u32, read: &mut (u64, Vec<u64>)) {
     loop {
         let head = must(block_on(store.head()).map_err(lendkit::Error::from));
+        let last = if workers == 1 {
+            vec![head]
+        } else {
+            // The last position of each partition, read on from where the last call stopped.
+            let (read_to, last) = read;
+            last.resize(workers as usize, 0);
+            while *read_to < head {
+                let page =
+                    must(block_on(store.read_all(*read_to, 1_000)).map_err(lendkit::Error::from));
+                let Some(end) = page.last().map(|e| e.position) else {
+                    break;
+                };
+                for e in &page {
+                    last[InMemoryEventBus::worker_for(&e.stream, workers) as usize] = e.position;
+                }
+                *read_to = end;
+            }
+            last.clone()
+        };
         let checkpoints = must(block_on(store.checkpoints()).map_err(lendkit::Error::from));
-        if !checkpoints.is_empty() && checkpoints.iter().all(|(_, p)| *p >= head) {
+        let done = POLICIES.iter().filter(|p| p.name != "notices").all(|p| {
+            last.iter().enumerate().all(|(w, &upto)| {
+                let key = format!("{}/{workers}#{w}", p.name);
+                upto == 0 || checkpoints.iter().any(|(k, at)| *k == key && *at >= upto)
+            })
+        });
+        if done {
             return;
         }
         std::thread::sleep(Duration::from_millis(2));
@@ -395,18 +445,26 @@ fn wait_for_policies(store: &PgEventStore) {
 
 /// Lifecycles per second through `libraries` connected libraries (background runners on),
 /// commands spread over them from one thread each, every policy done at the end of each phase.
-fn lifecycles_per_s(pg: &str, nats: &str, name: &str, libraries: usize, lifecycles: usize) -> f64 {
+fn lifecycles_per_s(
+    pg: &str,
+    nats: &str,
+    name: &str,
+    libraries: usize,
+    workers: u32,
+    lifecycles: usize,
+) -> f64 {
     drop_place(pg, nats, name);
     let libs: Vec<OpenLibrary> = (0..libraries)
-        .map(|_| connect(pg, nats, name, true))
+        .map(|_| connect(pg, nats, name, true, workers))
         .collect();
     let (members, books) = (100, 10);
     setup(&libs[0], members, books, lifecycles);
     let store =
         must(PgEventStore::connect(pg, PgOptions::in_schema(name)).map_err(lendkit::Error::from));
-    wait_for_policies(&store);
+    let mut read = (0, Vec::new());
+    wait_for_policies(&store, workers, &mut read);
     let started = Instant::now();
-    let phase = |f: &(dyn Fn(&OpenLibrary, usize) + Sync)| {
+    let mut phase = |f: &(dyn Fn(&OpenLibrary, usize) + Sync)| {
         std::thread::scope(|s| {
             for (t, lib) in libs.iter().enumerate() {
                 s.spawn(move || {
@@ -416,7 +474,7 @@ fn lifecycles_per_s(pg: &str, nats: &str, name: &str, libraries: usize, lifecycl
                 });
             }
         });
-        wait_for_policies(&store);
+        wait_for_policies(&store, workers, &mut read);
     };
     let member = |i: usize| format!("m-{}", i % members);
     phase(&|lib, i| {
@@ -456,12 +514,12 @@ fn lifecycles_per_s(pg: &str, nats: &str, name: &str, libraries: usize, lifecycl
 /// policies; and the rate reached.
 fn latency(pg: &str, nats: &str, name: &str, reservations: usize, rate: u32) -> (f64, f64, f64) {
     drop_place(pg, nats, name);
-    let app = connect(pg, nats, name, false);
-    let workers: Vec<OpenLibrary> = (0..3).map(|_| connect(pg, nats, name, true)).collect();
+    let app = connect(pg, nats, name, false, 1);
+    let workers: Vec<OpenLibrary> = (0..3).map(|_| connect(pg, nats, name, true, 1)).collect();
     setup(&workers[0], 500, 10, reservations);
     let store =
         must(PgEventStore::connect(pg, PgOptions::in_schema(name)).map_err(lendkit::Error::from));
-    wait_for_policies(&store);
+    wait_for_policies(&store, 1, &mut (0, Vec::new()));
     let committed: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let allocated: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let done = std::sync::atomic::AtomicBool::new(false);
