@@ -21,7 +21,7 @@ use lendkit::adapters::InMemoryEventBus;
 use lendkit::adapters::{NatsEventBus, PgEventStore, PgOptions};
 use lendkit::event::Envelope;
 use lendkit::ids::{CommandId, StreamId};
-use lendkit::policies::POLICIES;
+use lendkit::policies::{NOTICES, POLICIES};
 use lendkit::ports::{Commit, EventStore, StreamAppend};
 use lendkit::{block_on, Actor, Command, Config, ConnectOptions, OpenLibrary};
 use serde_json::{json, Value};
@@ -430,7 +430,8 @@ fn wait_for_policies(store: &PgEventStore, workers: u32, read: &mut (u64, Vec<u6
             last.clone()
         };
         let checkpoints = must(block_on(store.checkpoints()).map_err(lendkit::Error::from));
-        let done = POLICIES.iter().filter(|p| p.name != "notices").all(|p| {
+        // Not notices: these libraries have no notifier, so they leave it to processes that do.
+        let done = POLICIES.iter().filter(|p| p.name != NOTICES.name).all(|p| {
             last.iter().enumerate().all(|(w, &upto)| {
                 let key = format!("{}/{workers}#{w}", p.name);
                 upto == 0 || checkpoints.iter().any(|(k, at)| *k == key && *at >= upto)
