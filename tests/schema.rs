@@ -196,3 +196,69 @@ fn decoding_stored_bytes_agrees_with_the_general_path_on_odd_input() {
         assert!(!fast.is_empty());
     }
 }
+
+/// The compact stored form (what sled keeps) holds exactly what the wire form holds: every
+/// event of schema 1 comes back equal, its payload is the wire form's payload, and the ids it
+/// leaves out because they follow from others come back whether or not they do.
+#[test]
+fn the_compact_stored_form_round_trips_every_event_of_schema_1() {
+    use lendkit::event::COMPACT_TAG;
+    for line in fixture() {
+        let envelope = Envelope::from_json(line.clone()).unwrap();
+        let bytes = envelope.encode_compact();
+        assert_eq!(bytes[0], COMPACT_TAG);
+        assert!(
+            bytes.len() < line.to_string().len(),
+            "{} compact bytes for {} of JSON",
+            bytes.len(),
+            line.to_string().len()
+        );
+        let back = Envelope::decode(&bytes).unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert_eq!(back, envelope, "{line}");
+        assert_eq!(back.to_json(), line, "the wire form changed on the way");
+        // Ids that do not follow from the others are stored, not derived.
+        let mut odd = envelope.clone();
+        odd.event_id = format!("{}#0{}", odd.stream, odd.version);
+        odd.correlation_id = format!("{}x", odd.stream.id);
+        odd.causation_id = format!("{}x", odd.command_id.0);
+        assert_eq!(Envelope::decode(&odd.encode_compact()).unwrap(), odd);
+        let mut same = envelope.clone();
+        same.correlation_id = same.stream.id.clone();
+        same.causation_id = same.command_id.0.clone();
+        same.event_id = Envelope::id_for(&same.stream, same.version);
+        let compact = same.encode_compact();
+        assert_eq!(Envelope::decode(&compact).unwrap(), same);
+        assert!(compact.len() < bytes.len() || bytes.len() == compact.len());
+    }
+}
+
+#[test]
+fn a_damaged_or_newer_compact_form_is_refused_with_a_reason() {
+    let envelope = Envelope::from_json(fixture()[0].clone()).unwrap();
+    let bytes = envelope.encode_compact();
+    // Every cut short of the payload is refused, never misread or a panic.
+    let payload_at = bytes.len() - envelope.event.payload().to_string().len();
+    for cut in 1..payload_at {
+        let err = Envelope::decode(&bytes[..cut]).unwrap_err();
+        assert!(err.contains("not a lendkit event"), "cut {cut}: {err}");
+    }
+    // A cut payload is an error too (its JSON does not parse).
+    assert!(Envelope::decode(&bytes[..bytes.len() - 1]).is_err());
+    // A later layout, or a later payload schema, says to upgrade.
+    let mut later = bytes.clone();
+    later[1] = 2;
+    assert!(Envelope::decode(&later)
+        .unwrap_err()
+        .contains("upgrade lendkit"));
+    let mut newer = bytes.clone();
+    newer[2] = 9;
+    assert!(Envelope::decode(&newer)
+        .unwrap_err()
+        .contains("upgrade lendkit"));
+    // Random damage never panics.
+    for i in 2..bytes.len() {
+        let mut damaged = bytes.clone();
+        damaged[i] ^= 0xA5;
+        let _ = Envelope::decode(&damaged);
+    }
+}

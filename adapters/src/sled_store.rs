@@ -4,11 +4,11 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `log` | position (u64, big-endian) | the envelope's JSON wire form (with its schema version) |
+//! | `log` | position (u64, big-endian) | the envelope's compact stored form ([`Envelope::encode_compact`]); a library first written before `meta/schema` 2 also holds events in the JSON wire form, and both are read |
 //! | `streams` | `stream\0version` | position |
 //! | `versions` | `stream` | the stream's version |
 //! | `command_ids` | command id | the fingerprint's length (u16), the fingerprint, then the positions the command stored (u64 each) |
-//! | `meta` | `format`, `schema`, `head`, `command_ids`, `snapshot:NAME` | `lendkit-events`, the schema written, the last position, whether `command_ids` covers the log; a snapshot's position (8 bytes) then its body |
+//! | `meta` | `format`, `schema`, `head`, `command_ids`, `snapshot:NAME` | `lendkit-events`, the store schema ([`STORE_SCHEMA`]), the last position, whether `command_ids` covers the log; a snapshot's position (8 bytes) then its body |
 //! | `checkpoints` | consumer | position |
 //! | `dead_letters` | id | JSON |
 //!
@@ -60,6 +60,15 @@ use crate::memory_store::check_shape;
 use async_trait::async_trait;
 use lendkit_core::error::StoreError;
 use lendkit_core::event::{Envelope, SCHEMA_VERSION};
+
+/// The store schema written to `meta/schema`: what a reader must understand to read the
+/// library. 1: events in the JSON wire form of payload schema 1. 2: events may also be in
+/// the compact stored form ([`Envelope::encode_compact`]). A library of schema 1 is marked 2
+/// when this lendkit opens it (its events stay as they are and are read as before); a lendkit
+/// that reads only schema 1 then refuses it with `SCHEMA_TOO_NEW` instead of misreading it. A
+/// new payload schema ([`SCHEMA_VERSION`]) raises this number too.
+pub const STORE_SCHEMA: u32 = 2;
+const _: () = assert!(SCHEMA_VERSION <= STORE_SCHEMA);
 use lendkit_core::ids::{CommandId, StreamId};
 use lendkit_core::ports::{CommandRecord, Commit, DeadLetter, EventStore};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
@@ -492,11 +501,17 @@ impl SledEventStore {
                     .get("schema")
                     .map_err(failed)?
                     .map_or(0, |v| u64_of(&v));
-                if schema > u64::from(SCHEMA_VERSION) {
+                if schema > u64::from(STORE_SCHEMA) {
                     return Err(StoreError::SchemaTooNew {
                         found: u32::try_from(schema).unwrap_or(u32::MAX),
-                        supported: SCHEMA_VERSION,
+                        supported: STORE_SCHEMA,
                     });
+                }
+                if schema < u64::from(STORE_SCHEMA) {
+                    // Marked before anything is written in the new form (see STORE_SCHEMA).
+                    meta.insert("schema", &u64::from(STORE_SCHEMA).to_be_bytes())
+                        .map_err(failed)?;
+                    db.flush().map_err(failed)?;
                 }
             }
             Some(_) => {
@@ -517,7 +532,7 @@ impl SledEventStore {
                         "{shown} (a sled database of another program)"
                     )));
                 }
-                meta.insert("schema", &u64::from(SCHEMA_VERSION).to_be_bytes())
+                meta.insert("schema", &u64::from(STORE_SCHEMA).to_be_bytes())
                     .map_err(failed)?;
                 meta.insert("format", FORMAT).map_err(failed)?;
                 db.flush().map_err(failed)?;
@@ -678,7 +693,7 @@ impl SledEventStore {
                         head += 1;
                         let mut e = e.clone();
                         e.position = head;
-                        log.insert(&head.to_be_bytes(), e.encode())?;
+                        log.insert(&head.to_be_bytes(), e.encode_compact())?;
                         streams.insert(
                             stream_key(&a.stream, &e.version.to_be_bytes()),
                             &head.to_be_bytes(),

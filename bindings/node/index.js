@@ -117,8 +117,16 @@ function readerText(a) {
 // ---- commands ----------------------------------------------------------------------------------
 
 /** `bookId` → `book_id`. */
+const SNAKE = new Map()
+
 function snake(key) {
-  return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
+  let s = SNAKE.get(key)
+  if (s === undefined) {
+    s = key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
+    // Field names are few; a caller's odd keys do not grow the cache without end.
+    if (SNAKE.size < 4096) SNAKE.set(key, s)
+  }
+  return s
 }
 
 /**
@@ -135,27 +143,32 @@ function nativeCommand(method, input) {
     throw invalid(`${method} takes an object of named fields`)
   }
   const spec = COMMANDS[method]
-  const names = new Map([[spec.name, method], ...spec.fields.map((f) => [snake(f), f])])
-  const fields = [['command', spec.name]]
+  const command = { command: spec.name }
   let commandId
-  for (const [key, value] of Object.entries(input)) {
+  for (const key of Object.keys(input)) {
+    const value = input[key]
     if (value === undefined) continue
     if (key === 'commandId') {
       commandId = value ?? undefined
     } else if (key === 'command') {
       throw invalid(`${method} has no field "command"`)
+    } else if (key === '__proto__') {
+      // A plain assignment would set the object's prototype, not a field the core can refuse.
+      Object.defineProperty(command, key, { value, enumerable: true, writable: true, configurable: true })
     } else {
-      fields.push([snake(key), value])
-      names.set(snake(key), key)
+      command[snake(key)] = value
     }
   }
-  return { command: Object.fromEntries(fields), commandId, names }
+  // The JS names of the fields, for wording an error: made only when there is one.
+  const names = () => new Map([[spec.name, method], ...spec.fields.map((f) => [snake(f), f]), ...Object.keys(input).map((k) => [snake(k), k])])
+  return { command, commandId, names }
 }
 
 /** The core's `INVALID_INPUT` naming fields as the JS caller wrote them (`bookId`, not `book_id`). */
 function inJsTerms(e, names) {
   if (e.code !== ErrorCode.INVALID_INPUT) return e
-  const message = e.message.replace(/\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b/g, (word) => names.get(word) ?? word)
+  const known = names()
+  const message = e.message.replace(/\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b/g, (word) => known.get(word) ?? word)
   return message === e.message ? e : new LendkitError(e.code, message, { cause: e.cause ?? e })
 }
 

@@ -466,7 +466,7 @@ fn raw_sled(dir: &Path, events: &[Envelope], flush: bool) -> Duration {
     let mut groups: Vec<Vec<(Vec<u8>, Vec<u8>)>> = Vec::new();
     let mut last_cmd = None;
     for e in events {
-        let entry = (e.position.to_be_bytes().to_vec(), e.encode());
+        let entry = (e.position.to_be_bytes().to_vec(), e.encode_compact());
         if last_cmd.as_ref() == Some(&e.command_id) {
             if let Some(g) = groups.last_mut() {
                 g.push(entry);

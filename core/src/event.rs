@@ -12,6 +12,9 @@ use crate::rentals::RentalEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+mod compact;
+pub use compact::COMPACT_TAG;
+
 /// Defines an aggregate's event enum (tagged by `type` in JSON) with its `TYPES` list and
 /// `type_name()`, from the variants alone: an event type is named once.
 macro_rules! event_enum {
@@ -121,6 +124,11 @@ macro_rules! aggregates {
             /// Every stream kind, in table order.
             pub const KINDS: &'static [StreamKind] = &[$(StreamKind::$kind),*];
 
+            /// Appends the event's tagged JSON form (`{"type":…,` then its fields) to `out`.
+            fn write_tagged(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+                match self { $( Event::$variant(e) => serde_json::to_writer(out, e), )* }
+            }
+
             fn payload_value(&self) -> Result<Value, serde_json::Error> {
                 match self { $( Event::$variant(e) => serde_json::to_value(e), )* }
             }
@@ -195,6 +203,34 @@ impl Event {
         value
     }
 
+    /// Appends the payload's JSON text (the fields without the type name, as in the wire
+    /// form's `payload`) to `out`, without building a `serde_json::Value`: the tagged form is
+    /// written and its leading `"type":"…"` member cut out.
+    pub(crate) fn write_payload(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        let type_name = self.type_name();
+        if self.write_tagged(out).is_ok() {
+            // An internally tagged enum writes its tag first: `{"type":"Name"` then `,` or `}`.
+            let tag_len = r#"{"type":""#.len() + type_name.len() + 1;
+            let written = &out[start..];
+            let tagged = written.len() > tag_len
+                && written.starts_with(br#"{"type":""#)
+                && &written[r#"{"type":""#.len()..tag_len - 1] == type_name.as_bytes()
+                && written[tag_len - 1] == b'"';
+            if tagged {
+                let cut = if written[tag_len] == b',' {
+                    tag_len + 1
+                } else {
+                    tag_len
+                };
+                out.drain(start + 1..start + cut);
+                return;
+            }
+        }
+        out.truncate(start);
+        out.extend_from_slice(self.payload().to_string().as_bytes());
+    }
+
     /// Rebuilds an event of `kind` from its type name and current-schema payload.
     pub fn from_payload(
         kind: StreamKind,
@@ -246,7 +282,30 @@ impl Envelope {
 
     /// The id an event of `stream` at `version` gets.
     pub fn id_for(stream: &StreamId, version: u64) -> String {
-        format!("{stream}#{version}")
+        // Built by hand rather than with `format!`: every stored event's id is made here, on
+        // every decode of the compact form too, and the formatting machinery cost several
+        // times the copying.
+        let kind = stream.kind.as_str();
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut n = version;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let digits = &digits[at..];
+        let mut id = String::with_capacity(kind.len() + stream.id.len() + digits.len() + 2);
+        id.push_str(kind);
+        id.push(':');
+        id.push_str(&stream.id);
+        id.push('#');
+        // ASCII digits only.
+        id.extend(digits.iter().map(|d| char::from(*d)));
+        id
     }
 
     /// The wire form: a JSON object with every envelope field, `type`, `schema` and `payload`.
@@ -272,6 +331,16 @@ impl Envelope {
         self.to_json().to_string().into_bytes()
     }
 
+    /// Encodes the envelope in the compact stored form (see [`COMPACT_TAG`]'s module: a tag
+    /// byte, varints, length-prefixed strings, ids that follow from others left out, and the
+    /// payload's JSON text). What a store that keeps its own bytes writes; [`decode`](Envelope::decode)
+    /// reads it back, and the wire form ([`encode`](Envelope::encode)) stays JSON.
+    pub fn encode_compact(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(160);
+        compact::encode_into(self, &mut out);
+        out
+    }
+
     /// Decodes a stored envelope, upcasting payloads written by older schemas.
     ///
     /// The usual case — an event of the current schema — is read straight from the bytes: the
@@ -280,7 +349,13 @@ impl Envelope {
     /// without building a `serde_json::Value` or buffering the tagged form first (opening a library decodes every event:
     /// this path is several times cheaper). Anything else takes the general path of
     /// [`from_json`](Envelope::from_json); both give the same envelope or the same error.
+    ///
+    /// Bytes that begin with [`COMPACT_TAG`] are the compact form
+    /// ([`encode_compact`](Envelope::encode_compact)), read field by field.
     pub fn decode(bytes: &[u8]) -> Result<Envelope, String> {
+        if bytes.first() == Some(&COMPACT_TAG) {
+            return compact::decode(bytes);
+        }
         let fast = std::str::from_utf8(bytes)
             .ok()
             .and_then(|text| serde_json::from_str::<WireRef<'_>>(text).ok())
@@ -427,6 +502,14 @@ fn upcast(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_id_is_its_stream_and_version() {
+        let s = StreamId::new(StreamKind::Rental, "r-1");
+        for v in [0, 1, 9, 10, 12_345, u64::MAX] {
+            assert_eq!(Envelope::id_for(&s, v), format!("rental:r-1#{v}"));
+        }
+    }
 
     #[test]
     fn the_table_of_aggregates_covers_every_stream_kind_once() {

@@ -47,7 +47,6 @@ pub struct Event {
 
 impl From<&Envelope> for Event {
     fn from(e: &Envelope) -> Self {
-        let wire = e.to_json();
         Event {
             event_id: e.event_id.clone(),
             stream: e.stream.to_string(),
@@ -60,11 +59,9 @@ impl From<&Envelope> for Event {
             command_id: e.command_id.to_string(),
             actor: e.actor.to_string(),
             kind: e.type_name().to_owned(),
-            schema: wire["schema"]
-                .as_u64()
-                .and_then(|s| u32::try_from(s).ok())
-                .unwrap_or(0),
-            payload: wire["payload"].clone(),
+            // What the wire form (`Envelope::to_json`) says, without building all of it.
+            schema: lendkit::event::SCHEMA_VERSION,
+            payload: e.event.payload(),
         }
     }
 }
