@@ -262,3 +262,20 @@ fn a_damaged_or_newer_compact_form_is_refused_with_a_reason() {
         let _ = Envelope::decode(&damaged);
     }
 }
+
+/// The wire form's text, written straight from the envelope, is the wire form: the same JSON
+/// value as `to_json`, for every event of schema 1 and for strings that need escaping.
+#[test]
+fn the_wire_text_is_the_wire_form() {
+    for line in fixture() {
+        let mut envelope = Envelope::from_json(line.clone()).unwrap();
+        let text: serde_json::Value = serde_json::from_str(&envelope.to_json_text()).unwrap();
+        assert_eq!(text, line);
+        assert_eq!(envelope.encode(), envelope.to_json_text().into_bytes());
+        envelope.correlation_id = "\"q\" \\ \u{e9} \t \u{1F4DA}".into();
+        envelope.causation_id = "\u{0}\u{1f}".into();
+        let text: serde_json::Value = serde_json::from_str(&envelope.to_json_text()).unwrap();
+        assert_eq!(text, envelope.to_json());
+        assert_eq!(Envelope::decode(&envelope.encode()).unwrap(), envelope);
+    }
+}

@@ -915,7 +915,7 @@ fn plan(commit: &Commit) -> Result<Plan, StoreError> {
             ids.push(stream.clone());
             versions.push(to_sql_int(e.version, "version")?);
             types.push(e.type_name().to_owned());
-            bodies.push(e.to_json().to_string());
+            bodies.push(e.to_json_text());
         }
         let after = a.expected_version.saturating_add(count as u64);
         match named.iter_mut().find(|(s, ..)| *s == stream) {

@@ -339,7 +339,7 @@ fn raw_appends(pg: &str, schema: &str, commits: &[Commit], writers: usize) -> f6
                         .map(|(e, p)| {
                             let mut e = (*e).clone();
                             e.position = *p as u64;
-                            e.to_json().to_string()
+                            e.to_json_text()
                         })
                         .collect();
                     sqlx::query(sqlx::AssertSqlSafe(insert.clone()))

@@ -326,9 +326,56 @@ impl Envelope {
         })
     }
 
-    /// Encodes the envelope for storage (compact JSON of [`to_json`](Envelope::to_json)).
+    /// The wire form ([`to_json`](Envelope::to_json)) as compact JSON text, written straight
+    /// from the envelope without building a `serde_json::Value` first (the keys in the same
+    /// order; the payload's fields in their declaration order). What the SQLite and
+    /// PostgreSQL stores keep as an event's body and what NATS carries.
+    pub fn to_json_text(&self) -> String {
+        let mut out = Vec::with_capacity(384);
+        let text = |out: &mut Vec<u8>, s: &str| {
+            // Writing a string into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, s);
+        };
+        let number = |out: &mut Vec<u8>, n: &dyn std::fmt::Display| {
+            use std::io::Write;
+            let _ = write!(out, "{n}");
+        };
+        out.extend_from_slice(br#"{"actor":"#);
+        match &self.actor {
+            Actor::System => out.extend_from_slice(br#""system""#),
+            other => text(&mut out, &other.to_string()),
+        }
+        out.extend_from_slice(br#","causation_id":"#);
+        text(&mut out, &self.causation_id);
+        out.extend_from_slice(br#","command_id":"#);
+        text(&mut out, &self.command_id.0);
+        out.extend_from_slice(br#","correlation_id":"#);
+        text(&mut out, &self.correlation_id);
+        out.extend_from_slice(br#","event_id":"#);
+        text(&mut out, &self.event_id);
+        out.extend_from_slice(br#","occurred_at":"#);
+        number(&mut out, &self.occurred_at.0);
+        out.extend_from_slice(br#","payload":"#);
+        self.event.write_payload(&mut out);
+        out.extend_from_slice(br#","position":"#);
+        number(&mut out, &self.position);
+        out.extend_from_slice(br#","schema":"#);
+        number(&mut out, &SCHEMA_VERSION);
+        out.extend_from_slice(br#","stream":"#);
+        text(&mut out, &self.stream.to_string());
+        out.extend_from_slice(br#","type":"#);
+        text(&mut out, self.type_name());
+        out.extend_from_slice(br#","version":"#);
+        number(&mut out, &self.version);
+        out.push(b'}');
+        // Every piece above is valid UTF-8: JSON punctuation, escaped strings and numbers.
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+
+    /// Encodes the envelope as its wire form's compact JSON text ([`to_json_text`](Envelope::to_json_text)).
     pub fn encode(&self) -> Vec<u8> {
-        self.to_json().to_string().into_bytes()
+        self.to_json_text().into_bytes()
     }
 
     /// Encodes the envelope in the compact stored form (see [`COMPACT_TAG`]'s module: a tag
