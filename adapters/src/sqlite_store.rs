@@ -921,12 +921,19 @@ fn write_group(
             }
             run(conn, "BEGIN IMMEDIATE")?;
         }
-        run(conn, "SAVEPOINT grp")?;
+        // A savepoint only where earlier groups wait in the open transaction: a group that
+        // begins the transaction is undone by rolling it all back, and a savepoint would cost
+        // a statement each way plus a copy of every page it changes (SQLite's sub-journal).
+        if was_open {
+            run(conn, "SAVEPOINT grp")?;
+        }
         let mut outcomes = Vec::with_capacity(group.len());
         for (_, op) in group {
             outcomes.push(apply(conn, op)?);
         }
-        run(conn, "RELEASE grp")?;
+        if was_open {
+            run(conn, "RELEASE grp")?;
+        }
         Ok(outcomes)
     })();
     let outcomes = match applied {
@@ -1077,15 +1084,6 @@ fn append_in(
     if commit.appends.iter().all(|a| a.events.is_empty()) {
         return Ok(Ok(Vec::new()));
     }
-    let applied = conn
-        .prepare_cached("SELECT 1 FROM commands WHERE command_id = ?1")?
-        .query_row([commit.command_id.as_str()], |_| Ok(()))
-        .optional()?;
-    if applied.is_some() {
-        return Ok(Err(StoreError::CommandApplied(
-            commit.command_id.to_string(),
-        )));
-    }
     let head: i64 = conn
         .prepare_cached("SELECT coalesce(max(position), 0) FROM events")?
         .query_row([], |row| row.get(0))?;
@@ -1103,6 +1101,33 @@ fn append_in(
     }
     if let Err(e) = to_sql_int(head.saturating_add(count), "position") {
         return Ok(Err(e));
+    }
+    // The command record first: its primary key is the check that the command id was never
+    // applied (a violation writes nothing and leaves the transaction as it was), so a commit
+    // needs no lookup of its own.
+    let recorded = conn
+        .prepare_cached(
+            "INSERT INTO commands(command_id, fingerprint, first_position, last_position)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            commit.command_id.as_str(),
+            commit.fingerprint,
+            (head + 1) as i64,
+            (head + count) as i64,
+        ]);
+    match recorded {
+        Ok(_) => {}
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            // PRIMARYKEY in a `WITHOUT ROWID` table; UNIQUE in a file made before those.
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+        {
+            return Ok(Err(StoreError::CommandApplied(
+                commit.command_id.to_string(),
+            )));
+        }
+        Err(e) => return Err(e),
     }
     let mut insert_event = conn.prepare_cached(
         "INSERT INTO events(position, stream, version, type, command_id, body)
@@ -1130,23 +1155,13 @@ fn append_in(
                 e.version as i64,
                 e.type_name(),
                 commit.command_id.as_str(),
-                e.to_json().to_string(),
+                e.to_json_text(),
             ])?;
             stored.push(e);
         }
         let version = a.expected_version.saturating_add(a.events.len() as u64);
         set_version.execute(params![stream, version as i64])?;
     }
-    conn.prepare_cached(
-        "INSERT INTO commands(command_id, fingerprint, first_position, last_position)
-         VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![
-        commit.command_id.as_str(),
-        commit.fingerprint,
-        (head + 1) as i64,
-        position as i64,
-    ])?;
     Ok(Ok(stored))
 }
 

@@ -829,3 +829,52 @@ fn a_failed_commit_of_waiting_writes_refuses_every_call_until_reopened() {
     one_event(&store, "m-2", "c-2");
     assert_eq!(block_on(store.head()).unwrap(), 2);
 }
+
+/// A file made before the text-keyed tables were `WITHOUT ROWID` (its command ids a plain
+/// `UNIQUE` index beside a rowid) refuses a repeated command id the same way, with nothing
+/// written: the store finds a repeat by the constraint, not by a lookup.
+#[test]
+fn a_file_of_the_first_layout_refuses_a_repeated_command_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("first.sqlite");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE events(position INTEGER PRIMARY KEY, stream TEXT NOT NULL,
+                 version INTEGER NOT NULL, type TEXT NOT NULL, command_id TEXT NOT NULL,
+                 body TEXT NOT NULL, UNIQUE(stream, version));
+             CREATE TABLE streams(stream TEXT PRIMARY KEY, version INTEGER NOT NULL);
+             CREATE TABLE commands(command_id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL,
+                 first_position INTEGER NOT NULL, last_position INTEGER NOT NULL);
+             CREATE TABLE checkpoints(consumer TEXT PRIMARY KEY, position INTEGER NOT NULL);
+             CREATE TABLE dead_letters(seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+                 body TEXT NOT NULL);
+             INSERT INTO meta(key, value) VALUES ('format', 'lendkit-events'), ('schema', '1');",
+        )
+        .unwrap();
+    }
+    for durability in [Durability::EveryCommit, Durability::Periodic(50)] {
+        let store = SqliteEventStore::open(&path, durability).unwrap();
+        let (a, b) = (contract::stream("a"), contract::stream("b"));
+        let head = block_on(store.head()).unwrap();
+        let first = format!("c-{head}");
+        block_on(store.append(contract::commit(vec![contract::batch(&a, head, 1, &first)])))
+            .unwrap();
+        for unsynced in [false, true] {
+            let again = contract::commit(vec![contract::batch(&b, 0, 1, &first)]);
+            let result = if unsynced {
+                block_on(store.append_unsynced(again))
+            } else {
+                block_on(store.append(again))
+            };
+            match result {
+                Err(StoreError::CommandApplied(id)) => assert_eq!(id, first),
+                other => panic!("{durability:?}: expected CommandApplied, got {other:?}"),
+            }
+        }
+        assert_eq!(block_on(store.head()).unwrap(), head + 1, "{durability:?}");
+        assert!(block_on(store.read_stream(&b)).unwrap().is_empty());
+    }
+}
