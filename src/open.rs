@@ -596,13 +596,21 @@ impl Drop for OpenLibrary {
 async fn deliver(lib: &Library, shared: &Shared) -> crate::Result<()> {
     let _one_at_a_time = shared.delivering.lock().await;
     loop {
-        let subscribers: Vec<(u64, Arc<Subscriber>)> = shared
-            .subscribers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect();
+        let subscribers: Vec<(u64, Arc<Subscriber>)> = {
+            let all = shared
+                .subscribers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if all.is_empty() {
+                // Nobody to hand events to, so nothing is read: everything committed so far
+                // counts as delivered. Read under the lock: a subscriber added after it takes
+                // its start (`subscribe`) at or past this position, so it misses nothing.
+                let committed = lib.committed_position();
+                shared.delivered.fetch_max(committed, Ordering::SeqCst);
+                return Ok(());
+            }
+            all.values().cloned().collect()
+        };
         let from = shared.delivered.load(Ordering::SeqCst);
         let batch = lib.events(from + 1, 512).await?;
         let Some(last) = batch.last().map(|e| e.position) else {

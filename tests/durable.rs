@@ -292,6 +292,50 @@ fn a_subscriber_sees_only_what_is_committed_after_it_subscribed() {
     );
 }
 
+/// With nobody subscribed, a delivery (which then reads no events) counts everything committed as
+/// delivered; a subscriber added afterwards, then removed, then another, each get exactly the
+/// events committed while they listened.
+#[test]
+fn delivering_to_nobody_counts_all_as_delivered_and_later_subscribers_miss_nothing() {
+    let notices = Arc::new(RecordingNotifier::new());
+    let lib = OpenLibrary::in_memory(manual(&notices)).unwrap();
+    register(&lib, "b-1", 3, 10);
+    join(&lib, "m-1");
+    settle(&lib);
+    assert_eq!(lib.delivered(), 0);
+    block_on(lib.deliver()).unwrap();
+    let head = block_on(lib.head()).unwrap();
+    assert_eq!(lib.delivered(), head, "everything counts as delivered");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let first = lib.subscribe(Box::new(move |e| sink.lock().unwrap().push(e.position)));
+    reserve(&lib, "b-1", "m-1", "r-1").unwrap();
+    settle(&lib);
+    block_on(lib.deliver()).unwrap();
+    let after_first = block_on(lib.head()).unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        (head + 1..=after_first).collect::<Vec<_>>()
+    );
+    assert!(lib.unsubscribe(first));
+    reserve(&lib, "b-1", "m-1", "r-2").unwrap();
+    settle(&lib);
+    block_on(lib.deliver()).unwrap();
+    let unheard = block_on(lib.head()).unwrap();
+    assert_eq!(lib.delivered(), unheard);
+    let later = Arc::new(Mutex::new(Vec::new()));
+    let sink = later.clone();
+    lib.subscribe(Box::new(move |e| sink.lock().unwrap().push(e.position)));
+    reserve(&lib, "b-1", "m-1", "r-3").unwrap();
+    settle(&lib);
+    block_on(lib.deliver()).unwrap();
+    assert_eq!(
+        *later.lock().unwrap(),
+        (unheard + 1..=block_on(lib.head()).unwrap()).collect::<Vec<_>>()
+    );
+    assert_eq!(seen.lock().unwrap().len() as u64, after_first - head);
+}
+
 /// `lendkit::migrate` copies a library from sled to SQLite and back: the same events at the same
 /// positions with the same ids, the same command records (a retry after the move still returns
 /// the first outcome), the same checkpoints and dead letters, and the same views.
