@@ -411,6 +411,7 @@ function warnSubscriber(e) {
 class Library extends LibraryCommands {
   #native
   #inline
+  #settlesInline
 
   constructor(handle, token) {
     if (token !== CONSTRUCT) throw invalid('use `await Library.open(path)` or `await Library.inMemory()`')
@@ -419,6 +420,8 @@ class Library extends LibraryCommands {
     // In memory with the members' point accounts, a command waits for no disk and no host port:
     // it runs right here, and the Promise resolves without a hop to a worker thread and back.
     this.#inline = handle.runsInline()
+    // …and, without a JS notifier, so does a settle: the saga's reactions run here too.
+    this.#settlesInline = handle.settlesInline()
   }
 
   /** Opens (or creates) the library stored at `path`. */
@@ -494,7 +497,8 @@ class Library extends LibraryCommands {
         return { command: { command, actor: actorText(item.actor), commandId }, names }
       }),
     )
-    const answers = await later(() => this.#native.executeBatch(prepared.map((p) => p.command), withEvents))
+    const commands = prepared.map((p) => p.command)
+    const answers = await later(() => (this.#inline ? this.#native.executeBatchNow(commands, withEvents) : this.#native.executeBatch(commands, withEvents)))
     return answers.map((a, i) =>
       a.outcome ? { outcome: a.outcome } : { error: inJsTerms(new LendkitError(a.errorCode, a.errorMessage), prepared[i].names) },
     )
@@ -502,7 +506,7 @@ class Library extends LibraryCommands {
 
   /** Waits until policies and views have caught up. */
   async settle() {
-    return later(() => this.#native.settle())
+    return later(() => (this.#settlesInline ? this.#native.settleNow() : this.#native.settle()))
   }
 
   // Queries take an optional actor last. Without one the host is trusted; with one, reads are

@@ -35,12 +35,29 @@ export declare class NativeLibrary {
    */
   executeBatch(commands: Array<BatchCommand>, withEvents?: boolean | undefined | null): Promise<Array<BatchAnswer>>
   /**
+   * [`execute_batch`](NativeLibrary::execute_batch) on the calling thread, for a library
+   * that [`runs_inline`](NativeLibrary::runs_inline); otherwise an `INVALID_INPUT` error.
+   */
+  executeBatchNow(commands: Array<BatchCommand>, withEvents?: boolean | undefined | null): Array<BatchAnswer>
+  /**
    * Whether [`execute_now`](NativeLibrary::execute_now) may be used: a library in memory whose
    * payment is the members' point accounts. Its commands wait for no disk and no host port,
    * so running one on the JS thread takes microseconds — less than the hop to a worker
    * thread and back that a Promise costs.
    */
   runsInline(): boolean
+  /**
+   * Whether [`settle_now`](NativeLibrary::settle_now) may be used: a library that
+   * [`runs_inline`](NativeLibrary::runs_inline) and has no JS notifier, so that its policies
+   * wait for no disk and no host port either (subscribers are called without waiting).
+   */
+  settlesInline(): boolean
+  /**
+   * [`settle`](NativeLibrary::settle) on the calling thread, for a library that
+   * [`settles_inline`](NativeLibrary::settles_inline); otherwise an `INVALID_INPUT` error.
+   * The saga's reactions then run on the thread that stored the commands, as in Rust.
+   */
+  settleNow(): void
   /**
    * [`execute`](NativeLibrary::execute) on the calling thread, for a library that
    * [`runs_inline`](NativeLibrary::runs_inline); otherwise an `INVALID_INPUT` error.

@@ -64,6 +64,8 @@ struct Handle {
     background: bool,
     /// Whether a command may run on the JS thread (see [`NativeLibrary::runs_inline`]).
     inline: bool,
+    /// Whether `settle` may run on the JS thread (see [`NativeLibrary::settles_inline`]).
+    settles_inline: bool,
 }
 
 /// One open library. Made by `open` (never by `new`); closed by `close()`.
@@ -96,6 +98,9 @@ pub fn open<'env>(
     // In memory, with the members' point accounts, a command touches no disk and calls no host
     // port (a JS gateway would need this very thread): nothing it waits for can need the JS thread.
     let inline = path.is_none() && config.payment.is_none();
+    // A settle runs the policies, and the notices policy calls the notifier: with a JS notifier
+    // it would wait for this very thread. Without one, it waits for nothing either.
+    let settles_inline = inline && config.notifier.is_none();
     env.spawn_future(async move {
         let library = guarded(move || async move {
             match path {
@@ -109,6 +114,7 @@ pub fn open<'env>(
                 library: Mutex::new(Some(Arc::new(library))),
                 background,
                 inline,
+                settles_inline,
             }),
         })
     })
@@ -145,6 +151,7 @@ pub fn connect<'env>(
                 background,
                 // Every command goes to the servers: never on the JS thread.
                 inline: false,
+                settles_inline: false,
             }),
         })
     })
@@ -220,6 +227,67 @@ impl BatchAnswer {
     }
 }
 
+/// A batch's commands checked: an answer already for each that cannot run (`None` for the
+/// others, in order), and the runnable ones.
+type Parsed = (
+    Vec<Option<BatchAnswer>>,
+    Vec<(lendkit::Command, Actor, Option<CommandId>)>,
+);
+
+fn parse_batch(commands: Vec<BatchCommand>) -> Parsed {
+    let mut answers: Vec<Option<BatchAnswer>> = Vec::with_capacity(commands.len());
+    let mut runnable = Vec::with_capacity(commands.len());
+    for c in commands {
+        let parsed = input::command(c.command).and_then(|command| {
+            let actor = Actor::parse(&c.actor).map_err(lendkit::Error::InvalidInput)?;
+            if actor.is_system() {
+                return Err(lendkit::Error::InvalidInput(
+                    "actor must be librarian:ID or member:ID".into(),
+                ));
+            }
+            Ok((command, actor, c.command_id.map(CommandId)))
+        });
+        match parsed {
+            Ok(run) => {
+                answers.push(None);
+                runnable.push(run);
+            }
+            Err(e) => answers.push(Some(BatchAnswer::failed(&e))),
+        }
+    }
+    (answers, runnable)
+}
+
+/// Every command's answer: the ready ones as they are, the others from the results in order.
+fn batch_answers(
+    answers: Vec<Option<BatchAnswer>>,
+    results: Vec<lendkit::Result<lendkit::Outcome>>,
+    with_events: bool,
+) -> Vec<BatchAnswer> {
+    let mut results = results.into_iter();
+    answers
+        .into_iter()
+        .map(|a| {
+            a.unwrap_or_else(|| match results.next() {
+                Some(Ok(mut outcome)) => {
+                    if !with_events {
+                        outcome.events.clear();
+                    }
+                    BatchAnswer {
+                        outcome: Some(Outcome::from(outcome)),
+                        error_code: None,
+                        error_message: None,
+                    }
+                }
+                Some(Err(e)) => BatchAnswer::failed(&e),
+                None => {
+                    BatchAnswer::failed(&lendkit::Error::Internal("batch answer missing".into()))
+                }
+            })
+        })
+        .collect()
+}
+
 #[napi]
 impl NativeLibrary {
     /// Runs many commands in order in one call (one crossing into Rust for the whole batch);
@@ -230,52 +298,33 @@ impl NativeLibrary {
         commands: Vec<BatchCommand>,
         with_events: Option<bool>,
     ) -> Result<Vec<BatchAnswer>> {
-        let with_events = with_events.unwrap_or(true);
         let library = self.library()?;
-        let mut answers: Vec<Option<BatchAnswer>> = Vec::with_capacity(commands.len());
-        let mut runnable = Vec::with_capacity(commands.len());
-        for c in commands {
-            let parsed = input::command(c.command).and_then(|command| {
-                let actor = Actor::parse(&c.actor).map_err(lendkit::Error::InvalidInput)?;
-                if actor.is_system() {
-                    return Err(lendkit::Error::InvalidInput(
-                        "actor must be librarian:ID or member:ID".into(),
-                    ));
-                }
-                Ok((command, actor, c.command_id.map(CommandId)))
-            });
-            match parsed {
-                Ok(run) => {
-                    answers.push(None);
-                    runnable.push(run);
-                }
-                Err(e) => answers.push(Some(BatchAnswer::failed(&e))),
-            }
-        }
+        let (answers, runnable) = parse_batch(commands);
         let results =
             guarded(move || async move { Ok(library.execute_batch(runnable).await) }).await?;
-        let mut results = results.into_iter();
-        Ok(answers
-            .into_iter()
-            .map(|a| {
-                a.unwrap_or_else(|| match results.next() {
-                    Some(Ok(mut outcome)) => {
-                        if !with_events {
-                            outcome.events.clear();
-                        }
-                        BatchAnswer {
-                            outcome: Some(Outcome::from(outcome)),
-                            error_code: None,
-                            error_message: None,
-                        }
-                    }
-                    Some(Err(e)) => BatchAnswer::failed(&e),
-                    None => BatchAnswer::failed(&lendkit::Error::Internal(
-                        "batch answer missing".into(),
-                    )),
-                })
-            })
-            .collect())
+        Ok(batch_answers(answers, results, with_events.unwrap_or(true)))
+    }
+
+    /// [`execute_batch`](NativeLibrary::execute_batch) on the calling thread, for a library
+    /// that [`runs_inline`](NativeLibrary::runs_inline); otherwise an `INVALID_INPUT` error.
+    #[napi(catch_unwind)]
+    pub fn execute_batch_now(
+        &self,
+        commands: Vec<BatchCommand>,
+        with_events: Option<bool>,
+    ) -> Result<Vec<BatchAnswer>> {
+        if !self.handle.inline {
+            return Err(errors::invalid(
+                "executeBatchNow is only for a library in memory with the members' point accounts",
+            ));
+        }
+        let library = self.library()?;
+        let (answers, runnable) = parse_batch(commands);
+        let run = move || block_on(library.execute_batch(runnable));
+        match catch_unwind(AssertUnwindSafe(run)) {
+            Ok(results) => Ok(batch_answers(answers, results, with_events.unwrap_or(true))),
+            Err(panic) => Err(errors::panicked(panic.as_ref())),
+        }
     }
 
     /// Whether [`execute_now`](NativeLibrary::execute_now) may be used: a library in memory whose
@@ -285,6 +334,39 @@ impl NativeLibrary {
     #[napi]
     pub fn runs_inline(&self) -> bool {
         self.handle.inline
+    }
+
+    /// Whether [`settle_now`](NativeLibrary::settle_now) may be used: a library that
+    /// [`runs_inline`](NativeLibrary::runs_inline) and has no JS notifier, so that its policies
+    /// wait for no disk and no host port either (subscribers are called without waiting).
+    #[napi]
+    pub fn settles_inline(&self) -> bool {
+        self.handle.settles_inline
+    }
+
+    /// [`settle`](NativeLibrary::settle) on the calling thread, for a library that
+    /// [`settles_inline`](NativeLibrary::settles_inline); otherwise an `INVALID_INPUT` error.
+    /// The saga's reactions then run on the thread that stored the commands, as in Rust.
+    #[napi(catch_unwind)]
+    pub fn settle_now(&self) -> Result<()> {
+        if !self.handle.settles_inline {
+            return Err(errors::invalid(
+                "settleNow is only for a library in memory with the members' point accounts and no JS notifier",
+            ));
+        }
+        let library = self.library()?;
+        let deliver = !self.handle.background;
+        let run = move || {
+            block_on(library.settle())?;
+            if deliver {
+                block_on(library.deliver())?;
+            }
+            Ok::<(), lendkit::Error>(())
+        };
+        match catch_unwind(AssertUnwindSafe(run)) {
+            Ok(result) => result.map_err(errors::to_js),
+            Err(panic) => Err(errors::panicked(panic.as_ref())),
+        }
     }
 
     /// [`execute`](NativeLibrary::execute) on the calling thread, for a library that

@@ -103,8 +103,9 @@ export type Drift = [
   Assert<Equal<keyof native.DeadLetter, keyof DeadLetter>>,
   Assert<Equal<keyof native.Notice, keyof Notice>>,
   // The command methods are generated from docs/schema.json (commands.d.ts); everything else
-  // of Library is the native class's (but for the inline path `execute` takes by itself).
-  Assert<Equal<Exclude<keyof native.NativeLibrary, 'subscribe' | 'unsubscribe' | 'runsInline' | 'executeNow'>, Exclude<keyof Library, 'subscribe' | CommandName>>>,
+  // of Library is the native class's (but for the inline paths `execute`, `executeBatch` and
+  // `settle` take by themselves).
+  Assert<Equal<Exclude<keyof native.NativeLibrary, 'subscribe' | 'unsubscribe' | 'runsInline' | 'executeNow' | 'settlesInline' | 'settleNow' | 'executeBatchNow'>, Exclude<keyof Library, 'subscribe' | CommandName>>>,
   Assert<Equal<keyof LibraryCommands, CommandName>>,
   Assert<Equal<keyof CommandInputs, CommandName>>,
   Assert<Equal<keyof RentalInput, keyof MarkDeliveredInput>>,
