@@ -164,6 +164,13 @@ function nativeCommand(method, input) {
   return { command, commandId, names }
 }
 
+/** A command's outcome from the native one, whose events come as JSON text (one parse). */
+function outcomeOf(native) {
+  const { eventsJson, ...outcome } = native
+  outcome.events = JSON.parse(eventsJson)
+  return outcome
+}
+
 /** The core's `INVALID_INPUT` naming fields as the JS caller wrote them (`bookId`, not `book_id`). */
 function inJsTerms(e, names) {
   if (e.code !== ErrorCode.INVALID_INPUT) return e
@@ -470,8 +477,8 @@ class Library extends LibraryCommands {
     return later(async () => {
       const { command: json, commandId, names } = nativeCommand(command, input)
       try {
-        if (this.#inline) return this.#native.executeNow(json, actorText(actor), commandId)
-        return await this.#native.execute(json, actorText(actor), commandId)
+        if (this.#inline) return outcomeOf(this.#native.executeNow(json, actorText(actor), commandId))
+        return outcomeOf(await this.#native.execute(json, actorText(actor), commandId))
       } catch (e) {
         throw inJsTerms(translate(e), names)
       }
@@ -500,7 +507,7 @@ class Library extends LibraryCommands {
     const commands = prepared.map((p) => p.command)
     const answers = await later(() => (this.#inline ? this.#native.executeBatchNow(commands, withEvents) : this.#native.executeBatch(commands, withEvents)))
     return answers.map((a, i) =>
-      a.outcome ? { outcome: a.outcome } : { error: inJsTerms(new LendkitError(a.errorCode, a.errorMessage), prepared[i].names) },
+      a.outcome ? { outcome: outcomeOf(a.outcome) } : { error: inJsTerms(new LendkitError(a.errorCode, a.errorMessage), prepared[i].names) },
     )
   }
 

@@ -260,7 +260,10 @@ export declare function dropConnected(pgUrl: string, natsUrl: string, name: stri
 /** Every error code of the catalogue, in catalogue order. */
 export declare function errorCodes(): Array<string>
 
-/** A stored event with everything known about it. */
+/**
+ * A stored event with everything known about it. (Serialized with the same camelCase keys
+ * for [`Outcome::events_json`].)
+ */
 export interface Event {
   /** Unique id: `stream#version`. */
   eventId: string
@@ -399,8 +402,13 @@ export interface Outcome {
   commandId: string
   /** The rental the command was about (for `reserveBook`: the new rental's id). */
   rentalId?: string
-  /** The events the command stored, in position order (for a re-sent command id: the first time's). */
-  events: Array<Event>
+  /**
+   * The events the command stored, in position order (for a re-sent command id: the first
+   * time's), as the JSON text of an array of [`Event`]s: the wrapper turns it into
+   * `events` with one `JSON.parse`, several times cheaper than building each event's object
+   * property by property through napi (a third of a command's time through Node).
+   */
+  eventsJson: string
 }
 
 /** One overdue loan in the overdue list. */

@@ -206,7 +206,7 @@ impl Event {
     /// Appends the payload's JSON text (the fields without the type name, as in the wire
     /// form's `payload`) to `out`, without building a `serde_json::Value`: the tagged form is
     /// written and its leading `"type":"…"` member cut out.
-    pub(crate) fn write_payload(&self, out: &mut Vec<u8>) {
+    pub fn write_payload(&self, out: &mut Vec<u8>) {
         let start = out.len();
         let type_name = self.type_name();
         if self.write_tagged(out).is_ok() {

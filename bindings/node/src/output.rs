@@ -5,6 +5,7 @@
 
 use lendkit::event::Envelope;
 use napi_derive::napi;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 #[expect(
@@ -15,8 +16,11 @@ fn number(n: u64) -> f64 {
     n as f64
 }
 
-/// A stored event with everything known about it.
+/// A stored event with everything known about it. (Serialized with the same camelCase keys
+/// for [`Outcome::events_json`].)
 #[napi(object, object_from_js = false)]
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Event {
     /// Unique id: `stream#version`.
     pub event_id: String,
@@ -38,6 +42,7 @@ pub struct Event {
     pub actor: String,
     /// The event type: `RentalReserved`, `CopyAllocated`, …
     #[napi(js_name = "type")]
+    #[serde(rename = "type")]
     pub kind: String,
     /// The payload's schema version.
     pub schema: u32,
@@ -73,8 +78,11 @@ pub struct Outcome {
     pub command_id: String,
     /// The rental the command was about (for `reserveBook`: the new rental's id).
     pub rental_id: Option<String>,
-    /// The events the command stored, in position order (for a re-sent command id: the first time's).
-    pub events: Vec<Event>,
+    /// The events the command stored, in position order (for a re-sent command id: the first
+    /// time's), as the JSON text of an array of [`Event`]s: the wrapper turns it into
+    /// `events` with one `JSON.parse`, several times cheaper than building each event's object
+    /// property by property through napi (a third of a command's time through Node).
+    pub events_json: String,
 }
 
 impl From<lendkit::Outcome> for Outcome {
@@ -82,9 +90,65 @@ impl From<lendkit::Outcome> for Outcome {
         Outcome {
             command_id: o.command_id.to_string(),
             rental_id: o.rental_id.map(|r| r.to_string()),
-            events: o.events.iter().map(Event::from).collect(),
+            events_json: events_json(&o.events),
         }
     }
+}
+
+/// [`Event`]'s JSON form (its camelCase keys), borrowed from the envelope, with the payload
+/// written as text straight from the event (no `serde_json::Value` on the way). A test holds
+/// the two forms to the same objects (`test/outcomes.test.mjs`).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EventJson<'a> {
+    event_id: &'a str,
+    stream: String,
+    version: u64,
+    position: u64,
+    occurred_at: i64,
+    correlation_id: &'a str,
+    causation_id: &'a str,
+    command_id: &'a str,
+    actor: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    schema: u32,
+    payload: Box<RawValue>,
+}
+
+/// The payload's JSON text, written straight from the event.
+fn payload_of(e: &Envelope) -> Box<RawValue> {
+    let mut text = Vec::new();
+    e.event.write_payload(&mut text);
+    String::from_utf8(text)
+        .ok()
+        .and_then(|t| RawValue::from_string(t).ok())
+        .or_else(|| RawValue::from_string(e.event.payload().to_string()).ok())
+        // A `Value`'s text is JSON, so the line above always gives one; `null` is a last resort.
+        .unwrap_or_default()
+}
+
+/// The JSON text of an array of [`Event`]s for `events`.
+fn events_json(events: &[Envelope]) -> String {
+    let rows: Vec<EventJson<'_>> = events
+        .iter()
+        .map(|e| EventJson {
+            event_id: &e.event_id,
+            stream: e.stream.to_string(),
+            version: e.version,
+            position: e.position,
+            occurred_at: e.occurred_at.0,
+            correlation_id: &e.correlation_id,
+            causation_id: &e.causation_id,
+            command_id: e.command_id.as_str(),
+            actor: e.actor.to_string(),
+            kind: e.type_name(),
+            schema: lendkit::event::SCHEMA_VERSION,
+            payload: payload_of(e),
+        })
+        .collect();
+    // Strings, numbers and JSON text already checked: serializing them cannot fail.
+    serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into())
 }
 
 /// One row of the book list.
