@@ -372,21 +372,6 @@ fn kill_during_creation(ext: &str) -> Result<(), Failed> {
 
 /// A library with one command in it, closed, and opened and closed once more so that sled has
 /// written a snapshot of it.
-/// sled itself on a closed library. sled's flusher thread lets go of its file lock a moment
-/// after the library closes (under load, a noticeable moment): wait for it, up to 10 s.
-fn open_raw_sled(path: &Path) -> sled::Db {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match sled::open(path) {
-            Ok(db) => return db,
-            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("lock") => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            Err(e) => panic!("sled::open({}) failed: {e}", path.display()),
-        }
-    }
-}
-
 fn library_with_a_member(path: &Path) {
     let lib = OpenLibrary::open(path, config()).unwrap();
     lendkit::block_on(lib.execute(
@@ -445,7 +430,7 @@ fn damaged() -> Result<(), Failed> {
     let db = dir.path().join("event.db");
     library_with_a_member(&db);
     {
-        let raw = open_raw_sled(&db);
+        let raw = lendkit::adapters::contract::open_raw_sled(&db);
         raw.open_tree("log")
             .unwrap()
             .insert(1u64.to_be_bytes(), b"{not an envelope".as_slice())

@@ -28,6 +28,23 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Barrier};
 use std::thread;
 
+/// sled itself, on a library that was just closed: sled's flusher thread lets go of its file
+/// lock a moment after the last handle is dropped (under load, a noticeable moment), so this
+/// waits for it, up to 10 s. For tests that look at or damage what a sled store wrote.
+#[cfg(feature = "sled")]
+pub fn open_raw_sled(path: &std::path::Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("lock") => {
+                thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("sled::open({}) failed: {e}", path.display()),
+        }
+    }
+}
+
 /// The stream the contract writes for `id`: a member stream (`member:ID`).
 pub fn stream(id: &str) -> StreamId {
     StreamId::new(StreamKind::Member, id)

@@ -5,6 +5,7 @@
 
 use futures::executor::block_on;
 use lendkit_adapters::contract;
+use lendkit_adapters::contract::open_raw_sled;
 use lendkit_adapters::{Durability, SledEventStore};
 use lendkit_core::error::StoreError;
 use lendkit_core::ports::EventStore;
@@ -454,20 +455,4 @@ fn a_refused_sled_database_keeps_no_lock_file_and_a_closed_library_opens_at_once
     let started = std::time::Instant::now();
     drop(SledEventStore::open(&path, Durability::EveryCommit).unwrap());
     assert!(started.elapsed() < std::time::Duration::from_millis(1000));
-}
-
-/// `sled::open`, retried for a while: a database closed in this process a moment ago (here, by
-/// the store's refusal) may still be locked by sled's background flusher for some milliseconds
-/// — longer on a loaded machine (the store's own open waits the same way).
-fn open_raw_sled(path: &std::path::Path) -> sled::Db {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match sled::open(path) {
-            Ok(db) => return db,
-            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("lock") => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            Err(e) => panic!("sled::open({}) failed: {e}", path.display()),
-        }
-    }
 }
