@@ -129,6 +129,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// [`Inner::head`] when the writer does not know the head (read it from the table).
+const HEAD_UNKNOWN: u64 = u64::MAX;
+
 /// The value of `meta.format` in every lendkit database.
 const FORMAT: &str = "lendkit-events";
 /// The first 16 bytes of every SQLite database file.
@@ -198,6 +201,10 @@ struct Inner {
     /// Why the store refuses every call: the commit of an open transaction failed, taking
     /// writes its callers were told were stored.
     poisoned: Mutex<Option<String>>,
+    /// The log's head as the writer last left it, or [`HEAD_UNKNOWN`]: lendkit is the file's
+    /// only writer (under its lock), so a commit need not ask SQLite for `max(position)`. Only
+    /// the writer changes it; any failure of a group makes it unknown again.
+    head: std::sync::atomic::AtomicU64,
     /// The `Periodic` checkpoint thread, stopped on drop.
     checkpointer: Option<Checkpointer>,
     /// lendkit's lock on the file; declared last so it is released after every connection.
@@ -426,6 +433,7 @@ impl SqliteEventStore {
                 unsynced: std::sync::atomic::AtomicBool::new(false),
                 open: std::sync::atomic::AtomicBool::new(false),
                 poisoned: Mutex::new(None),
+                head: std::sync::atomic::AtomicU64::new(HEAD_UNKNOWN),
                 checkpointer,
                 _lock: lock,
             }),
@@ -778,7 +786,7 @@ impl SqliteEventStore {
             let _ = run(writer, "PRAGMA synchronous=NORMAL");
         }
         let (writes, started) = (group.len(), std::time::Instant::now());
-        let written = write_group(writer, &inner.path, group, ending, was_open);
+        let written = write_group(writer, &inner.path, group, ending, was_open, &inner.head);
         tracing::debug!(
             target: "lendkit::store",
             store = "sqlite",
@@ -893,6 +901,7 @@ fn write_group(
     group: Vec<(u64, Op)>,
     ending: Ending,
     was_open: bool,
+    head: &std::sync::atomic::AtomicU64,
 ) -> Written {
     let tickets: Vec<u64> = group.iter().map(|(ticket, _)| *ticket).collect();
     let nothing = group.iter().all(|(_, op)| matches!(op, Op::Flush));
@@ -905,6 +914,8 @@ fn write_group(
         };
     }
     let failed = |e: rusqlite::Error, open: bool, lost: bool| {
+        // Whatever the group appended may be rolled back: the head is read afresh next time.
+        head.store(HEAD_UNKNOWN, std::sync::atomic::Ordering::SeqCst);
         let error = sqlite_failed(path, e);
         Written {
             outcomes: tickets.iter().map(|&t| (t, Err(error.clone()))).collect(),
@@ -929,7 +940,7 @@ fn write_group(
         }
         let mut outcomes = Vec::with_capacity(group.len());
         for (_, op) in group {
-            outcomes.push(apply(conn, op)?);
+            outcomes.push(apply(conn, op, head)?);
         }
         if was_open {
             run(conn, "RELEASE grp")?;
@@ -979,9 +990,13 @@ fn write_group(
 
 /// Applies one write inside the group's transaction. The outer error is a SQLite failure (the
 /// group must be rolled back); the inner one a refusal, decided before anything was written.
-fn apply(conn: &Connection, op: Op) -> Result<Result<Done, StoreError>, rusqlite::Error> {
+fn apply(
+    conn: &Connection,
+    op: Op,
+    head: &std::sync::atomic::AtomicU64,
+) -> Result<Result<Done, StoreError>, rusqlite::Error> {
     match op {
-        Op::Append(commit, _) => append_in(conn, &commit).map(|r| r.map(Done::Appended)),
+        Op::Append(commit, _) => append_in(conn, &commit, head).map(|r| r.map(Done::Appended)),
         Op::Flush => Ok(Ok(Done::Saved)),
         Op::Sync => {
             // A row must change for the commit to be written (and synced) at all.
@@ -1050,6 +1065,7 @@ fn save_checkpoints(
 fn append_in(
     conn: &Connection,
     commit: &Commit,
+    known_head: &std::sync::atomic::AtomicU64,
 ) -> Result<Result<Vec<Envelope>, StoreError>, rusqlite::Error> {
     // Versions first, all of them: a stale stream refuses the whole append. A stream named twice
     // is checked against its own earlier part.
@@ -1084,12 +1100,17 @@ fn append_in(
     if commit.appends.iter().all(|a| a.events.is_empty()) {
         return Ok(Ok(Vec::new()));
     }
-    let head: i64 = conn
-        .prepare_cached("SELECT coalesce(max(position), 0) FROM events")?
-        .query_row([], |row| row.get(0))?;
-    let head = match from_sql_int(head, 0, "the head") {
-        Ok(head) => head,
-        Err(e) => return Ok(Err(e)),
+    let head = match known_head.load(std::sync::atomic::Ordering::SeqCst) {
+        HEAD_UNKNOWN => {
+            let head: i64 = conn
+                .prepare_cached("SELECT coalesce(max(position), 0) FROM events")?
+                .query_row([], |row| row.get(0))?;
+            match from_sql_int(head, 0, "the head") {
+                Ok(head) => head,
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        head => head,
     };
     // Every number is checked before the first write, so a refusal never leaves a partial append.
     let count: u64 = commit.appends.iter().map(|a| a.events.len() as u64).sum();
@@ -1162,6 +1183,7 @@ fn append_in(
         let version = a.expected_version.saturating_add(a.events.len() as u64);
         set_version.execute(params![stream, version as i64])?;
     }
+    known_head.store(position, std::sync::atomic::Ordering::SeqCst);
     Ok(Ok(stored))
 }
 

@@ -878,3 +878,73 @@ fn a_file_of_the_first_layout_refuses_a_repeated_command_id() {
         assert!(block_on(store.read_stream(&b)).unwrap().is_empty());
     }
 }
+
+/// A write group that SQLite fails undoes every append in it, those that had gone through
+/// before the failing one too; the store's memory of the head must go back with them, or the
+/// next commit leaves a gap. Callers race, so groups hold several appends; a trigger fails
+/// every event of one stream.
+#[test]
+fn a_failed_group_leaves_no_gap_in_the_positions() {
+    for durability in [Durability::EveryCommit, Durability::Periodic(50)] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("library.sqlite");
+        let store = std::sync::Arc::new(SqliteEventStore::open(&path, durability).unwrap());
+        one_event(&store, "first", "c-first");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.stream LIKE '%:doomed%'
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+            )
+            .unwrap();
+        let stored = std::sync::Arc::new(AtomicUsize::new(1));
+        let failed = std::sync::Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..6)
+            .map(|t| {
+                let (store, stored, failed) = (store.clone(), stored.clone(), failed.clone());
+                std::thread::spawn(move || {
+                    let mut version = 0;
+                    for i in 0..60 {
+                        let doomed = t == 0 && i % 3 == 0;
+                        let stream = if doomed {
+                            contract::stream(&format!("doomed-{i}"))
+                        } else {
+                            contract::stream(&format!("t{t}"))
+                        };
+                        let expected = if doomed { 0 } else { version };
+                        let commit = contract::commit(vec![contract::batch(
+                            &stream,
+                            expected,
+                            1,
+                            &format!("c-{t}-{i}"),
+                        )]);
+                        match block_on(store.append(commit)) {
+                            Ok(events) => {
+                                assert!(!doomed, "the trigger let a doomed event through");
+                                stored.fetch_add(events.len(), Ordering::SeqCst);
+                                version += 1;
+                            }
+                            // The trigger's refusal, or the group's failure it caused.
+                            Err(StoreError::Io { .. } | StoreError::Backend(_)) => {
+                                failed.fetch_add(1, Ordering::SeqCst);
+                            }
+                            Err(other) => panic!("unexpected {other:?}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let log = block_on(store.read_all(0, usize::MAX)).unwrap();
+        let head = block_on(store.head()).unwrap();
+        assert_eq!(
+            log.iter().map(|e| e.position).collect::<Vec<_>>(),
+            (1..=head).collect::<Vec<_>>(),
+            "{durability:?}: a gap in the positions"
+        );
+        assert_eq!(log.len(), stored.load(Ordering::SeqCst), "{durability:?}");
+        assert!(failed.load(Ordering::SeqCst) >= 20, "{durability:?}");
+    }
+}
