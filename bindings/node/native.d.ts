@@ -261,8 +261,8 @@ export declare function dropConnected(pgUrl: string, natsUrl: string, name: stri
 export declare function errorCodes(): Array<string>
 
 /**
- * A stored event with everything known about it. (Serialized with the same camelCase keys
- * for [`Outcome::events_json`].)
+ * A stored event with everything known about it. (Its JSON form, for
+ * [`Outcome::events_json`], is [`EventJson`], with the same keys.)
  */
 export interface Event {
   /** Unique id: `stream#version`. */

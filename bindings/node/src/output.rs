@@ -16,11 +16,9 @@ fn number(n: u64) -> f64 {
     n as f64
 }
 
-/// A stored event with everything known about it. (Serialized with the same camelCase keys
-/// for [`Outcome::events_json`].)
+/// A stored event with everything known about it. (Its JSON form, for
+/// [`Outcome::events_json`], is [`EventJson`], with the same keys.)
 #[napi(object, object_from_js = false)]
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct Event {
     /// Unique id: `stream#version`.
     pub event_id: String,
@@ -42,7 +40,6 @@ pub struct Event {
     pub actor: String,
     /// The event type: `RentalReserved`, `CopyAllocated`, …
     #[napi(js_name = "type")]
-    #[serde(rename = "type")]
     pub kind: String,
     /// The payload's schema version.
     pub schema: u32,
