@@ -133,7 +133,7 @@ function snake(key) {
  * A command as the native side takes it: the core's JSON form (`{ command: 'reserve_book',
  * book_id, … }`) from a method name and its input, the command id apart, and the JS names of the
  * fields the core may name in an error. Keys are converted, never checked: the core refuses an
- * unknown one, naming it.
+ * unknown one, naming it. It crosses as JSON text (see `jsonText`).
  */
 function nativeCommand(method, input) {
   if (typeof method !== 'string' || !Object.hasOwn(COMMANDS, method)) {
@@ -145,6 +145,7 @@ function nativeCommand(method, input) {
   const spec = COMMANDS[method]
   const command = { command: spec.name }
   let commandId
+  let refusal
   for (const key of Object.keys(input)) {
     const value = input[key]
     if (value === undefined) continue
@@ -156,19 +157,69 @@ function nativeCommand(method, input) {
       // A plain assignment would set the object's prototype, not a field the core can refuse.
       Object.defineProperty(command, key, { value, enumerable: true, writable: true, configurable: true })
     } else {
+      refusal ??= unsendable(key, value)
       command[snake(key)] = value
     }
   }
   // The JS names of the fields, for wording an error: made only when there is one.
   const names = () => new Map([[spec.name, method], ...spec.fields.map((f) => [snake(f), f]), ...Object.keys(input).map((k) => [snake(k), k])])
-  return { command, commandId, names }
+  return { command, commandId, names, refusal }
 }
 
-/** A command's outcome from the native one, whose events come as JSON text (one parse). */
+/**
+ * Why a field's value cannot cross as JSON text, or `undefined`: JSON has no function, symbol or
+ * BigInt (`JSON.stringify` would drop the field or throw), and a string with a lone surrogate is
+ * not text (worded as the Python package words it). The command is refused like any bad field.
+ */
+function unsendable(key, value) {
+  const type = typeof value
+  if (type === 'string') {
+    return value.isWellFormed() ? undefined : `${key} is ${JSON.stringify(value)}, which is not valid text: it holds a lone surrogate`
+  }
+  if (type === 'function' || type === 'symbol' || type === 'bigint') return `${key} must be a string, a number, a boolean or null, not a ${type}`
+  return undefined
+}
+
+/**
+ * `value` as the JSON text that crosses to the native side: one string, where napi reading an
+ * object would take a call per key and per field. A value JSON cannot hold (a `BigInt`, a cycle,
+ * a getter that throws) is the caller's input at fault.
+ */
+function jsonText(value) {
+  try {
+    return JSON.stringify(value)
+  } catch (e) {
+    throw invalid(describe(e))
+  }
+}
+
+/**
+ * A command's outcome from the native one, whose events come as JSON text. `events` is parsed
+ * the first time it is read (one `JSON.parse`) and kept: a caller that never reads it — most
+ * callers of a command — does not pay for it (four times the rest of the outcome). It is an own
+ * enumerable property, so spreading, `JSON.stringify` and deep equality see it as before, and
+ * it can be assigned.
+ */
 function outcomeOf(native) {
-  const { eventsJson, ...outcome } = native
-  outcome.events = JSON.parse(eventsJson)
-  return outcome
+  let json = native.eventsJson
+  let events
+  const read = () => {
+    if (json !== null) {
+      events = JSON.parse(json)
+      json = null
+    }
+    return events
+  }
+  const write = (value) => {
+    events = value
+    json = null
+  }
+  // Two literals, not one and a `delete`: an outcome without a rental has no `rentalId` key.
+  const { commandId, rentalId } = native
+  if (rentalId === undefined) {
+    return { commandId, get events() { return read() }, set events(v) { write(v) } }
+  }
+  return { commandId, rentalId, get events() { return read() }, set events(v) { write(v) } }
 }
 
 /** The core's `INVALID_INPUT` naming fields as the JS caller wrote them (`bookId`, not `book_id`). */
@@ -473,16 +524,24 @@ class Library extends LibraryCommands {
    * Runs one command: `command` is its method's name (`'reserveBook'`, …) and `input` what that
    * method takes (with an optional `commandId`). Every per-command method is this.
    */
-  async execute(command, input, actor) {
-    return later(async () => {
-      const { command: json, commandId, names } = nativeCommand(command, input)
-      try {
-        if (this.#inline) return outcomeOf(this.#native.executeNow(json, actorText(actor), commandId))
-        return outcomeOf(await this.#native.execute(json, actorText(actor), commandId))
-      } catch (e) {
+  execute(command, input, actor) {
+    let names
+    try {
+      const prepared = nativeCommand(command, input)
+      // Worded in the caller's terms already: thrown before `names` would reword it.
+      if (prepared.refusal !== undefined) throw invalid(prepared.refusal)
+      names = prepared.names
+      const who = actorText(actor)
+      // Inline, the outcome is known now: one settled Promise, no await in between.
+      const text = jsonText(prepared.command)
+      if (this.#inline) return Promise.resolve(outcomeOf(this.#native.executeNow(text, who, prepared.commandId)))
+      return this.#native.execute(text, who, prepared.commandId).then(outcomeOf, (e) => {
         throw inJsTerms(translate(e), names)
-      }
-    })
+      })
+    } catch (e) {
+      const error = translate(e)
+      return Promise.reject(names === undefined ? error : inJsTerms(error, names))
+    }
   }
 
   /**
@@ -500,15 +559,20 @@ class Library extends LibraryCommands {
     const prepared = sync(() =>
       items.map((item, i) => {
         if (item === null || typeof item !== 'object') throw invalid(`batch item ${i} is not an object`)
-        const { command, commandId, names } = nativeCommand(item.command, item.input ?? {})
-        return { command: { command, actor: actorText(item.actor), commandId }, names }
+        const { command, commandId, names, refusal } = nativeCommand(item.command, item.input ?? {})
+        return { command: { command, actor: actorText(item.actor), commandId }, names, refusal }
       }),
     )
-    const commands = prepared.map((p) => p.command)
+    // A command whose fields cannot cross is answered here, as the core answers a bad field.
+    const sent = prepared.filter((p) => p.refusal === undefined)
+    const commands = sync(() => jsonText(sent.map((p) => p.command)))
     const answers = await later(() => (this.#inline ? this.#native.executeBatchNow(commands, withEvents) : this.#native.executeBatch(commands, withEvents)))
-    return answers.map((a, i) =>
-      a.outcome ? { outcome: outcomeOf(a.outcome) } : { error: inJsTerms(new LendkitError(a.errorCode, a.errorMessage), prepared[i].names) },
-    )
+    let next = 0
+    return prepared.map((p) => {
+      if (p.refusal !== undefined) return { error: invalid(p.refusal) }
+      const a = answers[next++]
+      return a.outcome ? { outcome: outcomeOf(a.outcome) } : { error: inJsTerms(new LendkitError(a.errorCode, a.errorMessage), p.names) }
+    })
   }
 
   /** Waits until policies and views have caught up. */

@@ -33,12 +33,12 @@ export declare class NativeLibrary {
    * Runs many commands in order in one call (one crossing into Rust for the whole batch);
    * each gets its own answer, and a refusal does not stop the rest.
    */
-  executeBatch(commands: Array<BatchCommand>, withEvents?: boolean | undefined | null): Promise<Array<BatchAnswer>>
+  executeBatch(commands: string, withEvents?: boolean | undefined | null): Promise<Array<BatchAnswer>>
   /**
    * [`execute_batch`](NativeLibrary::execute_batch) on the calling thread, for a library
    * that [`runs_inline`](NativeLibrary::runs_inline); otherwise an `INVALID_INPUT` error.
    */
-  executeBatchNow(commands: Array<BatchCommand>, withEvents?: boolean | undefined | null): Array<BatchAnswer>
+  executeBatchNow(commands: string, withEvents?: boolean | undefined | null): Array<BatchAnswer>
   /**
    * Whether [`execute_now`](NativeLibrary::execute_now) may be used: a library in memory whose
    * payment is the members' point accounts. Its commands wait for no disk and no host port,
@@ -62,13 +62,15 @@ export declare class NativeLibrary {
    * [`execute`](NativeLibrary::execute) on the calling thread, for a library that
    * [`runs_inline`](NativeLibrary::runs_inline); otherwise an `INVALID_INPUT` error.
    */
-  executeNow(command: Record<string, unknown>, actor: string, commandId?: string | undefined | null): Outcome
+  executeNow(command: string, actor: string, commandId?: string | undefined | null): Outcome
   /**
-   * Runs a command (its JSON form, `{"command": "reserve_book", "book_id": …}`) as `actor`
-   * (`librarian:ID` / `member:ID`), under `commandId` if given. Every field is checked by the
-   * core, which names the one at fault. The wrapper's per-command methods are made of this.
+   * Runs a command, given as the text of its JSON form (`{"command": "reserve_book",
+   * "book_id": …}`: one string crosses, where napi reading an object takes a call per key and
+   * per field), as `actor` (`librarian:ID` / `member:ID`), under `commandId` if given. Every
+   * field is checked by the core, which names the one at fault. The wrapper's per-command
+   * methods are made of this.
    */
-  execute(command: Record<string, unknown>, actor: string, commandId?: string | undefined | null): Promise<Outcome>
+  execute(command: string, actor: string, commandId?: string | undefined | null): Promise<Outcome>
   /**
    * Waits until the policies and views have caught up (and, without a background runner,
    * hands new events to subscribers).
@@ -163,20 +165,6 @@ export interface BatchAnswer {
   errorCode?: string
   /** The error's message, when it failed. */
   errorMessage?: string
-}
-
-/**
- * One command of a batch: the core's JSON form of the command (`{"command": "reserve_book",
- * "book_id": …}`), who issues it, and optionally its command id. The wrapper builds these from
- * camelCase inputs.
- */
-export interface BatchCommand {
-  /** The command in the core's JSON form. */
-  command: any
-  /** `librarian:ID` or `member:ID`. */
-  actor: string
-  /** A command id, to make a retry safe. */
-  commandId?: string
 }
 
 /** One row of the book list. */

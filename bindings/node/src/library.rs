@@ -12,7 +12,7 @@
 
 use crate::clock::ManualClock;
 use crate::errors;
-use crate::input::{self, amount};
+use crate::input::amount;
 use crate::options::NativeOptions;
 use crate::output::{BookRow, DeadLetter, Event, HoldShelfRow, MemberPage, Outcome, OverdueRow};
 use crate::ports::{subscriber, Listener};
@@ -193,17 +193,19 @@ impl Drop for NativeLibrary {
     }
 }
 
-/// One command of a batch: the core's JSON form of the command (`{"command": "reserve_book",
-/// "book_id": …}`), who issues it, and optionally its command id. The wrapper builds these from
-/// camelCase inputs.
-#[napi(object)]
-pub struct BatchCommand {
+/// One command of a batch, as the wrapper writes it into the batch's JSON text: the core's JSON
+/// form of the command (`{"command": "reserve_book", "book_id": …}`), who issues it, and
+/// optionally its command id.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct BatchCommand {
     /// The command in the core's JSON form.
-    pub command: serde_json::Value,
+    command: serde_json::Value,
     /// `librarian:ID` or `member:ID`.
-    pub actor: String,
+    actor: String,
     /// A command id, to make a retry safe.
-    pub command_id: Option<String>,
+    #[serde(default)]
+    command_id: Option<String>,
 }
 
 /// One answer of a batch: the outcome, or the error's code and message.
@@ -234,11 +236,18 @@ type Parsed = (
     Vec<(lendkit::Command, Actor, Option<CommandId>)>,
 );
 
-fn parse_batch(commands: Vec<BatchCommand>) -> Parsed {
+/// A batch from its JSON text (an array of [`BatchCommand`]s, one string crossing for the whole
+/// batch), checked: a text that is not such an array is `INVALID_INPUT` for the call.
+fn parse_batch(text: &str) -> Result<Parsed> {
+    let commands: Vec<BatchCommand> = serde_json::from_str(text).map_err(|e| {
+        errors::invalid(format!(
+            "a batch is an array of {{ command, actor, commandId? }}: {e}"
+        ))
+    })?;
     let mut answers: Vec<Option<BatchAnswer>> = Vec::with_capacity(commands.len());
     let mut runnable = Vec::with_capacity(commands.len());
     for c in commands {
-        let parsed = input::command(c.command).and_then(|command| {
+        let parsed = lendkit::Command::from_json_value(c.command).and_then(|command| {
             let actor = Actor::parse(&c.actor).map_err(lendkit::Error::InvalidInput)?;
             if actor.is_system() {
                 return Err(lendkit::Error::InvalidInput(
@@ -255,7 +264,7 @@ fn parse_batch(commands: Vec<BatchCommand>) -> Parsed {
             Err(e) => answers.push(Some(BatchAnswer::failed(&e))),
         }
     }
-    (answers, runnable)
+    Ok((answers, runnable))
 }
 
 /// Every command's answer: the ready ones as they are, the others from the results in order.
@@ -295,11 +304,11 @@ impl NativeLibrary {
     #[napi(catch_unwind)]
     pub async fn execute_batch(
         &self,
-        commands: Vec<BatchCommand>,
+        commands: String,
         with_events: Option<bool>,
     ) -> Result<Vec<BatchAnswer>> {
         let library = self.library()?;
-        let (answers, runnable) = parse_batch(commands);
+        let (answers, runnable) = parse_batch(&commands)?;
         let results =
             guarded(move || async move { Ok(library.execute_batch(runnable).await) }).await?;
         Ok(batch_answers(answers, results, with_events.unwrap_or(true)))
@@ -310,7 +319,7 @@ impl NativeLibrary {
     #[napi(catch_unwind)]
     pub fn execute_batch_now(
         &self,
-        commands: Vec<BatchCommand>,
+        commands: String,
         with_events: Option<bool>,
     ) -> Result<Vec<BatchAnswer>> {
         if !self.handle.inline {
@@ -319,7 +328,7 @@ impl NativeLibrary {
             ));
         }
         let library = self.library()?;
-        let (answers, runnable) = parse_batch(commands);
+        let (answers, runnable) = parse_batch(&commands)?;
         let run = move || block_on(library.execute_batch(runnable));
         match catch_unwind(AssertUnwindSafe(run)) {
             Ok(results) => Ok(batch_answers(answers, results, with_events.unwrap_or(true))),
@@ -373,11 +382,11 @@ impl NativeLibrary {
     /// [`runs_inline`](NativeLibrary::runs_inline); otherwise an `INVALID_INPUT` error.
     #[napi(
         catch_unwind,
-        ts_args_type = "command: Record<string, unknown>, actor: string, commandId?: string | undefined | null"
+        ts_args_type = "command: string, actor: string, commandId?: string | undefined | null"
     )]
     pub fn execute_now(
         &self,
-        command: serde_json::Value,
+        command: String,
         actor: String,
         command_id: Option<String>,
     ) -> Result<Outcome> {
@@ -386,7 +395,7 @@ impl NativeLibrary {
                 "executeNow is only for a library in memory with the members' point accounts",
             ));
         }
-        let command = input::command(command).map_err(errors::to_js)?;
+        let command = lendkit::Command::from_json(&command).map_err(errors::to_js)?;
         let actor = self::actor(&actor)?;
         let library = self.library()?;
         let run =
@@ -397,20 +406,22 @@ impl NativeLibrary {
         }
     }
 
-    /// Runs a command (its JSON form, `{"command": "reserve_book", "book_id": …}`) as `actor`
-    /// (`librarian:ID` / `member:ID`), under `commandId` if given. Every field is checked by the
-    /// core, which names the one at fault. The wrapper's per-command methods are made of this.
+    /// Runs a command, given as the text of its JSON form (`{"command": "reserve_book",
+    /// "book_id": …}`: one string crosses, where napi reading an object takes a call per key and
+    /// per field), as `actor` (`librarian:ID` / `member:ID`), under `commandId` if given. Every
+    /// field is checked by the core, which names the one at fault. The wrapper's per-command
+    /// methods are made of this.
     #[napi(
         catch_unwind,
-        ts_args_type = "command: Record<string, unknown>, actor: string, commandId?: string | undefined | null"
+        ts_args_type = "command: string, actor: string, commandId?: string | undefined | null"
     )]
     pub async fn execute(
         &self,
-        command: serde_json::Value,
+        command: String,
         actor: String,
         command_id: Option<String>,
     ) -> Result<Outcome> {
-        let command = input::command(command).map_err(errors::to_js)?;
+        let command = lendkit::Command::from_json(&command).map_err(errors::to_js)?;
         let actor = self::actor(&actor)?;
         let library = self.library()?;
         guarded(move || async move {

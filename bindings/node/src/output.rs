@@ -5,8 +5,8 @@
 
 use lendkit::event::Envelope;
 use napi_derive::napi;
-use serde_json::value::RawValue;
 use serde_json::Value;
+use std::fmt::Write as _;
 
 #[expect(
     clippy::cast_precision_loss,
@@ -92,60 +92,59 @@ impl From<lendkit::Outcome> for Outcome {
     }
 }
 
-/// [`Event`]'s JSON form (its camelCase keys), borrowed from the envelope, with the payload
-/// written as text straight from the event (no `serde_json::Value` on the way). A test holds
-/// the two forms to the same objects (`test/outcomes.test.mjs`).
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct EventJson<'a> {
-    event_id: &'a str,
-    stream: String,
-    version: u64,
-    position: u64,
-    occurred_at: i64,
-    correlation_id: &'a str,
-    causation_id: &'a str,
-    command_id: &'a str,
-    actor: String,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    schema: u32,
-    payload: Box<RawValue>,
+/// Appends `value`'s JSON text (a string escaped, a number in digits) to `out`.
+fn json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    // Writing into a `Vec` cannot fail, and strings and numbers always serialize.
+    let _ = serde_json::to_writer(out, value);
 }
 
-/// The payload's JSON text, written straight from the event.
-fn payload_of(e: &Envelope) -> Box<RawValue> {
-    let mut text = Vec::new();
-    e.event.write_payload(&mut text);
-    String::from_utf8(text)
-        .ok()
-        .and_then(|t| RawValue::from_string(t).ok())
-        .or_else(|| RawValue::from_string(e.event.payload().to_string()).ok())
-        // A `Value`'s text is JSON, so the line above always gives one; `null` is a last resort.
-        .unwrap_or_default()
-}
-
-/// The JSON text of an array of [`Event`]s for `events`.
+/// The JSON text of an array of [`Event`]s for `events`: each event's camelCase keys, in
+/// [`Event`]'s order, written straight from the envelope into one buffer (strings escaped by
+/// `serde_json`, the payload written by the event itself) — no row structs, no `String` per
+/// field, no re-validation of the payload's text. A test holds this form and [`Event`]'s to the
+/// same objects (`test/outcomes.test.mjs`).
 fn events_json(events: &[Envelope]) -> String {
-    let rows: Vec<EventJson<'_>> = events
-        .iter()
-        .map(|e| EventJson {
-            event_id: &e.event_id,
-            stream: e.stream.to_string(),
-            version: e.version,
-            position: e.position,
-            occurred_at: e.occurred_at.0,
-            correlation_id: &e.correlation_id,
-            causation_id: &e.causation_id,
-            command_id: e.command_id.as_str(),
-            actor: e.actor.to_string(),
-            kind: e.type_name(),
-            schema: lendkit::event::SCHEMA_VERSION,
-            payload: payload_of(e),
-        })
-        .collect();
-    // Strings, numbers and JSON text already checked: serializing them cannot fail.
-    serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into())
+    let mut out = Vec::with_capacity(512 * events.len() + 2);
+    // A `String` reused for the fields that are formatted before they are escaped.
+    let mut scratch = String::new();
+    out.push(b'[');
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(br#"{"eventId":"#);
+        json(&mut out, &e.event_id);
+        out.extend_from_slice(br#","stream":"#);
+        scratch.clear();
+        let _ = write!(scratch, "{}", e.stream);
+        json(&mut out, scratch.as_str());
+        out.extend_from_slice(br#","version":"#);
+        json(&mut out, &e.version);
+        out.extend_from_slice(br#","position":"#);
+        json(&mut out, &e.position);
+        out.extend_from_slice(br#","occurredAt":"#);
+        json(&mut out, &e.occurred_at.0);
+        out.extend_from_slice(br#","correlationId":"#);
+        json(&mut out, &e.correlation_id);
+        out.extend_from_slice(br#","causationId":"#);
+        json(&mut out, &e.causation_id);
+        out.extend_from_slice(br#","commandId":"#);
+        json(&mut out, e.command_id.as_str());
+        out.extend_from_slice(br#","actor":"#);
+        scratch.clear();
+        let _ = write!(scratch, "{}", e.actor);
+        json(&mut out, scratch.as_str());
+        out.extend_from_slice(br#","type":"#);
+        json(&mut out, e.type_name());
+        out.extend_from_slice(br#","schema":"#);
+        json(&mut out, &lendkit::event::SCHEMA_VERSION);
+        out.extend_from_slice(br#","payload":"#);
+        e.event.write_payload(&mut out);
+        out.push(b'}');
+    }
+    out.push(b']');
+    // JSON punctuation, escaped strings, numbers and the payloads' JSON: all UTF-8.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// One row of the book list.

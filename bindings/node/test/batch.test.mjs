@@ -48,3 +48,24 @@ test('a malformed batch is refused with INVALID_INPUT', async () => {
   assert.equal(answer.error.code, 'INVALID_INPUT')
   await lib.close()
 })
+
+test('a field JSON cannot carry is refused in its place in the batch, and the rest run in order', async () => {
+  const lib = await Library.inMemory({ background: false })
+  const librarian = Librarian('x')
+  const answers = await lib.executeBatch([
+    { command: 'joinMember', input: { memberId: 'm-1', name: 'Kim' }, actor: librarian },
+    { command: 'joinMember', input: { memberId: 'm-2', name: 'Lee\ud800' }, actor: librarian },
+    { command: 'topUp', input: { memberId: 'm-1', points: 5n }, actor: librarian },
+    { command: 'topUp', input: { memberId: 'm-1', points: 5 }, actor: librarian },
+  ])
+  assert.deepEqual(answers.map((a) => (a.error ? a.error.code : a.outcome.events.map((e) => e.type).join())), [
+    'MemberJoined,AccountOpened',
+    'INVALID_INPUT',
+    'INVALID_INPUT',
+    'PointsToppedUp',
+  ])
+  assert.match(answers[1].error.message, /name is "Lee\\ud800", which is not valid text/)
+  assert.match(answers[2].error.message, /points must be .* not a bigint/)
+  assert.equal(answers[3].outcome.events[0].position, 3, 'nothing was stored for the refused ones')
+  await lib.close()
+})

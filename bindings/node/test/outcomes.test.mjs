@@ -40,3 +40,22 @@ test("an outcome's events are the log's events, field for field", async () => {
   assert.ok(compared >= 10, `${compared} events compared`)
   await lib.close()
 })
+
+// `events` is parsed when first read; until then and after, the outcome behaves as a plain
+// object holding it.
+test("an outcome's events read, spread, serialize, compare and assign like a plain field", async () => {
+  const lib = await Library.inMemory({ background: false })
+  const out = await lib.joinMember({ memberId: 'm-1', name: 'Ada', commandId: 'j-1' }, librarian)
+  assert.deepEqual(Object.keys(out), ['commandId', 'events'], 'no rentalId for a command without a rental')
+  const copy = { ...out }
+  assert.deepEqual(copy.events.map((e) => e.type), ['MemberJoined', 'AccountOpened'])
+  assert.equal(out.events, out.events, 'parsed once, the same array after')
+  assert.deepStrictEqual(JSON.parse(JSON.stringify(out)), { commandId: 'j-1', events: copy.events })
+  assert.deepStrictEqual(out, { commandId: 'j-1', events: copy.events })
+  const reserved = await lib.execute('topUp', { memberId: 'm-1', points: 5 }, librarian)
+  reserved.events = []
+  assert.deepEqual(reserved.events, [], 'assigned, it holds what was assigned')
+  const rental = await lib.registerBook({ bookId: 'b-1', title: 'T', copies: 1, fee: 1 }, librarian).then(() => lib.reserveBook({ bookId: 'b-1', memberId: 'm-1', rentalId: 'r-1' }, Member('m-1')))
+  assert.deepEqual(Object.keys(rental), ['commandId', 'rentalId', 'events'])
+  await lib.close()
+})
