@@ -566,12 +566,15 @@ class Library extends LibraryCommands {
     // A command whose fields cannot cross is answered here, as the core answers a bad field.
     const sent = prepared.filter((p) => p.refusal === undefined)
     const commands = sync(() => jsonText(sent.map((p) => p.command)))
-    const answers = await later(() => (this.#inline ? this.#native.executeBatchNow(commands, withEvents) : this.#native.executeBatch(commands, withEvents)))
+    // The answers come back as one JSON text too: `{ outcome }` or `{ error: { code, message } }`.
+    const text = await later(() => (this.#inline ? this.#native.executeBatchNow(commands, withEvents) : this.#native.executeBatch(commands, withEvents)))
+    const answers = JSON.parse(text)
     let next = 0
     return prepared.map((p) => {
       if (p.refusal !== undefined) return { error: invalid(p.refusal) }
       const a = answers[next++]
-      return a.outcome ? { outcome: outcomeOf(a.outcome) } : { error: inJsTerms(new LendkitError(a.errorCode, a.errorMessage), p.names) }
+      if (a.outcome !== undefined) return a
+      return { error: inJsTerms(new LendkitError(a.error.code, a.error.message), p.names) }
     })
   }
 

@@ -30,15 +30,17 @@ export declare class ManualClock {
 /** One open library. Made by `open` (never by `new`); closed by `close()`. */
 export declare class NativeLibrary {
   /**
-   * Runs many commands in order in one call (one crossing into Rust for the whole batch);
-   * each gets its own answer, and a refusal does not stop the rest.
+   * Runs many commands in order in one call: `commands` is the JSON text of an array of
+   * `{ command, actor, commandId? }` (the command in the core's JSON form), and the answers
+   * come back as one JSON text (see `answers_json`) — one crossing each way for the whole
+   * batch. Each command gets its own answer, and a refusal does not stop the rest.
    */
-  executeBatch(commands: string, withEvents?: boolean | undefined | null): Promise<Array<BatchAnswer>>
+  executeBatch(commands: string, withEvents?: boolean | undefined | null): Promise<string>
   /**
    * [`execute_batch`](NativeLibrary::execute_batch) on the calling thread, for a library
    * that [`runs_inline`](NativeLibrary::runs_inline); otherwise an `INVALID_INPUT` error.
    */
-  executeBatchNow(commands: string, withEvents?: boolean | undefined | null): Array<BatchAnswer>
+  executeBatchNow(commands: string, withEvents?: boolean | undefined | null): string
   /**
    * Whether [`execute_now`](NativeLibrary::execute_now) may be used: a library in memory whose
    * payment is the members' point accounts. Its commands wait for no disk and no host port,
@@ -155,16 +157,6 @@ export declare class NativeLibrary {
   subscribe(listener: (event: Event) => void): number
   /** Ends a subscription; true if it was active. */
   unsubscribe(id: number): boolean
-}
-
-/** One answer of a batch: the outcome, or the error's code and message. */
-export interface BatchAnswer {
-  /** The outcome, when the command succeeded. */
-  outcome?: Outcome
-  /** The stable error code, when it failed. */
-  errorCode?: string
-  /** The error's message, when it failed. */
-  errorMessage?: string
 }
 
 /** One row of the book list. */

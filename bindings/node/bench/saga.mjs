@@ -60,16 +60,29 @@ function rust() {
   return JSON.parse(out.toString()).saga_memory.lifecycles_per_s
 }
 
-// Rust's figure moves by a third between runs on a busy machine: the median of three runs,
-// all three printed, is what each Node figure is divided by.
-const rustRuns = [rust(), rust(), rust()].sort((a, b) => a - b)
-const rustRate = rustRuns[1]
-console.log(`saga in Rust, same run (median of 3): ${rustRate.toFixed(0).padStart(8)} lifecycles/s  (${rustRuns.map((r) => r.toFixed(0)).join(', ')})`)
-const report = { rust_lifecycles_per_s: rustRate, rust_runs: rustRuns }
-for (const mode of ['one call at a time', 'concurrent', 'batch']) {
-  const key = mode === 'one call at a time' ? 'sequential' : mode
-  const r = await saga(key)
-  report[key] = { lifecycles_per_s: r.lifecyclesPerS, events_per_s: r.eventsPerS, ratio: r.lifecyclesPerS / rustRate }
-  console.log(`saga through Node, ${mode.padEnd(18)} ${r.lifecyclesPerS.toFixed(0).padStart(8)} lifecycles/s  Node ÷ Rust ${(r.lifecyclesPerS / rustRate).toFixed(2)}`)
+// Every figure moves by a third between runs on a busy machine: five rounds (ROUNDS=n for another number), each one Rust run
+// and one run of every Node way of calling, interleaved so that a slow spell hits both; each
+// figure is the median of its runs (all printed), and Node ÷ Rust divides medians.
+const ROUNDS = Number(process.env.ROUNDS ?? 5)
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+const modes = [['one call at a time', 'sequential'], ['concurrent', 'concurrent'], ['batch', 'batch']]
+const runs = { rust: [], sequential: [], concurrent: [], batch: [] }
+const events = { sequential: [], concurrent: [], batch: [] }
+for (let round = 0; round < ROUNDS; round++) {
+  runs.rust.push(rust())
+  for (const [, key] of modes) {
+    const r = await saga(key)
+    runs[key].push(r.lifecyclesPerS)
+    events[key].push(r.eventsPerS)
+  }
+}
+const rustRate = median(runs.rust)
+const shown = (xs) => xs.map((r) => r.toFixed(0)).join(', ')
+console.log(`saga in Rust, same run (median of ${ROUNDS}): ${rustRate.toFixed(0).padStart(8)} lifecycles/s  (${shown(runs.rust)})`)
+const report = { rust_lifecycles_per_s: rustRate, rust_runs: runs.rust }
+for (const [mode, key] of modes) {
+  const rate = median(runs[key])
+  report[key] = { lifecycles_per_s: rate, events_per_s: median(events[key]), ratio: rate / rustRate, runs: runs[key] }
+  console.log(`saga through Node, ${mode.padEnd(18)} ${rate.toFixed(0).padStart(8)} lifecycles/s  Node ÷ Rust ${(rate / rustRate).toFixed(2)}  (${shown(runs[key])})`)
 }
 if (process.argv.includes('--json')) console.log(JSON.stringify(report))

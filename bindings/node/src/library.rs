@@ -14,7 +14,9 @@ use crate::clock::ManualClock;
 use crate::errors;
 use crate::input::amount;
 use crate::options::NativeOptions;
-use crate::output::{BookRow, DeadLetter, Event, HoldShelfRow, MemberPage, Outcome, OverdueRow};
+use crate::output::{
+    answers_json, BookRow, DeadLetter, Event, HoldShelfRow, MemberPage, Outcome, OverdueRow,
+};
 use crate::ports::{subscriber, Listener};
 use futures::executor::block_on;
 use lendkit::{Actor, CommandId, OpenLibrary};
@@ -208,31 +210,10 @@ struct BatchCommand {
     command_id: Option<String>,
 }
 
-/// One answer of a batch: the outcome, or the error's code and message.
-#[napi(object, object_from_js = false)]
-pub struct BatchAnswer {
-    /// The outcome, when the command succeeded.
-    pub outcome: Option<Outcome>,
-    /// The stable error code, when it failed.
-    pub error_code: Option<String>,
-    /// The error's message, when it failed.
-    pub error_message: Option<String>,
-}
-
-impl BatchAnswer {
-    fn failed(e: &lendkit::Error) -> Self {
-        BatchAnswer {
-            outcome: None,
-            error_code: Some(e.code().as_str().to_owned()),
-            error_message: Some(e.to_string()),
-        }
-    }
-}
-
-/// A batch's commands checked: an answer already for each that cannot run (`None` for the
+/// A batch's commands checked: the error already for each that cannot run (`None` for the
 /// others, in order), and the runnable ones.
 type Parsed = (
-    Vec<Option<BatchAnswer>>,
+    Vec<Option<lendkit::Error>>,
     Vec<(lendkit::Command, Actor, Option<CommandId>)>,
 );
 
@@ -244,7 +225,7 @@ fn parse_batch(text: &str) -> Result<Parsed> {
             "a batch is an array of {{ command, actor, commandId? }}: {e}"
         ))
     })?;
-    let mut answers: Vec<Option<BatchAnswer>> = Vec::with_capacity(commands.len());
+    let mut answers: Vec<Option<lendkit::Error>> = Vec::with_capacity(commands.len());
     let mut runnable = Vec::with_capacity(commands.len());
     for c in commands {
         let parsed = lendkit::Command::from_json_value(c.command).and_then(|command| {
@@ -261,67 +242,55 @@ fn parse_batch(text: &str) -> Result<Parsed> {
                 answers.push(None);
                 runnable.push(run);
             }
-            Err(e) => answers.push(Some(BatchAnswer::failed(&e))),
+            Err(e) => answers.push(Some(e)),
         }
     }
     Ok((answers, runnable))
 }
 
-/// Every command's answer: the ready ones as they are, the others from the results in order.
+/// Every command's answer as [`answers_json`]: the refused ones as they are, the others from
+/// the results in order.
 fn batch_answers(
-    answers: Vec<Option<BatchAnswer>>,
-    results: Vec<lendkit::Result<lendkit::Outcome>>,
+    refused: &[Option<lendkit::Error>],
+    results: &[lendkit::Result<lendkit::Outcome>],
     with_events: bool,
-) -> Vec<BatchAnswer> {
-    let mut results = results.into_iter();
-    answers
-        .into_iter()
-        .map(|a| {
-            a.unwrap_or_else(|| match results.next() {
-                Some(Ok(mut outcome)) => {
-                    if !with_events {
-                        outcome.events.clear();
-                    }
-                    BatchAnswer {
-                        outcome: Some(Outcome::from(outcome)),
-                        error_code: None,
-                        error_message: None,
-                    }
-                }
-                Some(Err(e)) => BatchAnswer::failed(&e),
-                None => {
-                    BatchAnswer::failed(&lendkit::Error::Internal("batch answer missing".into()))
-                }
-            })
-        })
-        .collect()
+) -> String {
+    let missing = lendkit::Error::Internal("batch answer missing".into());
+    let mut results = results.iter();
+    let answers = refused.iter().map(|r| match r {
+        Some(e) => Err(e),
+        None => results.next().map_or(Err(&missing), |r| r.as_ref()),
+    });
+    answers_json(answers, with_events)
 }
 
 #[napi]
 impl NativeLibrary {
-    /// Runs many commands in order in one call (one crossing into Rust for the whole batch);
-    /// each gets its own answer, and a refusal does not stop the rest.
+    /// Runs many commands in order in one call: `commands` is the JSON text of an array of
+    /// `{ command, actor, commandId? }` (the command in the core's JSON form), and the answers
+    /// come back as one JSON text (see `answers_json`) — one crossing each way for the whole
+    /// batch. Each command gets its own answer, and a refusal does not stop the rest.
     #[napi(catch_unwind)]
     pub async fn execute_batch(
         &self,
         commands: String,
         with_events: Option<bool>,
-    ) -> Result<Vec<BatchAnswer>> {
+    ) -> Result<String> {
         let library = self.library()?;
         let (answers, runnable) = parse_batch(&commands)?;
         let results =
             guarded(move || async move { Ok(library.execute_batch(runnable).await) }).await?;
-        Ok(batch_answers(answers, results, with_events.unwrap_or(true)))
+        Ok(batch_answers(
+            &answers,
+            &results,
+            with_events.unwrap_or(true),
+        ))
     }
 
     /// [`execute_batch`](NativeLibrary::execute_batch) on the calling thread, for a library
     /// that [`runs_inline`](NativeLibrary::runs_inline); otherwise an `INVALID_INPUT` error.
     #[napi(catch_unwind)]
-    pub fn execute_batch_now(
-        &self,
-        commands: String,
-        with_events: Option<bool>,
-    ) -> Result<Vec<BatchAnswer>> {
+    pub fn execute_batch_now(&self, commands: String, with_events: Option<bool>) -> Result<String> {
         if !self.handle.inline {
             return Err(errors::invalid(
                 "executeBatchNow is only for a library in memory with the members' point accounts",
@@ -331,7 +300,11 @@ impl NativeLibrary {
         let (answers, runnable) = parse_batch(&commands)?;
         let run = move || block_on(library.execute_batch(runnable));
         match catch_unwind(AssertUnwindSafe(run)) {
-            Ok(results) => Ok(batch_answers(answers, results, with_events.unwrap_or(true))),
+            Ok(results) => Ok(batch_answers(
+                &answers,
+                &results,
+                with_events.unwrap_or(true),
+            )),
             Err(panic) => Err(errors::panicked(panic.as_ref())),
         }
     }

@@ -105,6 +105,18 @@ fn json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
 /// same objects (`test/outcomes.test.mjs`).
 fn events_json(events: &[Envelope]) -> String {
     let mut out = Vec::with_capacity(512 * events.len() + 2);
+    write_events(&mut out, events);
+    utf8(out)
+}
+
+/// The bytes written by this module's writers as a `String`.
+fn utf8(out: Vec<u8>) -> String {
+    // JSON punctuation, escaped strings, numbers and the payloads' JSON: all UTF-8.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Appends the JSON array of [`Event`]s for `events` to `out` (see [`events_json`]).
+fn write_events(out: &mut Vec<u8>, events: &[Envelope]) {
     // A `String` reused for the fields that are formatted before they are escaped.
     let mut scratch = String::new();
     out.push(b'[');
@@ -113,38 +125,76 @@ fn events_json(events: &[Envelope]) -> String {
             out.push(b',');
         }
         out.extend_from_slice(br#"{"eventId":"#);
-        json(&mut out, &e.event_id);
+        json(out, &e.event_id);
         out.extend_from_slice(br#","stream":"#);
         scratch.clear();
         let _ = write!(scratch, "{}", e.stream);
-        json(&mut out, scratch.as_str());
+        json(out, scratch.as_str());
         out.extend_from_slice(br#","version":"#);
-        json(&mut out, &e.version);
+        json(out, &e.version);
         out.extend_from_slice(br#","position":"#);
-        json(&mut out, &e.position);
+        json(out, &e.position);
         out.extend_from_slice(br#","occurredAt":"#);
-        json(&mut out, &e.occurred_at.0);
+        json(out, &e.occurred_at.0);
         out.extend_from_slice(br#","correlationId":"#);
-        json(&mut out, &e.correlation_id);
+        json(out, &e.correlation_id);
         out.extend_from_slice(br#","causationId":"#);
-        json(&mut out, &e.causation_id);
+        json(out, &e.causation_id);
         out.extend_from_slice(br#","commandId":"#);
-        json(&mut out, e.command_id.as_str());
+        json(out, e.command_id.as_str());
         out.extend_from_slice(br#","actor":"#);
         scratch.clear();
         let _ = write!(scratch, "{}", e.actor);
-        json(&mut out, scratch.as_str());
+        json(out, scratch.as_str());
         out.extend_from_slice(br#","type":"#);
-        json(&mut out, e.type_name());
+        json(out, e.type_name());
         out.extend_from_slice(br#","schema":"#);
-        json(&mut out, &lendkit::event::SCHEMA_VERSION);
+        json(out, &lendkit::event::SCHEMA_VERSION);
         out.extend_from_slice(br#","payload":"#);
-        e.event.write_payload(&mut out);
+        e.event.write_payload(out);
         out.push(b'}');
     }
     out.push(b']');
-    // JSON punctuation, escaped strings, numbers and the payloads' JSON: all UTF-8.
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// The JSON text of a batch's answers, one per command in order: `{"outcome": {"commandId",
+/// "rentalId"?, "events"}}` or `{"error": {"code", "message"}}`, events written only
+/// `with_events` (else `[]`). One string crosses for the whole batch and the wrapper parses it
+/// once: building each answer's objects through napi cost more than running the commands'
+/// bookkeeping.
+pub fn answers_json<'a>(
+    answers: impl ExactSizeIterator<Item = Result<&'a lendkit::Outcome, &'a lendkit::Error>>,
+    with_events: bool,
+) -> String {
+    let mut out = Vec::with_capacity(answers.len() * if with_events { 1024 } else { 96 } + 2);
+    out.push(b'[');
+    for (i, answer) in answers.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        match answer {
+            Ok(o) => {
+                out.extend_from_slice(br#"{"outcome":{"commandId":"#);
+                json(&mut out, o.command_id.as_str());
+                if let Some(rental) = &o.rental_id {
+                    out.extend_from_slice(br#","rentalId":"#);
+                    json(&mut out, rental.as_str());
+                }
+                out.extend_from_slice(br#","events":"#);
+                write_events(&mut out, if with_events { &o.events } else { &[] });
+                out.extend_from_slice(b"}}");
+            }
+            Err(e) => {
+                out.extend_from_slice(br#"{"error":{"code":"#);
+                json(&mut out, e.code().as_str());
+                out.extend_from_slice(br#","message":"#);
+                json(&mut out, &e.to_string());
+                out.extend_from_slice(b"}}");
+            }
+        }
+    }
+    out.push(b']');
+    utf8(out)
 }
 
 /// One row of the book list.
