@@ -151,6 +151,7 @@ function nativeCommand(method, input) {
     if (value === undefined) continue
     if (key === 'commandId') {
       commandId = value ?? undefined
+      if (typeof value === 'string') refusal ??= unsendable(key, value)
     } else if (key === 'command') {
       throw invalid(`${method} has no field "command"`)
     } else if (key === '__proto__') {
@@ -196,7 +197,7 @@ function jsonText(value) {
 /**
  * A command's outcome from the native one, whose events come as JSON text. `events` is parsed
  * the first time it is read (one `JSON.parse`) and kept: a caller that never reads it — most
- * callers of a command — does not pay for it (four times the rest of the outcome). It is an own
+ * callers of a command — does not pay for it (several times the cost of the rest of the outcome). It is an own
  * enumerable property, so spreading, `JSON.stringify` and deep equality see it as before, and
  * it can be assigned.
  */
@@ -532,8 +533,8 @@ class Library extends LibraryCommands {
       if (prepared.refusal !== undefined) throw invalid(prepared.refusal)
       names = prepared.names
       const who = actorText(actor)
-      // Inline, the outcome is known now: one settled Promise, no await in between.
       const text = jsonText(prepared.command)
+      // Inline, the outcome is known now: one settled Promise, no await in between.
       if (this.#inline) return Promise.resolve(outcomeOf(this.#native.executeNow(text, who, prepared.commandId)))
       return this.#native.execute(text, who, prepared.commandId).then(outcomeOf, (e) => {
         throw inJsTerms(translate(e), names)

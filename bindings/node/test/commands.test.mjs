@@ -113,3 +113,22 @@ test('the same command as Python and Rust send it is accepted in snake_case too'
     await lib.close()
   }
 })
+
+test('a command id holding a lone surrogate is refused the same way every way, as in Python', async () => {
+  const lib = await stocked()
+  try {
+    const head = await lib.head()
+    const input = { memberId: 'm-9', name: 'Kim', commandId: 'c\ud800' }
+    const byMethod = await rejection(lib.joinMember(input, librarian))
+    const byExecute = await rejection(lib.execute('joinMember', input, librarian))
+    const [{ error: byBatch }] = await lib.executeBatch([{ command: 'joinMember', input, actor: librarian }])
+    for (const e of [byMethod, byExecute, byBatch]) {
+      assert.equal(e.code, 'INVALID_INPUT')
+      assert.equal(e.message, byMethod.message)
+    }
+    assert.match(byMethod.message, /commandId is "c\\ud800", which is not valid text/)
+    assert.equal(await lib.head(), head, 'nothing was stored')
+  } finally {
+    await lib.close()
+  }
+})
