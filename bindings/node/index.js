@@ -195,14 +195,14 @@ function jsonText(value) {
 }
 
 /**
- * A command's outcome from the native one, whose events come as JSON text. `events` is parsed
+ * A command's outcome from the native `[commandId, eventsJson, rentalId?]`. `events` is parsed
  * the first time it is read (one `JSON.parse`) and kept: a caller that never reads it — most
  * callers of a command — does not pay for it (several times the cost of the rest of the outcome). It is an own
  * enumerable property, so spreading, `JSON.stringify` and deep equality see it as before, and
  * it can be assigned.
  */
-function outcomeOf(native) {
-  let json = native.eventsJson
+function outcomeOf([commandId, eventsJson, rentalId]) {
+  let json = eventsJson
   let events
   const read = () => {
     if (json !== null) {
@@ -216,7 +216,6 @@ function outcomeOf(native) {
     json = null
   }
   // Two literals, not one and a `delete`: an outcome without a rental has no `rentalId` key.
-  const { commandId, rentalId } = native
   if (rentalId === undefined) {
     return { commandId, get events() { return read() }, set events(v) { write(v) } }
   }

@@ -64,7 +64,7 @@ export declare class NativeLibrary {
    * [`execute`](NativeLibrary::execute) on the calling thread, for a library that
    * [`runs_inline`](NativeLibrary::runs_inline); otherwise an `INVALID_INPUT` error.
    */
-  executeNow(command: string, actor: string, commandId?: string | undefined | null): Outcome
+  executeNow(command: string, actor: string, commandId?: string | undefined | null): Array<string>
   /**
    * Runs a command, given as the text of its JSON form (`{"command": "reserve_book",
    * "book_id": …}`: one string crosses, where napi reading an object takes a call per key and
@@ -72,7 +72,7 @@ export declare class NativeLibrary {
    * field is checked by the core, which names the one at fault. The wrapper's per-command
    * methods are made of this.
    */
-  execute(command: string, actor: string, commandId?: string | undefined | null): Promise<Outcome>
+  execute(command: string, actor: string, commandId?: string | undefined | null): Promise<Array<string>>
   /**
    * Waits until the policies and views have caught up (and, without a background runner,
    * hands new events to subscribers).
@@ -241,8 +241,8 @@ export declare function dropConnected(pgUrl: string, natsUrl: string, name: stri
 export declare function errorCodes(): Array<string>
 
 /**
- * A stored event with everything known about it. (Its JSON form, for
- * [`Outcome::events_json`], is [`EventJson`], with the same keys.)
+ * A stored event with everything known about it. (Its JSON form, written by `events_json` for
+ * a command's outcome, has the same keys in the same order.)
  */
 export interface Event {
   /** Unique id: `stream#version`. */
@@ -375,21 +375,6 @@ export interface Notice {
  * and, if given, a manual `clock`. Resolves to the open library.
  */
 export declare function open(path: string | undefined | null, options: NativeOptions, clock?: ManualClock | undefined | null): Promise<NativeLibrary>
-
-/** What a successful command returns. */
-export interface Outcome {
-  /** The command's id (given or generated): send it again to retry safely. */
-  commandId: string
-  /** The rental the command was about (for `reserveBook`: the new rental's id). */
-  rentalId?: string
-  /**
-   * The events the command stored, in position order (for a re-sent command id: the first
-   * time's), as the JSON text of an array of [`Event`]s: the wrapper turns it into
-   * `events` with one `JSON.parse`, several times cheaper than building each event's object
-   * property by property through napi (a third of a command's time through Node).
-   */
-  eventsJson: string
-}
 
 /** One overdue loan in the overdue list. */
 export interface OverdueRow {

@@ -15,7 +15,7 @@ use crate::errors;
 use crate::input::amount;
 use crate::options::NativeOptions;
 use crate::output::{
-    answers_json, BookRow, DeadLetter, Event, HoldShelfRow, MemberPage, Outcome, OverdueRow,
+    answers_json, outcome_parts, BookRow, DeadLetter, Event, HoldShelfRow, MemberPage, OverdueRow,
 };
 use crate::ports::{subscriber, Listener};
 use futures::executor::block_on;
@@ -362,7 +362,7 @@ impl NativeLibrary {
         command: String,
         actor: String,
         command_id: Option<String>,
-    ) -> Result<Outcome> {
+    ) -> Result<Vec<String>> {
         if !self.handle.inline {
             return Err(errors::invalid(
                 "executeNow is only for a library in memory with the members' point accounts",
@@ -374,7 +374,7 @@ impl NativeLibrary {
         let run =
             move || block_on(library.execute_with_id(command, &actor, command_id.map(CommandId)));
         match catch_unwind(AssertUnwindSafe(run)) {
-            Ok(result) => result.map(Outcome::from).map_err(errors::to_js),
+            Ok(result) => result.map(outcome_parts).map_err(errors::to_js),
             Err(panic) => Err(errors::panicked(panic.as_ref())),
         }
     }
@@ -393,7 +393,7 @@ impl NativeLibrary {
         command: String,
         actor: String,
         command_id: Option<String>,
-    ) -> Result<Outcome> {
+    ) -> Result<Vec<String>> {
         let command = lendkit::Command::from_json(&command).map_err(errors::to_js)?;
         let actor = self::actor(&actor)?;
         let library = self.library()?;
@@ -403,7 +403,7 @@ impl NativeLibrary {
                 .await
         })
         .await
-        .map(Outcome::from)
+        .map(outcome_parts)
     }
 
     /// Waits until the policies and views have caught up (and, without a background runner,

@@ -16,8 +16,8 @@ fn number(n: u64) -> f64 {
     n as f64
 }
 
-/// A stored event with everything known about it. (Its JSON form, for
-/// [`Outcome::events_json`], is [`EventJson`], with the same keys.)
+/// A stored event with everything known about it. (Its JSON form, written by `events_json` for
+/// a command's outcome, has the same keys in the same order.)
 #[napi(object, object_from_js = false)]
 pub struct Event {
     /// Unique id: `stream#version`.
@@ -68,28 +68,21 @@ impl From<&Envelope> for Event {
     }
 }
 
-/// What a successful command returns.
-#[napi(object, object_from_js = false)]
-pub struct Outcome {
-    /// The command's id (given or generated): send it again to retry safely.
-    pub command_id: String,
-    /// The rental the command was about (for `reserveBook`: the new rental's id).
-    pub rental_id: Option<String>,
-    /// The events the command stored, in position order (for a re-sent command id: the first
-    /// time's), as the JSON text of an array of [`Event`]s: the wrapper turns it into
-    /// `events` with one `JSON.parse`, several times cheaper than building each event's object
-    /// property by property through napi (a third of a command's time through Node).
-    pub events_json: String,
-}
-
-impl From<lendkit::Outcome> for Outcome {
-    fn from(o: lendkit::Outcome) -> Self {
-        Outcome {
-            command_id: o.command_id.to_string(),
-            rental_id: o.rental_id.map(|r| r.to_string()),
-            events_json: events_json(&o.events),
-        }
+/// What a successful command returns, as the strings `[commandId, eventsJson, rentalId?]`: the
+/// command's id (given or generated: send it again to retry safely), the JSON text of the
+/// events it stored (an array of [`Event`]s, in position order; for a re-sent command id, the
+/// first time's), which the wrapper parses when `events` is first read, and the rental the
+/// command was about, when there is one (for `reserveBook`: the new rental's id). An array of
+/// strings, not an object: napi defines an object's properties one by one, and this is made
+/// once per command.
+pub fn outcome_parts(o: lendkit::Outcome) -> Vec<String> {
+    let mut parts = Vec::with_capacity(3);
+    parts.push(o.command_id.to_string());
+    parts.push(events_json(&o.events));
+    if let Some(rental) = o.rental_id {
+        parts.push(rental.to_string());
     }
+    parts
 }
 
 /// Appends `value`'s JSON text (a string escaped, a number in digits) to `out`.
