@@ -5,7 +5,10 @@ in batches of 500 with settle() after each step, every policy and both views cur
     python bench/saga.py [lifecycles] [members] [books] [--json]
 
 Prints the Python rate for one call per command and for one execute_batch per step (one
-crossing into Rust for 500 commands), the Rust rate, and Python / Rust.
+crossing into Rust for 500 commands), the Rust rate, and Python / Rust. Rates move by a third
+between runs on a busy machine: five rounds (ROUNDS=n for another number), each one Rust run
+and one run of each Python way, every run a fresh process, interleaved so that a slow spell
+hits both; each figure is the median of its runs (all printed), and the ratio divides medians.
 """
 
 import json
@@ -17,7 +20,8 @@ from pathlib import Path
 
 import lendkit
 
-ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
+CHILD = sys.argv.index("--child") if "--child" in sys.argv else None
+ARGS = [a for i, a in enumerate(sys.argv[1:], 1) if not a.startswith("--") and (CHILD is None or i != CHILD + 1)]
 LIFECYCLES, MEMBERS, BOOKS = (int(ARGS[i]) if len(ARGS) > i else d for i, d in enumerate((20000, 200, 100)))
 BATCH = 500
 
@@ -75,15 +79,38 @@ def rust() -> float:
     return json.loads(out.stdout)["saga_memory"]["lifecycles_per_s"]
 
 
+def median(xs: list) -> float:
+    return sorted(xs)[len(xs) // 2]
+
+
+def shown(xs: list) -> str:
+    return ", ".join(f"{x:.0f}" for x in xs)
+
+
+def python(mode: str) -> dict:
+    """One run of `mode` in a fresh Python process, as the Rust bench runs in a fresh process."""
+    args = [sys.executable, str(Path(__file__).resolve()), "--child", mode, str(LIFECYCLES), str(MEMBERS), str(BOOKS)]
+    return json.loads(subprocess.run(args, check=True, capture_output=True).stdout)
+
+
 def main() -> None:
-    rust_rate = rust()
-    report = {"rust_lifecycles_per_s": rust_rate}
-    print(f"saga in Rust, same run:                {rust_rate:>8.0f} lifecycles/s")
-    for mode, label in (("sequential", "one call per command"), ("batch", "execute_batch per step")):
-        r = saga(mode)
-        r["ratio"] = r["lifecycles_per_s"] / rust_rate
-        report[mode] = r
-        print(f"saga through Python, {label:<22} {r['lifecycles_per_s']:>8.0f} lifecycles/s  Python / Rust {r['ratio']:.2f}")
+    if CHILD is not None:
+        print(json.dumps(saga(sys.argv[CHILD + 1])))
+        return
+    rounds = int(os.environ.get("ROUNDS", "5"))
+    modes = (("sequential", "one call per command"), ("batch", "execute_batch per step"))
+    runs: dict = {"rust": [], "sequential": [], "batch": []}
+    for _ in range(rounds):
+        runs["rust"].append(rust())
+        for mode, _label in modes:
+            runs[mode].append(python(mode)["lifecycles_per_s"])
+    rust_rate = median(runs["rust"])
+    report: dict = {"rust_lifecycles_per_s": rust_rate, "rust_runs": runs["rust"]}
+    print(f"saga in Rust, same run (median of {rounds}):  {rust_rate:>8.0f} lifecycles/s  ({shown(runs['rust'])})")
+    for mode, label in modes:
+        rate = median(runs[mode])
+        report[mode] = {"lifecycles_per_s": rate, "ratio": rate / rust_rate, "runs": runs[mode]}
+        print(f"saga through Python, {label:<22} {rate:>8.0f} lifecycles/s  Python / Rust {rate / rust_rate:.2f}  ({shown(runs[mode])})")
     if "--json" in sys.argv:
         print(json.dumps(report))
 
