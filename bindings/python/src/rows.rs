@@ -6,7 +6,6 @@ use crate::json;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use serde::Serialize;
-use serde_json::Value;
 use std::hash::{Hash, Hasher};
 
 /// `Class(field=repr, …)` for the named attributes of `obj`.
@@ -380,8 +379,10 @@ pub struct Event {
     /// The payload schema version.
     #[pyo3(get)]
     schema: u64,
-    /// The wire form (`Envelope::to_json`), payload included.
-    wire: Value,
+    /// The envelope itself: the payload and the wire form are built from it when asked. Most
+    /// outcomes' events are never looked at, and building each one's wire form as a `Value`
+    /// up front was a large share of what a command cost through the binding.
+    envelope: lendkit::event::Envelope,
 }
 
 impl Hash for Event {
@@ -391,9 +392,8 @@ impl Hash for Event {
     }
 }
 
-impl From<&lendkit::event::Envelope> for Event {
-    fn from(e: &lendkit::event::Envelope) -> Self {
-        let wire = e.to_json();
+impl From<lendkit::event::Envelope> for Event {
+    fn from(e: lendkit::event::Envelope) -> Self {
         Event {
             position: e.position,
             event_id: e.event_id.clone(),
@@ -405,9 +405,16 @@ impl From<&lendkit::event::Envelope> for Event {
             command_id: e.command_id.to_string(),
             actor: e.actor.to_string(),
             occurred_at: e.occurred_at.0,
-            schema: wire["schema"].as_u64().unwrap_or_default(),
-            wire,
+            // What the wire form (`Envelope::to_json`) says.
+            schema: u64::from(lendkit::event::SCHEMA_VERSION),
+            envelope: e,
         }
+    }
+}
+
+impl From<&lendkit::event::Envelope> for Event {
+    fn from(e: &lendkit::event::Envelope) -> Self {
+        Event::from(e.clone())
     }
 }
 
@@ -416,12 +423,12 @@ impl Event {
     /// The event's own fields (a fresh dict each time).
     #[getter]
     fn payload<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        json::to_py(py, &self.wire["payload"])
+        json::to_py(py, &self.envelope.event.payload())
     }
 
     /// The wire form: every envelope field, `type`, `schema` and `payload`.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        json::to_py(py, &self.wire)
+        json::to_py(py, &self.envelope.to_json())
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
@@ -460,7 +467,7 @@ impl From<lendkit::Outcome> for Outcome {
         Outcome {
             command_id: o.command_id.to_string(),
             rental_id: o.rental_id.map(|r| r.to_string()),
-            events: o.events.iter().map(Event::from).collect(),
+            events: o.events.into_iter().map(Event::from).collect(),
         }
     }
 }
