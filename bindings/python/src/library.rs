@@ -134,11 +134,7 @@ fn start(
     let background = config.background;
     let (open, hub) = detached(py, move || {
         let open = open(config)?;
-        let hub = Arc::new(Hub::default());
-        let dispatcher = Arc::clone(&hub);
-        open.subscribe(Box::new(move |e| dispatcher.dispatch(e)));
-        hub.start_at(call::wait(open.head())?);
-        Ok((open, hub))
+        Ok((open, Arc::new(Hub::default())))
     })?;
     let state = Arc::new(State {
         open: Mutex::new(Some(Arc::new(open))),
@@ -892,7 +888,7 @@ impl Library {
             }
             if state.hub.active() {
                 let head = call::wait(lib.head())?;
-                while state.hub.delivered() < head {
+                while lib.delivered() < head {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Ok(false);
                     }
@@ -946,8 +942,8 @@ impl Library {
                 &callback,
             ));
         }
-        let lib = self.lib(py)?;
-        let head = detached(py, move || call::wait(lib.head()))?;
-        Ok(self.state.hub.add(callback.unbind(), head))
+        let (lib, hub) = (self.lib(py)?, Arc::clone(&self.state.hub));
+        let callback = callback.unbind();
+        detached(py, move || hub.add(&lib, callback))
     }
 }

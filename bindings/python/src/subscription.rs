@@ -1,39 +1,64 @@
 //! `lendkit.Subscription`, and the hub that hands every committed event to the Python
 //! callbacks subscribed to one library.
 //!
-//! The hub is the library's single subscriber in the core: the background runner (or
-//! `settle()` without one) calls it with each committed event in position order; it calls each
-//! Python callback with the GIL re-acquired. An exception in a callback is reported through
-//! `sys.unraisablehook` and otherwise ignored: it never reaches the runner.
+//! The hub is the library's single subscriber in the core, and only while some Python callback
+//! is subscribed: the background runner (or `settle()` without one) calls it with each
+//! committed event in position order; it calls each Python callback with the GIL re-acquired.
+//! An exception in a callback is reported through `sys.unraisablehook` and otherwise ignored:
+//! it never reaches the runner. With no callback the core has no subscriber, so a settle reads
+//! no event back from the store only to hand it to no one.
 
 use crate::call::{as_callback, Callback};
 use crate::rows;
 use lendkit::event::Envelope;
+use lendkit::OpenLibrary;
 use pyo3::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 /// A subscribed callback and the position after which its events start.
 type Entry = (u64, Arc<Py<PyAny>>);
 
-/// The Python callbacks of one library.
+/// The Python callbacks of one library, and the hub's own subscription in the core while it
+/// has any.
 #[derive(Default)]
 pub(crate) struct Hub {
-    /// Each callback, and the position after which its events start.
-    callbacks: Mutex<BTreeMap<u64, Entry>>,
+    /// One lock for both, so that a callback subscribing while the last one leaves can never
+    /// end up without the core subscription it needs.
+    inner: Mutex<Inner>,
     next: AtomicU64,
-    /// The last position handed to every callback.
-    delivered: AtomicU64,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Each callback, and the position after which its events start.
+    callbacks: BTreeMap<u64, Entry>,
+    /// The library and the hub's subscription id in it, while some callback is subscribed.
+    core: Option<(Weak<OpenLibrary>, u64)>,
+}
+
+impl Inner {
+    /// Ends the hub's subscription in the core, if it has one.
+    fn detach(&mut self) {
+        if let Some((library, id)) = self.core.take() {
+            if let Some(library) = library.upgrade() {
+                library.unsubscribe(id);
+            }
+        }
+    }
 }
 
 impl Hub {
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Hands one committed event to every callback (called by the core, without the GIL).
     pub(crate) fn dispatch(&self, envelope: &Envelope) {
         let callbacks: Vec<Arc<Py<PyAny>>> = self
+            .inner()
             .callbacks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
             .values()
             .filter(|(after, _)| envelope.position > *after)
             .map(|(_, callback)| Arc::clone(callback))
@@ -54,66 +79,68 @@ impl Hub {
                 })
             });
         }
-        self.delivered
-            .fetch_max(envelope.position, Ordering::SeqCst);
     }
 
     /// True when some callback is subscribed.
     pub(crate) fn active(&self) -> bool {
-        !self
-            .callbacks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_empty()
+        !self.inner().callbacks.is_empty()
     }
 
-    /// The last position handed to the callbacks.
-    pub(crate) fn delivered(&self) -> u64 {
-        self.delivered.load(Ordering::SeqCst)
-    }
-
-    /// Marks everything up to `position` as delivered (nothing before a library opened is).
-    pub(crate) fn start_at(&self, position: u64) {
-        self.delivered.fetch_max(position, Ordering::SeqCst);
-    }
-
-    /// Subscribes `callback` to the events after position `after`.
-    pub(crate) fn add(self: &Arc<Self>, callback: Py<PyAny>, after: u64) -> Subscription {
+    /// Subscribes `callback` to the events committed to `library` from now on, subscribing
+    /// the hub in the core first if no callback was. Called without the GIL (reading the head
+    /// may wait for the store).
+    pub(crate) fn add(
+        self: &Arc<Self>,
+        library: &Arc<OpenLibrary>,
+        callback: Py<PyAny>,
+    ) -> lendkit::Result<Subscription> {
+        let mut inner = self.inner();
+        if inner.core.is_none() {
+            let hub = Arc::clone(self);
+            let id = library.subscribe(Box::new(move |e| hub.dispatch(e)));
+            inner.core = Some((Arc::downgrade(library), id));
+        }
+        // Read after the core subscription exists: it starts at or before this position, so
+        // every event after it reaches the hub.
+        let head = match crate::call::wait(library.head()) {
+            Ok(head) => head,
+            Err(e) => {
+                if inner.callbacks.is_empty() {
+                    inner.detach();
+                }
+                return Err(e);
+            }
+        };
         let id = self.next.fetch_add(1, Ordering::SeqCst);
-        self.callbacks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, (after, Arc::new(callback)));
-        Subscription {
+        inner.callbacks.insert(id, (head, Arc::new(callback)));
+        Ok(Subscription {
             hub: Arc::clone(self),
             id,
-        }
+        })
     }
 
     /// Drops every callback (the library was closed).
     pub(crate) fn clear(&self) {
-        let callbacks = std::mem::take(
-            &mut *self
-                .callbacks
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
+        let callbacks = {
+            let mut inner = self.inner();
+            inner.detach();
+            std::mem::take(&mut inner.callbacks)
+        };
         drop(callbacks);
     }
 
     fn remove(&self, id: u64) -> bool {
-        self.callbacks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&id)
-            .is_some()
+        let mut inner = self.inner();
+        let removed = inner.callbacks.remove(&id);
+        if inner.callbacks.is_empty() {
+            inner.detach();
+        }
+        drop(inner);
+        removed.is_some()
     }
 
     fn contains(&self, id: u64) -> bool {
-        self.callbacks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains_key(&id)
+        self.inner().callbacks.contains_key(&id)
     }
 }
 

@@ -100,3 +100,39 @@ def test_closing_frees_subscribers_that_refer_to_the_library() -> None:
     del lib
     gc.collect()
     assert watch() is None
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_subscribing_late_closing_and_subscribing_again(background: bool) -> None:
+    # The hub subscribes in the core only while some callback is subscribed: a callback that
+    # comes after others have left must still get exactly the events committed after it came.
+    first: List[int] = []
+    second: List[int] = []
+    with lendkit.Library.in_memory(background=background) as lib:
+        stock(lib)
+        lib.settle(timeout=20)
+        a = lib.subscribe(lambda e: first.append(e.position))
+        b = lib.subscribe(lambda e: second.append(e.position))
+        lib.top_up("m-1", 1, actor=lendkit.Librarian("lib-1"))
+        lib.settle(timeout=20)
+        assert first == second == [lib.head()]
+        a.close()
+        lib.top_up("m-1", 1, actor=lendkit.Librarian("lib-1"))
+        lib.settle(timeout=20)
+        assert len(first) == 1, "a closed subscription gets nothing more"
+        assert second[-1] == lib.head() and len(second) == 2, "the other one goes on"
+        b.close()
+        lib.top_up("m-1", 1, actor=lendkit.Librarian("lib-1"))
+        lib.settle(timeout=20)
+        assert len(second) == 2
+        head = lib.head()
+        late: List[int] = []
+        with lib.subscribe(lambda e: late.append(e.position)):
+            # Nothing new since subscribing: settle returns at once instead of waiting for
+            # events no subscriber was owed.
+            lib.settle(timeout=5)
+            assert late == []
+            lib.reserve_book("b-1", "m-1", actor=member("m-1"), rental_id="r-late")
+            lib.settle(timeout=20)
+            assert late == [e.position for e in lib.events(from_position=head + 1)]
+            assert len(late) >= 3
