@@ -44,26 +44,39 @@ pub(crate) fn command(
     skip: &[&str],
 ) -> PyResult<Result<Value, lendkit::Error>> {
     let mut map = serde_json::Map::new();
-    for item in fields.items()?.iter() {
-        let (key, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
+    let mut put = |key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>| {
         let Ok(key) = key.cast::<PyString>() else {
-            return Ok(Err(invalid(format!(
+            return Err(invalid(format!(
                 "a command's keys are field names (str), not {}",
-                type_name(&key)
-            ))));
-        };
-        let Ok(key) = key.to_cow() else {
-            return Ok(Err(invalid(
-                "a command's field name holds a lone surrogate".into(),
+                type_name(key)
             )));
         };
-        if skip.contains(&key.as_ref()) {
-            continue;
-        }
-        match field(&key, &value) {
-            Ok(v) => map.insert(key.into_owned(), v),
-            Err(e) => return Ok(Err(e)),
+        let Ok(key) = key.to_cow() else {
+            return Err(invalid(
+                "a command's field name holds a lone surrogate".into(),
+            ));
         };
+        if !skip.contains(&key.as_ref()) {
+            let value = field(&key, value)?;
+            map.insert(key.into_owned(), value);
+        }
+        Ok(())
+    };
+    if let Ok(dict) = fields.cast::<PyDict>() {
+        // A dict (nearly always) is walked in place, without `items()`' list of pairs. Nothing
+        // here runs Python code that could change it while it is walked.
+        for (key, value) in dict.iter() {
+            if let Err(e) = put(&key, &value) {
+                return Ok(Err(e));
+            }
+        }
+    } else {
+        for item in fields.items()?.iter() {
+            let (key, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
+            if let Err(e) = put(&key, &value) {
+                return Ok(Err(e));
+            }
+        }
     }
     Ok(Ok(Value::Object(map)))
 }

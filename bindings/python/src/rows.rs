@@ -343,72 +343,27 @@ impl From<lendkit::library::ConsumerStatus> for ConsumerStatus {
 }
 
 /// A stored event: the envelope fields and the payload.
+///
+/// The row is the envelope itself: each field is read from it when asked, and the payload and
+/// the wire form are built from it then. Most outcomes' events are never looked at, and copying
+/// each one's strings (or building its wire form as a `Value`) up front was a large share of
+/// what a command cost through the binding.
 #[pyclass(module = "lendkit", frozen, eq, hash)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
-    /// Position in the global log, from 1, without gaps.
-    #[pyo3(get)]
-    position: u64,
-    /// `stream#version`.
-    #[pyo3(get)]
-    event_id: String,
-    /// The event type, past tense: `RentalReserved`.
-    #[pyo3(get, name = "type")]
-    type_name: String,
-    /// `kind:id`, e.g. `rental:r-1`.
-    #[pyo3(get)]
-    stream: String,
-    /// Version within the stream, from 1.
-    #[pyo3(get)]
-    version: u64,
-    /// The business case (rental, member or book id) the whole chain is about.
-    #[pyo3(get)]
-    correlation_id: String,
-    /// The command id or event id that caused it.
-    #[pyo3(get)]
-    causation_id: String,
-    /// The id of the command that stored it.
-    #[pyo3(get)]
-    command_id: String,
-    /// `librarian:ID`, `member:ID` or `system`.
-    #[pyo3(get)]
-    actor: String,
-    /// When it happened, in milliseconds since the Unix epoch (the library's clock).
-    #[pyo3(get)]
-    occurred_at: i64,
-    /// The payload schema version.
-    #[pyo3(get)]
-    schema: u64,
-    /// The envelope itself: the payload and the wire form are built from it when asked. Most
-    /// outcomes' events are never looked at, and building each one's wire form as a `Value`
-    /// up front was a large share of what a command cost through the binding.
     envelope: lendkit::event::Envelope,
 }
 
 impl Hash for Event {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.event_id.hash(state);
-        self.position.hash(state);
+        self.envelope.event_id.hash(state);
+        self.envelope.position.hash(state);
     }
 }
 
 impl From<lendkit::event::Envelope> for Event {
-    fn from(e: lendkit::event::Envelope) -> Self {
-        Event {
-            position: e.position,
-            event_id: e.event_id.clone(),
-            type_name: e.type_name().to_owned(),
-            stream: e.stream.to_string(),
-            version: e.version,
-            correlation_id: e.correlation_id.clone(),
-            causation_id: e.causation_id.clone(),
-            command_id: e.command_id.to_string(),
-            actor: e.actor.to_string(),
-            occurred_at: e.occurred_at.0,
-            // What the wire form (`Envelope::to_json`) says.
-            schema: u64::from(lendkit::event::SCHEMA_VERSION),
-            envelope: e,
-        }
+    fn from(envelope: lendkit::event::Envelope) -> Self {
+        Event { envelope }
     }
 }
 
@@ -420,6 +375,73 @@ impl From<&lendkit::event::Envelope> for Event {
 
 #[pymethods]
 impl Event {
+    /// Position in the global log, from 1, without gaps.
+    #[getter]
+    fn position(&self) -> u64 {
+        self.envelope.position
+    }
+
+    /// `stream#version`.
+    #[getter]
+    fn event_id(&self) -> &str {
+        &self.envelope.event_id
+    }
+
+    /// The event type, past tense: `RentalReserved`.
+    #[getter]
+    #[pyo3(name = "type")]
+    fn type_name(&self) -> &'static str {
+        self.envelope.type_name()
+    }
+
+    /// `kind:id`, e.g. `rental:r-1`.
+    #[getter]
+    fn stream(&self) -> String {
+        self.envelope.stream.to_string()
+    }
+
+    /// Version within the stream, from 1.
+    #[getter]
+    fn version(&self) -> u64 {
+        self.envelope.version
+    }
+
+    /// The business case (rental, member or book id) the whole chain is about.
+    #[getter]
+    fn correlation_id(&self) -> &str {
+        &self.envelope.correlation_id
+    }
+
+    /// The command id or event id that caused it.
+    #[getter]
+    fn causation_id(&self) -> &str {
+        &self.envelope.causation_id
+    }
+
+    /// The id of the command that stored it.
+    #[getter]
+    fn command_id(&self) -> &str {
+        self.envelope.command_id.as_str()
+    }
+
+    /// `librarian:ID`, `member:ID` or `system`.
+    #[getter]
+    fn actor(&self) -> String {
+        self.envelope.actor.to_string()
+    }
+
+    /// When it happened, in milliseconds since the Unix epoch (the library's clock).
+    #[getter]
+    fn occurred_at(&self) -> i64 {
+        self.envelope.occurred_at.0
+    }
+
+    /// The payload schema version (what the wire form, `to_dict()`, says).
+    #[getter]
+    fn schema(&self) -> u64 {
+        u64::from(lendkit::event::SCHEMA_VERSION)
+    }
+
     /// The event's own fields (a fresh dict each time).
     #[getter]
     fn payload<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -477,7 +499,10 @@ impl Outcome {
     /// The stored events' types, in order.
     #[getter]
     fn types(&self) -> Vec<String> {
-        self.events.iter().map(|e| e.type_name.clone()).collect()
+        self.events
+            .iter()
+            .map(|e| e.envelope.type_name().to_owned())
+            .collect()
     }
 
     /// `command_id`, `rental_id` and `events` (each as its wire dict).
