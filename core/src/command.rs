@@ -151,6 +151,22 @@ macro_rules! commands {
                 match self { $( Command::$variant { .. } => $name, )* }
             }
 
+            /// The command `name`d, from the fields of its JSON form once [`check_fields`] has
+            /// passed them: each value is moved out of the map, with no second pass through
+            /// serde. `None` if a field is not what the check let through (never, as both
+            /// follow the same table).
+            fn from_checked(
+                name: &str,
+                fields: &mut serde_json::Map<String, Value>,
+            ) -> Option<Command> {
+                match name {
+                    $( $name => Some(Command::$variant {
+                        $( $field: Checked::take(fields.remove(stringify!($field)))?, )*
+                    }), )*
+                    _ => None,
+                }
+            }
+
             /// Checks the input rules every command shares, field by field from the table: ids
             /// well formed, texts bounded, amounts in `1..=`[`MAX_AMOUNT`].
             pub fn validate(&self) -> Result<(), Error> {
@@ -393,7 +409,19 @@ impl Command {
             )));
         };
         check_fields(spec, &value).map_err(Error::InvalidInput)?;
-        serde_json::from_value(value).map_err(not_a_command)
+        let Value::Object(mut fields) = value else {
+            // check_fields refuses anything but an object.
+            return Err(Error::InvalidInput(format!(
+                "{} must be an object of named fields",
+                spec.name
+            )));
+        };
+        Self::from_checked(spec.name, &mut fields).ok_or_else(|| {
+            Error::Internal(format!(
+                "{} passed the field check but could not be read",
+                spec.name
+            ))
+        })
     }
 
     /// What this command, sent by `actor`, is: a stable digest of its JSON form and the actor.
@@ -405,6 +433,48 @@ impl Command {
         // only make every such command share one fingerprint, never panic.
         let json = serde_json::to_string(self).unwrap_or_default();
         crate::ids::digest(&["command", &actor.to_string(), &json])
+    }
+}
+
+/// A field's Rust value from its JSON value, once [`check_fields`] has passed it (`None`: not
+/// what the check lets through). An absent or `null` optional field is `None`.
+trait Checked: Sized {
+    fn take(value: Option<Value>) -> Option<Self>;
+}
+
+impl Checked for String {
+    fn take(value: Option<Value>) -> Option<Self> {
+        match value? {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl Checked for u64 {
+    fn take(value: Option<Value>) -> Option<Self> {
+        value?.as_u64()
+    }
+}
+
+impl Checked for u32 {
+    fn take(value: Option<Value>) -> Option<Self> {
+        u32::try_from(value?.as_u64()?).ok()
+    }
+}
+
+impl Checked for bool {
+    fn take(value: Option<Value>) -> Option<Self> {
+        value?.as_bool()
+    }
+}
+
+impl<T: Checked> Checked for Option<T> {
+    fn take(value: Option<Value>) -> Option<Self> {
+        match value {
+            None | Some(Value::Null) => Some(None),
+            v => T::take(v).map(Some),
+        }
     }
 }
 
@@ -595,6 +665,34 @@ mod tests {
                 spec.name
             );
             command.validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn fields_are_read_as_serde_reads_them() {
+        // `from_json_value` moves each checked field out of the map itself; serde's reading of
+        // the same JSON is the reference, with every field, with the required ones only, and
+        // with the optional ones null.
+        for spec in Command::SPECS {
+            for shape in ["all", "required", "null"] {
+                let mut value = json!({ "command": spec.name });
+                for f in spec.fields {
+                    if f.optional && shape == "required" {
+                        continue;
+                    }
+                    value[f.name] = match f.kind {
+                        _ if f.optional && shape == "null" => Value::Null,
+                        FieldKind::Count => json!(u32::MAX),
+                        FieldKind::Amount | FieldKind::Instant => json!(MAX_AMOUNT),
+                        FieldKind::Flag => json!(false),
+                        _ => json!(format!("{} é 1", f.name)),
+                    };
+                }
+                let ours = Command::from_json_value(value.clone())
+                    .unwrap_or_else(|e| panic!("{} ({shape}): {e}", spec.name));
+                let serde: Command = serde_json::from_value(value).unwrap();
+                assert_eq!(ours, serde, "{} ({shape})", spec.name);
+            }
         }
     }
 
