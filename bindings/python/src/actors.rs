@@ -19,7 +19,7 @@ impl Librarian {
     /// A librarian with this staff id (non-empty, at most 200 bytes, no surrounding spaces).
     #[new]
     fn new(py: Python<'_>, id: Text) -> PyResult<Self> {
-        check(py, "librarian", &id.0)?;
+        Actor::check_librarian_id(&id.0).map_err(|reason| errors::invalid(py, reason))?;
         Ok(Librarian { id: id.0 })
     }
 
@@ -50,7 +50,7 @@ impl Member {
     /// The member with this member id.
     #[new]
     fn new(py: Python<'_>, id: Text) -> PyResult<Self> {
-        check(py, "member", &id.0)?;
+        Actor::check_member_id(&id.0).map_err(|reason| errors::invalid(py, reason))?;
         Ok(Member { id: id.0 })
     }
 
@@ -67,13 +67,6 @@ impl Member {
     fn __str__(&self) -> String {
         Actor::member(&self.id).to_string()
     }
-}
-
-/// Checks an actor id with the core's own rule.
-fn check(py: Python<'_>, kind: &str, id: &str) -> PyResult<()> {
-    Actor::parse(&format!("{kind}:{id}"))
-        .map(drop)
-        .map_err(|reason| errors::invalid(py, reason))
 }
 
 fn repr(py: Python<'_>, class: &str, id: &str) -> PyResult<String> {
