@@ -136,3 +136,37 @@ def test_subscribing_late_closing_and_subscribing_again(background: bool) -> Non
             lib.settle(timeout=20)
             assert late == [e.position for e in lib.events(from_position=head + 1)]
             assert len(late) >= 3
+
+
+def test_subscriptions_come_and_go_from_many_threads_while_commands_run() -> None:
+    # Subscribing and closing race with each other and with the runner's deliveries; whatever
+    # the interleaving, a subscription that stays gets every event committed after it came.
+    errors: List[BaseException] = []
+    with lendkit.Library.in_memory() as lib:
+        stock(lib)
+        lib.settle(timeout=20)
+        stop = threading.Event()
+
+        def churn() -> None:
+            try:
+                while not stop.is_set():
+                    with lib.subscribe(lambda e: None):
+                        pass
+            except BaseException as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=churn) for _ in range(3)]
+        for t in threads:
+            t.start()
+        kept: List[int] = []
+        head = lib.head()
+        with lib.subscribe(lambda e: kept.append(e.position)):
+            for i in range(20):
+                lib.top_up("m-1", 1, actor=lendkit.Librarian("lib-1"))
+            lib.settle(timeout=20)
+            stop.set()
+            for t in threads:
+                t.join()
+            assert not errors, errors
+            assert kept == [e.position for e in lib.events(from_position=head + 1)]
+            assert len(kept) >= 20
