@@ -234,28 +234,46 @@ impl CommandId {
 /// it tells commands apart and derives ids, and guards against no adversary (an id's owner is
 /// the only one who can reuse it).
 pub(crate) fn digest(parts: &[&str]) -> String {
-    let mut chunks: Vec<&[u8]> = Vec::with_capacity(parts.len() * 2);
-    let lengths: Vec<[u8; 8]> = parts
-        .iter()
-        .map(|p| (p.len() as u64).to_be_bytes())
-        .collect();
-    for (p, len) in parts.iter().zip(&lengths) {
-        chunks.push(len);
-        chunks.push(p.as_bytes());
+    let mut hash = FNV128_OFFSET;
+    for p in parts {
+        hash = fnv1a_128_on(hash, &(p.len() as u64).to_be_bytes());
+        hash = fnv1a_128_on(hash, p.as_bytes());
     }
-    format!("{:032x}", fnv1a_128(&chunks))
+    hex32(hash)
 }
 
+const FNV128_OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+
 /// FNV-1a with 128 bits over the bytes of `chunks`, in order.
+#[cfg(test)]
 fn fnv1a_128(chunks: &[&[u8]]) -> u128 {
-    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
-    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
-    let mut hash = OFFSET;
-    for b in chunks.iter().flat_map(|c| c.iter()) {
-        hash ^= u128::from(*b);
-        hash = hash.wrapping_mul(PRIME);
+    chunks
+        .iter()
+        .fold(FNV128_OFFSET, |hash, c| fnv1a_128_on(hash, c))
+}
+
+/// FNV-1a with 128 bits, continued from `hash` over `bytes`.
+fn fnv1a_128_on(mut hash: u128, bytes: &[u8]) -> u128 {
+    for &b in bytes {
+        hash ^= u128::from(b);
+        // × the FNV prime, 2^88 + 0x13b, as a small multiply and a shift (the same product
+        // modulo 2^128, without a full 128-bit multiplication per byte).
+        hash = hash.wrapping_mul(0x13b).wrapping_add(hash << 88);
     }
     hash
+}
+
+/// `value` as 32 lowercase hex digits, as `format!("{value:032x}")` writes it.
+fn hex32(value: u128) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 32];
+    for (i, d) in digits.iter_mut().enumerate() {
+        *d = HEX[((value >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    // Hex digits are ASCII, so this is always text.
+    std::str::from_utf8(&digits)
+        .map(str::to_owned)
+        .unwrap_or_default()
 }
 
 impl RentalId {
@@ -664,6 +682,24 @@ mod tests {
             format!("{:032x}", fnv1a_128(&[b"a"])),
             "d228cb696f1a8caf78912b704e4a8964"
         );
+    }
+
+    #[test]
+    fn the_digest_shortcuts_agree_with_the_plain_definition() {
+        // FNV-1a 128 as published: a full multiplication by the prime per byte, printed by
+        // format!. The digest's shift-and-multiply and its hex writer must give the same.
+        const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+        let mut text = String::new();
+        for n in 0..300u32 {
+            text.push(char::from_u32(0x20 + (n * 7919) % 0x2f0).unwrap_or('x'));
+            let plain = text.bytes().fold(FNV128_OFFSET, |h, b| {
+                (h ^ u128::from(b)).wrapping_mul(PRIME)
+            });
+            assert_eq!(fnv1a_128_on(FNV128_OFFSET, text.as_bytes()), plain);
+            assert_eq!(hex32(plain), format!("{plain:032x}"));
+        }
+        assert_eq!(hex32(0), "0".repeat(32));
+        assert_eq!(hex32(u128::MAX), "f".repeat(32));
     }
 
     #[test]
