@@ -130,7 +130,15 @@ impl EventBus for InMemoryEventBus {
             for (envelope, hash) in events.iter().zip(&hashes) {
                 let worker = if workers == 0 { 0 } else { hash % workers };
                 if let Some(queue) = usize::try_from(worker).ok().and_then(|w| queues.get_mut(w)) {
-                    queue.push_back(Arc::clone(envelope));
+                    // Each queue stays in position order (so `ack` removes a prefix): the
+                    // library relays in order, and anything older is put in its place.
+                    match queue.back() {
+                        Some(last) if last.position > envelope.position => {
+                            let at = queue.partition_point(|e| e.position <= envelope.position);
+                            queue.insert(at, Arc::clone(envelope));
+                        }
+                        _ => queue.push_back(Arc::clone(envelope)),
+                    }
                 }
             }
         }
@@ -151,7 +159,9 @@ impl EventBus for InMemoryEventBus {
     async fn ack(&self, group: &str, worker: u32, upto: u64) -> Result<(), BusError> {
         let mut groups = self.lock();
         let queue = queue_of(&mut groups, group, worker)?;
-        queue.retain(|e| e.position > upto);
+        // In position order (see `publish`): what is acknowledged is a prefix.
+        let acknowledged = queue.partition_point(|e| e.position <= upto);
+        queue.drain(..acknowledged);
         Ok(())
     }
 }
@@ -267,6 +277,31 @@ mod tests {
         block_on(bus.ack("g", 0, 5)).unwrap();
         assert!(block_on(bus.receive("g", 0, 10)).unwrap().is_empty());
         assert_eq!(bus.pending("g"), 0);
+    }
+
+    #[test]
+    fn a_queue_stays_in_position_order_whatever_the_publishing_order() {
+        // `ack` removes a prefix, so an event published late (an older position) must take its
+        // place rather than the back.
+        let bus = InMemoryEventBus::new();
+        block_on(bus.join("g", 1)).unwrap();
+        let all = events(6, &STREAMS);
+        block_on(bus.publish(&[all[0].clone(), all[1].clone(), all[4].clone()])).unwrap();
+        block_on(bus.publish(&[all[2].clone(), all[5].clone(), all[3].clone()])).unwrap();
+        let positions = |bus: &InMemoryEventBus| {
+            block_on(bus.receive("g", 0, usize::MAX))
+                .unwrap()
+                .iter()
+                .map(|e| e.position)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(positions(&bus), [1, 2, 3, 4, 5, 6]);
+        block_on(bus.ack("g", 0, 3)).unwrap();
+        assert_eq!(positions(&bus), [4, 5, 6]);
+        block_on(bus.ack("g", 0, 0)).unwrap();
+        assert_eq!(positions(&bus), [4, 5, 6]);
+        block_on(bus.ack("g", 0, 9)).unwrap();
+        assert!(positions(&bus).is_empty());
     }
 
     #[test]
