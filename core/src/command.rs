@@ -429,10 +429,31 @@ impl Command {
     /// retry (same fingerprint) returns the first outcome and a different command under the
     /// same id is refused with `COMMAND_ID_REUSED`.
     pub fn fingerprint(&self, actor: &Actor) -> String {
+        thread_local! {
+            /// The command's JSON text, written into a buffer kept for the next command.
+            static JSON: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let digest = |json: &[u8]| {
+            let [kind, id] = actor.text_pieces();
+            // `digest(&["command", &actor.to_string(), json])`, without building the texts.
+            crate::ids::Digest::new()
+                .part(&[b"command"])
+                .part(&[kind.as_bytes(), id.as_bytes()])
+                .part(&[json])
+                .finish()
+        };
         // Serializing a plain enum of strings and integers cannot fail; an empty text would
         // only make every such command share one fingerprint, never panic.
-        let json = serde_json::to_string(self).unwrap_or_default();
-        crate::ids::digest(&["command", &actor.to_string(), &json])
+        JSON.with(|buffer| match buffer.try_borrow_mut() {
+            Ok(mut json) => {
+                json.clear();
+                if serde_json::to_writer(&mut *json, self).is_err() {
+                    json.clear();
+                }
+                digest(&json)
+            }
+            Err(_) => digest(&serde_json::to_vec(self).unwrap_or_default()),
+        })
     }
 }
 
@@ -694,6 +715,40 @@ mod tests {
                 assert_eq!(ours, serde, "{} ({shape})", spec.name);
             }
         }
+    }
+
+    #[test]
+    fn a_fingerprint_is_the_digest_of_the_actor_and_the_json_text() {
+        // Fingerprints are stored in command records: the way they are computed may change,
+        // what they are may not.
+        let commands = [
+            json!({"command": "reserve_book", "book_id": "b-1", "member_id": "m-1"}),
+            json!({"command": "top_up", "member_id": "m-é", "points": 12}),
+            json!({"command": "register_book", "book_id": "b\"2", "title": "T", "copies": 1, "fee": 3}),
+        ];
+        let actors = [
+            Actor::member("m-1"),
+            Actor::librarian("lib \u{1F600}"),
+            Actor::System,
+        ];
+        for value in commands {
+            let command = Command::from_json_value(value).unwrap();
+            for actor in &actors {
+                let json = serde_json::to_string(&command).unwrap();
+                let plain = crate::ids::digest(&["command", &actor.to_string(), &json]);
+                assert_eq!(command.fingerprint(actor), plain);
+            }
+        }
+        assert_eq!(
+            Command::from_json(r#"{"command":"unblock_member","member_id":"m-1"}"#)
+                .unwrap()
+                .fingerprint(&Actor::librarian("lib-1")),
+            crate::ids::digest(&[
+                "command",
+                "librarian:lib-1",
+                r#"{"command":"unblock_member","member_id":"m-1"}"#
+            ])
+        );
     }
 
     #[test]

@@ -234,12 +234,32 @@ impl CommandId {
 /// it tells commands apart and derives ids, and guards against no adversary (an id's owner is
 /// the only one who can reuse it).
 pub(crate) fn digest(parts: &[&str]) -> String {
-    let mut hash = FNV128_OFFSET;
-    for p in parts {
-        hash = fnv1a_128_on(hash, &(p.len() as u64).to_be_bytes());
-        hash = fnv1a_128_on(hash, p.as_bytes());
+    parts
+        .iter()
+        .fold(Digest::new(), |d, p| d.part(&[p.as_bytes()]))
+        .finish()
+}
+
+/// A [`digest`] built part by part, a part possibly given in pieces (hashed as their
+/// concatenation), so that a caller need not join them into one string first.
+pub(crate) struct Digest(u128);
+
+impl Digest {
+    pub(crate) fn new() -> Self {
+        Digest(FNV128_OFFSET)
     }
-    hex32(hash)
+
+    /// Adds the part made of `pieces`, prefixed by its length as [`digest`] does.
+    pub(crate) fn part(self, pieces: &[&[u8]]) -> Self {
+        let len: usize = pieces.iter().map(|p| p.len()).sum();
+        let hash = fnv1a_128_on(self.0, &(len as u64).to_be_bytes());
+        Digest(pieces.iter().fold(hash, |h, p| fnv1a_128_on(h, p)))
+    }
+
+    /// The 32 hex digits.
+    pub(crate) fn finish(self) -> String {
+        hex32(self.0)
+    }
 }
 
 const FNV128_OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
@@ -424,6 +444,18 @@ impl Actor {
             _ => Err(format!(
                 "actor {text:?} is not of the form librarian:ID or member:ID"
             )),
+        }
+    }
+}
+
+impl Actor {
+    /// The actor's text (`member:ID`, as [`Display`](fmt::Display) writes it) in two pieces,
+    /// without building it.
+    pub(crate) fn text_pieces(&self) -> [&str; 2] {
+        match self {
+            Actor::Librarian(id) => ["librarian:", id],
+            Actor::Member(id) => ["member:", id.as_str()],
+            Actor::System => ["system", ""],
         }
     }
 }
