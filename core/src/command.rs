@@ -450,7 +450,12 @@ impl Command {
                 if serde_json::to_writer(&mut *json, self).is_err() {
                     json.clear();
                 }
-                digest(&json)
+                let fingerprint = digest(&json);
+                // A rules document can be a megabyte: such a buffer is not kept.
+                if json.capacity() > 1 << 16 {
+                    *json = Vec::new();
+                }
+                fingerprint
             }
             Err(_) => digest(&serde_json::to_vec(self).unwrap_or_default()),
         })
