@@ -448,3 +448,39 @@ fn a_library_migrates_between_stores_with_positions_ids_and_checkpoints_intact()
     assert_eq!(lib.member_page("m-1").unwrap().points, 90);
     assert_eq!(lib.book_list()[0].available, 0);
 }
+
+#[test]
+fn an_idle_partition_is_caught_up_in_the_stored_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.db");
+    let notices = Arc::new(RecordingNotifier::new());
+    let config = || {
+        let mut config = manual(&notices);
+        for policy in ["catalog", "rentals", "notices"] {
+            config.workers.insert(policy.to_owned(), 8);
+        }
+        config
+    };
+    let head = {
+        let lib = OpenLibrary::open(&db, config()).unwrap();
+        register(&lib, "b-1", 2, 10);
+        join(&lib, "m-1");
+        reserve(&lib, "b-1", "m-1", "r-1").unwrap();
+        settle(&lib);
+        let head = block_on(lib.head()).unwrap();
+        lib.close().unwrap();
+        head
+    };
+    // Most of each policy's eight workers never had an event routed to them; the checkpoints
+    // they stored say they are caught up all the same (an old one would show as lag, and have
+    // the log relayed from there at every open).
+    let lib = OpenLibrary::open(&db, config()).unwrap();
+    let policies: Vec<_> = block_on(lib.consumers())
+        .into_iter()
+        .filter(|c| c.workers == 8)
+        .collect();
+    assert_eq!(policies.len(), 3, "{policies:?}");
+    for c in policies {
+        assert_eq!(c.checkpoint, head, "{} reopened behind", c.name);
+    }
+}

@@ -253,6 +253,14 @@ impl Library {
             return Ok((false, 0));
         }
         let worker = u32::try_from(w).unwrap_or(u32::MAX);
+        // A bus in this process holds every relayed event routed to this worker: once the
+        // worker has handled all it was handed, it has handled everything up to what was
+        // relayed before it asked — even when none of it was routed here (a partition idle
+        // for a while would otherwise keep an old checkpoint, show false lag and have the log
+        // relayed from there at the next open). A bus spanning processes may still be
+        // delivering: its workers move only with what they handle.
+        let relayed = (!self.engine.bus.spans_processes())
+            .then(|| self.engine.relayed_at.load(Ordering::SeqCst));
         let batch = self
             .engine
             .bus
@@ -263,6 +271,8 @@ impl Library {
         // Events the checkpoint already covers (redelivered after a restart) are only acknowledged.
         let mut progressed = batch.iter().any(|e| e.position <= start);
         let mut closed = false;
+        // Set when an event is left waiting (a failure, a refused call, closing).
+        let mut stopped = false;
         for e in batch.iter().filter(|e| e.position > start) {
             // Reacted to within the command that stored it (see `immediate.rs`).
             let done_at_once = match c.kind {
@@ -279,6 +289,7 @@ impl Library {
                 // event, so it is neither counted nor given up on; it is handled after reopening.
                 Err(_) if self.shutdown.is_closed() => {
                     closed = true;
+                    stopped = true;
                     break;
                 }
                 Ok(()) => {
@@ -293,6 +304,7 @@ impl Library {
                 }) => {
                     state.retry_at =
                         Some(now.plus_ms(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX)));
+                    stopped = true;
                     break;
                 }
                 Err(Failure {
@@ -317,6 +329,7 @@ impl Library {
                     );
                     state.retry_at =
                         Some(now.plus_ms(i64::try_from(backoff.as_millis()).unwrap_or(i64::MAX)));
+                    stopped = true;
                     break;
                 }
                 Err(Failure { message, .. }) => {
@@ -339,6 +352,7 @@ impl Library {
                         state.retry_at = Some(
                             now.plus_ms(i64::try_from(backoff.as_millis()).unwrap_or(i64::MAX)),
                         );
+                        stopped = true;
                         break;
                     }
                     tracing::warn!(
@@ -368,6 +382,11 @@ impl Library {
                     state.retry_at = None;
                     progressed = true;
                 }
+            }
+        }
+        if let Some(relayed) = relayed {
+            if !stopped && batch.len() < BATCH && relayed > state.checkpoint {
+                state.checkpoint = relayed;
             }
         }
         if let Kind::Policy(policy) = c.kind {
