@@ -2,6 +2,7 @@
 //! the durable adapters share.
 
 use lendkit_core::error::StoreError;
+use lendkit_core::ports::SnapshotBody;
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -160,7 +161,21 @@ pub(crate) fn snapshot_value(position: u64, body: &[u8]) -> Vec<u8> {
 }
 
 /// The position and body of a value [`snapshot_value`] made (`None` for anything shorter).
-pub(crate) fn snapshot_parts(value: &[u8]) -> Option<(u64, Vec<u8>)> {
-    let (position, body) = value.split_first_chunk::<8>()?;
-    Some((u64::from_be_bytes(*position), body.to_vec()))
+pub(crate) fn snapshot_parts<V>(value: V) -> Option<(u64, SnapshotBody)>
+where
+    V: AsRef<[u8]> + Send + Sync + 'static,
+{
+    /// A stored value without its first 8 bytes (the position), not copied.
+    struct Body<V>(V);
+    impl<V: AsRef<[u8]>> AsRef<[u8]> for Body<V> {
+        fn as_ref(&self) -> &[u8] {
+            // At least 8 bytes long: checked before it was made.
+            self.0.as_ref().get(8..).unwrap_or_default()
+        }
+    }
+    let (position, _) = value.as_ref().split_first_chunk::<8>()?;
+    Some((
+        u64::from_be_bytes(*position),
+        SnapshotBody::new(Body(value)),
+    ))
 }

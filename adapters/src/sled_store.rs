@@ -845,14 +845,17 @@ impl EventStore for SledEventStore {
 
     /// Kept in the `meta` tree under `snapshot:NAME`: the position (8 bytes, big-endian), then
     /// the body.
-    async fn snapshot(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+    async fn snapshot(
+        &self,
+        name: &str,
+    ) -> Result<Option<(u64, lendkit_core::ports::SnapshotBody)>, StoreError> {
         let key = format!("snapshot:{name}");
         let value = self
             .inner
             .meta
             .get(key.as_bytes())
             .map_err(|e| self.failed(e))?;
-        Ok(value.and_then(|v| crate::lock_file::snapshot_parts(&v)))
+        Ok(value.and_then(crate::lock_file::snapshot_parts))
     }
 
     async fn save_snapshot(

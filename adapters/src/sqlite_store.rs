@@ -1361,7 +1361,10 @@ impl EventStore for SqliteEventStore {
 
     /// Kept in `meta` under `snapshot:NAME`, as a blob: the position (8 bytes, big-endian),
     /// then the body.
-    async fn snapshot(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+    async fn snapshot(
+        &self,
+        name: &str,
+    ) -> Result<Option<(u64, lendkit_core::ports::SnapshotBody)>, StoreError> {
         let key = format!("snapshot:{name}");
         let value: Option<Vec<u8>> = self.read(|conn| {
             conn.query_row("SELECT value FROM meta WHERE key = ?1", [&key], |row| {
@@ -1370,7 +1373,7 @@ impl EventStore for SqliteEventStore {
             .optional()
             .map_err(|e| self.failed(e))
         })?;
-        Ok(value.and_then(|v| crate::lock_file::snapshot_parts(&v)))
+        Ok(value.and_then(crate::lock_file::snapshot_parts))
     }
 
     async fn save_snapshot(

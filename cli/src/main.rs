@@ -10,7 +10,8 @@ mod crud;
 mod pg_bench;
 
 /// mimalloc instead of the system allocator: lendkit allocates many small strings, and glibc's
-/// malloc spent about 40% of the saga benchmark's time (see docs/PERFORMANCE.md).
+/// malloc spent about 40% of the saga benchmark's time (see docs/PERFORMANCE.md). Built
+/// without transparent huge pages (`no_thp`, cli/Cargo.toml).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -147,7 +147,7 @@ pub trait EventStore: Send + Sync {
     /// its bytes. A snapshot is a cache of what the log says (the views folded up to a
     /// position, so that an open folds only the events after it): a store may lose one at
     /// any time, and the default keeps none.
-    async fn snapshot(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+    async fn snapshot(&self, name: &str) -> Result<Option<(u64, SnapshotBody)>, StoreError> {
         let _ = name;
         Ok(None)
     }
@@ -224,6 +224,45 @@ pub trait EventBus: Send + Sync {
 
     /// Removes the worker's pending events with `position <= upto`.
     async fn ack(&self, group: &str, worker: u32, upto: u64) -> Result<(), BusError>;
+}
+
+/// A snapshot's bytes as a store hands them out: its own buffer where it can (a snapshot can
+/// be tens of megabytes, and a copy of it would count in an opening library's peak memory),
+/// else a `Vec`. Reads as `&[u8]`.
+pub struct SnapshotBody(Box<dyn AsRef<[u8]> + Send + Sync>);
+
+impl SnapshotBody {
+    /// `bytes`, kept as they are.
+    pub fn new(bytes: impl AsRef<[u8]> + Send + Sync + 'static) -> Self {
+        SnapshotBody(Box::new(bytes))
+    }
+}
+
+impl std::ops::Deref for SnapshotBody {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        (*self.0).as_ref()
+    }
+}
+
+impl From<Vec<u8>> for SnapshotBody {
+    fn from(bytes: Vec<u8>) -> Self {
+        SnapshotBody::new(bytes)
+    }
+}
+
+impl PartialEq for SnapshotBody {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for SnapshotBody {}
+
+impl std::fmt::Debug for SnapshotBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SnapshotBody({} bytes)", self.len())
+    }
 }
 
 /// What a successful charge returns.

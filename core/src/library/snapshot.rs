@@ -20,7 +20,7 @@ const VIEWS: &str = "views";
 
 /// Bumped whenever what a view keeps, or how it folds an event, changes in a way a saved
 /// snapshot cannot follow. (A snapshot from another lendkit version is never used either.)
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// The lendkit version that wrote a snapshot.
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -56,7 +56,10 @@ pub(super) async fn load_views(
     let Some((position, body)) = store.snapshot(VIEWS).await? else {
         return Ok((fold_views_after(store, Default::default(), 0).await?, 0));
     };
-    let views = match usable(store, position, &body).await? {
+    let saved = usable(store, position, &body).await?;
+    // The bytes are not needed beside the views decoded from them.
+    drop(body);
+    let views = match saved {
         Some(saved) => {
             let start = (saved.book_list, saved.member_pages, saved.due);
             (fold_views_after(store, start, position).await?, position)

@@ -77,10 +77,116 @@ pub struct MemberPage {
     pub blocked: Option<String>,
 }
 
+/// A rental's status as a member page shows it: [`RentalStatus`] and the hold's and loss's
+/// states around it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Shown {
+    Reserved,
+    Waiting,
+    Confirmed,
+    AwaitingPickup,
+    OnLoan,
+    Returned,
+    Canceled,
+    Expired,
+    Lost,
+}
+
+impl Shown {
+    fn as_str(self) -> &'static str {
+        match self {
+            Shown::Reserved => RentalStatus::Reserved.as_str(),
+            Shown::Waiting => "waiting",
+            Shown::Confirmed => RentalStatus::Confirmed.as_str(),
+            Shown::AwaitingPickup => "awaiting_pickup",
+            Shown::OnLoan => RentalStatus::OnLoan.as_str(),
+            Shown::Returned => RentalStatus::Returned.as_str(),
+            Shown::Canceled => RentalStatus::Canceled.as_str(),
+            Shown::Expired => "expired",
+            Shown::Lost => "lost",
+        }
+    }
+}
+
+/// A rental as the view keeps it: statuses as small enums and instants as numbers, turned into
+/// a [`RentalRow`]'s text only when a page is asked for. (A library keeps one of these per
+/// rental it ever had; as text they were most of an open library's memory.) The short field
+/// names keep the views' snapshot small.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Kept {
+    #[serde(rename = "r")]
+    rental: RentalId,
+    #[serde(rename = "b")]
+    book: BookId,
+    #[serde(rename = "s")]
+    status: Shown,
+    /// The payment was refunded.
+    #[serde(rename = "x", default, skip_serializing_if = "is_false")]
+    refunded: bool,
+    #[serde(rename = "d", default, skip_serializing_if = "is_none")]
+    delivery: DeliveryStatus,
+    #[serde(rename = "f")]
+    fee: u64,
+    /// The due instant, while on loan or after.
+    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
+    due: Option<Timestamp>,
+    #[serde(rename = "l", default, skip_serializing_if = "Option::is_none")]
+    late_days: Option<u32>,
+    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
+    renewals_left: Option<u64>,
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    pickup_until: Option<Timestamp>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_none(d: &DeliveryStatus) -> bool {
+    *d == DeliveryStatus::None
+}
+
+impl Kept {
+    /// The row shown, with the hold's place in line (`position`) where it waits.
+    fn row(&self, position: Option<u64>) -> RentalRow {
+        RentalRow {
+            rental_id: self.rental.to_string(),
+            book_id: self.book.to_string(),
+            status: self.status.as_str().to_owned(),
+            payment_status: if self.refunded { "refunded" } else { "charged" }.to_owned(),
+            delivery_status: self.delivery.as_str().to_owned(),
+            fee: self.fee,
+            due_date: self.due.map(Timestamp::date),
+            late_days: self.late_days,
+            due_at: self.due.map(Timestamp::to_rfc3339),
+            renewals_left: self.renewals_left,
+            position,
+            pickup_until: self.pickup_until.map(Timestamp::to_rfc3339),
+        }
+    }
+}
+
+/// A member's page as the view keeps it (its member id is its key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Page {
+    name: String,
+    points: u64,
+    rentals: Vec<Kept>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    fees_owed: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    blocked: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// The member pages view: one [`MemberPage`] per member.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberPages {
-    pages: BTreeMap<MemberId, MemberPage>,
+    pages: BTreeMap<MemberId, Page>,
     /// Where each rental sits: its member and index in that member's list.
     index: crate::ids::IdMap<RentalId, (MemberId, usize)>,
     /// Each title's hold queue, for the positions shown.
@@ -97,16 +203,30 @@ pub struct MemberPages {
 impl MemberPages {
     /// The page of `member`, if they have joined.
     pub fn page(&self, member: &str) -> Option<MemberPage> {
-        let mut page = self.pages.get(&MemberId::new(member))?.clone();
-        for row in &mut page.rentals {
-            if row.status == "waiting" {
-                row.position = self
-                    .queues
-                    .get(&BookId::new(row.book_id.as_str()))
-                    .and_then(|q| q.position(&RentalId::new(row.rental_id.as_str())));
-            }
+        let member = MemberId::new(member);
+        let page = self.pages.get(&member)?;
+        Some(self.shown(&member, page))
+    }
+
+    /// `page` of `member` as shown: every rental's row, a waiting hold with its place in line.
+    fn shown(&self, member: &MemberId, page: &Page) -> MemberPage {
+        MemberPage {
+            member_id: member.to_string(),
+            name: page.name.clone(),
+            points: page.points,
+            rentals: page
+                .rentals
+                .iter()
+                .map(|kept| {
+                    let position = (kept.status == Shown::Waiting)
+                        .then(|| self.queues.get(&kept.book)?.position(&kept.rental))
+                        .flatten();
+                    kept.row(position)
+                })
+                .collect(),
+            fees_owed: page.fees_owed,
+            blocked: page.blocked.clone(),
         }
-        Some(page)
     }
 
     /// The holds on the pickup shelf of `branch` (every branch: `None`), earliest deadline
@@ -136,12 +256,14 @@ impl MemberPages {
         }
     }
 
-    /// Every page, ordered by member id.
-    pub fn pages(&self) -> impl Iterator<Item = &MemberPage> {
-        self.pages.values()
+    /// Every page as [`page`](MemberPages::page) shows it, ordered by member id.
+    pub fn pages(&self) -> impl Iterator<Item = MemberPage> + '_ {
+        self.pages
+            .iter()
+            .map(|(member, page)| self.shown(member, page))
     }
 
-    fn rental(&mut self, rental: &RentalId) -> Option<&mut RentalRow> {
+    fn rental(&mut self, rental: &RentalId) -> Option<&mut Kept> {
         let (member, i) = self.index.get(rental)?;
         self.pages.get_mut(member)?.rentals.get_mut(*i)
     }
@@ -161,19 +283,15 @@ impl View for MemberPages {
             return;
         }
         self.position = e.position;
-        let status = |s: RentalStatus| s.as_str().to_owned();
         match &e.event {
             Event::Member(MemberEvent::MemberJoined { member, name, .. }) => {
-                self.pages
-                    .entry(member.clone())
-                    .or_insert_with(|| MemberPage {
-                        member_id: member.to_string(),
-                        name: name.clone(),
-                        points: 0,
-                        rentals: vec![],
-                        fees_owed: 0,
-                        blocked: None,
-                    });
+                self.pages.entry(member.clone()).or_insert_with(|| Page {
+                    name: name.clone(),
+                    points: 0,
+                    rentals: vec![],
+                    fees_owed: 0,
+                    blocked: None,
+                });
             }
             Event::Member(m) => {
                 let Some(page) = self.pages.get_mut(m.member()) else {
@@ -236,25 +354,23 @@ impl View for MemberPages {
                     if let Some(page) = self.pages.get_mut(member) {
                         self.index
                             .insert(rental.clone(), (member.clone(), page.rentals.len()));
-                        page.rentals.push(RentalRow {
-                            rental_id: rental.to_string(),
-                            book_id: book.to_string(),
-                            status: status(RentalStatus::Reserved),
-                            payment_status: "charged".into(),
-                            delivery_status: DeliveryStatus::None.as_str().into(),
+                        page.rentals.push(Kept {
+                            rental: rental.clone(),
+                            book: book.clone(),
+                            status: Shown::Reserved,
+                            refunded: false,
+                            delivery: DeliveryStatus::None,
                             fee: fee.0,
-                            due_date: None,
+                            due: None,
                             late_days: None,
-                            due_at: None,
                             renewals_left: None,
-                            position: None,
                             pickup_until: None,
                         });
                     }
                 }
                 RentalEvent::RentalConfirmed { rental, .. } => {
                     if let Some(row) = self.rental(rental) {
-                        row.status = status(RentalStatus::Confirmed);
+                        row.status = Shown::Confirmed;
                     }
                 }
                 RentalEvent::HoldAwaitingPickup {
@@ -270,21 +386,20 @@ impl View for MemberPages {
                         (branch.clone(), *until, member.clone(), book.clone()),
                     );
                     if let Some(row) = self.rental(rental) {
-                        row.status = "awaiting_pickup".into();
-                        row.pickup_until = Some(until.to_rfc3339());
+                        row.status = Shown::AwaitingPickup;
+                        row.pickup_until = Some(*until);
                     }
                 }
                 RentalEvent::LoanRecalled { rental, due, .. } => {
                     if let Some(row) = self.rental(rental) {
-                        row.due_date = Some(due.date());
-                        row.due_at = Some(due.to_rfc3339());
+                        row.due = Some(*due);
                         row.renewals_left = row.renewals_left.map(|_| 0);
                     }
                 }
                 RentalEvent::HoldPickupExpired { rental, .. } => {
                     self.unshelve(rental);
                     if let Some(row) = self.rental(rental) {
-                        row.status = "expired".into();
+                        row.status = Shown::Expired;
                         row.pickup_until = None;
                     }
                 }
@@ -294,17 +409,15 @@ impl View for MemberPages {
                     self.unshelve(rental);
                     if let Some(row) = self.rental(rental) {
                         row.pickup_until = None;
-                        row.status = status(RentalStatus::OnLoan);
-                        row.due_date = Some(due.date());
-                        row.due_at = Some(due.to_rfc3339());
+                        row.status = Shown::OnLoan;
+                        row.due = Some(*due);
                         row.renewals_left = terms.as_ref().map(|t| t.loan.max_renewals);
                     }
                 }
                 RentalEvent::LoanRenewed { rental, due, .. } => {
                     if let Some(row) = self.rental(rental) {
-                        row.status = status(RentalStatus::OnLoan);
-                        row.due_date = Some(due.date());
-                        row.due_at = Some(due.to_rfc3339());
+                        row.status = Shown::OnLoan;
+                        row.due = Some(*due);
                         row.renewals_left = row.renewals_left.map(|n| n.saturating_sub(1));
                     }
                 }
@@ -312,26 +425,26 @@ impl View for MemberPages {
                     rental, late_days, ..
                 } => {
                     if let Some(row) = self.rental(rental) {
-                        row.status = status(RentalStatus::Returned);
+                        row.status = Shown::Returned;
                         row.late_days = Some(*late_days);
                     }
                 }
                 RentalEvent::RentalCanceled { rental, .. } => {
                     self.unshelve(rental);
                     if let Some(row) = self.rental(rental) {
-                        row.status = status(RentalStatus::Canceled);
+                        row.status = Shown::Canceled;
                         row.pickup_until = None;
                     }
                 }
                 RentalEvent::ItemAgedToLost { rental, .. } => {
                     if let Some(row) = self.rental(rental) {
-                        row.status = "lost".into();
+                        row.status = Shown::Lost;
                     }
                 }
                 RentalEvent::LoanOverdue { .. } | RentalEvent::AutoRenewalFailed { .. } => {}
                 RentalEvent::PaymentRefunded { rental, .. } => {
                     if let Some(row) = self.rental(rental) {
-                        row.payment_status = "refunded".into();
+                        row.refunded = true;
                     }
                 }
             },
@@ -346,7 +459,7 @@ impl View for MemberPages {
                     }
                 };
                 if let Some(row) = self.rental(rental) {
-                    row.delivery_status = s.as_str().into();
+                    row.delivery = s;
                 }
             }
             Event::Book(b) => match b {
@@ -372,8 +485,8 @@ impl View for MemberPages {
                     // (A hold cancelled before the catalog queued it stays cancelled: it
                     // leaves the queue right after.)
                     if let Some(row) = self.rental(rental) {
-                        if row.status == RentalStatus::Reserved.as_str() {
-                            row.status = "waiting".into();
+                        if row.status == Shown::Reserved {
+                            row.status = Shown::Waiting;
                         }
                     }
                 }
