@@ -340,19 +340,59 @@ fn an_unusable_snapshot_is_passed_over(name: &str) {
         .unwrap();
     let other_format = text.replacen(&format!("\"format\":{format},"), "\"format\":999,", 1);
     assert_ne!(other_format, text, "the snapshot names its format");
-    let bad: Vec<(u64, Vec<u8>, &str)> = vec![
-        (good_at, b"{\"not\": \"a snapshot\"".to_vec(), "damaged"),
-        (good_at, other_version.into_bytes(), "from another version"),
-        (good_at, other_format.into_bytes(), "of another format"),
-        (good_at + 1_000, empty_lib.clone(), "ahead of the log"),
+    // Another format whose views no longer read as this build's do (a view renamed, say): it
+    // is from another version, not damaged.
+    let older_views = other_format.replacen("\"member_pages\":", "\"member_page_rows\":", 1);
+    assert_ne!(older_views, other_format);
+    // (what it is, and what the open logs about it)
+    const DAMAGED: &str = "the views' snapshot cannot be read";
+    const OTHER: &str = "the views' snapshot is from another version";
+    const AHEAD: &str = "the views' snapshot is ahead of the log";
+    let bad: Vec<(u64, Vec<u8>, &str, &str)> = vec![
+        (
+            good_at,
+            b"{\"not\": \"a snapshot\"".to_vec(),
+            "damaged",
+            DAMAGED,
+        ),
+        (
+            good_at,
+            other_version.into_bytes(),
+            "from another version",
+            OTHER,
+        ),
+        (
+            good_at,
+            other_format.into_bytes(),
+            "of another format",
+            OTHER,
+        ),
+        (
+            good_at,
+            older_views.into_bytes(),
+            "of an older shape",
+            OTHER,
+        ),
+        (
+            good_at + 1_000,
+            empty_lib.clone(),
+            "ahead of the log",
+            AHEAD,
+        ),
     ];
-    for (position, body, why) in bad {
+    for (position, body, why, said) in bad {
         {
             let store = durable_store(&path);
             block_on(store.save_snapshot("views", position, body)).unwrap();
         }
-        let (lib, _store) = core_library(&path, &clock);
+        let mut lib = None;
+        let log = logged(|| lib = Some(core_library(&path, &clock)));
+        let (lib, _store) = lib.unwrap();
         assert_eq!(shown(&lib), expected, "a snapshot {why} was used");
+        assert!(log.contains(said), "a snapshot {why}, logged: {log}");
+        for other in [DAMAGED, OTHER, AHEAD].into_iter().filter(|m| *m != said) {
+            assert!(!log.contains(other), "a snapshot {why}, logged: {log}");
+        }
     }
     // The control: the same wrong content, at a usable position and version, *is* used — so
     // the cases above were passed over for their reason, not by accident.

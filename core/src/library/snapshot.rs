@@ -13,7 +13,7 @@ use super::builder::fold_views_after;
 use super::due::DueWork;
 use super::*;
 use crate::event::SCHEMA_VERSION;
-use crate::views::{BookList, MemberPages};
+use crate::views::{BookList, MemberPages, View};
 
 /// The snapshot's name in the store.
 const VIEWS: &str = "views";
@@ -25,15 +25,11 @@ const FORMAT: u32 = 2;
 /// The lendkit version that wrote a snapshot.
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The saved form (borrowed, to save without copying the views).
-#[derive(serde::Serialize)]
-struct Saving<'a> {
+/// Who wrote a snapshot (the rest of it passed over unread).
+#[derive(serde::Deserialize)]
+struct Written {
     format: u32,
-    lendkit: &'a str,
-    schema: u32,
-    book_list: &'a BookList,
-    member_pages: &'a MemberPages,
-    due: &'a DueWork,
+    lendkit: String,
 }
 
 /// The saved form, read back.
@@ -74,8 +70,17 @@ async fn usable(store: &dyn EventStore, position: u64, body: &[u8]) -> Result<Op
     let head = store.head().await?;
     let saved = match serde_json::from_slice::<Saved>(body) {
         Ok(saved) => saved,
+        // Another version's views need not read as this one's: only say "damaged" when the
+        // snapshot does not even say which version wrote it.
         Err(e) => {
-            tracing::warn!(target: "lendkit::store", position, error = %e, "the views' snapshot cannot be read; folding the whole log");
+            match serde_json::from_slice::<Written>(body) {
+                Ok(w) if w.format != FORMAT || w.lendkit != VERSION => {
+                    tracing::debug!(target: "lendkit::store", format = w.format, lendkit = %w.lendkit, "the views' snapshot is from another version; folding the whole log");
+                }
+                _ => {
+                    tracing::warn!(target: "lendkit::store", position, error = %e, "the views' snapshot cannot be read; folding the whole log");
+                }
+            }
             return Ok(None);
         }
     };
@@ -101,40 +106,36 @@ impl Library {
     /// long import, say) only makes the next open faster. A store without snapshots keeps
     /// nothing.
     pub async fn save_views_snapshot(&self) -> Result<u64> {
-        let book_list = self
-            .book_list
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let member_pages = self
-            .member_pages
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let due = self
-            .engine
-            .due_work
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        // Each view passes over what it has seen, so the earliest of their positions is where
-        // the next open resumes folding.
-        let position = book_list
-            .position()
-            .min(member_pages.position())
-            .min(due.position());
+        // Each view is written straight into the body under its own lock (a copy of the member
+        // pages of a large library would be tens of megabytes more at close). They need not be
+        // at one position: each passes over what it has seen, so the earliest of their
+        // positions is where the next open resumes folding.
+        let failed =
+            |e: serde_json::Error| Error::Internal(format!("the views cannot be saved: {e}"));
+        let mut body = format!(
+            r#"{{"format":{FORMAT},"lendkit":{},"schema":{SCHEMA_VERSION}"#,
+            serde_json::to_string(VERSION).map_err(failed)?
+        )
+        .into_bytes();
+        // One view, under its lock: its key, its JSON, and its position.
+        fn part<V: View + serde::Serialize>(
+            body: &mut Vec<u8>,
+            key: &str,
+            view: &Mutex<V>,
+        ) -> serde_json::Result<u64> {
+            let view = view.lock().unwrap_or_else(PoisonError::into_inner);
+            body.extend_from_slice(format!(",\"{key}\":").as_bytes());
+            serde_json::to_writer(&mut *body, &*view)?;
+            Ok(view.position())
+        }
+        let position = part(&mut body, "book_list", &self.book_list)
+            .map_err(failed)?
+            .min(part(&mut body, "member_pages", &self.member_pages).map_err(failed)?)
+            .min(part(&mut body, "due", &self.engine.due_work).map_err(failed)?);
+        body.push(b'}');
         if position == 0 {
             return Ok(0);
         }
-        let body = serde_json::to_vec(&Saving {
-            format: FORMAT,
-            lendkit: VERSION,
-            schema: SCHEMA_VERSION,
-            book_list: &book_list,
-            member_pages: &member_pages,
-            due: &due,
-        })
-        .map_err(|e| Error::Internal(format!("the views cannot be saved: {e}")))?;
         // Never ahead of what survives a crash: the log up to `position` is on the disk first.
         self.engine.store.sync().await?;
         self.engine
