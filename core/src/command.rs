@@ -151,18 +151,20 @@ macro_rules! commands {
                 match self { $( Command::$variant { .. } => $name, )* }
             }
 
-            /// The command `name`d, from the fields of its JSON form once [`check_fields`] has
-            /// passed them: each value is moved out of the map, with no second pass through
-            /// serde. `None` if a field is not what the check let through (never, as both
-            /// follow the same table).
-            fn from_checked(
-                name: &str,
-                fields: &mut serde_json::Map<String, Value>,
-            ) -> Option<Command> {
+            /// The command `name`d, from its fields' values in the order of its spec once
+            /// [`check_fields`] has passed them: each value is moved out of its slot, with no
+            /// second pass through serde. `None` if a field is not what the check let through
+            /// (never, as both follow the same table).
+            fn from_checked(name: &str, slots: &mut [Option<Value>]) -> Option<Command> {
                 match name {
-                    $( $name => Some(Command::$variant {
-                        $( $field: Checked::take(fields.remove(stringify!($field)))?, )*
-                    }), )*
+                    $( $name => {
+                        // The spec lists the fields in the order the table declares them, and
+                        // a struct expression's fields are evaluated in the order written.
+                        let mut _slot = slots.iter_mut();
+                        Some(Command::$variant {
+                            $( $field: Checked::take(_slot.next()?.take())?, )*
+                        })
+                    } )*
                     _ => None,
                 }
             }
@@ -397,26 +399,51 @@ impl Command {
     /// [`from_json`](Command::from_json) for an already parsed JSON value. Every field is
     /// checked against the command's spec before it is converted, so the error names the field.
     pub fn from_json_value(value: Value) -> Result<Command, Error> {
-        let name = value.get("command").and_then(Value::as_str);
+        let Value::Object(mut fields) = value else {
+            return Self::from_fields(None, std::iter::empty::<(&str, Value)>());
+        };
+        let command = fields.remove("command");
+        Self::from_fields(command.as_ref(), fields)
+    }
+
+    /// The command that `command` (the JSON form's `"command"` value: its name) names, from
+    /// its other fields as a binding reads them off a caller's dict or object — the same checks
+    /// and messages as [`from_json_value`](Command::from_json_value), without building a JSON
+    /// object first. An unknown field is `INVALID_INPUT` naming it; a `"command"` among
+    /// `fields` is passed over. Of a field given twice, the last counts.
+    pub fn from_fields<K: AsRef<str>>(
+        command: Option<&Value>,
+        fields: impl IntoIterator<Item = (K, Value)>,
+    ) -> Result<Command, Error> {
+        let name = command.and_then(Value::as_str);
         let Some(spec) = Self::SPECS.iter().find(|s| Some(s.name) == name) else {
             let names: Vec<_> = Self::SPECS.iter().map(|s| s.name).collect();
             return Err(Error::InvalidInput(format!(
                 "not a command: {} is not one of {}",
-                value
-                    .get("command")
-                    .map_or("a missing \"command\"".into(), |c| c.to_string()),
+                command.map_or("a missing \"command\"".into(), Value::to_string),
                 names.join(", ")
             )));
         };
-        check_fields(spec, &value).map_err(Error::InvalidInput)?;
-        let Value::Object(mut fields) = value else {
-            // check_fields refuses anything but an object.
-            return Err(Error::InvalidInput(format!(
-                "{} must be an object of named fields",
-                spec.name
-            )));
-        };
-        Self::from_checked(spec.name, &mut fields).ok_or_else(|| {
+        // One slot per field of the spec, in its order.
+        let mut slots = [const { None }; MAX_FIELDS];
+        let slots = &mut slots[..spec.fields.len()];
+        for (key, value) in fields {
+            let key = key.as_ref();
+            match spec.fields.iter().position(|f| f.name == key) {
+                Some(i) => slots[i] = Some(value),
+                None if key == "command" => {}
+                None => {
+                    let names: Vec<_> = spec.fields.iter().map(|f| f.name).collect();
+                    return Err(Error::InvalidInput(format!(
+                        "{} has no field {key:?}; its fields are {}",
+                        spec.name,
+                        names.join(", ")
+                    )));
+                }
+            }
+        }
+        check_fields(spec, slots).map_err(Error::InvalidInput)?;
+        Self::from_checked(spec.name, slots).ok_or_else(|| {
             Error::Internal(format!(
                 "{} passed the field check but could not be read",
                 spec.name
@@ -549,25 +576,25 @@ impl<T: FieldValue> FieldValue for Option<T> {
     }
 }
 
-/// Checks a command's JSON form against its spec, naming the field at fault: an unknown field,
-/// a missing required one, a value of the wrong type or out of range.
-fn check_fields(spec: &CommandSpec, value: &Value) -> Result<(), String> {
-    let Value::Object(fields) = value else {
-        return Err(format!("{} must be an object of named fields", spec.name));
-    };
-    for key in fields.keys() {
-        if key != "command" && !spec.fields.iter().any(|f| f.name == key) {
-            let names: Vec<_> = spec.fields.iter().map(|f| f.name).collect();
-            return Err(format!(
-                "{} has no field {key:?}; its fields are {}",
-                spec.name,
-                names.join(", ")
-            ));
+/// The most fields a command has: the size of [`Command::from_fields`]' slots.
+const MAX_FIELDS: usize = {
+    let mut most = 0;
+    let mut i = 0;
+    while i < Command::SPECS.len() {
+        if Command::SPECS[i].fields.len() > most {
+            most = Command::SPECS[i].fields.len();
         }
+        i += 1;
     }
-    for field in spec.fields {
+    most
+};
+
+/// Checks a command's field values (`slots`, in the order of its spec) against the spec,
+/// naming the field at fault: a missing required one, a value of the wrong type or out of range.
+fn check_fields(spec: &CommandSpec, slots: &[Option<Value>]) -> Result<(), String> {
+    for (field, slot) in spec.fields.iter().zip(slots) {
         let name = field.name;
-        let value = match fields.get(name) {
+        let value = match slot {
             None | Some(Value::Null) if field.optional => continue,
             None | Some(Value::Null) => return Err(format!("{} needs {name}", spec.name)),
             Some(v) => v,
@@ -720,6 +747,61 @@ mod tests {
                 assert_eq!(ours, serde, "{} ({shape})", spec.name);
             }
         }
+    }
+
+    #[test]
+    fn fields_given_one_by_one_read_as_the_json_form() {
+        // `from_fields` is what the bindings call with a caller's dict or object: the fields in
+        // whatever order the caller wrote them, `"command"` possibly among them.
+        let json = json!({"command": "reserve_book", "book_id": "b-1", "member_id": "m-1",
+            "rental_id": "r-1", "delivery_address": null, "wait": true});
+        let expected = Command::from_json_value(json.clone()).unwrap();
+        let name = json!("reserve_book");
+        let mut fields: Vec<(String, Value)> = json
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        fields.reverse();
+        assert_eq!(
+            Command::from_fields(Some(&name), fields.clone()).unwrap(),
+            expected
+        );
+        // Of a field given twice, the last counts.
+        let twice = [
+            ("book_id", json!("b-0")),
+            ("book_id", json!("b-1")),
+            ("member_id", json!("m-1")),
+        ];
+        let Command::ReserveBook { book_id, .. } =
+            Command::from_fields(Some(&name), twice).unwrap()
+        else {
+            panic!("not a reservation");
+        };
+        assert_eq!(book_id, "b-1");
+        // The checks and their messages are the JSON form's.
+        let unknown = [
+            ("book_id", json!("b-1")),
+            ("member_id", json!("m-1")),
+            ("copy", json!(1)),
+        ];
+        let err = Command::from_fields(Some(&name), unknown).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("reserve_book has no field \"copy\""),
+            "{err}"
+        );
+        let missing = [("book_id", json!("b-1"))];
+        let err = Command::from_fields(Some(&name), missing).unwrap_err();
+        assert!(
+            err.to_string().contains("reserve_book needs member_id"),
+            "{err}"
+        );
+        let err = Command::from_fields(None, fields).unwrap_err();
+        assert!(err.to_string().contains("a missing \"command\""), "{err}");
+        let err = Command::from_json_value(json!(["reserve_book"])).unwrap_err();
+        assert!(err.to_string().contains("a missing \"command\""), "{err}");
     }
 
     #[test]

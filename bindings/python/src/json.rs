@@ -1,7 +1,9 @@
 //! JSON values both ways: event payloads and serialized rows as plain Python objects, and a
-//! command's Python fields as the JSON form the core reads.
+//! command's Python fields as the JSON values the core reads.
 
+use lendkit::Command;
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString};
 use pyo3::IntoPyObjectExt;
 use serde_json::Value;
@@ -34,16 +36,20 @@ pub(crate) fn to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, 
     }
 }
 
-/// A command's JSON form from a Python mapping of field names (`{"command": "reserve_book",
-/// "book_id": …}`), leaving out the keys in `skip` (a batch item's `actor` and `command_id`).
-/// Only conversions happen here; every rule is `Command::from_json_value`'s. The outer error is
-/// a Python failure (a mapping whose `items()` raises); the inner one is `INVALID_INPUT` naming
-/// the field whose value JSON cannot hold.
+/// A command from a Python mapping of field names (`{"command": "reserve_book", "book_id":
+/// …}`), leaving out the keys in `skip` (a batch item's `actor` and `command_id`). Only
+/// conversions happen here: each value becomes the JSON value the core reads, handed to
+/// `Command::from_fields` with its name (no JSON object is built), and every rule is the core's.
+/// The outer error is a Python failure (a mapping whose `items()` raises); the inner one is
+/// `INVALID_INPUT` naming the field whose value JSON cannot hold, or the core's refusal.
 pub(crate) fn command(
     fields: &Bound<'_, PyMapping>,
     skip: &[&str],
-) -> PyResult<Result<Value, lendkit::Error>> {
-    let mut map = serde_json::Map::new();
+) -> PyResult<Result<Command, lendkit::Error>> {
+    let mut name = None;
+    // The keys stay Python strings, read in place as UTF-8 (no copy).
+    let mut values: Vec<(PyBackedStr, Value)> =
+        Vec::with_capacity(fields.cast::<PyDict>().map_or(0, |d| d.len()));
     let mut put = |key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>| {
         let Ok(key) = key.cast::<PyString>() else {
             return Err(invalid(format!(
@@ -51,14 +57,18 @@ pub(crate) fn command(
                 type_name(key)
             )));
         };
-        let Ok(key) = key.to_cow() else {
+        let Ok(key) = PyBackedStr::try_from(key.clone()) else {
             return Err(invalid(
                 "a command's field name holds a lone surrogate".into(),
             ));
         };
-        if !skip.contains(&key.as_ref()) {
+        if !skip.contains(&&*key) {
             let value = field(&key, value)?;
-            map.insert(key.into_owned(), value);
+            if &*key == "command" {
+                name = Some(value);
+            } else {
+                values.push((key, value));
+            }
         }
         Ok(())
     };
@@ -78,7 +88,7 @@ pub(crate) fn command(
             }
         }
     }
-    Ok(Ok(Value::Object(map)))
+    Ok(Command::from_fields(name.as_ref(), values))
 }
 
 /// One field's value: `str`, `bool`, `int` (within `i64`/`u64`), `float` (finite) or `None`.

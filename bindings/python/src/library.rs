@@ -3,7 +3,7 @@
 //! releases the GIL around the core call and converts the answer; the rules are all in the core.
 //!
 //! Commands enter through one method, `execute` (and `execute_batch`): a command's fields are
-//! walked into its JSON form ([`json::command`]) and `Command::from_json_value` checks them all.
+//! walked into JSON values ([`json::command`]) and `Command::from_fields` checks them all.
 //! The per-command methods (`reserve_book`, …) are generated Python (`lendkit/_commands.py`),
 //! mixed in by `lendkit.Library`, which is why this class is subclassable and `open` /
 //! `in_memory` build an instance of the class they are called on.
@@ -201,7 +201,7 @@ fn command(fields: &Bound<'_, PyAny>, skip: &[&str]) -> PyResult<lendkit::Result
     let fields = fields
         .cast::<PyMapping>()
         .map_err(|_| errors::wrong_type("a command", "a dict of its fields", fields))?;
-    Ok(json::command(fields, skip)?.and_then(Command::from_json_value))
+    json::command(fields, skip)
 }
 
 /// Waits for `lib.settle()` until `deadline`; false when the deadline passed first (the
@@ -582,11 +582,9 @@ impl Library {
                 Ok(a) => actors::actor(&a)?,
                 Err(_) => return Err(errors::invalid(py, "every batch item needs an \"actor\"")),
             };
-            let value = json::command(fields, &["actor", "command_id"])?;
+            let command = json::command(fields, &["actor", "command_id"])?;
             let id = command_id(fields.get_item("command_id").ok().as_ref())?;
-            let parsed = value
-                .and_then(Command::from_json_value)
-                .and_then(|command| Ok((command, id?)));
+            let parsed = command.and_then(|command| Ok((command, id?)));
             match parsed {
                 Ok((command, id)) => {
                     answers.push(None);
