@@ -237,7 +237,7 @@ for entry in "${builds[@]}"; do
     *) tag=manylinux_2_17_$arch unpacked=$out/python/unpacked-$arch ;;
   esac
   step "Python wheel $tag: its tag, licences and extension"
-  wheel=$(ls "$out/python"/lendkit-"$version"-cp39-abi3-*"$tag".whl 2>/dev/null | head -n 1)
+  wheel=$(ls "$out/python"/lendkit-"$version"-cp310-abi3-*"$tag".whl 2>/dev/null | head -n 1)
   [ -n "$wheel" ] || { echo "FAIL: no $tag wheel was built"; exit 1; }
   echo "$(basename "$wheel")"
   # auditwheel reads the wheel's ELF files and says which manylinux or musllinux tag they fit.
@@ -277,7 +277,7 @@ done
 step "the x86_64 wheel in a clean venv: the smoke scenario"
 python3 -m venv "$out/python/venv"
 "$out/python/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-index \
-  "$out/python"/lendkit-"$version"-cp39-abi3-*manylinux_2_17_x86_64.whl
+  "$out/python"/lendkit-"$version"-cp310-abi3-*manylinux_2_17_x86_64.whl
 (cd "$out" && "$out/python/venv/bin/python" "$root/scripts/smoke/smoke.py")
 
 if [ "$aarch64" = 1 ] && [ "$qemu" = 1 ]; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the lendkit wheel as `pip install ./bindings/python` does (with the locked maturin), installs it into a
-# virtual environment and runs the Python suite. Needs Python >= 3.9 with pip, a Rust toolchain,
+# virtual environment and runs the Python suite. Needs Python >= 3.10 with pip, a Rust toolchain,
 # and PyPI (for maturin, pytest, hypothesis, mypy and trove-classifiers: the exact versions and
 # hashes of requirements-test.txt, locked for CPython 3.11 on Linux x86_64).
 #
