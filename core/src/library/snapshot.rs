@@ -20,7 +20,7 @@ const VIEWS: &str = "views";
 
 /// Bumped whenever what a view keeps, or how it folds an event, changes in a way a saved
 /// snapshot cannot follow. (A snapshot from another lendkit version is never used either.)
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
 /// The lendkit version that wrote a snapshot.
 const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -11,6 +11,7 @@ use crate::points::PointsEvent;
 use crate::rentals::{RentalEvent, RentalStatus};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::hash::BuildHasher;
 
 /// One rental on a member page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,11 +185,19 @@ fn is_zero(n: &u64) -> bool {
 }
 
 /// The member pages view: one [`MemberPage`] per member.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct MemberPages {
-    pages: BTreeMap<MemberId, Page>,
-    /// Where each rental sits: its member and index in that member's list.
-    index: crate::ids::IdMap<RentalId, (MemberId, usize)>,
+    /// Each member's slot in `pages`, by member id (`pages()` walks it in that order).
+    slots: BTreeMap<MemberId, u32>,
+    /// Every member's page, in the order they joined: a page keeps its slot.
+    pages: Vec<Page>,
+    /// Where each rental sits: its member's slot and its index in that member's list. Found by
+    /// the hash of the rental id and checked against the row's own id, so the index holds no
+    /// copy of an id (a large library has hundreds of thousands of rentals; a copy of each
+    /// rental and member id was 15 MB of a million-event library). Not in the snapshot: built
+    /// again from the rows when one is read.
+    index: hashbrown::HashTable<(u32, u32)>,
+    hasher: foldhash::fast::RandomState,
     /// Each title's hold queue, for the positions shown.
     queues: crate::ids::IdMap<BookId, HoldQueue>,
     /// Holds on the pickup shelves, by branch and deadline.
@@ -200,12 +209,160 @@ pub struct MemberPages {
     position: u64,
 }
 
+/// The view as a snapshot holds it: the pages by member id, everything but the index.
+#[derive(Serialize)]
+struct Stored<'a> {
+    pages: Pages<'a>,
+    queues: &'a crate::ids::IdMap<BookId, HoldQueue>,
+    shelf: &'a std::collections::BTreeSet<(Option<String>, Timestamp, RentalId)>,
+    shelved: &'a crate::ids::IdMap<RentalId, (Option<String>, Timestamp, MemberId, BookId)>,
+    pulls: &'a crate::ids::IdSet<RentalId>,
+    position: u64,
+}
+
+/// The pages written as a map of member id to page, in member id order.
+struct Pages<'a>(&'a MemberPages);
+
+impl Serialize for Pages<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.members())
+    }
+}
+
+/// [`Stored`] as read back.
+#[derive(Deserialize)]
+struct Read {
+    pages: BTreeMap<MemberId, Page>,
+    queues: crate::ids::IdMap<BookId, HoldQueue>,
+    shelf: std::collections::BTreeSet<(Option<String>, Timestamp, RentalId)>,
+    shelved: crate::ids::IdMap<RentalId, (Option<String>, Timestamp, MemberId, BookId)>,
+    pulls: crate::ids::IdSet<RentalId>,
+    position: u64,
+}
+
+impl Serialize for MemberPages {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Stored {
+            pages: Pages(self),
+            queues: &self.queues,
+            shelf: &self.shelf,
+            shelved: &self.shelved,
+            pulls: &self.pulls,
+            position: self.position,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for MemberPages {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let read = Read::deserialize(d)?;
+        let mut view = MemberPages {
+            queues: read.queues,
+            shelf: read.shelf,
+            shelved: read.shelved,
+            pulls: read.pulls,
+            position: read.position,
+            ..MemberPages::default()
+        };
+        for (member, page) in read.pages {
+            let rentals = page.rentals.len();
+            let Some(slot) = view.join(member, page) else {
+                return Err(serde::de::Error::custom(
+                    "more members than a view can hold",
+                ));
+            };
+            for i in 0..rentals {
+                if !view.index_row(slot, i) {
+                    return Err(serde::de::Error::custom(
+                        "more rentals than a view can hold",
+                    ));
+                }
+            }
+        }
+        Ok(view)
+    }
+}
+
+/// Two views are equal when they show the same: the same pages by member (whatever order the
+/// members joined in) and the same queues, shelves and position. The index follows the rows.
+impl PartialEq for MemberPages {
+    fn eq(&self, other: &Self) -> bool {
+        self.members().eq(other.members())
+            && self.queues == other.queues
+            && self.shelf == other.shelf
+            && self.shelved == other.shelved
+            && self.pulls == other.pulls
+            && self.position == other.position
+    }
+}
+
+impl Eq for MemberPages {}
+
 impl MemberPages {
     /// The page of `member`, if they have joined.
     pub fn page(&self, member: &str) -> Option<MemberPage> {
         let member = MemberId::new(member);
-        let page = self.pages.get(&member)?;
+        let page = self.page_of(&member)?;
         Some(self.shown(&member, page))
+    }
+
+    /// Every member with their page, in member id order.
+    fn members(&self) -> impl Iterator<Item = (&MemberId, &Page)> + '_ {
+        self.slots
+            .iter()
+            .filter_map(|(member, &slot)| Some((member, self.pages.get(slot as usize)?)))
+    }
+
+    fn page_of(&self, member: &MemberId) -> Option<&Page> {
+        self.pages.get(*self.slots.get(member)? as usize)
+    }
+
+    fn page_of_mut(&mut self, member: &MemberId) -> Option<&mut Page> {
+        self.pages.get_mut(*self.slots.get(member)? as usize)
+    }
+
+    /// Adds `member`'s page (kept as it is if they have one); their slot, `None` past
+    /// [`u32::MAX`] members.
+    fn join(&mut self, member: MemberId, page: Page) -> Option<u32> {
+        if let Some(&slot) = self.slots.get(&member) {
+            return Some(slot);
+        }
+        let slot = u32::try_from(self.pages.len()).ok()?;
+        self.pages.push(page);
+        self.slots.insert(member, slot);
+        Some(slot)
+    }
+
+    /// Indexes the row at `i` of the page in `slot` by its rental id (a row of the same rental
+    /// indexed before is no longer found: the newer one is). False past [`u32::MAX`] rows.
+    fn index_row(&mut self, slot: u32, i: usize) -> bool {
+        let Ok(i) = u32::try_from(i) else {
+            return false;
+        };
+        let MemberPages {
+            pages,
+            index,
+            hasher,
+            ..
+        } = self;
+        let Some(rental) = row_at(pages, (slot, i)).map(|k| &k.rental) else {
+            return false;
+        };
+        let hash = hasher.hash_one(rental.as_str());
+        let rehash =
+            |&at: &(u32, u32)| row_at(pages, at).map_or(0, |k| hasher.hash_one(k.rental.as_str()));
+        match index.entry(
+            hash,
+            |&at| row_at(pages, at).is_some_and(|k| k.rental == *rental),
+            rehash,
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut e) => *e.get_mut() = (slot, i),
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                e.insert((slot, i));
+            }
+        }
+        true
     }
 
     /// `page` of `member` as shown: every rental's row, a waiting hold with its place in line.
@@ -258,21 +415,32 @@ impl MemberPages {
 
     /// Every page as [`page`](MemberPages::page) shows it, ordered by member id.
     pub fn pages(&self) -> impl Iterator<Item = MemberPage> + '_ {
-        self.pages
-            .iter()
+        self.members()
             .map(|(member, page)| self.shown(member, page))
     }
 
     fn rental(&mut self, rental: &RentalId) -> Option<&mut Kept> {
-        let (member, i) = self.index.get(rental)?;
-        self.pages.get_mut(member)?.rentals.get_mut(*i)
+        let hash = self.hasher.hash_one(rental.as_str());
+        let pages = &self.pages;
+        let &(slot, i) = self.index.find(hash, |&at| {
+            row_at(pages, at).is_some_and(|k| k.rental == *rental)
+        })?;
+        self.pages
+            .get_mut(slot as usize)?
+            .rentals
+            .get_mut(i as usize)
     }
 
     fn points(&mut self, member: &MemberId, change: impl FnOnce(&mut u64)) {
-        if let Some(p) = self.pages.get_mut(member) {
+        if let Some(p) = self.page_of_mut(member) {
             change(&mut p.points);
         }
     }
+}
+
+/// The row at `(slot, i)`: the `i`th rental of the page in `slot`.
+fn row_at(pages: &[Page], (slot, i): (u32, u32)) -> Option<&Kept> {
+    pages.get(slot as usize)?.rentals.get(i as usize)
 }
 
 impl View for MemberPages {
@@ -285,16 +453,19 @@ impl View for MemberPages {
         self.position = e.position;
         match &e.event {
             Event::Member(MemberEvent::MemberJoined { member, name, .. }) => {
-                self.pages.entry(member.clone()).or_insert_with(|| Page {
-                    name: name.clone(),
-                    points: 0,
-                    rentals: vec![],
-                    fees_owed: 0,
-                    blocked: None,
-                });
+                self.join(
+                    member.clone(),
+                    Page {
+                        name: name.clone(),
+                        points: 0,
+                        rentals: vec![],
+                        fees_owed: 0,
+                        blocked: None,
+                    },
+                );
             }
             Event::Member(m) => {
-                let Some(page) = self.pages.get_mut(m.member()) else {
+                let Some(page) = self.page_of_mut(m.member()) else {
                     return;
                 };
                 match m {
@@ -351,9 +522,10 @@ impl View for MemberPages {
                     fee,
                     ..
                 } => {
-                    if let Some(page) = self.pages.get_mut(member) {
-                        self.index
-                            .insert(rental.clone(), (member.clone(), page.rentals.len()));
+                    if let Some(&slot) = self.slots.get(member) {
+                        let Some(page) = self.pages.get_mut(slot as usize) else {
+                            return;
+                        };
                         page.rentals.push(Kept {
                             rental: rental.clone(),
                             book: book.clone(),
@@ -366,6 +538,8 @@ impl View for MemberPages {
                             renewals_left: None,
                             pickup_until: None,
                         });
+                        let i = page.rentals.len() - 1;
+                        self.index_row(slot, i);
                     }
                 }
                 RentalEvent::RentalConfirmed { rental, .. } => {
