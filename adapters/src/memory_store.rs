@@ -30,12 +30,23 @@ struct State {
     log: Vec<Box<[u8]>>,
     /// Each stream's positions, in version order (so a stream's version is its length).
     streams: lendkit_core::ids::IdMap<StreamId, Vec<u64>>,
-    /// Each applied command id: its fingerprint and the positions it stored.
-    commands: lendkit_core::ids::IdMap<CommandId, (String, Vec<u64>)>,
+    /// Each applied command id (as text) and what it stored.
+    commands: lendkit_core::ids::IdMap<Box<str>, Recorded>,
     /// The last position saved per consumer.
     checkpoints: HashMap<String, u64>,
     /// Dead letters, oldest first.
     dead_letters: Vec<DeadLetter>,
+}
+
+/// What an applied command stored: its fingerprint (empty, and then not allocated, for
+/// lendkit's own commands) and its events' positions. One commit's positions are consecutive —
+/// [`append`](EventStore::append) gives them out one after another under the lock — so the first
+/// and the count name them all, with no list to allocate per command.
+#[derive(Debug)]
+struct Recorded {
+    fingerprint: Box<str>,
+    first: u64,
+    count: u32,
 }
 
 impl State {
@@ -49,10 +60,13 @@ impl State {
         self.log.len() as u64
     }
 
-    fn events_at(&self, positions: &[u64]) -> Result<Vec<Envelope>, StoreError> {
+    fn events_at(
+        &self,
+        positions: impl IntoIterator<Item = u64>,
+    ) -> Result<Vec<Envelope>, StoreError> {
         positions
-            .iter()
-            .filter_map(|&p| Some((p, self.log.get(index_of(p)?)?)))
+            .into_iter()
+            .filter_map(|p| Some((p, self.log.get(index_of(p)?)?)))
             .map(|(p, bytes)| decode(p, bytes))
             .collect()
     }
@@ -133,34 +147,45 @@ impl EventStore for InMemoryEventStore {
                 );
             }
         }
-        if writes && state.commands.contains_key(&commit.command_id) {
+        if writes && state.commands.contains_key(commit.command_id.as_str()) {
             return Err(StoreError::CommandApplied(commit.command_id.to_string()));
         }
-        let mut stored = Vec::new();
-        let mut recorded = Vec::new();
+        // Checked before anything is stored, so a refusal stores nothing. (A commit's events
+        // are all in memory, so their count is far below u32::MAX in practice.)
+        let events: usize = appends.iter().map(|a| a.events.len()).sum();
+        let count = u32::try_from(events).map_err(|_| {
+            StoreError::Backend(format!(
+                "a commit of {events} events is more than one command can record"
+            ))
+        })?;
+        let first = state.head() + 1;
+        let mut stored = Vec::with_capacity(events);
         for append in appends {
             if append.events.is_empty() {
                 continue;
             }
-            let mut positions = Vec::with_capacity(append.events.len());
+            let from = state.head() + 1;
             for mut envelope in append.events {
-                let position = state.head() + 1;
-                envelope.position = position;
+                envelope.position = state.head() + 1;
                 state.log.push(envelope.encode_compact().into_boxed_slice());
                 stored.push(envelope);
-                positions.push(position);
             }
-            recorded.extend_from_slice(&positions);
+            let to = state.head();
             state
                 .streams
                 .entry(append.stream)
                 .or_default()
-                .extend(positions);
+                .extend(from..=to);
         }
         if writes {
-            state
-                .commands
-                .insert(commit.command_id, (commit.fingerprint, recorded));
+            state.commands.insert(
+                commit.command_id.0.into_boxed_str(),
+                Recorded {
+                    fingerprint: commit.fingerprint.into_boxed_str(),
+                    first,
+                    count,
+                },
+            );
         }
         Ok(stored)
     }
@@ -170,7 +195,7 @@ impl EventStore for InMemoryEventStore {
         Ok(state
             .streams
             .get(stream)
-            .map(|positions| state.events_at(positions))
+            .map(|positions| state.events_at(positions.iter().copied()))
             .transpose()?
             .unwrap_or_default())
     }
@@ -185,7 +210,9 @@ impl EventStore for InMemoryEventStore {
         Ok(state
             .streams
             .get(stream)
-            .map(|positions| state.events_at(positions.get(skip..).unwrap_or_default()))
+            .map(|positions| {
+                state.events_at(positions.get(skip..).unwrap_or_default().iter().copied())
+            })
             .transpose()?
             .unwrap_or_default())
     }
@@ -211,11 +238,11 @@ impl EventStore for InMemoryEventStore {
         let state = self.lock();
         state
             .commands
-            .get(command)
-            .map(|(fingerprint, positions)| {
+            .get(command.as_str())
+            .map(|r| {
                 Ok(CommandRecord {
-                    fingerprint: fingerprint.clone(),
-                    events: state.events_at(positions)?,
+                    fingerprint: r.fingerprint.clone().into_string(),
+                    events: state.events_at(r.first..r.first + u64::from(r.count))?,
                 })
             })
             .transpose()
