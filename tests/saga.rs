@@ -1027,3 +1027,168 @@ fn circulation_rules_are_stored_as_events_and_explained_for_a_member_and_a_book(
         ErrorCode::MemberNotFound
     );
 }
+
+/// A store with another writer: the first time the member's stream is read after `pending` is
+/// set — a loan command reads it while expanding, after it has noted the rental's version — the
+/// pending commit is stored first, as if another library appended to the rental just then.
+struct Interloper {
+    inner: InMemoryEventStore,
+    member: StreamId,
+    pending: std::sync::Mutex<Option<Commit>>,
+}
+
+#[async_trait]
+impl EventStore for Interloper {
+    async fn append(&self, commit: Commit) -> Result<Vec<Envelope>, StoreError> {
+        self.inner.append(commit).await
+    }
+    async fn read_stream(&self, s: &StreamId) -> Result<Vec<Envelope>, StoreError> {
+        self.read_stream_from(s, 0).await
+    }
+    async fn read_stream_from(
+        &self,
+        s: &StreamId,
+        after: u64,
+    ) -> Result<Vec<Envelope>, StoreError> {
+        if *s == self.member {
+            let pending = self.pending.lock().unwrap().take();
+            if let Some(commit) = pending {
+                self.inner.append(commit).await.unwrap();
+            }
+        }
+        self.inner.read_stream_from(s, after).await
+    }
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
+        self.inner.read_all(after, limit).await
+    }
+    async fn head(&self) -> Result<u64, StoreError> {
+        self.inner.head().await
+    }
+    async fn command(&self, c: &CommandId) -> Result<Option<CommandRecord>, StoreError> {
+        self.inner.command(c).await
+    }
+    async fn checkpoint(&self, c: &str) -> Result<Option<u64>, StoreError> {
+        self.inner.checkpoint(c).await
+    }
+    async fn save_checkpoint(&self, c: &str, p: u64) -> Result<(), StoreError> {
+        self.inner.save_checkpoint(c, p).await
+    }
+    async fn checkpoints(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.inner.checkpoints().await
+    }
+    async fn add_dead_letter(&self, l: DeadLetter) -> Result<(), StoreError> {
+        self.inner.add_dead_letter(l).await
+    }
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+        self.inner.dead_letters().await
+    }
+    async fn remove_dead_letter(&self, id: &str) -> Result<bool, StoreError> {
+        self.inner.remove_dead_letter(id).await
+    }
+}
+
+#[test]
+fn a_return_decided_again_after_another_writer_moved_the_rental_is_decided_on_the_stored_rental() {
+    // The return's expansion notes the rental at version v; another writer then stores an
+    // overdue notice on it (v + 1), so the return is decided on a version it did not expand on,
+    // and decided again. The second decision must start from the stored rental (on loan, with
+    // the notice), not from the first decision's state, in which the book was already back.
+    let store = Arc::new(Interloper {
+        inner: InMemoryEventStore::new(),
+        member: StreamId::new(lendkit::ids::StreamKind::Member, "m-1"),
+        pending: std::sync::Mutex::new(None),
+    });
+    let lib = block_on(
+        LibraryBuilder::new(
+            store.clone(),
+            Arc::new(InMemoryEventBus::new()),
+            Arc::new(SystemClock::new()),
+        )
+        .build(),
+    )
+    .unwrap();
+    register(&lib, "b-1", 1, 30);
+    join(&lib, "m-1");
+    reserve(&lib, "b-1", "m-1", "r-1").unwrap();
+    settle(&lib);
+    let member = Actor::member("m-1");
+    let loan = Command::StartLoan {
+        rental_id: "r-1".into(),
+        branch: None,
+        override_reason: None,
+    };
+    run(&lib, loan, &member).unwrap();
+    settle(&lib);
+
+    let rental = StreamId::new(lendkit::ids::StreamKind::Rental, "r-1");
+    let stored = block_on(store.inner.read_stream(&rental)).unwrap();
+    let last = stored.last().unwrap().clone();
+    let due = stored
+        .iter()
+        .find_map(|e| match &e.event {
+            lendkit::event::Event::Rental(lendkit::rentals::RentalEvent::LoanStarted {
+                due,
+                ..
+            }) => Some(*due),
+            _ => None,
+        })
+        .unwrap();
+    let command_id = CommandId::new("another-writer");
+    let notice = Envelope {
+        event_id: format!("{rental}#{}", last.version + 1),
+        stream: rental.clone(),
+        version: last.version + 1,
+        position: 0,
+        occurred_at: last.occurred_at,
+        correlation_id: "r-1".into(),
+        causation_id: command_id.to_string(),
+        command_id: command_id.clone(),
+        actor: Actor::System,
+        event: lendkit::event::Event::Rental(lendkit::rentals::RentalEvent::LoanOverdue {
+            rental: RentalId::new("r-1"),
+            member: MemberId::new("m-1"),
+            book: lendkit::ids::BookId::new("b-1"),
+            due,
+        }),
+    };
+    *store.pending.lock().unwrap() = Some(Commit {
+        command_id,
+        fingerprint: String::new(),
+        appends: vec![lendkit::ports::StreamAppend {
+            stream: rental.clone(),
+            expected_version: last.version,
+            events: vec![notice],
+        }],
+    });
+
+    let back = Command::ReturnBook {
+        rental_id: "r-1".into(),
+        returned_at: None,
+    };
+    let outcome = run(&lib, back, &member);
+    assert!(
+        store.pending.lock().unwrap().is_none(),
+        "the other writer's notice was stored during the return"
+    );
+    let outcome = outcome.expect("the book goes back although the rental moved meanwhile");
+    assert_eq!(
+        outcome
+            .events
+            .iter()
+            .map(|e| e.type_name())
+            .collect::<Vec<_>>(),
+        ["BookReturned"]
+    );
+    let types: Vec<_> = block_on(store.inner.read_stream(&rental))
+        .unwrap()
+        .iter()
+        .map(|e| e.type_name())
+        .collect();
+    assert_eq!(
+        types[types.len() - 2..],
+        ["LoanOverdue", "BookReturned"],
+        "the return is stored after the other writer's notice"
+    );
+    settle(&lib);
+    check_invariants(&lib);
+}

@@ -72,4 +72,13 @@ pub trait Aggregate: Default + Send + Sync + 'static {
 
     /// Folds one event into the state. Total: it never fails and never checks rules.
     fn apply(&mut self, event: &Self::Event);
+
+    /// True when no command can add an event any more: the aggregate's life is over (a rental
+    /// returned, or canceled and refunded). The library keeps open aggregates folded in memory
+    /// to decide their next command without reading the store; a final one is not kept, since
+    /// what is left to do with it is to refuse or ignore a late command, which reads it back.
+    /// Only the memory it holds depends on this, never an outcome.
+    fn is_final(&self) -> bool {
+        false
+    }
 }

@@ -958,6 +958,16 @@ impl Aggregate for Rental {
             RentalEvent::ItemAgedToLost { at, .. } => self.lost_at = Some(*at),
         }
     }
+
+    /// Returned, or canceled with its fee refunded: every rental command is then refused or
+    /// changes nothing (see `decide`).
+    fn is_final(&self) -> bool {
+        match self.status {
+            RentalStatus::Returned => true,
+            RentalStatus::Canceled => self.refunded,
+            _ => false,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1018,6 +1028,38 @@ mod tests {
             reason: "changed my mind".into(),
             delivered,
         }
+    }
+
+    #[test]
+    fn a_rental_is_final_once_returned_or_refunded_after_a_cancel() {
+        let fold = |events: Vec<RentalEvent>| {
+            let mut rental = Rental::default();
+            events.iter().for_each(|e| rental.apply(e));
+            rental
+        };
+        let returned = RentalEvent::BookReturned {
+            rental: r(),
+            member: MemberId::new("m1"),
+            book: BookId::new("b1"),
+            late_days: 0,
+            returned_at: None,
+        };
+        let canceled = RentalEvent::RentalCanceled {
+            rental: r(),
+            member: MemberId::new("m1"),
+            book: BookId::new("b1"),
+            reason: "changed my mind".into(),
+            fee: Points(30),
+        };
+        let refunded = RentalEvent::PaymentRefunded {
+            rental: r(),
+            member: MemberId::new("m1"),
+            amount: Points(30),
+        };
+        assert!(!fold(vec![reserved(None), confirmed(), on_loan()]).is_final());
+        assert!(fold(vec![reserved(None), confirmed(), on_loan(), returned]).is_final());
+        assert!(!fold(vec![reserved(None), canceled.clone()]).is_final());
+        assert!(fold(vec![reserved(None), canceled, refunded]).is_final());
     }
 
     #[test]

@@ -46,7 +46,8 @@ pub(super) struct Decided {
     pub(super) stream: StreamId,
     pub(super) version: u64,
     pub(super) events: Vec<Event>,
-    state: Box<dyn std::any::Any + Send + Sync>,
+    /// `None` when the aggregate is [final](crate::aggregate::Aggregate::is_final): not kept.
+    state: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 /// Folded aggregates by stream: (version, state). While a loader has the state out (or after
@@ -99,16 +100,23 @@ impl Engine {
     }
 
     /// Puts a folded aggregate back in the cache, unless a newer fold is already there.
+    /// A [final](Aggregate::is_final) aggregate is not kept: only its version is noted.
     pub(super) fn keep<A: Aggregate>(&self, stream: &StreamId, state: A, version: u64) {
-        self.keep_boxed(stream.clone(), version, Box::new(state));
+        self.keep_boxed(stream.clone(), version, Self::worth_keeping(state));
     }
 
-    /// [`keep`](Engine::keep) for a state already boxed.
+    /// The state to keep once stored: none for a [final](Aggregate::is_final) aggregate.
+    fn worth_keeping<A: Aggregate>(state: A) -> Option<Box<dyn std::any::Any + Send + Sync>> {
+        (!state.is_final()).then(|| Box::new(state) as Box<dyn std::any::Any + Send + Sync>)
+    }
+
+    /// [`keep`](Engine::keep) for a state already boxed (`None`: only the version is noted,
+    /// as [`stale`](Engine::stale) does).
     fn keep_boxed(
         &self,
         stream: StreamId,
         version: u64,
-        state: Box<dyn std::any::Any + Send + Sync>,
+        state: Option<Box<dyn std::any::Any + Send + Sync>>,
     ) {
         let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
         if states.len() >= STATE_CACHE {
@@ -120,7 +128,7 @@ impl Engine {
             None => false,
         };
         if !newer {
-            states.insert(stream, (version, Some(state)));
+            states.insert(stream, (version, state));
         }
     }
 
@@ -237,7 +245,7 @@ impl Engine {
             stream,
             version,
             events: events.into_iter().map(Into::into).collect(),
-            state: Box::new(state),
+            state: Self::worth_keeping(state),
         })
     }
 
@@ -347,9 +355,9 @@ impl Engine {
                     .any(|d| &d.stream == stream && d.version != *version)
             });
             if moved && attempt + 1 < MAX_CONFLICT_RETRIES {
-                for d in decided {
-                    self.keep_boxed(d.stream, d.version, d.state);
-                }
+                // The decided states hold events that were not stored: none goes back (the
+                // loads left their versions noted), so the next try folds from the store.
+                drop(decided);
                 attempt += 1;
                 continue;
             }
