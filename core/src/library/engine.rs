@@ -55,8 +55,23 @@ pub(super) struct Decided {
 /// newest version known, so that a slower loader cannot put back an older fold.
 type StateCache = crate::ids::IdMap<StreamId, (u64, Option<Box<dyn std::any::Any + Send + Sync>>)>;
 
-/// Streams whose folded state is kept in memory at most; past it the cache starts over.
+/// Streams the cache holds at most; past it, it makes room (see [`make_room`]).
 const STATE_CACHE: usize = 200_000;
+
+/// Room in a full cache: first the entries without a state go — final aggregates' versions and
+/// the markers of loads (dropping one can only let a slower loader put back an older fold, which
+/// the store's version guard then refuses, as after a cleared cache) — and only if the folds
+/// themselves fill more than half of it does the cache start over. A library with many finished
+/// rentals, which leave entries without a state, keeps its books' and members' folds.
+fn make_room(states: &mut StateCache, limit: usize) {
+    if states.len() < limit {
+        return;
+    }
+    states.retain(|_, (_, state)| state.is_some());
+    if states.len() >= limit / 2 {
+        states.clear();
+    }
+}
 
 /// A function called after newly committed events were handed to the bus.
 pub type CommitHook = Arc<dyn Fn() + Send + Sync>;
@@ -119,9 +134,7 @@ impl Engine {
         state: Option<Box<dyn std::any::Any + Send + Sync>>,
     ) {
         let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
-        if states.len() >= STATE_CACHE {
-            states.clear();
-        }
+        make_room(&mut states, STATE_CACHE);
         let newer = match states.get(&stream) {
             Some((v, Some(_))) => *v >= version,
             Some((v, None)) => *v > version,
@@ -527,5 +540,48 @@ impl Engine {
         }
         let _ = self.relay_from_store(false).await;
         shared
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(n: usize) -> StreamId {
+        StreamId::new(StreamKind::Rental, format!("r-{n}"))
+    }
+
+    fn folded() -> Option<Box<dyn std::any::Any + Send + Sync>> {
+        Some(Box::new(crate::rentals::Rental::default()))
+    }
+
+    #[test]
+    fn a_full_cache_drops_the_entries_without_a_state_first() {
+        let mut states = StateCache::default();
+        for n in 0..3 {
+            states.insert(stream(n), (1, folded()));
+        }
+        for n in 3..10 {
+            states.insert(stream(n), (4, None));
+        }
+        make_room(&mut states, 11);
+        assert_eq!(states.len(), 10, "not full yet: nothing goes");
+        make_room(&mut states, 10);
+        let mut kept: Vec<_> = states.keys().map(|s| s.id.clone()).collect();
+        kept.sort();
+        assert_eq!(kept, ["r-0", "r-1", "r-2"], "the folds stay");
+    }
+
+    #[test]
+    fn a_cache_full_of_folds_starts_over() {
+        let mut states = StateCache::default();
+        for n in 0..6 {
+            states.insert(stream(n), (1, folded()));
+        }
+        for n in 6..10 {
+            states.insert(stream(n), (4, None));
+        }
+        make_room(&mut states, 10);
+        assert!(states.is_empty(), "six folds of ten: more than half");
     }
 }
