@@ -352,11 +352,7 @@ impl MemberPages {
         let hash = hasher.hash_one(rental.as_str());
         let rehash =
             |&at: &(u32, u32)| row_at(pages, at).map_or(0, |k| hasher.hash_one(k.rental.as_str()));
-        match index.entry(
-            hash,
-            |&at| row_at(pages, at).is_some_and(|k| k.rental == *rental),
-            rehash,
-        ) {
+        match index.entry(hash, is_row_of(pages, rental), rehash) {
             hashbrown::hash_table::Entry::Occupied(mut e) => *e.get_mut() = (slot, i),
             hashbrown::hash_table::Entry::Vacant(e) => {
                 e.insert((slot, i));
@@ -422,9 +418,7 @@ impl MemberPages {
     fn rental(&mut self, rental: &RentalId) -> Option<&mut Kept> {
         let hash = self.hasher.hash_one(rental.as_str());
         let pages = &self.pages;
-        let &(slot, i) = self.index.find(hash, |&at| {
-            row_at(pages, at).is_some_and(|k| k.rental == *rental)
-        })?;
+        let &(slot, i) = self.index.find(hash, is_row_of(pages, rental))?;
         self.pages
             .get_mut(slot as usize)?
             .rentals
@@ -441,6 +435,11 @@ impl MemberPages {
 /// The row at `(slot, i)`: the `i`th rental of the page in `slot`.
 fn row_at(pages: &[Page], (slot, i): (u32, u32)) -> Option<&Kept> {
     pages.get(slot as usize)?.rentals.get(i as usize)
+}
+
+/// Whether an index entry points at `rental`'s row: how a probe by the id's hash is checked.
+fn is_row_of<'a>(pages: &'a [Page], rental: &'a RentalId) -> impl Fn(&(u32, u32)) -> bool + 'a {
+    move |&at| row_at(pages, at).is_some_and(|k| k.rental == *rental)
 }
 
 impl View for MemberPages {
