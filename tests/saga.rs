@@ -11,9 +11,7 @@ use lendkit::adapters::{InMemoryEventBus, InMemoryEventStore, SystemClock};
 use lendkit::error::{PaymentError, StoreError};
 use lendkit::event::Envelope;
 use lendkit::ids::{CommandId, MemberId, Points, RentalId, StreamId};
-use lendkit::ports::{
-    ChargeRef, CommandRecord, Commit, DeadLetter, EventStore, PaymentGateway, PaymentReceipt,
-};
+use lendkit::ports::{ChargeRef, Commit, EventStore, PaymentGateway, PaymentReceipt};
 use lendkit::{block_on, Actor, BreakerConfig, Command, ErrorCode, LibraryBuilder};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -461,67 +459,23 @@ fn slow_payments_time_out_and_open_the_circuit() {
     );
 }
 
-/// A store that refuses to store rentals, to show the refund after a charge whose rental could not be stored.
-struct NoRentals(InMemoryEventStore);
-
-#[async_trait]
-impl EventStore for NoRentals {
-    async fn append(&self, commit: Commit) -> Result<Vec<Envelope>, StoreError> {
-        if commit
+/// A store that refuses to store rentals, to show the refund after a charge whose rental could
+/// not be stored.
+fn no_rentals() -> Arc<Hooked> {
+    Hooked::refusing(|commit| {
+        commit
             .appends
             .iter()
             .any(|a| a.stream.kind == lendkit::ids::StreamKind::Rental)
-        {
-            return Err(StoreError::Backend("disk full".into()));
-        }
-        self.0.append(commit).await
-    }
-    async fn read_stream(&self, s: &StreamId) -> Result<Vec<Envelope>, StoreError> {
-        self.0.read_stream(s).await
-    }
-    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
-        self.0.read_all(after, limit).await
-    }
-    async fn head(&self) -> Result<u64, StoreError> {
-        self.0.head().await
-    }
-    async fn command(&self, c: &CommandId) -> Result<Option<CommandRecord>, StoreError> {
-        self.0.command(c).await
-    }
-    async fn checkpoint(&self, c: &str) -> Result<Option<u64>, StoreError> {
-        self.0.checkpoint(c).await
-    }
-    async fn save_checkpoint(&self, c: &str, p: u64) -> Result<(), StoreError> {
-        self.0.save_checkpoint(c, p).await
-    }
-    async fn checkpoints(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        self.0.checkpoints().await
-    }
-    async fn add_dead_letter(&self, l: DeadLetter) -> Result<(), StoreError> {
-        self.0.add_dead_letter(l).await
-    }
-    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
-        self.0.dead_letters().await
-    }
-    async fn remove_dead_letter(&self, id: &str) -> Result<bool, StoreError> {
-        self.0.remove_dead_letter(id).await
-    }
+            .then(|| StoreError::Backend("disk full".into()))
+    })
 }
 
 #[test]
 fn a_charge_whose_rental_cannot_be_stored_is_refunded_before_the_error_returns() {
     // A gateway outside the store (here the points gateway behind a wrapper): it charges first,
     // and the charge is given back when the rental cannot be stored.
-    let lib = block_on(
-        LibraryBuilder::new(
-            Arc::new(NoRentals(InMemoryEventStore::new())),
-            Arc::new(InMemoryEventBus::new()),
-            Arc::new(SystemClock::new()),
-        )
-        .wrap_payment(|inner| inner)
-        .build(),
-    )
-    .unwrap();
+    let lib = no_rentals().library(|b| b.wrap_payment(|inner| inner));
     register(&lib, "b-1", 1, 30);
     join(&lib, "m-1");
     let err = reserve(&lib, "b-1", "m-1", "r-1").unwrap_err();
@@ -541,15 +495,7 @@ fn a_charge_whose_rental_cannot_be_stored_is_refunded_before_the_error_returns()
 #[test]
 fn with_the_in_store_point_accounts_a_reservation_that_cannot_be_stored_charges_nothing() {
     // The charge is in the reservation's own commit: the store refuses both or neither.
-    let lib = block_on(
-        LibraryBuilder::new(
-            Arc::new(NoRentals(InMemoryEventStore::new())),
-            Arc::new(InMemoryEventBus::new()),
-            Arc::new(SystemClock::new()),
-        )
-        .build(),
-    )
-    .unwrap();
+    let lib = no_rentals().library(|b| b);
     register(&lib, "b-1", 1, 30);
     join(&lib, "m-1");
     let err = reserve(&lib, "b-1", "m-1", "r-1").unwrap_err();
@@ -1028,85 +974,17 @@ fn circulation_rules_are_stored_as_events_and_explained_for_a_member_and_a_book(
     );
 }
 
-/// A store with another writer: the first time the member's stream is read after `pending` is
-/// set — a loan command reads it while expanding, after it has noted the rental's version — the
-/// pending commit is stored first, as if another library appended to the rental just then.
-struct Interloper {
-    inner: InMemoryEventStore,
-    member: StreamId,
-    pending: std::sync::Mutex<Option<Commit>>,
-}
-
-#[async_trait]
-impl EventStore for Interloper {
-    async fn append(&self, commit: Commit) -> Result<Vec<Envelope>, StoreError> {
-        self.inner.append(commit).await
-    }
-    async fn read_stream(&self, s: &StreamId) -> Result<Vec<Envelope>, StoreError> {
-        self.read_stream_from(s, 0).await
-    }
-    async fn read_stream_from(
-        &self,
-        s: &StreamId,
-        after: u64,
-    ) -> Result<Vec<Envelope>, StoreError> {
-        if *s == self.member {
-            let pending = self.pending.lock().unwrap().take();
-            if let Some(commit) = pending {
-                self.inner.append(commit).await.unwrap();
-            }
-        }
-        self.inner.read_stream_from(s, after).await
-    }
-    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
-        self.inner.read_all(after, limit).await
-    }
-    async fn head(&self) -> Result<u64, StoreError> {
-        self.inner.head().await
-    }
-    async fn command(&self, c: &CommandId) -> Result<Option<CommandRecord>, StoreError> {
-        self.inner.command(c).await
-    }
-    async fn checkpoint(&self, c: &str) -> Result<Option<u64>, StoreError> {
-        self.inner.checkpoint(c).await
-    }
-    async fn save_checkpoint(&self, c: &str, p: u64) -> Result<(), StoreError> {
-        self.inner.save_checkpoint(c, p).await
-    }
-    async fn checkpoints(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        self.inner.checkpoints().await
-    }
-    async fn add_dead_letter(&self, l: DeadLetter) -> Result<(), StoreError> {
-        self.inner.add_dead_letter(l).await
-    }
-    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
-        self.inner.dead_letters().await
-    }
-    async fn remove_dead_letter(&self, id: &str) -> Result<bool, StoreError> {
-        self.inner.remove_dead_letter(id).await
-    }
-}
-
 #[test]
 fn a_return_decided_again_after_another_writer_moved_the_rental_is_decided_on_the_stored_rental() {
     // The return's expansion notes the rental at version v; another writer then stores an
     // overdue notice on it (v + 1), so the return is decided on a version it did not expand on,
     // and decided again. The second decision must start from the stored rental (on loan, with
     // the notice), not from the first decision's state, in which the book was already back.
-    let store = Arc::new(Interloper {
-        inner: InMemoryEventStore::new(),
-        member: StreamId::new(lendkit::ids::StreamKind::Member, "m-1"),
-        pending: std::sync::Mutex::new(None),
-    });
-    let lib = block_on(
-        LibraryBuilder::new(
-            store.clone(),
-            Arc::new(InMemoryEventBus::new()),
-            Arc::new(SystemClock::new()),
-        )
-        .build(),
-    )
-    .unwrap();
+    // The member's stream is read while the return is expanded, after the rental's version was
+    // noted: the other writer steps in there.
+    let (store, pending) =
+        Hooked::interloping(StreamId::new(lendkit::ids::StreamKind::Member, "m-1"));
+    let lib = store.library(|b| b);
     register(&lib, "b-1", 1, 30);
     join(&lib, "m-1");
     reserve(&lib, "b-1", "m-1", "r-1").unwrap();
@@ -1151,7 +1029,7 @@ fn a_return_decided_again_after_another_writer_moved_the_rental_is_decided_on_th
             due,
         }),
     };
-    *store.pending.lock().unwrap() = Some(Commit {
+    *pending.lock().unwrap() = Some(Commit {
         command_id,
         fingerprint: String::new(),
         appends: vec![lendkit::ports::StreamAppend {
@@ -1167,7 +1045,7 @@ fn a_return_decided_again_after_another_writer_moved_the_rental_is_decided_on_th
     };
     let outcome = run(&lib, back, &member);
     assert!(
-        store.pending.lock().unwrap().is_none(),
+        pending.lock().unwrap().is_none(),
         "the other writer's notice was stored during the return"
     );
     let outcome = outcome.expect("the book goes back although the rental moved meanwhile");

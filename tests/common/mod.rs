@@ -4,12 +4,15 @@
 
 use lendkit::adapters::{InMemoryEventBus, InMemoryEventStore, ManualClock, RecordingNotifier};
 use lendkit::catalog::BookEvent;
+use lendkit::error::StoreError;
 use lendkit::event::{Envelope, Event};
+use lendkit::ids::{CommandId, StreamId};
 use lendkit::points::PointsEvent;
+use lendkit::ports::{CommandRecord, Commit, DeadLetter, EventStore};
 use lendkit::rentals::RentalEvent;
 use lendkit::{block_on, Actor, Command, Library, LibraryBuilder, Outcome, Timestamp};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// 2026-01-01T00:00:00Z.
 pub const START: Timestamp = Timestamp(1_767_225_600_000);
@@ -40,6 +43,119 @@ impl Harness {
 
     pub fn library(&self) -> Library {
         block_on(self.builder().build()).unwrap()
+    }
+}
+
+/// An in-memory store with two hooks, for a test that needs the store to refuse something or
+/// another writer to step in: `refuse` sees each commit first and may fail it; `interlope` sees
+/// each stream about to be read and may hand a commit to store first (as if another library
+/// appended just then). Everything else is the inner store's.
+pub struct Hooked {
+    pub inner: InMemoryEventStore,
+    pub refuse: Refuse,
+    pub interlope: Interlope,
+}
+
+/// [`Hooked::refuse`]: the error to fail a commit with, if any.
+pub type Refuse = Box<dyn Fn(&Commit) -> Option<StoreError> + Send + Sync>;
+/// [`Hooked::interlope`]: a commit to store before a stream is read, if any.
+pub type Interlope = Box<dyn Fn(&StreamId) -> Option<Commit> + Send + Sync>;
+
+impl Hooked {
+    /// A store that refuses the commits `refuse` fails.
+    pub fn refusing(
+        refuse: impl Fn(&Commit) -> Option<StoreError> + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Arc::new(Hooked {
+            inner: InMemoryEventStore::new(),
+            refuse: Box::new(refuse),
+            interlope: Box::new(|_| None),
+        })
+    }
+
+    /// A store where, the first time `stream` is read after a commit is put in the returned
+    /// slot, that commit is stored first.
+    pub fn interloping(stream: StreamId) -> (Arc<Self>, Arc<Mutex<Option<Commit>>>) {
+        let slot = Arc::new(Mutex::new(None::<Commit>));
+        let pending = slot.clone();
+        let store = Arc::new(Hooked {
+            inner: InMemoryEventStore::new(),
+            refuse: Box::new(|_| None),
+            interlope: Box::new(move |s| {
+                if *s == stream {
+                    pending.lock().unwrap().take()
+                } else {
+                    None
+                }
+            }),
+        });
+        (store, slot)
+    }
+
+    /// A library on this store, an in-memory bus and the system clock.
+    pub fn library(
+        self: &Arc<Self>,
+        wrap: impl FnOnce(LibraryBuilder) -> LibraryBuilder,
+    ) -> Library {
+        block_on(
+            wrap(LibraryBuilder::new(
+                self.clone(),
+                Arc::new(InMemoryEventBus::new()),
+                Arc::new(lendkit::adapters::SystemClock::new()),
+            ))
+            .build(),
+        )
+        .unwrap()
+    }
+}
+
+#[async_trait::async_trait]
+impl EventStore for Hooked {
+    async fn append(&self, commit: Commit) -> Result<Vec<Envelope>, StoreError> {
+        if let Some(e) = (self.refuse)(&commit) {
+            return Err(e);
+        }
+        self.inner.append(commit).await
+    }
+    async fn read_stream(&self, s: &StreamId) -> Result<Vec<Envelope>, StoreError> {
+        self.read_stream_from(s, 0).await
+    }
+    async fn read_stream_from(
+        &self,
+        s: &StreamId,
+        after: u64,
+    ) -> Result<Vec<Envelope>, StoreError> {
+        if let Some(commit) = (self.interlope)(s) {
+            self.inner.append(commit).await?;
+        }
+        self.inner.read_stream_from(s, after).await
+    }
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
+        self.inner.read_all(after, limit).await
+    }
+    async fn head(&self) -> Result<u64, StoreError> {
+        self.inner.head().await
+    }
+    async fn command(&self, c: &CommandId) -> Result<Option<CommandRecord>, StoreError> {
+        self.inner.command(c).await
+    }
+    async fn checkpoint(&self, c: &str) -> Result<Option<u64>, StoreError> {
+        self.inner.checkpoint(c).await
+    }
+    async fn save_checkpoint(&self, c: &str, p: u64) -> Result<(), StoreError> {
+        self.inner.save_checkpoint(c, p).await
+    }
+    async fn checkpoints(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.inner.checkpoints().await
+    }
+    async fn add_dead_letter(&self, l: DeadLetter) -> Result<(), StoreError> {
+        self.inner.add_dead_letter(l).await
+    }
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+        self.inner.dead_letters().await
+    }
+    async fn remove_dead_letter(&self, id: &str) -> Result<bool, StoreError> {
+        self.inner.remove_dead_letter(id).await
     }
 }
 
