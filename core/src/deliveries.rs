@@ -235,6 +235,14 @@ impl Aggregate for Delivery {
             DeliveryEvent::DeliveryCanceled { .. } => self.status = DeliveryStatus::Canceled,
         }
     }
+
+    /// Delivered or canceled: every delivery command is then refused or changes nothing.
+    fn is_final(&self) -> bool {
+        matches!(
+            self.status,
+            DeliveryStatus::Delivered | DeliveryStatus::Canceled
+        )
+    }
 }
 
 #[cfg(test)]
@@ -251,6 +259,27 @@ mod tests {
             member: MemberId::new("m1"),
             address: "Seoul".into(),
         }
+    }
+
+    #[test]
+    fn a_delivery_is_final_once_delivered_or_canceled() {
+        let fold = |events: &[DeliveryEvent]| {
+            let mut d = Delivery::default();
+            events.iter().for_each(|e| d.apply(e));
+            d.is_final()
+        };
+        let delivered = DeliveryEvent::Delivered {
+            rental: r(),
+            member: MemberId::new("m1"),
+        };
+        let canceled = DeliveryEvent::DeliveryCanceled {
+            rental: r(),
+            member: MemberId::new("m1"),
+        };
+        assert!(!fold(&[]));
+        assert!(!fold(&[started()]));
+        assert!(fold(&[started(), delivered]));
+        assert!(fold(&[started(), canceled]));
     }
 
     #[test]
