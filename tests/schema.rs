@@ -216,6 +216,12 @@ fn the_compact_stored_form_round_trips_every_event_of_schema_1() {
         let back = Envelope::decode(&bytes).unwrap_or_else(|e| panic!("{line}: {e}"));
         assert_eq!(back, envelope, "{line}");
         assert_eq!(back.to_json(), line, "the wire form changed on the way");
+        // What libraries written before the binary payload hold (layout revision 1, the
+        // payload as JSON text) reads as the same event, and is larger.
+        let revision_1 = lendkit::testing::encode_compact_revision_1(&envelope);
+        assert_eq!(revision_1[1], 1);
+        assert_eq!(Envelope::decode(&revision_1).unwrap(), envelope, "{line}");
+        assert!(bytes.len() < revision_1.len(), "{line}");
         // Ids that do not follow from the others are stored, not derived.
         let mut odd = envelope.clone();
         odd.event_id = format!("{}#0{}", odd.stream, odd.version);
@@ -236,17 +242,22 @@ fn the_compact_stored_form_round_trips_every_event_of_schema_1() {
 fn a_damaged_or_newer_compact_form_is_refused_with_a_reason() {
     let envelope = Envelope::from_json(fixture()[0].clone()).unwrap();
     let bytes = envelope.encode_compact();
-    // Every cut short of the payload is refused, never misread or a panic.
-    let payload_at = bytes.len() - envelope.event.payload().to_string().len();
-    for cut in 1..payload_at {
+    // Every cut is refused, never misread or a panic: the binary payload's fields are read to
+    // its last byte.
+    for cut in 1..bytes.len() {
         let err = Envelope::decode(&bytes[..cut]).unwrap_err();
         assert!(err.contains("not a lendkit event"), "cut {cut}: {err}");
     }
-    // A cut payload is an error too (its JSON does not parse).
-    assert!(Envelope::decode(&bytes[..bytes.len() - 1]).is_err());
+    // So is a byte too many.
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(Envelope::decode(&longer).is_err());
+    // The JSON payload of layout revision 1: a cut one is an error too (its JSON does not parse).
+    let revision_1 = lendkit::testing::encode_compact_revision_1(&envelope);
+    assert!(Envelope::decode(&revision_1[..revision_1.len() - 1]).is_err());
     // A later layout, or a later payload schema, says to upgrade.
     let mut later = bytes.clone();
-    later[1] = 2;
+    later[1] = 3;
     assert!(Envelope::decode(&later)
         .unwrap_err()
         .contains("upgrade lendkit"));

@@ -4,7 +4,7 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `log` | position (u64, big-endian) | the envelope's compact stored form ([`Envelope::encode_compact`]); a library first written before `meta/schema` 2 also holds events in the JSON wire form, and both are read |
+//! | `log` | position (u64, big-endian) | the envelope's compact stored form ([`Envelope::encode_compact`]); a library first written before `meta/schema` 3 also holds compact events with a JSON payload, one before 2 events in the JSON wire form, and all are read |
 //! | `streams` | `stream\0version` | position |
 //! | `versions` | `stream` | the stream's version |
 //! | `command_ids` | command id | the fingerprint's length (u16), the fingerprint, then the positions the command stored (u64 each) |
@@ -63,11 +63,14 @@ use lendkit_core::event::{Envelope, SCHEMA_VERSION};
 
 /// The store schema written to `meta/schema`: what a reader must understand to read the
 /// library. 1: events in the JSON wire form of payload schema 1. 2: events may also be in
-/// the compact stored form ([`Envelope::encode_compact`]). A library of schema 1 is marked 2
+/// the compact stored form ([`Envelope::encode_compact`]) with the payload as JSON text
+/// (layout revision 1). 3: compact events may also hold the payload as binary fields (layout
+/// revision 2, written since 2026-12-06). A library of an older schema is marked with this one
 /// when this lendkit opens it (its events stay as they are and are read as before); a lendkit
-/// that reads only schema 1 then refuses it with `SCHEMA_TOO_NEW` instead of misreading it. A
-/// new payload schema ([`SCHEMA_VERSION`]) raises this number too.
-pub const STORE_SCHEMA: u32 = 2;
+/// that reads only an older schema then refuses it with `SCHEMA_TOO_NEW` instead of failing on
+/// the first new event it reads. A new payload schema ([`SCHEMA_VERSION`]) raises this number
+/// too.
+pub const STORE_SCHEMA: u32 = 3;
 const _: () = assert!(SCHEMA_VERSION <= STORE_SCHEMA);
 use lendkit_core::ids::{CommandId, StreamId};
 use lendkit_core::ports::{CommandRecord, Commit, DeadLetter, EventStore};

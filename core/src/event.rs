@@ -12,7 +12,7 @@ use crate::rentals::RentalEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-mod compact;
+pub(crate) mod compact;
 pub use compact::COMPACT_TAG;
 
 /// Defines an aggregate's event enum (tagged by `type` in JSON) with its `TYPES` list and
@@ -60,6 +60,34 @@ macro_rules! event_enum {
                         other,
                         Self::TYPES,
                     )),
+                }
+            }
+
+            /// Each event type's field names, in the order the compact form's binary payload
+            /// writes them (declaration order). Pinned by a test: see `event/compact.rs`.
+            pub(crate) const FIELDS: &'static [(&'static str, &'static [&'static str])] =
+                &[$( (stringify!($variant), &[$(stringify!($field)),*]) ),*];
+
+            /// Appends the event's fields to the compact form's binary payload, in
+            /// declaration order.
+            pub(crate) fn write_fields(&self, out: &mut Vec<u8>) {
+                match self {
+                    $( Self::$variant { $($field),* } => {
+                        $( $crate::event::compact::Field::put($field, out); )*
+                    } )*
+                }
+            }
+
+            /// The event of type `type_name` read from the compact form's binary payload.
+            pub(crate) fn read_fields(
+                type_name: &str,
+                r: &mut $crate::event::compact::Reader<'_>,
+            ) -> Result<Self, String> {
+                match type_name {
+                    $( stringify!($variant) => Ok(Self::$variant {
+                        $( $field: $crate::event::compact::Field::get(r)? ),*
+                    }), )*
+                    other => Err(format!("unknown event type {other:?}")),
                 }
             }
         }
@@ -123,6 +151,29 @@ macro_rules! aggregates {
 
             /// Every stream kind, in table order.
             pub const KINDS: &'static [StreamKind] = &[$(StreamKind::$kind),*];
+
+            /// Every event type with its stream kind and its fields' names, aggregate by
+            /// aggregate, each type's fields in declaration order — the order in which a
+            /// stored event's compact form holds them.
+            pub fn fields() -> impl Iterator<Item = (StreamKind, &'static str, &'static [&'static str])> {
+                [$( (StreamKind::$kind, $event::FIELDS), )*]
+                    .into_iter()
+                    .flat_map(|(kind, types)| types.iter().map(move |(t, f)| (kind, *t, *f)))
+            }
+
+            /// Appends the event's fields to the compact form's binary payload.
+            pub(crate) fn write_fields(&self, out: &mut Vec<u8>) {
+                match self { $( Event::$variant(e) => e.write_fields(out), )* }
+            }
+
+            /// An event of `kind` and `type_name` read from the compact form's binary payload.
+            pub(crate) fn read_fields(
+                kind: StreamKind,
+                type_name: &str,
+                r: &mut compact::Reader<'_>,
+            ) -> Result<Event, String> {
+                match kind { $( StreamKind::$kind => $event::read_fields(type_name, r).map(Event::$variant), )* }
+            }
 
             /// Appends the event's tagged JSON form (`{"type":…,` then its fields) to `out`.
             fn write_tagged(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {

@@ -152,3 +152,10 @@ pub fn stored(position: u64, event: impl Into<Event>, correlation: &str) -> Enve
         event,
     }
 }
+
+/// `envelope` in the compact stored form as lendkit wrote it before 2026-12-06 (layout
+/// revision 1: the payload as JSON text), for tests that a library holding such events still
+/// reads them.
+pub fn encode_compact_revision_1(envelope: &Envelope) -> Vec<u8> {
+    crate::event::compact::encode_revision_1(envelope)
+}

@@ -16,10 +16,20 @@
 //! | flags | bit 0: the event id is `stream#version` (not stored); bit 1: the correlation id is the stream's id (not stored); bit 2: the causation id is the command id (not stored) |
 //! | event id, correlation id, causation id | strings, each unless its flag says it is derived |
 //! | command id, actor, type | strings (the actor as written in the wire form: `member:m-1`) |
-//! | payload | the rest: the payload's JSON text, without `type` (as in the wire form's `payload`) |
+//! | payload | the rest: the event's fields in declaration order, each a tagged value (below) |
 //!
-//! The payload stays JSON so that the upcasters, which work on JSON, apply to it unchanged:
-//! a payload of an older schema is upcast exactly as one read from the wire form.
+//! A payload field is a tag byte and its value: `0` null (an absent option), `1` text (varint
+//! length, UTF-8), `2` a whole number (varint), `3` a signed one (zigzag varint: instants), `4`
+//! false, `5` true, `6` JSON text (varint length; the few structured fields: loan and hold
+//! terms, how a fee was paid). No field names are stored: each event type's fields, in order,
+//! are [`Event::fields`], pinned by the test `the_binary_payload_layout_is_pinned` — changing
+//! an event's fields changes what stored payloads mean, so it takes a new [`SCHEMA_VERSION`]
+//! with an upcaster, and this module must then keep the old field lists to turn a stored
+//! payload of the old schema into JSON (tag by tag, under the old names) for the upcasters.
+//! Today every payload is of schema 1, the current one, and is read straight into its event.
+//!
+//! Layout revision 1 (written until 2026-12-06) kept the payload as its JSON text without
+//! `type`; it is still read, and upcast like the wire form's payload.
 
 use super::{upcast, Envelope, Event, SCHEMA_VERSION};
 use crate::ids::{Actor, CommandId, StreamId, StreamKind, Timestamp};
@@ -27,8 +37,19 @@ use crate::ids::{Actor, CommandId, StreamId, StreamKind, Timestamp};
 /// The first byte of the compact form: `0xC1` never occurs in UTF-8, so JSON text never starts
 /// with it, and [`Envelope::decode`] tells the two forms apart by it.
 pub const COMPACT_TAG: u8 = 0xC1;
-/// The layout revision written after the tag.
-const REVISION: u8 = 1;
+/// The layout revision written after the tag: 2, the binary payload.
+const REVISION: u8 = 2;
+/// The revision whose payload is JSON text, still read.
+const REVISION_JSON_PAYLOAD: u8 = 1;
+
+/// Payload value tags (see the module's table).
+const NULL: u8 = 0;
+const TEXT: u8 = 1;
+const UINT: u8 = 2;
+const INT: u8 = 3;
+const FALSE: u8 = 4;
+const TRUE: u8 = 5;
+const JSON: u8 = 6;
 
 const EVENT_ID_DERIVED: u8 = 1;
 const CORRELATION_IS_STREAM: u8 = 2;
@@ -36,8 +57,23 @@ const CAUSATION_IS_COMMAND: u8 = 4;
 
 /// Appends the compact form of `e` to `out`.
 pub(super) fn encode_into(e: &Envelope, out: &mut Vec<u8>) {
+    put_header(e, out, REVISION);
+    e.event.write_fields(out);
+}
+
+/// The compact form as layout revision 1 wrote it (the payload as JSON text): what libraries
+/// written before revision 2 hold, for tests that such events still read.
+pub(crate) fn encode_revision_1(e: &Envelope) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_header(e, &mut out, REVISION_JSON_PAYLOAD);
+    e.event.write_payload(&mut out);
+    out
+}
+
+/// Everything before the payload, under layout `revision`.
+fn put_header(e: &Envelope, out: &mut Vec<u8>, revision: u8) {
     out.push(COMPACT_TAG);
-    out.push(REVISION);
+    out.push(revision);
     put_varint(out, u64::from(SCHEMA_VERSION));
     put_varint(out, e.version);
     put_varint(out, e.position);
@@ -78,14 +114,13 @@ pub(super) fn encode_into(e: &Envelope, out: &mut Vec<u8>) {
         other => put_str(out, &other.to_string()),
     }
     put_str(out, e.event.type_name());
-    e.event.write_payload(out);
 }
 
 /// Reads the compact form (the caller has seen the tag).
 pub(super) fn decode(bytes: &[u8]) -> Result<Envelope, String> {
     let mut r = Reader { bytes, at: 1 };
     let revision = r.byte()?;
-    if revision != REVISION {
+    if revision != REVISION && revision != REVISION_JSON_PAYLOAD {
         return Err(format!(
             "a stored event of compact layout {revision}, which this lendkit cannot read; upgrade lendkit"
         ));
@@ -122,14 +157,21 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Envelope, String> {
     let command_id = r.str()?.to_owned();
     let actor = Actor::parse(r.str()?)?;
     let type_name = r.str()?;
-    let payload = std::str::from_utf8(&r.bytes[r.at..]).map_err(|_| r.bad("payload"))?;
-    let event = if schema == SCHEMA_VERSION {
-        Event::decode_str(stream.kind, type_name, payload)
-            .map_err(|e| format!("{} event {type_name}: {e}", stream.kind.as_str()))?
+    let event = if revision == REVISION {
+        if schema != SCHEMA_VERSION {
+            // Only possible once a later schema exists: see the module's documentation.
+            return Err(format!(
+                "event {stream}#{version} has a binary payload of schema {schema}, which this lendkit reads only at schema {SCHEMA_VERSION}"
+            ));
+        }
+        let event = Event::read_fields(stream.kind, type_name, &mut r)
+            .map_err(|e| format!("{} event {type_name}: {e}", stream.kind.as_str()))?;
+        if r.at != r.bytes.len() {
+            return Err(r.bad("payload's end"));
+        }
+        event
     } else {
-        let value = serde_json::from_str(payload).map_err(|e| format!("{type_name}: {e}"))?;
-        let value = upcast(stream.kind, type_name, schema, value)?;
-        Event::from_payload(stream.kind, type_name, value)?
+        json_payload(&r, stream.kind, type_name, schema)?
     };
     Ok(Envelope {
         event_id,
@@ -144,6 +186,166 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Envelope, String> {
         event,
     })
 }
+
+/// The event of a revision-1 compact form, whose payload (the rest of the bytes) is JSON text.
+fn json_payload(
+    r: &Reader<'_>,
+    kind: StreamKind,
+    type_name: &str,
+    schema: u32,
+) -> Result<Event, String> {
+    let payload = std::str::from_utf8(&r.bytes[r.at..]).map_err(|_| r.bad("payload"))?;
+    if schema == SCHEMA_VERSION {
+        return Event::decode_str(kind, type_name, payload)
+            .map_err(|e| format!("{} event {type_name}: {e}", kind.as_str()));
+    }
+    let value = serde_json::from_str(payload).map_err(|e| format!("{type_name}: {e}"))?;
+    let value = upcast(kind, type_name, schema, value)?;
+    Event::from_payload(kind, type_name, value)
+}
+
+/// How an event's field is written in the binary payload and read back: one tagged value.
+pub(crate) trait Field: Sized {
+    /// Appends the tagged value.
+    fn put(&self, out: &mut Vec<u8>);
+    /// Reads the tagged value; a tag of another kind is damage.
+    fn get(r: &mut Reader<'_>) -> Result<Self, String>;
+}
+
+impl Field for String {
+    fn put(&self, out: &mut Vec<u8>) {
+        out.push(TEXT);
+        put_str(out, self);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, String> {
+        r.tag(TEXT)?;
+        Ok(r.str()?.to_owned())
+    }
+}
+
+/// Ids are text.
+macro_rules! text_fields {
+    ($($id:ty),*) => {$(
+        impl Field for $id {
+            fn put(&self, out: &mut Vec<u8>) {
+                self.0.put(out);
+            }
+            fn get(r: &mut Reader<'_>) -> Result<Self, String> {
+                String::get(r).map(Self)
+            }
+        }
+    )*};
+}
+text_fields!(
+    crate::ids::BookId,
+    crate::ids::MemberId,
+    crate::ids::RentalId
+);
+
+impl Field for u64 {
+    fn put(&self, out: &mut Vec<u8>) {
+        out.push(UINT);
+        put_varint(out, *self);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, String> {
+        r.tag(UINT)?;
+        r.varint()
+    }
+}
+
+impl Field for u32 {
+    fn put(&self, out: &mut Vec<u8>) {
+        u64::from(*self).put(out);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, String> {
+        u32::try_from(u64::get(r)?).map_err(|_| r.bad("number"))
+    }
+}
+
+impl Field for crate::ids::Points {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.0.put(out);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, String> {
+        u64::get(r).map(Self)
+    }
+}
+
+impl Field for Timestamp {
+    fn put(&self, out: &mut Vec<u8>) {
+        out.push(INT);
+        put_varint(out, zigzag(self.0));
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, String> {
+        r.tag(INT)?;
+        Ok(Timestamp(unzigzag(r.varint()?)))
+    }
+}
+
+impl Field for bool {
+    fn put(&self, out: &mut Vec<u8>) {
+        out.push(if *self { TRUE } else { FALSE });
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, String> {
+        match r.byte()? {
+            TRUE => Ok(true),
+            FALSE => Ok(false),
+            _ => Err(r.bad("payload's value")),
+        }
+    }
+}
+
+impl<T: Field> Field for Option<T> {
+    fn put(&self, out: &mut Vec<u8>) {
+        match self {
+            None => out.push(NULL),
+            Some(v) => v.put(out),
+        }
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, String> {
+        if r.bytes.get(r.at) == Some(&NULL) {
+            r.at += 1;
+            return Ok(None);
+        }
+        T::get(r).map(Some)
+    }
+}
+
+impl<T: Field> Field for Box<T> {
+    fn put(&self, out: &mut Vec<u8>) {
+        (**self).put(out);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, String> {
+        T::get(r).map(Box::new)
+    }
+}
+
+/// The structured fields are their JSON text.
+macro_rules! json_fields {
+    ($($t:ty),*) => {$(
+        impl Field for $t {
+            fn put(&self, out: &mut Vec<u8>) {
+                out.push(JSON);
+                // Plain data (no maps with non-string keys, no serializer that fails): this
+                // cannot fail; were it to, `null` is stored and reading it back fails with a
+                // reason rather than giving a wrong value.
+                let text = serde_json::to_string(self).unwrap_or_else(|_| "null".into());
+                put_str(out, &text);
+            }
+            fn get(r: &mut Reader<'_>) -> Result<Self, String> {
+                r.tag(JSON)?;
+                let text = r.str()?;
+                serde_json::from_str(text).map_err(|e| format!("{}: {e}", stringify!($t)))
+            }
+        }
+    )*};
+}
+json_fields!(
+    crate::members::PaidFrom,
+    crate::members::FeeKind,
+    crate::holds::HoldTerms,
+    crate::circulation::LoanTerms
+);
 
 /// True when `event_id` is [`Envelope::id_for`]`(stream, version)`, checked without formatting.
 fn is_id_for(event_id: &str, stream: &StreamId, version: u64) -> bool {
@@ -184,7 +386,8 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
-struct Reader<'a> {
+/// A cursor over a compact form's bytes.
+pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
 }
@@ -195,6 +398,15 @@ impl<'a> Reader<'a> {
             "not a lendkit event: the compact form's {what} at byte {} is damaged",
             self.at
         )
+    }
+
+    /// Reads a payload value's tag, which must be `want`.
+    fn tag(&mut self, want: u8) -> Result<(), String> {
+        if self.byte()? == want {
+            Ok(())
+        } else {
+            Err(self.bad("payload's value"))
+        }
     }
 
     fn byte(&mut self) -> Result<u8, String> {
@@ -231,6 +443,66 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each event type's fields in the order the binary payload holds them, as of schema 1.
+    /// Stored payloads are read by this order: if this test fails, an event's fields changed —
+    /// that needs a new `SCHEMA_VERSION` with its upcaster, and this module must keep this list
+    /// to read the payloads already stored (see the module's documentation).
+    const SCHEMA_1_FIELDS: &str = "
+book BookRegistered: book title author copies fee item_type branch
+book CopiesAdded: book copies
+book CopyAllocated: book rental member hold_shelf pull copy
+book CopyAllocationFailed: book rental reason
+book CopyReleased: book rental
+book HoldQueued: book rental member position not_needed_after delivery copy
+book HoldLeftQueue: book rental member
+book QueueReordered: book rental position
+book HoldCollected: book rental
+book CopyWithdrawn: book copy
+book CopyLost: book copy rental
+member MemberJoined: member name contact group joined_at
+member LoanRecorded: member rental due loan_policy
+member LoanCleared: member rental
+member FeeCharged: member fee kind rental amount
+member FeePaid: member fee amount from
+member FeeRefunded: member fee canceled repaid to_points
+member FeeWaived: member fee amount by reason
+member MemberBlocked: member reason
+member MemberUnblocked: member
+member BlockOverridden: member code by reason rental
+account AccountOpened: member welcome
+account PointsToppedUp: member points
+account PointsCharged: member rental points
+account PointsSpentOnFees: member points
+account FeePointsReturned: member points
+account PointsRefunded: member rental points
+rental RentalReserved: rental member book fee payment_id delivery_address hold
+rental RentalConfirmed: rental member book delivery_address
+rental LoanStarted: rental member book due started_at terms
+rental LoanRenewed: rental member due count by
+rental BookReturned: rental member book late_days returned_at
+rental RentalCanceled: rental member book reason fee
+rental LoanOverdue: rental member book due
+rental AutoRenewalFailed: rental member due code
+rental ItemAgedToLost: rental member book at
+rental PaymentRefunded: rental member amount
+rental HoldAwaitingPickup: rental member book branch until
+rental LoanRecalled: rental member book due was
+rental HoldPickupExpired: rental member book until
+delivery DeliveryStarted: rental member address
+delivery Delivered: rental member
+delivery DeliveryCanceled: rental member
+rules CirculationRulesChanged: version format rules
+";
+
+    #[test]
+    fn the_binary_payload_layout_is_pinned() {
+        let layout: Vec<String> = Event::fields()
+            .map(|(kind, name, fields)| format!("{} {name}: {}", kind.as_str(), fields.join(" ")))
+            .collect();
+        let layout = layout.join("\n");
+        assert_eq!(layout, SCHEMA_1_FIELDS.trim(), "\n{layout}\n");
+    }
 
     #[test]
     fn zigzag_round_trips_the_extremes() {
