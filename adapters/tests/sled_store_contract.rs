@@ -208,16 +208,17 @@ fn a_database_written_by_a_newer_schema_is_refused_and_left_as_it_was() {
     assert_eq!(db.open_tree("log").unwrap().len(), 1);
 }
 
-/// A library written before the binary payload (store schema 2, compact events whose payload
-/// is JSON text) opens, is marked schema 3 before anything new is written, reads its old events
-/// as they were, and stores new ones with the binary payload beside them.
-#[test]
-fn a_library_of_compact_events_with_json_payloads_opens_and_goes_on_in_binary() {
+/// A library an older lendkit wrote, and this one going on with it: two events stored, each
+/// turned into `older`'s form of it and the store marked `schema`; then it opens, is marked with
+/// the current store schema before anything new is written, reads its old events as they were,
+/// and stores new ones beside them. Returns the database, for the caller to look at the log.
+fn older_library_goes_on(
+    dir: &std::path::Path,
+    schema: u64,
+    older: impl Fn(&[u8]) -> Vec<u8>,
+) -> sled::Db {
     use lendkit_adapters::sled_store::STORE_SCHEMA;
-    use lendkit_core::event::Envelope;
-    use lendkit_core::testing::encode_compact_revision_1;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("rev1.db");
+    let path = dir.join("old.db");
     let (m1, m2) = (contract::stream("m-1"), contract::stream("m-2"));
     let written = {
         let store = SledEventStore::open(&path, Durability::EveryCommit).unwrap();
@@ -225,83 +226,14 @@ fn a_library_of_compact_events_with_json_payloads_opens_and_goes_on_in_binary() 
         block_on(store.read_all(0, 100)).unwrap()
     };
     {
-        // Turn it into what lendkit wrote before 2026-12-06: revision-1 compact events, schema 2.
         let db = open_raw_sled(&path);
         let log = db.open_tree("log").unwrap();
         for kv in log.iter() {
             let (k, v) = kv.unwrap();
-            assert_eq!(v[1], 2, "new events have the binary payload");
-            let old = encode_compact_revision_1(&Envelope::decode(&v).unwrap());
-            assert!(old.len() > v.len());
-            log.insert(k, old).unwrap();
+            log.insert(k, older(&v)).unwrap();
         }
         let meta = db.open_tree("meta").unwrap();
-        meta.insert("schema", &2u64.to_be_bytes()).unwrap();
-        db.flush().unwrap();
-    }
-    {
-        let store = SledEventStore::open(&path, Durability::EveryCommit).unwrap();
-        assert_eq!(block_on(store.read_all(0, 100)).unwrap(), written);
-        block_on(store.append(contract::commit(vec![contract::batch(&m2, 0, 1, "c-2")]))).unwrap();
-        block_on(store.append(contract::commit(vec![contract::batch(&m1, 2, 1, "c-3")]))).unwrap();
-        let all = block_on(store.read_all(0, 100)).unwrap();
-        assert_eq!(&all[..2], &written[..]);
-        let m1_events = block_on(store.read_stream(&m1)).unwrap();
-        assert_eq!(
-            m1_events.iter().map(|e| e.version).collect::<Vec<_>>(),
-            vec![1, 2, 3]
-        );
-    }
-    let db = open_raw_sled(&path);
-    let schema = db
-        .open_tree("meta")
-        .unwrap()
-        .get("schema")
-        .unwrap()
-        .unwrap();
-    assert_eq!(schema.as_ref(), &u64::from(STORE_SCHEMA).to_be_bytes());
-    assert_eq!(STORE_SCHEMA, 3);
-    let revisions: Vec<u8> = db
-        .open_tree("log")
-        .unwrap()
-        .iter()
-        .map(|kv| kv.unwrap().1[1])
-        .collect();
-    assert_eq!(
-        revisions,
-        [1, 1, 2, 2],
-        "old events kept as they were, new ones binary"
-    );
-}
-
-/// A library written before the compact form (store schema 1, every event as JSON) opens, is
-/// marked with the current store schema before anything new is written, reads its old events
-/// as they were, and stores new ones compact beside them.
-#[test]
-fn a_library_of_json_events_opens_and_goes_on_in_the_compact_form() {
-    use lendkit_adapters::sled_store::STORE_SCHEMA;
-    use lendkit_core::event::{Envelope, COMPACT_TAG};
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("old.db");
-    let (m1, m2) = (contract::stream("m-1"), contract::stream("m-2"));
-    let written = {
-        let store = SledEventStore::open(&path, Durability::EveryCommit).unwrap();
-        block_on(store.append(contract::commit(vec![contract::batch(&m1, 0, 2, "c-1")]))).unwrap();
-        block_on(store.read_all(0, 100)).unwrap()
-    };
-    {
-        // Turn it into what an older lendkit wrote: JSON events, schema 1.
-        let db = open_raw_sled(&path);
-        let log = db.open_tree("log").unwrap();
-        for kv in log.iter() {
-            let (k, v) = kv.unwrap();
-            assert_eq!(v[0], COMPACT_TAG, "new events are stored compact");
-            let json = Envelope::decode(&v).unwrap().encode();
-            assert_eq!(json[0], b'{');
-            log.insert(k, json).unwrap();
-        }
-        let meta = db.open_tree("meta").unwrap();
-        meta.insert("schema", &1u64.to_be_bytes()).unwrap();
+        meta.insert("schema", &schema.to_be_bytes()).unwrap();
         db.flush().unwrap();
     }
     {
@@ -322,13 +254,58 @@ fn a_library_of_json_events_opens_and_goes_on_in_the_compact_form() {
         );
     }
     let db = open_raw_sled(&path);
-    let schema = db
+    let stored = db
         .open_tree("meta")
         .unwrap()
         .get("schema")
         .unwrap()
         .unwrap();
-    assert_eq!(schema.as_ref(), &u64::from(STORE_SCHEMA).to_be_bytes());
+    assert_eq!(stored.as_ref(), &u64::from(STORE_SCHEMA).to_be_bytes());
+    db
+}
+
+/// A library written before the binary payload (store schema 2, compact events whose payload
+/// is JSON text) goes on, marked schema 3, with new events in the binary payload.
+#[test]
+fn a_library_of_compact_events_with_json_payloads_opens_and_goes_on_in_binary() {
+    use lendkit_adapters::sled_store::STORE_SCHEMA;
+    use lendkit_core::event::Envelope;
+    use lendkit_core::testing::encode_compact_revision_1;
+    let dir = tempfile::tempdir().unwrap();
+    // What lendkit wrote before 2026-12-06: revision-1 compact events, schema 2.
+    let db = older_library_goes_on(dir.path(), 2, |v| {
+        assert_eq!(v[1], 2, "new events have the binary payload");
+        let old = encode_compact_revision_1(&Envelope::decode(v).unwrap());
+        assert!(old.len() > v.len());
+        old
+    });
+    assert_eq!(STORE_SCHEMA, 3);
+    let revisions: Vec<u8> = db
+        .open_tree("log")
+        .unwrap()
+        .iter()
+        .map(|kv| kv.unwrap().1[1])
+        .collect();
+    assert_eq!(
+        revisions,
+        [1, 1, 2, 2],
+        "old events kept as they were, new ones binary"
+    );
+}
+
+/// A library written before the compact form (store schema 1, every event as JSON) goes on
+/// with new events compact beside the JSON ones.
+#[test]
+fn a_library_of_json_events_opens_and_goes_on_in_the_compact_form() {
+    use lendkit_core::event::{Envelope, COMPACT_TAG};
+    let dir = tempfile::tempdir().unwrap();
+    // What an older lendkit wrote: JSON events, schema 1.
+    let db = older_library_goes_on(dir.path(), 1, |v| {
+        assert_eq!(v[0], COMPACT_TAG, "new events are stored compact");
+        let json = Envelope::decode(v).unwrap().encode();
+        assert_eq!(json[0], b'{');
+        json
+    });
     let firsts: Vec<u8> = db
         .open_tree("log")
         .unwrap()
