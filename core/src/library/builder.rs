@@ -195,7 +195,7 @@ impl LibraryBuilder {
             relayed_at: std::sync::atomic::AtomicU64::new(0),
             recent: Mutex::new(std::collections::BTreeMap::new()),
             on_commit: self.on_commit,
-            states: Mutex::new(crate::ids::IdMap::default()),
+            states: Mutex::new(Default::default()),
             due_work: Mutex::new(super::due::DueWork::default()),
             unsynced: std::sync::atomic::AtomicBool::new(false),
             sole_writer: self.sole_writer,

@@ -1,5 +1,6 @@
 //! The engine: loads aggregates (kept folded in memory), decides, appends, and relays what was committed to the bus.
 
+use super::folds::{Folded, Folds};
 use super::route::{Plan, Step};
 use super::*;
 
@@ -19,7 +20,7 @@ pub(crate) struct Engine {
     pub(super) on_commit: Option<CommitHook>,
     /// Folded aggregates by stream, with the version they are folded to. Loading reads only
     /// the newer events, so a long stream costs no more to load than a short one.
-    pub(super) states: Mutex<StateCache>,
+    pub(super) states: Mutex<Folds>,
     /// The clock-driven work on open loans (see `due.rs`): folded from the log at build, kept
     /// current here as events are relayed.
     pub(super) due_work: Mutex<super::due::DueWork>,
@@ -47,30 +48,7 @@ pub(super) struct Decided {
     pub(super) version: u64,
     pub(super) events: Vec<Event>,
     /// `None` when the aggregate is [final](crate::aggregate::Aggregate::is_final): not kept.
-    state: Option<Box<dyn std::any::Any + Send + Sync>>,
-}
-
-/// Folded aggregates by stream: (version, state). While a loader has the state out (or after
-/// an append found the stream further on), the entry stays as a marker without a state: the
-/// newest version known, so that a slower loader cannot put back an older fold.
-type StateCache = crate::ids::IdMap<StreamId, (u64, Option<Box<dyn std::any::Any + Send + Sync>>)>;
-
-/// Streams the cache holds at most; past it, it makes room (see [`make_room`]).
-const STATE_CACHE: usize = 200_000;
-
-/// Room in a full cache: first the entries without a state go — final aggregates' versions and
-/// the markers of loads (dropping one can only let a slower loader put back an older fold, which
-/// the store's version guard then refuses, as after a cleared cache) — and only if the folds
-/// themselves fill more than half of it does the cache start over. A library with many finished
-/// rentals, which leave entries without a state, keeps its books' and members' folds.
-fn make_room(states: &mut StateCache, limit: usize) {
-    if states.len() < limit {
-        return;
-    }
-    states.retain(|_, (_, state)| state.is_some());
-    if states.len() >= limit / 2 {
-        states.clear();
-    }
+    state: Option<Folded>,
 }
 
 /// A function called after newly committed events were handed to the bus.
@@ -90,13 +68,7 @@ impl Engine {
     /// [`keep`](Engine::keep) once done. (A concurrent loader of the same stream meanwhile folds
     /// from the start: slower, equally correct.)
     pub(super) async fn load<A: Stored>(&self, stream: &StreamId) -> Result<(A, u64)> {
-        let cached = self
-            .states
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_mut(stream)
-            .and_then(|(v, state)| state.take().map(|any| (*v, any)))
-            .and_then(|(v, any)| any.downcast::<A>().ok().map(|a| (*a, v)));
+        let cached = self.folds().take::<A>(stream);
         if self.sole_writer {
             if let Some(current) = cached {
                 // Every append to the store went through this engine, which keeps the fold
@@ -111,47 +83,37 @@ impl Engine {
             }
             version = e.version;
         }
+        self.folds().loaded(stream, version);
         Ok((state, version))
     }
 
-    /// Puts a folded aggregate back in the cache, unless a newer fold is already there.
-    /// A [final](Aggregate::is_final) aggregate is not kept: only its version is noted.
+    /// The cache of folded aggregates, locked.
+    fn folds(&self) -> std::sync::MutexGuard<'_, Folds> {
+        self.states.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Puts a folded aggregate back in the cache, unless a newer fold is already there (or the
+    /// cache made room since the load: see `folds.rs`). A [final](Aggregate::is_final)
+    /// aggregate is not kept: only its version is noted.
     pub(super) fn keep<A: Aggregate>(&self, stream: &StreamId, state: A, version: u64) {
-        self.keep_boxed(stream.clone(), version, Self::worth_keeping(state));
+        self.keep_boxed(stream, version, Self::worth_keeping(state));
     }
 
     /// The state to keep once stored: none for a [final](Aggregate::is_final) aggregate.
-    fn worth_keeping<A: Aggregate>(state: A) -> Option<Box<dyn std::any::Any + Send + Sync>> {
-        (!state.is_final()).then(|| Box::new(state) as Box<dyn std::any::Any + Send + Sync>)
+    fn worth_keeping<A: Aggregate>(state: A) -> Option<Folded> {
+        (!state.is_final()).then(|| Box::new(state) as Folded)
     }
 
     /// [`keep`](Engine::keep) for a state already boxed (`None`: only the version is noted,
     /// as [`stale`](Engine::stale) does).
-    fn keep_boxed(
-        &self,
-        stream: StreamId,
-        version: u64,
-        state: Option<Box<dyn std::any::Any + Send + Sync>>,
-    ) {
-        let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
-        make_room(&mut states, STATE_CACHE);
-        let newer = match states.get(&stream) {
-            Some((v, Some(_))) => *v >= version,
-            Some((v, None)) => *v > version,
-            None => false,
-        };
-        if !newer {
-            states.insert(stream, (version, state));
-        }
+    fn keep_boxed(&self, stream: &StreamId, version: u64, state: Option<Folded>) {
+        self.folds().keep(stream, version, state);
     }
 
     /// Notes that `stream` is at `version` in the store (an append found it there): no fold
     /// older than that goes back into the cache, and the next load reads the store.
     pub(super) fn stale(&self, stream: &StreamId, version: u64) {
-        let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
-        if !matches!(states.get(stream), Some((v, _)) if *v >= version) {
-            states.insert(stream.clone(), (version, None));
-        }
+        self.folds().stale(stream, version);
     }
 
     /// The events a command id already stored, if it was applied: a retry of the same command
@@ -376,7 +338,7 @@ impl Engine {
             }
             if decided.iter().all(|d| d.events.is_empty()) {
                 for d in decided {
-                    self.keep_boxed(d.stream, d.version, d.state);
+                    self.keep_boxed(&d.stream, d.version, d.state);
                 }
                 return Ok(Committed::Owned(Vec::new()));
             }
@@ -400,7 +362,7 @@ impl Engine {
             match self.store_commit(commit, meta).await {
                 Ok(stored) => {
                     for (d, n) in decided.into_iter().zip(written) {
-                        self.keep_boxed(d.stream, d.version + n, d.state);
+                        self.keep_boxed(&d.stream, d.version + n, d.state);
                     }
                     if meta.deferred {
                         // A reaction's events go to the relay without a copy; whoever reacts
@@ -540,48 +502,5 @@ impl Engine {
         }
         let _ = self.relay_from_store(false).await;
         shared
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn stream(n: usize) -> StreamId {
-        StreamId::new(StreamKind::Rental, format!("r-{n}"))
-    }
-
-    fn folded() -> Option<Box<dyn std::any::Any + Send + Sync>> {
-        Some(Box::new(crate::rentals::Rental::default()))
-    }
-
-    #[test]
-    fn a_full_cache_drops_the_entries_without_a_state_first() {
-        let mut states = StateCache::default();
-        for n in 0..3 {
-            states.insert(stream(n), (1, folded()));
-        }
-        for n in 3..10 {
-            states.insert(stream(n), (4, None));
-        }
-        make_room(&mut states, 11);
-        assert_eq!(states.len(), 10, "not full yet: nothing goes");
-        make_room(&mut states, 10);
-        let mut kept: Vec<_> = states.keys().map(|s| s.id.clone()).collect();
-        kept.sort();
-        assert_eq!(kept, ["r-0", "r-1", "r-2"], "the folds stay");
-    }
-
-    #[test]
-    fn a_cache_full_of_folds_starts_over() {
-        let mut states = StateCache::default();
-        for n in 0..6 {
-            states.insert(stream(n), (1, folded()));
-        }
-        for n in 6..10 {
-            states.insert(stream(n), (4, None));
-        }
-        make_room(&mut states, 10);
-        assert!(states.is_empty(), "six folds of ten: more than half");
     }
 }

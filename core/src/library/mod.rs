@@ -82,6 +82,7 @@ mod builder;
 mod consumers;
 mod due;
 mod engine;
+mod folds;
 mod immediate;
 mod loans;
 mod payment;
