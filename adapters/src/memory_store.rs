@@ -30,23 +30,145 @@ struct State {
     log: Vec<Box<[u8]>>,
     /// Each stream's positions, in version order (so a stream's version is its length).
     streams: lendkit_core::ids::IdMap<StreamId, Vec<u64>>,
-    /// Each applied command id (as text) and what it stored.
-    commands: lendkit_core::ids::IdMap<Box<str>, Recorded>,
+    /// The applied command ids and what each stored.
+    commands: Commands,
     /// The last position saved per consumer.
     checkpoints: HashMap<String, u64>,
     /// Dead letters, oldest first.
     dead_letters: Vec<DeadLetter>,
 }
 
-/// What an applied command stored: its fingerprint (empty, and then not allocated, for
-/// lendkit's own commands) and its events' positions. One commit's positions are consecutive —
-/// [`append`](EventStore::append) gives them out one after another under the lock — so the first
-/// and the count name them all, with no list to allocate per command.
-#[derive(Debug)]
-struct Recorded {
-    fingerprint: Box<str>,
-    first: u64,
-    count: u32,
+/// The applied command ids: for each, its fingerprint and the positions of its events.
+///
+/// One commit's positions are consecutive — [`append`](EventStore::append) gives them out one
+/// after another under the lock — so a first position and a count name them all. And the
+/// engine's commits carry their id in every event they store, so the id need not be kept a
+/// second time as text: a 64-bit hash of it finds the span, and the first event there, read
+/// back, confirms the id. (Per lifecycle of six commands that is six 16-byte entries instead of
+/// six boxed ids of 32–40 characters with their records.) A commit whose events carry another
+/// id, or whose id's hash another id already holds, is kept
+/// by its text in `named` (so is one too large for a [packed](Span::packed) span); every lookup
+/// looks there too, so nothing depends on the hash being free of collisions. Fingerprints are kept only for commands that have one, the 32 hex
+/// digits of [`Command::fingerprint`](lendkit_core::Command::fingerprint) as 16 bytes.
+#[derive(Debug, Default)]
+struct Commands {
+    hasher: foldhash::fast::RandomState,
+    /// By the hash of the id: the span of its events ([packed](Span::packed)), whose first
+    /// carries the id.
+    hashed: lendkit_core::ids::IdMap<u64, u64>,
+    /// By the id itself: the commits `hashed` cannot hold.
+    named: lendkit_core::ids::IdMap<Box<str>, Span>,
+    /// By first position: fingerprints of 32 lowercase hex digits, as their 16 bytes.
+    digests: lendkit_core::ids::IdMap<u64, [u8; 16]>,
+    /// By first position: any other non-empty fingerprint.
+    texts: lendkit_core::ids::IdMap<u64, Box<str>>,
+}
+
+/// A commit's positions: the first and how many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span(u64, u32);
+
+impl Span {
+    /// Bits of a packed span that hold the first position (the count takes the other 20).
+    const FIRST_BITS: u32 = 44;
+
+    /// The span in one word, if it fits: a first position below 2^44 and fewer than 2^20
+    /// events (a log of 17 trillion events, a commit of a million).
+    fn packed(self) -> Option<u64> {
+        (self.0 < 1 << Self::FIRST_BITS && self.1 < 1 << (64 - Self::FIRST_BITS))
+            .then(|| self.0 | (u64::from(self.1) << Self::FIRST_BITS))
+    }
+
+    fn unpacked(word: u64) -> Self {
+        // The count is the top 20 bits, so it fits a u32.
+        Self(
+            word & ((1 << Self::FIRST_BITS) - 1),
+            (word >> Self::FIRST_BITS) as u32,
+        )
+    }
+}
+
+impl Commands {
+    fn hash(&self, id: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.hasher, id)
+    }
+
+    /// The span `id` stored, if it was applied.
+    fn find(&self, id: &str, log: &[Box<[u8]>]) -> Result<Option<Span>, StoreError> {
+        if let Some(span) = self.named.get(id) {
+            return Ok(Some(*span));
+        }
+        let Some(&word) = self.hashed.get(&self.hash(id)) else {
+            return Ok(None);
+        };
+        let span = Span::unpacked(word);
+        let first = first_command_id(log, span.0)?;
+        Ok((first == id).then_some(span))
+    }
+
+    /// Notes that `id` stored `span` with `fingerprint`; `first_carries_id`: the span's first
+    /// event carries `id` as its command id (so [`find`](Commands::find) can confirm it there).
+    fn record(&mut self, id: String, fingerprint: String, span: Span, first_carries_id: bool) {
+        use std::collections::hash_map::Entry;
+        let hash = self.hash(&id);
+        match (span.packed(), self.hashed.entry(hash)) {
+            (Some(word), Entry::Vacant(free)) if first_carries_id => {
+                free.insert(word);
+            }
+            _ => {
+                self.named.insert(id.into_boxed_str(), span);
+            }
+        }
+        if !fingerprint.is_empty() {
+            match digest_bytes(&fingerprint) {
+                Some(bytes) => {
+                    self.digests.insert(span.0, bytes);
+                }
+                None => {
+                    self.texts.insert(span.0, fingerprint.into_boxed_str());
+                }
+            }
+        }
+    }
+
+    /// The fingerprint the command whose events start at `first` was stored with.
+    fn fingerprint(&self, first: u64) -> String {
+        if let Some(bytes) = self.digests.get(&first) {
+            return format!("{:032x}", u128::from_be_bytes(*bytes));
+        }
+        self.texts
+            .get(&first)
+            .map_or_else(String::new, |text| text.to_string())
+    }
+}
+
+/// The command id of the event at `position`, read back from the log.
+fn first_command_id(log: &[Box<[u8]>], position: u64) -> Result<String, StoreError> {
+    let bytes = index_of(position)
+        .and_then(|i| log.get(i))
+        .ok_or_else(|| StoreError::Corrupt {
+            position,
+            reason: "a command's first event is missing from the log".into(),
+        })?;
+    Ok(decode(position, bytes)?.command_id.0)
+}
+
+/// A fingerprint of exactly 32 lowercase hex digits as its 16 bytes (formatting them back with
+/// `{:032x}` gives the same text); anything else is kept as text.
+fn digest_bytes(fingerprint: &str) -> Option<[u8; 16]> {
+    if fingerprint.len() != 32 {
+        return None;
+    }
+    let mut value = 0u128;
+    for b in fingerprint.bytes() {
+        let digit = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            _ => return None,
+        };
+        value = value << 4 | u128::from(digit);
+    }
+    Some(value.to_be_bytes())
 }
 
 impl State {
@@ -147,7 +269,12 @@ impl EventStore for InMemoryEventStore {
                 );
             }
         }
-        if writes && state.commands.contains_key(commit.command_id.as_str()) {
+        if writes
+            && state
+                .commands
+                .find(commit.command_id.as_str(), &state.log)?
+                .is_some()
+        {
             return Err(StoreError::CommandApplied(commit.command_id.to_string()));
         }
         // Checked before anything is stored, so a refusal stores nothing. (A commit's events
@@ -159,6 +286,10 @@ impl EventStore for InMemoryEventStore {
             ))
         })?;
         let first = state.head() + 1;
+        let first_carries_id = appends
+            .iter()
+            .find_map(|a| a.events.first())
+            .is_some_and(|e| e.command_id == commit.command_id);
         let mut stored = Vec::with_capacity(events);
         for append in appends {
             if append.events.is_empty() {
@@ -178,13 +309,11 @@ impl EventStore for InMemoryEventStore {
                 .extend(from..=to);
         }
         if writes {
-            state.commands.insert(
-                commit.command_id.0.into_boxed_str(),
-                Recorded {
-                    fingerprint: commit.fingerprint.into_boxed_str(),
-                    first,
-                    count,
-                },
+            state.commands.record(
+                commit.command_id.0,
+                commit.fingerprint,
+                Span(first, count),
+                first_carries_id,
             );
         }
         Ok(stored)
@@ -236,16 +365,13 @@ impl EventStore for InMemoryEventStore {
 
     async fn command(&self, command: &CommandId) -> Result<Option<CommandRecord>, StoreError> {
         let state = self.lock();
-        state
-            .commands
-            .get(command.as_str())
-            .map(|r| {
-                Ok(CommandRecord {
-                    fingerprint: r.fingerprint.clone().into_string(),
-                    events: state.events_at(r.first..r.first + u64::from(r.count))?,
-                })
-            })
-            .transpose()
+        let Some(Span(first, count)) = state.commands.find(command.as_str(), &state.log)? else {
+            return Ok(None);
+        };
+        Ok(Some(CommandRecord {
+            fingerprint: state.commands.fingerprint(first),
+            events: state.events_at(first..first + u64::from(count))?,
+        }))
     }
 
     async fn checkpoint(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
@@ -408,5 +534,134 @@ mod tests {
         assert_eq!(stored[0].position, 1);
         assert_eq!(block_on(store.read_all(0, 10)).unwrap(), stored);
         assert!(block_on(store.read_all(u64::MAX, 10)).unwrap().is_empty());
+    }
+
+    fn carrying(mut e: Envelope, id: &str) -> Envelope {
+        e.command_id = CommandId::new(id);
+        e
+    }
+
+    fn commit_as(id: &str, fingerprint: &str, appends: Vec<StreamAppend>) -> Commit {
+        Commit {
+            command_id: CommandId::new(id),
+            fingerprint: fingerprint.into(),
+            appends,
+        }
+    }
+
+    fn positions(record: &CommandRecord) -> Vec<u64> {
+        record.events.iter().map(|e| e.position).collect()
+    }
+
+    #[test]
+    fn a_command_is_found_whether_its_events_carry_its_id_or_another() {
+        let store = InMemoryEventStore::new();
+        let a = stream("a");
+        let digest = "0123456789abcdef0123456789abcdef";
+        // Found by the hash of its id, confirmed by the id its first event carries.
+        let events = vec![
+            carrying(envelope(&a, 1), "c-1"),
+            carrying(envelope(&a, 2), "c-1"),
+        ];
+        block_on(store.append(commit_as("c-1", digest, vec![append(&a, 0, events)]))).unwrap();
+        // Its event carries c-1 too, right after c-1's own: kept by its text, and c-1's
+        // span does not run into it.
+        let events = vec![carrying(envelope(&a, 3), "c-1")];
+        block_on(store.append(commit_as("c-2", "mine", vec![append(&a, 2, events)]))).unwrap();
+
+        let one = block_on(store.command(&CommandId::new("c-1")))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (positions(&one), one.fingerprint.as_str()),
+            (vec![1, 2], digest)
+        );
+        let two = block_on(store.command(&CommandId::new("c-2")))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (positions(&two), two.fingerprint.as_str()),
+            (vec![3], "mine")
+        );
+        assert!(block_on(store.command(&CommandId::new("c-3")))
+            .unwrap()
+            .is_none());
+        for id in ["c-1", "c-2"] {
+            let again = vec![append(&a, 3, vec![carrying(envelope(&a, 4), id)])];
+            let err = block_on(store.append(commit_as(id, "", again))).unwrap_err();
+            assert!(
+                matches!(&err, StoreError::CommandApplied(c) if c == id),
+                "{err:?}"
+            );
+        }
+        assert_eq!(
+            block_on(store.head()).unwrap(),
+            3,
+            "a refused commit stores nothing"
+        );
+    }
+
+    #[test]
+    fn an_id_whose_hash_another_id_holds_is_kept_by_its_text() {
+        let a = stream("a");
+        let log: Vec<Box<[u8]>> = [(1, "x"), (2, "y")]
+            .into_iter()
+            .map(|(v, id)| {
+                let mut e = carrying(envelope(&a, v), id);
+                e.position = v;
+                e.encode_compact().into_boxed_slice()
+            })
+            .collect();
+        let mut commands = Commands::default();
+        commands.record("x".into(), String::new(), Span(1, 1), true);
+        // As if "y" hashed to what "x" does: its hash names x's span, whose event says x.
+        let x_span = commands.hashed[&commands.hash("x")];
+        commands.hashed.insert(commands.hash("y"), x_span);
+        assert_eq!(commands.find("y", &log).unwrap(), None);
+        commands.record("y".into(), String::new(), Span(2, 1), true);
+        assert!(commands.named.contains_key("y"));
+        assert_eq!(commands.find("y", &log).unwrap(), Some(Span(2, 1)));
+        assert_eq!(commands.find("x", &log).unwrap(), Some(Span(1, 1)));
+    }
+
+    #[test]
+    fn a_span_is_one_word_where_it_fits_and_kept_apart_where_it_does_not() {
+        let largest = Span((1 << 44) - 1, (1 << 20) - 1);
+        for span in [Span(1, 1), Span(7, 3), largest] {
+            assert_eq!(span.packed().map(Span::unpacked), Some(span));
+        }
+        assert_eq!(Span(1 << 44, 1).packed(), None);
+        assert_eq!(Span(1, 1 << 20).packed(), None);
+        let mut commands = Commands::default();
+        commands.record("far".into(), String::new(), Span(1 << 44, 1), true);
+        assert_eq!(commands.find("far", &[]).unwrap(), Some(Span(1 << 44, 1)));
+        assert!(commands.hashed.is_empty());
+    }
+
+    #[test]
+    fn a_fingerprint_reads_back_exactly_as_it_was_given() {
+        let given = [
+            "",
+            "0123456789abcdef0123456789abcdef",
+            "00000000000000000000000000000000",
+            "0123456789ABCDEF0123456789ABCDEF",
+            "+123456789abcdef0123456789abcdef",
+            "0123456789abcdef",
+            "ünïcödé",
+        ];
+        let mut commands = Commands::default();
+        for (first, fingerprint) in (1..).zip(given) {
+            commands.record(
+                format!("c-{first}"),
+                fingerprint.into(),
+                Span(first, 1),
+                false,
+            );
+        }
+        for (first, fingerprint) in (1..).zip(given) {
+            assert_eq!(commands.fingerprint(first), fingerprint);
+        }
+        assert_eq!(commands.digests.len(), 2, "lowercase hex digits only");
+        assert_eq!(commands.texts.len(), 4, "the empty one is not kept");
     }
 }
