@@ -94,7 +94,7 @@ impl Engine {
 
     /// Puts a folded aggregate back in the cache, unless a newer fold is already there (or the
     /// cache made room since the load: see `folds.rs`). A [final](Aggregate::is_final)
-    /// aggregate is not kept: only its version is noted.
+    /// aggregate is not kept: its entry goes, and a later load reads the store.
     pub(super) fn keep<A: Aggregate>(&self, stream: &StreamId, state: A, version: u64) {
         self.keep_boxed(stream, version, Self::worth_keeping(state));
     }
@@ -104,8 +104,8 @@ impl Engine {
         (!state.is_final()).then(|| Box::new(state) as Folded)
     }
 
-    /// [`keep`](Engine::keep) for a state already boxed (`None`: only the version is noted,
-    /// as [`stale`](Engine::stale) does).
+    /// [`keep`](Engine::keep) for a state already boxed (`None`: a final aggregate's entry
+    /// goes).
     fn keep_boxed(&self, stream: &StreamId, version: u64, state: Option<Folded>) {
         self.folds().keep(stream, version, state);
     }

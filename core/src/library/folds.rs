@@ -1,15 +1,18 @@
-//! The engine's cache of folded aggregates: by stream, the newest version known and (unless the
-//! aggregate is [final](crate::aggregate::Aggregate::is_final) or a loader has it out) the state
-//! folded to it.
+//! The engine's cache of folded aggregates: by stream, the version folded to and (unless a
+//! loader has it out) the state.
 //!
 //! Loaders run concurrently, so a fold can come back after a newer one was stored. Two rules
 //! keep an older fold from being trusted:
 //!
 //! - every load leaves an entry with the version it read ([`Folds::loaded`]); a fold comes back
 //!   ([`Folds::keep`]) only over an entry that is not newer than it;
-//! - a fold whose entry is gone was loaded before the cache [made room](Folds::make_room) and
-//!   may be older than what another writer stored and noted meanwhile — that note went with the
-//!   entry — so it does not come back: the next load reads the store.
+//! - a fold whose entry is gone does not come back: the next load reads the store. An entry goes
+//!   when the stream is known to be further on than the cache can say — an append found it
+//!   there ([`Folds::stale`]), or its aggregate became [final](crate::aggregate::Aggregate::is_final)
+//!   and is not kept — and when the cache [makes room](Folds::make_room).
+//!
+//! So a finished rental leaves nothing behind, and the entries are the folds kept and the loads
+//! in flight.
 
 use crate::ids::{IdMap, StreamId};
 use std::any::Any;
@@ -20,9 +23,9 @@ pub(super) type Folded = Box<dyn Any + Send + Sync>;
 /// Streams the cache holds at most; past it, it [makes room](Folds::make_room).
 pub(super) const LIMIT: usize = 200_000;
 
-/// Folded aggregates by stream: (version, state). An entry without a state is a marker: the
-/// newest version known (a loader has the state out, an append found the stream there, or the
-/// aggregate is final and not kept).
+/// Folded aggregates by stream: (version, state). An entry without a state is a marker: a
+/// loader read the stream to that version and has not given its fold back (yet: a query may
+/// never give it back).
 pub(super) struct Folds {
     entries: IdMap<StreamId, (u64, Option<Folded>)>,
     limit: usize,
@@ -67,8 +70,8 @@ impl Folds {
         }
     }
 
-    /// Puts a fold of `stream` at `version` back (`None`: only the version is noted), unless the
-    /// entry is newer — or gone (see the module's docs).
+    /// Puts a fold of `stream` at `version` back, unless the entry is newer — or gone (see the
+    /// module's docs). `None` (a final aggregate, not kept): the entry goes.
     pub(super) fn keep(&mut self, stream: &StreamId, version: u64, state: Option<Folded>) {
         let Some(entry) = self.entries.get_mut(stream) else {
             return;
@@ -77,24 +80,28 @@ impl Folds {
             (v, Some(_)) => *v >= version,
             (v, None) => *v > version,
         };
-        if !newer {
-            *entry = (version, state);
+        if newer {
+            return;
+        }
+        match state {
+            Some(state) => *entry = (version, Some(state)),
+            None => {
+                self.entries.remove(stream);
+            }
         }
     }
 
-    /// Notes that `stream` is at `version` in the store (an append found it there): no fold
-    /// older than that goes back, and the next load reads the store.
+    /// Notes that `stream` is at `version` in the store (an append found it there): an older
+    /// entry goes, so no fold older than that comes back and the next load reads the store.
     pub(super) fn stale(&mut self, stream: &StreamId, version: u64) {
-        if !matches!(self.entries.get(stream), Some((v, _)) if *v >= version) {
-            self.make_room();
-            self.entries.insert(stream.clone(), (version, None));
+        if matches!(self.entries.get(stream), Some((v, _)) if *v < version) {
+            self.entries.remove(stream);
         }
     }
 
-    /// Room in a full cache: first the entries without a state go — final aggregates' versions
-    /// and loads' markers — and only if the folds themselves fill more than half of it does the
-    /// cache start over. A library with many finished rentals, which leave entries without a
-    /// state, keeps its books' and members' folds.
+    /// Room in a full cache: first the entries without a state go — the markers of loads (a
+    /// query's load is not given back) — and only if the folds themselves fill more than half of it does the
+    /// cache start over.
     fn make_room(&mut self) {
         if self.entries.len() < self.limit {
             return;
@@ -133,12 +140,11 @@ mod tests {
             folds.loaded(&stream(n), 1);
             folds.keep(&stream(n), 1, folded());
         }
-        for n in 3..10 {
-            folds.stale(&stream(n), 4);
+        for n in 3..11 {
+            folds.loaded(&stream(n), 4);
         }
-        folds.stale(&stream(10), 4);
         assert_eq!(folds.entries.len(), 11, "not full until the eleventh");
-        folds.stale(&stream(11), 4);
+        folds.loaded(&stream(11), 4);
         assert_eq!(ids(&folds), ["r-0", "r-1", "r-11", "r-2"], "the folds stay");
     }
 
@@ -150,7 +156,7 @@ mod tests {
             folds.keep(&stream(n), 1, folded());
         }
         for n in 6..10 {
-            folds.stale(&stream(n), 4);
+            folds.loaded(&stream(n), 4);
         }
         folds.loaded(&stream(10), 0);
         assert_eq!(ids(&folds), ["r-10"], "six folds of ten: more than half");
@@ -173,24 +179,59 @@ mod tests {
     fn a_fold_loaded_before_the_cache_made_room_does_not_come_back() {
         let mut folds = Folds::with_limit(3);
         let s = stream(1);
-        // A slow loader reads the stream at 3.
+        // A slow loader reads the stream at 3; another writer loads it, stores 4 and keeps it.
         folds.loaded(&s, 3);
-        // Another writer stores 4, and its rental is final: only the version is noted.
         folds.loaded(&s, 3);
-        folds.keep(&s, 4, None);
-        // The cache fills and drops its markers, that note with them.
-        folds.stale(&stream(2), 1);
-        folds.stale(&stream(3), 1);
-        folds.stale(&stream(4), 1);
+        folds.keep(&s, 4, folded());
+        // The cache fills with folds and starts over: the fold at 4 goes with the rest.
+        for n in 2..4 {
+            folds.loaded(&stream(n), 1);
+            folds.keep(&stream(n), 1, folded());
+        }
+        folds.loaded(&stream(4), 1);
         assert!(!folds.entries.contains_key(&s));
         // The slow loader puts back its fold at 3: behind the store, so it must not be kept
         // (a sole writer's next load would trust it).
         folds.keep(&s, 3, folded());
-        assert!(folds.take::<Rental>(&s).is_none());
         assert!(
             !folds.entries.contains_key(&s),
             "the next load reads the store"
         );
+    }
+
+    #[test]
+    fn a_final_aggregate_leaves_nothing_and_an_older_fold_does_not_take_its_place() {
+        let mut folds = Folds::default();
+        let s = stream(1);
+        folds.loaded(&s, 3);
+        folds.loaded(&s, 3);
+        // One loader stores the return: the rental is final, not kept.
+        folds.keep(&s, 4, None);
+        assert!(
+            folds.entries.is_empty(),
+            "nothing left of a finished rental"
+        );
+        // The other gives back its fold at 3.
+        folds.keep(&s, 3, folded());
+        assert!(folds.entries.is_empty());
+    }
+
+    #[test]
+    fn an_append_that_found_the_stream_further_on_drops_its_entry() {
+        let mut folds = Folds::default();
+        let s = stream(1);
+        folds.loaded(&s, 2);
+        folds.keep(&s, 2, folded());
+        folds.stale(&s, 2);
+        assert!(
+            folds.take::<Rental>(&s).is_some(),
+            "not further on: the fold stays"
+        );
+        folds.keep(&s, 2, folded());
+        folds.stale(&s, 5);
+        assert!(folds.entries.is_empty());
+        folds.keep(&s, 2, folded());
+        assert!(folds.entries.is_empty(), "nor does the fold at 2 come back");
     }
 
     #[test]
