@@ -431,12 +431,19 @@ impl Envelope {
 
     /// Encodes the envelope in the compact stored form (see [`COMPACT_TAG`]'s module: a tag
     /// byte, varints, length-prefixed strings, ids that follow from others left out, and the
-    /// payload's JSON text). What a store that keeps its own bytes writes; [`decode`](Envelope::decode)
-    /// reads it back, and the wire form ([`encode`](Envelope::encode)) stays JSON.
+    /// payload's fields as tagged binary values). What a store that keeps its own bytes writes;
+    /// [`decode`](Envelope::decode) reads it back, and the wire form ([`encode`](Envelope::encode))
+    /// stays JSON.
     pub fn encode_compact(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(160);
         compact::encode_into(self, &mut out);
         out
+    }
+
+    /// [`encode_compact`](Envelope::encode_compact), appended to `out` (a buffer kept between
+    /// events allocates nothing).
+    pub fn encode_compact_into(&self, out: &mut Vec<u8>) {
+        compact::encode_into(self, out);
     }
 
     /// Decodes a stored envelope, upcasting payloads written by older schemas.
