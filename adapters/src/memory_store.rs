@@ -19,6 +19,10 @@ pub struct InMemoryEventStore {
     state: Mutex<State>,
 }
 
+/// The most events the in-memory log holds: positions are kept as `u32` (far more than fit in
+/// any machine's memory at 50 bytes or more per event).
+const MAX_EVENTS: u64 = u32::MAX as u64;
+
 #[derive(Debug, Default)]
 struct State {
     /// The global log, each event in its compact stored form ([`Envelope::encode_compact`]):
@@ -30,8 +34,9 @@ struct State {
     /// Where an event is encoded before it is copied into the log (kept, so an append
     /// allocates nothing for it).
     scratch: Vec<u8>,
-    /// Each stream's positions, in version order (so a stream's version is its length).
-    streams: lendkit_core::ids::IdMap<StreamId, Vec<u64>>,
+    /// Each stream's positions, in version order (so a stream's version is its length). Half
+    /// the words of `u64`s: an append past [`MAX_EVENTS`] is refused.
+    streams: lendkit_core::ids::IdMap<StreamId, Vec<u32>>,
     /// The applied command ids and what each stored.
     commands: Commands,
     /// The last position saved per consumer.
@@ -257,6 +262,16 @@ fn decode(position: u64, bytes: &[u8]) -> Result<Envelope, StoreError> {
     Envelope::decode(bytes).map_err(|reason| StoreError::Corrupt { position, reason })
 }
 
+/// Refuses a commit of `events` more events than a log of `head` events has room for.
+fn room_for(head: u64, events: usize) -> Result<(), StoreError> {
+    if head.saturating_add(events as u64) > MAX_EVENTS {
+        return Err(StoreError::Backend(format!(
+            "the in-memory log holds at most {MAX_EVENTS} events; it has {head}, and a commit of {events} more was refused"
+        )));
+    }
+    Ok(())
+}
+
 /// The log index of position `p` (positions start at 1).
 fn index_of(position: u64) -> Option<usize> {
     usize::try_from(position.checked_sub(1)?).ok()
@@ -342,6 +357,7 @@ impl EventStore for InMemoryEventStore {
                 "a commit of {events} events is more than one command can record"
             ))
         })?;
+        room_for(state.head(), events)?;
         let first = state.head() + 1;
         let first_carries_id = appends
             .iter()
@@ -362,11 +378,12 @@ impl EventStore for InMemoryEventStore {
                 stored.push(envelope);
             }
             let to = state.head();
+            // Both at most MAX_EVENTS (checked above), so they fit a u32.
             state
                 .streams
                 .entry(append.stream)
                 .or_default()
-                .extend(from..=to);
+                .extend(from as u32..=to as u32);
         }
         if writes {
             state.commands.record(
@@ -384,7 +401,7 @@ impl EventStore for InMemoryEventStore {
         Ok(state
             .streams
             .get(stream)
-            .map(|positions| state.events_at(positions.iter().copied()))
+            .map(|positions| state.events_at(positions.iter().map(|&p| u64::from(p))))
             .transpose()?
             .unwrap_or_default())
     }
@@ -400,7 +417,8 @@ impl EventStore for InMemoryEventStore {
             .streams
             .get(stream)
             .map(|positions| {
-                state.events_at(positions.get(skip..).unwrap_or_default().iter().copied())
+                let newer = positions.get(skip..).unwrap_or_default();
+                state.events_at(newer.iter().map(|&p| u64::from(p)))
             })
             .transpose()?
             .unwrap_or_default())
@@ -754,5 +772,17 @@ mod tests {
             "the large events took chunks of their own"
         );
         assert!(log.chunks.iter().all(|c| c.len() <= c.capacity()));
+    }
+
+    #[test]
+    fn a_commit_past_the_most_events_the_log_holds_is_refused() {
+        assert!(room_for(0, 3).is_ok());
+        assert!(room_for(MAX_EVENTS - 1, 1).is_ok());
+        let err = room_for(MAX_EVENTS - 1, 2).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Backend(m) if m.contains("at most 4294967295 events")),
+            "{err:?}"
+        );
+        assert!(room_for(MAX_EVENTS, usize::MAX).is_err());
     }
 }
