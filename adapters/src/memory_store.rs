@@ -53,10 +53,11 @@ struct State {
 /// second time as text: a 64-bit hash of it finds the span, and the first event there, read
 /// back, confirms the id. (Per lifecycle of six commands that is six 16-byte entries instead of
 /// six boxed ids of 32–40 characters with their records.) A commit whose events carry another
-/// id, or whose id's hash another id already holds, is kept
-/// by its text in `named` (so is one too large for a [packed](Span::packed) span); every lookup
-/// looks there too, so nothing depends on the hash being free of collisions. Fingerprints are kept only for commands that have one, the 32 hex
-/// digits of [`Command::fingerprint`](lendkit_core::Command::fingerprint) as 16 bytes.
+/// id, or whose id's hash another id already holds, is kept by its text in `named` (so is one
+/// too large for a [packed](Span::packed) span); every lookup looks there too, so nothing
+/// depends on the hash being free of collisions. Fingerprints are kept only for commands that
+/// have one, the 32 hex digits of [`Command::fingerprint`](lendkit_core::Command::fingerprint)
+/// as 16 bytes.
 #[derive(Debug, Default)]
 struct Commands {
     hasher: foldhash::fast::RandomState,

@@ -110,6 +110,11 @@ impl Engine {
         self.folds().keep(stream, version, state);
     }
 
+    /// For a load whose fold does not come back: drops the marker it left in the cache.
+    pub(super) fn release(&self, stream: &StreamId, version: u64) {
+        self.folds().release(stream, version);
+    }
+
     /// Notes that `stream` is at `version` in the store (an append found it there): no fold
     /// older than that goes back into the cache, and the next load reads the store.
     pub(super) fn stale(&self, stream: &StreamId, version: u64) {

@@ -71,8 +71,14 @@ impl Folds {
     }
 
     /// Puts a fold of `stream` at `version` back, unless the entry is newer — or gone (see the
-    /// module's docs). `None` (a final aggregate, not kept): the entry goes.
+    /// module's docs). `None` (a final aggregate, not kept), or version 0: the entry goes.
     pub(super) fn keep(&mut self, stream: &StreamId, version: u64, state: Option<Folded>) {
+        if version == 0 {
+            // A stream that holds nothing (a command or query naming an unknown id): its fold
+            // is the empty state, not worth an entry.
+            self.release(stream, 0);
+            return;
+        }
         let Some(entry) = self.entries.get_mut(stream) else {
             return;
         };
@@ -88,6 +94,15 @@ impl Folds {
             None => {
                 self.entries.remove(stream);
             }
+        }
+    }
+
+    /// Drops the marker a load of `stream` at `version` left, for a load whose fold does not come
+    /// back (a query on a stream that holds nothing, say): without it the marker would stay until
+    /// the cache makes room. A fold, or a marker another load moved on, stays.
+    pub(super) fn release(&mut self, stream: &StreamId, version: u64) {
+        if matches!(self.entries.get(stream), Some((v, None)) if *v == version) {
+            self.entries.remove(stream);
         }
     }
 
@@ -250,5 +265,27 @@ mod tests {
         assert!(folds.take::<Rental>(&s).is_none(), "nor does it come back");
         folds.keep(&s, 4, folded());
         assert_eq!(folds.take::<Rental>(&s).map(|(_, v)| v), Some(4));
+    }
+    #[test]
+    fn a_load_released_leaves_nothing_unless_the_entry_moved_on() {
+        let mut folds = Folds::default();
+        let s = stream(1);
+        folds.loaded(&s, 0);
+        folds.release(&s, 0);
+        assert!(
+            folds.entries.is_empty(),
+            "a query of an empty stream leaves nothing"
+        );
+        folds.loaded(&s, 2);
+        folds.loaded(&s, 3);
+        folds.release(&s, 2);
+        assert_eq!(
+            folds.entries.get(&s).map(|(v, _)| *v),
+            Some(3),
+            "another load's marker"
+        );
+        folds.keep(&s, 3, folded());
+        folds.release(&s, 3);
+        assert!(folds.take::<Rental>(&s).is_some(), "a fold stays");
     }
 }

@@ -399,13 +399,15 @@ impl Library {
 
     /// The aggregate state of one rental, folded from its stream (for hosts that need more than the views).
     pub async fn rental(&self, rental_id: &str) -> Result<Rental> {
-        let (r, _) = self
-            .engine
-            .load::<Rental>(&StreamId::new(StreamKind::Rental, rental_id))
-            .await?;
+        let stream = StreamId::new(StreamKind::Rental, rental_id);
+        let (r, version) = self.engine.load::<Rental>(&stream).await?;
         if r.status == RentalStatus::New {
+            // Any text can be asked for: a stream that holds nothing leaves nothing cached.
+            self.engine.release(&stream, version);
             return Err(RentalError::NotFound(RentalId::new(rental_id)).into());
         }
+        // The fold goes back (a copy), so the rental's next command need not read it again.
+        self.engine.keep(&stream, r.clone(), version);
         Ok(r)
     }
 }
