@@ -71,14 +71,8 @@ impl Folds {
     }
 
     /// Puts a fold of `stream` at `version` back, unless the entry is newer — or gone (see the
-    /// module's docs). `None` (a final aggregate, not kept), or version 0: the entry goes.
+    /// module's docs). `None` (a final aggregate, not kept): the entry goes.
     pub(super) fn keep(&mut self, stream: &StreamId, version: u64, state: Option<Folded>) {
-        if version == 0 {
-            // A stream that holds nothing (a command or query naming an unknown id): its fold
-            // is the empty state, not worth an entry.
-            self.release(stream, 0);
-            return;
-        }
         let Some(entry) = self.entries.get_mut(stream) else {
             return;
         };

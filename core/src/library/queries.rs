@@ -280,22 +280,24 @@ impl Library {
         let member_stream = StreamId::new(StreamKind::Member, member_id);
         let (member, mv) = self.engine.load::<Member>(&member_stream).await?;
         let group = member.group.clone();
-        let joined = member.id.is_some();
-        self.engine.keep(&member_stream, member, mv);
-        if !joined {
+        if member.id.is_none() {
+            // Any text can be asked for: an unknown member leaves nothing cached.
+            self.engine.release(&member_stream, mv);
             return Err(Error::not_found(
                 ErrorCode::MemberNotFound,
                 "member",
                 member_id,
             ));
         }
+        self.engine.keep(&member_stream, member, mv);
         let book_stream = StreamId::new(StreamKind::Book, book_id);
         let (book, bv) = self.engine.load::<Book>(&book_stream).await?;
-        let (item_type, exists) = (book.item_type.clone(), book.exists());
-        self.engine.keep(&book_stream, book, bv);
-        if !exists {
+        if !book.exists() {
+            self.engine.release(&book_stream, bv);
             return Err(Error::not_found(ErrorCode::BookNotFound, "book", book_id));
         }
+        let item_type = book.item_type.clone();
+        self.engine.keep(&book_stream, book, bv);
         let rules_stream = StreamId::new(StreamKind::Rules, crate::circulation::RULES_STREAM_ID);
         let (rules, rv) = self
             .engine
@@ -333,7 +335,7 @@ impl Library {
         let stream = StreamId::new(StreamKind::Member, member_id);
         let (member, v) = self.engine.load::<Member>(&stream).await?;
         if member.id.is_none() {
-            self.engine.keep(&stream, member, v);
+            self.engine.release(&stream, v);
             return Err(Error::not_found(
                 ErrorCode::MemberNotFound,
                 "member",
