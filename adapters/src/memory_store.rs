@@ -182,10 +182,9 @@ impl Log {
             self.chunks
                 .push(Vec::with_capacity(Self::CHUNK.max(bytes.len())));
         }
+        // Not empty: a chunk was pushed above if there was none (so neither line can panic).
         let chunk = self.chunks.len() - 1;
-        let Some(last) = self.chunks.last_mut() else {
-            return; // a chunk was just pushed if there was none
-        };
+        let last = &mut self.chunks[chunk];
         // A chunk holds at most max(CHUNK, one event) bytes, and an event in memory is far
         // below 4 GiB, so the offset fits 32 bits; and so does the chunk's index, below 2^32
         // chunks of 256 KiB (a petabyte).
