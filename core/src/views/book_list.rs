@@ -82,7 +82,12 @@ impl BookList {
         if let Some(row) = self.books.get_mut(book) {
             change(row);
             if let Some(activity) = activity {
-                row.last_activity = activity.to_owned();
+                // Written over in place: a fresh `String` per event was an allocation and a
+                // free for every rental step, live and in every rebuild.
+                if row.last_activity != activity {
+                    row.last_activity.clear();
+                    row.last_activity.push_str(activity);
+                }
             }
             row.status = if row.available > 0 {
                 BookStatus::Available
