@@ -222,6 +222,33 @@ fn the_compact_stored_form_round_trips_every_event_of_schema_1() {
         assert_eq!(revision_1[1], 1);
         assert_eq!(Envelope::decode(&revision_1).unwrap(), envelope, "{line}");
         assert!(bytes.len() < revision_1.len(), "{line}");
+        // What libraries written on 2026-12-06 hold (layout revision 2, the header's command
+        // id, actor and type as strings) reads as the same event, and is larger.
+        let revision_2 = lendkit::testing::encode_compact_revision_2(&envelope);
+        assert_eq!((bytes[1], revision_2[1]), (3, 2));
+        assert_eq!(Envelope::decode(&revision_2).unwrap(), envelope, "{line}");
+        assert!(bytes.len() < revision_2.len(), "{line}");
+        // Every kind of actor, and a generated command id (32 lowercase hex digits, kept as
+        // 16 bytes) or one that only looks like it, come back as they were.
+        for actor in [
+            lendkit::Actor::System,
+            lendkit::Actor::librarian("desk-1"),
+            lendkit::Actor::member("m-7"),
+        ] {
+            for command in [
+                "0123456789abcdef0123456789abcdef",
+                "0123456789abcdef0123456789abcdeF",
+                "0123456789abcdef0123456789abcde",
+            ] {
+                let mut other = envelope.clone();
+                other.actor = actor.clone();
+                other.command_id = lendkit::CommandId::new(command);
+                let compact = other.encode_compact();
+                assert_eq!(Envelope::decode(&compact).unwrap(), other, "{line}");
+                let as_text = lendkit::testing::encode_compact_revision_2(&other);
+                assert_eq!(Envelope::decode(&as_text).unwrap(), other, "{line}");
+            }
+        }
         // Ids that do not follow from the others are stored, not derived.
         let mut odd = envelope.clone();
         odd.event_id = format!("{}#0{}", odd.stream, odd.version);
@@ -257,7 +284,7 @@ fn a_damaged_or_newer_compact_form_is_refused_with_a_reason() {
     assert!(Envelope::decode(&revision_1[..revision_1.len() - 1]).is_err());
     // A later layout, or a later payload schema, says to upgrade.
     let mut later = bytes.clone();
-    later[1] = 3;
+    later[1] = 4;
     assert!(Envelope::decode(&later)
         .unwrap_err()
         .contains("upgrade lendkit"));

@@ -142,7 +142,7 @@ impl Commands {
     /// The fingerprint the command whose events start at `first` was stored with.
     fn fingerprint(&self, first: u64) -> String {
         if let Some(bytes) = self.digests.get(&first) {
-            return format!("{:032x}", u128::from_be_bytes(*bytes));
+            return lendkit_core::ids::hex32(u128::from_be_bytes(*bytes));
         }
         self.texts
             .get(&first)
@@ -215,22 +215,10 @@ fn first_command_id(log: &Log, position: u64) -> Result<String, StoreError> {
     Ok(decode(position, bytes)?.command_id.0)
 }
 
-/// A fingerprint of exactly 32 lowercase hex digits as its 16 bytes (formatting them back with
-/// `{:032x}` gives the same text); anything else is kept as text.
+/// A fingerprint of exactly 32 lowercase hex digits as its 16 bytes (formatting them back
+/// gives the same text); anything else is kept as text.
 fn digest_bytes(fingerprint: &str) -> Option<[u8; 16]> {
-    if fingerprint.len() != 32 {
-        return None;
-    }
-    let mut value = 0u128;
-    for b in fingerprint.bytes() {
-        let digit = match b {
-            b'0'..=b'9' => b - b'0',
-            b'a'..=b'f' => b - b'a' + 10,
-            _ => return None,
-        };
-        value = value << 4 | u128::from(digit);
-    }
-    Some(value.to_be_bytes())
+    lendkit_core::ids::parse_hex32(fingerprint).map(u128::to_be_bytes)
 }
 
 impl State {
@@ -248,11 +236,14 @@ impl State {
         &self,
         positions: impl IntoIterator<Item = u64>,
     ) -> Result<Vec<Envelope>, StoreError> {
-        positions
-            .into_iter()
-            .filter_map(|p| Some((p, self.log.get(p)?)))
-            .map(|(p, bytes)| decode(p, bytes))
-            .collect()
+        let positions = positions.into_iter();
+        let mut events = Vec::with_capacity(positions.size_hint().0);
+        for p in positions {
+            if let Some(bytes) = self.log.get(p) {
+                events.push(decode(p, bytes)?);
+            }
+        }
+        Ok(events)
     }
 }
 

@@ -4,7 +4,7 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `log` | position (u64, big-endian) | the envelope's compact stored form ([`Envelope::encode_compact`]); a library first written before `meta/schema` 3 also holds compact events with a JSON payload, one before 2 events in the JSON wire form, and all are read |
+//! | `log` | position (u64, big-endian) | the envelope's compact stored form ([`Envelope::encode_compact`]); a library first written before `meta/schema` 4 also holds compact events with a header of strings, one before 3 compact events with a JSON payload, one before 2 events in the JSON wire form, and all are read |
 //! | `streams` | `stream\0version` | position |
 //! | `versions` | `stream` | the stream's version |
 //! | `command_ids` | command id | the fingerprint's length (u16), the fingerprint, then the positions the command stored (u64 each) |
@@ -65,12 +65,14 @@ use lendkit_core::event::{Envelope, SCHEMA_VERSION};
 /// library. 1: events in the JSON wire form of payload schema 1. 2: events may also be in
 /// the compact stored form ([`Envelope::encode_compact`]) with the payload as JSON text
 /// (layout revision 1). 3: compact events may also hold the payload as binary fields (layout
-/// revision 2, written since 2026-12-06). A library of an older schema is marked with this one
+/// revision 2, written on 2026-12-06). 4: compact events may also keep their header's command
+/// id, actor and type as bytes and an index (layout revision 3, written since 2026-12-06).
+/// A library of an older schema is marked with this one
 /// when this lendkit opens it (its events stay as they are and are read as before); a lendkit
 /// that reads only an older schema then refuses it with `SCHEMA_TOO_NEW` instead of failing on
 /// the first new event it reads. A new payload schema ([`SCHEMA_VERSION`]) raises this number
 /// too.
-pub const STORE_SCHEMA: u32 = 3;
+pub const STORE_SCHEMA: u32 = 4;
 const _: () = assert!(SCHEMA_VERSION <= STORE_SCHEMA);
 use lendkit_core::ids::{CommandId, StreamId};
 use lendkit_core::ports::{CommandRecord, Commit, DeadLetter, EventStore};
@@ -610,6 +612,16 @@ impl SledEventStore {
         self.inner.committed.fetch_add(1, Ordering::SeqCst) + 1
     }
 
+    /// The last position stored.
+    fn head_now(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .inner
+            .meta
+            .get("head")
+            .map_err(|e| self.failed(e))?
+            .map_or(0, |v| u64_of(&v)))
+    }
+
     fn decode(position: u64, bytes: &[u8]) -> Result<Envelope, StoreError> {
         Envelope::decode(bytes).map_err(|reason| StoreError::Corrupt { position, reason })
     }
@@ -765,24 +777,19 @@ impl EventStore for SledEventStore {
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
         let from = after.saturating_add(1).to_be_bytes();
-        self.inner
-            .log
-            .range(from..)
-            .take(limit)
-            .map(|kv| {
-                let (k, v) = kv.map_err(|e| self.failed(e))?;
-                Self::decode(u64_of(&k), &v)
-            })
-            .collect()
+        // Sized up front from the head (sled's iterator gives no length, so collecting grew
+        // the vector from nothing, copying the envelopes on the way to a batch).
+        let expected = self.head_now()?.saturating_sub(after);
+        let mut events = Vec::with_capacity(limit.min(usize::try_from(expected).unwrap_or(limit)));
+        for kv in self.inner.log.range(from..).take(limit) {
+            let (k, v) = kv.map_err(|e| self.failed(e))?;
+            events.push(Self::decode(u64_of(&k), &v)?);
+        }
+        Ok(events)
     }
 
     async fn head(&self) -> Result<u64, StoreError> {
-        Ok(self
-            .inner
-            .meta
-            .get("head")
-            .map_err(|e| self.failed(e))?
-            .map_or(0, |v| u64_of(&v)))
+        self.head_now()
     }
 
     async fn command(&self, command: &CommandId) -> Result<Option<CommandRecord>, StoreError> {

@@ -264,8 +264,17 @@ fn older_library_goes_on(
     db
 }
 
+/// The layout revision (the byte after the compact tag) of each event in the log, in order.
+fn revisions(db: &sled::Db) -> Vec<u8> {
+    db.open_tree("log")
+        .unwrap()
+        .iter()
+        .map(|kv| kv.unwrap().1[1])
+        .collect()
+}
+
 /// A library written before the binary payload (store schema 2, compact events whose payload
-/// is JSON text) goes on, marked schema 3, with new events in the binary payload.
+/// is JSON text) goes on, marked with the current schema, with new events in the binary payload.
 #[test]
 fn a_library_of_compact_events_with_json_payloads_opens_and_goes_on_in_binary() {
     use lendkit_adapters::sled_store::STORE_SCHEMA;
@@ -274,23 +283,36 @@ fn a_library_of_compact_events_with_json_payloads_opens_and_goes_on_in_binary() 
     let dir = tempfile::tempdir().unwrap();
     // What lendkit wrote before 2026-12-06: revision-1 compact events, schema 2.
     let db = older_library_goes_on(dir.path(), 2, |v| {
-        assert_eq!(v[1], 2, "new events have the binary payload");
+        assert_eq!(v[1], 3, "new events are of the current layout");
         let old = encode_compact_revision_1(&Envelope::decode(v).unwrap());
         assert!(old.len() > v.len());
         old
     });
-    assert_eq!(STORE_SCHEMA, 3);
-    let revisions: Vec<u8> = db
-        .open_tree("log")
-        .unwrap()
-        .iter()
-        .map(|kv| kv.unwrap().1[1])
-        .collect();
+    assert_eq!(STORE_SCHEMA, 4);
     assert_eq!(
-        revisions,
-        [1, 1, 2, 2],
+        revisions(&db),
+        [1, 1, 3, 3],
         "old events kept as they were, new ones binary"
     );
+}
+
+/// A library written with the binary payload under a header of strings (store schema 3,
+/// layout revision 2) goes on, marked schema 4, reading its events as they were and writing
+/// new ones in revision 3 (command id, actor and type as bytes and an index).
+#[test]
+fn a_library_of_revision_2_events_opens_and_goes_on_in_revision_3() {
+    use lendkit_adapters::sled_store::STORE_SCHEMA;
+    use lendkit_core::event::Envelope;
+    use lendkit_core::testing::encode_compact_revision_2;
+    let dir = tempfile::tempdir().unwrap();
+    let db = older_library_goes_on(dir.path(), 3, |v| {
+        let old = encode_compact_revision_2(&Envelope::decode(v).unwrap());
+        assert_eq!(old[1], 2);
+        assert!(old.len() > v.len(), "revision 3 is the shorter");
+        old
+    });
+    assert_eq!(STORE_SCHEMA, 4);
+    assert_eq!(revisions(&db), [2, 2, 3, 3]);
 }
 
 /// A library written before the compact form (store schema 1, every event as JSON) goes on

@@ -42,6 +42,16 @@ macro_rules! event_enum {
                 match self { $( Self::$variant { .. } => stringify!($variant), )* }
             }
 
+            /// The event type's position in [`TYPES`](Self::TYPES): what the compact form's
+            /// header stores instead of the name (the order is pinned by a test, see
+            /// `event/compact.rs`). Computed when lendkit is built.
+            pub(crate) fn type_index(&self) -> usize {
+                match self { $( Self::$variant { .. } => {
+                    const AT: usize = $crate::event::compact::position_of($name::TYPES, stringify!($variant));
+                    AT
+                } )* }
+            }
+
             /// The event of type `type_name` from its payload's JSON text (the fields without
             /// `type`): what the tagged form decodes to, read in one pass — no tag to look for,
             /// nothing buffered. Used when a stored event is read.
@@ -164,6 +174,16 @@ macro_rules! aggregates {
             /// Appends the event's fields to the compact form's binary payload.
             pub(crate) fn write_fields(&self, out: &mut Vec<u8>) {
                 match self { $( Event::$variant(e) => e.write_fields(out), )* }
+            }
+
+            /// The event type's position among its aggregate's [`types`](Event::types).
+            pub(crate) fn type_index(&self) -> usize {
+                match self { $( Event::$variant(e) => e.type_index(), )* }
+            }
+
+            /// The name of the event type of `kind` at `index` (see [`Event::type_index`]).
+            pub(crate) fn type_at(kind: StreamKind, index: usize) -> Option<&'static str> {
+                match kind { $( StreamKind::$kind => $event::TYPES.get(index).copied(), )* }
             }
 
             /// An event of `kind` and `type_name` read from the compact form's binary payload.
@@ -430,8 +450,9 @@ impl Envelope {
     }
 
     /// Encodes the envelope in the compact stored form (see [`COMPACT_TAG`]'s module: a tag
-    /// byte, varints, length-prefixed strings, ids that follow from others left out, and the
-    /// payload's fields as tagged binary values). What a store that keeps its own bytes writes;
+    /// byte, varints, length-prefixed strings, ids that follow from others left out, the type
+    /// as an index, and the payload's fields as tagged binary values). What a store that keeps
+    /// its own bytes writes;
     /// [`decode`](Envelope::decode) reads it back, and the wire form ([`encode`](Envelope::encode))
     /// stays JSON.
     pub fn encode_compact(&self) -> Vec<u8> {

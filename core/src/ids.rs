@@ -283,8 +283,9 @@ fn fnv1a_128_on(mut hash: u128, bytes: &[u8]) -> u128 {
     hash
 }
 
-/// `value` as 32 lowercase hex digits, as `format!("{value:032x}")` writes it.
-fn hex32(value: u128) -> String {
+/// `value` as 32 lowercase hex digits, as `format!("{value:032x}")` writes it: the form of
+/// generated command ids and of fingerprints. [`parse_hex32`] reads it back.
+pub fn hex32(value: u128) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut digits = [0u8; 32];
     for (i, d) in digits.iter_mut().enumerate() {
@@ -294,6 +295,25 @@ fn hex32(value: u128) -> String {
     std::str::from_utf8(&digits)
         .map(str::to_owned)
         .unwrap_or_default()
+}
+
+/// The 128 bits written as exactly 32 lowercase hex digits — a generated command id, a
+/// fingerprint — so that a store may keep them as 16 bytes: [`hex32`] of the result gives
+/// `text` back. Anything else (upper case, another length, other characters) is `None`.
+pub fn parse_hex32(text: &str) -> Option<u128> {
+    if text.len() != 32 {
+        return None;
+    }
+    let mut value = 0u128;
+    for b in text.bytes() {
+        let digit = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            _ => return None,
+        };
+        value = value << 4 | u128::from(digit);
+    }
+    Some(value)
 }
 
 impl RentalId {
@@ -731,6 +751,23 @@ mod tests {
             assert_eq!(hex32(plain), format!("{plain:032x}"));
         }
         assert_eq!(hex32(0), "0".repeat(32));
+        for text in [
+            "0".repeat(32),
+            "f".repeat(32),
+            "0123456789abcdef0123456789abcdef".into(),
+        ] {
+            assert_eq!(parse_hex32(&text).map(hex32), Some(text.clone()));
+        }
+        for text in [
+            "A".repeat(32),
+            "0".repeat(31),
+            "0".repeat(33),
+            "g".repeat(32),
+            String::new(),
+            "é".repeat(16),
+        ] {
+            assert_eq!(parse_hex32(&text), None, "{text:?}");
+        }
         assert_eq!(hex32(u128::MAX), "f".repeat(32));
     }
 

@@ -159,3 +159,10 @@ pub fn stored(position: u64, event: impl Into<Event>, correlation: &str) -> Enve
 pub fn encode_compact_revision_1(envelope: &Envelope) -> Vec<u8> {
     crate::event::compact::encode_revision_1(envelope)
 }
+
+/// `envelope` in the compact stored form as lendkit wrote it on 2026-12-06 (layout revision 2:
+/// the binary payload under a header that keeps the command id, the actor and the type name
+/// as strings), for tests that a library holding such events still reads them.
+pub fn encode_compact_revision_2(envelope: &Envelope) -> Vec<u8> {
+    crate::event::compact::encode_revision_2(envelope)
+}

@@ -8,14 +8,16 @@
 //! | field | form |
 //! |---|---|
 //! | tag | [`COMPACT_TAG`] (`0xC1`, a byte no UTF-8 text holds, so never the first byte of JSON) |
-//! | revision | `1` (this layout) |
+//! | revision | `3` (this layout) |
 //! | schema | the payload's schema version |
 //! | version, position | varints |
 //! | occurred_at | milliseconds, zigzag varint |
 //! | stream | the kind's index in [`StreamKind::ALL`] (one byte), then the id |
-//! | flags | bit 0: the event id is `stream#version` (not stored); bit 1: the correlation id is the stream's id (not stored); bit 2: the causation id is the command id (not stored) |
+//! | flags | bit 0: the event id is `stream#version` (not stored); bit 1: the correlation id is the stream's id (not stored); bit 2: the causation id is the command id (not stored); bit 3: the command id is 32 lowercase hex digits (a generated one), stored as its 16 bytes |
 //! | event id, correlation id, causation id | strings, each unless its flag says it is derived |
-//! | command id, actor, type | strings (the actor as written in the wire form: `member:m-1`) |
+//! | command id | its 16 bytes under flag bit 3, else a string |
+//! | actor | one byte, `0` lendkit itself, `1` a librarian, `2` a member; then the id, a string, for the last two |
+//! | type | varint: the type's position in its aggregate's `TYPES` (declaration order, pinned with the fields by `the_binary_payload_layout_is_pinned`) |
 //! | payload | the rest: the event's fields in declaration order, each a tagged value (below) |
 //!
 //! A payload field is a tag byte and its value: `0` null (an absent option), `1` text (varint
@@ -28,8 +30,12 @@
 //! payload of the old schema into JSON (tag by tag, under the old names) for the upcasters.
 //! Today every payload is of schema 1, the current one, and is read straight into its event.
 //!
-//! Layout revision 1 (written until 2026-12-06) kept the payload as its JSON text without
-//! `type`; it is still read, and upcast like the wire form's payload.
+//! Earlier layout revisions are still read. Revision 1 (written until 2026-12-06) kept the
+//! payload as its JSON text without `type`, upcast like the wire form's payload. Revision 2
+//! (written on 2026-12-06) had this payload under a header that kept the command id, the actor
+//! (as the wire form writes it: `member:m-1`) and the type name as strings, with flag bit 3
+//! unused. Revision 3 keeps them as bytes and indexes: a shorter event, and three strings less
+//! to check and copy on every read.
 
 use super::{upcast, Envelope, Event, SCHEMA_VERSION};
 use crate::ids::{Actor, CommandId, StreamId, StreamKind, Timestamp};
@@ -37,8 +43,11 @@ use crate::ids::{Actor, CommandId, StreamId, StreamKind, Timestamp};
 /// The first byte of the compact form: `0xC1` never occurs in UTF-8, so JSON text never starts
 /// with it, and [`Envelope::decode`] tells the two forms apart by it.
 pub const COMPACT_TAG: u8 = 0xC1;
-/// The layout revision written after the tag: 2, the binary payload.
-const REVISION: u8 = 2;
+/// The layout revision written after the tag: 3, the binary payload under a header of bytes
+/// and indexes.
+const REVISION: u8 = 3;
+/// The revision with the binary payload under a header of strings, still read.
+const REVISION_TEXT_HEADER: u8 = 2;
 /// The revision whose payload is JSON text, still read.
 const REVISION_JSON_PAYLOAD: u8 = 1;
 
@@ -54,6 +63,32 @@ const JSON: u8 = 6;
 const EVENT_ID_DERIVED: u8 = 1;
 const CORRELATION_IS_STREAM: u8 = 2;
 const CAUSATION_IS_COMMAND: u8 = 4;
+const COMMAND_ID_HEX: u8 = 8;
+
+/// The actor's kind in revision 3's header.
+const ACTOR_SYSTEM: u8 = 0;
+const ACTOR_LIBRARIAN: u8 = 1;
+const ACTOR_MEMBER: u8 = 2;
+
+/// The position of `name` in `types`, computed when lendkit is built (a name missing from the
+/// list fails the build): see the event enums' `type_index`.
+pub(crate) const fn position_of(types: &[&str], name: &str) -> usize {
+    let mut i = 0;
+    while i < types.len() {
+        let (a, b) = (types[i].as_bytes(), name.as_bytes());
+        if a.len() == b.len() {
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
+            }
+            if j == a.len() {
+                return i;
+            }
+        }
+        i += 1;
+    }
+    panic!("an event type is missing from its aggregate's TYPES")
+}
 
 /// Appends the compact form of `e` to `out`.
 pub(super) fn encode_into(e: &Envelope, out: &mut Vec<u8>) {
@@ -67,6 +102,15 @@ pub(crate) fn encode_revision_1(e: &Envelope) -> Vec<u8> {
     let mut out = Vec::new();
     put_header(e, &mut out, REVISION_JSON_PAYLOAD);
     e.event.write_payload(&mut out);
+    out
+}
+
+/// The compact form as layout revision 2 wrote it (the header's command id, actor and type as
+/// strings): what libraries written on 2026-12-06 hold, for tests that such events still read.
+pub(crate) fn encode_revision_2(e: &Envelope) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_header(e, &mut out, REVISION_TEXT_HEADER);
+    e.event.write_fields(&mut out);
     out
 }
 
@@ -88,7 +132,15 @@ fn put_header(e: &Envelope, out: &mut Vec<u8>, revision: u8) {
     let event_id_derived = is_id_for(&e.event_id, &e.stream, e.version);
     let correlation_is_stream = e.correlation_id == e.stream.id;
     let causation_is_command = e.causation_id == e.command_id.0;
+    let command_hex = if revision >= REVISION {
+        crate::ids::parse_hex32(&e.command_id.0)
+    } else {
+        None
+    };
     let mut flags = 0;
+    if command_hex.is_some() {
+        flags |= COMMAND_ID_HEX;
+    }
     if event_id_derived {
         flags |= EVENT_ID_DERIVED;
     }
@@ -108,19 +160,41 @@ fn put_header(e: &Envelope, out: &mut Vec<u8>, revision: u8) {
     if !causation_is_command {
         put_str(out, &e.causation_id);
     }
-    put_str(out, &e.command_id.0);
-    match &e.actor {
-        Actor::System => put_str(out, "system"),
-        other => put_str(out, &other.to_string()),
+    if revision < REVISION {
+        put_str(out, &e.command_id.0);
+        match &e.actor {
+            Actor::System => put_str(out, "system"),
+            other => put_str(out, &other.to_string()),
+        }
+        put_str(out, e.event.type_name());
+        return;
     }
-    put_str(out, e.event.type_name());
+    match command_hex {
+        Some(bits) => out.extend_from_slice(&bits.to_be_bytes()),
+        None => put_str(out, &e.command_id.0),
+    }
+    match &e.actor {
+        Actor::System => out.push(ACTOR_SYSTEM),
+        Actor::Librarian(id) => {
+            out.push(ACTOR_LIBRARIAN);
+            put_str(out, id);
+        }
+        Actor::Member(id) => {
+            out.push(ACTOR_MEMBER);
+            put_str(out, &id.0);
+        }
+    }
+    put_varint(out, e.event.type_index() as u64);
 }
 
 /// Reads the compact form (the caller has seen the tag).
 pub(super) fn decode(bytes: &[u8]) -> Result<Envelope, String> {
     let mut r = Reader { bytes, at: 1 };
     let revision = r.byte()?;
-    if revision != REVISION && revision != REVISION_JSON_PAYLOAD {
+    if !matches!(
+        revision,
+        REVISION | REVISION_TEXT_HEADER | REVISION_JSON_PAYLOAD
+    ) {
         return Err(format!(
             "a stored event of compact layout {revision}, which this lendkit cannot read; upgrade lendkit"
         ));
@@ -154,10 +228,35 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Envelope, String> {
     } else {
         Some(r.str()?.to_owned())
     };
-    let command_id = r.str()?.to_owned();
-    let actor = Actor::parse(r.str()?)?;
-    let type_name = r.str()?;
-    let event = if revision == REVISION {
+    let (command_id, actor, type_name) = if revision == REVISION {
+        let command_id = if flags & COMMAND_ID_HEX != 0 {
+            crate::ids::hex32(u128::from_be_bytes(r.array()?))
+        } else {
+            r.str()?.to_owned()
+        };
+        let actor = match r.byte()? {
+            ACTOR_SYSTEM => Actor::System,
+            ACTOR_LIBRARIAN => {
+                let id = r.str()?;
+                Actor::check_librarian_id(id)?;
+                Actor::librarian(id)
+            }
+            ACTOR_MEMBER => {
+                let id = r.str()?;
+                Actor::check_member_id(id)?;
+                Actor::member(id)
+            }
+            _ => return Err(r.bad("actor")),
+        };
+        let index = usize::try_from(r.varint()?).map_err(|_| r.bad("type"))?;
+        let type_name = Event::type_at(stream.kind, index).ok_or_else(|| r.bad("type"))?;
+        (command_id, actor, type_name)
+    } else {
+        let command_id = r.str()?.to_owned();
+        let actor = Actor::parse(r.str()?)?;
+        (command_id, actor, r.str()?)
+    };
+    let event = if revision != REVISION_JSON_PAYLOAD {
         if schema != SCHEMA_VERSION {
             // Only possible once a later schema exists: see the module's documentation.
             return Err(format!(
@@ -415,6 +514,17 @@ impl<'a> Reader<'a> {
         Ok(b)
     }
 
+    /// The next 16 bytes.
+    fn array(&mut self) -> Result<[u8; 16], String> {
+        let bytes = self
+            .bytes
+            .get(self.at..self.at + 16)
+            .and_then(|b| <[u8; 16]>::try_from(b).ok())
+            .ok_or_else(|| self.bad("end"))?;
+        self.at += 16;
+        Ok(bytes)
+    }
+
     fn varint(&mut self) -> Result<u64, String> {
         let mut n = 0u64;
         for shift in (0..64).step_by(7) {
@@ -502,6 +612,66 @@ rules CirculationRulesChanged: version format rules
             .collect();
         let layout = layout.join("\n");
         assert_eq!(layout, SCHEMA_1_FIELDS.trim(), "\n{layout}\n");
+    }
+
+    /// Revision 3's header with a derived event id, correlation and causation: the last bytes
+    /// before the payload are the 16 of the command id, the actor's kind and the type's index.
+    #[test]
+    fn a_damaged_actor_or_type_index_is_refused() {
+        use crate::catalog::BookEvent;
+        use crate::ids::BookId;
+        let mut e = crate::testing::stored(
+            3,
+            BookEvent::CopiesAdded {
+                book: BookId::new("b-1"),
+                copies: 2,
+            },
+            "b-1",
+        );
+        e.command_id = CommandId::generate();
+        e.causation_id = e.command_id.0.clone();
+        let bytes = e.encode_compact();
+        let mut header = Vec::new();
+        put_header(&e, &mut header, REVISION);
+        assert_eq!(bytes[1], REVISION);
+        let (actor, type_at) = (header.len() - 2, header.len() - 1);
+        assert_eq!(header[actor], ACTOR_SYSTEM);
+        assert_eq!(usize::from(header[type_at]), e.event.type_index());
+        assert_eq!(BookEvent::TYPES[e.event.type_index()], "CopiesAdded");
+        assert_eq!(
+            &header[actor - 16..actor],
+            &crate::ids::parse_hex32(&e.command_id.0)
+                .map(u128::to_be_bytes)
+                .unwrap()
+        );
+        assert_eq!(Envelope::decode(&bytes).unwrap(), e);
+        let mut bad_actor = bytes.clone();
+        bad_actor[actor] = 3;
+        assert!(decode(&bad_actor).unwrap_err().contains("actor"));
+        let mut bad_type = bytes.clone();
+        bad_type[type_at] = BookEvent::TYPES.len() as u8;
+        assert!(decode(&bad_type).unwrap_err().contains("type"));
+        // The same index names another type of the same aggregate: the payload then fails to
+        // read as that type's fields, rather than reading as a wrong event.
+        let mut other_type = bytes.clone();
+        other_type[type_at] = 0;
+        assert!(decode(&other_type).is_err());
+    }
+
+    #[test]
+    fn every_event_type_knows_its_index() {
+        for kind in Event::KINDS {
+            let names: Vec<&str> = Event::types()
+                .filter(|(k, _)| k == kind)
+                .map(|(_, t)| t)
+                .collect();
+            for (i, name) in names.iter().enumerate() {
+                assert_eq!(Event::type_at(*kind, i), Some(*name));
+            }
+            assert_eq!(Event::type_at(*kind, names.len()), None);
+        }
+        assert_eq!(position_of(&["A", "BB", "B"], "B"), 2);
+        assert_eq!(position_of(&["A", "BB", "B"], "BB"), 1);
     }
 
     #[test]
