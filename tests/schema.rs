@@ -247,6 +247,21 @@ fn the_compact_stored_form_round_trips_every_event_of_schema_1() {
                 assert_eq!(Envelope::decode(&compact).unwrap(), other, "{line}");
                 let as_text = lendkit::testing::encode_compact_revision_2(&other);
                 assert_eq!(Envelope::decode(&as_text).unwrap(), other, "{line}");
+                // Read without the ids (what the views' rebuild reads), from every form: the
+                // ids are stepped over, whatever their shape.
+                let recorded = lendkit::event::Recorded::from(other.clone());
+                for form in [
+                    compact,
+                    as_text,
+                    lendkit::testing::encode_compact_revision_1(&other),
+                    other.encode(),
+                ] {
+                    assert_eq!(
+                        Envelope::decode_recorded(&form).as_ref(),
+                        Ok(&recorded),
+                        "{line}"
+                    );
+                }
             }
         }
         // Ids that do not follow from the others are stored, not derived.
@@ -274,11 +289,14 @@ fn a_damaged_or_newer_compact_form_is_refused_with_a_reason() {
     for cut in 1..bytes.len() {
         let err = Envelope::decode(&bytes[..cut]).unwrap_err();
         assert!(err.contains("not a lendkit event"), "cut {cut}: {err}");
+        let err = Envelope::decode_recorded(&bytes[..cut]).unwrap_err();
+        assert!(err.contains("not a lendkit event"), "cut {cut}: {err}");
     }
     // So is a byte too many.
     let mut longer = bytes.clone();
     longer.push(0);
     assert!(Envelope::decode(&longer).is_err());
+    assert!(Envelope::decode_recorded(&longer).is_err());
     // The JSON payload of layout revision 1: a cut one is an error too (its JSON does not parse).
     let revision_1 = lendkit::testing::encode_compact_revision_1(&envelope);
     assert!(Envelope::decode(&revision_1[..revision_1.len() - 1]).is_err());
@@ -293,11 +311,17 @@ fn a_damaged_or_newer_compact_form_is_refused_with_a_reason() {
     assert!(Envelope::decode(&newer)
         .unwrap_err()
         .contains("upgrade lendkit"));
+    for refused in [&later, &newer] {
+        assert!(Envelope::decode_recorded(refused)
+            .unwrap_err()
+            .contains("upgrade lendkit"));
+    }
     // Random damage never panics.
     for i in 2..bytes.len() {
         let mut damaged = bytes.clone();
         damaged[i] ^= 0xA5;
         let _ = Envelope::decode(&damaged);
+        let _ = Envelope::decode_recorded(&damaged);
     }
 }
 

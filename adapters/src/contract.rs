@@ -20,7 +20,7 @@
 
 use futures::executor::block_on;
 use lendkit_core::error::StoreError;
-use lendkit_core::event::{Envelope, Event};
+use lendkit_core::event::{Envelope, Event, Recorded};
 use lendkit_core::ids::{Actor, CommandId, MemberId, StreamId, StreamKind, Timestamp};
 use lendkit_core::members::MemberEvent;
 use lendkit_core::ports::{CommandRecord, Commit, DeadLetter, EventStore, StreamAppend};
@@ -620,6 +620,13 @@ pub async fn read_all_returns_suffixes<S: EventStore>(make: impl Fn() -> S) {
             let got = store.read_all(after as u64, limit).await.unwrap();
             let want: Vec<_> = suffix.iter().take(limit).cloned().collect();
             assert_eq!(got, want, "read_all(after = {after}, limit = {limit})");
+            // The same events without their envelopes' ids.
+            let recorded = store.read_recorded(after as u64, limit).await.unwrap();
+            let want: Vec<Recorded> = want.into_iter().map(Recorded::from).collect();
+            assert_eq!(
+                recorded, want,
+                "read_recorded(after = {after}, limit = {limit})"
+            );
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use lendkit_core::error::StoreError;
-use lendkit_core::event::Envelope;
+use lendkit_core::event::{Envelope, Recorded};
 use lendkit_core::ids::{CommandId, StreamId};
 use lendkit_core::ports::{CommandRecord, Commit, DeadLetter, EventStore, StreamAppend};
 use std::collections::HashMap;
@@ -236,11 +236,22 @@ impl State {
         &self,
         positions: impl IntoIterator<Item = u64>,
     ) -> Result<Vec<Envelope>, StoreError> {
+        self.read_at(positions, Envelope::decode)
+    }
+
+    /// The events at `positions` (those the log holds), each read by `decode`.
+    fn read_at<T>(
+        &self,
+        positions: impl IntoIterator<Item = u64>,
+        decode: impl Fn(&[u8]) -> Result<T, String>,
+    ) -> Result<Vec<T>, StoreError> {
         let positions = positions.into_iter();
         let mut events = Vec::with_capacity(positions.size_hint().0);
-        for p in positions {
-            if let Some(bytes) = self.log.get(p) {
-                events.push(decode(p, bytes)?);
+        for position in positions {
+            if let Some(bytes) = self.log.get(position) {
+                events.push(
+                    decode(bytes).map_err(|reason| StoreError::Corrupt { position, reason })?,
+                );
             }
         }
         Ok(events)
@@ -419,6 +430,12 @@ impl EventStore for InMemoryEventStore {
         let state = self.lock();
         let last = after.saturating_add(limit as u64).min(state.head());
         state.events_at(after.saturating_add(1)..=last)
+    }
+
+    async fn read_recorded(&self, after: u64, limit: usize) -> Result<Vec<Recorded>, StoreError> {
+        let state = self.lock();
+        let last = after.saturating_add(limit as u64).min(state.head());
+        state.read_at(after.saturating_add(1)..=last, Envelope::decode_recorded)
     }
 
     async fn head(&self) -> Result<u64, StoreError> {

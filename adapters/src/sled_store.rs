@@ -59,7 +59,7 @@ use crate::lock_file::{contended, io_failed, sync_dir, LockFile, LOCK_RETRY};
 use crate::memory_store::check_shape;
 use async_trait::async_trait;
 use lendkit_core::error::StoreError;
-use lendkit_core::event::{Envelope, SCHEMA_VERSION};
+use lendkit_core::event::{Envelope, Recorded, SCHEMA_VERSION};
 
 /// The store schema written to `meta/schema`: what a reader must understand to read the
 /// library. 1: events in the JSON wire form of payload schema 1. 2: events may also be in
@@ -626,6 +626,26 @@ impl SledEventStore {
         Envelope::decode(bytes).map_err(|reason| StoreError::Corrupt { position, reason })
     }
 
+    /// Up to `limit` events after position `after`, each read by `decode`.
+    fn scan<T>(
+        &self,
+        after: u64,
+        limit: usize,
+        decode: impl Fn(&[u8]) -> Result<T, String>,
+    ) -> Result<Vec<T>, StoreError> {
+        let from = after.saturating_add(1).to_be_bytes();
+        // Sized up front from the head (sled's iterator gives no length, so collecting grew
+        // the vector from nothing, copying the events on the way to a batch).
+        let expected = self.head_now()?.saturating_sub(after);
+        let mut events = Vec::with_capacity(limit.min(usize::try_from(expected).unwrap_or(limit)));
+        for kv in self.inner.log.range(from..).take(limit) {
+            let (k, v) = kv.map_err(|e| self.failed(e))?;
+            let position = u64_of(&k);
+            events.push(decode(&v).map_err(|reason| StoreError::Corrupt { position, reason })?);
+        }
+        Ok(events)
+    }
+
     fn events_at(
         &self,
         positions: impl IntoIterator<Item = u64>,
@@ -776,16 +796,11 @@ impl EventStore for SledEventStore {
     }
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
-        let from = after.saturating_add(1).to_be_bytes();
-        // Sized up front from the head (sled's iterator gives no length, so collecting grew
-        // the vector from nothing, copying the envelopes on the way to a batch).
-        let expected = self.head_now()?.saturating_sub(after);
-        let mut events = Vec::with_capacity(limit.min(usize::try_from(expected).unwrap_or(limit)));
-        for kv in self.inner.log.range(from..).take(limit) {
-            let (k, v) = kv.map_err(|e| self.failed(e))?;
-            events.push(Self::decode(u64_of(&k), &v)?);
-        }
-        Ok(events)
+        self.scan(after, limit, Envelope::decode)
+    }
+
+    async fn read_recorded(&self, after: u64, limit: usize) -> Result<Vec<Recorded>, StoreError> {
+        self.scan(after, limit, Envelope::decode_recorded)
     }
 
     async fn head(&self) -> Result<u64, StoreError> {

@@ -345,6 +345,60 @@ pub struct Envelope {
     pub event: Event,
 }
 
+/// A stored event as a read model sees it: where it stands in the log, when it was decided,
+/// and the event — what [`View::apply`](crate::views::View::apply) folds. Borrowed from an
+/// [`Envelope`] ([`Envelope::fact`]) or a [`Recorded`] ([`Recorded::fact`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fact<'a> {
+    /// Its position in the global log.
+    pub position: u64,
+    /// When it was decided, by the library's clock.
+    pub occurred_at: Timestamp,
+    /// The domain event.
+    pub event: &'a Event,
+}
+
+impl Fact<'_> {
+    /// The event's type name.
+    pub fn type_name(&self) -> &'static str {
+        self.event.type_name()
+    }
+}
+
+/// A stored event without its envelope's ids: what
+/// [`EventStore::read_recorded`](crate::ports::EventStore::read_recorded) reads for rebuilding
+/// the read models, which use nothing else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// Its position in the global log.
+    pub position: u64,
+    /// When it was decided, by the library's clock.
+    pub occurred_at: Timestamp,
+    /// The domain event.
+    pub event: Event,
+}
+
+impl Recorded {
+    /// What this event tells a read model.
+    pub fn fact(&self) -> Fact<'_> {
+        Fact {
+            position: self.position,
+            occurred_at: self.occurred_at,
+            event: &self.event,
+        }
+    }
+}
+
+impl From<Envelope> for Recorded {
+    fn from(e: Envelope) -> Self {
+        Recorded {
+            position: e.position,
+            occurred_at: e.occurred_at,
+            event: e.event,
+        }
+    }
+}
+
 impl Envelope {
     /// The event's type name.
     pub fn type_name(&self) -> &'static str {
@@ -482,6 +536,31 @@ impl Envelope {
         if bytes.first() == Some(&COMPACT_TAG) {
             return compact::decode(bytes);
         }
+        Envelope::decode_wire(bytes)
+    }
+
+    /// What [`decode`](Envelope::decode) gives, without the envelope's ids: a stored event as
+    /// the read models fold it. The compact form's ids are stepped over, neither checked nor
+    /// copied (an id damaged in storage is found by the next full read); the wire form is
+    /// decoded whole. The payload is read and checked as `decode` reads it.
+    pub fn decode_recorded(bytes: &[u8]) -> Result<Recorded, String> {
+        if bytes.first() == Some(&COMPACT_TAG) {
+            return compact::decode_recorded(bytes);
+        }
+        Envelope::decode_wire(bytes).map(Recorded::from)
+    }
+
+    /// What this envelope tells a read model (see [`Fact`]).
+    pub fn fact(&self) -> Fact<'_> {
+        Fact {
+            position: self.position,
+            occurred_at: self.occurred_at,
+            event: &self.event,
+        }
+    }
+
+    /// [`decode`](Envelope::decode) of the JSON wire form.
+    fn decode_wire(bytes: &[u8]) -> Result<Envelope, String> {
         let fast = std::str::from_utf8(bytes)
             .ok()
             .and_then(|text| serde_json::from_str::<WireRef<'_>>(text).ok())

@@ -9,7 +9,7 @@
 //! | [`Clock`] | the time |
 
 use crate::error::{BusError, NotifyError, PaymentError, StoreError};
-use crate::event::Envelope;
+use crate::event::{Envelope, Recorded};
 use crate::ids::{CommandId, MemberId, Points, RentalId, StreamId, Timestamp};
 use async_trait::async_trait;
 use futures::future::BoxFuture;
@@ -102,6 +102,19 @@ pub trait EventStore: Send + Sync {
 
     /// Up to `limit` events with `position > after`, in position order.
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError>;
+
+    /// [`read_all`](EventStore::read_all) without the envelopes' ids: each event's position,
+    /// instant and event, what rebuilding the read models folds. The default reads whole
+    /// envelopes; a store that keeps the compact form overrides it to step over the ids
+    /// ([`Envelope::decode_recorded`]) instead of copying them.
+    async fn read_recorded(&self, after: u64, limit: usize) -> Result<Vec<Recorded>, StoreError> {
+        Ok(self
+            .read_all(after, limit)
+            .await?
+            .into_iter()
+            .map(Recorded::from)
+            .collect())
+    }
 
     /// The highest position stored (0 for an empty log).
     async fn head(&self) -> Result<u64, StoreError>;

@@ -37,7 +37,7 @@
 //! unused. Revision 3 keeps them as bytes and indexes: a shorter event, and three strings less
 //! to check and copy on every read.
 
-use super::{upcast, Envelope, Event, SCHEMA_VERSION};
+use super::{upcast, Envelope, Event, Recorded, SCHEMA_VERSION};
 use crate::ids::{Actor, CommandId, StreamId, StreamKind, Timestamp};
 
 /// The first byte of the compact form: `0xC1` never occurs in UTF-8, so JSON text never starts
@@ -187,9 +187,34 @@ fn put_header(e: &Envelope, out: &mut Vec<u8>, revision: u8) {
     put_varint(out, e.event.type_index() as u64);
 }
 
-/// Reads the compact form (the caller has seen the tag).
-pub(super) fn decode(bytes: &[u8]) -> Result<Envelope, String> {
-    let mut r = Reader { bytes, at: 1 };
+/// What comes before the ids: the layout, the schema, where the event stands and its stream.
+struct Head<'a> {
+    revision: u8,
+    schema: u32,
+    version: u64,
+    position: u64,
+    occurred_at: Timestamp,
+    kind: StreamKind,
+    /// The stream's id as stored (checked as text only where it is used).
+    stream_id: &'a [u8],
+    flags: u8,
+}
+
+impl Head<'_> {
+    /// `kind:id#version`, for a reason (the id shown lossily if it is damaged).
+    fn event(&self) -> String {
+        format!(
+            "{}:{}#{}",
+            self.kind.as_str(),
+            String::from_utf8_lossy(self.stream_id),
+            self.version
+        )
+    }
+}
+
+/// Reads the compact form up to its flags (the caller has seen the tag), refusing a layout or
+/// payload schema this lendkit cannot read.
+fn head<'a>(r: &mut Reader<'a>) -> Result<Head<'a>, String> {
     let revision = r.byte()?;
     if !matches!(
         revision,
@@ -202,19 +227,41 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Envelope, String> {
     let schema = u32::try_from(r.varint()?).map_err(|_| r.bad("schema"))?;
     let version = r.varint()?;
     let position = r.varint()?;
-    let occurred_at = unzigzag(r.varint()?);
+    let occurred_at = Timestamp(unzigzag(r.varint()?));
     let kind = *StreamKind::ALL
         .get(usize::from(r.byte()?))
         .ok_or_else(|| r.bad("stream kind"))?;
-    let stream = StreamId::new(kind, r.str()?);
+    let stream_id = r.raw()?;
+    let head = Head {
+        revision,
+        schema,
+        version,
+        position,
+        occurred_at,
+        kind,
+        stream_id,
+        flags: 0,
+    };
     if schema > SCHEMA_VERSION {
         return Err(format!(
-            "event {stream}#{version} was written with schema {schema} but this lendkit reads up to {SCHEMA_VERSION}; upgrade lendkit"
+            "event {} was written with schema {schema} but this lendkit reads up to {SCHEMA_VERSION}; upgrade lendkit",
+            head.event()
         ));
     }
-    let flags = r.byte()?;
+    Ok(Head {
+        flags: r.byte()?,
+        ..head
+    })
+}
+
+/// Reads the compact form (the caller has seen the tag).
+pub(super) fn decode(bytes: &[u8]) -> Result<Envelope, String> {
+    let mut r = Reader { bytes, at: 1 };
+    let head = head(&mut r)?;
+    let stream = StreamId::new(head.kind, text(&r, head.stream_id)?);
+    let flags = head.flags;
     let event_id = if flags & EVENT_ID_DERIVED != 0 {
-        Envelope::id_for(&stream, version)
+        Envelope::id_for(&stream, head.version)
     } else {
         r.str()?.to_owned()
     };
@@ -228,7 +275,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Envelope, String> {
     } else {
         Some(r.str()?.to_owned())
     };
-    let (command_id, actor, type_name) = if revision == REVISION {
+    let (command_id, actor) = if head.revision == REVISION {
         let command_id = if flags & COMMAND_ID_HEX != 0 {
             crate::ids::hex32(u128::from_be_bytes(r.array()?))
         } else {
@@ -248,42 +295,96 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Envelope, String> {
             }
             _ => return Err(r.bad("actor")),
         };
-        let index = usize::try_from(r.varint()?).map_err(|_| r.bad("type"))?;
-        let type_name = Event::type_at(stream.kind, index).ok_or_else(|| r.bad("type"))?;
-        (command_id, actor, type_name)
+        (command_id, actor)
     } else {
         let command_id = r.str()?.to_owned();
-        let actor = Actor::parse(r.str()?)?;
-        (command_id, actor, r.str()?)
+        (command_id, Actor::parse(r.str()?)?)
     };
-    let event = if revision != REVISION_JSON_PAYLOAD {
-        if schema != SCHEMA_VERSION {
-            // Only possible once a later schema exists: see the module's documentation.
-            return Err(format!(
-                "event {stream}#{version} has a binary payload of schema {schema}, which this lendkit reads only at schema {SCHEMA_VERSION}"
-            ));
-        }
-        let event = Event::read_fields(stream.kind, type_name, &mut r)
-            .map_err(|e| format!("{} event {type_name}: {e}", stream.kind.as_str()))?;
-        if r.at != r.bytes.len() {
-            return Err(r.bad("payload's end"));
-        }
-        event
-    } else {
-        json_payload(&r, stream.kind, type_name, schema)?
-    };
+    let event = event(&mut r, &head)?;
     Ok(Envelope {
         event_id,
         causation_id: causation.unwrap_or_else(|| command_id.clone()),
         stream,
-        version,
-        position,
-        occurred_at: Timestamp(occurred_at),
+        version: head.version,
+        position: head.position,
+        occurred_at: head.occurred_at,
         correlation_id,
         command_id: CommandId(command_id),
         actor,
         event,
     })
+}
+
+/// Reads the compact form without its ids (the caller has seen the tag): they are stepped
+/// over by their lengths, neither checked as text nor copied.
+pub(super) fn decode_recorded(bytes: &[u8]) -> Result<Recorded, String> {
+    let mut r = Reader { bytes, at: 1 };
+    let head = head(&mut r)?;
+    let flags = head.flags;
+    // The event id, the correlation and the causation, each stored unless derived.
+    for flag in [
+        EVENT_ID_DERIVED,
+        CORRELATION_IS_STREAM,
+        CAUSATION_IS_COMMAND,
+    ] {
+        if flags & flag == 0 {
+            r.raw()?;
+        }
+    }
+    if head.revision == REVISION {
+        if flags & COMMAND_ID_HEX != 0 {
+            r.array()?;
+        } else {
+            r.raw()?;
+        }
+        match r.byte()? {
+            ACTOR_SYSTEM => {}
+            ACTOR_LIBRARIAN | ACTOR_MEMBER => {
+                r.raw()?;
+            }
+            _ => return Err(r.bad("actor")),
+        }
+    } else {
+        r.raw()?;
+        r.raw()?;
+    }
+    Ok(Recorded {
+        position: head.position,
+        occurred_at: head.occurred_at,
+        event: event(&mut r, &head)?,
+    })
+}
+
+/// Reads the type and the payload, the rest of the bytes.
+fn event(r: &mut Reader<'_>, head: &Head<'_>) -> Result<Event, String> {
+    let type_name = if head.revision == REVISION {
+        let index = usize::try_from(r.varint()?).map_err(|_| r.bad("type"))?;
+        Event::type_at(head.kind, index).ok_or_else(|| r.bad("type"))?
+    } else {
+        r.str()?
+    };
+    if head.revision == REVISION_JSON_PAYLOAD {
+        return json_payload(r, head.kind, type_name, head.schema);
+    }
+    if head.schema != SCHEMA_VERSION {
+        // Only possible once a later schema exists: see the module's documentation.
+        return Err(format!(
+            "event {} has a binary payload of schema {}, which this lendkit reads only at schema {SCHEMA_VERSION}",
+            head.event(),
+            head.schema
+        ));
+    }
+    let event = Event::read_fields(head.kind, type_name, r)
+        .map_err(|e| format!("{} event {type_name}: {e}", head.kind.as_str()))?;
+    if r.at != r.bytes.len() {
+        return Err(r.bad("payload's end"));
+    }
+    Ok(event)
+}
+
+/// `bytes`, read at `r`, as text.
+fn text<'a>(r: &Reader<'_>, bytes: &'a [u8]) -> Result<&'a str, String> {
+    std::str::from_utf8(bytes).map_err(|_| r.bad("text"))
 }
 
 /// The event of a revision-1 compact form, whose payload (the rest of the bytes) is JSON text.
@@ -537,16 +638,22 @@ impl<'a> Reader<'a> {
         Err(self.bad("number"))
     }
 
-    fn str(&mut self) -> Result<&'a str, String> {
+    /// A length-prefixed string's bytes, not checked as text.
+    fn raw(&mut self) -> Result<&'a [u8], String> {
         let len = usize::try_from(self.varint()?).map_err(|_| self.bad("length"))?;
         let end = self
             .at
             .checked_add(len)
             .filter(|end| *end <= self.bytes.len())
             .ok_or_else(|| self.bad("length"))?;
-        let s = std::str::from_utf8(&self.bytes[self.at..end]).map_err(|_| self.bad("text"))?;
+        let bytes = &self.bytes[self.at..end];
         self.at = end;
-        Ok(s)
+        Ok(bytes)
+    }
+
+    fn str(&mut self) -> Result<&'a str, String> {
+        let bytes = self.raw()?;
+        std::str::from_utf8(bytes).map_err(|_| self.bad("text"))
     }
 }
 

@@ -308,13 +308,14 @@ pub(super) async fn fold_views_after(
 ) -> Result<(BookList, MemberPages, super::due::DueWork)> {
     let (mut book_list, mut pages, mut due) = views;
     loop {
-        let batch = store.read_all(after, 4096).await?;
+        let batch = store.read_recorded(after, 4096).await?;
         let Some(last) = batch.last() else { break };
         after = last.position;
         for e in &batch {
-            book_list.apply(e);
-            pages.apply(e);
-            due.apply(e);
+            let fact = e.fact();
+            book_list.apply(fact);
+            pages.apply(fact);
+            due.apply(fact);
         }
     }
     Ok((book_list, pages, due))

@@ -411,14 +411,14 @@ impl Library {
                 self.book_list
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .apply(e);
+                    .apply(e.fact());
                 Ok(())
             }
             Kind::MemberPages => {
                 self.member_pages
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .apply(e);
+                    .apply(e.fact());
                 Ok(())
             }
             // Nobody listens for notices: none is written (each is a formatted message).

@@ -23,6 +23,7 @@
 use super::route::{LoanAction, LoanRequest, Plan, Step};
 use super::*;
 use crate::codes::ErrorFamily;
+use crate::event::Fact;
 use crate::rentals::RentalEvent;
 use crate::views::View;
 use std::collections::BTreeSet;
@@ -226,7 +227,7 @@ pub(super) fn days_after(at: Timestamp, days: u64) -> Timestamp {
 impl View for DueWork {
     const NAME: &'static str = "due_work";
 
-    fn apply(&mut self, e: &Envelope) {
+    fn apply(&mut self, e: Fact<'_>) {
         if e.position <= self.position {
             return;
         }
@@ -236,7 +237,7 @@ impl View for DueWork {
             kind: crate::members::FeeKind::Overdue,
             amount,
             ..
-        }) = &e.event
+        }) = e.event
         {
             // A charge (an accrual, as of its instant) moves the next accrual a day on.
             // (Only while it accrues: a renewal's charge belongs to the due date it left.)
@@ -250,7 +251,7 @@ impl View for DueWork {
             }
             return;
         }
-        let Event::Rental(r) = &e.event else {
+        let Event::Rental(r) = e.event else {
             return;
         };
         match r {

@@ -473,7 +473,7 @@ impl Engine {
             {
                 let mut due = self.due_work.lock().unwrap_or_else(PoisonError::into_inner);
                 for e in &batch {
-                    crate::views::View::apply(&mut *due, e);
+                    crate::views::View::apply(&mut *due, e.fact());
                 }
             }
             self.note_relayed(&batch);

@@ -2,7 +2,7 @@
 
 use super::View;
 use crate::catalog::BookEvent;
-use crate::event::{Envelope, Event};
+use crate::event::{Event, Fact};
 use crate::ids::{BookId, RentalId};
 use crate::rentals::RentalEvent;
 use serde::{Deserialize, Serialize};
@@ -103,13 +103,13 @@ impl BookList {
 impl View for BookList {
     const NAME: &'static str = "book_list";
 
-    fn apply(&mut self, e: &Envelope) {
+    fn apply(&mut self, e: Fact<'_>) {
         if e.position <= self.position {
             return;
         }
         self.position = e.position;
         let step = Some(e.type_name());
-        match &e.event {
+        match e.event {
             Event::Book(BookEvent::BookRegistered {
                 book,
                 title,

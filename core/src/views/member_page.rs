@@ -3,7 +3,7 @@
 use super::View;
 use crate::catalog::BookEvent;
 use crate::deliveries::{DeliveryEvent, DeliveryStatus};
-use crate::event::{Envelope, Event};
+use crate::event::{Event, Fact};
 use crate::holds::{HoldQueue, QueuedHold};
 use crate::ids::{BookId, MemberId, RentalId, Timestamp};
 use crate::members::MemberEvent;
@@ -445,12 +445,12 @@ fn is_row_of<'a>(pages: &'a [Page], rental: &'a RentalId) -> impl Fn(&(u32, u32)
 impl View for MemberPages {
     const NAME: &'static str = "member_page";
 
-    fn apply(&mut self, e: &Envelope) {
+    fn apply(&mut self, e: Fact<'_>) {
         if e.position <= self.position {
             return;
         }
         self.position = e.position;
-        match &e.event {
+        match e.event {
             Event::Member(MemberEvent::MemberJoined { member, name, .. }) => {
                 self.join(
                     member.clone(),

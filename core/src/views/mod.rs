@@ -30,21 +30,23 @@ pub struct OverdueRow {
     pub fee_so_far: u64,
 }
 
-use crate::event::Envelope;
+use crate::event::{Envelope, Fact};
 
 /// A read model fed by events.
 pub trait View: Default + Send + Sync + 'static {
     /// The consumer name of this view.
     const NAME: &'static str;
-    /// Folds one event (in position order); events at or before the last applied position are ignored.
-    fn apply(&mut self, event: &Envelope);
+    /// Folds one event (in position order); events at or before the last applied position are
+    /// ignored. A view reads only the event, its position and its instant ([`Fact`]), so that
+    /// a rebuild need not decode the envelopes' ids ([`Envelope::decode_recorded`]).
+    fn apply(&mut self, event: Fact<'_>);
     /// The last position applied.
     fn position(&self) -> u64;
     /// A fresh view built from `events`.
     fn rebuild<'a>(events: impl IntoIterator<Item = &'a Envelope>) -> Self {
         let mut v = Self::default();
         for e in events {
-            v.apply(e);
+            v.apply(e.fact());
         }
         v
     }
