@@ -407,10 +407,16 @@ impl Envelope {
 
     /// The id an event of `stream` at `version` gets.
     pub fn id_for(stream: &StreamId, version: u64) -> String {
+        Envelope::id_in(stream.kind, &stream.id, version)
+    }
+
+    /// [`id_for`](Envelope::id_for) the stream of `kind` and `id`, without building it.
+    pub(crate) fn id_in(kind: StreamKind, id: &str, version: u64) -> String {
         // Built by hand rather than with `format!`: every stored event's id is made here, on
         // every decode of the compact form too, and the formatting machinery cost several
         // times the copying.
-        let kind = stream.kind.as_str();
+        let stream_id = id;
+        let kind = kind.as_str();
         let mut digits = [0u8; 20];
         let mut at = digits.len();
         let mut n = version;
@@ -423,10 +429,10 @@ impl Envelope {
             }
         }
         let digits = &digits[at..];
-        let mut id = String::with_capacity(kind.len() + stream.id.len() + digits.len() + 2);
+        let mut id = String::with_capacity(kind.len() + stream_id.len() + digits.len() + 2);
         id.push_str(kind);
         id.push(':');
-        id.push_str(&stream.id);
+        id.push_str(stream_id);
         id.push('#');
         // ASCII digits only.
         id.extend(digits.iter().map(|d| char::from(*d)));

@@ -13,9 +13,9 @@
 //! | version, position | varints |
 //! | occurred_at | milliseconds, zigzag varint |
 //! | stream | the kind's index in [`StreamKind::ALL`] (one byte), then the id |
-//! | flags | bit 0: the event id is `stream#version` (not stored); bit 1: the correlation id is the stream's id (not stored); bit 2: the causation id is the command id (not stored); bit 3: the command id is 32 lowercase hex digits (a generated one), stored as its 16 bytes |
-//! | event id, correlation id, causation id | strings, each unless its flag says it is derived |
-//! | command id | its 16 bytes under flag bit 3, else a string |
+//! | flags | bit 0: the event id is `stream#version` (not stored); bit 1: the correlation id is the stream's id (not stored); bit 2: the causation id is the command id (not stored); bit 3: the command id is 32 lowercase hex digits (a generated one), stored as its 16 bytes; bit 4: the command id is a policy reaction's, `system:` MIDDLE `:` causation id, and only MIDDLE is stored; bit 5: the causation id is an event id in the correlation's stream, `KIND:CORRELATION#VERSION`, stored as the kind's index (a byte) and the version (a varint); any other bit: damage |
+//! | event id, correlation id, causation id | strings, each unless its flag says it is derived (the causation under bit 5 as said there) |
+//! | command id | its 16 bytes under flag bit 3, MIDDLE (a string) under bit 4, else a string |
 //! | actor | one byte, `0` lendkit itself, `1` a librarian, `2` a member; then the id, a string, for the last two |
 //! | type | varint: the type's position in its aggregate's `TYPES` (declaration order, pinned with the fields by `the_binary_payload_layout_is_pinned`) |
 //! | payload | the rest: the event's fields in declaration order, each a tagged value (below) |
@@ -64,6 +64,44 @@ const EVENT_ID_DERIVED: u8 = 1;
 const CORRELATION_IS_STREAM: u8 = 2;
 const CAUSATION_IS_COMMAND: u8 = 4;
 const COMMAND_ID_HEX: u8 = 8;
+const COMMAND_ID_OF_CAUSATION: u8 = 16;
+const CAUSATION_IN_CORRELATION: u8 = 32;
+/// The flags each layout revision defines; any other bit is damage.
+const FLAGS_OF_REVISION_3: u8 = 63;
+const FLAGS_BEFORE_REVISION_3: u8 = 7;
+
+/// A policy's reaction's command id, `system:` MIDDLE `:` and the causing event's id (see
+/// `reaction_meta`): the MIDDLE (the policy and the reaction's number), which is all that
+/// revision 3 stores of it (flag bit 4).
+fn reaction_of<'a>(command_id: &'a str, causation_id: &str) -> Option<&'a str> {
+    command_id
+        .strip_prefix(crate::ids::SYSTEM_COMMAND_PREFIX)?
+        .strip_suffix(causation_id)?
+        .strip_suffix(':')
+}
+
+/// A causation id that is the id of an event in the stream of the correlation id —
+/// `KIND:CORRELATION#VERSION`, as [`Envelope::id_for`] writes it — as the kind's index in
+/// [`StreamKind::ALL`] and the version: all that revision 3 stores of it (flag bit 5).
+fn event_of(causation_id: &str, correlation_id: &str) -> Option<(u8, u64)> {
+    let (kind, rest) = causation_id.split_once(':')?;
+    let index = StreamKind::ALL.iter().position(|k| k.as_str() == kind)?;
+    let version = version_in(rest.strip_prefix(correlation_id)?.strip_prefix('#')?)?;
+    // ALL has six kinds, so the index fits a byte.
+    Some((index as u8, version))
+}
+
+/// `digits` as a version, when [`Envelope::id_for`] writes that version so: decimal, no sign,
+/// no leading zero.
+fn version_in(digits: &str) -> Option<u64> {
+    if digits.is_empty()
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || (digits.len() > 1 && digits.starts_with('0'))
+    {
+        return None;
+    }
+    digits.parse().ok()
+}
 
 /// The actor's kind in revision 3's header.
 const ACTOR_SYSTEM: u8 = 0;
@@ -132,14 +170,24 @@ fn put_header(e: &Envelope, out: &mut Vec<u8>, revision: u8) {
     let event_id_derived = is_id_for(&e.event_id, &e.stream, e.version);
     let correlation_is_stream = e.correlation_id == e.stream.id;
     let causation_is_command = e.causation_id == e.command_id.0;
-    let command_hex = if revision >= REVISION {
-        crate::ids::parse_hex32(&e.command_id.0)
+    let (command_hex, reaction, caused_in) = if revision >= REVISION {
+        (
+            crate::ids::parse_hex32(&e.command_id.0),
+            reaction_of(&e.command_id.0, &e.causation_id).filter(|_| !causation_is_command),
+            event_of(&e.causation_id, &e.correlation_id).filter(|_| !causation_is_command),
+        )
     } else {
-        None
+        (None, None, None)
     };
     let mut flags = 0;
     if command_hex.is_some() {
         flags |= COMMAND_ID_HEX;
+    }
+    if reaction.is_some() {
+        flags |= COMMAND_ID_OF_CAUSATION;
+    }
+    if caused_in.is_some() {
+        flags |= CAUSATION_IN_CORRELATION;
     }
     if event_id_derived {
         flags |= EVENT_ID_DERIVED;
@@ -157,8 +205,13 @@ fn put_header(e: &Envelope, out: &mut Vec<u8>, revision: u8) {
     if !correlation_is_stream {
         put_str(out, &e.correlation_id);
     }
-    if !causation_is_command {
-        put_str(out, &e.causation_id);
+    match caused_in {
+        Some((kind, version)) => {
+            out.push(kind);
+            put_varint(out, version);
+        }
+        None if !causation_is_command => put_str(out, &e.causation_id),
+        None => {}
     }
     if revision < REVISION {
         put_str(out, &e.command_id.0);
@@ -169,9 +222,10 @@ fn put_header(e: &Envelope, out: &mut Vec<u8>, revision: u8) {
         put_str(out, e.event.type_name());
         return;
     }
-    match command_hex {
-        Some(bits) => out.extend_from_slice(&bits.to_be_bytes()),
-        None => put_str(out, &e.command_id.0),
+    match (command_hex, reaction) {
+        (Some(bits), _) => out.extend_from_slice(&bits.to_be_bytes()),
+        (None, Some(middle)) => put_str(out, middle),
+        (None, None) => put_str(out, &e.command_id.0),
     }
     match &e.actor {
         Actor::System => out.push(ACTOR_SYSTEM),
@@ -248,10 +302,16 @@ fn head<'a>(r: &mut Reader<'a>) -> Result<Head<'a>, String> {
             head.event()
         ));
     }
-    Ok(Head {
-        flags: r.byte()?,
-        ..head
-    })
+    let flags = r.byte()?;
+    let known = if revision == REVISION {
+        FLAGS_OF_REVISION_3
+    } else {
+        FLAGS_BEFORE_REVISION_3
+    };
+    if flags & !known != 0 {
+        return Err(r.bad("flags"));
+    }
+    Ok(Head { flags, ..head })
 }
 
 /// Reads the compact form (the caller has seen the tag).
@@ -272,12 +332,22 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Envelope, String> {
     };
     let causation = if flags & CAUSATION_IS_COMMAND != 0 {
         None
+    } else if flags & CAUSATION_IN_CORRELATION != 0 {
+        let kind = *StreamKind::ALL
+            .get(usize::from(r.byte()?))
+            .ok_or_else(|| r.bad("causation"))?;
+        let version = r.varint()?;
+        Some(Envelope::id_in(kind, &correlation_id, version))
     } else {
         Some(r.str()?.to_owned())
     };
     let (command_id, actor) = if head.revision == REVISION {
         let command_id = if flags & COMMAND_ID_HEX != 0 {
             crate::ids::hex32(u128::from_be_bytes(r.array()?))
+        } else if flags & COMMAND_ID_OF_CAUSATION != 0 {
+            let middle = r.str()?;
+            let causation = causation.as_deref().ok_or_else(|| r.bad("flags"))?;
+            [crate::ids::SYSTEM_COMMAND_PREFIX, middle, ":", causation].concat()
         } else {
             r.str()?.to_owned()
         };
@@ -321,15 +391,17 @@ pub(super) fn decode_recorded(bytes: &[u8]) -> Result<Recorded, String> {
     let mut r = Reader { bytes, at: 1 };
     let head = head(&mut r)?;
     let flags = head.flags;
-    // The event id, the correlation and the causation, each stored unless derived.
-    for flag in [
-        EVENT_ID_DERIVED,
-        CORRELATION_IS_STREAM,
-        CAUSATION_IS_COMMAND,
-    ] {
+    // The event id and the correlation, each stored unless derived; then the causation.
+    for flag in [EVENT_ID_DERIVED, CORRELATION_IS_STREAM] {
         if flags & flag == 0 {
             r.raw()?;
         }
+    }
+    if flags & CAUSATION_IN_CORRELATION != 0 {
+        r.byte()?;
+        r.varint()?;
+    } else if flags & CAUSATION_IS_COMMAND == 0 {
+        r.raw()?;
     }
     if head.revision == REVISION {
         if flags & COMMAND_ID_HEX != 0 {
@@ -558,11 +630,9 @@ fn is_id_for(event_id: &str, stream: &StreamId, version: u64) -> bool {
     let Some(rest) = rest.strip_prefix(stream.id.as_str()) else {
         return false;
     };
-    rest.strip_prefix('#').is_some_and(|n| {
-        n.bytes().all(|b| b.is_ascii_digit())
-            && (n == "0" || !n.starts_with('0'))
-            && n.parse::<u64>().ok() == Some(version)
-    })
+    rest.strip_prefix('#')
+        .and_then(version_in)
+        .is_some_and(|v| v == version)
 }
 
 fn zigzag(n: i64) -> u64 {
@@ -763,6 +833,28 @@ rules CirculationRulesChanged: version format rules
         let mut other_type = bytes.clone();
         other_type[type_at] = 0;
         assert!(decode(&other_type).is_err());
+        // A flag no revision defines is damage, not a field to guess at. (The flags come just
+        // before the command id's 16 bytes, the actor and the type; everything before them is
+        // the same in revision 2.)
+        let at = header.len() - 2 - 16 - 1;
+        assert_eq!(
+            bytes[at],
+            EVENT_ID_DERIVED | CORRELATION_IS_STREAM | CAUSATION_IS_COMMAND | COMMAND_ID_HEX
+        );
+        for bit in [64u8, 128] {
+            let mut damaged = bytes.clone();
+            damaged[at] |= bit;
+            assert!(decode(&damaged).unwrap_err().contains("flags"));
+            assert!(decode_recorded(&damaged).unwrap_err().contains("flags"));
+        }
+        let mut revision_2 = encode_revision_2(&e);
+        assert_eq!(
+            revision_2[at],
+            EVENT_ID_DERIVED | CORRELATION_IS_STREAM | CAUSATION_IS_COMMAND
+        );
+        assert_eq!(decode(&revision_2).unwrap(), e);
+        revision_2[at] |= COMMAND_ID_HEX;
+        assert!(decode(&revision_2).unwrap_err().contains("flags"));
     }
 
     #[test]
