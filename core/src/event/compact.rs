@@ -308,7 +308,15 @@ fn head<'a>(r: &mut Reader<'a>) -> Result<Head<'a>, String> {
     } else {
         FLAGS_BEFORE_REVISION_3
     };
-    if flags & !known != 0 {
+    // Bits 2 and 5 say where the causation comes from, bits 3 and 4 how the command id is
+    // kept, and bit 4 rebuilds the command id from a causation that is stored: no writer sets
+    // two of one pair, or bit 4 beside bit 2, so such flags are damage too.
+    let exclusive = [
+        CAUSATION_IS_COMMAND | CAUSATION_IN_CORRELATION,
+        COMMAND_ID_HEX | COMMAND_ID_OF_CAUSATION,
+        CAUSATION_IS_COMMAND | COMMAND_ID_OF_CAUSATION,
+    ];
+    if flags & !known != 0 || exclusive.iter().any(|pair| flags & pair == *pair) {
         return Err(r.bad("flags"));
     }
     Ok(Head { flags, ..head })
@@ -841,11 +849,14 @@ rules CirculationRulesChanged: version format rules
             bytes[at],
             EVENT_ID_DERIVED | CORRELATION_IS_STREAM | CAUSATION_IS_COMMAND | COMMAND_ID_HEX
         );
-        for bit in [64u8, 128] {
+        for bit in [64u8, 128, COMMAND_ID_OF_CAUSATION, CAUSATION_IN_CORRELATION] {
             let mut damaged = bytes.clone();
             damaged[at] |= bit;
-            assert!(decode(&damaged).unwrap_err().contains("flags"));
-            assert!(decode_recorded(&damaged).unwrap_err().contains("flags"));
+            assert!(decode(&damaged).unwrap_err().contains("flags"), "{bit}");
+            assert!(
+                decode_recorded(&damaged).unwrap_err().contains("flags"),
+                "{bit}"
+            );
         }
         let mut revision_2 = encode_revision_2(&e);
         assert_eq!(
