@@ -11,6 +11,7 @@ use crate::ids::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// What a command field holds, and so the rule it is checked by. The bindings' methods and
 /// types are generated from these kinds (see [`Command::SPECS`]).
@@ -393,7 +394,9 @@ impl Command {
     /// belongs, a number past `u64`, a lone surrogate) is `INVALID_INPUT`, and the command is
     /// [validated](Command::validate).
     pub fn from_json(text: &str) -> Result<Command, Error> {
-        Self::from_json_value(serde_json::from_str(text).map_err(not_a_command)?)
+        serde_json::from_str::<CommandJson<'_>>(text)
+            .map_err(not_a_command)?
+            .into_command()
     }
 
     /// [`from_json`](Command::from_json) for an already parsed JSON value. Every field is
@@ -486,6 +489,119 @@ impl Command {
             }
             Err(_) => digest(&serde_json::to_vec(self).unwrap_or_default()),
         })
+    }
+}
+
+/// A command's JSON form as read off a text, not yet checked: its `"command"` value and its
+/// other fields in the order they came, their names borrowed from the text where they can be.
+///
+/// Reading one builds no JSON object (no map, no owned field names): a binding that receives
+/// commands as JSON text — one, or a batch of them in one text — deserializes each into a
+/// `CommandJson` and turns it into a [`Command`] with
+/// [`into_command`](CommandJson::into_command), which checks every field and words every
+/// refusal as [`Command::from_json_value`] does. Any JSON value can be read as one (what is not
+/// an object is refused by `into_command` as a command without a `"command"`), so one bad
+/// command in a batch does not make the whole text unreadable.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommandJson<'a> {
+    /// The `"command"` value (its name), if there is one; of two, the last.
+    command: Option<Value>,
+    /// Every other field, in the order of the text.
+    fields: Vec<(Cow<'a, str>, Value)>,
+}
+
+impl CommandJson<'_> {
+    /// The command these fields name, checked as [`Command::from_fields`] checks it: an
+    /// unknown command or field, or a field of the wrong kind, is `INVALID_INPUT` naming it.
+    pub fn into_command(self) -> Result<Command, Error> {
+        Command::from_fields(self.command.as_ref(), self.fields)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for CommandJson<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(CommandJsonVisitor(std::marker::PhantomData))
+    }
+}
+
+/// Reads an object field by field; any other JSON value reads as no fields at all.
+struct CommandJsonVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> serde::de::Visitor<'de> for CommandJsonVisitor<'a> {
+    type Value = CommandJson<'a>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a command: an object with a \"command\" and its fields")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut read = CommandJson {
+            command: None,
+            fields: Vec::with_capacity(map.size_hint().unwrap_or(4)),
+        };
+        while let Some(FieldName(name)) = map.next_key()? {
+            let value: Value = map.next_value()?;
+            if name == "command" {
+                read.command = Some(value);
+            } else {
+                read.fields.push((name, value));
+            }
+        }
+        Ok(read)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(CommandJson::default())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(CommandJson::default())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(CommandJson::default())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(CommandJson::default())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(CommandJson::default())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(CommandJson::default())
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(CommandJson::default())
+    }
+}
+
+/// A field's name, borrowed from the text unless it had to be unescaped.
+struct FieldName<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for FieldName<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Name<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Name<'a> {
+            type Value = FieldName<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E>(self, name: &'de str) -> Result<Self::Value, E> {
+                Ok(FieldName(Cow::Borrowed(name)))
+            }
+            fn visit_str<E>(self, name: &str) -> Result<Self::Value, E> {
+                Ok(FieldName(Cow::Owned(name.to_owned())))
+            }
+            fn visit_string<E>(self, name: String) -> Result<Self::Value, E> {
+                Ok(FieldName(Cow::Owned(name)))
+            }
+        }
+        deserializer.deserialize_str(Name(std::marker::PhantomData))
     }
 }
 
@@ -880,6 +996,68 @@ mod tests {
             let err = Command::from_json_value(value.clone()).unwrap_err();
             assert_eq!(err.code(), crate::ErrorCode::InvalidInput);
             assert!(err.to_string().contains(says), "{value}: {err}");
+            // The text read field by field says the same.
+            let text = Command::from_json(&value.to_string()).unwrap_err();
+            assert_eq!(text.to_string(), err.to_string(), "{value}");
         }
+    }
+
+    #[test]
+    fn a_text_read_field_by_field_is_the_json_value_read_whole() {
+        // Good and bad commands, escaped names and values, a name given twice (the last
+        // counts), a "command" given twice, and values that are not objects at all.
+        let texts = [
+            r#"{"command":"reserve_book","book_id":"b-1","member_id":"m-1","rental_id":"r-1"}"#,
+            r#"{"member_id":"m-1","command":"top_up","points":3}"#,
+            r#"{"command":"top_up","member_id":"m-1","points":3,"points":4}"#,
+            r#"{"command":"nope","command":"top_up","member_id":"m-1","points":3}"#,
+            r#"{"command":"top_up","command":"nope","member_id":"m-1","points":3}"#,
+            r#"{"comm\u0061nd":"top_up","member\u005fid":"m\"1","points":3}"#,
+            r#"{"command":"register_book","book_id":"b\u00e9","title":"\ud83d\ude00","copies":1,"fee":0}"#,
+            r#"{"command":"top_up","member_id":"m-1","points":3,"nested":{"a":[1,2]}}"#,
+            r#"{"command":"top_up","member_id":null,"points":3}"#,
+            r#"{"command":5,"member_id":"m-1"}"#,
+            r#"{}"#,
+            r#"[{"command":"top_up","member_id":"m-1","points":3}]"#,
+            r#""top_up""#,
+            r#"7"#,
+            r#"-7"#,
+            r#"7.5"#,
+            r#"true"#,
+            r#"null"#,
+        ];
+        for text in texts {
+            let whole = Command::from_json_value(serde_json::from_str(text).unwrap());
+            let by_field = Command::from_json(text);
+            match (&whole, &by_field) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{text}"),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{text}"),
+                _ => panic!("{text}: {whole:?} against {by_field:?}"),
+            }
+            // Inside a larger text, as a batch carries it, the same.
+            let batch = format!("[{text},{text}]");
+            let read: Vec<CommandJson<'_>> = serde_json::from_str(&batch).unwrap();
+            assert_eq!(read.len(), 2, "{text}");
+            for one in read {
+                let b = one.into_command();
+                assert_eq!(format!("{whole:?}"), format!("{b:?}"), "{text}");
+            }
+        }
+        // A text that is not JSON, or a lone surrogate, is refused as not a command.
+        for text in [
+            r#"{"command":"top_up""#,
+            r#"{"command":"\ud800"}"#,
+            "",
+            "{} {}",
+        ] {
+            let err = Command::from_json(text).unwrap_err();
+            assert_eq!(err.code(), crate::ErrorCode::InvalidInput, "{text}");
+            assert!(err.to_string().contains("not a command: "), "{text}: {err}");
+        }
+        // Names are borrowed from the text unless they had to be unescaped.
+        let text = r#"{"command":"top_up","member_id":"m-1","p\u006fints":3}"#;
+        let read: CommandJson<'_> = serde_json::from_str(text).unwrap();
+        assert!(matches!(read.fields[0].0, Cow::Borrowed("member_id")));
+        assert!(matches!(&read.fields[1].0, Cow::Owned(n) if n == "points"));
     }
 }

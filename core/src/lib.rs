@@ -42,5 +42,5 @@ pub mod rows;
 pub mod schema;
 pub mod views;
 
-pub use command::{Command, Outcome};
+pub use command::{Command, CommandJson, Outcome};
 pub use library::{Library, LibraryBuilder};

@@ -200,9 +200,10 @@ impl Drop for NativeLibrary {
 /// optionally its command id.
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct BatchCommand {
-    /// The command in the core's JSON form.
-    command: serde_json::Value,
+struct BatchCommand<'a> {
+    /// The command in the core's JSON form, read field by field (no JSON object is built).
+    #[serde(borrow)]
+    command: lendkit::CommandJson<'a>,
     /// `librarian:ID` or `member:ID`.
     actor: String,
     /// A command id, to make a retry safe.
@@ -228,7 +229,7 @@ fn parse_batch(text: &str) -> Result<Parsed> {
     let mut answers: Vec<Option<lendkit::Error>> = Vec::with_capacity(commands.len());
     let mut runnable = Vec::with_capacity(commands.len());
     for c in commands {
-        let parsed = lendkit::Command::from_json_value(c.command).and_then(|command| {
+        let parsed = c.command.into_command().and_then(|command| {
             let actor = Actor::parse(&c.actor).map_err(lendkit::Error::InvalidInput)?;
             if actor.is_system() {
                 return Err(lendkit::Error::InvalidInput(
