@@ -131,9 +131,10 @@ function snake(key) {
 
 /**
  * A command as the native side takes it: the core's JSON form (`{ command: 'reserve_book',
- * book_id, … }`) from a method name and its input, the command id apart, and the JS names of the
- * fields the core may name in an error. Keys are converted, never checked: the core refuses an
- * unknown one, naming it. It crosses as JSON text (see `jsonText`).
+ * book_id, … }`) from a method name and its input, the command id apart, and why it cannot
+ * cross (`refusal`), if it cannot. Keys are converted, never checked: the core refuses an
+ * unknown one, naming it (in the caller's terms by `inJsTerms`). It crosses as JSON text (see
+ * `jsonText`).
  */
 function nativeCommand(method, input) {
   if (typeof method !== 'string' || !Object.hasOwn(COMMANDS, method)) {
@@ -162,9 +163,17 @@ function nativeCommand(method, input) {
       command[snake(key)] = value
     }
   }
-  // The JS names of the fields, for wording an error: made only when there is one.
-  const names = () => new Map([[spec.name, method], ...spec.fields.map((f) => [snake(f), f]), ...Object.keys(input).map((k) => [snake(k), k])])
-  return { command, commandId, names, refusal }
+  return { command, commandId, refusal }
+}
+
+/**
+ * The JS names of a command's fields by their core names (`book_id` → `bookId`), for wording an
+ * error: made only when there is one. `method` is a command's method name (`nativeCommand` has
+ * checked it) and `input` the object it was given.
+ */
+function namesOf(method, input) {
+  const spec = COMMANDS[method]
+  return new Map([[spec.name, method], ...spec.fields.map((f) => [snake(f), f]), ...Object.keys(input).map((k) => [snake(k), k])])
 }
 
 /**
@@ -223,9 +232,9 @@ function outcomeOf([commandId, eventsJson, rentalId]) {
 }
 
 /** The core's `INVALID_INPUT` naming fields as the JS caller wrote them (`bookId`, not `book_id`). */
-function inJsTerms(e, names) {
+function inJsTerms(e, method, input) {
   if (e.code !== ErrorCode.INVALID_INPUT) return e
-  const known = names()
+  const known = namesOf(method, input)
   const message = e.message.replace(/\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b/g, (word) => known.get(word) ?? word)
   return message === e.message ? e : new LendkitError(e.code, message, { cause: e.cause ?? e })
 }
@@ -525,22 +534,22 @@ class Library extends LibraryCommands {
    * method takes (with an optional `commandId`). Every per-command method is this.
    */
   execute(command, input, actor) {
-    let names
+    let checked = false
     try {
       const prepared = nativeCommand(command, input)
-      // Worded in the caller's terms already: thrown before `names` would reword it.
+      // Worded in the caller's terms already: thrown before the core's names would be reworded.
       if (prepared.refusal !== undefined) throw invalid(prepared.refusal)
-      names = prepared.names
+      checked = true
       const who = actorText(actor)
       const text = jsonText(prepared.command)
       // Inline, the outcome is known now: one settled Promise, no await in between.
       if (this.#inline) return Promise.resolve(outcomeOf(this.#native.executeNow(text, who, prepared.commandId)))
       return this.#native.execute(text, who, prepared.commandId).then(outcomeOf, (e) => {
-        throw inJsTerms(translate(e), names)
+        throw inJsTerms(translate(e), command, input)
       })
     } catch (e) {
       const error = translate(e)
-      return Promise.reject(names === undefined ? error : inJsTerms(error, names))
+      return Promise.reject(checked ? inJsTerms(error, command, input) : error)
     }
   }
 
@@ -556,26 +565,43 @@ class Library extends LibraryCommands {
     const withEvents = plainObject(options ?? {}, 'executeBatch options').events ?? true
     if (typeof withEvents !== 'boolean') throw invalid('executeBatch option events must be a boolean')
     if (!Array.isArray(items)) throw invalid('executeBatch takes an array of { command, input, actor }')
-    const prepared = sync(() =>
-      items.map((item, i) => {
+    // Each item read once, here (a getter is not called twice): its method, its input, and
+    // what crosses. A command whose fields cannot cross is answered here, as the core answers
+    // a bad field; `refused` holds those (by item), and most batches have none.
+    const methods = new Array(items.length)
+    const inputs = new Array(items.length)
+    const sent = []
+    let refused
+    sync(() => {
+      for (let i = 0; i < items.length; i++) {
+        const item = items[i]
         if (item === null || typeof item !== 'object') throw invalid(`batch item ${i} is not an object`)
-        const { command, commandId, names, refusal } = nativeCommand(item.command, item.input ?? {})
-        return { command: { command, actor: actorText(item.actor), commandId }, names, refusal }
-      }),
-    )
-    // A command whose fields cannot cross is answered here, as the core answers a bad field.
-    const sent = prepared.filter((p) => p.refusal === undefined)
-    const commands = sync(() => jsonText(sent.map((p) => p.command)))
-    // The answers come back as one JSON text too: `{ outcome }` or `{ error: { code, message } }`.
+        const method = item.command
+        const input = item.input ?? {}
+        const { command, commandId, refusal } = nativeCommand(method, input)
+        const actor = actorText(item.actor)
+        methods[i] = method
+        inputs[i] = input
+        if (refusal === undefined) sent.push({ command, actor, commandId })
+        else (refused ??= new Map()).set(i, refusal)
+      }
+    })
+    const commands = sync(() => jsonText(sent))
+    // The answers come back as one JSON text too: `{ outcome }` or `{ error: { code, message } }`,
+    // one per command sent, in order; the array is returned with the errors made `LendkitError`s
+    // and the refused items put back in their places.
     const text = await later(() => (this.#inline ? this.#native.executeBatchNow(commands, withEvents) : this.#native.executeBatch(commands, withEvents)))
     const answers = JSON.parse(text)
-    let next = 0
-    return prepared.map((p) => {
-      if (p.refusal !== undefined) return { error: invalid(p.refusal) }
-      const a = answers[next++]
-      if (a.outcome !== undefined) return a
-      return { error: inJsTerms(new LendkitError(a.error.code, a.error.message), p.names) }
-    })
+    if (refused !== undefined) {
+      for (const [i, refusal] of refused) answers.splice(i, 0, { error: invalid(refusal) })
+    }
+    for (let i = 0; i < answers.length; i++) {
+      const a = answers[i]
+      if (a.outcome === undefined && !(a.error instanceof LendkitError)) {
+        answers[i] = { error: inJsTerms(new LendkitError(a.error.code, a.error.message), methods[i], inputs[i]) }
+      }
+    }
+    return answers
   }
 
   /** Waits until policies and views have caught up. */
