@@ -189,6 +189,9 @@ fn is_zero(n: &u64) -> bool {
 pub struct MemberPages {
     /// Each member's slot in `pages`, by member id (`pages()` walks it in that order).
     slots: BTreeMap<MemberId, u32>,
+    /// The same slots by the hash of the member id: the lookup of every event that names a
+    /// member (one hash instead of the id comparisons of the ordered map). Not in the snapshot.
+    slot_of: crate::ids::IdMap<MemberId, u32>,
     /// Every member's page, in the order they joined: a page keeps its slot.
     pages: Vec<Page>,
     /// Where each rental sits: its member's slot and its index in that member's list. Found by
@@ -315,21 +318,22 @@ impl MemberPages {
     }
 
     fn page_of(&self, member: &MemberId) -> Option<&Page> {
-        self.pages.get(*self.slots.get(member)? as usize)
+        self.pages.get(*self.slot_of.get(member)? as usize)
     }
 
     fn page_of_mut(&mut self, member: &MemberId) -> Option<&mut Page> {
-        self.pages.get_mut(*self.slots.get(member)? as usize)
+        self.pages.get_mut(*self.slot_of.get(member)? as usize)
     }
 
     /// Adds `member`'s page (kept as it is if they have one); their slot, `None` past
     /// [`u32::MAX`] members.
     fn join(&mut self, member: MemberId, page: Page) -> Option<u32> {
-        if let Some(&slot) = self.slots.get(&member) {
+        if let Some(&slot) = self.slot_of.get(&member) {
             return Some(slot);
         }
         let slot = u32::try_from(self.pages.len()).ok()?;
         self.pages.push(page);
+        self.slot_of.insert(member.clone(), slot);
         self.slots.insert(member, slot);
         Some(slot)
     }
@@ -521,7 +525,7 @@ impl View for MemberPages {
                     fee,
                     ..
                 } => {
-                    if let Some(&slot) = self.slots.get(member) {
+                    if let Some(&slot) = self.slot_of.get(member) {
                         let Some(page) = self.pages.get_mut(slot as usize) else {
                             return;
                         };
