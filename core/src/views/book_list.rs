@@ -153,9 +153,14 @@ impl BookList {
 
     /// One book's row.
     pub fn row(&self, book: &str) -> Option<&BookRow> {
+        self.rows.get(self.slot(book)?)
+    }
+
+    /// The slot of `book`'s row, found by the hash of its id.
+    fn slot(&self, book: &str) -> Option<usize> {
         let hash = self.hasher.hash_one(book);
         let &slot = self.index.find(hash, is_row_of(&self.rows, book))?;
-        self.rows.get(slot as usize)
+        Some(slot as usize)
     }
 
     /// Every book with its row, in book id order.
@@ -166,30 +171,25 @@ impl BookList {
     }
 
     fn row_mut(&mut self, book: &str) -> Option<&mut BookRow> {
-        let hash = self.hasher.hash_one(book);
-        let &slot = self.index.find(hash, is_row_of(&self.rows, book))?;
-        self.rows.get_mut(slot as usize)
+        let slot = self.slot(book)?;
+        self.rows.get_mut(slot)
     }
 
     /// Puts `row` in the list as `book`'s (over the row it had, if any). False past
     /// [`u32::MAX`] books.
-    fn register(&mut self, book: BookId, row: BookRow) -> bool {
+    fn register(&mut self, book: BookId, mut row: BookRow) -> bool {
+        // The index finds a row by its own id, so the row carries the id it is kept under.
+        if row.book_id != book.as_str() {
+            row.book_id = book.to_string();
+        }
         if let Some(&slot) = self.order.get(&book) {
             if let Some(kept) = self.rows.get_mut(slot as usize) {
-                // The index finds a row by its own id: a row put over it must keep that id.
-                *kept = BookRow {
-                    book_id: book.to_string(),
-                    ..row
-                };
+                *kept = row;
                 return true;
             }
         }
         let Ok(slot) = u32::try_from(self.rows.len()) else {
             return false;
-        };
-        let row = BookRow {
-            book_id: book.to_string(),
-            ..row
         };
         let hash = self.hasher.hash_one(row.book_id.as_str());
         self.rows.push(row);
