@@ -20,7 +20,7 @@
 
 use futures::executor::block_on;
 use lendkit_core::error::StoreError;
-use lendkit_core::event::{Envelope, Event, Recorded};
+use lendkit_core::event::{Envelope, Event, Fact, Recorded};
 use lendkit_core::ids::{Actor, CommandId, MemberId, StreamId, StreamKind, Timestamp};
 use lendkit_core::members::MemberEvent;
 use lendkit_core::ports::{CommandRecord, Commit, DeadLetter, EventStore, StreamAppend};
@@ -628,6 +628,28 @@ pub async fn read_all_returns_suffixes<S: EventStore>(make: impl Fn() -> S) {
                 "read_recorded(after = {after}, limit = {limit})"
             );
         }
+        // Replayed: the same suffix folded in order, each event once, and its last position.
+        let mut folded = Vec::new();
+        let last = store
+            .replay(after as u64, &mut |fact| folded.push(recorded_of(fact)))
+            .await
+            .unwrap();
+        let want: Vec<Recorded> = suffix.iter().cloned().map(Recorded::from).collect();
+        assert_eq!(folded, want, "replay(after = {after})");
+        assert_eq!(
+            last,
+            suffix.last().map_or(after as u64, |e| e.position),
+            "the position replay(after = {after}) returns"
+        );
+    }
+}
+
+/// What `replay` hands a fold, kept: the fact with its event copied.
+pub fn recorded_of(fact: Fact<'_>) -> Recorded {
+    Recorded {
+        position: fact.position,
+        occurred_at: fact.occurred_at,
+        event: fact.event.clone(),
     }
 }
 

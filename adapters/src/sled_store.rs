@@ -59,7 +59,7 @@ use crate::lock_file::{contended, io_failed, sync_dir, LockFile, LOCK_RETRY};
 use crate::memory_store::check_shape;
 use async_trait::async_trait;
 use lendkit_core::error::StoreError;
-use lendkit_core::event::{Envelope, Recorded, SCHEMA_VERSION};
+use lendkit_core::event::{Envelope, Fact, Recorded, SCHEMA_VERSION};
 
 /// The store schema written to `meta/schema`: what a reader must understand to read the
 /// library. 1: events in the JSON wire form of payload schema 1. 2: events may also be in
@@ -96,6 +96,10 @@ const LOCK_FILE: &str = "lendkit.lock";
 const CREATING_FILE: &str = "lendkit.creating";
 /// The suffix of sled's unfinished snapshot files (`snap.<lsn>.generating`).
 const UNFINISHED_SNAPSHOT: &str = ".generating";
+/// How many stored events [`SledEventStore::replay`]'s reading thread hands over at a time.
+const REPLAY_CHUNK: usize = 1024;
+/// How many chunks it may read ahead of the fold.
+const REPLAY_AHEAD: usize = 4;
 
 /// The durable event store on a sled database. Cheap to clone (shares the database).
 #[derive(Clone)]
@@ -646,6 +650,108 @@ impl SledEventStore {
         Ok(events)
     }
 
+    /// [`EventStore::replay`] on this thread: each event read, decoded and folded in turn.
+    fn replay_here(
+        &self,
+        after: u64,
+        fold: &mut (dyn for<'e> FnMut(Fact<'e>) + Send),
+    ) -> Result<u64, StoreError> {
+        let mut last = after;
+        for kv in self
+            .inner
+            .log
+            .range(after.saturating_add(1).to_be_bytes()..)
+        {
+            let (k, v) = kv.map_err(|e| self.failed(e))?;
+            last = self.fold_stored(&k, &v, fold)?;
+        }
+        Ok(last)
+    }
+
+    /// [`EventStore::replay`] with the log read on other threads: sled's iterator (finding,
+    /// reading and deserializing leaves, stepping through them: more than half of a replay's
+    /// time) runs there, a few chunks ahead, while this thread decodes and folds. The log up to
+    /// the head is cut into chunks of [`REPLAY_CHUNK`] positions dealt in turn to `readers`
+    /// threads, and taken back in the same turn, so the fold sees the log in order. Every end
+    /// stops at the first error: the fold's thread drops its ends, and each reader's next
+    /// hand-over fails. What was appended after the head was read is folded here at the end.
+    fn replay_beside(
+        &self,
+        after: u64,
+        head: u64,
+        readers: usize,
+        fold: &mut (dyn for<'e> FnMut(Fact<'e>) + Send),
+    ) -> Result<u64, StoreError> {
+        type Chunk = Result<Vec<(sled::IVec, sled::IVec)>, sled::Error>;
+        let readers = readers.max(1);
+        let log = &self.inner.log;
+        let chunk_len = REPLAY_CHUNK as u64;
+        let chunks = head.saturating_sub(after).div_ceil(chunk_len);
+        let folded = std::thread::scope(|scope| {
+            let mut ends = Vec::with_capacity(readers);
+            for reader in 0..readers as u64 {
+                let (hand_over, received) = std::sync::mpsc::sync_channel::<Chunk>(REPLAY_AHEAD);
+                let spawned = std::thread::Builder::new()
+                    .name("lendkit-replay".into())
+                    .spawn_scoped(scope, move || {
+                        for chunk in (reader..chunks).step_by(readers) {
+                            let first = after + 1 + chunk * chunk_len;
+                            let last = (first + chunk_len - 1).min(head);
+                            let read: Chunk = log
+                                .range(first.to_be_bytes()..=last.to_be_bytes())
+                                .collect();
+                            let failed = read.is_err();
+                            if hand_over.send(read).is_err() || failed {
+                                return; // the fold stopped, or this reader did
+                            }
+                        }
+                    });
+                if spawned.is_err() {
+                    // No thread to be had: the whole replay read here instead.
+                    return None;
+                }
+                ends.push(received);
+            }
+            let mut last = after;
+            for chunk in 0..chunks {
+                // Cannot be out of range: `ends` holds `readers` receivers.
+                let Ok(read) = ends[(chunk % readers as u64) as usize].recv() else {
+                    break; // (a reader ended early: only after sending its error, taken below)
+                };
+                let read = match read {
+                    Ok(read) => read,
+                    Err(e) => return Some(Err(self.failed(e))),
+                };
+                for (k, v) in read {
+                    match self.fold_stored(&k, &v, fold) {
+                        Ok(position) => last = position,
+                        Err(e) => return Some(Err(e)),
+                    }
+                }
+            }
+            Some(Ok(last))
+        });
+        match folded {
+            Some(Ok(last)) => self.replay_here(last, fold),
+            Some(Err(e)) => Err(e),
+            None => self.replay_here(after, fold),
+        }
+    }
+
+    /// One stored event (its log key and value) decoded and folded; its position.
+    fn fold_stored(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        fold: &mut (dyn for<'e> FnMut(Fact<'e>) + Send),
+    ) -> Result<u64, StoreError> {
+        let position = u64_of(key);
+        let recorded = Envelope::decode_recorded(value)
+            .map_err(|reason| StoreError::Corrupt { position, reason })?;
+        fold(recorded.fact());
+        Ok(position)
+    }
+
     fn events_at(
         &self,
         positions: impl IntoIterator<Item = u64>,
@@ -803,6 +909,21 @@ impl EventStore for SledEventStore {
         self.scan(after, limit, Envelope::decode_recorded)
     }
 
+    /// Short replays (a snapshot's tail) are read on the calling thread; longer ones have the
+    /// log read on a thread of their own, a few chunks ahead of the fold.
+    async fn replay(
+        &self,
+        after: u64,
+        fold: &mut (dyn for<'e> FnMut(Fact<'e>) + Send),
+    ) -> Result<u64, StoreError> {
+        let head = self.head_now()?;
+        if head.saturating_sub(after) <= 2 * REPLAY_CHUNK as u64 {
+            return self.replay_here(after, fold);
+        }
+        let readers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
+        self.replay_beside(after, head, readers, fold)
+    }
+
     async fn head(&self) -> Result<u64, StoreError> {
         self.head_now()
     }
@@ -945,5 +1066,128 @@ impl EventStore for SledEventStore {
             self.made_durable(ticket)?;
         }
         Ok(removed)
+    }
+}
+
+// The contract's helpers write the events these tests replay.
+#[cfg(all(test, feature = "contract"))]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::contract::{self, recorded_of};
+    use futures::executor::block_on;
+
+    /// A store in `dir` holding `n` events, written as commits of up to 500 events over three
+    /// streams.
+    fn store_of(dir: &tempfile::TempDir, n: u64) -> SledEventStore {
+        let store = SledEventStore::open(dir.path().join("lib"), Durability::EveryCommit).unwrap();
+        let streams = [
+            contract::stream("m-1"),
+            contract::stream("m-2"),
+            contract::stream("m-3"),
+        ];
+        let mut versions = [0u64; 3];
+        let mut written = 0;
+        for i in 0.. {
+            if written == n {
+                break;
+            }
+            let count = (n - written).min(500);
+            let k = i % 3;
+            block_on(store.append(contract::commit(vec![contract::batch(
+                &streams[k],
+                versions[k],
+                count,
+                &format!("c-{i}"),
+            )])))
+            .unwrap();
+            versions[k] += count;
+            written += count;
+        }
+        store
+    }
+
+    fn replayed(
+        store: &SledEventStore,
+        after: u64,
+        head: u64,
+        readers: usize,
+    ) -> (Result<u64, StoreError>, Vec<Recorded>) {
+        let mut folded = Vec::new();
+        let last = store.replay_beside(after, head, readers, &mut |fact| {
+            folded.push(recorded_of(fact))
+        });
+        (last, folded)
+    }
+
+    /// The log read on one to five threads, from anywhere (chunk edges, the last event, past
+    /// the head), is folded in position order, each event once, as `read_recorded` reads it;
+    /// the position returned is the last folded. Events appended after the head the readers
+    /// were given are folded too.
+    #[test]
+    fn a_replay_read_on_other_threads_folds_the_log_in_order_each_event_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let chunk = REPLAY_CHUNK as u64;
+        let n = 3 * chunk + 700;
+        let store = store_of(&dir, n);
+        let all = block_on(store.read_recorded(0, usize::MAX)).unwrap();
+        assert_eq!(all.len() as u64, n, "events written");
+        for readers in [1, 2, 3, 5] {
+            for after in [0, 1, chunk - 1, chunk, chunk + 1, 1_500, n - 1, n, n + 3] {
+                for head in [n, n - 300, after + 1] {
+                    let (last, folded) = replayed(&store, after, head, readers);
+                    let want = &all[after.min(n) as usize..];
+                    assert!(
+                        folded == want,
+                        "replay after {after} to head {head} on {readers} readers: {} events folded, {} wanted",
+                        folded.len(),
+                        want.len()
+                    );
+                    assert_eq!(last.unwrap(), after.max(n), "the last position folded");
+                }
+            }
+        }
+        // Through the port: long enough to be read beside, the same events.
+        let mut folded = Vec::new();
+        let last = block_on(store.replay(0, &mut |fact| folded.push(recorded_of(fact)))).unwrap();
+        assert_eq!((last, folded), (n, all));
+    }
+
+    /// A damaged event in the middle of a long replay stops it with `Corrupt` at that event's
+    /// position, after every earlier event was folded in order and none after it, whatever the
+    /// number of readers (and no reader is left waiting: the test ends).
+    #[test]
+    fn a_damaged_event_stops_a_replay_read_beside_at_its_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let chunk = REPLAY_CHUNK as u64;
+        let n = 4 * chunk;
+        let store = store_of(&dir, n);
+        let all = block_on(store.read_recorded(0, usize::MAX)).unwrap();
+        let damaged = 2 * chunk + 17;
+        store
+            .inner
+            .log
+            .insert(damaged.to_be_bytes(), &b"not an event"[..])
+            .unwrap();
+        for readers in [1, 2, 3] {
+            for after in [0, chunk + 5] {
+                let (last, folded) = replayed(&store, after, n, readers);
+                match last {
+                    Err(StoreError::Corrupt { position, .. }) => assert_eq!(position, damaged),
+                    other => panic!("expected Corrupt at {damaged}, got {other:?}"),
+                }
+                assert!(
+                    folded[..] == all[after as usize..damaged as usize - 1],
+                    "{readers} readers from {after}: {} events folded before the damage",
+                    folded.len()
+                );
+            }
+        }
+        let mut folded = 0;
+        match block_on(store.replay(0, &mut |_| folded += 1)) {
+            Err(StoreError::Corrupt { position, .. }) => assert_eq!(position, damaged),
+            other => panic!("expected Corrupt at {damaged}, got {other:?}"),
+        }
+        assert_eq!(folded, damaged - 1);
     }
 }

@@ -9,7 +9,7 @@
 //! | [`Clock`] | the time |
 
 use crate::error::{BusError, NotifyError, PaymentError, StoreError};
-use crate::event::{Envelope, Recorded};
+use crate::event::{Envelope, Fact, Recorded};
 use crate::ids::{CommandId, MemberId, Points, RentalId, StreamId, Timestamp};
 use async_trait::async_trait;
 use futures::future::BoxFuture;
@@ -52,6 +52,9 @@ pub struct CommandRecord {
     /// The events it stored, in position order.
     pub events: Vec<Envelope>,
 }
+
+/// How many events [`EventStore::replay`]'s default reads at a time.
+pub const REPLAY_BATCH: usize = 4096;
 
 /// The event log. Implementations must pass `lendkit_adapters::contract`.
 #[async_trait]
@@ -114,6 +117,31 @@ pub trait EventStore: Send + Sync {
             .into_iter()
             .map(Recorded::from)
             .collect())
+    }
+
+    /// Every event with `position > after`, handed to `fold` one at a time in position order
+    /// as the read models see it (a [`Fact`]); returns the position of the last event folded
+    /// (`after` when there was none). What rebuilding the read models reads: the whole log, or
+    /// what follows a snapshot. The default reads
+    /// [`read_recorded`](EventStore::read_recorded) in batches; a store may read ahead on a
+    /// thread of its own while `fold` runs (the sled store does, for long replays), but hands
+    /// the events to `fold` on the calling thread, in order, each once. An error stops the
+    /// replay: what was folded before it stays folded.
+    async fn replay(
+        &self,
+        mut after: u64,
+        fold: &mut (dyn for<'e> FnMut(Fact<'e>) + Send),
+    ) -> Result<u64, StoreError> {
+        loop {
+            let batch = self.read_recorded(after, REPLAY_BATCH).await?;
+            let Some(last) = batch.last() else {
+                return Ok(after);
+            };
+            after = last.position;
+            for event in &batch {
+                fold(event.fact());
+            }
+        }
     }
 
     /// The highest position stored (0 for an empty log).

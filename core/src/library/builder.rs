@@ -304,20 +304,16 @@ pub(super) async fn fold_views(
 pub(super) async fn fold_views_after(
     store: &dyn EventStore,
     views: (BookList, MemberPages, super::due::DueWork),
-    mut after: u64,
+    after: u64,
 ) -> Result<(BookList, MemberPages, super::due::DueWork)> {
     let (mut book_list, mut pages, mut due) = views;
-    loop {
-        let batch = store.read_recorded(after, 4096).await?;
-        let Some(last) = batch.last() else { break };
-        after = last.position;
-        for e in &batch {
-            let fact = e.fact();
+    store
+        .replay(after, &mut |fact| {
             book_list.apply(fact);
             pages.apply(fact);
             due.apply(fact);
-        }
-    }
+        })
+        .await?;
     Ok((book_list, pages, due))
 }
 
