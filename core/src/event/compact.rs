@@ -902,7 +902,44 @@ rules CirculationRulesChanged: version format rules
             let cut = &out[..out.len() - 1];
             let mut r = Reader { bytes: cut, at: 1 };
             assert!(r.varint().is_err() || n < 128);
+            // Followed by more bytes: read to its own end, no further.
+            let mut more = out.clone();
+            more.extend([0x85, 0x01]);
+            let mut r = Reader {
+                bytes: &more,
+                at: 1,
+            };
+            assert_eq!((r.varint(), r.at), (Ok(n), out.len()));
+            assert_eq!((r.varint(), r.at), (Ok(0x85), out.len() + 2));
+            assert!(r.varint().unwrap_err().contains("end"));
         }
+        // Ten bytes that each say another follows: too long, whatever comes after.
+        let mut long = vec![COMPACT_TAG];
+        long.extend([0xff; 10]);
+        long.push(0);
+        let mut r = Reader {
+            bytes: &long,
+            at: 1,
+        };
+        let e = r.varint().unwrap_err();
+        assert!(e.contains("number") && e.contains("byte 11"), "{e}");
+        // Cut anywhere inside: the end, named where the bytes ran out.
+        for cut in 1..11 {
+            let mut r = Reader {
+                bytes: &long[..cut],
+                at: 1,
+            };
+            let e = r.varint().unwrap_err();
+            assert!(
+                e.contains("end") && e.contains(&format!("byte {cut}")),
+                "{e}"
+            );
+        }
+        let mut r = Reader {
+            bytes: &long,
+            at: 40,
+        };
+        assert!(r.varint().unwrap_err().contains("end"));
     }
 
     #[test]
