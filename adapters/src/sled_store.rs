@@ -96,9 +96,10 @@ const LOCK_FILE: &str = "lendkit.lock";
 const CREATING_FILE: &str = "lendkit.creating";
 /// The suffix of sled's unfinished snapshot files (`snap.<lsn>.generating`).
 const UNFINISHED_SNAPSHOT: &str = ".generating";
-/// How many stored events [`SledEventStore::replay`]'s reading thread hands over at a time.
+/// How many positions of the log a reading thread of [`SledEventStore::replay`] reads and
+/// hands over at a time.
 const REPLAY_CHUNK: usize = 1024;
-/// How many chunks it may read ahead of the fold.
+/// How many chunks each reading thread may have waiting for the fold.
 const REPLAY_AHEAD: usize = 4;
 
 /// The durable event store on a sled database. Cheap to clone (shares the database).
@@ -696,7 +697,7 @@ impl SledEventStore {
                     .spawn_scoped(scope, move || {
                         for chunk in (reader..chunks).step_by(readers) {
                             let first = after + 1 + chunk * chunk_len;
-                            let last = (first + chunk_len - 1).min(head);
+                            let last = first.saturating_add(chunk_len - 1).min(head);
                             let read: Chunk = log
                                 .range(first.to_be_bytes()..=last.to_be_bytes())
                                 .collect();
@@ -910,7 +911,8 @@ impl EventStore for SledEventStore {
     }
 
     /// Short replays (a snapshot's tail) are read on the calling thread; longer ones have the
-    /// log read on a thread of their own, a few chunks ahead of the fold.
+    /// log read on threads of their own (one per core, at most four), a few chunks ahead of
+    /// the fold.
     async fn replay(
         &self,
         after: u64,
