@@ -473,7 +473,7 @@ impl Library {
     pub(super) fn reaction_meta(policy: &Policy, i: usize, e: &Envelope) -> Meta {
         Meta {
             actor: Actor::System,
-            command_id: CommandId::system(format_args!("{}:{i}:{}", policy.name, e.event_id)),
+            command_id: CommandId::system_of(&[policy.name, &crate::ids::decimal(i), &e.event_id]),
             fingerprint: String::new(),
             fresh: false,
             at: None,

@@ -13,7 +13,7 @@ impl PointsGateway {
     /// id because command ids are library-wide: two members racing for one rental id make two
     /// charges, one of which is refunded — never one charge that counts for both.
     fn meta(member: &MemberId, key: &RentalId, what: &str) -> Meta {
-        let command_id = CommandId::system(format_args!("{what}:{member}:{key}"));
+        let command_id = CommandId::system_of(&[what, member.as_str(), key.as_str()]);
         Meta {
             actor: Actor::System,
             causation_id: command_id.to_string(),
