@@ -217,7 +217,11 @@ fn act(w: &World, action: &Object) -> Result<lendkit::Result<Option<Outcome>>, S
             .transpose()?;
         let command: Command = serde_json::from_value(Value::Object(fields))
             .map_err(|e| format!("not a command: {e}"))?;
-        return Ok(block_on(w.lib.execute_with_id(command, &actor, id.map(CommandId))).map(Some));
+        return Ok(block_on(
+            w.lib
+                .execute_with_id(command, &actor, id.map(CommandId::from)),
+        )
+        .map(Some));
     }
     let mut keys: Vec<&str> = action.keys().map(String::as_str).collect();
     keys.sort_unstable();

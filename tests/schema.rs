@@ -325,7 +325,7 @@ fn the_compact_stored_form_round_trips_every_event_of_schema_1() {
         assert_eq!(Envelope::decode(&odd.encode_compact()).unwrap(), odd);
         let mut same = envelope.clone();
         same.correlation_id = same.stream.id.clone();
-        same.causation_id = same.command_id.0.clone();
+        same.causation_id = same.command_id.to_string();
         same.event_id = Envelope::id_for(&same.stream, same.version);
         let compact = same.encode_compact();
         assert_eq!(Envelope::decode(&compact).unwrap(), same);

@@ -111,20 +111,20 @@ impl Commands {
         };
         let span = Span::unpacked(word);
         let first = first_command_id(log, span.0)?;
-        Ok((first == id).then_some(span))
+        Ok((*first == *id).then_some(span))
     }
 
     /// Notes that `id` stored `span` with `fingerprint`; `first_carries_id`: the span's first
     /// event carries `id` as its command id (so [`find`](Commands::find) can confirm it there).
-    fn record(&mut self, id: String, fingerprint: String, span: Span, first_carries_id: bool) {
+    fn record(&mut self, id: &str, fingerprint: String, span: Span, first_carries_id: bool) {
         use std::collections::hash_map::Entry;
-        let hash = self.hash(&id);
+        let hash = self.hash(id);
         match (span.packed(), self.hashed.entry(hash)) {
             (Some(word), Entry::Vacant(free)) if first_carries_id => {
                 free.insert(word);
             }
             _ => {
-                self.named.insert(id.into_boxed_str(), span);
+                self.named.insert(id.into(), span);
             }
         }
         if !fingerprint.is_empty() {
@@ -207,7 +207,7 @@ impl Log {
 }
 
 /// The command id of the event at `position`, read back from the log.
-fn first_command_id(log: &Log, position: u64) -> Result<String, StoreError> {
+fn first_command_id(log: &Log, position: u64) -> Result<std::sync::Arc<str>, StoreError> {
     let bytes = log.get(position).ok_or_else(|| StoreError::Corrupt {
         position,
         reason: "a command's first event is missing from the log".into(),
@@ -389,7 +389,7 @@ impl EventStore for InMemoryEventStore {
         }
         if writes {
             state.commands.record(
-                commit.command_id.0,
+                commit.command_id.as_str(),
                 commit.fingerprint,
                 Span(first, count),
                 first_carries_id,
@@ -690,12 +690,12 @@ mod tests {
             log.push(&e.encode_compact());
         }
         let mut commands = Commands::default();
-        commands.record("x".into(), String::new(), Span(1, 1), true);
+        commands.record("x", String::new(), Span(1, 1), true);
         // As if "y" hashed to what "x" does: its hash names x's span, whose event says x.
         let x_span = commands.hashed[&commands.hash("x")];
         commands.hashed.insert(commands.hash("y"), x_span);
         assert_eq!(commands.find("y", &log).unwrap(), None);
-        commands.record("y".into(), String::new(), Span(2, 1), true);
+        commands.record("y", String::new(), Span(2, 1), true);
         assert!(commands.named.contains_key("y"));
         assert_eq!(commands.find("y", &log).unwrap(), Some(Span(2, 1)));
         assert_eq!(commands.find("x", &log).unwrap(), Some(Span(1, 1)));
@@ -710,7 +710,7 @@ mod tests {
         assert_eq!(Span(1 << 44, 1).packed(), None);
         assert_eq!(Span(1, 1 << 20).packed(), None);
         let mut commands = Commands::default();
-        commands.record("far".into(), String::new(), Span(1 << 44, 1), true);
+        commands.record("far", String::new(), Span(1 << 44, 1), true);
         assert_eq!(
             commands.find("far", &Log::default()).unwrap(),
             Some(Span(1 << 44, 1))
@@ -732,7 +732,7 @@ mod tests {
         let mut commands = Commands::default();
         for (first, fingerprint) in (1..).zip(given) {
             commands.record(
-                format!("c-{first}"),
+                &format!("c-{first}"),
                 fingerprint.into(),
                 Span(first, 1),
                 false,

@@ -1117,7 +1117,7 @@ fn execute(cli: Cli, out: &mut dyn Write) -> Outcome {
     let outcome = lendkit::block_on(lib.execute_with_id(
         command,
         &actor,
-        cli.command_id.map(lendkit::CommandId),
+        cli.command_id.map(lendkit::CommandId::from),
     ))?;
     // What the command stored (with the in-store point accounts a reservation's charge is in its
     // commit; a host gateway's charge is stored just before it), then

@@ -800,7 +800,7 @@ impl Outcome {
     /// wire form ([`Envelope::to_json`]).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
-            "command_id": self.command_id.0,
+            "command_id": self.command_id.as_str(),
             "rental_id": self.rental_id.as_ref().map(ToString::to_string),
             "events": self.events.iter().map(Envelope::to_json).collect::<Vec<_>>(),
         })

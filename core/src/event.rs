@@ -449,7 +449,7 @@ impl Envelope {
             "occurred_at": self.occurred_at.0,
             "correlation_id": self.correlation_id,
             "causation_id": self.causation_id,
-            "command_id": self.command_id.0,
+            "command_id": self.command_id.as_str(),
             "actor": self.actor.to_string(),
             "type": self.type_name(),
             "schema": SCHEMA_VERSION,
@@ -603,7 +603,7 @@ impl Envelope {
             occurred_at: Timestamp(w.occurred_at),
             correlation_id: w.correlation_id.into_owned(),
             causation_id: w.causation_id.into_owned(),
-            command_id: CommandId(w.command_id.into_owned()),
+            command_id: CommandId::from(w.command_id.as_ref()),
             actor,
             event,
         })
@@ -635,7 +635,7 @@ impl Envelope {
             occurred_at: Timestamp(w.occurred_at),
             correlation_id: w.correlation_id,
             causation_id: w.causation_id,
-            command_id: CommandId(w.command_id),
+            command_id: CommandId::from(w.command_id),
             actor,
             event,
         })

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// The longest id lendkit accepts, in bytes.
 pub const MAX_ID_LEN: usize = 200;
@@ -165,14 +166,16 @@ pub fn validate_text(field: &str, value: &str, required: bool) -> Result<(), Str
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(pub String);
+        ///
+        /// Its text is shared, not copied: cloning an id — the library does, into the events,
+        /// aggregates and view rows that name it — counts a reference.
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub Arc<str>);
 
         impl $name {
             /// Wraps a string without checking it; commands are checked by the library before they run.
-            pub fn new(id: impl Into<String>) -> Self {
-                Self(id.into())
+            pub fn new(id: impl AsRef<str>) -> Self {
+                Self(Arc::from(id.as_ref()))
             }
             /// The id as text.
             pub fn as_str(&self) -> &str {
@@ -186,15 +189,41 @@ macro_rules! string_id {
         }
         impl From<&str> for $name {
             fn from(s: &str) -> Self {
-                Self(s.to_owned())
+                Self(Arc::from(s))
             }
         }
         impl From<String> for $name {
             fn from(s: String) -> Self {
-                Self(s)
+                Self(Arc::from(s))
+            }
+        }
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                deserializer.deserialize_str(SharedText).map(Self)
             }
         }
     };
+}
+
+/// Reads a string into an `Arc<str>` with one allocation, whether the deserializer lends it
+/// or hands it over.
+struct SharedText;
+
+impl serde::de::Visitor<'_> for SharedText {
+    type Value = Arc<str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Arc<str>, E> {
+        Ok(Arc::from(text))
+    }
 }
 
 string_id!(
@@ -220,19 +249,14 @@ impl CommandId {
     pub fn generate() -> Self {
         // Written into a buffer, not through `Display`: the same 32 lowercase hex digits.
         let mut buffer = uuid::Uuid::encode_buffer();
-        Self(
-            uuid::Uuid::new_v4()
-                .simple()
-                .encode_lower(&mut buffer)
-                .to_owned(),
-        )
+        Self::from(&*uuid::Uuid::new_v4().simple().encode_lower(&mut buffer))
     }
 }
 
 impl CommandId {
     /// A command id of lendkit's own (a policy's reaction, the points gateway): `system:` and `what`.
     pub fn system(what: impl fmt::Display) -> Self {
-        Self(format!("{SYSTEM_COMMAND_PREFIX}{what}"))
+        Self::from(format!("{SYSTEM_COMMAND_PREFIX}{what}"))
     }
 
     /// [`system`](CommandId::system) of `parts` joined by `:`, written straight into one string
@@ -248,7 +272,7 @@ impl CommandId {
             }
             id.push_str(part);
         }
-        Self(id)
+        Self::from(id)
     }
 }
 
@@ -354,7 +378,7 @@ impl RentalId {
     /// names the same rental, is charged under the same key, and stores one rental.
     pub fn for_command(command: &CommandId) -> Self {
         let d = digest(&["rental", command.as_str()]);
-        Self(format!("r-{}", &d[..16]))
+        Self::from(format!("r-{}", &d[..16]))
     }
 }
 
@@ -463,7 +487,7 @@ impl Actor {
     }
     /// A member with this member id.
     pub fn member(id: impl Into<String>) -> Self {
-        Actor::Member(MemberId(id.into()))
+        Actor::Member(MemberId::from(id.into()))
     }
     /// True for a librarian.
     pub fn is_librarian(&self) -> bool {

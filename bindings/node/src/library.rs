@@ -236,7 +236,7 @@ fn parse_batch(text: &str) -> Result<Parsed> {
                     "actor must be librarian:ID or member:ID".into(),
                 ));
             }
-            Ok((command, actor, c.command_id.map(CommandId)))
+            Ok((command, actor, c.command_id.map(CommandId::from)))
         });
         match parsed {
             Ok(run) => {
@@ -372,8 +372,9 @@ impl NativeLibrary {
         let command = lendkit::Command::from_json(&command).map_err(errors::to_js)?;
         let actor = self::actor(&actor)?;
         let library = self.library()?;
-        let run =
-            move || block_on(library.execute_with_id(command, &actor, command_id.map(CommandId)));
+        let run = move || {
+            block_on(library.execute_with_id(command, &actor, command_id.map(CommandId::from)))
+        };
         match catch_unwind(AssertUnwindSafe(run)) {
             Ok(result) => result.map(outcome_parts).map_err(errors::to_js),
             Err(panic) => Err(errors::panicked(panic.as_ref())),
@@ -400,7 +401,7 @@ impl NativeLibrary {
         let library = self.library()?;
         guarded(move || async move {
             library
-                .execute_with_id(command, &actor, command_id.map(CommandId))
+                .execute_with_id(command, &actor, command_id.map(CommandId::from))
                 .await
         })
         .await

@@ -188,7 +188,7 @@ fn command_id(value: Option<&Bound<'_, PyAny>>) -> PyResult<lendkit::Result<Opti
         .cast::<pyo3::types::PyString>()
         .map_err(|_| errors::wrong_type("command_id", "a str or None", value))?;
     Ok(match text.to_cow() {
-        Ok(id) => Ok(Some(CommandId(id.into_owned()))),
+        Ok(id) => Ok(Some(CommandId::from(&*id))),
         Err(_) => Err(lendkit::Error::InvalidInput(format!(
             "command_id is {}, which is not valid text: it holds a lone surrogate",
             value.repr().map(|r| r.to_string()).unwrap_or_default()

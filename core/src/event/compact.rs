@@ -169,7 +169,7 @@ fn put_header(e: &Envelope, out: &mut Vec<u8>, revision: u8) {
     put_str(out, &e.stream.id);
     let event_id_derived = is_id_for(&e.event_id, &e.stream, e.version);
     let correlation_is_stream = e.correlation_id == e.stream.id;
-    let causation_is_command = e.causation_id == e.command_id.0;
+    let causation_is_command = *e.causation_id == *e.command_id.0;
     let (command_hex, reaction, caused_in) = if revision >= REVISION {
         (
             crate::ids::parse_hex32(&e.command_id.0),
@@ -387,7 +387,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Envelope, String> {
         position: head.position,
         occurred_at: head.occurred_at,
         correlation_id,
-        command_id: CommandId(command_id),
+        command_id: CommandId::from(command_id),
         actor,
         event,
     })
@@ -508,10 +508,12 @@ macro_rules! text_fields {
     ($($id:ty),*) => {$(
         impl Field for $id {
             fn put(&self, out: &mut Vec<u8>) {
-                self.0.put(out);
+                out.push(TEXT);
+                put_str(out, &self.0);
             }
             fn get(r: &mut Reader<'_>) -> Result<Self, String> {
-                String::get(r).map(Self)
+                r.tag(TEXT)?;
+                r.str().map(Self::from)
             }
         }
     )*};
@@ -814,7 +816,7 @@ rules CirculationRulesChanged: version format rules
             "b-1",
         );
         e.command_id = CommandId::generate();
-        e.causation_id = e.command_id.0.clone();
+        e.causation_id = e.command_id.to_string();
         let bytes = e.encode_compact();
         let mut header = Vec::new();
         put_header(&e, &mut header, REVISION);

@@ -232,7 +232,7 @@ impl Library {
             } => Some(
                 rental_id
                     .clone()
-                    .map_or_else(|| RentalId::for_command(&command_id), RentalId),
+                    .map_or_else(|| RentalId::for_command(&command_id), RentalId::from),
             ),
             other => other.rental_id().map(RentalId::new),
         };

@@ -172,7 +172,7 @@ impl Library {
                 item_type,
                 branch,
             } => Step::Book(crate::catalog::BookCommand::RegisterBook {
-                book: BookId(book_id),
+                book: BookId::from(book_id),
                 title,
                 author,
                 copies,
@@ -182,13 +182,13 @@ impl Library {
             }),
             Command::WithdrawCopy { book_id, copy } => {
                 Step::Book(crate::catalog::BookCommand::WithdrawCopy {
-                    book: BookId(book_id),
+                    book: BookId::from(book_id),
                     copy,
                 })
             }
             Command::AddCopies { book_id, copies } => {
                 Step::Book(crate::catalog::BookCommand::AddCopies {
-                    book: BookId(book_id),
+                    book: BookId::from(book_id),
                     copies,
                 })
             }
@@ -200,7 +200,7 @@ impl Library {
             } => {
                 // Joining opens the point account in the same commit, so a member can pay the
                 // moment they exist.
-                let member = MemberId(member_id);
+                let member = MemberId::from(member_id);
                 return Route::Plan(Plan {
                     steps: vec![
                         Step::Member(MemberCommand::JoinMember {
@@ -217,7 +217,7 @@ impl Library {
                 });
             }
             Command::TopUp { member_id, points } => Step::Account(PointsCommand::TopUp {
-                member: MemberId(member_id),
+                member: MemberId::from(member_id),
                 points: Points(points),
             }),
             Command::ReserveBook {
@@ -228,8 +228,8 @@ impl Library {
                 ..
             } => {
                 return Route::Reserve {
-                    book: BookId(book_id),
-                    member: MemberId(member_id),
+                    book: BookId::from(book_id),
+                    member: MemberId::from(member_id),
                     delivery_address,
                     hold: (wait == Some(true)).then(crate::holds::HoldTerms::default),
                 }
@@ -243,8 +243,8 @@ impl Library {
                 ..
             } => {
                 return Route::Reserve {
-                    book: BookId(book_id),
-                    member: MemberId(member_id),
+                    book: BookId::from(book_id),
+                    member: MemberId::from(member_id),
                     delivery_address: None,
                     hold: Some(crate::holds::HoldTerms {
                         pickup_branch,
@@ -266,7 +266,7 @@ impl Library {
             Command::ReorderQueue {
                 book_id, position, ..
             } => Step::Book(crate::catalog::BookCommand::ReorderQueue {
-                book: BookId(book_id),
+                book: BookId::from(book_id),
                 rental: rental(),
                 position: u64::from(position),
             }),
@@ -309,7 +309,7 @@ impl Library {
                 amount,
                 paid_from,
             } => {
-                let member = MemberId(member_id);
+                let member = MemberId::from(member_id);
                 let from = match paid_from.as_deref() {
                     None | Some("points") => PaidFrom::Points,
                     Some("external") => PaidFrom::External,
@@ -337,18 +337,18 @@ impl Library {
                 fee_id,
                 reason,
             } => Step::Member(MemberCommand::WaiveFee {
-                member: MemberId(member_id),
+                member: MemberId::from(member_id),
                 fee: fee_id,
                 reason,
             }),
             Command::BlockMember { member_id, reason } => {
                 Step::Member(MemberCommand::BlockMember {
-                    member: MemberId(member_id),
+                    member: MemberId::from(member_id),
                     reason,
                 })
             }
             Command::UnblockMember { member_id } => Step::Member(MemberCommand::UnblockMember {
-                member: MemberId(member_id),
+                member: MemberId::from(member_id),
             }),
             Command::CancelRental { reason, .. } => Step::Rental(RentalCommand::CancelRental {
                 rental: rental(),
