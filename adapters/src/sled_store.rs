@@ -664,7 +664,7 @@ impl SledEventStore {
             .range(after.saturating_add(1).to_be_bytes()..)
         {
             let (k, v) = kv.map_err(|e| self.failed(e))?;
-            last = self.fold_stored(&k, &v, fold)?;
+            last = Self::fold_stored(&k, &v, fold)?;
         }
         Ok(last)
     }
@@ -724,7 +724,7 @@ impl SledEventStore {
                     Err(e) => return Some(Err(self.failed(e))),
                 };
                 for (k, v) in read {
-                    match self.fold_stored(&k, &v, fold) {
+                    match Self::fold_stored(&k, &v, fold) {
                         Ok(position) => last = position,
                         Err(e) => return Some(Err(e)),
                     }
@@ -741,7 +741,6 @@ impl SledEventStore {
 
     /// One stored event (its log key and value) decoded and folded; its position.
     fn fold_stored(
-        &self,
         key: &[u8],
         value: &[u8],
         fold: &mut (dyn for<'e> FnMut(Fact<'e>) + Send),

@@ -494,13 +494,23 @@ pub(crate) trait Field: Sized {
 
 impl Field for String {
     fn put(&self, out: &mut Vec<u8>) {
-        out.push(TEXT);
-        put_str(out, self);
+        put_text(out, self);
     }
     fn get(r: &mut Reader<'_>) -> Result<Self, String> {
-        r.tag(TEXT)?;
-        Ok(r.str()?.to_owned())
+        get_text(r).map(str::to_owned)
     }
+}
+
+/// A text value of the payload: its tag, then the string.
+fn put_text(out: &mut Vec<u8>, text: &str) {
+    out.push(TEXT);
+    put_str(out, text);
+}
+
+/// A text value of the payload, borrowed from the bytes.
+fn get_text<'a>(r: &mut Reader<'a>) -> Result<&'a str, String> {
+    r.tag(TEXT)?;
+    r.str()
 }
 
 /// Ids are text.
@@ -508,12 +518,10 @@ macro_rules! text_fields {
     ($($id:ty),*) => {$(
         impl Field for $id {
             fn put(&self, out: &mut Vec<u8>) {
-                out.push(TEXT);
-                put_str(out, &self.0);
+                put_text(out, &self.0);
             }
             fn get(r: &mut Reader<'_>) -> Result<Self, String> {
-                r.tag(TEXT)?;
-                r.str().map(Self::from)
+                get_text(r).map(Self::from)
             }
         }
     )*};
