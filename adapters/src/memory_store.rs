@@ -45,104 +45,94 @@ struct State {
     dead_letters: Vec<DeadLetter>,
 }
 
-/// The applied command ids: for each, its fingerprint and the positions of its events.
+/// The applied command ids: where each one's events start, and its fingerprint.
 ///
 /// One commit's positions are consecutive — [`append`](EventStore::append) gives them out one
-/// after another under the lock — so a first position and a count name them all. And the
-/// engine's commits carry their id in every event they store, so the id need not be kept a
-/// second time as text: a 64-bit hash of it finds the span, and the first event there, read
-/// back, confirms the id. (Per lifecycle of six commands that is six 16-byte entries instead of
-/// six boxed ids of 32–40 characters with their records.) A commit whose events carry another
-/// id, or whose id's hash another id already holds, is kept by its text in `named` (so is one
-/// too large for a [packed](Span::packed) span); every lookup looks there too, so nothing
-/// depends on the hash being free of collisions. Fingerprints are kept only for commands that
-/// have one, the 32 hex digits of [`Command::fingerprint`](lendkit_core::Command::fingerprint)
-/// as 16 bytes.
+/// after another under the lock — and the log marks the last of them, so a first position
+/// names them all. And the engine's commits carry their id in every event they store, so the
+/// id need not be kept a second time as text: a 32-bit tag of its hash finds the first
+/// position, and the first event there, read back, confirms the id. Each such command is one
+/// word in a hash table (8 bytes and the table's control byte, where a boxed id of 32–40
+/// characters with its record took ten times that). A commit whose events carry another id, or
+/// whose tag another id already holds, is kept by its text in `named` (so is one past the
+/// 32-bit positions); every lookup looks there too, so nothing depends on the tags being free
+/// of collisions. A fingerprint of 32 lowercase hex digits (what
+/// [`Command::fingerprint`](lendkit_core::Command::fingerprint) gives) is kept as 16 bytes in
+/// the log, beside the commit's first event; any other one by its text in `texts`.
 #[derive(Debug, Default)]
 struct Commands {
     hasher: foldhash::fast::RandomState,
-    /// By the hash of the id: the span of its events ([packed](Span::packed)), whose first
-    /// carries the id.
-    hashed: lendkit_core::ids::IdMap<u64, u64>,
-    /// By the id itself: the commits `hashed` cannot hold.
-    named: lendkit_core::ids::IdMap<Box<str>, Span>,
-    /// By first position: fingerprints of 32 lowercase hex digits, as their 16 bytes.
-    digests: lendkit_core::ids::IdMap<u64, [u8; 16]>,
-    /// By first position: any other non-empty fingerprint.
+    /// Per command, one [`Entry`](Commands::entry) word: the tag (high 32 bits) and the first
+    /// position (low 32 bits). Hashed by the tag alone, so the table can grow without the ids.
+    hashed: hashbrown::HashTable<u64>,
+    /// By the id itself: the first positions of the commits `hashed` cannot hold.
+    named: lendkit_core::ids::IdMap<Box<str>, u64>,
+    /// By first position: the fingerprints that are not 32 lowercase hex digits (not empty).
     texts: lendkit_core::ids::IdMap<u64, Box<str>>,
 }
 
-/// A commit's positions: the first and how many.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Span(u64, u32);
-
-impl Span {
-    /// Bits of a packed span that hold the first position (the count takes the other 20).
-    const FIRST_BITS: u32 = 44;
-
-    /// The span in one word, if it fits: a first position below 2^44 and fewer than 2^20
-    /// events (a log of 17 trillion events, a commit of a million).
-    fn packed(self) -> Option<u64> {
-        (self.0 < 1 << Self::FIRST_BITS && self.1 < 1 << (64 - Self::FIRST_BITS))
-            .then(|| self.0 | (u64::from(self.1) << Self::FIRST_BITS))
-    }
-
-    fn unpacked(word: u64) -> Self {
-        // The count is the top 20 bits, so it fits a u32.
-        Self(
-            word & ((1 << Self::FIRST_BITS) - 1),
-            (word >> Self::FIRST_BITS) as u32,
-        )
-    }
-}
-
 impl Commands {
-    fn hash(&self, id: &str) -> u64 {
-        std::hash::BuildHasher::hash_one(&self.hasher, id)
+    /// The tag of an id: the high half of its 64-bit hash.
+    fn tag(&self, id: &str) -> u32 {
+        (std::hash::BuildHasher::hash_one(&self.hasher, id) >> 32) as u32
     }
 
-    /// The span `id` stored, if it was applied.
-    fn find(&self, id: &str, log: &Log) -> Result<Option<Span>, StoreError> {
-        if let Some(span) = self.named.get(id) {
-            return Ok(Some(*span));
+    /// The table's hash of an entry or a tag: the tag spread over 64 bits (the table takes
+    /// its slot from the low bits and a check byte from the high ones).
+    fn spread(tag: u32) -> u64 {
+        u64::from(tag).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
+    fn tag_of(entry: u64) -> u32 {
+        (entry >> 32) as u32
+    }
+
+    /// The table's word for a command: its tag and its first position.
+    fn entry(tag: u32, first: u32) -> u64 {
+        (u64::from(tag) << 32) | u64::from(first)
+    }
+
+    /// The word `hashed` holds for `tag`, if any (at most one: a second id with the same tag
+    /// goes to `named`).
+    fn tagged(&self, tag: u32) -> Option<u64> {
+        self.hashed
+            .find(Self::spread(tag), |&e| Self::tag_of(e) == tag)
+            .copied()
+    }
+
+    /// The first position of the events `id` stored, if it was applied.
+    fn find(&self, id: &str, log: &Log) -> Result<Option<u64>, StoreError> {
+        if let Some(&first) = self.named.get(id) {
+            return Ok(Some(first));
         }
-        let Some(&word) = self.hashed.get(&self.hash(id)) else {
+        let Some(entry) = self.tagged(self.tag(id)) else {
             return Ok(None);
         };
-        let span = Span::unpacked(word);
-        let first = first_command_id(log, span.0)?;
-        Ok((*first == *id).then_some(span))
+        let first = entry & u64::from(u32::MAX);
+        Ok((*first_command_id(log, first)? == *id).then_some(first))
     }
 
-    /// Notes that `id` stored `span` with `fingerprint`; `first_carries_id`: the span's first
-    /// event carries `id` as its command id (so [`find`](Commands::find) can confirm it there).
-    fn record(&mut self, id: &str, fingerprint: String, span: Span, first_carries_id: bool) {
-        use std::collections::hash_map::Entry;
-        let hash = self.hash(id);
-        match (span.packed(), self.hashed.entry(hash)) {
-            (Some(word), Entry::Vacant(free)) if first_carries_id => {
-                free.insert(word);
+    /// Notes that `id` stored events from `first` on; `first_carries_id`: the first event
+    /// carries `id` as its command id (so [`find`](Commands::find) can confirm it there).
+    fn record(&mut self, id: &str, first: u64, first_carries_id: bool) {
+        let tag = self.tag(id);
+        match u32::try_from(first) {
+            Ok(at) if first_carries_id && self.tagged(tag).is_none() => {
+                self.hashed
+                    .insert_unique(Self::spread(tag), Self::entry(tag, at), |&e| {
+                        Self::spread(Self::tag_of(e))
+                    });
             }
             _ => {
-                self.named.insert(id.into(), span);
-            }
-        }
-        if !fingerprint.is_empty() {
-            match digest_bytes(&fingerprint) {
-                Some(bytes) => {
-                    self.digests.insert(span.0, bytes);
-                }
-                None => {
-                    self.texts.insert(span.0, fingerprint.into_boxed_str());
-                }
+                self.named.insert(id.into(), first);
             }
         }
     }
 
     /// The fingerprint the command whose events start at `first` was stored with.
-    fn fingerprint(&self, first: u64) -> String {
-        if let Some(bytes) = self.digests.get(&first) {
-            return lendkit_core::ids::hex32(u128::from_be_bytes(*bytes));
+    fn fingerprint(&self, first: u64, log: &Log) -> String {
+        if let Some(bytes) = log.digest(first) {
+            return lendkit_core::ids::hex32(u128::from_be_bytes(bytes));
         }
         self.texts
             .get(&first)
@@ -153,56 +143,133 @@ impl Commands {
 /// The log's bytes: events back to back in chunks of [`Log::CHUNK`] bytes (one allocated when
 /// the last is full; an event longer than a chunk gets one of its own), and where each starts.
 /// Per event that is its bytes and one word, where a box of its own cost two words and the
-/// allocator's rounding; and an append allocates nothing but, now and then, a chunk.
+/// allocator's rounding; and an append allocates nothing but, now and then, a chunk. The words
+/// are kept in blocks of [`Log::BLOCK`] that never grow (a vector grown by doubling holds, on
+/// average, a third more than it uses, and frees a copy of itself each time it grows).
 #[derive(Debug, Default)]
 struct Log {
     chunks: Vec<Vec<u8>>,
-    /// By position − 1: the event's chunk (high 32 bits) and its offset there (low 32 bits).
-    /// It ends where the next event of the same chunk starts, or where the chunk's bytes end.
-    starts: Vec<u64>,
+    /// By position − 1, [`Log::BLOCK`] to a block: the event's chunk (bits 32–61), its offset
+    /// there (low 32 bits), whether a 16-byte digest precedes it there ([`Log::DIGEST`]), and
+    /// whether it is the last event of its commit ([`Log::LAST`]). It ends where the next event
+    /// of the same chunk starts, or where the chunk's bytes end.
+    starts: Vec<Vec<u64>>,
 }
 
 impl Log {
     /// Bytes per chunk: large enough that the allocator hands out untouched pages (resident
     /// only as they fill), small enough that the last, partly filled one costs little.
     const CHUNK: usize = 256 * 1024;
+    /// Start words per block (256 KiB of them).
+    const BLOCK: usize = 32 * 1024;
+    /// The flag of a start word whose event is preceded by its commit's fingerprint as 16
+    /// bytes.
+    const DIGEST: u64 = 1 << 62;
+    /// The flag of a start word whose event is the last of its commit.
+    const LAST: u64 = 1 << 63;
+    /// The bits of a start word that hold the chunk's index.
+    const CHUNK_BITS: u64 = (1 << 62) - (1 << 32);
 
     /// How many events the log holds (the head position).
     fn len(&self) -> u64 {
-        self.starts.len() as u64
+        match self.starts.last() {
+            Some(last) => ((self.starts.len() - 1) * Self::BLOCK + last.len()) as u64,
+            None => 0,
+        }
     }
 
-    /// Adds an event's bytes at the next position.
-    fn push(&mut self, bytes: &[u8]) {
+    /// The start word of the event at index `i` (position − 1).
+    fn start(&self, i: usize) -> Option<u64> {
+        self.starts
+            .get(i / Self::BLOCK)?
+            .get(i % Self::BLOCK)
+            .copied()
+    }
+
+    /// Adds an event's bytes at the next position, with its commit's fingerprint as `digest`
+    /// (the first event of a commit that has one) and `last` if it ends its commit.
+    fn push(&mut self, bytes: &[u8], digest: Option<&[u8; 16]>, last: bool) {
+        let size = bytes.len() + digest.map_or(0, |d| d.len());
         let fits = self
             .chunks
             .last()
-            .is_some_and(|c| c.capacity() - c.len() >= bytes.len());
+            .is_some_and(|c| c.capacity() - c.len() >= size);
         if !fits {
-            self.chunks
-                .push(Vec::with_capacity(Self::CHUNK.max(bytes.len())));
+            self.chunks.push(Vec::with_capacity(Self::CHUNK.max(size)));
+        }
+        if self.starts.last().is_none_or(|b| b.len() == Self::BLOCK) {
+            self.starts.push(Vec::with_capacity(Self::BLOCK));
         }
         // Not empty: a chunk was pushed above if there was none (so neither line can panic).
         let chunk = self.chunks.len() - 1;
-        let last = &mut self.chunks[chunk];
-        // A chunk holds at most max(CHUNK, one event) bytes, and an event in memory is far
-        // below 4 GiB, so the offset fits 32 bits; and so does the chunk's index, below 2^32
-        // chunks of 256 KiB (a petabyte).
-        self.starts.push(((chunk as u64) << 32) | last.len() as u64);
-        last.extend_from_slice(bytes);
+        let into = &mut self.chunks[chunk];
+        // A chunk holds at most max(CHUNK, one event and a digest) bytes, and an event in
+        // memory is far below 4 GiB, so the offset fits 32 bits; and the chunk's index fits
+        // its 30, below 2^30 chunks of 256 KiB (256 TiB).
+        let mut word = ((chunk as u64) << 32) | into.len() as u64;
+        if let Some(digest) = digest {
+            word |= Self::DIGEST;
+            into.extend_from_slice(digest);
+        }
+        if last {
+            word |= Self::LAST;
+        }
+        into.extend_from_slice(bytes);
+        // Not empty: a block with room was pushed above if the last was full or missing.
+        if let Some(block) = self.starts.last_mut() {
+            block.push(word);
+        }
+    }
+
+    /// The event's bytes (with its digest, if it has one) and its start word.
+    fn record(&self, position: u64) -> Option<(&[u8], u64)> {
+        let i = index_of(position)?;
+        let start = self.start(i)?;
+        let chunk = self
+            .chunks
+            .get(((start & Self::CHUNK_BITS) >> 32) as usize)?;
+        let from = (start & u64::from(u32::MAX)) as usize;
+        let to = match self.start(i + 1) {
+            Some(next) if next & Self::CHUNK_BITS == start & Self::CHUNK_BITS => {
+                (next & u64::from(u32::MAX)) as usize
+            }
+            _ => chunk.len(),
+        };
+        Some((chunk.get(from..to)?, start))
     }
 
     /// The bytes of the event at `position` (from 1).
     fn get(&self, position: u64) -> Option<&[u8]> {
-        let i = index_of(position)?;
-        let start = *self.starts.get(i)?;
-        let chunk = self.chunks.get((start >> 32) as usize)?;
-        let from = (start & u64::from(u32::MAX)) as usize;
-        let to = match self.starts.get(i + 1) {
-            Some(next) if next >> 32 == start >> 32 => (next & u64::from(u32::MAX)) as usize,
-            _ => chunk.len(),
-        };
-        chunk.get(from..to)
+        let (bytes, start) = self.record(position)?;
+        if start & Self::DIGEST == 0 {
+            Some(bytes)
+        } else {
+            bytes.get(16..)
+        }
+    }
+
+    /// The 16-byte fingerprint kept beside the event at `position`, if it has one.
+    fn digest(&self, position: u64) -> Option<[u8; 16]> {
+        let (bytes, start) = self.record(position)?;
+        if start & Self::DIGEST == 0 {
+            return None;
+        }
+        bytes.get(..16)?.try_into().ok()
+    }
+
+    /// The last position of the commit whose events start at `first`.
+    fn commit_end(&self, first: u64) -> Result<u64, StoreError> {
+        let head = self.len();
+        (first..=head)
+            .find(|&p| {
+                index_of(p)
+                    .and_then(|i| self.start(i))
+                    .is_some_and(|w| w & Self::LAST != 0)
+            })
+            .ok_or_else(|| StoreError::Corrupt {
+                position: first,
+                reason: "a command's events do not end in the log".into(),
+            })
     }
 }
 
@@ -351,20 +418,16 @@ impl EventStore for InMemoryEventStore {
         {
             return Err(StoreError::CommandApplied(commit.command_id.to_string()));
         }
-        // Checked before anything is stored, so a refusal stores nothing. (A commit's events
-        // are all in memory, so their count is far below u32::MAX in practice.)
+        // Checked before anything is stored, so a refusal stores nothing.
         let events: usize = appends.iter().map(|a| a.events.len()).sum();
-        let count = u32::try_from(events).map_err(|_| {
-            StoreError::Backend(format!(
-                "a commit of {events} events is more than one command can record"
-            ))
-        })?;
         room_for(state.head(), events)?;
         let first = state.head() + 1;
         let first_carries_id = appends
             .iter()
             .find_map(|a| a.events.first())
             .is_some_and(|e| e.command_id == commit.command_id);
+        // The fingerprint goes beside the first event when it is 16 bytes' worth of digits.
+        let digest = digest_bytes(&commit.fingerprint);
         let mut stored = Vec::with_capacity(events);
         for append in appends {
             if append.events.is_empty() {
@@ -376,7 +439,8 @@ impl EventStore for InMemoryEventStore {
                 let State { log, scratch, .. } = &mut *state;
                 scratch.clear();
                 envelope.encode_compact_into(scratch);
-                log.push(scratch);
+                let beside = digest.as_ref().filter(|_| envelope.position == first);
+                log.push(scratch, beside, stored.len() + 1 == events);
                 stored.push(envelope);
             }
             let to = state.head();
@@ -388,12 +452,13 @@ impl EventStore for InMemoryEventStore {
                 .extend(from as u32..=to as u32);
         }
         if writes {
-            state.commands.record(
-                commit.command_id.as_str(),
-                commit.fingerprint,
-                Span(first, count),
-                first_carries_id,
-            );
+            let commands = &mut state.commands;
+            commands.record(commit.command_id.as_str(), first, first_carries_id);
+            if digest.is_none() && !commit.fingerprint.is_empty() {
+                commands
+                    .texts
+                    .insert(first, commit.fingerprint.into_boxed_str());
+            }
         }
         Ok(stored)
     }
@@ -444,12 +509,12 @@ impl EventStore for InMemoryEventStore {
 
     async fn command(&self, command: &CommandId) -> Result<Option<CommandRecord>, StoreError> {
         let state = self.lock();
-        let Some(Span(first, count)) = state.commands.find(command.as_str(), &state.log)? else {
+        let Some(first) = state.commands.find(command.as_str(), &state.log)? else {
             return Ok(None);
         };
         Ok(Some(CommandRecord {
-            fingerprint: state.commands.fingerprint(first),
-            events: state.events_at(first..first + u64::from(count))?,
+            fingerprint: state.commands.fingerprint(first, &state.log),
+            events: state.events_at(first..=state.log.commit_end(first)?)?,
         }))
     }
 
@@ -681,41 +746,61 @@ mod tests {
     }
 
     #[test]
-    fn an_id_whose_hash_another_id_holds_is_kept_by_its_text() {
+    fn an_id_whose_tag_another_id_holds_is_kept_by_its_text() {
         let a = stream("a");
         let mut log = Log::default();
         for (v, id) in [(1, "x"), (2, "y")] {
             let mut e = carrying(envelope(&a, v), id);
             e.position = v;
-            log.push(&e.encode_compact());
+            log.push(&e.encode_compact(), None, true);
         }
         let mut commands = Commands::default();
-        commands.record("x", String::new(), Span(1, 1), true);
-        // As if "y" hashed to what "x" does: its hash names x's span, whose event says x.
-        let x_span = commands.hashed[&commands.hash("x")];
-        commands.hashed.insert(commands.hash("y"), x_span);
+        commands.record("x", 1, true);
+        // As if "y" had x's tag: the table's word for y's tag names x's first position, whose
+        // event says x.
+        let y = commands.tag("y");
+        commands
+            .hashed
+            .insert_unique(Commands::spread(y), Commands::entry(y, 1), |&e| {
+                Commands::spread(Commands::tag_of(e))
+            });
         assert_eq!(commands.find("y", &log).unwrap(), None);
-        commands.record("y", String::new(), Span(2, 1), true);
+        commands.record("y", 2, true);
         assert!(commands.named.contains_key("y"));
-        assert_eq!(commands.find("y", &log).unwrap(), Some(Span(2, 1)));
-        assert_eq!(commands.find("x", &log).unwrap(), Some(Span(1, 1)));
+        assert_eq!(commands.find("y", &log).unwrap(), Some(2));
+        assert_eq!(commands.find("x", &log).unwrap(), Some(1));
     }
 
     #[test]
-    fn a_span_is_one_word_where_it_fits_and_kept_apart_where_it_does_not() {
-        let largest = Span((1 << 44) - 1, (1 << 20) - 1);
-        for span in [Span(1, 1), Span(7, 3), largest] {
-            assert_eq!(span.packed().map(Span::unpacked), Some(span));
-        }
-        assert_eq!(Span(1 << 44, 1).packed(), None);
-        assert_eq!(Span(1, 1 << 20).packed(), None);
+    fn a_position_past_32_bits_is_kept_by_the_id() {
         let mut commands = Commands::default();
-        commands.record("far", String::new(), Span(1 << 44, 1), true);
+        commands.record("far", 1 << 32, true);
         assert_eq!(
             commands.find("far", &Log::default()).unwrap(),
-            Some(Span(1 << 44, 1))
+            Some(1 << 32)
         );
-        assert!(commands.hashed.is_empty());
+        assert_eq!(commands.hashed.len(), 0);
+        commands.record("near", u64::from(u32::MAX), false);
+        assert_eq!(commands.hashed.len(), 0, "its event does not carry the id");
+    }
+
+    #[test]
+    fn the_table_of_tags_grows_and_still_finds_every_command() {
+        let a = stream("a");
+        let ids: Vec<String> = (0..5_000).map(|i| format!("cmd-{i}")).collect();
+        let mut log = Log::default();
+        let mut commands = Commands::default();
+        for (v, id) in (1..).zip(&ids) {
+            let mut e = carrying(envelope(&a, v), id);
+            e.position = v;
+            log.push(&e.encode_compact(), None, true);
+            commands.record(id, v, true);
+        }
+        assert_eq!(commands.hashed.len() + commands.named.len(), ids.len());
+        for (v, id) in (1..).zip(&ids) {
+            assert_eq!(commands.find(id, &log).unwrap(), Some(v), "{id}");
+        }
+        assert_eq!(commands.find("cmd-5000", &log).unwrap(), None);
     }
 
     #[test]
@@ -729,20 +814,38 @@ mod tests {
             "0123456789abcdef",
             "ünïcödé",
         ];
-        let mut commands = Commands::default();
-        for (first, fingerprint) in (1..).zip(given) {
-            commands.record(
-                &format!("c-{first}"),
-                fingerprint.into(),
-                Span(first, 1),
-                false,
-            );
+        let store = InMemoryEventStore::new();
+        let a = stream("a");
+        for (v, fingerprint) in (1..).zip(given) {
+            // Two events each, so a digest sits beside a first event and not a last one.
+            let events = vec![
+                carrying(envelope(&a, 2 * v - 1), &format!("c-{v}")),
+                carrying(envelope(&a, 2 * v), &format!("c-{v}")),
+            ];
+            let id = format!("c-{v}");
+            block_on(store.append(commit_as(
+                &id,
+                fingerprint,
+                vec![append(&a, 2 * v - 2, events)],
+            )))
+            .unwrap();
         }
-        for (first, fingerprint) in (1..).zip(given) {
-            assert_eq!(commands.fingerprint(first), fingerprint);
+        for (v, fingerprint) in (1u64..).zip(given) {
+            let record = block_on(store.command(&CommandId::new(format!("c-{v}"))))
+                .unwrap()
+                .unwrap();
+            assert_eq!(record.fingerprint, fingerprint);
+            assert_eq!(positions(&record), [2 * v - 1, 2 * v]);
         }
-        assert_eq!(commands.digests.len(), 2, "lowercase hex digits only");
-        assert_eq!(commands.texts.len(), 4, "the empty one is not kept");
+        let state = store.lock();
+        let digests = (1..=state.log.len())
+            .filter(|&p| state.log.digest(p).is_some())
+            .count();
+        assert_eq!(digests, 2, "lowercase hex digits only");
+        assert_eq!(state.commands.texts.len(), 4, "the empty one is not kept");
+        drop(state);
+        let stream = block_on(store.read_stream(&a)).unwrap();
+        assert_eq!(stream.len(), 2 * given.len(), "each event reads back whole");
     }
 
     #[test]
@@ -759,6 +862,7 @@ mod tests {
             3,
             0,
             Log::CHUNK,
+            Log::CHUNK - 16,
             7,
         ];
         let events: Vec<Vec<u8>> = sizes
@@ -766,12 +870,22 @@ mod tests {
             .enumerate()
             .map(|(i, &n)| (0..n).map(|b| (b * 31 + i) as u8).collect())
             .collect();
-        for e in &events {
-            log.push(e);
+        // Every third event with a digest beside it (and the one of a chunk's size, so the
+        // two overflow a chunk), every other one the last of its commit.
+        let digest_of = |i: usize| (i % 3 == 1 || i == 8).then_some([i as u8 ^ 0x5A; 16]);
+        for (i, e) in events.iter().enumerate() {
+            log.push(e, digest_of(i).as_ref(), i % 2 == 0);
         }
         assert_eq!(log.len(), events.len() as u64);
-        for (position, e) in (1..).zip(&events) {
+        for (i, e) in events.iter().enumerate() {
+            let position = i as u64 + 1;
             assert_eq!(log.get(position), Some(e.as_slice()), "position {position}");
+            assert_eq!(log.digest(position), digest_of(i), "position {position}");
+            let end = if i % 2 == 0 { position } else { position + 1 };
+            assert_eq!(
+                log.commit_end(position).ok(),
+                Some(end).filter(|&e| e <= log.len())
+            );
         }
         assert_eq!(log.get(0), None);
         assert_eq!(log.get(events.len() as u64 + 1), None);
@@ -780,6 +894,26 @@ mod tests {
             "the large events took chunks of their own"
         );
         assert!(log.chunks.iter().all(|c| c.len() <= c.capacity()));
+    }
+
+    #[test]
+    fn the_log_s_start_words_run_across_blocks() {
+        let mut log = Log::default();
+        let count = Log::BLOCK * 2 + 3;
+        for i in 0..count {
+            log.push(&(i as u32).to_le_bytes(), None, true);
+        }
+        assert_eq!(log.len(), count as u64);
+        assert_eq!(log.starts.len(), 3);
+        assert!(log.starts.iter().all(|b| b.capacity() == Log::BLOCK));
+        for i in [0, Log::BLOCK - 1, Log::BLOCK, 2 * Log::BLOCK, count - 1] {
+            let position = i as u64 + 1;
+            assert_eq!(
+                log.get(position),
+                Some(&(i as u32).to_le_bytes()[..]),
+                "{i}"
+            );
+        }
     }
 
     #[test]
