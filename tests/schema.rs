@@ -203,6 +203,7 @@ fn decoding_stored_bytes_agrees_with_the_general_path_on_odd_input() {
 #[test]
 fn the_compact_stored_form_round_trips_every_event_of_schema_1() {
     use lendkit::event::COMPACT_TAG;
+    let mut named_ids = 0;
     for line in fixture() {
         let envelope = Envelope::from_json(line.clone()).unwrap();
         let bytes = envelope.encode_compact();
@@ -225,9 +226,19 @@ fn the_compact_stored_form_round_trips_every_event_of_schema_1() {
         // What libraries written on 2026-12-06 hold (layout revision 2, the header's command
         // id, actor and type as strings) reads as the same event, and is larger.
         let revision_2 = lendkit::testing::encode_compact_revision_2(&envelope);
-        assert_eq!((bytes[1], revision_2[1]), (3, 2));
+        assert_eq!((bytes[1], revision_2[1]), (4, 2));
         assert_eq!(Envelope::decode(&revision_2).unwrap(), envelope, "{line}");
         assert!(bytes.len() < revision_2.len(), "{line}");
+        // What libraries written until 2026-12-07 hold (layout revision 3, every payload text
+        // written out) reads as the same event; revision 4 is shorter by the texts that repeat
+        // the stream's or the actor's id.
+        let revision_3 = lendkit::testing::encode_compact_revision_3(&envelope);
+        assert_eq!(revision_3[1], 3);
+        assert_eq!(Envelope::decode(&revision_3).unwrap(), envelope, "{line}");
+        assert!(bytes.len() <= revision_3.len(), "{line}");
+        if bytes.len() < revision_3.len() {
+            named_ids += 1;
+        }
         // Every kind of actor, and a generated command id (32 lowercase hex digits, kept as
         // 16 bytes) or one that only looks like it, come back as they were.
         for actor in [
@@ -247,12 +258,15 @@ fn the_compact_stored_form_round_trips_every_event_of_schema_1() {
                 assert_eq!(Envelope::decode(&compact).unwrap(), other, "{line}");
                 let as_text = lendkit::testing::encode_compact_revision_2(&other);
                 assert_eq!(Envelope::decode(&as_text).unwrap(), other, "{line}");
+                let spelled = lendkit::testing::encode_compact_revision_3(&other);
+                assert_eq!(Envelope::decode(&spelled).unwrap(), other, "{line}");
                 // Read without the ids (what the views' rebuild reads), from every form: the
                 // ids are stepped over, whatever their shape.
                 let recorded = lendkit::event::Recorded::from(other.clone());
                 for form in [
                     compact,
                     as_text,
+                    spelled,
                     lendkit::testing::encode_compact_revision_1(&other),
                     other.encode(),
                 ] {
@@ -333,6 +347,11 @@ fn the_compact_stored_form_round_trips_every_event_of_schema_1() {
         // causation and command id are kept shorter still, see below.)
         assert!(compact.len() < odd.encode_compact().len(), "{line}");
     }
+    assert!(
+        named_ids * 2 > fixture().len(),
+        "most events' payloads name their stream's id: {named_ids} of {} shorter",
+        fixture().len()
+    );
 }
 
 #[test]
@@ -357,7 +376,7 @@ fn a_damaged_or_newer_compact_form_is_refused_with_a_reason() {
     assert!(Envelope::decode(&revision_1[..revision_1.len() - 1]).is_err());
     // A later layout, or a later payload schema, says to upgrade.
     let mut later = bytes.clone();
-    later[1] = 4;
+    later[1] = 5;
     assert!(Envelope::decode(&later)
         .unwrap_err()
         .contains("upgrade lendkit"));

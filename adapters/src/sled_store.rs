@@ -66,13 +66,15 @@ use lendkit_core::event::{Envelope, Fact, Recorded, SCHEMA_VERSION};
 /// the compact stored form ([`Envelope::encode_compact`]) with the payload as JSON text
 /// (layout revision 1). 3: compact events may also hold the payload as binary fields (layout
 /// revision 2, written on 2026-12-06). 4: compact events may also keep their header's command
-/// id, actor and type as bytes and an index (layout revision 3, written since 2026-12-06).
+/// id, actor and type as bytes and an index (layout revision 3, written on 2026-12-06 and 07).
+/// 5: a compact event's payload may name the stream's or the actor's id by a tag instead of
+/// spelling it out (layout revision 4, written since 2026-12-07).
 /// A library of an older schema is marked with this one
 /// when this lendkit opens it (its events stay as they are and are read as before); a lendkit
 /// that reads only an older schema then refuses it with `SCHEMA_TOO_NEW` instead of failing on
 /// the first new event it reads. A new payload schema ([`SCHEMA_VERSION`]) raises this number
 /// too.
-pub const STORE_SCHEMA: u32 = 4;
+pub const STORE_SCHEMA: u32 = 5;
 const _: () = assert!(SCHEMA_VERSION <= STORE_SCHEMA);
 use lendkit_core::ids::{CommandId, StreamId};
 use lendkit_core::ports::{CommandRecord, Commit, DeadLetter, EventStore};

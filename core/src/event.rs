@@ -80,7 +80,7 @@ macro_rules! event_enum {
 
             /// Appends the event's fields to the compact form's binary payload, in
             /// declaration order.
-            pub(crate) fn write_fields(&self, out: &mut Vec<u8>) {
+            pub(crate) fn write_fields(&self, out: &mut $crate::event::compact::Out<'_>) {
                 match self {
                     $( Self::$variant { $($field),* } => {
                         $( $crate::event::compact::Field::put($field, out); )*
@@ -172,7 +172,7 @@ macro_rules! aggregates {
             }
 
             /// Appends the event's fields to the compact form's binary payload.
-            pub(crate) fn write_fields(&self, out: &mut Vec<u8>) {
+            pub(crate) fn write_fields(&self, out: &mut compact::Out<'_>) {
                 match self { $( Event::$variant(e) => e.write_fields(out), )* }
             }
 

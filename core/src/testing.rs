@@ -166,3 +166,10 @@ pub fn encode_compact_revision_1(envelope: &Envelope) -> Vec<u8> {
 pub fn encode_compact_revision_2(envelope: &Envelope) -> Vec<u8> {
     crate::event::compact::encode_revision_2(envelope)
 }
+
+/// `envelope` in the compact stored form as lendkit wrote it until 2026-12-07 (layout revision
+/// 3: every text of the payload written out, where revision 4 names the stream's or the
+/// actor's id by a tag), for tests that a library holding such events still reads them.
+pub fn encode_compact_revision_3(envelope: &Envelope) -> Vec<u8> {
+    crate::event::compact::encode_revision_3(envelope)
+}

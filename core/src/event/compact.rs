@@ -8,7 +8,7 @@
 //! | field | form |
 //! |---|---|
 //! | tag | [`COMPACT_TAG`] (`0xC1`, a byte no UTF-8 text holds, so never the first byte of JSON) |
-//! | revision | `3` (this layout) |
+//! | revision | `4` (this layout) |
 //! | schema | the payload's schema version |
 //! | version, position | varints |
 //! | occurred_at | milliseconds, zigzag varint |
@@ -23,7 +23,9 @@
 //! A payload field is a tag byte and its value: `0` null (an absent option), `1` text (varint
 //! length, UTF-8), `2` a whole number (varint), `3` a signed one (zigzag varint: instants), `4`
 //! false, `5` true, `6` JSON text (varint length; the few structured fields: loan and hold
-//! terms, how a fee was paid). No field names are stored: each event type's fields, in order,
+//! terms, how a fee was paid), `7` the stream's id and `8` the actor's id (a text equal to
+//! either, written as its tag alone: a rental's events name their rental, a member's own
+//! commands their member). No field names are stored: each event type's fields, in order,
 //! are [`Event::fields`], pinned by the test `the_binary_payload_layout_is_pinned` — changing
 //! an event's fields changes what stored payloads mean, so it takes a new [`SCHEMA_VERSION`]
 //! with an upcaster, and this module must then keep the old field lists to turn a stored
@@ -35,7 +37,9 @@
 //! (written on 2026-12-06) had this payload under a header that kept the command id, the actor
 //! (as the wire form writes it: `member:m-1`) and the type name as strings, with flag bit 3
 //! unused. Revision 3 keeps them as bytes and indexes: a shorter event, and three strings less
-//! to check and copy on every read.
+//! to check and copy on every read. Revision 4 (from 2026-12-07) has revision 3's header and
+//! payload, but writes a payload text that equals the stream's or the actor's id as tag `7` or
+//! `8` alone, where revision 3 (which has no such tags) spelled it out.
 
 use super::{upcast, Envelope, Event, Recorded, SCHEMA_VERSION};
 use crate::ids::{Actor, CommandId, StreamId, StreamKind, Timestamp};
@@ -43,9 +47,12 @@ use crate::ids::{Actor, CommandId, StreamId, StreamKind, Timestamp};
 /// The first byte of the compact form: `0xC1` never occurs in UTF-8, so JSON text never starts
 /// with it, and [`Envelope::decode`] tells the two forms apart by it.
 pub const COMPACT_TAG: u8 = 0xC1;
-/// The layout revision written after the tag: 3, the binary payload under a header of bytes
-/// and indexes.
-const REVISION: u8 = 3;
+/// The layout revision written after the tag: 4, revision 3's layout whose payload text may
+/// name the stream's or the actor's id instead of repeating it.
+const REVISION: u8 = 4;
+/// The revision with the header of bytes and indexes (the header [`REVISION`] keeps), whose
+/// payload repeats every text; still read.
+const REVISION_BYTE_HEADER: u8 = 3;
 /// The revision with the binary payload under a header of strings, still read.
 const REVISION_TEXT_HEADER: u8 = 2;
 /// The revision whose payload is JSON text, still read.
@@ -58,6 +65,10 @@ const UINT: u8 = 2;
 const INT: u8 = 3;
 const FALSE: u8 = 4;
 const TRUE: u8 = 5;
+/// A text value that is the stream's id (revision 4).
+const STREAM_TEXT: u8 = 7;
+/// A text value that is the actor's id, a librarian's or a member's (revision 4).
+const ACTOR_TEXT: u8 = 8;
 const JSON: u8 = 6;
 
 const EVENT_ID_DERIVED: u8 = 1;
@@ -131,7 +142,25 @@ pub(crate) const fn position_of(types: &[&str], name: &str) -> usize {
 /// Appends the compact form of `e` to `out`.
 pub(super) fn encode_into(e: &Envelope, out: &mut Vec<u8>) {
     put_header(e, out, REVISION);
-    e.event.write_fields(out);
+    let actor = match &e.actor {
+        Actor::System => None,
+        Actor::Librarian(id) => Some(id.as_str()),
+        Actor::Member(id) => Some(id.as_str()),
+    };
+    e.event.write_fields(&mut Out {
+        bytes: out,
+        stream: Some(&e.stream.id),
+        actor,
+    });
+}
+
+/// The compact form as layout revision 3 wrote it (every payload text written out): what
+/// libraries written until 2026-12-07 hold, for tests that such events still read.
+pub(crate) fn encode_revision_3(e: &Envelope) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_header(e, &mut out, REVISION_BYTE_HEADER);
+    e.event.write_fields(&mut Out::plain(&mut out));
+    out
 }
 
 /// The compact form as layout revision 1 wrote it (the payload as JSON text): what libraries
@@ -148,7 +177,7 @@ pub(crate) fn encode_revision_1(e: &Envelope) -> Vec<u8> {
 pub(crate) fn encode_revision_2(e: &Envelope) -> Vec<u8> {
     let mut out = Vec::new();
     put_header(e, &mut out, REVISION_TEXT_HEADER);
-    e.event.write_fields(&mut out);
+    e.event.write_fields(&mut Out::plain(&mut out));
     out
 }
 
@@ -170,7 +199,7 @@ fn put_header(e: &Envelope, out: &mut Vec<u8>, revision: u8) {
     let event_id_derived = is_id_for(&e.event_id, &e.stream, e.version);
     let correlation_is_stream = e.correlation_id == e.stream.id;
     let causation_is_command = *e.causation_id == *e.command_id.0;
-    let (command_hex, reaction, caused_in) = if revision >= REVISION {
+    let (command_hex, reaction, caused_in) = if revision >= REVISION_BYTE_HEADER {
         (
             crate::ids::parse_hex32(&e.command_id.0),
             reaction_of(&e.command_id.0, &e.causation_id).filter(|_| !causation_is_command),
@@ -213,7 +242,7 @@ fn put_header(e: &Envelope, out: &mut Vec<u8>, revision: u8) {
         None if !causation_is_command => put_str(out, &e.causation_id),
         None => {}
     }
-    if revision < REVISION {
+    if revision < REVISION_BYTE_HEADER {
         put_str(out, &e.command_id.0);
         match &e.actor {
             Actor::System => put_str(out, "system"),
@@ -272,7 +301,7 @@ fn head<'a>(r: &mut Reader<'a>) -> Result<Head<'a>, String> {
     let revision = r.byte()?;
     if !matches!(
         revision,
-        REVISION | REVISION_TEXT_HEADER | REVISION_JSON_PAYLOAD
+        REVISION | REVISION_BYTE_HEADER | REVISION_TEXT_HEADER | REVISION_JSON_PAYLOAD
     ) {
         return Err(format!(
             "a stored event of compact layout {revision}, which this lendkit cannot read; upgrade lendkit"
@@ -303,7 +332,7 @@ fn head<'a>(r: &mut Reader<'a>) -> Result<Head<'a>, String> {
         ));
     }
     let flags = r.byte()?;
-    let known = if revision == REVISION {
+    let known = if revision >= REVISION_BYTE_HEADER {
         FLAGS_OF_REVISION_3
     } else {
         FLAGS_BEFORE_REVISION_3
@@ -324,7 +353,7 @@ fn head<'a>(r: &mut Reader<'a>) -> Result<Head<'a>, String> {
 
 /// Reads the compact form (the caller has seen the tag).
 pub(super) fn decode(bytes: &[u8]) -> Result<Envelope, String> {
-    let mut r = Reader { bytes, at: 1 };
+    let mut r = Reader::new(bytes, 1);
     let head = head(&mut r)?;
     let stream = StreamId::new(head.kind, text(&r, head.stream_id)?);
     let flags = head.flags;
@@ -349,7 +378,10 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Envelope, String> {
     } else {
         Some(r.str()?.to_owned())
     };
-    let (command_id, actor) = if head.revision == REVISION {
+    if head.revision >= REVISION {
+        r.stream = Some(head.stream_id);
+    }
+    let (command_id, actor) = if head.revision >= REVISION_BYTE_HEADER {
         let command_id = if flags & COMMAND_ID_HEX != 0 {
             crate::ids::hex32(u128::from_be_bytes(r.array()?))
         } else if flags & COMMAND_ID_OF_CAUSATION != 0 {
@@ -364,11 +396,13 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Envelope, String> {
             ACTOR_LIBRARIAN => {
                 let id = r.str()?;
                 Actor::check_librarian_id(id)?;
+                r.named_actor(id.as_bytes(), head.revision);
                 Actor::librarian(id)
             }
             ACTOR_MEMBER => {
                 let id = r.str()?;
                 Actor::check_member_id(id)?;
+                r.named_actor(id.as_bytes(), head.revision);
                 Actor::member(id)
             }
             _ => return Err(r.bad("actor")),
@@ -396,7 +430,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Envelope, String> {
 /// Reads the compact form without its ids (the caller has seen the tag): they are stepped
 /// over by their lengths, neither checked as text nor copied.
 pub(super) fn decode_recorded(bytes: &[u8]) -> Result<Recorded, String> {
-    let mut r = Reader { bytes, at: 1 };
+    let mut r = Reader::new(bytes, 1);
     let head = head(&mut r)?;
     let flags = head.flags;
     // The event id and the correlation, each stored unless derived; then the causation.
@@ -411,7 +445,10 @@ pub(super) fn decode_recorded(bytes: &[u8]) -> Result<Recorded, String> {
     } else if flags & CAUSATION_IS_COMMAND == 0 {
         r.raw()?;
     }
-    if head.revision == REVISION {
+    if head.revision >= REVISION {
+        r.stream = Some(head.stream_id);
+    }
+    if head.revision >= REVISION_BYTE_HEADER {
         if flags & COMMAND_ID_HEX != 0 {
             r.array()?;
         } else {
@@ -420,7 +457,8 @@ pub(super) fn decode_recorded(bytes: &[u8]) -> Result<Recorded, String> {
         match r.byte()? {
             ACTOR_SYSTEM => {}
             ACTOR_LIBRARIAN | ACTOR_MEMBER => {
-                r.raw()?;
+                let id = r.raw()?;
+                r.named_actor(id, head.revision);
             }
             _ => return Err(r.bad("actor")),
         }
@@ -437,7 +475,7 @@ pub(super) fn decode_recorded(bytes: &[u8]) -> Result<Recorded, String> {
 
 /// Reads the type and the payload, the rest of the bytes.
 fn event(r: &mut Reader<'_>, head: &Head<'_>) -> Result<Event, String> {
-    let type_name = if head.revision == REVISION {
+    let type_name = if head.revision >= REVISION_BYTE_HEADER {
         let index = usize::try_from(r.varint()?).map_err(|_| r.bad("type"))?;
         Event::type_at(head.kind, index).ok_or_else(|| r.bad("type"))?
     } else {
@@ -487,13 +525,13 @@ fn json_payload(
 /// How an event's field is written in the binary payload and read back: one tagged value.
 pub(crate) trait Field: Sized {
     /// Appends the tagged value.
-    fn put(&self, out: &mut Vec<u8>);
+    fn put(&self, out: &mut Out<'_>);
     /// Reads the tagged value; a tag of another kind is damage.
     fn get(r: &mut Reader<'_>) -> Result<Self, String>;
 }
 
 impl Field for String {
-    fn put(&self, out: &mut Vec<u8>) {
+    fn put(&self, out: &mut Out<'_>) {
         put_text(out, self);
     }
     fn get(r: &mut Reader<'_>) -> Result<Self, String> {
@@ -501,23 +539,68 @@ impl Field for String {
     }
 }
 
-/// A text value of the payload: its tag, then the string.
-fn put_text(out: &mut Vec<u8>, text: &str) {
-    out.push(TEXT);
-    put_str(out, text);
+/// A text value of the payload: the stream's or the actor's id by its tag alone where the
+/// layout allows it, else its tag, then the string.
+fn put_text(out: &mut Out<'_>, text: &str) {
+    if out.stream == Some(text) {
+        out.push(STREAM_TEXT);
+    } else if out.actor == Some(text) {
+        out.push(ACTOR_TEXT);
+    } else {
+        out.push(TEXT);
+        put_str(out, text);
+    }
 }
 
 /// A text value of the payload, borrowed from the bytes.
 fn get_text<'a>(r: &mut Reader<'a>) -> Result<&'a str, String> {
-    r.tag(TEXT)?;
-    r.str()
+    let named = match r.byte()? {
+        TEXT => return r.str(),
+        STREAM_TEXT => r.stream,
+        ACTOR_TEXT => r.actor,
+        _ => None,
+    };
+    let bytes = named.ok_or_else(|| r.bad("payload's value"))?;
+    std::str::from_utf8(bytes).map_err(|_| r.bad("text"))
+}
+
+/// Where a payload is written: its bytes, and the header's ids a text field may name by a tag
+/// instead of repeating them (only under [`REVISION`]; `None` writes every text out).
+pub(crate) struct Out<'a> {
+    bytes: &'a mut Vec<u8>,
+    stream: Option<&'a str>,
+    actor: Option<&'a str>,
+}
+
+impl<'a> Out<'a> {
+    /// A payload written with every text spelled out (the layouts before revision 4).
+    fn plain(bytes: &'a mut Vec<u8>) -> Self {
+        Self {
+            bytes,
+            stream: None,
+            actor: None,
+        }
+    }
+}
+
+impl std::ops::Deref for Out<'_> {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        self.bytes
+    }
+}
+
+impl std::ops::DerefMut for Out<'_> {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        self.bytes
+    }
 }
 
 /// Ids are text.
 macro_rules! text_fields {
     ($($id:ty),*) => {$(
         impl Field for $id {
-            fn put(&self, out: &mut Vec<u8>) {
+            fn put(&self, out: &mut Out<'_>) {
                 put_text(out, &self.0);
             }
             fn get(r: &mut Reader<'_>) -> Result<Self, String> {
@@ -533,7 +616,7 @@ text_fields!(
 );
 
 impl Field for u64 {
-    fn put(&self, out: &mut Vec<u8>) {
+    fn put(&self, out: &mut Out<'_>) {
         out.push(UINT);
         put_varint(out, *self);
     }
@@ -544,7 +627,7 @@ impl Field for u64 {
 }
 
 impl Field for u32 {
-    fn put(&self, out: &mut Vec<u8>) {
+    fn put(&self, out: &mut Out<'_>) {
         u64::from(*self).put(out);
     }
     fn get(r: &mut Reader<'_>) -> Result<Self, String> {
@@ -553,7 +636,7 @@ impl Field for u32 {
 }
 
 impl Field for crate::ids::Points {
-    fn put(&self, out: &mut Vec<u8>) {
+    fn put(&self, out: &mut Out<'_>) {
         self.0.put(out);
     }
     fn get(r: &mut Reader<'_>) -> Result<Self, String> {
@@ -562,7 +645,7 @@ impl Field for crate::ids::Points {
 }
 
 impl Field for Timestamp {
-    fn put(&self, out: &mut Vec<u8>) {
+    fn put(&self, out: &mut Out<'_>) {
         out.push(INT);
         put_varint(out, zigzag(self.0));
     }
@@ -573,7 +656,7 @@ impl Field for Timestamp {
 }
 
 impl Field for bool {
-    fn put(&self, out: &mut Vec<u8>) {
+    fn put(&self, out: &mut Out<'_>) {
         out.push(if *self { TRUE } else { FALSE });
     }
     fn get(r: &mut Reader<'_>) -> Result<Self, String> {
@@ -586,7 +669,7 @@ impl Field for bool {
 }
 
 impl<T: Field> Field for Option<T> {
-    fn put(&self, out: &mut Vec<u8>) {
+    fn put(&self, out: &mut Out<'_>) {
         match self {
             None => out.push(NULL),
             Some(v) => v.put(out),
@@ -602,7 +685,7 @@ impl<T: Field> Field for Option<T> {
 }
 
 impl<T: Field> Field for Box<T> {
-    fn put(&self, out: &mut Vec<u8>) {
+    fn put(&self, out: &mut Out<'_>) {
         (**self).put(out);
     }
     fn get(r: &mut Reader<'_>) -> Result<Self, String> {
@@ -614,7 +697,7 @@ impl<T: Field> Field for Box<T> {
 macro_rules! json_fields {
     ($($t:ty),*) => {$(
         impl Field for $t {
-            fn put(&self, out: &mut Vec<u8>) {
+            fn put(&self, out: &mut Out<'_>) {
                 out.push(JSON);
                 // Plain data (no maps with non-string keys, no serializer that fails): this
                 // cannot fail; were it to, `null` is stored and reading it back fails with a
@@ -678,9 +761,29 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
+    /// The stream's id, which a payload text may name (revision 4).
+    stream: Option<&'a [u8]>,
+    /// The actor's id, which a payload text may name (revision 4, a librarian or a member).
+    actor: Option<&'a [u8]>,
 }
 
 impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8], at: usize) -> Self {
+        Self {
+            bytes,
+            at,
+            stream: None,
+            actor: None,
+        }
+    }
+
+    /// Notes the actor's id, for the payload to name, if the layout `revision` lets it.
+    fn named_actor(&mut self, id: &'a [u8], revision: u8) {
+        if revision >= REVISION {
+            self.actor = Some(id);
+        }
+    }
+
     fn bad(&self, what: &str) -> String {
         format!(
             "not a lendkit event: the compact form's {what} at byte {} is damaged",
@@ -809,6 +912,77 @@ rules CirculationRulesChanged: version format rules
         assert_eq!(layout, SCHEMA_1_FIELDS.trim(), "\n{layout}\n");
     }
 
+    #[test]
+    fn a_payload_text_names_the_stream_s_or_the_actor_s_id_by_a_tag() {
+        use crate::ids::MemberId;
+        use crate::members::MemberEvent;
+        let mut e = crate::testing::stored(
+            1,
+            MemberEvent::MemberJoined {
+                member: MemberId::new("m-1"),
+                name: "desk-1".into(),
+                contact: None,
+                group: None,
+                joined_at: None,
+            },
+            "m-1",
+        );
+        e.actor = Actor::librarian("desk-1");
+        let bytes = e.encode_compact();
+        // The member is the stream's id, the name the actor's: a tag each, no length or text.
+        assert!(bytes.ends_with(&[STREAM_TEXT, ACTOR_TEXT, NULL, NULL, NULL]));
+        let spelled = encode_revision_3(&e);
+        assert_eq!(
+            bytes.len() + 2 + "m-1".len() + "desk-1".len(),
+            spelled.len()
+        );
+        assert_eq!(Envelope::decode(&bytes).unwrap(), e);
+        assert_eq!(Envelope::decode(&spelled).unwrap(), e);
+        assert_eq!(
+            Envelope::decode_recorded(&bytes).unwrap(),
+            Recorded::from(e.clone())
+        );
+        // Revision 3 has no such tags: there they are damage.
+        let mut older = bytes.clone();
+        older[1] = REVISION_BYTE_HEADER;
+        assert!(decode(&older).unwrap_err().contains("payload's value"));
+        assert!(decode_recorded(&older)
+            .unwrap_err()
+            .contains("payload's value"));
+        // Nor is there an actor's id to name when lendkit itself acted.
+        e.actor = Actor::System;
+        let system = e.encode_compact();
+        assert!(system.ends_with(&[
+            STREAM_TEXT,
+            TEXT,
+            6,
+            b'd',
+            b'e',
+            b's',
+            b'k',
+            b'-',
+            b'1',
+            0,
+            0,
+            0
+        ]));
+        let mut damaged = system[..system.len() - 11].to_vec();
+        damaged.extend([ACTOR_TEXT, NULL, NULL, NULL]);
+        assert!(decode(&damaged).unwrap_err().contains("payload's value"));
+        assert!(decode_recorded(&damaged)
+            .unwrap_err()
+            .contains("payload's value"));
+        damaged.truncate(damaged.len() - 4);
+        damaged.extend([
+            TEXT, 6, b'd', b'e', b's', b'k', b'-', b'1', NULL, NULL, NULL,
+        ]);
+        assert_eq!(
+            Envelope::decode(&damaged).unwrap(),
+            e,
+            "the same bytes, undamaged"
+        );
+    }
+
     /// Revision 3's header with a derived event id, correlation and causation: the last bytes
     /// before the payload are the 16 of the command id, the actor's kind and the type's index.
     #[test]
@@ -906,19 +1080,16 @@ rules CirculationRulesChanged: version format rules
         for n in [0, 1, 127, 128, 300, u64::MAX] {
             let mut out = vec![COMPACT_TAG];
             put_varint(&mut out, n);
-            let mut r = Reader { bytes: &out, at: 1 };
+            let mut r = Reader::new(&out, 1);
             assert_eq!(r.varint(), Ok(n));
             assert_eq!(r.at, out.len());
             let cut = &out[..out.len() - 1];
-            let mut r = Reader { bytes: cut, at: 1 };
+            let mut r = Reader::new(cut, 1);
             assert!(r.varint().is_err() || n < 128);
             // Followed by more bytes: read to its own end, no further.
             let mut more = out.clone();
             more.extend([0x85, 0x01]);
-            let mut r = Reader {
-                bytes: &more,
-                at: 1,
-            };
+            let mut r = Reader::new(&more, 1);
             assert_eq!((r.varint(), r.at), (Ok(n), out.len()));
             assert_eq!((r.varint(), r.at), (Ok(0x85), out.len() + 2));
             assert!(r.varint().unwrap_err().contains("end"));
@@ -927,28 +1098,19 @@ rules CirculationRulesChanged: version format rules
         let mut long = vec![COMPACT_TAG];
         long.extend([0xff; 10]);
         long.push(0);
-        let mut r = Reader {
-            bytes: &long,
-            at: 1,
-        };
+        let mut r = Reader::new(&long, 1);
         let e = r.varint().unwrap_err();
         assert!(e.contains("number") && e.contains("byte 11"), "{e}");
         // Cut anywhere inside: the end, named where the bytes ran out.
         for cut in 1..11 {
-            let mut r = Reader {
-                bytes: &long[..cut],
-                at: 1,
-            };
+            let mut r = Reader::new(&long[..cut], 1);
             let e = r.varint().unwrap_err();
             assert!(
                 e.contains("end") && e.contains(&format!("byte {cut}")),
                 "{e}"
             );
         }
-        let mut r = Reader {
-            bytes: &long,
-            at: 40,
-        };
+        let mut r = Reader::new(&long, 40);
         assert!(r.varint().unwrap_err().contains("end"));
     }
 
