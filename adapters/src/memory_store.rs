@@ -34,9 +34,8 @@ struct State {
     /// Where an event is encoded before it is copied into the log (kept, so an append
     /// allocates nothing for it).
     scratch: Vec<u8>,
-    /// Each stream's positions, in version order (so a stream's version is its length). Half
-    /// the words of `u64`s: an append past [`MAX_EVENTS`] is refused.
-    streams: lendkit_core::ids::IdMap<StreamId, Vec<u32>>,
+    /// Each stream's positions, in version order (so a stream's version is its length).
+    streams: Streams,
     /// The applied command ids and what each stored.
     commands: Commands,
     /// The last position saved per consumer.
@@ -282,6 +281,122 @@ fn first_command_id(log: &Log, position: u64) -> Result<std::sync::Arc<str>, Sto
     Ok(decode(position, bytes)?.command_id.0)
 }
 
+/// Each stream's positions, in version order, found by the hash of the stream's id.
+///
+/// The streams sit in the order they began, in blocks of [`Streams::BLOCK`] that never grow
+/// (nor are copied as a table grown by doubling is), and the hash table holds only each one's
+/// slot (4 bytes and a control byte, checked against the slot's own id). A stream of up to four
+/// events — a rental's whole life — keeps its positions in place; a longer one in a vector.
+/// Positions are `u32`s, half the words of `u64`s: an append past [`MAX_EVENTS`] is refused.
+#[derive(Debug, Default)]
+struct Streams {
+    hasher: foldhash::fast::RandomState,
+    /// Slots in `all`, by the hash of the stream.
+    index: hashbrown::HashTable<u32>,
+    /// The streams and their positions, [`Streams::BLOCK`] to a block.
+    all: Vec<Vec<(StreamId, Positions)>>,
+}
+
+/// A stream's positions: up to four in place, more in a vector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Positions {
+    /// The positions, then zeros (no event is at position 0).
+    Few([u32; 4]),
+    Many(Vec<u32>),
+}
+
+impl Positions {
+    fn as_slice(&self) -> &[u32] {
+        match self {
+            Positions::Few(few) => {
+                let used = few.iter().take_while(|&&p| p != 0).count();
+                &few[..used]
+            }
+            Positions::Many(many) => many,
+        }
+    }
+
+    /// Adds `position` (from 1) at the end.
+    fn push(&mut self, position: u32) {
+        match self {
+            Positions::Few(few) => match few.iter_mut().find(|p| **p == 0) {
+                Some(free) => *free = position,
+                None => {
+                    let mut many = Vec::with_capacity(2 * few.len());
+                    many.extend_from_slice(few);
+                    many.push(position);
+                    *self = Positions::Many(many);
+                }
+            },
+            Positions::Many(many) => many.push(position),
+        }
+    }
+}
+
+impl Streams {
+    /// Streams per block (at 56 bytes each, 224 KiB).
+    const BLOCK: usize = 4096;
+
+    fn at(all: &[Vec<(StreamId, Positions)>], slot: u32) -> Option<&(StreamId, Positions)> {
+        let slot = slot as usize;
+        all.get(slot / Self::BLOCK)?.get(slot % Self::BLOCK)
+    }
+
+    /// The slot of `stream`, if it has events.
+    fn slot(&self, stream: &StreamId, hash: u64) -> Option<u32> {
+        self.index
+            .find(hash, |&slot| {
+                Self::at(&self.all, slot).is_some_and(|(id, _)| id == stream)
+            })
+            .copied()
+    }
+
+    /// The positions of `stream`'s events, in version order (none if it has none).
+    fn get(&self, stream: &StreamId) -> &[u32] {
+        let hash = std::hash::BuildHasher::hash_one(&self.hasher, stream);
+        self.slot(stream, hash)
+            .and_then(|slot| Self::at(&self.all, slot))
+            .map_or(&[], |(_, positions)| positions.as_slice())
+    }
+
+    /// Adds `positions` (from 1) to the end of `stream`'s.
+    fn extend(&mut self, stream: StreamId, positions: std::ops::RangeInclusive<u32>) {
+        let hash = std::hash::BuildHasher::hash_one(&self.hasher, &stream);
+        let slot = match self.slot(&stream, hash) {
+            Some(slot) => slot,
+            None => {
+                let Self { hasher, index, all } = self;
+                if all.last().is_none_or(|block| block.len() == Self::BLOCK) {
+                    all.push(Vec::with_capacity(Self::BLOCK));
+                }
+                // Not empty: a block with room was pushed above if the last was full or
+                // missing. There are fewer streams than events, and so fewer than 2^32.
+                let full = (all.len() - 1) * Self::BLOCK;
+                let Some(block) = all.last_mut() else {
+                    return;
+                };
+                let slot = (full + block.len()) as u32;
+                block.push((stream, Positions::Few([0; 4])));
+                index.insert_unique(hash, slot, |&slot| {
+                    Self::at(all, slot)
+                        .map_or(0, |(id, _)| std::hash::BuildHasher::hash_one(&*hasher, id))
+                });
+                slot
+            }
+        };
+        let slot = slot as usize;
+        if let Some((_, kept)) = self
+            .all
+            .get_mut(slot / Self::BLOCK)
+            .and_then(|block| block.get_mut(slot % Self::BLOCK))
+        {
+            for position in positions {
+                kept.push(position);
+            }
+        }
+    }
+}
+
 /// A fingerprint of exactly 32 lowercase hex digits as its 16 bytes (formatting them back
 /// gives the same text); anything else is kept as text.
 fn digest_bytes(fingerprint: &str) -> Option<[u8; 16]> {
@@ -290,9 +405,7 @@ fn digest_bytes(fingerprint: &str) -> Option<[u8; 16]> {
 
 impl State {
     fn version(&self, stream: &StreamId) -> u64 {
-        self.streams
-            .get(stream)
-            .map_or(0, |positions| positions.len() as u64)
+        self.streams.get(stream).len() as u64
     }
 
     fn head(&self) -> u64 {
@@ -445,11 +558,7 @@ impl EventStore for InMemoryEventStore {
             }
             let to = state.head();
             // Both at most MAX_EVENTS (checked above), so they fit a u32.
-            state
-                .streams
-                .entry(append.stream)
-                .or_default()
-                .extend(from as u32..=to as u32);
+            state.streams.extend(append.stream, from as u32..=to as u32);
         }
         if writes {
             let commands = &mut state.commands;
@@ -465,12 +574,8 @@ impl EventStore for InMemoryEventStore {
 
     async fn read_stream(&self, stream: &StreamId) -> Result<Vec<Envelope>, StoreError> {
         let state = self.lock();
-        Ok(state
-            .streams
-            .get(stream)
-            .map(|positions| state.events_at(positions.iter().map(|&p| u64::from(p))))
-            .transpose()?
-            .unwrap_or_default())
+        let positions = state.streams.get(stream);
+        state.events_at(positions.iter().map(|&p| u64::from(p)))
     }
 
     async fn read_stream_from(
@@ -480,15 +585,8 @@ impl EventStore for InMemoryEventStore {
     ) -> Result<Vec<Envelope>, StoreError> {
         let state = self.lock();
         let skip = usize::try_from(after_version).unwrap_or(usize::MAX);
-        Ok(state
-            .streams
-            .get(stream)
-            .map(|positions| {
-                let newer = positions.get(skip..).unwrap_or_default();
-                state.events_at(newer.iter().map(|&p| u64::from(p)))
-            })
-            .transpose()?
-            .unwrap_or_default())
+        let newer = state.streams.get(stream).get(skip..).unwrap_or_default();
+        state.events_at(newer.iter().map(|&p| u64::from(p)))
     }
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
@@ -914,6 +1012,60 @@ mod tests {
                 "{i}"
             );
         }
+    }
+
+    #[test]
+    fn a_stream_keeps_four_positions_in_place_and_more_in_a_vector() {
+        let mut positions = Positions::Few([0; 4]);
+        assert!(positions.as_slice().is_empty());
+        for p in 1..=4 {
+            positions.push(p * 10);
+        }
+        assert_eq!(positions, Positions::Few([10, 20, 30, 40]));
+        positions.push(50);
+        assert_eq!(positions.as_slice(), [10, 20, 30, 40, 50]);
+        assert!(matches!(positions, Positions::Many(_)));
+        assert!(
+            std::mem::size_of::<Positions>() <= 24,
+            "no larger than a Vec"
+        );
+    }
+
+    #[test]
+    fn streams_are_found_across_blocks_and_as_the_table_grows() {
+        let mut streams = Streams::default();
+        let count = Streams::BLOCK * 2 + 5;
+        let ids: Vec<StreamId> = (0..count).map(|i| stream(&format!("s-{i}"))).collect();
+        // Each stream begins with one event; every seventh gets four more, one by one.
+        let mut next = 1u32;
+        let mut want: Vec<Vec<u32>> = vec![Vec::new(); count];
+        for (i, id) in ids.iter().enumerate() {
+            streams.extend(id.clone(), next..=next);
+            want[i].push(next);
+            next += 1;
+        }
+        for (i, id) in ids.iter().enumerate().step_by(7) {
+            for _ in 0..4 {
+                streams.extend(id.clone(), next..=next);
+                want[i].push(next);
+                next += 1;
+            }
+        }
+        // And one takes three at once, from an append of several events.
+        streams.extend(ids[1].clone(), next..=next + 2);
+        want[1].extend([next, next + 1, next + 2]);
+        assert_eq!(streams.all.len(), 3);
+        assert!(streams.all.iter().all(|b| b.capacity() == Streams::BLOCK));
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(streams.get(id), want[i].as_slice(), "{id}");
+        }
+        assert!(streams.get(&stream("s-none")).is_empty());
+        // The same id of another kind is another stream.
+        let book = StreamId::new(StreamKind::Book, "s-0");
+        assert!(streams.get(&book).is_empty());
+        streams.extend(book.clone(), next + 3..=next + 3);
+        assert_eq!(streams.get(&book), [next + 3]);
+        assert_eq!(streams.get(&ids[0]), want[0].as_slice());
     }
 
     #[test]
