@@ -4,7 +4,7 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `log` | position (u64, big-endian) | the envelope's compact stored form ([`Envelope::encode_compact`]); a library first written before `meta/schema` 4 also holds compact events with a header of strings, one before 3 compact events with a JSON payload, one before 2 events in the JSON wire form, and all are read |
+//! | `log` | position (u64, big-endian) | the envelope's compact stored form ([`Envelope::encode_compact`]); a library first written before `meta/schema` 5 also holds compact events whose payload spells out every text, one before 4 compact events with a header of strings, one before 3 compact events with a JSON payload, one before 2 events in the JSON wire form, and all are read |
 //! | `streams` | `stream\0version` | position |
 //! | `versions` | `stream` | the stream's version |
 //! | `command_ids` | command id | the fingerprint's length (u16), the fingerprint, then the positions the command stored (u64 each) |
