@@ -61,7 +61,7 @@ struct State {
 #[derive(Debug, Default)]
 struct Commands {
     hasher: foldhash::fast::RandomState,
-    /// Per command, one [`Entry`](Commands::entry) word: the tag (high 32 bits) and the first
+    /// Per command, one word ([`Commands::entry`]): the tag (high 32 bits) and the first
     /// position (low 32 bits). Hashed by the tag alone, so the table can grow without the ids.
     hashed: hashbrown::HashTable<u64>,
     /// By the id itself: the first positions of the commits `hashed` cannot hold.
