@@ -39,7 +39,9 @@
 //! unused. Revision 3 keeps them as bytes and indexes: a shorter event, and three strings less
 //! to check and copy on every read. Revision 4 (from 2026-12-07) has revision 3's header and
 //! payload, but writes a payload text that equals the stream's or the actor's id as tag `7` or
-//! `8` alone, where revision 3 (which has no such tags) spelled it out.
+//! `8` alone, where revision 3 (which has no such tags) spelled it out. (So the reader a later
+//! schema needs, turning an old payload into JSON tag by tag, takes those two texts from the
+//! header, as [`Reader`] does.)
 
 use super::{upcast, Envelope, Event, Recorded, SCHEMA_VERSION};
 use crate::ids::{Actor, CommandId, StreamId, StreamKind, Timestamp};
