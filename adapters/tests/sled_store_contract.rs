@@ -296,46 +296,43 @@ fn a_library_of_compact_events_with_json_payloads_opens_and_goes_on_in_binary() 
     );
 }
 
-/// A library written with the binary payload under a header of strings (store schema 3,
-/// layout revision 2) goes on, marked with the current schema, reading its events as they were
-/// and writing new ones in the current revision (command id, actor and type as bytes and an
-/// index; payload texts that repeat the stream's or the actor's id as a tag).
-#[test]
-fn a_library_of_revision_2_events_opens_and_goes_on_in_the_current_revision() {
+/// A library of store `schema` whose events are all of compact layout `revision` (as `encode`
+/// writes it, longer than the current form) goes on, marked schema 5, reading its events as they
+/// were and writing new ones in revision 4.
+fn older_revision_goes_on(
+    schema: u64,
+    revision: u8,
+    encode: fn(&lendkit_core::event::Envelope) -> Vec<u8>,
+) {
     use lendkit_adapters::sled_store::STORE_SCHEMA;
     use lendkit_core::event::Envelope;
-    use lendkit_core::testing::encode_compact_revision_2;
     let dir = tempfile::tempdir().unwrap();
-    let db = older_library_goes_on(dir.path(), 3, |v| {
-        let old = encode_compact_revision_2(&Envelope::decode(v).unwrap());
-        assert_eq!(old[1], 2);
-        assert!(old.len() > v.len(), "the current revision is the shorter");
-        old
-    });
-    assert_eq!(STORE_SCHEMA, 5);
-    assert_eq!(revisions(&db), [2, 2, 4, 4]);
-}
-
-/// A library written with every payload text spelled out (store schema 4, layout revision 3)
-/// goes on, marked schema 5, reading its events as they were and writing new ones in revision
-/// 4, whose payload names the stream's id by a tag.
-#[test]
-fn a_library_of_revision_3_events_opens_and_goes_on_in_revision_4() {
-    use lendkit_adapters::sled_store::STORE_SCHEMA;
-    use lendkit_core::event::Envelope;
-    use lendkit_core::testing::encode_compact_revision_3;
-    let dir = tempfile::tempdir().unwrap();
-    let db = older_library_goes_on(dir.path(), 4, |v| {
-        let old = encode_compact_revision_3(&Envelope::decode(v).unwrap());
-        assert_eq!(old[1], 3);
+    let db = older_library_goes_on(dir.path(), schema, |v| {
+        let old = encode(&Envelope::decode(v).unwrap());
+        assert_eq!(old[1], revision);
         assert!(
             old.len() > v.len(),
-            "the contract's events name their member, the stream's id"
+            "the current revision is the shorter (the contract's events name their member, the stream's id)"
         );
         old
     });
     assert_eq!(STORE_SCHEMA, 5);
-    assert_eq!(revisions(&db), [3, 3, 4, 4]);
+    assert_eq!(revisions(&db), [revision, revision, 4, 4]);
+}
+
+/// A library written with the binary payload under a header of strings (store schema 3,
+/// layout revision 2) goes on in the current revision (command id, actor and type as bytes and
+/// an index; payload texts that repeat the stream's or the actor's id as a tag).
+#[test]
+fn a_library_of_revision_2_events_opens_and_goes_on_in_the_current_revision() {
+    older_revision_goes_on(3, 2, lendkit_core::testing::encode_compact_revision_2);
+}
+
+/// A library written with every payload text spelled out (store schema 4, layout revision 3)
+/// goes on in revision 4, whose payload names the stream's id by a tag.
+#[test]
+fn a_library_of_revision_3_events_opens_and_goes_on_in_revision_4() {
+    older_revision_goes_on(4, 3, lendkit_core::testing::encode_compact_revision_3);
 }
 
 /// A library written before the compact form (store schema 1, every event as JSON) goes on
