@@ -141,48 +141,62 @@ impl Commands {
 
 /// The log's bytes: events back to back in chunks of [`Log::CHUNK`] bytes (one allocated when
 /// the last is full; an event longer than a chunk gets one of its own), and where each starts.
-/// Per event that is its bytes and one word, where a box of its own cost two words and the
-/// allocator's rounding; and an append allocates nothing but, now and then, a chunk. The words
-/// are kept in blocks of [`Log::BLOCK`] that never grow (a vector grown by doubling holds, on
-/// average, a third more than it uses, and frees a copy of itself each time it grows).
+/// Per event that is its bytes and a 32-bit start word, where a box of its own cost two words
+/// and the allocator's rounding; and an append allocates nothing but, now and then, a chunk.
+/// The words are kept in blocks of [`Log::BLOCK`] that never grow (a vector grown by doubling
+/// holds, on average, a third more than it uses, and frees a copy of itself each time it grows).
 #[derive(Debug, Default)]
 struct Log {
     chunks: Vec<Vec<u8>>,
-    /// By position − 1, [`Log::BLOCK`] to a block: the event's chunk (bits 32–61), its offset
-    /// there (low 32 bits), whether a 16-byte digest precedes it there ([`Log::DIGEST`]), and
-    /// whether it is the last event of its commit ([`Log::LAST`]). It ends where the next event
-    /// of the same chunk starts, or where the chunk's bytes end.
-    starts: Vec<Vec<u64>>,
+    /// By position − 1, [`Log::BLOCK`] to a block.
+    starts: Vec<Starts>,
+}
+
+/// A block of start words: the chunk its first event is in, and per event a word of the
+/// event's chunk as an offset from that one (bits 20–31: an event starts at most one chunk
+/// after the one before it, so [`Log::BLOCK`] events span fewer than 2^12 chunks), whether a
+/// 16-byte digest precedes it there ([`Log::DIGEST`]), whether it is the last event of its
+/// commit ([`Log::LAST`]), and where it starts in its chunk (low 18 bits: an event starts
+/// below [`Log::CHUNK`] = 2^18, or at 0 in a chunk of its own). It ends where the next event of
+/// the same chunk starts, or where the chunk's bytes end.
+#[derive(Debug)]
+struct Starts {
+    chunk: u32,
+    words: Vec<u32>,
 }
 
 impl Log {
     /// Bytes per chunk: large enough that the allocator hands out untouched pages (resident
-    /// only as they fill), small enough that the last, partly filled one costs little.
-    const CHUNK: usize = 256 * 1024;
-    /// Start words per block (256 KiB of them).
-    const BLOCK: usize = 32 * 1024;
+    /// only as they fill), small enough that the last, partly filled one costs little. An
+    /// event starts within the first `CHUNK` bytes of its chunk (see [`Starts`]).
+    const CHUNK: usize = 1 << Self::OFFSET_BITS;
+    const OFFSET_BITS: u32 = 18;
+    /// Start words per block (16 KiB of them): fewer than 2^12, the chunk offsets a word holds.
+    const BLOCK: usize = 4096;
     /// The flag of a start word whose event is preceded by its commit's fingerprint as 16
     /// bytes.
-    const DIGEST: u64 = 1 << 62;
+    const DIGEST: u32 = 1 << 18;
     /// The flag of a start word whose event is the last of its commit.
-    const LAST: u64 = 1 << 63;
-    /// The bits of a start word that hold the chunk's index.
-    const CHUNK_BITS: u64 = (1 << 62) - (1 << 32);
+    const LAST: u32 = 1 << 19;
+    /// Where a start word's chunk offset begins.
+    const CHUNK_SHIFT: u32 = 20;
 
     /// How many events the log holds (the head position).
     fn len(&self) -> u64 {
         match self.starts.last() {
-            Some(last) => ((self.starts.len() - 1) * Self::BLOCK + last.len()) as u64,
+            Some(last) => ((self.starts.len() - 1) * Self::BLOCK + last.words.len()) as u64,
             None => 0,
         }
     }
 
-    /// The start word of the event at index `i` (position − 1).
-    fn start(&self, i: usize) -> Option<u64> {
-        self.starts
-            .get(i / Self::BLOCK)?
-            .get(i % Self::BLOCK)
-            .copied()
+    /// The event at index `i` (position − 1): its chunk's index, where it starts there, and
+    /// its flags ([`Log::DIGEST`], [`Log::LAST`]).
+    fn start(&self, i: usize) -> Option<(usize, usize, u32)> {
+        let block = self.starts.get(i / Self::BLOCK)?;
+        let word = *block.words.get(i % Self::BLOCK)?;
+        let chunk = block.chunk as usize + (word >> Self::CHUNK_SHIFT) as usize;
+        let offset = (word & ((1 << Self::OFFSET_BITS) - 1)) as usize;
+        Some((chunk, offset, word & (Self::DIGEST | Self::LAST)))
     }
 
     /// Adds an event's bytes at the next position, with its commit's fingerprint as `digest`
@@ -192,20 +206,33 @@ impl Log {
         let fits = self
             .chunks
             .last()
-            .is_some_and(|c| c.capacity() - c.len() >= size);
+            .is_some_and(|c| c.len() < Self::CHUNK && c.capacity() - c.len() >= size);
         if !fits {
             self.chunks.push(Vec::with_capacity(Self::CHUNK.max(size)));
         }
-        if self.starts.last().is_none_or(|b| b.len() == Self::BLOCK) {
-            self.starts.push(Vec::with_capacity(Self::BLOCK));
-        }
         // Not empty: a chunk was pushed above if there was none (so neither line can panic).
         let chunk = self.chunks.len() - 1;
+        if self
+            .starts
+            .last()
+            .is_none_or(|b| b.words.len() == Self::BLOCK)
+        {
+            self.starts.push(Starts {
+                // Each event adds at most one chunk and the log holds at most MAX_EVENTS
+                // (u32::MAX) events, so the chunks' count fits a u32.
+                chunk: chunk as u32,
+                words: Vec::with_capacity(Self::BLOCK),
+            });
+        }
         let into = &mut self.chunks[chunk];
-        // A chunk holds at most max(CHUNK, one event and a digest) bytes, and an event in
-        // memory is far below 4 GiB, so the offset fits 32 bits; and the chunk's index fits
-        // its 30, below 2^30 chunks of 256 KiB (256 TiB).
-        let mut word = ((chunk as u64) << 32) | into.len() as u64;
+        // Not empty: a block with room was pushed above if the last was full or missing.
+        let Some(block) = self.starts.last_mut() else {
+            return;
+        };
+        // The block's events began at its `chunk` and each added at most one: below BLOCK
+        // (2^12) chunks on. The offset is below CHUNK (2^18): checked by `fits`, or 0 in a
+        // fresh chunk.
+        let mut word = ((chunk as u32 - block.chunk) << Self::CHUNK_SHIFT) | into.len() as u32;
         if let Some(digest) = digest {
             word |= Self::DIGEST;
             into.extend_from_slice(digest);
@@ -214,33 +241,25 @@ impl Log {
             word |= Self::LAST;
         }
         into.extend_from_slice(bytes);
-        // Not empty: a block with room was pushed above if the last was full or missing.
-        if let Some(block) = self.starts.last_mut() {
-            block.push(word);
-        }
+        block.words.push(word);
     }
 
-    /// The event's bytes (with its digest, if it has one) and its start word.
-    fn record(&self, position: u64) -> Option<(&[u8], u64)> {
+    /// The event's bytes (with its digest, if it has one) and its flags.
+    fn record(&self, position: u64) -> Option<(&[u8], u32)> {
         let i = index_of(position)?;
-        let start = self.start(i)?;
-        let chunk = self
-            .chunks
-            .get(((start & Self::CHUNK_BITS) >> 32) as usize)?;
-        let from = (start & u64::from(u32::MAX)) as usize;
+        let (chunk, from, flags) = self.start(i)?;
+        let bytes = self.chunks.get(chunk)?;
         let to = match self.start(i + 1) {
-            Some(next) if next & Self::CHUNK_BITS == start & Self::CHUNK_BITS => {
-                (next & u64::from(u32::MAX)) as usize
-            }
-            _ => chunk.len(),
+            Some((next, to, _)) if next == chunk => to,
+            _ => bytes.len(),
         };
-        Some((chunk.get(from..to)?, start))
+        Some((bytes.get(from..to)?, flags))
     }
 
     /// The bytes of the event at `position` (from 1).
     fn get(&self, position: u64) -> Option<&[u8]> {
-        let (bytes, start) = self.record(position)?;
-        if start & Self::DIGEST == 0 {
+        let (bytes, flags) = self.record(position)?;
+        if flags & Self::DIGEST == 0 {
             Some(bytes)
         } else {
             bytes.get(16..)
@@ -249,8 +268,8 @@ impl Log {
 
     /// The 16-byte fingerprint kept beside the event at `position`, if it has one.
     fn digest(&self, position: u64) -> Option<[u8; 16]> {
-        let (bytes, start) = self.record(position)?;
-        if start & Self::DIGEST == 0 {
+        let (bytes, flags) = self.record(position)?;
+        if flags & Self::DIGEST == 0 {
             return None;
         }
         bytes.get(..16)?.try_into().ok()
@@ -263,7 +282,7 @@ impl Log {
             .find(|&p| {
                 index_of(p)
                     .and_then(|i| self.start(i))
-                    .is_some_and(|w| w & Self::LAST != 0)
+                    .is_some_and(|(_, _, flags)| flags & Self::LAST != 0)
             })
             .ok_or_else(|| StoreError::Corrupt {
                 position: first,
@@ -995,6 +1014,45 @@ mod tests {
     }
 
     #[test]
+    fn a_block_s_events_may_each_start_a_chunk_of_their_own() {
+        let mut log = Log::default();
+        // Each event more than half a chunk: every one starts a chunk, so the words of the
+        // first block count chunks on from its first, and the second block's first event is
+        // in a later chunk than the first block's.
+        let big = Log::CHUNK / 2 + 1;
+        let count = 40;
+        for i in 0..count {
+            let bytes = vec![i as u8; big];
+            log.push(&bytes, (i % 2 == 0).then_some(&[i as u8; 16]), i % 3 == 0);
+        }
+        // A full block of small events after them (in the last big event's chunk, which has
+        // room), then one more in a new block.
+        let smalls = Log::BLOCK - count + 1;
+        for i in 0..smalls {
+            log.push(&(i as u32).to_le_bytes(), None, true);
+        }
+        assert_eq!(log.chunks.len(), count);
+        assert_eq!(log.starts.len(), 2);
+        assert_eq!(log.starts[1].chunk as usize, count - 1);
+        for i in 0..count {
+            let position = i as u64 + 1;
+            assert_eq!(log.get(position), Some(&vec![i as u8; big][..]), "{i}");
+            assert_eq!(log.digest(position), (i % 2 == 0).then_some([i as u8; 16]));
+            let (chunk, offset, _) = log.start(i).unwrap();
+            assert_eq!((chunk, offset), (i, 0));
+        }
+        for i in [0, smalls - 2, smalls - 1] {
+            let position = (count + i) as u64 + 1;
+            assert_eq!(
+                log.get(position),
+                Some(&(i as u32).to_le_bytes()[..]),
+                "{i}"
+            );
+            assert_eq!(log.commit_end(position).ok(), Some(position));
+        }
+    }
+
+    #[test]
     fn the_log_s_start_words_run_across_blocks() {
         let mut log = Log::default();
         let count = Log::BLOCK * 2 + 3;
@@ -1003,7 +1061,7 @@ mod tests {
         }
         assert_eq!(log.len(), count as u64);
         assert_eq!(log.starts.len(), 3);
-        assert!(log.starts.iter().all(|b| b.capacity() == Log::BLOCK));
+        assert!(log.starts.iter().all(|b| b.words.capacity() == Log::BLOCK));
         for i in [0, Log::BLOCK - 1, Log::BLOCK, 2 * Log::BLOCK, count - 1] {
             let position = i as u64 + 1;
             assert_eq!(
