@@ -204,6 +204,7 @@ fn decoding_stored_bytes_agrees_with_the_general_path_on_odd_input() {
 fn the_compact_stored_form_round_trips_every_event_of_schema_1() {
     use lendkit::event::COMPACT_TAG;
     let mut named_ids = 0;
+    let mut named_by_5 = 0;
     for line in fixture() {
         let envelope = Envelope::from_json(line.clone()).unwrap();
         let bytes = envelope.encode_compact();
@@ -226,7 +227,7 @@ fn the_compact_stored_form_round_trips_every_event_of_schema_1() {
         // What libraries written on 2026-12-06 hold (layout revision 2, the header's command
         // id, actor and type as strings) reads as the same event, and is larger.
         let revision_2 = lendkit::testing::encode_compact_revision_2(&envelope);
-        assert_eq!((bytes[1], revision_2[1]), (4, 2));
+        assert_eq!((bytes[1], revision_2[1]), (5, 2));
         assert_eq!(Envelope::decode(&revision_2).unwrap(), envelope, "{line}");
         assert!(bytes.len() < revision_2.len(), "{line}");
         // What libraries written until 2026-12-07 hold (layout revision 3, every payload text
@@ -235,9 +236,19 @@ fn the_compact_stored_form_round_trips_every_event_of_schema_1() {
         let revision_3 = lendkit::testing::encode_compact_revision_3(&envelope);
         assert_eq!(revision_3[1], 3);
         assert_eq!(Envelope::decode(&revision_3).unwrap(), envelope, "{line}");
-        assert!(bytes.len() <= revision_3.len(), "{line}");
-        if bytes.len() < revision_3.len() {
+        // Revision 4 (written on 2026-12-07) reads as the same event too; revision 5 is
+        // shorter still where a text repeats the correlation's id, an instant the event's own
+        // or the command id is a listed policy's reaction.
+        let revision_4 = lendkit::testing::encode_compact_revision_4(&envelope);
+        assert_eq!(revision_4[1], 4);
+        assert_eq!(Envelope::decode(&revision_4).unwrap(), envelope, "{line}");
+        assert!(revision_4.len() <= revision_3.len(), "{line}");
+        assert!(bytes.len() <= revision_4.len(), "{line}");
+        if revision_4.len() < revision_3.len() {
             named_ids += 1;
+        }
+        if bytes.len() < revision_4.len() {
+            named_by_5 += 1;
         }
         // Every kind of actor, and a generated command id (32 lowercase hex digits, kept as
         // 16 bytes) or one that only looks like it, come back as they were.
@@ -260,6 +271,8 @@ fn the_compact_stored_form_round_trips_every_event_of_schema_1() {
                 assert_eq!(Envelope::decode(&as_text).unwrap(), other, "{line}");
                 let spelled = lendkit::testing::encode_compact_revision_3(&other);
                 assert_eq!(Envelope::decode(&spelled).unwrap(), other, "{line}");
+                let named = lendkit::testing::encode_compact_revision_4(&other);
+                assert_eq!(Envelope::decode(&named).unwrap(), other, "{line}");
                 // Read without the ids (what the views' rebuild reads), from every form: the
                 // ids are stepped over, whatever their shape.
                 let recorded = lendkit::event::Recorded::from(other.clone());
@@ -267,6 +280,7 @@ fn the_compact_stored_form_round_trips_every_event_of_schema_1() {
                     compact,
                     as_text,
                     spelled,
+                    named,
                     lendkit::testing::encode_compact_revision_1(&other),
                     other.encode(),
                 ] {
@@ -310,12 +324,26 @@ fn the_compact_stored_form_round_trips_every_event_of_schema_1() {
             ("c-1".into(), format!("shelf:{corr}#1")),
             ("c-1".into(), format!("rental:{corr}x#1")),
             ("c-1".into(), format!("rental:{corr}#")),
+            (
+                format!("system:notices:10:rental:{corr}#4"),
+                format!("rental:{corr}#4"),
+            ),
+            (
+                format!("system:catalog:00:rental:{corr}#4"),
+                format!("rental:{corr}#4"),
+            ),
+            (
+                format!("system:shelving:1:rental:{corr}#4"),
+                format!("rental:{corr}#4"),
+            ),
         ] {
             let mut reaction = envelope.clone();
             reaction.command_id = lendkit::CommandId::new(command.as_str());
             reaction.causation_id = causation;
             let compact = reaction.encode_compact();
             assert_eq!(Envelope::decode(&compact).unwrap(), reaction, "{command}");
+            let named = lendkit::testing::encode_compact_revision_4(&reaction);
+            assert_eq!(Envelope::decode(&named).unwrap(), reaction, "{command}");
             assert_eq!(
                 Envelope::decode_recorded(&compact).unwrap(),
                 lendkit::event::Recorded::from(reaction.clone()),
@@ -348,6 +376,10 @@ fn the_compact_stored_form_round_trips_every_event_of_schema_1() {
         assert!(compact.len() < odd.encode_compact().len(), "{line}");
     }
     assert!(
+        named_by_5 > 0,
+        "some fixture event names its correlation's id or its own instant"
+    );
+    assert!(
         named_ids * 2 > fixture().len(),
         "most events' payloads name their stream's id: {named_ids} of {} shorter",
         fixture().len()
@@ -376,7 +408,7 @@ fn a_damaged_or_newer_compact_form_is_refused_with_a_reason() {
     assert!(Envelope::decode(&revision_1[..revision_1.len() - 1]).is_err());
     // A later layout, or a later payload schema, says to upgrade.
     let mut later = bytes.clone();
-    later[1] = 5;
+    later[1] = 6;
     assert!(Envelope::decode(&later)
         .unwrap_err()
         .contains("upgrade lendkit"));

@@ -4,7 +4,7 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `log` | position (u64, big-endian) | the envelope's compact stored form ([`Envelope::encode_compact`]); a library first written before `meta/schema` 5 also holds compact events whose payload spells out every text, one before 4 compact events with a header of strings, one before 3 compact events with a JSON payload, one before 2 events in the JSON wire form, and all are read |
+//! | `log` | position (u64, big-endian) | the envelope's compact stored form ([`Envelope::encode_compact`]); a library first written before `meta/schema` 6 also holds compact events whose payload spells out the correlation's id, instants and reactions' policies, one before 5 compact events whose payload spells out every text, one before 4 compact events with a header of strings, one before 3 compact events with a JSON payload, one before 2 events in the JSON wire form, and all are read |
 //! | `streams` | `stream\0version` | position |
 //! | `versions` | `stream` | the stream's version |
 //! | `command_ids` | command id | the fingerprint's length (u16), the fingerprint, then the positions the command stored (u64 each) |
@@ -68,13 +68,15 @@ use lendkit_core::event::{Envelope, Fact, Recorded, SCHEMA_VERSION};
 /// revision 2, written on 2026-12-06). 4: compact events may also keep their header's command
 /// id, actor and type as bytes and an index (layout revision 3, written on 2026-12-06 and 07).
 /// 5: a compact event's payload may name the stream's or the actor's id by a tag instead of
-/// spelling it out (layout revision 4, written since 2026-12-07).
+/// spelling it out (layout revision 4, written on 2026-12-07). 6: it may also name the
+/// correlation's id and its own instant by a tag, and its header keep a policy's reaction by
+/// the policy's index (layout revision 5, written since later on 2026-12-07).
 /// A library of an older schema is marked with this one
 /// when this lendkit opens it (its events stay as they are and are read as before); a lendkit
 /// that reads only an older schema then refuses it with `SCHEMA_TOO_NEW` instead of failing on
 /// the first new event it reads. A new payload schema ([`SCHEMA_VERSION`]) raises this number
 /// too.
-pub const STORE_SCHEMA: u32 = 5;
+pub const STORE_SCHEMA: u32 = 6;
 const _: () = assert!(SCHEMA_VERSION <= STORE_SCHEMA);
 use lendkit_core::ids::{CommandId, StreamId};
 use lendkit_core::ports::{CommandRecord, Commit, DeadLetter, EventStore};

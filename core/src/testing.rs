@@ -173,3 +173,11 @@ pub fn encode_compact_revision_2(envelope: &Envelope) -> Vec<u8> {
 pub fn encode_compact_revision_3(envelope: &Envelope) -> Vec<u8> {
     crate::event::compact::encode_revision_3(envelope)
 }
+
+/// `envelope` in the compact stored form as lendkit wrote it on 2026-12-07 (layout revision 4:
+/// the payload names the stream's or the actor's id by a tag, where revision 5 also names the
+/// correlation's id and the event's instant, and keeps a policy's reaction by its index), for
+/// tests that a library holding such events still reads them.
+pub fn encode_compact_revision_4(envelope: &Envelope) -> Vec<u8> {
+    crate::event::compact::encode_revision_4(envelope)
+}

@@ -8,14 +8,14 @@
 //! | field | form |
 //! |---|---|
 //! | tag | [`COMPACT_TAG`] (`0xC1`, a byte no UTF-8 text holds, so never the first byte of JSON) |
-//! | revision | `4` (this layout) |
+//! | revision | `5` (this layout) |
 //! | schema | the payload's schema version |
 //! | version, position | varints |
 //! | occurred_at | milliseconds, zigzag varint |
 //! | stream | the kind's index in [`StreamKind::ALL`] (one byte), then the id |
-//! | flags | bit 0: the event id is `stream#version` (not stored); bit 1: the correlation id is the stream's id (not stored); bit 2: the causation id is the command id (not stored); bit 3: the command id is 32 lowercase hex digits (a generated one), stored as its 16 bytes; bit 4: the command id is a policy reaction's, `system:` MIDDLE `:` causation id, and only MIDDLE is stored; bit 5: the causation id is an event id in the correlation's stream, `KIND:CORRELATION#VERSION`, stored as the kind's index (a byte) and the version (a varint); any other bit: damage |
+//! | flags | bit 0: the event id is `stream#version` (not stored); bit 1: the correlation id is the stream's id (not stored); bit 2: the causation id is the command id (not stored); bit 3: the command id is 32 lowercase hex digits (a generated one), stored as its 16 bytes; bit 4: the command id is a policy reaction's, `system:` MIDDLE `:` causation id, and only MIDDLE is stored; bit 5: the causation id is an event id in the correlation's stream, `KIND:CORRELATION#VERSION`, stored as the kind's index (a byte) and the version (a varint); bit 6 (with bit 4 only): MIDDLE is `POLICY:NUMBER` of a policy lendkit lists (`REACTION_POLICIES`), stored as the policy's index (a byte) and the number (a varint); any other bit: damage |
 //! | event id, correlation id, causation id | strings, each unless its flag says it is derived (the causation under bit 5 as said there) |
-//! | command id | its 16 bytes under flag bit 3, MIDDLE (a string) under bit 4, else a string |
+//! | command id | its 16 bytes under flag bit 3, MIDDLE under bit 4 (a string, or a byte and a varint under bit 6), else a string |
 //! | actor | one byte, `0` lendkit itself, `1` a librarian, `2` a member; then the id, a string, for the last two |
 //! | type | varint: the type's position in its aggregate's `TYPES` (declaration order, pinned with the fields by `the_binary_payload_layout_is_pinned`) |
 //! | payload | the rest: the event's fields in declaration order, each a tagged value (below) |
@@ -23,9 +23,11 @@
 //! A payload field is a tag byte and its value: `0` null (an absent option), `1` text (varint
 //! length, UTF-8), `2` a whole number (varint), `3` a signed one (zigzag varint: instants), `4`
 //! false, `5` true, `6` JSON text (varint length; the few structured fields: loan and hold
-//! terms, how a fee was paid), `7` the stream's id and `8` the actor's id (a text equal to
-//! either, written as its tag alone: a rental's events name their rental, a member's own
-//! commands their member). No field names are stored: each event type's fields, in order,
+//! terms, how a fee was paid), `7` the stream's id, `8` the actor's id and `9` the
+//! correlation's id (a text equal to one of them, written as its tag alone: a rental's events
+//! name their rental, a member's own commands their member, a book's or an account's events
+//! the rental they are for), `10` the event's own instant (an instant equal to `occurred_at`:
+//! a loan's start). No field names are stored: each event type's fields, in order,
 //! are [`Event::fields`], pinned by the test `the_binary_payload_layout_is_pinned` — changing
 //! an event's fields changes what stored payloads mean, so it takes a new [`SCHEMA_VERSION`]
 //! with an upcaster, and this module must then keep the old field lists to turn a stored
@@ -39,9 +41,11 @@
 //! unused. Revision 3 keeps them as bytes and indexes: a shorter event, and three strings less
 //! to check and copy on every read. Revision 4 (from 2026-12-07) has revision 3's header and
 //! payload, but writes a payload text that equals the stream's or the actor's id as tag `7` or
-//! `8` alone, where revision 3 (which has no such tags) spelled it out. (So the reader a later
-//! schema needs, turning an old payload into JSON tag by tag, takes those two texts from the
-//! header, as [`Reader`] does.)
+//! `8` alone, where revision 3 (which has no such tags) spelled it out. Revision 5 (from
+//! 2026-12-07, later that day) adds tags `9` and `10` and flag bit 6, where revision 4 spelled
+//! the correlation's id, the instant and the reaction's MIDDLE out. (So the reader a later
+//! schema needs, turning an old payload into JSON tag by tag, takes those texts and the
+//! instant from the header, as [`Reader`] does.)
 
 use super::{upcast, Envelope, Event, Recorded, SCHEMA_VERSION};
 use crate::ids::{Actor, CommandId, StreamId, StreamKind, Timestamp};
@@ -49,9 +53,12 @@ use crate::ids::{Actor, CommandId, StreamId, StreamKind, Timestamp};
 /// The first byte of the compact form: `0xC1` never occurs in UTF-8, so JSON text never starts
 /// with it, and [`Envelope::decode`] tells the two forms apart by it.
 pub const COMPACT_TAG: u8 = 0xC1;
-/// The layout revision written after the tag: 4, revision 3's layout whose payload text may
-/// name the stream's or the actor's id instead of repeating it.
-const REVISION: u8 = 4;
+/// The layout revision written after the tag: 5, revision 4's layout whose payload may also
+/// name the correlation's id and the event's instant by a tag, and whose header keeps a
+/// policy's reaction by the policy's index and the reaction's number.
+const REVISION: u8 = 5;
+/// The revision whose payload names the stream's or the actor's id by a tag; still read.
+const REVISION_NAMED_IDS: u8 = 4;
 /// The revision with the header of bytes and indexes (the header [`REVISION`] keeps), whose
 /// payload repeats every text; still read.
 const REVISION_BYTE_HEADER: u8 = 3;
@@ -72,6 +79,10 @@ const STREAM_TEXT: u8 = 7;
 /// A text value that is the actor's id, a librarian's or a member's (revision 4).
 const ACTOR_TEXT: u8 = 8;
 const JSON: u8 = 6;
+/// A text value that is the correlation's id (revision 5).
+const CORRELATION_TEXT: u8 = 9;
+/// An instant that is the event's own `occurred_at` (revision 5).
+const EVENT_INSTANT: u8 = 10;
 
 const EVENT_ID_DERIVED: u8 = 1;
 const CORRELATION_IS_STREAM: u8 = 2;
@@ -79,8 +90,24 @@ const CAUSATION_IS_COMMAND: u8 = 4;
 const COMMAND_ID_HEX: u8 = 8;
 const COMMAND_ID_OF_CAUSATION: u8 = 16;
 const CAUSATION_IN_CORRELATION: u8 = 32;
+const REACTION_OF_POLICY: u8 = 64;
 /// The flags each layout revision defines; any other bit is damage.
+const FLAGS_OF_REVISION_5: u8 = 127;
 const FLAGS_OF_REVISION_3: u8 = 63;
+
+/// The policies whose reactions revision 5 keeps by index (flag bit 6), in the order of their
+/// index: stored data, so a policy is only ever added at the end (a policy not listed is kept
+/// by its name, as in revision 4).
+const REACTION_POLICIES: [&str; 5] = ["catalog", "rentals", "payments", "deliveries", "notices"];
+
+/// A reaction's MIDDLE, `POLICY:NUMBER`, as a listed policy's index and the number, when
+/// that is exactly how it is written (a decimal with no sign or leading zero).
+fn policy_reaction(middle: &str) -> Option<(u8, u64)> {
+    let (policy, number) = middle.split_once(':')?;
+    let index = REACTION_POLICIES.iter().position(|p| *p == policy)?;
+    // Five policies: the index fits a byte.
+    Some((index as u8, version_in(number)?))
+}
 const FLAGS_BEFORE_REVISION_3: u8 = 7;
 
 /// A policy's reaction's command id, `system:` MIDDLE `:` and the causing event's id (see
@@ -144,16 +171,21 @@ pub(crate) const fn position_of(types: &[&str], name: &str) -> usize {
 /// Appends the compact form of `e` to `out`.
 pub(super) fn encode_into(e: &Envelope, out: &mut Vec<u8>) {
     put_header(e, out, REVISION);
-    let actor = match &e.actor {
-        Actor::System => None,
-        Actor::Librarian(id) => Some(id.as_str()),
-        Actor::Member(id) => Some(id.as_str()),
-    };
     e.event.write_fields(&mut Out {
-        bytes: out,
-        stream: Some(&e.stream.id),
-        actor,
+        correlation: Some(&e.correlation_id),
+        occurred_at: Some(e.occurred_at.0),
+        ..Out::named(out, e)
     });
+}
+
+/// The compact form as layout revision 4 wrote it (payload texts naming the stream's or the
+/// actor's id by a tag, every other text and instant written out): what libraries written on
+/// 2026-12-07 hold, for tests that such events still read.
+pub(crate) fn encode_revision_4(e: &Envelope) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_header(e, &mut out, REVISION_NAMED_IDS);
+    e.event.write_fields(&mut Out::named(&mut out, e));
+    out
 }
 
 /// The compact form as layout revision 3 wrote it (every payload text written out): what
@@ -210,7 +242,13 @@ fn put_header(e: &Envelope, out: &mut Vec<u8>, revision: u8) {
     } else {
         (None, None, None)
     };
+    let policy = reaction
+        .and_then(policy_reaction)
+        .filter(|_| revision >= REVISION);
     let mut flags = 0;
+    if policy.is_some() {
+        flags |= REACTION_OF_POLICY;
+    }
     if command_hex.is_some() {
         flags |= COMMAND_ID_HEX;
     }
@@ -253,10 +291,14 @@ fn put_header(e: &Envelope, out: &mut Vec<u8>, revision: u8) {
         put_str(out, e.event.type_name());
         return;
     }
-    match (command_hex, reaction) {
-        (Some(bits), _) => out.extend_from_slice(&bits.to_be_bytes()),
-        (None, Some(middle)) => put_str(out, middle),
-        (None, None) => put_str(out, &e.command_id.0),
+    match (command_hex, reaction, policy) {
+        (Some(bits), _, _) => out.extend_from_slice(&bits.to_be_bytes()),
+        (None, Some(_), Some((index, number))) => {
+            out.push(index);
+            put_varint(out, number);
+        }
+        (None, Some(middle), None) => put_str(out, middle),
+        (None, None, _) => put_str(out, &e.command_id.0),
     }
     match &e.actor {
         Actor::System => out.push(ACTOR_SYSTEM),
@@ -303,7 +345,11 @@ fn head<'a>(r: &mut Reader<'a>) -> Result<Head<'a>, String> {
     let revision = r.byte()?;
     if !matches!(
         revision,
-        REVISION | REVISION_BYTE_HEADER | REVISION_TEXT_HEADER | REVISION_JSON_PAYLOAD
+        REVISION
+            | REVISION_NAMED_IDS
+            | REVISION_BYTE_HEADER
+            | REVISION_TEXT_HEADER
+            | REVISION_JSON_PAYLOAD
     ) {
         return Err(format!(
             "a stored event of compact layout {revision}, which this lendkit cannot read; upgrade lendkit"
@@ -334,7 +380,9 @@ fn head<'a>(r: &mut Reader<'a>) -> Result<Head<'a>, String> {
         ));
     }
     let flags = r.byte()?;
-    let known = if revision >= REVISION_BYTE_HEADER {
+    let known = if revision >= REVISION {
+        FLAGS_OF_REVISION_5
+    } else if revision >= REVISION_BYTE_HEADER {
         FLAGS_OF_REVISION_3
     } else {
         FLAGS_BEFORE_REVISION_3
@@ -347,7 +395,9 @@ fn head<'a>(r: &mut Reader<'a>) -> Result<Head<'a>, String> {
         COMMAND_ID_HEX | COMMAND_ID_OF_CAUSATION,
         CAUSATION_IS_COMMAND | COMMAND_ID_OF_CAUSATION,
     ];
-    if flags & !known != 0 || exclusive.iter().any(|pair| flags & pair == *pair) {
+    // Bit 6 says how bit 4's MIDDLE is kept: alone it is damage.
+    let orphan = flags & REACTION_OF_POLICY != 0 && flags & COMMAND_ID_OF_CAUSATION == 0;
+    if flags & !known != 0 || orphan || exclusive.iter().any(|pair| flags & pair == *pair) {
         return Err(r.bad("flags"));
     }
     Ok(Head { flags, ..head })
@@ -364,11 +414,12 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Envelope, String> {
     } else {
         r.str()?.to_owned()
     };
-    let correlation_id = if flags & CORRELATION_IS_STREAM != 0 {
-        stream.id.clone()
+    let correlation = if flags & CORRELATION_IS_STREAM != 0 {
+        head.stream_id
     } else {
-        r.str()?.to_owned()
+        r.raw()?
     };
+    let correlation_id = text(&r, correlation)?.to_owned();
     let causation = if flags & CAUSATION_IS_COMMAND != 0 {
         None
     } else if flags & CAUSATION_IN_CORRELATION != 0 {
@@ -380,14 +431,21 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Envelope, String> {
     } else {
         Some(r.str()?.to_owned())
     };
-    if head.revision >= REVISION {
-        r.stream = Some(head.stream_id);
-    }
+    r.named_header(&head, correlation);
     let (command_id, actor) = if head.revision >= REVISION_BYTE_HEADER {
         let command_id = if flags & COMMAND_ID_HEX != 0 {
             crate::ids::hex32(u128::from_be_bytes(r.array()?))
         } else if flags & COMMAND_ID_OF_CAUSATION != 0 {
-            let middle = r.str()?;
+            let policy;
+            let middle = if flags & REACTION_OF_POLICY != 0 {
+                let name = REACTION_POLICIES
+                    .get(usize::from(r.byte()?))
+                    .ok_or_else(|| r.bad("policy"))?;
+                policy = format!("{name}:{}", r.varint()?);
+                policy.as_str()
+            } else {
+                r.str()?
+            };
             let causation = causation.as_deref().ok_or_else(|| r.bad("flags"))?;
             [crate::ids::SYSTEM_COMMAND_PREFIX, middle, ":", causation].concat()
         } else {
@@ -436,23 +494,27 @@ pub(super) fn decode_recorded(bytes: &[u8]) -> Result<Recorded, String> {
     let head = head(&mut r)?;
     let flags = head.flags;
     // The event id and the correlation, each stored unless derived; then the causation.
-    for flag in [EVENT_ID_DERIVED, CORRELATION_IS_STREAM] {
-        if flags & flag == 0 {
-            r.raw()?;
-        }
+    if flags & EVENT_ID_DERIVED == 0 {
+        r.raw()?;
     }
+    let correlation = if flags & CORRELATION_IS_STREAM != 0 {
+        head.stream_id
+    } else {
+        r.raw()?
+    };
     if flags & CAUSATION_IN_CORRELATION != 0 {
         r.byte()?;
         r.varint()?;
     } else if flags & CAUSATION_IS_COMMAND == 0 {
         r.raw()?;
     }
-    if head.revision >= REVISION {
-        r.stream = Some(head.stream_id);
-    }
+    r.named_header(&head, correlation);
     if head.revision >= REVISION_BYTE_HEADER {
         if flags & COMMAND_ID_HEX != 0 {
             r.array()?;
+        } else if flags & REACTION_OF_POLICY != 0 {
+            r.byte()?;
+            r.varint()?;
         } else {
             r.raw()?;
         }
@@ -541,13 +603,15 @@ impl Field for String {
     }
 }
 
-/// A text value of the payload: the stream's or the actor's id by its tag alone where the
-/// layout allows it, else its tag, then the string.
+/// A text value of the payload: the stream's, the actor's or the correlation's id by its tag
+/// alone where the layout allows it, else its tag, then the string.
 fn put_text(out: &mut Out<'_>, text: &str) {
     if out.stream == Some(text) {
         out.push(STREAM_TEXT);
     } else if out.actor == Some(text) {
         out.push(ACTOR_TEXT);
+    } else if out.correlation == Some(text) {
+        out.push(CORRELATION_TEXT);
     } else {
         out.push(TEXT);
         put_str(out, text);
@@ -560,18 +624,22 @@ fn get_text<'a>(r: &mut Reader<'a>) -> Result<&'a str, String> {
         TEXT => return r.str(),
         STREAM_TEXT => r.stream,
         ACTOR_TEXT => r.actor,
+        CORRELATION_TEXT => r.correlation,
         _ => None,
     };
     let bytes = named.ok_or_else(|| r.bad("payload's value"))?;
     std::str::from_utf8(bytes).map_err(|_| r.bad("text"))
 }
 
-/// Where a payload is written: its bytes, and the header's ids a text field may name by a tag
-/// instead of repeating them (only under [`REVISION`]; `None` writes every text out).
+/// Where a payload is written: its bytes, and what of the header a field may name by a tag
+/// instead of repeating it (`None` writes it out): the stream's and the actor's id from
+/// revision 4, the correlation's id and the event's instant from revision 5.
 pub(crate) struct Out<'a> {
     bytes: &'a mut Vec<u8>,
     stream: Option<&'a str>,
     actor: Option<&'a str>,
+    correlation: Option<&'a str>,
+    occurred_at: Option<i64>,
 }
 
 impl<'a> Out<'a> {
@@ -581,6 +649,22 @@ impl<'a> Out<'a> {
             bytes,
             stream: None,
             actor: None,
+            correlation: None,
+            occurred_at: None,
+        }
+    }
+
+    /// A payload naming `e`'s stream and actor by a tag (revision 4's).
+    fn named(bytes: &'a mut Vec<u8>, e: &'a Envelope) -> Self {
+        let actor = match &e.actor {
+            Actor::System => None,
+            Actor::Librarian(id) => Some(id.as_str()),
+            Actor::Member(id) => Some(id.as_str()),
+        };
+        Self {
+            stream: Some(&e.stream.id),
+            actor,
+            ..Self::plain(bytes)
         }
     }
 }
@@ -648,12 +732,22 @@ impl Field for crate::ids::Points {
 
 impl Field for Timestamp {
     fn put(&self, out: &mut Out<'_>) {
-        out.push(INT);
-        put_varint(out, zigzag(self.0));
+        if out.occurred_at == Some(self.0) {
+            out.push(EVENT_INSTANT);
+        } else {
+            out.push(INT);
+            put_varint(out, zigzag(self.0));
+        }
     }
     fn get(r: &mut Reader<'_>) -> Result<Self, String> {
-        r.tag(INT)?;
-        Ok(Timestamp(unzigzag(r.varint()?)))
+        match r.byte()? {
+            INT => Ok(Timestamp(unzigzag(r.varint()?))),
+            EVENT_INSTANT => r
+                .occurred_at
+                .map(Timestamp)
+                .ok_or_else(|| r.bad("payload's value")),
+            _ => Err(r.bad("payload's value")),
+        }
     }
 }
 
@@ -767,6 +861,10 @@ pub(crate) struct Reader<'a> {
     stream: Option<&'a [u8]>,
     /// The actor's id, which a payload text may name (revision 4, a librarian or a member).
     actor: Option<&'a [u8]>,
+    /// The correlation's id, which a payload text may name (revision 5).
+    correlation: Option<&'a [u8]>,
+    /// The event's instant, which a payload instant may name (revision 5).
+    occurred_at: Option<i64>,
 }
 
 impl<'a> Reader<'a> {
@@ -776,12 +874,26 @@ impl<'a> Reader<'a> {
             at,
             stream: None,
             actor: None,
+            correlation: None,
+            occurred_at: None,
+        }
+    }
+
+    /// Notes what of the header the payload may name, as far as `head`'s layout lets it: the
+    /// stream's id (revision 4), the `correlation`'s and the event's instant (revision 5).
+    fn named_header(&mut self, head: &Head<'a>, correlation: &'a [u8]) {
+        if head.revision >= REVISION_NAMED_IDS {
+            self.stream = Some(head.stream_id);
+        }
+        if head.revision >= REVISION {
+            self.correlation = Some(correlation);
+            self.occurred_at = Some(head.occurred_at.0);
         }
     }
 
     /// Notes the actor's id, for the payload to name, if the layout `revision` lets it.
     fn named_actor(&mut self, id: &'a [u8], revision: u8) {
-        if revision >= REVISION {
+        if revision >= REVISION_NAMED_IDS {
             self.actor = Some(id);
         }
     }
@@ -983,6 +1095,169 @@ rules CirculationRulesChanged: version format rules
             e,
             "the same bytes, undamaged"
         );
+    }
+
+    /// A book's event for a rental, made by a policy's reaction to the rental's first event:
+    /// revision 5 names the rental by the correlation's tag and keeps the reaction's MIDDLE as
+    /// the policy's index and its number.
+    fn copy_released(middle: &str) -> Envelope {
+        use crate::catalog::BookEvent;
+        use crate::ids::{BookId, RentalId};
+        let mut e = crate::testing::stored(
+            7,
+            BookEvent::CopyReleased {
+                book: BookId::new("b-1"),
+                rental: RentalId::new("mem-22"),
+            },
+            "b-1",
+        );
+        e.correlation_id = "mem-22".into();
+        e.causation_id = "rental:mem-22#4".into();
+        e.command_id = CommandId::new(format!("system:{middle}:rental:mem-22#4"));
+        e
+    }
+
+    #[test]
+    fn revision_5_names_the_correlation_and_the_instant_and_indexes_the_policy() {
+        let e = copy_released("catalog:0");
+        let bytes = e.encode_compact();
+        let before = encode_revision_4(&e);
+        assert_eq!(bytes[1], REVISION);
+        // The rental (the correlation's id) is one byte where it took its tag, length and
+        // text; the MIDDLE `catalog:0` two (index, number) where it took its length and text.
+        assert!(bytes.ends_with(&[STREAM_TEXT, CORRELATION_TEXT]));
+        assert_eq!(
+            bytes.len() + ("mem-22".len() + 1) + ("catalog:0".len() + 1 - 2),
+            before.len()
+        );
+        for form in [&bytes, &before] {
+            assert_eq!(Envelope::decode(form).unwrap(), e);
+            assert_eq!(
+                Envelope::decode_recorded(form).unwrap(),
+                Recorded::from(e.clone())
+            );
+        }
+        // Every policy lendkit runs has an index; a MIDDLE of another shape is kept as text
+        // and comes back exactly.
+        for policy in crate::policies::POLICIES {
+            assert!(policy_reaction(&format!("{}:3", policy.name)).is_some());
+        }
+        for middle in [
+            "rentals:12",
+            "notices:0",
+            "catalog:01",
+            "catalog:-1",
+            "catalog:",
+            "shelving:0",
+            "catalog:0:x",
+            "catalog",
+        ] {
+            let other = copy_released(middle);
+            let bytes = other.encode_compact();
+            // Shorter than revision 4 by the rental's text, and by MIDDLE's text (with its
+            // length) less the index and the number where the policy is listed.
+            let indexed = policy_reaction(middle).map_or(0, |(_, number)| {
+                let mut n = Vec::new();
+                put_varint(&mut n, number);
+                middle.len() + 1 - 1 - n.len()
+            });
+            assert_eq!(
+                bytes.len() + "mem-22".len() + 1 + indexed,
+                encode_revision_4(&other).len(),
+                "{middle}"
+            );
+            assert_eq!(indexed > 0, ["rentals:12", "notices:0"].contains(&middle));
+            assert_eq!(Envelope::decode(&bytes).unwrap(), other, "{middle}");
+            assert_eq!(
+                Envelope::decode_recorded(&bytes).unwrap(),
+                Recorded::from(other.clone())
+            );
+        }
+
+        // A loan started at the event's own instant: the instant is its tag alone.
+        use crate::ids::{BookId, MemberId, RentalId};
+        use crate::rentals::RentalEvent;
+        let mut loan = crate::testing::stored(
+            3,
+            RentalEvent::LoanStarted {
+                rental: RentalId::new("mem-22"),
+                member: MemberId::new("m-2"),
+                book: BookId::new("b-1"),
+                due: Timestamp(1_797_822_309_069),
+                started_at: Some(Timestamp(1_796_612_709_069)),
+                terms: None,
+            },
+            "mem-22",
+        );
+        loan.occurred_at = Timestamp(1_796_612_709_069);
+        let bytes = loan.encode_compact();
+        assert!(bytes.ends_with(&[EVENT_INSTANT, NULL]));
+        assert_eq!(bytes.len() + 6, encode_revision_4(&loan).len());
+        assert_eq!(Envelope::decode(&bytes).unwrap(), loan);
+        assert_eq!(
+            Envelope::decode_recorded(&bytes).unwrap(),
+            Recorded::from(loan.clone())
+        );
+        // Another instant is written out.
+        loan.occurred_at = Timestamp(1_796_612_709_070);
+        let bytes = loan.encode_compact();
+        assert!(!bytes.ends_with(&[EVENT_INSTANT, NULL]));
+        assert_eq!(bytes.len(), encode_revision_4(&loan).len());
+        assert_eq!(Envelope::decode(&bytes).unwrap(), loan);
+    }
+
+    #[test]
+    fn revision_5_s_tags_and_flag_are_damage_elsewhere() {
+        let e = copy_released("catalog:0");
+        let bytes = e.encode_compact();
+        // Revision 4 has neither the correlation's tag nor flag bit 6.
+        let mut older = bytes.clone();
+        older[1] = REVISION_NAMED_IDS;
+        assert!(decode(&older).is_err());
+        assert!(decode_recorded(&older).is_err());
+        // Flag bit 6 without bit 4.
+        let head = {
+            let mut r = Reader::new(&bytes, 1);
+            head(&mut r).unwrap();
+            r.at - 1
+        };
+        assert_eq!(
+            bytes[head],
+            REACTION_OF_POLICY | COMMAND_ID_OF_CAUSATION | CAUSATION_IN_CORRELATION | 1
+        );
+        let mut orphan = bytes.clone();
+        orphan[head] &= !COMMAND_ID_OF_CAUSATION;
+        assert!(decode(&orphan).unwrap_err().contains("flags"));
+        assert!(decode_recorded(&orphan).unwrap_err().contains("flags"));
+        // A policy index past the list.
+        let at = bytes
+            .windows(2)
+            .position(|w| w == [0, 0])
+            .expect("the catalog's index and reaction 0");
+        let mut unknown = bytes.clone();
+        unknown[at] = REACTION_POLICIES.len() as u8;
+        assert!(decode(&unknown).unwrap_err().contains("policy"));
+        // A revision-5 instant's tag in a revision-4 event is damage.
+        let mut loan = crate::testing::stored(
+            3,
+            crate::rentals::RentalEvent::LoanStarted {
+                rental: crate::ids::RentalId::new("r-1"),
+                member: crate::ids::MemberId::new("m-2"),
+                book: crate::ids::BookId::new("b-1"),
+                due: Timestamp(10),
+                started_at: Some(Timestamp(3)),
+                terms: None,
+            },
+            "r-1",
+        );
+        loan.occurred_at = Timestamp(3);
+        let mut bytes = loan.encode_compact();
+        assert!(bytes.ends_with(&[EVENT_INSTANT, NULL]));
+        bytes[1] = REVISION_NAMED_IDS;
+        assert!(decode(&bytes).unwrap_err().contains("payload's value"));
+        assert!(decode_recorded(&bytes)
+            .unwrap_err()
+            .contains("payload's value"));
     }
 
     /// Revision 3's header with a derived event id, correlation and causation: the last bytes
