@@ -303,115 +303,136 @@ fn first_command_id(log: &Log, position: u64) -> Result<std::sync::Arc<str>, Sto
 /// Each stream's positions, in version order, found by the hash of the stream's id.
 ///
 /// The streams sit in the order they began, in blocks of [`Streams::BLOCK`] that never grow
-/// (nor are copied as a table grown by doubling is), and the hash table holds only each one's
-/// slot (4 bytes and a control byte, checked against the slot's own id). A stream of up to four
-/// events — a rental's whole life — keeps its positions in place; a longer one in a vector.
-/// Positions are `u32`s, half the words of `u64`s: an append past [`MAX_EVENTS`] is refused.
+/// (nor are copied as a table grown by doubling is), 16 bytes each: up to four positions in
+/// place — a rental's whole life — or, for a longer stream, where its vector is in `spilled`.
+/// The stream's id is not kept here at all: the log holds it in the header of the stream's
+/// first event. The hash table holds a word per stream, a 32-bit tag of the id's hash and the
+/// slot (hashed by the tag alone, so the table grows without the ids); a tag match is confirmed
+/// by reading the first event's stream from the log, so two streams with one tag are both
+/// found. Positions are `u32`s: an append past [`MAX_EVENTS`] is refused.
 #[derive(Debug, Default)]
 struct Streams {
     hasher: foldhash::fast::RandomState,
-    /// Slots in `all`, by the hash of the stream.
-    index: hashbrown::HashTable<u32>,
-    /// The streams and their positions, [`Streams::BLOCK`] to a block.
-    all: Vec<Vec<(StreamId, Positions)>>,
-}
-
-/// A stream's positions: up to four in place, more in a vector.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Positions {
-    /// The positions, then zeros (no event is at position 0).
-    Few([u32; 4]),
-    Many(Vec<u32>),
-}
-
-impl Positions {
-    fn as_slice(&self) -> &[u32] {
-        match self {
-            Positions::Few(few) => {
-                let used = few.iter().take_while(|&&p| p != 0).count();
-                &few[..used]
-            }
-            Positions::Many(many) => many,
-        }
-    }
-
-    /// Adds `position` (from 1) at the end.
-    fn push(&mut self, position: u32) {
-        match self {
-            Positions::Few(few) => match few.iter_mut().find(|p| **p == 0) {
-                Some(free) => *free = position,
-                None => {
-                    let mut many = Vec::with_capacity(2 * few.len());
-                    many.extend_from_slice(few);
-                    many.push(position);
-                    *self = Positions::Many(many);
-                }
-            },
-            Positions::Many(many) => many.push(position),
-        }
-    }
+    /// Per stream: its tag (high 32 bits) and its slot in `all` (low 32 bits).
+    index: hashbrown::HashTable<u64>,
+    /// The streams' positions ([`Streams::at`] reads them), [`Streams::BLOCK`] to a block.
+    all: Vec<Vec<[u32; 4]>>,
+    /// The positions of the streams of more than four events.
+    spilled: Vec<Vec<u32>>,
 }
 
 impl Streams {
-    /// Streams per block (at 56 bytes each, 224 KiB).
+    /// Streams per block (at 16 bytes each, 64 KiB).
     const BLOCK: usize = 4096;
 
-    fn at(all: &[Vec<(StreamId, Positions)>], slot: u32) -> Option<&(StreamId, Positions)> {
+    /// The tag of a stream: the high half of its id's 64-bit hash.
+    fn tag(&self, stream: &StreamId) -> u32 {
+        (std::hash::BuildHasher::hash_one(&self.hasher, stream) >> 32) as u32
+    }
+
+    /// The positions kept in `slot`: the positions themselves, then zeros (no event is at
+    /// position 0), or a zero and the index of the stream's vector in `spilled`.
+    fn at(&self, slot: u32) -> Option<&[u32]> {
         let slot = slot as usize;
-        all.get(slot / Self::BLOCK)?.get(slot % Self::BLOCK)
+        let kept = self.all.get(slot / Self::BLOCK)?.get(slot % Self::BLOCK)?;
+        if kept[0] == 0 {
+            return self.spilled.get(kept[1] as usize).map(Vec::as_slice);
+        }
+        let used = kept.iter().take_while(|&&p| p != 0).count();
+        Some(&kept[..used])
+    }
+
+    /// Whether the stream in `slot` is `stream`: its first event, in `log`, says. (The log's
+    /// bytes are this store's own encoding; bytes it cannot read are no match.)
+    fn holds(&self, slot: u32, stream: &StreamId, log: &Log) -> bool {
+        self.at(slot)
+            .and_then(|positions| positions.first())
+            .and_then(|&first| log.get(u64::from(first)))
+            .is_some_and(|bytes| Envelope::is_stored_in(bytes, stream).unwrap_or(false))
     }
 
     /// The slot of `stream`, if it has events.
-    fn slot(&self, stream: &StreamId, hash: u64) -> Option<u32> {
+    fn slot(&self, stream: &StreamId, tag: u32, log: &Log) -> Option<u32> {
         self.index
-            .find(hash, |&slot| {
-                Self::at(&self.all, slot).is_some_and(|(id, _)| id == stream)
+            .find(Commands::spread(tag), |&e| {
+                Commands::tag_of(e) == tag && self.holds(e as u32, stream, log)
             })
-            .copied()
+            .map(|&e| e as u32)
     }
 
     /// The positions of `stream`'s events, in version order (none if it has none).
-    fn get(&self, stream: &StreamId) -> &[u32] {
-        let hash = std::hash::BuildHasher::hash_one(&self.hasher, stream);
-        self.slot(stream, hash)
-            .and_then(|slot| Self::at(&self.all, slot))
-            .map_or(&[], |(_, positions)| positions.as_slice())
+    fn get(&self, stream: &StreamId, log: &Log) -> &[u32] {
+        self.slot(stream, self.tag(stream), log)
+            .and_then(|slot| self.at(slot))
+            .unwrap_or_default()
     }
 
-    /// Adds `positions` (from 1) to the end of `stream`'s.
-    fn extend(&mut self, stream: StreamId, positions: std::ops::RangeInclusive<u32>) {
-        let hash = std::hash::BuildHasher::hash_one(&self.hasher, &stream);
-        let slot = match self.slot(&stream, hash) {
+    /// Adds `positions` (from 1; their events already in `log`) to the end of `stream`'s.
+    fn extend(&mut self, stream: &StreamId, positions: std::ops::RangeInclusive<u32>, log: &Log) {
+        let tag = self.tag(stream);
+        let mut positions = positions.filter(|&p| p != 0);
+        let slot = match self.slot(stream, tag, log) {
             Some(slot) => slot,
             None => {
-                let Self { hasher, index, all } = self;
-                if all.last().is_none_or(|block| block.len() == Self::BLOCK) {
-                    all.push(Vec::with_capacity(Self::BLOCK));
-                }
-                // Not empty: a block with room was pushed above if the last was full or
-                // missing. There are fewer streams than events, and so fewer than 2^32.
-                let full = (all.len() - 1) * Self::BLOCK;
-                let Some(block) = all.last_mut() else {
+                // A new stream's first position goes in with it (so a slot's first word is 0
+                // only when its positions are spilled).
+                let Some(first) = positions.next() else {
                     return;
                 };
-                let slot = (full + block.len()) as u32;
-                block.push((stream, Positions::Few([0; 4])));
-                index.insert_unique(hash, slot, |&slot| {
-                    Self::at(all, slot)
-                        .map_or(0, |(id, _)| std::hash::BuildHasher::hash_one(&*hasher, id))
-                });
-                slot
+                self.begin(tag, first)
             }
         };
+        for position in positions {
+            self.push(slot, position);
+        }
+    }
+
+    /// A new stream's slot, holding its `first` position, found by `tag`.
+    fn begin(&mut self, tag: u32, first: u32) -> u32 {
+        if self
+            .all
+            .last()
+            .is_none_or(|block| block.len() == Self::BLOCK)
+        {
+            self.all.push(Vec::with_capacity(Self::BLOCK));
+        }
+        // There are fewer streams than events, and so fewer than 2^32.
+        let mut slot = ((self.all.len() - 1) * Self::BLOCK) as u32;
+        // Not empty: a block with room was pushed above if the last was full or missing.
+        if let Some(block) = self.all.last_mut() {
+            slot += block.len() as u32;
+            block.push([first, 0, 0, 0]);
+        }
+        self.index
+            .insert_unique(Commands::spread(tag), Commands::entry(tag, slot), |&e| {
+                Commands::spread(Commands::tag_of(e))
+            });
+        slot
+    }
+
+    /// Adds `position` at the end of the positions in `slot`.
+    fn push(&mut self, slot: u32, position: u32) {
         let slot = slot as usize;
-        if let Some((_, kept)) = self
+        let Some(kept) = self
             .all
             .get_mut(slot / Self::BLOCK)
             .and_then(|block| block.get_mut(slot % Self::BLOCK))
-        {
-            for position in positions {
-                kept.push(position);
+        else {
+            return;
+        };
+        if kept[0] == 0 {
+            if let Some(many) = self.spilled.get_mut(kept[1] as usize) {
+                many.push(position);
             }
+        } else if let Some(free) = kept.iter_mut().find(|p| **p == 0) {
+            *free = position;
+        } else {
+            let mut many = Vec::with_capacity(2 * kept.len());
+            many.extend_from_slice(kept);
+            many.push(position);
+            // Fewer spilled streams than streams: the index fits a u32.
+            *kept = [0, self.spilled.len() as u32, 0, 0];
+            self.spilled.push(many);
         }
     }
 }
@@ -424,7 +445,7 @@ fn digest_bytes(fingerprint: &str) -> Option<[u8; 16]> {
 
 impl State {
     fn version(&self, stream: &StreamId) -> u64 {
-        self.streams.get(stream).len() as u64
+        self.streams.get(stream, &self.log).len() as u64
     }
 
     fn head(&self) -> u64 {
@@ -577,7 +598,8 @@ impl EventStore for InMemoryEventStore {
             }
             let to = state.head();
             // Both at most MAX_EVENTS (checked above), so they fit a u32.
-            state.streams.extend(append.stream, from as u32..=to as u32);
+            let State { streams, log, .. } = &mut *state;
+            streams.extend(&append.stream, from as u32..=to as u32, log);
         }
         if writes {
             let commands = &mut state.commands;
@@ -593,7 +615,7 @@ impl EventStore for InMemoryEventStore {
 
     async fn read_stream(&self, stream: &StreamId) -> Result<Vec<Envelope>, StoreError> {
         let state = self.lock();
-        let positions = state.streams.get(stream);
+        let positions = state.streams.get(stream, &state.log);
         state.events_at(positions.iter().map(|&p| u64::from(p)))
     }
 
@@ -604,7 +626,11 @@ impl EventStore for InMemoryEventStore {
     ) -> Result<Vec<Envelope>, StoreError> {
         let state = self.lock();
         let skip = usize::try_from(after_version).unwrap_or(usize::MAX);
-        let newer = state.streams.get(stream).get(skip..).unwrap_or_default();
+        let newer = state
+            .streams
+            .get(stream, &state.log)
+            .get(skip..)
+            .unwrap_or_default();
         state.events_at(newer.iter().map(|&p| u64::from(p)))
     }
 
@@ -1072,58 +1098,108 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_stream_keeps_four_positions_in_place_and_more_in_a_vector() {
-        let mut positions = Positions::Few([0; 4]);
-        assert!(positions.as_slice().is_empty());
-        for p in 1..=4 {
-            positions.push(p * 10);
+    /// Appends `count` events of `stream` to `log`; their positions.
+    fn logged(log: &mut Log, stream: &StreamId, count: u32) -> std::ops::RangeInclusive<u32> {
+        let from = log.len() as u32 + 1;
+        for _ in 0..count {
+            let mut e = envelope(stream, 1);
+            e.position = log.len() + 1;
+            log.push(&e.encode_compact(), None, true);
         }
-        assert_eq!(positions, Positions::Few([10, 20, 30, 40]));
-        positions.push(50);
-        assert_eq!(positions.as_slice(), [10, 20, 30, 40, 50]);
-        assert!(matches!(positions, Positions::Many(_)));
-        assert!(
-            std::mem::size_of::<Positions>() <= 24,
-            "no larger than a Vec"
-        );
+        from..=log.len() as u32
+    }
+
+    #[test]
+    fn a_stream_keeps_four_positions_in_place_and_more_spilled() {
+        let (mut log, mut streams) = (Log::default(), Streams::default());
+        let (a, b, c) = (stream("a"), stream("b"), stream("c"));
+        assert!(streams.get(&a, &log).is_empty());
+        let mut want = [Vec::new(), Vec::new(), Vec::new()];
+        // One event at a time, interleaved, until each has spilled (a first, so its vector
+        // is the first spilled: index 0) and grown on.
+        for _ in 0..7 {
+            for (i, s) in [&a, &b, &c].into_iter().enumerate() {
+                let new = logged(&mut log, s, 1);
+                want[i].extend(new.clone());
+                streams.extend(s, new, &log);
+            }
+        }
+        // And several at once.
+        let new = logged(&mut log, &b, 3);
+        want[1].extend(new.clone());
+        streams.extend(&b, new, &log);
+        for (i, s) in [&a, &b, &c].into_iter().enumerate() {
+            assert_eq!(streams.get(s, &log), want[i].as_slice(), "{s}");
+        }
+        assert_eq!(streams.all[0], [[0, 0, 0, 0], [0, 1, 0, 0], [0, 2, 0, 0]]);
+        assert_eq!(streams.spilled.len(), 3);
+        // A stream of four stays in place.
+        let d = stream("d");
+        let new = logged(&mut log, &d, 4);
+        streams.extend(&d, new.clone(), &log);
+        let four: Vec<u32> = new.collect();
+        assert_eq!(streams.all[0][3][..], four[..]);
+        assert_eq!(streams.get(&d, &log).len(), 4);
+        assert_eq!(streams.spilled.len(), 3);
     }
 
     #[test]
     fn streams_are_found_across_blocks_and_as_the_table_grows() {
-        let mut streams = Streams::default();
+        let (mut log, mut streams) = (Log::default(), Streams::default());
         let count = Streams::BLOCK * 2 + 5;
         let ids: Vec<StreamId> = (0..count).map(|i| stream(&format!("s-{i}"))).collect();
         // Each stream begins with one event; every seventh gets four more, one by one.
-        let mut next = 1u32;
         let mut want: Vec<Vec<u32>> = vec![Vec::new(); count];
         for (i, id) in ids.iter().enumerate() {
-            streams.extend(id.clone(), next..=next);
-            want[i].push(next);
-            next += 1;
+            let new = logged(&mut log, id, 1);
+            want[i].extend(new.clone());
+            streams.extend(id, new, &log);
         }
         for (i, id) in ids.iter().enumerate().step_by(7) {
             for _ in 0..4 {
-                streams.extend(id.clone(), next..=next);
-                want[i].push(next);
-                next += 1;
+                let new = logged(&mut log, id, 1);
+                want[i].extend(new.clone());
+                streams.extend(id, new, &log);
             }
         }
-        // And one takes three at once, from an append of several events.
-        streams.extend(ids[1].clone(), next..=next + 2);
-        want[1].extend([next, next + 1, next + 2]);
         assert_eq!(streams.all.len(), 3);
         assert!(streams.all.iter().all(|b| b.capacity() == Streams::BLOCK));
         for (i, id) in ids.iter().enumerate() {
-            assert_eq!(streams.get(id), want[i].as_slice(), "{id}");
+            assert_eq!(streams.get(id, &log), want[i].as_slice(), "{id}");
         }
-        assert!(streams.get(&stream("s-none")).is_empty());
+        assert!(streams.get(&stream("s-none"), &log).is_empty());
         // The same id of another kind is another stream.
         let book = StreamId::new(StreamKind::Book, "s-0");
-        assert!(streams.get(&book).is_empty());
-        streams.extend(book.clone(), next + 3..=next + 3);
-        assert_eq!(streams.get(&book), [next + 3]);
-        assert_eq!(streams.get(&ids[0]), want[0].as_slice());
+        assert!(streams.get(&book, &log).is_empty());
+        let new = logged(&mut log, &book, 1);
+        streams.extend(&book, new.clone(), &log);
+        assert_eq!(streams.get(&book, &log), [*new.start()]);
+        assert_eq!(streams.get(&ids[0], &log), want[0].as_slice());
+    }
+
+    #[test]
+    fn two_streams_with_one_tag_are_told_apart_by_the_log() {
+        let (mut log, mut streams) = (Log::default(), Streams::default());
+        let (a, b) = (stream("a"), stream("b"));
+        let first_a = logged(&mut log, &a, 1);
+        streams.extend(&a, first_a.clone(), &log);
+        // `b` begun under `a`'s tag, as a collision of the hashes' high halves would.
+        let first_b = logged(&mut log, &b, 1);
+        streams.begin(streams.tag(&a), *first_b.start());
+        let (more_a, more_b) = (logged(&mut log, &a, 1), logged(&mut log, &b, 1));
+        // `b` is looked up by its own tag: not found, it would begin again — so look it up
+        // as the colliding table holds it, by `a`'s tag.
+        let tag_a = streams.tag(&a);
+        let slot_b = streams.slot(&b, tag_a, &log).expect("b under a's tag");
+        let slot_a = streams.slot(&a, tag_a, &log).expect("a");
+        assert_ne!(slot_a, slot_b);
+        streams.push(slot_b, *more_b.start());
+        streams.extend(&a, more_a.clone(), &log);
+        assert_eq!(streams.get(&a, &log), [*first_a.start(), *more_a.start()]);
+        assert_eq!(
+            streams.at(slot_b),
+            Some(&[*first_b.start(), *more_b.start()][..])
+        );
     }
 
     #[test]

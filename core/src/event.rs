@@ -556,6 +556,18 @@ impl Envelope {
         Envelope::decode_wire(bytes).map(Recorded::from)
     }
 
+    /// Whether the stored event `bytes` is of `stream`, read from the compact form's header
+    /// alone (nothing after the stream is read or checked; the wire form is decoded whole): how
+    /// a store that keeps only the bytes confirms which stream an event is of without keeping
+    /// the stream's id a second time. An error is bytes that are no stored event.
+    pub fn is_stored_in(bytes: &[u8], stream: &StreamId) -> Result<bool, String> {
+        if bytes.first() == Some(&COMPACT_TAG) {
+            let (kind, id) = compact::stream_of(bytes)?;
+            return Ok(kind == stream.kind && id == stream.id.as_bytes());
+        }
+        Envelope::decode_wire(bytes).map(|e| e.stream == *stream)
+    }
+
     /// What this envelope tells a read model (see [`Fact`]).
     pub fn fact(&self) -> Fact<'_> {
         Fact {

@@ -487,6 +487,14 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Envelope, String> {
     })
 }
 
+/// The stream's kind and id (its bytes, not checked as text) from the compact form's header
+/// (the caller has seen the tag).
+pub(super) fn stream_of(bytes: &[u8]) -> Result<(StreamKind, &[u8]), String> {
+    let mut r = Reader::new(bytes, 1);
+    let head = head(&mut r)?;
+    Ok((head.kind, head.stream_id))
+}
+
 /// Reads the compact form without its ids (the caller has seen the tag): they are stepped
 /// over by their lengths, neither checked as text nor copied.
 pub(super) fn decode_recorded(bytes: &[u8]) -> Result<Recorded, String> {
@@ -1204,6 +1212,28 @@ rules CirculationRulesChanged: version format rules
         assert!(!bytes.ends_with(&[EVENT_INSTANT, NULL]));
         assert_eq!(bytes.len(), encode_revision_4(&loan).len());
         assert_eq!(Envelope::decode(&bytes).unwrap(), loan);
+    }
+
+    #[test]
+    fn a_stored_event_s_stream_is_read_from_its_header() {
+        let e = copy_released("catalog:0");
+        let own = e.stream.clone();
+        let other_kind = StreamId::new(StreamKind::Rental, "b-1");
+        let other_id = StreamId::new(StreamKind::Book, "b-10");
+        let compact = e.encode_compact();
+        for form in [compact.clone(), encode_revision_1(&e), e.encode()] {
+            assert_eq!(Envelope::is_stored_in(&form, &own), Ok(true));
+            assert_eq!(Envelope::is_stored_in(&form, &other_kind), Ok(false));
+            assert_eq!(Envelope::is_stored_in(&form, &other_id), Ok(false));
+        }
+        // Only the header up to the stream is read: a cut payload still names its stream, a
+        // cut header is an error.
+        assert_eq!(
+            Envelope::is_stored_in(&compact[..compact.len() - 2], &own),
+            Ok(true)
+        );
+        assert!(Envelope::is_stored_in(&compact[..6], &own).is_err());
+        assert!(Envelope::is_stored_in(b"not an event", &own).is_err());
     }
 
     #[test]
