@@ -360,26 +360,51 @@ impl Streams {
             .map(|&e| e as u32)
     }
 
+    /// The slot of `stream`, if it has events.
+    fn find(&self, stream: &StreamId, log: &Log) -> Option<u32> {
+        self.slot(stream, self.tag(stream), log)
+    }
+
+    /// How many events the stream in `slot` has (its version); none without a slot.
+    fn count(&self, slot: Option<u32>) -> u64 {
+        slot.and_then(|slot| self.at(slot))
+            .map_or(0, |positions| positions.len() as u64)
+    }
+
     /// The positions of `stream`'s events, in version order (none if it has none).
     fn get(&self, stream: &StreamId, log: &Log) -> &[u32] {
-        self.slot(stream, self.tag(stream), log)
+        self.find(stream, log)
             .and_then(|slot| self.at(slot))
             .unwrap_or_default()
     }
 
-    /// Adds `positions` (from 1; their events already in `log`) to the end of `stream`'s.
-    fn extend(&mut self, stream: &StreamId, positions: std::ops::RangeInclusive<u32>, log: &Log) {
-        let tag = self.tag(stream);
+    /// Adds `positions` (from 1; their events already in `log`) to the end of `stream`'s, in
+    /// `found` if it was found there before them.
+    fn extend(
+        &mut self,
+        stream: &StreamId,
+        found: Option<u32>,
+        positions: std::ops::RangeInclusive<u32>,
+        log: &Log,
+    ) {
         let mut positions = positions.filter(|&p| p != 0);
-        let slot = match self.slot(stream, tag, log) {
+        let slot = match found {
             Some(slot) => slot,
             None => {
-                // A new stream's first position goes in with it (so a slot's first word is 0
-                // only when its positions are spilled).
-                let Some(first) = positions.next() else {
-                    return;
-                };
-                self.begin(tag, first)
+                // Not found before: looked up again, as an earlier append of the same commit
+                // may have begun it.
+                let tag = self.tag(stream);
+                match self.slot(stream, tag, log) {
+                    Some(slot) => slot,
+                    None => {
+                        // A new stream's first position goes in with it (so a slot's first
+                        // word is 0 only when its positions are spilled).
+                        let Some(first) = positions.next() else {
+                            return;
+                        };
+                        self.begin(tag, first)
+                    }
+                }
             }
         };
         for position in positions {
@@ -444,10 +469,6 @@ fn digest_bytes(fingerprint: &str) -> Option<[u8; 16]> {
 }
 
 impl State {
-    fn version(&self, stream: &StreamId) -> u64 {
-        self.streams.get(stream, &self.log).len() as u64
-    }
-
     fn head(&self) -> u64 {
         self.log.len()
     }
@@ -541,15 +562,20 @@ impl EventStore for InMemoryEventStore {
         }
         let writes = appends.iter().any(|a| !a.events.is_empty());
         let mut state = self.lock();
+        // Each append's stream's slot, where it has one already: found once, for the check and
+        // for the positions added.
+        let mut slots = Vec::with_capacity(appends.len());
         {
             // Versions as they would be after the appends checked so far, so that a stream named
             // twice in one call is checked against its own earlier part.
             let mut working: HashMap<&StreamId, u64> = HashMap::new();
             for append in &appends {
-                let actual = working
-                    .get(&append.stream)
-                    .copied()
-                    .unwrap_or_else(|| state.version(&append.stream));
+                let slot = state.streams.find(&append.stream, &state.log);
+                slots.push(slot);
+                let actual = match working.get(&append.stream) {
+                    Some(&version) => version,
+                    None => state.streams.count(slot),
+                };
                 if actual != append.expected_version {
                     return Err(StoreError::Conflict {
                         stream: append.stream.to_string(),
@@ -582,7 +608,7 @@ impl EventStore for InMemoryEventStore {
         // The fingerprint goes beside the first event when it is 16 bytes' worth of digits.
         let digest = digest_bytes(&commit.fingerprint);
         let mut stored = Vec::with_capacity(events);
-        for append in appends {
+        for (append, slot) in appends.into_iter().zip(slots) {
             if append.events.is_empty() {
                 continue;
             }
@@ -599,7 +625,7 @@ impl EventStore for InMemoryEventStore {
             let to = state.head();
             // Both at most MAX_EVENTS (checked above), so they fit a u32.
             let State { streams, log, .. } = &mut *state;
-            streams.extend(&append.stream, from as u32..=to as u32, log);
+            streams.extend(&append.stream, slot, from as u32..=to as u32, log);
         }
         if writes {
             let commands = &mut state.commands;
@@ -795,6 +821,10 @@ mod tests {
             stored.iter().map(|e| e.position).collect::<Vec<_>>(),
             [1, 2]
         );
+        // One stream of two events, not two streams begun by one commit.
+        let read = block_on(store.read_stream(&a)).unwrap();
+        assert_eq!(read.iter().map(|e| e.version).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(store.lock().streams.all[0].len(), 1);
         let err = block_on(store.append(commit(vec![
             append(&a, 2, vec![envelope(&a, 3)]),
             append(&a, 2, vec![envelope(&a, 3)]),
@@ -1121,13 +1151,13 @@ mod tests {
             for (i, s) in [&a, &b, &c].into_iter().enumerate() {
                 let new = logged(&mut log, s, 1);
                 want[i].extend(new.clone());
-                streams.extend(s, new, &log);
+                streams.extend(s, None, new, &log);
             }
         }
         // And several at once.
         let new = logged(&mut log, &b, 3);
         want[1].extend(new.clone());
-        streams.extend(&b, new, &log);
+        streams.extend(&b, None, new, &log);
         for (i, s) in [&a, &b, &c].into_iter().enumerate() {
             assert_eq!(streams.get(s, &log), want[i].as_slice(), "{s}");
         }
@@ -1136,7 +1166,7 @@ mod tests {
         // A stream of four stays in place.
         let d = stream("d");
         let new = logged(&mut log, &d, 4);
-        streams.extend(&d, new.clone(), &log);
+        streams.extend(&d, None, new.clone(), &log);
         let four: Vec<u32> = new.collect();
         assert_eq!(streams.all[0][3][..], four[..]);
         assert_eq!(streams.get(&d, &log).len(), 4);
@@ -1153,13 +1183,13 @@ mod tests {
         for (i, id) in ids.iter().enumerate() {
             let new = logged(&mut log, id, 1);
             want[i].extend(new.clone());
-            streams.extend(id, new, &log);
+            streams.extend(id, None, new, &log);
         }
         for (i, id) in ids.iter().enumerate().step_by(7) {
             for _ in 0..4 {
                 let new = logged(&mut log, id, 1);
                 want[i].extend(new.clone());
-                streams.extend(id, new, &log);
+                streams.extend(id, None, new, &log);
             }
         }
         assert_eq!(streams.all.len(), 3);
@@ -1172,7 +1202,7 @@ mod tests {
         let book = StreamId::new(StreamKind::Book, "s-0");
         assert!(streams.get(&book, &log).is_empty());
         let new = logged(&mut log, &book, 1);
-        streams.extend(&book, new.clone(), &log);
+        streams.extend(&book, None, new.clone(), &log);
         assert_eq!(streams.get(&book, &log), [*new.start()]);
         assert_eq!(streams.get(&ids[0], &log), want[0].as_slice());
     }
@@ -1182,7 +1212,7 @@ mod tests {
         let (mut log, mut streams) = (Log::default(), Streams::default());
         let (a, b) = (stream("a"), stream("b"));
         let first_a = logged(&mut log, &a, 1);
-        streams.extend(&a, first_a.clone(), &log);
+        streams.extend(&a, None, first_a.clone(), &log);
         // `b` begun under `a`'s tag, as a collision of the hashes' high halves would.
         let first_b = logged(&mut log, &b, 1);
         streams.begin(streams.tag(&a), *first_b.start());
@@ -1194,7 +1224,7 @@ mod tests {
         let slot_a = streams.slot(&a, tag_a, &log).expect("a");
         assert_ne!(slot_a, slot_b);
         streams.push(slot_b, *more_b.start());
-        streams.extend(&a, more_a.clone(), &log);
+        streams.extend(&a, Some(slot_a), more_a.clone(), &log);
         assert_eq!(streams.get(&a, &log), [*first_a.start(), *more_a.start()]);
         assert_eq!(
             streams.at(slot_b),
