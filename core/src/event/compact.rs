@@ -436,18 +436,22 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Envelope, String> {
         let command_id = if flags & COMMAND_ID_HEX != 0 {
             crate::ids::hex32(u128::from_be_bytes(r.array()?))
         } else if flags & COMMAND_ID_OF_CAUSATION != 0 {
-            let policy;
-            let middle = if flags & REACTION_OF_POLICY != 0 {
+            let causation = causation.as_deref().ok_or_else(|| r.bad("flags"))?;
+            if flags & REACTION_OF_POLICY != 0 {
                 let name = REACTION_POLICIES
                     .get(usize::from(r.byte()?))
                     .ok_or_else(|| r.bad("policy"))?;
-                policy = format!("{name}:{}", r.varint()?);
-                policy.as_str()
+                let number = match r.varint()? {
+                    // A reaction's number is almost always one digit: no allocation for it.
+                    n @ 0..=9 => crate::ids::decimal(n as usize),
+                    n => std::borrow::Cow::Owned(n.to_string()),
+                };
+                let prefix = crate::ids::SYSTEM_COMMAND_PREFIX;
+                [prefix, name, ":", &number, ":", causation].concat()
             } else {
-                r.str()?
-            };
-            let causation = causation.as_deref().ok_or_else(|| r.bad("flags"))?;
-            [crate::ids::SYSTEM_COMMAND_PREFIX, middle, ":", causation].concat()
+                let middle = r.str()?;
+                [crate::ids::SYSTEM_COMMAND_PREFIX, middle, ":", causation].concat()
+            }
         } else {
             r.str()?.to_owned()
         };
