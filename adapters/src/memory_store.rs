@@ -154,7 +154,7 @@ struct Log {
 
 /// A block of start words: the chunk its first event is in, and per event a word of the
 /// event's chunk as an offset from that one (bits 20–31: an event starts at most one chunk
-/// after the one before it, so [`Log::BLOCK`] events span fewer than 2^12 chunks), whether a
+/// after the one before it, so the offsets of [`Log::BLOCK`] events are below 2^12), whether a
 /// 16-byte digest precedes it there ([`Log::DIGEST`]), whether it is the last event of its
 /// commit ([`Log::LAST`]), and where it starts in its chunk (low 18 bits: an event starts
 /// below [`Log::CHUNK`] = 2^18, or at 0 in a chunk of its own). It ends where the next event of
@@ -171,7 +171,8 @@ impl Log {
     /// event starts within the first `CHUNK` bytes of its chunk (see [`Starts`]).
     const CHUNK: usize = 1 << Self::OFFSET_BITS;
     const OFFSET_BITS: u32 = 18;
-    /// Start words per block (16 KiB of them): fewer than 2^12, the chunk offsets a word holds.
+    /// Start words per block (16 KiB of them): their chunk offsets, 0 to `BLOCK` − 1, fit a
+    /// word's 12 bits above [`Log::CHUNK_SHIFT`].
     const BLOCK: usize = 4096;
     /// The flag of a start word whose event is preceded by its commit's fingerprint as 16
     /// bytes.
@@ -290,6 +291,15 @@ impl Log {
             })
     }
 }
+
+// The start word's layout, checked when lendkit is built: the flags sit between the offset
+// and the chunk offset, and a block's chunk offsets fit above them.
+const _: () = assert!(
+    Log::DIGEST == 1 << Log::OFFSET_BITS
+        && Log::LAST == Log::DIGEST << 1
+        && Log::CHUNK_SHIFT == Log::OFFSET_BITS + 2
+        && Log::BLOCK <= 1 << (32 - Log::CHUNK_SHIFT)
+);
 
 /// The command id of the event at `position`, read back from the log.
 fn first_command_id(log: &Log, position: u64) -> Result<std::sync::Arc<str>, StoreError> {
