@@ -44,6 +44,45 @@ struct State {
     dead_letters: Vec<DeadLetter>,
 }
 
+/// A hash table of 32-bit values found by a 32-bit tag of a key's hash, without the keys:
+/// one word a value (the tag in the high half), hashed by the tag alone, so the table grows
+/// without reading a key back. Tags may collide: the caller confirms a match its own way (the
+/// command table and the stream table each read the log).
+#[derive(Debug, Default)]
+struct Tagged {
+    hasher: foldhash::fast::RandomState,
+    words: hashbrown::HashTable<u64>,
+}
+
+impl Tagged {
+    /// The tag of `key`: the high half of its 64-bit hash.
+    fn tag<K: std::hash::Hash + ?Sized>(&self, key: &K) -> u32 {
+        (std::hash::BuildHasher::hash_one(&self.hasher, key) >> 32) as u32
+    }
+
+    /// The table's hash of a tag: spread over 64 bits (the table takes its slot from the low
+    /// bits and a check byte from the high ones).
+    fn spread(tag: u32) -> u64 {
+        u64::from(tag).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// The first value under `tag` that `is` accepts.
+    fn find(&self, tag: u32, is: impl Fn(u32) -> bool) -> Option<u32> {
+        self.words
+            .find(Self::spread(tag), |&w| {
+                (w >> 32) as u32 == tag && is(w as u32)
+            })
+            .map(|&w| w as u32)
+    }
+
+    /// Adds `value` under `tag` (beside any other value under it).
+    fn insert(&mut self, tag: u32, value: u32) {
+        let word = (u64::from(tag) << 32) | u64::from(value);
+        self.words
+            .insert_unique(Self::spread(tag), word, |&w| Self::spread((w >> 32) as u32));
+    }
+}
+
 /// The applied command ids: where each one's events start, and its fingerprint.
 ///
 /// One commit's positions are consecutive — [`append`](EventStore::append) gives them out one
@@ -60,10 +99,8 @@ struct State {
 /// the log, beside the commit's first event; any other one by its text in `texts`.
 #[derive(Debug, Default)]
 struct Commands {
-    hasher: foldhash::fast::RandomState,
-    /// Per command, one word ([`Commands::entry`]): the tag (high 32 bits) and the first
-    /// position (low 32 bits). Hashed by the tag alone, so the table can grow without the ids.
-    hashed: hashbrown::HashTable<u64>,
+    /// Per command, its first position by the tag of its id.
+    hashed: Tagged,
     /// By the id itself: the first positions of the commits `hashed` cannot hold.
     named: lendkit_core::ids::IdMap<Box<str>, u64>,
     /// By first position: the fingerprints that are not 32 lowercase hex digits (not empty).
@@ -71,32 +108,10 @@ struct Commands {
 }
 
 impl Commands {
-    /// The tag of an id: the high half of its 64-bit hash.
-    fn tag(&self, id: &str) -> u32 {
-        (std::hash::BuildHasher::hash_one(&self.hasher, id) >> 32) as u32
-    }
-
-    /// The table's hash of an entry or a tag: the tag spread over 64 bits (the table takes
-    /// its slot from the low bits and a check byte from the high ones).
-    fn spread(tag: u32) -> u64 {
-        u64::from(tag).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-    }
-
-    fn tag_of(entry: u64) -> u32 {
-        (entry >> 32) as u32
-    }
-
-    /// The table's word for a command: its tag and its first position.
-    fn entry(tag: u32, first: u32) -> u64 {
-        (u64::from(tag) << 32) | u64::from(first)
-    }
-
-    /// The word `hashed` holds for `tag`, if any (at most one: a second id with the same tag
-    /// goes to `named`).
-    fn tagged(&self, tag: u32) -> Option<u64> {
-        self.hashed
-            .find(Self::spread(tag), |&e| Self::tag_of(e) == tag)
-            .copied()
+    /// The first position `hashed` holds for `tag`, if any (at most one: a second id with the
+    /// same tag goes to `named`).
+    fn tagged(&self, tag: u32) -> Option<u32> {
+        self.hashed.find(tag, |_| true)
     }
 
     /// The first position of the events `id` stored, if it was applied.
@@ -104,23 +119,20 @@ impl Commands {
         if let Some(&first) = self.named.get(id) {
             return Ok(Some(first));
         }
-        let Some(entry) = self.tagged(self.tag(id)) else {
+        let Some(first) = self.tagged(self.hashed.tag(id)) else {
             return Ok(None);
         };
-        let first = entry & u64::from(u32::MAX);
+        let first = u64::from(first);
         Ok((*first_command_id(log, first)? == *id).then_some(first))
     }
 
     /// Notes that `id` stored events from `first` on; `first_carries_id`: the first event
     /// carries `id` as its command id (so [`find`](Commands::find) can confirm it there).
     fn record(&mut self, id: &str, first: u64, first_carries_id: bool) {
-        let tag = self.tag(id);
+        let tag = self.hashed.tag(id);
         match u32::try_from(first) {
             Ok(at) if first_carries_id && self.tagged(tag).is_none() => {
-                self.hashed
-                    .insert_unique(Self::spread(tag), Self::entry(tag, at), |&e| {
-                        Self::spread(Self::tag_of(e))
-                    });
+                self.hashed.insert(tag, at);
             }
             _ => {
                 self.named.insert(id.into(), first);
@@ -322,9 +334,8 @@ fn first_command_id(log: &Log, position: u64) -> Result<std::sync::Arc<str>, Sto
 /// found. Positions are `u32`s: an append past [`MAX_EVENTS`] is refused.
 #[derive(Debug, Default)]
 struct Streams {
-    hasher: foldhash::fast::RandomState,
-    /// Per stream: its tag (high 32 bits) and its slot in `all` (low 32 bits).
-    index: hashbrown::HashTable<u64>,
+    /// Per stream, its slot in `all` by the tag of its id.
+    index: Tagged,
     /// The streams' positions ([`Streams::at`] reads them), [`Streams::BLOCK`] to a block.
     all: Vec<Vec<[u32; 4]>>,
     /// The positions of the streams of more than four events.
@@ -334,11 +345,6 @@ struct Streams {
 impl Streams {
     /// Streams per block (at 16 bytes each, 64 KiB).
     const BLOCK: usize = 4096;
-
-    /// The tag of a stream: the high half of its id's 64-bit hash.
-    fn tag(&self, stream: &StreamId) -> u32 {
-        (std::hash::BuildHasher::hash_one(&self.hasher, stream) >> 32) as u32
-    }
 
     /// The positions kept in `slot`: the positions themselves, then zeros (no event is at
     /// position 0), or a zero and the index of the stream's vector in `spilled`.
@@ -363,16 +369,12 @@ impl Streams {
 
     /// The slot of `stream`, if it has events.
     fn slot(&self, stream: &StreamId, tag: u32, log: &Log) -> Option<u32> {
-        self.index
-            .find(Commands::spread(tag), |&e| {
-                Commands::tag_of(e) == tag && self.holds(e as u32, stream, log)
-            })
-            .map(|&e| e as u32)
+        self.index.find(tag, |slot| self.holds(slot, stream, log))
     }
 
     /// The slot of `stream`, if it has events.
     fn find(&self, stream: &StreamId, log: &Log) -> Option<u32> {
-        self.slot(stream, self.tag(stream), log)
+        self.slot(stream, self.index.tag(stream), log)
     }
 
     /// How many events the stream in `slot` has (its version); none without a slot.
@@ -403,7 +405,7 @@ impl Streams {
             None => {
                 // Not found before: looked up again, as an earlier append of the same commit
                 // may have begun it.
-                let tag = self.tag(stream);
+                let tag = self.index.tag(stream);
                 match self.slot(stream, tag, log) {
                     Some(slot) => slot,
                     None => {
@@ -438,10 +440,7 @@ impl Streams {
             slot += block.len() as u32;
             block.push([first, 0, 0, 0]);
         }
-        self.index
-            .insert_unique(Commands::spread(tag), Commands::entry(tag, slot), |&e| {
-                Commands::spread(Commands::tag_of(e))
-            });
+        self.index.insert(tag, slot);
         slot
     }
 
@@ -941,12 +940,8 @@ mod tests {
         commands.record("x", 1, true);
         // As if "y" had x's tag: the table's word for y's tag names x's first position, whose
         // event says x.
-        let y = commands.tag("y");
-        commands
-            .hashed
-            .insert_unique(Commands::spread(y), Commands::entry(y, 1), |&e| {
-                Commands::spread(Commands::tag_of(e))
-            });
+        let y = commands.hashed.tag("y");
+        commands.hashed.insert(y, 1);
         assert_eq!(commands.find("y", &log).unwrap(), None);
         commands.record("y", 2, true);
         assert!(commands.named.contains_key("y"));
@@ -962,9 +957,9 @@ mod tests {
             commands.find("far", &Log::default()).unwrap(),
             Some(1 << 32)
         );
-        assert_eq!(commands.hashed.len(), 0);
+        assert_eq!(commands.hashed.words.len(), 0);
         commands.record("near", u64::from(u32::MAX), false);
-        assert_eq!(commands.hashed.len(), 0, "its event does not carry the id");
+        assert_eq!(commands.hashed.words.len(), 0, "its event does not carry the id");
     }
 
     #[test]
@@ -979,7 +974,7 @@ mod tests {
             log.push(&e.encode_compact(), None, true);
             commands.record(id, v, true);
         }
-        assert_eq!(commands.hashed.len() + commands.named.len(), ids.len());
+        assert_eq!(commands.hashed.words.len() + commands.named.len(), ids.len());
         for (v, id) in (1..).zip(&ids) {
             assert_eq!(commands.find(id, &log).unwrap(), Some(v), "{id}");
         }
@@ -1225,11 +1220,11 @@ mod tests {
         streams.extend(&a, None, first_a.clone(), &log);
         // `b` begun under `a`'s tag, as a collision of the hashes' high halves would.
         let first_b = logged(&mut log, &b, 1);
-        streams.begin(streams.tag(&a), *first_b.start());
+        streams.begin(streams.index.tag(&a), *first_b.start());
         let (more_a, more_b) = (logged(&mut log, &a, 1), logged(&mut log, &b, 1));
         // `b` is looked up by its own tag: not found, it would begin again — so look it up
         // as the colliding table holds it, by `a`'s tag.
-        let tag_a = streams.tag(&a);
+        let tag_a = streams.index.tag(&a);
         let slot_b = streams.slot(&b, tag_a, &log).expect("b under a's tag");
         let slot_a = streams.slot(&a, tag_a, &log).expect("a");
         assert_ne!(slot_a, slot_b);

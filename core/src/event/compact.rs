@@ -339,22 +339,20 @@ impl Head<'_> {
     }
 }
 
+/// `revision`, if this lendkit reads that layout (every one from revision 1 to [`REVISION`]).
+fn readable(revision: u8) -> Result<u8, String> {
+    if (REVISION_JSON_PAYLOAD..=REVISION).contains(&revision) {
+        return Ok(revision);
+    }
+    Err(format!(
+        "a stored event of compact layout {revision}, which this lendkit cannot read; upgrade lendkit"
+    ))
+}
+
 /// Reads the compact form up to its flags (the caller has seen the tag), refusing a layout or
 /// payload schema this lendkit cannot read.
 fn head<'a>(r: &mut Reader<'a>) -> Result<Head<'a>, String> {
-    let revision = r.byte()?;
-    if !matches!(
-        revision,
-        REVISION
-            | REVISION_NAMED_IDS
-            | REVISION_BYTE_HEADER
-            | REVISION_TEXT_HEADER
-            | REVISION_JSON_PAYLOAD
-    ) {
-        return Err(format!(
-            "a stored event of compact layout {revision}, which this lendkit cannot read; upgrade lendkit"
-        ));
-    }
+    let revision = readable(r.byte()?)?;
     let schema = u32::try_from(r.varint()?).map_err(|_| r.bad("schema"))?;
     let version = r.varint()?;
     let position = r.varint()?;
@@ -414,12 +412,13 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Envelope, String> {
     } else {
         r.str()?.to_owned()
     };
-    let correlation = if flags & CORRELATION_IS_STREAM != 0 {
-        head.stream_id
+    // The stream's id was checked as text above.
+    let (correlation, correlation_id) = if flags & CORRELATION_IS_STREAM != 0 {
+        (head.stream_id, stream.id.clone())
     } else {
-        r.raw()?
+        let bytes = r.raw()?;
+        (bytes, text(&r, bytes)?.to_owned())
     };
-    let correlation_id = text(&r, correlation)?.to_owned();
     let causation = if flags & CAUSATION_IS_COMMAND != 0 {
         None
     } else if flags & CAUSATION_IN_CORRELATION != 0 {
@@ -498,12 +497,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Envelope, String> {
 /// a store confirms a stream this way on every append.
 pub(super) fn stream_of(bytes: &[u8]) -> Result<(StreamKind, &[u8]), String> {
     let mut r = Reader::new(bytes, 1);
-    let revision = r.byte()?;
-    if !(REVISION_JSON_PAYLOAD..=REVISION).contains(&revision) {
-        return Err(format!(
-            "a stored event of compact layout {revision}, which this lendkit cannot read; upgrade lendkit"
-        ));
-    }
+    readable(r.byte()?)?;
     // Four varints end at the fourth byte without the high bit (the full read checks their
     // lengths).
     let mut ends = 0;
