@@ -959,7 +959,11 @@ mod tests {
         );
         assert_eq!(commands.hashed.words.len(), 0);
         commands.record("near", u64::from(u32::MAX), false);
-        assert_eq!(commands.hashed.words.len(), 0, "its event does not carry the id");
+        assert_eq!(
+            commands.hashed.words.len(),
+            0,
+            "its event does not carry the id"
+        );
     }
 
     #[test]
@@ -974,7 +978,10 @@ mod tests {
             log.push(&e.encode_compact(), None, true);
             commands.record(id, v, true);
         }
-        assert_eq!(commands.hashed.words.len() + commands.named.len(), ids.len());
+        assert_eq!(
+            commands.hashed.words.len() + commands.named.len(),
+            ids.len()
+        );
         for (v, id) in (1..).zip(&ids) {
             assert_eq!(commands.find(id, &log).unwrap(), Some(v), "{id}");
         }
