@@ -231,6 +231,12 @@ function outcomeOf([commandId, eventsJson, rentalId]) {
   return { commandId, rentalId, get events() { return read() }, set events(v) { write(v) } }
 }
 
+/** An outcome without its events (a batch run with `{ events: false }`). */
+function plainOutcome(commandId, rentalId) {
+  // Two literals, as in `outcomeOf`: an outcome without a rental has no `rentalId` key.
+  return rentalId === undefined ? { commandId, events: [] } : { commandId, rentalId, events: [] }
+}
+
 /** The core's `INVALID_INPUT` naming fields as the JS caller wrote them (`bookId`, not `book_id`). */
 function inJsTerms(e, method, input) {
   if (e.code !== ErrorCode.INVALID_INPUT) return e
@@ -587,18 +593,29 @@ class Library extends LibraryCommands {
       }
     })
     const commands = sync(() => jsonText(sent))
-    // The answers come back as one JSON text too: `{ outcome }` or `{ error: { code, message } }`,
-    // one per command sent, in order; the array is returned with the errors made `LendkitError`s
-    // and the refused items put back in their places.
+    // The answers come back as one text, a line per command sent, in order (the native
+    // `answers_text`): `o` commandId TAB rentalId-or-nothing TAB events-JSON-or-nothing, or `e`
+    // and the JSON of `{ code, message }`. Split here, not parsed as JSON: an outcome is made
+    // from its slices, and its events are parsed when first read, as a single command's are.
     const text = await later(() => (this.#inline ? this.#native.executeBatchNow(commands, withEvents) : this.#native.executeBatch(commands, withEvents)))
-    const answers = JSON.parse(text)
-    if (refused !== undefined) {
-      for (const [i, refusal] of refused) answers.splice(i, 0, { error: invalid(refusal) })
-    }
-    for (let i = 0; i < answers.length; i++) {
-      const a = answers[i]
-      if (a.outcome === undefined && !(a.error instanceof LendkitError)) {
-        answers[i] = { error: inJsTerms(new LendkitError(a.error.code, a.error.message), methods[i], inputs[i]) }
+    const lines = text.split('\n')
+    const answers = new Array(items.length)
+    for (let i = 0, line = 0; i < items.length; i++) {
+      const refusal = refused?.get(i)
+      if (refusal !== undefined) {
+        answers[i] = { error: invalid(refusal) }
+        continue
+      }
+      const answer = lines[line++]
+      if (answer.charCodeAt(0) === 111 /* o */) {
+        const tab = answer.indexOf('\t', 1)
+        const tab2 = answer.indexOf('\t', tab + 1)
+        const commandId = answer.slice(1, tab)
+        const rentalId = tab2 === tab + 1 ? undefined : answer.slice(tab + 1, tab2)
+        answers[i] = { outcome: withEvents ? outcomeOf([commandId, answer.slice(tab2 + 1), rentalId]) : plainOutcome(commandId, rentalId) }
+      } else {
+        const e = JSON.parse(answer.slice(1))
+        answers[i] = { error: inJsTerms(new LendkitError(e.code, e.message), methods[i], inputs[i]) }
       }
     }
     return answers

@@ -32,7 +32,7 @@ export declare class NativeLibrary {
   /**
    * Runs many commands in order in one call: `commands` is the JSON text of an array of
    * `{ command, actor, commandId? }` (the command in the core's JSON form), and the answers
-   * come back as one JSON text (see `answers_json`) — one crossing each way for the whole
+   * come back as one text, a line each (see `answers_text`) — one crossing each way for the whole
    * batch. Each command gets its own answer, and a refusal does not stop the rest.
    */
   executeBatch(commands: string, withEvents?: boolean | undefined | null): Promise<string>

@@ -15,7 +15,7 @@ use crate::errors;
 use crate::input::amount;
 use crate::options::NativeOptions;
 use crate::output::{
-    answers_json, outcome_parts, BookRow, DeadLetter, Event, HoldShelfRow, MemberPage, OverdueRow,
+    answers_text, outcome_parts, BookRow, DeadLetter, Event, HoldShelfRow, MemberPage, OverdueRow,
 };
 use crate::ports::{subscriber, Listener};
 use futures::executor::block_on;
@@ -249,7 +249,7 @@ fn parse_batch(text: &str) -> Result<Parsed> {
     Ok((answers, runnable))
 }
 
-/// Every command's answer as [`answers_json`]: the refused ones as they are, the others from
+/// Every command's answer as [`answers_text`]: the refused ones as they are, the others from
 /// the results in order.
 fn batch_answers(
     refused: &[Option<lendkit::Error>],
@@ -262,14 +262,14 @@ fn batch_answers(
         Some(e) => Err(e),
         None => results.next().map_or(Err(&missing), |r| r.as_ref()),
     });
-    answers_json(answers, with_events)
+    answers_text(answers, with_events)
 }
 
 #[napi]
 impl NativeLibrary {
     /// Runs many commands in order in one call: `commands` is the JSON text of an array of
     /// `{ command, actor, commandId? }` (the command in the core's JSON form), and the answers
-    /// come back as one JSON text (see `answers_json`) — one crossing each way for the whole
+    /// come back as one text, a line each (see `answers_text`) — one crossing each way for the whole
     /// batch. Each command gets its own answer, and a refusal does not stop the rest.
     #[napi(catch_unwind)]
     pub async fn execute_batch(

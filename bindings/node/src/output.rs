@@ -150,43 +150,48 @@ fn write_events(out: &mut Vec<u8>, events: &[Envelope]) {
     out.push(b']');
 }
 
-/// The JSON text of a batch's answers, one per command in order: `{"outcome": {"commandId",
-/// "rentalId"?, "events"}}` or `{"error": {"code", "message"}}`, events written only
-/// `with_events` (else `[]`). One string crosses for the whole batch and the wrapper parses it
-/// once: building each answer's objects through napi cost more than running the commands'
-/// bookkeeping.
-pub fn answers_json<'a>(
+/// The text of a batch's answers, one line per command in order (lines end with `\n`, the
+/// last too):
+///
+/// - `o` + the command id + `\t` + the rental id (empty when the command was about none) + `\t`
+///   + the JSON text of its events (written only `with_events`, else nothing) — an outcome;
+/// - `e` + the JSON text of `{"code", "message"}` — an error.
+///
+/// Ids hold no control characters (the core refuses them), so a tab or a line break never
+/// occurs inside one, and JSON text holds none unescaped. One string crosses for the whole
+/// batch and the wrapper splits it at the line breaks and tabs: an outcome becomes an object
+/// without a JSON parse (parsing a JSON array of answer objects cost the wrapper more than
+/// the answers' bookkeeping), and the events are parsed when first read, as a single
+/// command's are ([`outcome_parts`]).
+pub fn answers_text<'a>(
     answers: impl ExactSizeIterator<Item = Result<&'a lendkit::Outcome, &'a lendkit::Error>>,
     with_events: bool,
 ) -> String {
-    let mut out = Vec::with_capacity(answers.len() * if with_events { 1024 } else { 96 } + 2);
-    out.push(b'[');
-    for (i, answer) in answers.enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
+    let mut out = Vec::with_capacity(answers.len() * if with_events { 1024 } else { 64 });
+    for answer in answers {
         match answer {
             Ok(o) => {
-                out.extend_from_slice(br#"{"outcome":{"commandId":"#);
-                json(&mut out, o.command_id.as_str());
+                out.push(b'o');
+                out.extend_from_slice(o.command_id.as_str().as_bytes());
+                out.push(b'\t');
                 if let Some(rental) = &o.rental_id {
-                    out.extend_from_slice(br#","rentalId":"#);
-                    json(&mut out, rental.as_str());
+                    out.extend_from_slice(rental.as_str().as_bytes());
                 }
-                out.extend_from_slice(br#","events":"#);
-                write_events(&mut out, if with_events { &o.events } else { &[] });
-                out.extend_from_slice(b"}}");
+                out.push(b'\t');
+                if with_events {
+                    write_events(&mut out, &o.events);
+                }
             }
             Err(e) => {
-                out.extend_from_slice(br#"{"error":{"code":"#);
+                out.extend_from_slice(br#"e{"code":"#);
                 json(&mut out, e.code().as_str());
                 out.extend_from_slice(br#","message":"#);
                 json(&mut out, &e.to_string());
-                out.extend_from_slice(b"}}");
+                out.push(b'}');
             }
         }
+        out.push(b'\n');
     }
-    out.push(b']');
     utf8(out)
 }
 

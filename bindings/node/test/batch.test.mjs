@@ -69,3 +69,39 @@ test('a field JSON cannot carry is refused in its place in the batch, and the re
   assert.equal(answers[3].outcome.events[0].position, 3, 'nothing was stored for the refused ones')
   await lib.close()
 })
+
+test("a batch's answers keep one shape, with or without events, whatever the ids hold", async () => {
+  const lib = await Library.inMemory({ background: false })
+  const librarian = Librarian('x')
+  // Ids with JSON's and the answer text's punctuation in them (a quote, a backslash, a colon,
+  // non-ASCII text): they come back as they went in.
+  const items = (suffix) => [
+    { command: 'joinMember', input: { memberId: `m "1" \\ é${suffix}`, name: 'Kim', commandId: `j:1 "x"${suffix}` }, actor: librarian },
+    { command: 'topUp', input: { memberId: `m "1" \\ é${suffix}`, points: 1 }, actor: librarian },
+    { command: 'registerBook', input: { bookId: `b\\1${suffix}`, title: 'T', copies: 1, fee: 1 }, actor: librarian },
+    { command: 'reserveBook', input: { bookId: `b\\1${suffix}`, memberId: `m "1" \\ é${suffix}`, rentalId: `r "1"${suffix}` }, actor: Member(`m "1" \\ é${suffix}`) },
+    { command: 'cancelRental', input: { rentalId: 'nobody' }, actor: librarian },
+  ]
+  const plain = await lib.executeBatch(items('-a'), { events: false })
+  assert.deepEqual(Object.keys(plain[0].outcome), ['commandId', 'events'])
+  assert.equal(plain[0].outcome.commandId, 'j:1 "x"-a')
+  assert.deepEqual(plain[0].outcome.events, [])
+  assert.deepEqual(Object.keys(plain[3].outcome), ['commandId', 'rentalId', 'events'])
+  assert.equal(plain[3].outcome.rentalId, 'r "1"-a')
+  assert.ok(plain[4].error instanceof LendkitError)
+  assert.equal(plain[4].error.code, 'RENTAL_NOT_FOUND')
+  assert.match(plain[4].error.message, /nobody/)
+
+  const full = await lib.executeBatch(items('-b'))
+  assert.deepEqual(Object.keys(full[3].outcome), ['commandId', 'rentalId', 'events'])
+  assert.equal(full[3].outcome.rentalId, 'r "1"-b')
+  assert.deepEqual(full[0].outcome.events.map((e) => e.payload.member), ['m "1" \\ é-b', 'm "1" \\ é-b'])
+  assert.equal(full[0].outcome.events[0].commandId, 'j:1 "x"-b')
+  // The same as a single call's outcome: events parsed when read, and assignable.
+  const single = await lib.joinMember({ memberId: 'm-solo', name: 'Lee' }, librarian)
+  assert.deepEqual(Object.keys(full[0].outcome), Object.keys(single))
+  full[2].outcome.events = ['replaced']
+  assert.deepEqual(full[2].outcome.events, ['replaced'])
+  assert.equal(full[4].error.code, 'RENTAL_NOT_FOUND')
+  await lib.close()
+})
