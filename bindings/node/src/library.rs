@@ -23,6 +23,7 @@ use lendkit::{Actor, CommandId, OpenLibrary};
 use napi::bindgen_prelude::PromiseRaw;
 use napi::{Env, Result};
 use napi_derive::napi;
+use std::borrow::Cow;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -204,11 +205,12 @@ struct BatchCommand<'a> {
     /// The command in the core's JSON form, read field by field (no JSON object is built).
     #[serde(borrow)]
     command: lendkit::CommandJson<'a>,
-    /// `librarian:ID` or `member:ID`.
-    actor: String,
+    /// `librarian:ID` or `member:ID`, borrowed from the text unless escaped in it.
+    #[serde(borrow)]
+    actor: Cow<'a, str>,
     /// A command id, to make a retry safe.
-    #[serde(default)]
-    command_id: Option<String>,
+    #[serde(default, borrow)]
+    command_id: Option<Cow<'a, str>>,
 }
 
 /// A batch's commands checked: the error already for each that cannot run (`None` for the
@@ -236,7 +238,11 @@ fn parse_batch(text: &str) -> Result<Parsed> {
                     "actor must be librarian:ID or member:ID".into(),
                 ));
             }
-            Ok((command, actor, c.command_id.map(CommandId::from)))
+            Ok((
+                command,
+                actor,
+                c.command_id.map(|id| CommandId::from(id.into_owned())),
+            ))
         });
         match parsed {
             Ok(run) => {
