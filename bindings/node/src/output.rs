@@ -157,8 +157,10 @@ fn write_events(out: &mut Vec<u8>, events: &[Envelope]) {
 ///   + the JSON text of its events (written only `with_events`, else nothing) — an outcome;
 /// - `e` + the JSON text of `{"code", "message"}` — an error.
 ///
-/// Ids hold no control characters (the core refuses them), so a tab or a line break never
-/// occurs inside one, and JSON text holds none unescaped. One string crosses for the whole
+/// An outcome's ids hold no control characters: they are the command's own, which the core
+/// checked before running it (`Library::execute_with_id` refuses an id with one), or ones it
+/// generated — never read back from storage — so a tab or a line break never occurs inside one,
+/// and JSON text holds none unescaped. One string crosses for the whole
 /// batch and the wrapper splits it at the line breaks and tabs: an outcome becomes an object
 /// without a JSON parse (parsing a JSON array of answer objects cost the wrapper more than
 /// the answers' bookkeeping), and the events are parsed when first read, as a single
