@@ -574,28 +574,27 @@ impl EventStore for InMemoryEventStore {
         // Each append's stream's slot, where it has one already: found once, for the check and
         // for the positions added.
         let mut slots = Vec::with_capacity(appends.len());
-        {
-            // Versions as they would be after the appends checked so far, so that a stream named
-            // twice in one call is checked against its own earlier part.
-            let mut working: HashMap<&StreamId, u64> = HashMap::new();
-            for append in &appends {
-                let slot = state.streams.find(&append.stream, &state.log);
-                slots.push(slot);
-                let actual = match working.get(&append.stream) {
-                    Some(&version) => version,
-                    None => state.streams.count(slot),
-                };
-                if actual != append.expected_version {
-                    return Err(StoreError::Conflict {
-                        stream: append.stream.to_string(),
-                        expected: append.expected_version,
-                        actual,
-                    });
-                }
-                working.insert(
-                    &append.stream,
-                    append.expected_version + append.events.len() as u64,
-                );
+        for (i, append) in appends.iter().enumerate() {
+            let slot = state.streams.find(&append.stream, &state.log);
+            slots.push(slot);
+            // A stream named twice in one call is checked against its own earlier part: the
+            // version the last earlier append of it leaves (that append passed this check, so
+            // its expected version was the stream's then). A commit names a stream or two, so
+            // looking back is cheaper than keeping a map.
+            let actual = match appends[..i]
+                .iter()
+                .rev()
+                .find(|a| a.stream == append.stream)
+            {
+                Some(earlier) => earlier.expected_version + earlier.events.len() as u64,
+                None => state.streams.count(slot),
+            };
+            if actual != append.expected_version {
+                return Err(StoreError::Conflict {
+                    stream: append.stream.to_string(),
+                    expected: append.expected_version,
+                    actual,
+                });
             }
         }
         if writes
