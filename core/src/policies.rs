@@ -75,12 +75,19 @@ pub struct Policy {
 impl Policy {
     /// Every reaction of this policy to `event`, in rule order.
     pub fn react(&self, event: &Envelope) -> Vec<Reaction> {
+        // Every event reaches every policy and most concern none of its rules: a plain loop
+        // over the few rules answers those with no iterator chain and no allocation.
         let ty = event.type_name();
-        self.rules
-            .iter()
-            .filter(|r| r.when == ty)
-            .flat_map(|r| (r.react)(event))
-            .collect()
+        let mut reactions = Vec::new();
+        for rule in self.rules.iter().filter(|r| r.when == ty) {
+            let mut more = (rule.react)(event);
+            if reactions.is_empty() {
+                reactions = more;
+            } else {
+                reactions.append(&mut more);
+            }
+        }
+        reactions
     }
 
     /// Whether one of this policy's rules is about events of type `event_type`.
