@@ -64,10 +64,10 @@ impl Engine {
     }
 
     /// The aggregate in `stream`, folded to its newest version. The folded state is taken out of
-    /// the cache (so no copy is made) and only events newer than it are read; give it back with
-    /// [`keep`](Engine::keep) once done. (A concurrent loader of the same stream meanwhile folds
+    /// the cache in its box (no copy, no allocation) and only events newer than it are read;
+    /// give the box back with [`keep`](Engine::keep) once done. (A concurrent loader of the same stream meanwhile folds
     /// from the start: slower, equally correct.)
-    pub(super) async fn load<A: Stored>(&self, stream: &StreamId) -> Result<(A, u64)> {
+    pub(super) async fn load<A: Stored>(&self, stream: &StreamId) -> Result<(Box<A>, u64)> {
         let cached = self.folds().take::<A>(stream);
         if self.sole_writer {
             if let Some(current) = cached {
@@ -95,13 +95,13 @@ impl Engine {
     /// Puts a folded aggregate back in the cache, unless a newer fold is already there (or the
     /// cache made room since the load: see `folds.rs`). A [final](Aggregate::is_final)
     /// aggregate is not kept: its entry goes, and a later load reads the store.
-    pub(super) fn keep<A: Aggregate>(&self, stream: &StreamId, state: A, version: u64) {
+    pub(super) fn keep<A: Aggregate>(&self, stream: &StreamId, state: Box<A>, version: u64) {
         self.keep_boxed(stream, version, Self::worth_keeping(state));
     }
 
     /// The state to keep once stored: none for a [final](Aggregate::is_final) aggregate.
-    fn worth_keeping<A: Aggregate>(state: A) -> Option<Folded> {
-        (!state.is_final()).then(|| Box::new(state) as Folded)
+    fn worth_keeping<A: Aggregate>(state: Box<A>) -> Option<Folded> {
+        (!state.is_final()).then_some(state as Folded)
     }
 
     /// [`keep`](Engine::keep) for a state already boxed (`None`: a final aggregate's entry

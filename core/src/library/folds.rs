@@ -46,11 +46,13 @@ impl Folds {
         }
     }
 
-    /// Takes the fold of `stream` out (leaving its version as a marker), with its version.
-    pub(super) fn take<A: 'static>(&mut self, stream: &StreamId) -> Option<(A, u64)> {
+    /// Takes the fold of `stream` out (leaving its version as a marker), with its version. It
+    /// stays in its box: a loader decides on it there and [`keep`](Folds::keep) puts the same
+    /// box back, so a load moves no aggregate and allocates nothing.
+    pub(super) fn take<A: 'static>(&mut self, stream: &StreamId) -> Option<(Box<A>, u64)> {
         let (version, state) = self.entries.get_mut(stream)?;
         let folded = state.take()?.downcast::<A>().ok()?;
-        Some((*folded, *version))
+        Some((folded, *version))
     }
 
     /// Notes that a loader read `stream` from the store up to `version`: the entry its

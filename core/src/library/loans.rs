@@ -40,7 +40,7 @@ struct RulesNow {
 }
 
 impl RulesNow {
-    fn of(rules: CirculationRules) -> (RulesNow, CirculationRules) {
+    fn of(rules: Box<CirculationRules>) -> (RulesNow, Box<CirculationRules>) {
         let mut rest = rules;
         let now = RulesNow {
             version: rest.version,

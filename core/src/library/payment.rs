@@ -371,7 +371,7 @@ impl Library {
         fee: Points,
         stream: &StreamId,
         version: u64,
-        state: Rental,
+        state: Box<Rental>,
         mut cmd: RentalCommand,
         meta: &Meta,
         ctx: &Context,

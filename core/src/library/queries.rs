@@ -410,6 +410,6 @@ impl Library {
         }
         // The fold goes back (a copy), so the rental's next command need not read it again.
         self.engine.keep(&stream, r.clone(), version);
-        Ok(r)
+        Ok(*r)
     }
 }
