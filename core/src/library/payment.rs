@@ -44,7 +44,7 @@ impl PaymentGateway for PointsGateway {
         let meta = Self::meta(member, key, "charge");
         match self.engine.run(Plan::one(charge), &meta).await {
             Ok(_) => Ok(PaymentReceipt {
-                payment_id: format!("points:{member}:{key}"),
+                payment_id: points_payment_id(member, key),
             }),
             Err(Error::Points(crate::points::PointsError::InsufficientPoints {
                 member,
@@ -76,6 +76,12 @@ impl PaymentGateway for PointsGateway {
             .map(drop)
             .map_err(|e| PaymentError::Unavailable(e.to_string()))
     }
+}
+
+/// The payment id of a charge to `member`'s point account for `rental`: `points:MEMBER:RENTAL`
+/// (joined, not formatted: it is made for every reservation).
+fn points_payment_id(member: &MemberId, rental: &RentalId) -> String {
+    ["points:", member.as_str(), ":", rental.as_str()].concat()
 }
 
 /// Whether the request policy takes a hold for pickup at `pickup` from a member who has `held`
@@ -413,7 +419,7 @@ impl Library {
             }
         };
         if let RentalCommand::ReserveBook { payment_id, .. } = &mut cmd {
-            *payment_id = format!("points:{member}:{rental}");
+            *payment_id = points_payment_id(member, rental);
         }
         let reserved = match state.decide(&cmd, ctx) {
             Ok(events) => events,
