@@ -65,8 +65,8 @@ impl Engine {
 
     /// The aggregate in `stream`, folded to its newest version. The folded state is taken out of
     /// the cache in its box (no copy, no allocation) and only events newer than it are read;
-    /// give the box back with [`keep`](Engine::keep) once done. (A concurrent loader of the same stream meanwhile folds
-    /// from the start: slower, equally correct.)
+    /// give the box back with [`keep`](Engine::keep) once done. (A concurrent loader of the same
+    /// stream meanwhile folds from the start: slower, equally correct.)
     pub(super) async fn load<A: Stored>(&self, stream: &StreamId) -> Result<(Box<A>, u64)> {
         let cached = self.folds().take::<A>(stream);
         if self.sole_writer {
